@@ -1,0 +1,83 @@
+/*
+ * ufs.h - the under file system (UFS): one interface over the remote stores that hold the truth
+ * (s3://, az://, hf://, http(s)://, file://). Used by the node for misses and by libshoal for
+ * its last-resort fallback. Configuration (credentials, endpoints) comes from the environment,
+ * as each connector's section in store/README.md lists.
+ */
+#ifndef SHOAL_UFS_H
+#define SHOAL_UFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shoal_err.h"
+
+#define UFS_URI_MAX     4096 /* longest URI accepted anywhere */
+#define UFS_VERSION_MAX 256  /* longest version string (ETag, or "size-mtime") incl. NUL */
+
+/* What stat learns about one object or directory. */
+typedef struct ufs_stat {
+    uint64_t size;                  /* bytes; 0 for directories */
+    int64_t mtime;                  /* seconds since the epoch; 0 when unknown */
+    bool is_dir;                    /* a directory or a common prefix */
+    char version[UFS_VERSION_MAX];  /* ETag (quotes stripped) or "<size>-<mtime>"; "" for dirs */
+} ufs_stat_t;
+
+/* One entry of a listing. */
+typedef struct ufs_entry {
+    char *uri;       /* full URI with scheme; directories end without a trailing slash */
+    ufs_stat_t stat; /* as stat would return it */
+} ufs_entry_t;
+
+/* A listing. Set up with ufs_list_init; owns its entries; freed with ufs_list_fini. */
+typedef struct ufs_list {
+    ufs_entry_t *entries; /* sorted by uri */
+    size_t count;         /* entries in use */
+    size_t capacity;      /* entries allocated */
+} ufs_list_t;
+
+/* Tunables; zero fields take the defaults in brackets. */
+typedef struct ufs_options {
+    long connect_timeout_ms; /* [5000] TCP+TLS connect timeout per attempt */
+    long timeout_ms;         /* [60000] whole-request timeout per attempt */
+    long low_speed_ms;       /* [10000] abort an attempt that moves < 1 byte/s this long */
+    int max_retries;         /* [4] retries after the first attempt on 5xx, 429, reset, timeout */
+    int retry_base_ms;       /* [100] first backoff; doubles per retry, with full jitter */
+} ufs_options_t;
+
+typedef struct ufs ufs_t;
+
+/* Creates a UFS handle with all connectors, configured from `options` (NULL for defaults) and
+ * the environment. Returns NULL on allocation failure. Caller owns the result. Thread safe:
+ * one handle serves many threads; a child after fork() may keep using it (connections are
+ * re-made in the child). */
+ufs_t *ufs_new(const ufs_options_t *options);
+
+/* Frees *self_p and sets it to NULL; safe on NULL. */
+void ufs_destroy(ufs_t **self_p);
+
+/* Fills *out for `uri`. Returns 0, SHOAL_ENOENT, SHOAL_EACCES (refused credentials),
+ * SHOAL_EIO (detail with the HTTP status in shoal_last_error()), SHOAL_ETIMEDOUT,
+ * SHOAL_ENOTSUP (unknown scheme) or SHOAL_EINVAL (malformed uri). */
+int ufs_stat(ufs_t *ufs, const char *uri, ufs_stat_t *out);
+
+/* Lists `uri` as a directory/prefix: one level (directories appear as entries with is_dir),
+ * or every object below it when `recursive` (no directory entries then). Appends to *out,
+ * which the caller set up with ufs_list_init. Errors as ufs_stat; an empty or missing prefix
+ * is SHOAL_ENOENT only where the store can tell (file://), else an empty listing. */
+int ufs_list(ufs_t *ufs, const char *uri, bool recursive, ufs_list_t *out);
+
+/* Reads up to `length` bytes at `offset` of `uri` into `buf`. When `version` is not NULL or
+ * "", the object must still have that version, else SHOAL_ESTALE (never a mix of old and new
+ * bytes). Returns the number of bytes read (less than `length` only at the end of the object,
+ * 0 at or past it) or a negative error as ufs_stat. A transfer cut short is an error, never
+ * short data. */
+int64_t ufs_read(ufs_t *ufs, const char *uri, const char *version, uint64_t offset, void *buf,
+                 size_t length);
+
+void ufs_list_init(ufs_list_t *list);
+/* Frees every entry and the array; leaves an empty list. */
+void ufs_list_fini(ufs_list_t *list);
+
+#endif
