@@ -204,7 +204,7 @@ void mp_write_map(msg_buf_t *buf, uint32_t count)
 void mp_reader_init(mp_reader_t *reader, const void *data, size_t len)
 {
     reader->pos = data;
-    reader->end = reader->pos + (data ? len : 0);
+    reader->end = data ? reader->pos + len : reader->pos; /* no arithmetic on NULL */
 }
 
 size_t mp_reader_left(const mp_reader_t *reader)

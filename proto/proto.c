@@ -342,7 +342,7 @@ static int s_check_map(s_ctx_t *ctx, const s_field_t *fields, size_t field_count
         int rc;
         switch (f->kind) {
         case K_STR:
-            if ((rc = s_check_str(ctx, f->name, *S_CFIELD(base, f, const char *), f->max)))
+            if ((rc = s_check_str(ctx, f->name, *S_CFIELD(base, f, char *), f->max)))
                 return rc;
             break;
         case K_U64:
@@ -363,7 +363,7 @@ static int s_check_map(s_ctx_t *ctx, const s_field_t *fields, size_t field_count
         case K_ID: break;
         case K_MAPS: {
             uint32_t count = *(const uint32_t *)((const char *)base + f->count_offset);
-            const char *elems = *S_CFIELD(base, f, const void *);
+            const char *elems = *S_CFIELD(base, f, void *);
             if (count > f->max)
                 return s_bad(ctx, f->name, "too many elements (%" PRIu32 " > %" PRIu64 ")",
                              count, f->max);
@@ -399,7 +399,7 @@ static void s_encode_map(msg_buf_t *out, const s_field_t *fields, size_t field_c
         const s_field_t *f = &fields[j];
         mp_write_uint(out, f->key);
         switch (f->kind) {
-        case K_STR: mp_write_cstr(out, *S_CFIELD(base, f, const char *)); break;
+        case K_STR: mp_write_cstr(out, *S_CFIELD(base, f, char *)); break;
         case K_U64: mp_write_uint(out, *S_CFIELD(base, f, uint64_t)); break;
         case K_U32: mp_write_uint(out, *S_CFIELD(base, f, uint32_t)); break;
         case K_I64: mp_write_int(out, *S_CFIELD(base, f, int64_t)); break;
@@ -408,7 +408,7 @@ static void s_encode_map(msg_buf_t *out, const s_field_t *fields, size_t field_c
         case K_ID: mp_write_bin(out, S_CFIELD(base, f, uint8_t), MSG_NODE_ID_SIZE); break;
         case K_MAPS: {
             uint32_t count = *(const uint32_t *)((const char *)base + f->count_offset);
-            const char *elems = *S_CFIELD(base, f, const void *);
+            const char *elems = *S_CFIELD(base, f, void *);
             mp_write_array(out, count);
             for (uint32_t i = 0; i < count; i++)
                 s_encode_map(out, f->elem_fields, f->elem_field_count,
@@ -434,7 +434,7 @@ static bool s_map_equal(const s_field_t *fields, size_t field_count, const void 
         const s_field_t *f = &fields[j];
         switch (f->kind) {
         case K_STR:
-            if (!s_str_equal(*S_CFIELD(a, f, const char *), *S_CFIELD(b, f, const char *)))
+            if (!s_str_equal(*S_CFIELD(a, f, char *), *S_CFIELD(b, f, char *)))
                 return false;
             break;
         case K_U64:
@@ -459,8 +459,8 @@ static bool s_map_equal(const s_field_t *fields, size_t field_count, const void 
             uint32_t count = *(const uint32_t *)((const char *)a + f->count_offset);
             if (count != *(const uint32_t *)((const char *)b + f->count_offset))
                 return false;
-            const char *ea = *S_CFIELD(a, f, const void *);
-            const char *eb = *S_CFIELD(b, f, const void *);
+            const char *ea = *S_CFIELD(a, f, void *);
+            const char *eb = *S_CFIELD(b, f, void *);
             for (uint32_t i = 0; i < count; i++)
                 if (!s_map_equal(f->elem_fields, f->elem_field_count,
                                  ea + (size_t)i * f->elem_size, eb + (size_t)i * f->elem_size))
