@@ -128,6 +128,9 @@ extern "C" {
 
 #define MSG_PROTO_VERSION 1
 
+/* Threads: every function here is reentrant; a msg_t or msg_buf_t is used by one thread at a
+ * time. The last error (shoal_last_error) is per thread. */
+
 /* Limits. A decoder refuses anything over them with SHOAL_EPROTO (or SHOAL_EMSGSIZE for a
  * whole frame); an encoder refuses to produce it (SHOAL_EMSGSIZE), so a message this node
  * encodes is always one its peers accept. The frame bound keeps one hostile header from
@@ -271,7 +274,8 @@ typedef struct msg_read_request {
     const char *uri;     /* file */
     const char *version; /* the version the client expects; "" = current */
     uint64_t offset;     /* first byte wanted */
-    uint64_t length;     /* bytes wanted */
+    uint64_t length;     /* bytes wanted; the node bounds it (the reply carries at most
+                            MSG_READ_PAGES_MAX pages) */
     uint32_t flags;      /* MSG_READ_* bits */
 } msg_read_request_t;
 
