@@ -31,7 +31,7 @@ static pagestore_t *s_open(pagestore_kind_t kind, uint64_t pages)
         .data_dir = s_dir,
         .capacity_bytes = pages * (PAGE + 24),
         .page_size = PAGE,
-        .quiet = true,
+        .quiet = getenv("SHOAL_TEST_VERBOSE") == NULL,
     };
     pagestore_t *ps = NULL;
     int rc = pagestore_open(&options, &ps);
