@@ -258,3 +258,111 @@ Test(pagestore_rocksdb, unopenable_corruption_starts_empty, .init = s_setup, .fi
     cr_assert_eq(t_get(ps, 1, 0, page), 1);
     pagestore_close(&ps);
 }
+
+/* ---- full disk: a 32 MiB tmpfs (needs root to mount; skipped otherwise) ---------------------- */
+
+#include <errno.h>
+#include <sys/mount.h>
+#include <time.h>
+
+static char *s_mount_dir;
+static bool s_mounted;
+
+static void s_mount_setup(void)
+{
+    s_mount_dir = t_tempdir();
+    s_mounted = mount("tmpfs", s_mount_dir, "tmpfs", 0, "size=32m") == 0;
+}
+
+static void s_mount_teardown(void)
+{
+    if (s_mounted)
+        umount2(s_mount_dir, MNT_DETACH);
+    s_mounted = false;
+    rmdir(s_mount_dir);
+    free(s_mount_dir);
+    s_mount_dir = NULL;
+}
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The quota (256 MiB) is larger than the disk (32 MiB): puts fail with SHOAL_ENOSPC or
+ * SHOAL_EIO, never crash, and keep failing fast; gets of pages already on disk still work;
+ * once space is freed, puts work again (the store recovers by itself). */
+Test(pagestore_rocksdb, full_disk_fails_puts_cleanly_and_recovers, .init = s_mount_setup,
+     .fini = s_mount_teardown, .timeout = 60)
+{
+    if (!s_mounted)
+        cr_skip_test("cannot mount a tmpfs at %s (%s): this test needs root", s_mount_dir,
+                     strerror(errno));
+    char data_dir[512], filler[512];
+    snprintf(data_dir, sizeof data_dir, "%s/store", s_mount_dir);
+    snprintf(filler, sizeof filler, "%s/filler", s_mount_dir);
+    const uint32_t page = 1u << 20;
+    pagestore_options_t options = {
+        .kind = PAGESTORE_ROCKSDB,
+        .data_dir = data_dir,
+        .capacity_bytes = 256ull << 20,
+        .page_size = page,
+        .memtable_bytes = 4u << 20,
+        .quiet = getenv("SHOAL_TEST_VERBOSE") == NULL,
+    };
+    pagestore_t *ps = NULL;
+    cr_assert_eq(pagestore_open(&options, &ps), 0, "%s", shoal_last_error());
+    for (uint64_t i = 0; i < 8; i++)
+        cr_assert_eq(t_put(ps, 1, i, page), 0);
+    cr_assert_eq(pagestore_flush(ps), 0);
+
+    /* Take most of the rest of the disk with a file, so the store fills it quickly. */
+    FILE *file = fopen(filler, "wb");
+    cr_assert_not_null(file);
+    static uint8_t chunk[1u << 20];
+    for (int i = 0; i < 14; i++)
+        cr_assert_eq(fwrite(chunk, 1, sizeof chunk, file), sizeof chunk);
+    cr_assert_eq(fclose(file), 0);
+
+    int failed = 0;
+    uint64_t index = 8;
+    for (; index < 200 && failed == 0; index++) {
+        int rc = t_put(ps, 1, index, page);
+        cr_assert(rc == 0 || rc == SHOAL_ENOSPC || rc == SHOAL_EIO, "put: %s",
+                  shoal_strerror(rc));
+        failed = rc;
+    }
+    cr_assert_neq(failed, 0, "200 MiB of puts never failed on a 32 MiB disk");
+    /* Further puts fail fast and cleanly too. */
+    double start = s_now();
+    for (int i = 0; i < 20; i++) {
+        int rc = t_put(ps, 1, 500 + (uint64_t)i, page);
+        cr_assert(rc == SHOAL_ENOSPC || rc == SHOAL_EIO, "put after failure: %d", rc);
+    }
+    cr_assert_lt(s_now() - start, 5.0, "failing puts are slow");
+    /* Reads still work. */
+    for (uint64_t i = 0; i < 8; i++)
+        cr_assert_eq(t_get(ps, 1, i, page), 1, "page %llu lost", (unsigned long long)i);
+    pagestore_stats_t stats;
+    pagestore_stats(ps, &stats);
+    cr_assert_gt(stats.write_errors, 0);
+
+    /* Free the space: within a deadline, puts work again. */
+    cr_assert_eq(unlink(filler), 0);
+    double deadline = s_now() + 20.0;
+    int rc = -1;
+    while (rc != 0 && s_now() < deadline) {
+        rc = t_put(ps, 2, 0, page);
+        if (rc != 0) {
+            struct timespec pause = {0, 50 * 1000 * 1000};
+            nanosleep(&pause, NULL); /* poll interval, not synchronisation */
+        }
+    }
+    cr_assert_eq(rc, 0, "the store did not recover after space was freed");
+    cr_assert_eq(t_get(ps, 2, 0, page), 1);
+    for (uint64_t i = 0; i < 8; i++)
+        cr_assert_eq(t_get(ps, 1, i, page), 1);
+    pagestore_close(&ps);
+}
