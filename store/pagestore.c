@@ -459,6 +459,24 @@ static int s_find_locked(pagestore_t *self, const uint8_t *key, pagestore_page_t
     return shoal_fail(SHOAL_ENOENT, "pagestore: page not in the store");
 }
 
+/* Promotion: a page found close to eviction is copied into the newest generation, so pages
+ * read again and again outlive pages read once. "Close" means that less than half a quota of
+ * further writes would drop its generation: the free room under the quota plus the bytes of
+ * its generation and all older ones. A full store thus promotes from the older half of the
+ * generations only (one copy per page per half a quota of writes at most), and a store that
+ * is far from full promotes nothing (an epoch over a dataset that fits writes nothing). The
+ * newest generation is never at risk. The caller holds the read lock. */
+static bool s_at_risk_locked(pagestore_t *self, size_t gen_index)
+{
+    if (gen_index + 1 >= self->gen_count)
+        return false;
+    uint64_t usage = atomic_load(&self->usage);
+    uint64_t distance = usage < self->capacity ? self->capacity - usage : 0;
+    for (size_t i = 0; i <= gen_index; i++)
+        distance += atomic_load(&self->gens[i].bytes);
+    return distance < self->capacity / 2;
+}
+
 int pagestore_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
                   uint64_t page_index, pagestore_page_t **out)
 {
@@ -472,12 +490,7 @@ int pagestore_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_S
     bool maintain = false;
     pthread_rwlock_rdlock(&self->lock);
     int rc = s_find_locked(self, key, &page, &gen_index);
-    /* Promotion: a page found in the older half of the generations (the next to be dropped)
-     * is copied into the newest, so pages read again and again outlive pages read once. Pages
-     * in the newer half are left alone, which bounds the copying to one per page per half a
-     * quota of writes. */
-    if (rc == 0 && self->gen_count > 1 && gen_index < self->gen_count / 2 &&
-        atomic_load(&self->write_error) == 0) {
+    if (rc == 0 && s_at_risk_locked(self, gen_index) && atomic_load(&self->write_error) == 0) {
         int put_rc = s_put_locked(self, key, page->data, page->size);
         if (put_rc == 0) {
             atomic_fetch_add(&self->promotions, 1);
