@@ -18,24 +18,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_MAX_HOPS  5          /* redirects followed by hand (renamed repos, LFS to the CDN) */
+#define S_MAX_HOPS  5           /* redirects followed by hand (renamed repos, LFS to the CDN) */
 #define S_TREE_MAX  (64u << 20) /* largest tree API page accepted */
-#define S_MAX_PAGES 100000     /* pages of one listing: a loop guard, not a real limit */
+#define S_MAX_PAGES 100000      /* pages of one listing: a loop guard, not a real limit */
 
 typedef struct s_hf {
-    ufs_t *ufs;                    /* owner; borrowed */
-    char endpoint[1024];           /* HF_ENDPOINT or https://huggingface.co, no trailing slash */
-    char origin[1024];             /* scheme://host[:port] of endpoint: credentials go only here */
-    struct curl_slist *auth;       /* "Authorization: Bearer $HF_TOKEN", or NULL; read-only */
+    ufs_t *ufs;              /* owner; borrowed */
+    char endpoint[1024];     /* HF_ENDPOINT or https://huggingface.co, no trailing slash */
+    char origin[1024];       /* scheme://host[:port] of endpoint: credentials go only here */
+    struct curl_slist *auth; /* "Authorization: Bearer $HF_TOKEN", or NULL; read-only */
 } s_hf_t;
 
 /* An hf:// uri taken apart. */
 typedef struct s_hf_uri {
-    const char *kind;         /* "datasets", "spaces" or "models" */
-    char repo[512];           /* "ORG/NAME" */
-    char revision[256];       /* decoded; "main" when not given */
-    char path[UFS_URI_MAX];   /* inside the repo, no leading or trailing slash; may be "" */
-    char base[UFS_URI_MAX];   /* the uri up to the path ("hf://datasets/o/n@rev"): for listings */
+    const char *kind;       /* "datasets", "spaces" or "models" */
+    char repo[512];         /* "ORG/NAME" */
+    char revision[256];     /* decoded; "main" when not given */
+    char path[UFS_URI_MAX]; /* inside the repo, no leading or trailing slash; may be "" */
+    char base[UFS_URI_MAX]; /* the uri up to the path ("hf://datasets/o/n@rev"): for listings */
 } s_hf_uri_t;
 
 /* scheme://host[:port] of url into out ("" if url has no "://"). */
@@ -190,8 +190,10 @@ static int s_status_error(long status, const char *what)
 {
     int rc = ufs_http_status_error(status, what);
     if (status == 401)
-        shoal_fail(rc, "%s: HTTP 401 (bad or missing HF_TOKEN, or a private, gated or missing "
-                       "repository)", what);
+        shoal_fail(rc,
+                   "%s: HTTP 401 (bad or missing HF_TOKEN, or a private, gated or missing "
+                   "repository)",
+                   what);
     return rc == 0 ? shoal_fail(SHOAL_EIO, "%s: HTTP %ld", what, status) : rc;
 }
 
@@ -234,8 +236,8 @@ static int s_tree_page(const s_hf_uri_t *u, const char *url, const char *body, b
     json_t *root = json_loads(body, 0, &error);
     if (!root || !json_is_array(root)) {
         json_decref(root);
-        return shoal_fail(SHOAL_EPROTO, "GET %s: tree reply is not a JSON array (%s, line %d)",
-                          url, root ? "other JSON" : error.text, error.line);
+        return shoal_fail(SHOAL_EPROTO, "GET %s: tree reply is not a JSON array (%s, line %d)", url,
+                          root ? "other JSON" : error.text, error.line);
     }
     int rc = 0;
     size_t index;
@@ -302,9 +304,12 @@ static int s_hf_list(void *opaque, const char *uri, bool recursive, ufs_list_t *
     if (rc == 0 && strlen(url) + 40 < 2 * UFS_URI_MAX)
         strcat(url, recursive ? "?recursive=true&expand=false" : "?recursive=false&expand=false");
     for (int page = 0; rc == 0 && page < S_MAX_PAGES; page++) {
-        ufs_http_request_t request = {.method = "GET", .url = url,
-                                      .headers = s_auth_for(state, url), .collect_body = true,
-                                      .body_max = S_TREE_MAX, .follow_redirects = true};
+        ufs_http_request_t request = {.method = "GET",
+                                      .url = url,
+                                      .headers = s_auth_for(state, url),
+                                      .collect_body = true,
+                                      .body_max = S_TREE_MAX,
+                                      .follow_redirects = true};
         ufs_http_response_t response;
         rc = ufs_http_perform(state->ufs, &request, &response);
         if (rc == 0 && response.status != 200) {
@@ -370,8 +375,8 @@ static int s_hf_stat(void *opaque, const char *uri, ufs_stat_t *out)
     if (rc == 0)
         rc = s_resolve_url(state, u, url, 2 * UFS_URI_MAX);
     for (int hop = 0; rc == 0; hop++) {
-        ufs_http_request_t request = {.method = "HEAD", .url = url,
-                                      .headers = s_auth_for(state, url)};
+        ufs_http_request_t request = {
+            .method = "HEAD", .url = url, .headers = s_auth_for(state, url)};
         ufs_http_response_t response;
         rc = ufs_http_perform(state->ufs, &request, &response);
         if (rc < 0) {
@@ -432,15 +437,19 @@ static int64_t s_hf_read(void *opaque, const char *uri, const char *version, uin
         return 0;
     s_hf_uri_t *u = malloc(sizeof *u);
     char *url = malloc(2 * UFS_URI_MAX);
-    int64_t rc = (!u || !url) ? shoal_fail(SHOAL_ENOMEM, "hf read: out of memory")
-                              : s_parse(uri, u);
+    int64_t rc =
+        (!u || !url) ? shoal_fail(SHOAL_ENOMEM, "hf read: out of memory") : s_parse(uri, u);
     if (rc == 0)
         rc = s_resolve_url(state, u, url, 2 * UFS_URI_MAX);
     bool checked = version == NULL;
     for (int hop = 0; rc == 0; hop++) {
-        ufs_http_request_t request = {.method = "GET", .url = url,
-                                      .headers = s_auth_for(state, url), .ranged = true,
-                                      .range_offset = offset, .range_length = length, .buf = buf,
+        ufs_http_request_t request = {.method = "GET",
+                                      .url = url,
+                                      .headers = s_auth_for(state, url),
+                                      .ranged = true,
+                                      .range_offset = offset,
+                                      .range_length = length,
+                                      .buf = buf,
                                       .buf_len = length};
         ufs_http_response_t response;
         rc = ufs_http_perform(state->ufs, &request, &response);
@@ -451,10 +460,10 @@ static int64_t s_hf_read(void *opaque, const char *uri, const char *version, uin
         long status = response.status;
         char seen[UFS_VERSION_MAX], what[UFS_URI_MAX + 64];
         snprintf(what, sizeof what, "GET %s (bytes %" PRIu64 "+%zu)", url, offset, length);
-        bool names_version = (status >= 300 && status < 400)
-                                 ? ufs_http_header(&response, "X-Linked-Etag", seen,
-                                                   sizeof seen) != NULL
-                                 : (status == 200 || status == 206);
+        bool names_version =
+            (status >= 300 && status < 400)
+                ? ufs_http_header(&response, "X-Linked-Etag", seen, sizeof seen) != NULL
+                : (status == 200 || status == 206);
         if (!checked && names_version) {
             if (s_reply_version(&response, seen)) {
                 if (strcmp(seen, version) != 0) {

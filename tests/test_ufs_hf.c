@@ -23,8 +23,10 @@ static const struct {
     const char *name;
     size_t size;
 } s_files[] = {
-    {"empty.bin", 0},           {"one.bin", 1},
-    {"page.bin", PAGE},         {"sub/pages.bin", 3 * PAGE},
+    {"empty.bin", 0},
+    {"one.bin", 1},
+    {"page.bin", PAGE},
+    {"sub/pages.bin", 3 * PAGE},
     {"sub/deep/ragged.bin", 2 * PAGE + 12345},
 };
 #define FILE_COUNT (sizeof s_files / sizeof s_files[0])
@@ -105,8 +107,8 @@ static void s_setup(void)
         "{\"type\":\"directory\",\"oid\":\"d2\",\"size\":0,\"path\":\"sub/deep\"}";
     snprintf(json, sizeof json, "[%s,%s,%s,%s]", f[0], f[1], f[2], dir_sub);
     s_write_text("api/datasets/org/name/tree/main.false.json", json);
-    snprintf(json, sizeof json, "[%s,%s,%s,%s,%s,%s,%s]", f[0], f[1], f[2], dir_sub, f[3],
-             dir_deep, f[4]);
+    snprintf(json, sizeof json, "[%s,%s,%s,%s,%s,%s,%s]", f[0], f[1], f[2], dir_sub, f[3], dir_deep,
+             f[4]);
     s_write_text("api/datasets/org/name/tree/main.true.json", json);
     snprintf(json, sizeof json, "[%s,%s]", dir_deep, f[3]);
     s_write_text("api/datasets/org/name/tree/main/sub.false.json", json);
@@ -197,9 +199,9 @@ Test(hf, revisions_and_models)
     cr_assert_eq(ufs_read(s_ufs, "hf://org/model/config.json", st.version, 0, buf, sizeof buf),
                  (int64_t)strlen(config));
     cr_assert_str_eq(buf, config);
-    cr_assert_geq(tp_wait_lines(s_nginx.access_log, "GET /org/model/resolve/main/config.json 206",
-                                1, 2000),
-                  1);
+    cr_assert_geq(
+        tp_wait_lines(s_nginx.access_log, "GET /org/model/resolve/main/config.json 206", 1, 2000),
+        1);
 }
 
 Test(hf, missing_and_malformed)
@@ -207,8 +209,7 @@ Test(hf, missing_and_malformed)
     ufs_stat_t st;
     char buf[8];
     cr_assert_eq(ufs_stat(s_ufs, "hf://datasets/org/name/nope.bin", &st), SHOAL_ENOENT);
-    cr_assert_eq(ufs_read(s_ufs, "hf://datasets/org/name/nope.bin", NULL, 0, buf, 8),
-                 SHOAL_ENOENT);
+    cr_assert_eq(ufs_read(s_ufs, "hf://datasets/org/name/nope.bin", NULL, 0, buf, 8), SHOAL_ENOENT);
     cr_assert_eq(ufs_stat(s_ufs, "hf://datasets/org/ghost/x.bin", &st), SHOAL_ENOENT);
     cr_assert_eq(ufs_stat(s_ufs, "hf://datasets/org", &st), SHOAL_EINVAL);
     cr_assert_eq(ufs_stat(s_ufs, "hf://datasets/org/name/../private/one.bin", &st), SHOAL_EINVAL);
@@ -233,8 +234,7 @@ Test(hf, directories)
     cr_assert(st.is_dir);
 }
 
-static void s_expect_list(const char *uri, bool recursive, const char *const names[],
-                          size_t count)
+static void s_expect_list(const char *uri, bool recursive, const char *const names[], size_t count)
 {
     ufs_list_t list;
     ufs_list_init(&list);
@@ -266,8 +266,7 @@ Test(hf, listings)
     const char *sub_all[] = {"name/sub/deep/ragged.bin", "name/sub/pages.bin"};
     s_expect_list("hf://datasets/org/name/sub", true, sub_all, 2);
     cr_assert_geq(tp_wait_lines(s_nginx.access_log,
-                                "GET /api/datasets/org/name/tree/main/sub?recursive=true", 1,
-                                2000),
+                                "GET /api/datasets/org/name/tree/main/sub?recursive=true", 1, 2000),
                   1);
 
     /* Two pages joined by a Link header; the entries keep the repo name of the uri. */
