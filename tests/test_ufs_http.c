@@ -446,3 +446,26 @@ Test(http, threads_share_one_handle)
     }
     cr_assert_eq(tp_wait_lines(s_nginx.access_log, "GET /dir/ragged.bin 206", 64, 2000), 64);
 }
+
+Test(http_bad, retries_429_then_success)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/busy/3/a/%s", s_bad.base_url, s_files[2].name);
+    s_check_read(url, NULL, 2, 0, PAGE);
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /busy/3/a/page.bin 429"), 3);
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /busy/3/a/page.bin 206"), 1);
+}
+
+Test(http_bad, stalled_server_times_out)
+{
+    ufs_options_t options = {.timeout_ms = 300, .max_retries = 1, .retry_base_ms = 5};
+    ufs_t *quick = ufs_new(&options);
+    char url[256], buf[8];
+    snprintf(url, sizeof url, "%s/stall/%s", s_bad.base_url, s_files[2].name);
+    int64_t t0 = tp_now_ms();
+    cr_assert_eq(ufs_read(quick, url, NULL, 0, buf, sizeof buf), SHOAL_ETIMEDOUT, "%s",
+                 shoal_last_error());
+    cr_assert_lt(tp_now_ms() - t0, 4000); /* gave up long before the server's 5 s */
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /stall/"), 2); /* 1 + 1 retry */
+    ufs_destroy(&quick);
+}
