@@ -7,6 +7,8 @@
 #include "ufs_xml.h"
 
 #include <ctype.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,18 @@
 /* ---------------------------------------------------------------------------------------- */
 /* XML                                                                                       */
 /* ---------------------------------------------------------------------------------------- */
+
+static pthread_once_t s_xml_once = PTHREAD_ONCE_INIT;
+
+static void s_xml_init_once(void)
+{
+    xmlInitParser();
+}
+
+void ufs_xml_init(void)
+{
+    pthread_once(&s_xml_once, s_xml_init_once);
+}
 
 /* True when `node` is an element whose local name (namespace ignored: S3 puts its replies in
  * a default namespace, Azure does not) is `name`. */
@@ -150,7 +164,7 @@ static int s_object(const xmlNode *node, ufs_xml_dialect_t dialect, ufs_xml_obje
         return shoal_fail(SHOAL_EPROTO, "listing reply: %s with a missing or bad size", what);
     char *etag = s_text(s_child(props, dialect == UFS_XML_S3 ? "ETag" : "Etag"));
     if (etag) {
-        ufs_cloud_etag_copy(etag, object->etag);
+        ufs_etag_version(etag, object->etag, sizeof object->etag);
         xmlFree(etag);
     }
     char *mtime = s_text(s_child(props, dialect == UFS_XML_S3 ? "LastModified" : "Last-Modified"));
@@ -261,6 +275,7 @@ static xmlDoc *s_parse(const char *xml, size_t len, const char *what)
 int ufs_xml_parse_listing(const char *xml, size_t len, ufs_xml_dialect_t dialect,
                           ufs_xml_listing_t *out)
 {
+    ufs_xml_init();
     const char *root_name = dialect == UFS_XML_S3 ? "ListBucketResult" : "EnumerationResults";
     memset(out, 0, sizeof *out);
     if (len > UFS_XML_BODY_MAX)
@@ -300,6 +315,7 @@ int ufs_xml_error_code(const char *xml, size_t len, char *out, size_t out_len)
         out[0] = '\0';
     if (!xml || len == 0 || len > UFS_XML_BODY_MAX || out_len == 0)
         return SHOAL_ENOENT;
+    ufs_xml_init();
     xmlDoc *doc = xmlReadMemory(xml, (int)len, "error.xml", NULL,
                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (!doc)
@@ -342,33 +358,6 @@ int ufs_cloud_uri_split(const char *uri, const char *scheme, char *container,
     memcpy(container, start, len);
     container[len] = '\0';
     *path = slash ? slash + 1 : start + len;
-    return 0;
-}
-
-int ufs_pct_encode(const char *in, bool keep_slash, char *out, size_t out_len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t pos = strnlen(out, out_len);
-    if (pos >= out_len)
-        return shoal_fail(SHOAL_EMSGSIZE, "encoded name too long");
-    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
-        bool keep = isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~' ||
-                    (keep_slash && *p == '/');
-        /* isalnum() is locale-dependent for bytes >= 0x80; never keep those. */
-        if (*p >= 0x80)
-            keep = false;
-        size_t need = keep ? 1 : 3;
-        if (pos + need >= out_len)
-            return shoal_fail(SHOAL_EMSGSIZE, "encoded name too long");
-        if (keep) {
-            out[pos++] = (char)*p;
-        } else {
-            out[pos++] = '%';
-            out[pos++] = hex[*p >> 4];
-            out[pos++] = hex[*p & 15];
-        }
-    }
-    out[pos] = '\0';
     return 0;
 }
 
@@ -427,30 +416,57 @@ int64_t ufs_cloud_parse_time(const char *text)
     return when < 0 ? 0 : (int64_t)when;
 }
 
-void ufs_cloud_etag_copy(const char *etag, char *out)
+int ufs_cloud_push_listing(ufs_list_t *out, const char *scheme, const char *container,
+                           const char *prefix, const ufs_xml_listing_t *page)
 {
-    if (strncmp(etag, "W/", 2) == 0)
-        etag += 2;
-    size_t len = strlen(etag);
-    if (len >= 2 && etag[0] == '"' && etag[len - 1] == '"') {
-        etag++;
-        len -= 2;
+    char uri[UFS_URI_MAX + 1];
+    for (size_t i = 0; i < page->object_count; i++) {
+        const ufs_xml_object_t *object = &page->objects[i];
+        size_t len = strlen(object->name);
+        if (strcmp(object->name, prefix) == 0 || object->name[len - 1] == '/')
+            continue;
+        int n = snprintf(uri, sizeof uri, "%s://%s/%s", scheme, container, object->name);
+        if (n < 0 || n > UFS_URI_MAX)
+            continue;
+        ufs_stat_t stat = {.size = object->size, .mtime = object->mtime, .is_dir = false};
+        if (object->etag[0])
+            memcpy(stat.version, object->etag, sizeof stat.version);
+        else
+            snprintf(stat.version, sizeof stat.version, "%" PRIu64 "-%" PRId64, object->size,
+                     object->mtime);
+        int rc = ufs_list_push(out, uri, &stat);
+        if (rc < 0)
+            return rc;
     }
-    if (len >= UFS_VERSION_MAX)
-        len = UFS_VERSION_MAX - 1;
-    memcpy(out, etag, len);
-    out[len] = '\0';
+    for (size_t i = 0; i < page->prefix_count; i++) {
+        const char *name = page->prefixes[i];
+        int len = (int)strlen(name);
+        if (len > 1 && name[len - 1] == '/')
+            len--;
+        int n = snprintf(uri, sizeof uri, "%s://%s/%.*s", scheme, container, len, name);
+        if (n < 0 || n > UFS_URI_MAX)
+            continue;
+        ufs_stat_t stat = {.is_dir = true};
+        int rc = ufs_list_push(out, uri, &stat);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
-static int s_entry_cmp(const void *a, const void *b)
+int ufs_cloud_status_fail(long status, const char *method, const char *uri, const char *code,
+                          const char *auth_hint)
 {
-    return strcmp(((const ufs_entry_t *)a)->uri, ((const ufs_entry_t *)b)->uri);
-}
-
-void ufs_cloud_list_sort(ufs_list_t *list, size_t first)
-{
-    if (list->count > first + 1)
-        qsort(list->entries + first, list->count - first, sizeof *list->entries, s_entry_cmp);
+    char what[32];
+    snprintf(what, sizeof what, "%s", method);
+    int rc = ufs_http_status_error(status, what);
+    if (rc == 0)
+        rc = SHOAL_EIO; /* 416 where no empty read was expected */
+    bool refused = status == 401 || status == 403;
+    return shoal_fail(rc, "%s %.300s: HTTP %ld%s%s (%s)%s%s", method, uri, status,
+                      code && code[0] ? " " : "", code ? code : "", shoal_strerror(rc),
+                      refused && auth_hint ? "; credentials: " : "",
+                      refused && auth_hint ? auth_hint : "");
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -13,11 +13,15 @@
 
 #include <curl/curl.h>
 
-#include "ufs.h"
+#include "ufs_conn.h"
 
 #define UFS_XML_BODY_MAX    (16u << 20) /* largest listing reply we parse (1000 keys ~ 500 KiB) */
 #define UFS_XML_ENTRIES_MAX 100000      /* most objects + prefixes accepted in one reply */
 #define UFS_CLOUD_URL_MAX   16384       /* longest URL we build (a 4 KiB key encodes to 12 KiB) */
+
+/* Initialises libxml2 once per process (xmlInitParser is not safe to race); connectors call it
+ * from their init. */
+void ufs_xml_init(void);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Listing replies                                                                           */
@@ -76,11 +80,8 @@ int ufs_xml_error_code(const char *xml, size_t len, char *out, size_t out_len);
 int ufs_cloud_uri_split(const char *uri, const char *scheme, char *container,
                         size_t container_len, const char **path);
 
-/* Percent-encodes `in` as SigV4 and Azure want it: RFC 3986 unreserved characters
- * (A-Z a-z 0-9 - _ . ~) stay, '/' stays when keep_slash, every other byte becomes %XX with
- * upper-case hex (so ' ' is %20, '+' is %2B, UTF-8 is encoded byte by byte). Appends to the
- * NUL-terminated string in out. Returns 0 or SHOAL_EMSGSIZE when out is too small. */
-int ufs_pct_encode(const char *in, bool keep_slash, char *out, size_t out_len);
+/* Keys and blob names are encoded with ufs_url_append_encoded (ufs_conn.h): SigV4's canonical
+ * URI and Azure's both want RFC 3986 unreserved characters kept and every other byte as %XX. */
 
 /* Decodes %XX escapes of in[0..len) into out (NUL-terminated); '+' stays '+'. Returns 0,
  * SHOAL_EINVAL for a bad escape or an encoded NUL, SHOAL_EMSGSIZE when out is too small. */
@@ -90,11 +91,20 @@ int ufs_pct_decode(const char *in, size_t len, char *out, size_t out_len);
  * ("Mon, 01 May 2023 12:34:56 GMT"). Returns seconds since the epoch, or 0 when unparsable. */
 int64_t ufs_cloud_parse_time(const char *text);
 
-/* Copies `etag` into out (UFS_VERSION_MAX) without surrounding quotes or a W/ prefix. */
-void ufs_cloud_etag_copy(const char *etag, char *out);
+/* Appends the entries of one listing page to *out as "SCHEME://CONTAINER/NAME". Objects named
+ * exactly `prefix` or ending in '/' (the empty "directory marker" objects that consoles create)
+ * are skipped, as are names whose URI would exceed UFS_URI_MAX (no other call could use them).
+ * Prefixes become directory entries without their trailing '/'. An object without an ETag gets
+ * the version "<size>-<mtime>". Returns 0 or SHOAL_ENOMEM. */
+int ufs_cloud_push_listing(ufs_list_t *out, const char *scheme, const char *container,
+                           const char *prefix, const ufs_xml_listing_t *page);
 
-/* Sorts list->entries[first..count) by uri, so a connector's appended entries are in order. */
-void ufs_cloud_list_sort(ufs_list_t *list, size_t first);
+/* Maps a failed reply's HTTP status to a shoal error (ufs_http_status_error: 404 ENOENT,
+ * 401/403 EACCES, 412 ESTALE, else EIO) and records "METHOD URI: HTTP STATUS CODE" as the last
+ * error, CODE being the service's error code when known, and for 401/403 `auth_hint` (which
+ * credentials were used; may be NULL). Returns the error. */
+int ufs_cloud_status_fail(long status, const char *method, const char *uri, const char *code,
+                          const char *auth_hint);
 
 /* ---------------------------------------------------------------------------------------- */
 /* AWS credentials                                                                           */

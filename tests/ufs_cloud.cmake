@@ -1,10 +1,8 @@
-# ufs_cloud: the s3:// and az:// connectors. Unit tests of the I/O-free parts (no server).
-if(TARGET shoal_ufs)
-    shoal_unit_test(test_ufs_cloud_unit shoal_ufs PkgConfig::SODIUM)
-else()
-    # Until store/ufs.cmake provides shoal_ufs: build the I/O-free part straight in.
-    shoal_unit_test(test_ufs_cloud_unit shoal_proto PkgConfig::XML2 PkgConfig::SODIUM
-                    PkgConfig::CURL)
-    target_sources(test_ufs_cloud_unit PRIVATE ${PROJECT_SOURCE_DIR}/store/ufs_xml.c)
-endif()
-target_include_directories(test_ufs_cloud_unit PRIVATE ${PROJECT_SOURCE_DIR}/store)
+# tests/ufs_cloud.cmake: the s3:// and az:// connectors. test_ufs_cloud_unit needs no server;
+# test_ufs_s3 starts moto_server and test_ufs_az starts Azurite, both on loopback.
+shoal_unit_test(test_ufs_cloud_unit shoal_ufs PkgConfig::SODIUM)
+foreach(cloud test_ufs_s3 test_ufs_az)
+    if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${cloud}.c)
+        shoal_unit_test(${cloud} shoal_ufs shoal_testsupport PkgConfig::SODIUM)
+    endif()
+endforeach()
