@@ -268,10 +268,8 @@ static void s_redact(const s_az_t *state)
 {
     if (!state->sas || !state->sas[0])
         return;
-    const char *found = strstr(shoal_last_error(), state->sas);
-    if (!found) {
+    if (!strstr(shoal_last_error(), state->sas))
         return;
-    }
     char message[512];
     snprintf(message, sizeof message, "%s", shoal_last_error());
     char *hit = strstr(message, state->sas);
@@ -507,16 +505,6 @@ static int s_az_list(void *opaque, const char *uri, bool recursive, ufs_list_t *
     return rc;
 }
 
-/* A read at or past the end of `now` is empty, if the object still has `version` (NULL: any):
- * a 416 carries no ETag, so stat supplied `now`. Returns 0 or SHOAL_ESTALE. */
-static int s_past_end(const char *uri, const char *version, const ufs_stat_t *now)
-{
-    if (version && strcmp(now->version, version) != 0)
-        return shoal_fail(SHOAL_ESTALE, "GET %s: version %s is gone (now %s)", uri, version,
-                          now->version);
-    return 0;
-}
-
 /* A ranged GET straight into buf, pinned with If-Match (412 -> ESTALE). A 416 past the end is
  * a read of 0 bytes once a stat confirms the version (a 416 carries no ETag). */
 static int64_t s_az_read(void *opaque, const char *uri, const char *version, uint64_t offset,
@@ -551,7 +539,7 @@ static int64_t s_az_read(void *opaque, const char *uri, const char *version, uin
         snprintf(saved, sizeof saved, "%s", shoal_last_error());
         ufs_stat_t now;
         if (s_az_stat(opaque, uri, &now) == 0 && !now.is_dir && offset >= now.size)
-            result = s_past_end(uri, version, &now);
+            result = ufs_cloud_past_end(uri, version, &now);
         else
             result = shoal_fail(SHOAL_EIO, "%s", saved);
     } else if (rc == 0) {
@@ -561,7 +549,7 @@ static int64_t s_az_read(void *opaque, const char *uri, const char *version, uin
             ufs_stat_t now;
             result = version ? s_az_stat(opaque, uri, &now) : 0;
             if (result == 0 && version)
-                result = s_past_end(uri, version, &now);
+                result = ufs_cloud_past_end(uri, version, &now);
         } else {
             result = s_fail(state, "GET", uri, &response);
         }

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define S3_MAX_KEYS_DEFAULT 1000    /* ListObjectsV2's own maximum page */
 #define S3_CREDENTIALS_MAX  (1u << 20) /* a credentials file larger than this is refused */
@@ -532,16 +531,10 @@ static int64_t s_s3_read(void *opaque, const char *uri, const char *version, uin
         if (response.status == 206 || response.status == 200) {
             result = (int64_t)response.body_len; /* 200: only an empty body gets here */
         } else if (response.status == 416) {
-            result = 0;
-            if (version) {
-                ufs_stat_t now;
-                int stat_rc = s_s3_stat(opaque, uri, &now);
-                if (stat_rc < 0)
-                    result = stat_rc;
-                else if (strcmp(now.version, version) != 0)
-                    result = shoal_fail(SHOAL_ESTALE, "GET %s: version %s is gone (now %s)",
-                                        uri, version, now.version);
-            }
+            ufs_stat_t now;
+            result = version ? s_s3_stat(opaque, uri, &now) : 0;
+            if (result == 0 && version)
+                result = ufs_cloud_past_end(uri, version, &now);
         } else {
             result = s_fail(state, "GET", uri, &response);
         }

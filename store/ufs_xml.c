@@ -454,6 +454,14 @@ int ufs_cloud_push_listing(ufs_list_t *out, const char *scheme, const char *cont
     return 0;
 }
 
+int ufs_cloud_past_end(const char *uri, const char *version, const ufs_stat_t *now)
+{
+    if (version && strcmp(now->version, version) != 0)
+        return shoal_fail(SHOAL_ESTALE, "GET %s: version %s is gone (now %s)", uri, version,
+                          now->version);
+    return 0;
+}
+
 int ufs_cloud_status_fail(long status, const char *method, const char *uri, const char *code,
                           const char *auth_hint)
 {

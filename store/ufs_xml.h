@@ -99,6 +99,11 @@ int64_t ufs_cloud_parse_time(const char *text);
 int ufs_cloud_push_listing(ufs_list_t *out, const char *scheme, const char *container,
                            const char *prefix, const ufs_xml_listing_t *page);
 
+/* A read at or past the end is empty if the object still has `version` (NULL: any version).
+ * The server's 416 carries no ETag, so the caller stat'ed the object into `now`. Returns 0 or
+ * SHOAL_ESTALE naming both versions. */
+int ufs_cloud_past_end(const char *uri, const char *version, const ufs_stat_t *now);
+
 /* Maps a failed reply's HTTP status to a shoal error (ufs_http_status_error: 404 ENOENT,
  * 401/403 EACCES, 412 ESTALE, else EIO) and records "METHOD URI: HTTP STATUS CODE" as the last
  * error, CODE being the service's error code when known, and for 401/403 `auth_hint` (which
