@@ -126,4 +126,8 @@ void ufs_http_pool_destroy(ufs_http_pool_t **pool_p);
 /* The pool of `ufs`. Borrowed for the handle's life. */
 ufs_http_pool_t *ufs_http_pool_of(ufs_t *ufs);
 
+/* How the calling thread's last file:// read went: "io_uring", "pread", or "" before any.
+ * For tests and diagnostics. Static string. */
+const char *ufs_file_last_read_path(void);
+
 #endif
