@@ -833,3 +833,54 @@ Test(node, sigterm_stops_cleanly)
     free(got);
     free(data);
 }
+
+Test(node, sigterm_with_requests_in_flight_answers_them)
+{
+    enum { FILES = 12 };
+    for (int i = 0; i < FILES; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "slow/f%02d.bin", i);
+        free(s_make_file(name, RANGE, 40 + (uint64_t)i));
+    }
+    cr_assert_eq(tp_nginx_start(&s_nginx, s_origin, "location /slow/ { limit_rate 512k; }"), 0);
+    char mount[256];
+    snprintf(mount, sizeof mount, "%s/", s_nginx.base_url);
+    s_start(mount, "60", "--store", "memory");
+    /* 12 distinct misses for 8 fetch threads: some run (about 0.5 s each), some wait */
+    for (int i = 0; i < FILES; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "slow/f%02d.bin", i);
+        msg_t request;
+        msg_read_request(&request, 0, 0, s_uri(mount, name), "", 0, RANGE, 0);
+        s_send(&s_node, &request);
+    }
+    /* wait (on a second connection) until the node has taken all of them in */
+    void *first = s_node.dealer;
+    s_connect(&s_node);
+    uint64_t calls = 0;
+    for (int64_t deadline = tp_now_ms() + 10000; tp_now_ms() < deadline;)
+        if (s_counter("requests") >= FILES + ++calls)
+            break;
+    cr_assert(s_counter("requests") >= FILES + calls);
+    zmq_close(s_node.dealer);
+    s_node.dealer = first;
+    cr_assert_eq(kill(s_node.proc.pid, SIGTERM), 0);
+    int answered = 0, canceled = 0;
+    for (int i = 0; i < FILES; i++) {
+        s_reply_t reply;
+        cr_assert_eq(s_recv_any(&s_node, &reply, WAIT_MS), 0, "request %d was not answered", i);
+        if (reply.msg.header.type == MSG_READ_REP)
+            answered++;
+        else {
+            cr_assert_eq(s_code(&reply), SHOAL_ECANCELED, "got %d", s_code(&reply));
+            canceled++;
+        }
+        s_reply_fini(&reply);
+    }
+    cr_assert_eq(answered + canceled, FILES);
+    cr_log_info("in flight at SIGTERM: %d answered, %d cancelled", answered, canceled);
+    int64_t start = tp_now_ms();
+    int status = tp_stop(&s_node.proc, 15000);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    cr_assert(tp_now_ms() - start < 10000);
+}
