@@ -35,8 +35,9 @@ static int s_need_view(client_ctx_t *ctx)
 {
     if (ctx->view)
         return 0;
-    return shoal_fail(SHOAL_EUNAVAIL, "%s", shoal_last_error()[0] ? shoal_last_error()
-                                                                   : "no node answered VIEW");
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", shoal_last_error()); /* shoal_fail overwrites it */
+    return shoal_fail(SHOAL_EUNAVAIL, "%s", detail[0] ? detail : "no node answered VIEW");
 }
 
 /* One LOAD per (range, replica): replica j goes to the j-th owner in HRW order, and to the

@@ -29,8 +29,9 @@ set_target_properties(shoal_shared PROPERTIES
     C_VISIBILITY_PRESET hidden
     LINK_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/libshoal.map)
 target_compile_definitions(shoal_shared PRIVATE SHOAL_BUILDING_SHARED=1)
+# shoal.h includes shoal_err.h (proto/): the public headers are those two files.
 target_include_directories(shoal_shared PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
-    PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+    ${PROJECT_SOURCE_DIR}/proto PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(shoal_shared PRIVATE shoal_proto shoal_hrw shoal_ufs PkgConfig::ZMQ
     PkgConfig::SODIUM PkgConfig::JANSSON Threads::Threads
     -Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/libshoal.map -Wl,--no-undefined)

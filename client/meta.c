@@ -143,8 +143,10 @@ int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session
             if (op_of[k] == i)
                 why = ops[k].detail;
         if (!client->ufs) {
+            char copy[512]; /* may be the last-error buffer that shoal_fail rewrites */
+            snprintf(copy, sizeof copy, "%s", view ? why : shoal_last_error());
             results[i] = shoal_fail(SHOAL_EUNAVAIL, "stat %s: no node answered (%s)", uris[i],
-                                    view ? why : shoal_last_error());
+                                    copy);
         } else {
             CLIENT_COUNT(client, fallback_ufs, 1);
             results[i] = client_ufs_stat(client, uris[i], &stats[i]);
@@ -303,7 +305,9 @@ int shoal_list(shoal_client_t *client, const char *uri, bool recursive, shoal_li
             CLIENT_COUNT(client, fallback_ufs, 1);
             rc = client_ufs_list(client, uri, recursive, s_listing_push, listing);
         } else if (exhausted && rc == 0) {
-            rc = shoal_fail(SHOAL_EUNAVAIL, "list %s: %s", uri, shoal_last_error());
+            char copy[512]; /* the last-error buffer that shoal_fail rewrites */
+            snprintf(copy, sizeof copy, "%s", shoal_last_error());
+            rc = shoal_fail(SHOAL_EUNAVAIL, "list %s: %s", uri, copy);
         }
     }
     client_ctx_end(&ctx);

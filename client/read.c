@@ -4,6 +4,7 @@
  * fall back per range (next owner, NO_CACHE read-through, the UFS), and start a read over with
  * a fresh stat when the file changed under it.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,8 +29,10 @@ static void s_job_fail(read_job_t *job, int code, const char *what, const char *
         return;
     }
     if (job->error == 0) {
+        char copy[512]; /* detail may be the last-error buffer that shoal_fail rewrites */
+        snprintf(copy, sizeof copy, "%s", detail ? detail : what);
         job->error = code;
-        shoal_fail(code, "read %s: %s", job->read->uri, detail ? detail : what);
+        shoal_fail(code, "read %s: %s", job->read->uri, copy);
     }
 }
 
