@@ -5,12 +5,22 @@
  */
 #include "mp.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------------------------------- */
 /* buffer                                                                                    */
 /* ---------------------------------------------------------------------------------------- */
+
+/* Checks the invariants written next to msg_buf_t; compiled out with NDEBUG. */
+static void s_buf_sanity(const msg_buf_t *buf)
+{
+    assert(buf->len <= buf->cap);
+    assert((buf->data == NULL) == (buf->cap == 0));
+    assert(buf->err <= 0);
+    (void)buf;
+}
 
 void msg_buf_init(msg_buf_t *buf)
 {
@@ -36,6 +46,7 @@ void msg_buf_reset(msg_buf_t *buf)
  * bounds what a runaway encoder can allocate. */
 static bool s_reserve(msg_buf_t *buf, size_t extra)
 {
+    s_buf_sanity(buf);
     if (buf->err)
         return false;
     if (extra > SIZE_MAX - buf->len) {

@@ -22,9 +22,9 @@ static const ufs_connector_t *const s_connectors[] = {
 #define S_CONNECTOR_COUNT (sizeof s_connectors / sizeof s_connectors[0])
 
 struct ufs {
-    ufs_options_t options;              /* defaults filled in; read-only after ufs_new */
-    ufs_http_pool_t *pool;              /* reusable curl handles; fork aware */
-    void *states[S_CONNECTOR_COUNT];    /* connector state by index of s_connectors; may be NULL */
+    ufs_options_t options;           /* defaults filled in; read-only after ufs_new */
+    ufs_http_pool_t *pool;           /* reusable curl handles; fork aware */
+    void *states[S_CONNECTOR_COUNT]; /* connector state by index of s_connectors; may be NULL */
     char init_error[S_CONNECTOR_COUNT][256]; /* why a state is NULL (connector init failed) */
 };
 
@@ -106,8 +106,8 @@ int ufs_uri_scheme(const char *uri, char *out, size_t out_len)
 {
     size_t i = 0;
     /* RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then "://" for every scheme here. */
-    while (uri[i] && (isalnum((unsigned char)uri[i]) || uri[i] == '+' || uri[i] == '-' ||
-                      uri[i] == '.')) {
+    while (uri[i] &&
+           (isalnum((unsigned char)uri[i]) || uri[i] == '+' || uri[i] == '-' || uri[i] == '.')) {
         if (i + 1 >= out_len)
             return shoal_fail(SHOAL_EINVAL, "uri scheme too long: %.40s", uri);
         out[i] = (char)tolower((unsigned char)uri[i]);

@@ -17,11 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_POOL_MAX       16               /* idle handles kept per pool; more are freed */
-#define S_BODY_MAX       (64u << 20)      /* default cap of a collected body */
-#define S_ERROR_BODY_MAX (64u << 10)      /* bytes of a non-2xx body kept for the caller */
-#define S_BACKOFF_CAP_MS 20000            /* no single backoff sleeps longer than this */
-#define S_HEADER_MAX     (256u << 10)     /* response headers larger than this are refused */
+#define S_POOL_MAX       16           /* idle handles kept per pool; more are freed */
+#define S_BODY_MAX       (64u << 20)  /* default cap of a collected body */
+#define S_ERROR_BODY_MAX (64u << 10)  /* bytes of a non-2xx body kept for the caller */
+#define S_BACKOFF_CAP_MS 20000        /* no single backoff sleeps longer than this */
+#define S_HEADER_MAX     (256u << 10) /* response headers larger than this are refused */
 
 struct ufs_http_pool {
     pid_t pid;              /* process that made the idle handles; another pid means forked */
@@ -149,7 +149,8 @@ static size_t s_on_body(char *data, size_t size, size_t nmemb, void *userdata)
     long status = 0;
     curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
     if (status < 200 || status >= 300) {
-        size_t keep = response->body_len >= S_ERROR_BODY_MAX ? 0 : S_ERROR_BODY_MAX - response->body_len;
+        size_t keep =
+            response->body_len >= S_ERROR_BODY_MAX ? 0 : S_ERROR_BODY_MAX - response->body_len;
         if (keep > n)
             keep = n;
         if (keep && !s_append(&response->body, &response->body_len, &t->body_cap, data, keep)) {
@@ -339,8 +340,9 @@ static void s_backoff(const ufs_options_t *options, int retry, long retry_after_
         ceiling = S_BACKOFF_CAP_MS;
     uint64_t delay_ms = s_random() % (ceiling + 1);
     if (retry_after_s > 0 && (uint64_t)retry_after_s * 1000 > delay_ms)
-        delay_ms = (uint64_t)retry_after_s * 1000 > S_BACKOFF_CAP_MS ? S_BACKOFF_CAP_MS
-                                                                    : (uint64_t)retry_after_s * 1000;
+        delay_ms = (uint64_t)retry_after_s * 1000 > S_BACKOFF_CAP_MS
+                       ? S_BACKOFF_CAP_MS
+                       : (uint64_t)retry_after_s * 1000;
     struct timespec pause = {(time_t)(delay_ms / 1000), (long)(delay_ms % 1000) * 1000000L};
     while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
         ;
@@ -352,10 +354,10 @@ static bool s_setup(CURL *curl, const ufs_options_t *options, const ufs_http_req
 {
     CURLcode rc = CURLE_OK;
     long low_speed_s = options->low_speed_ms / 1000 > 0 ? options->low_speed_ms / 1000 : 1;
-#define S_SET(option, value)                                                                     \
-    do {                                                                                         \
-        if (rc == CURLE_OK)                                                                      \
-            rc = curl_easy_setopt(curl, option, value);                                          \
+#define S_SET(option, value)                                                                       \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(curl, option, value);                                            \
     } while (0)
     S_SET(CURLOPT_URL, request->url);
     S_SET(CURLOPT_ERRORBUFFER, errbuf);
@@ -452,16 +454,15 @@ static void s_parse_headers(CURL *curl, ufs_http_response_t *response)
  * from an empty response. What is retried: libcurl's transient failures (s_transient), 5xx and
  * 429, each up to options.max_retries times. What is never retried: 4xx other than 429 (a 404
  * stays a 404), a 200 to a ranged request, an over-long body. */
-int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request,
-                     ufs_http_response_t *response)
+int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request, ufs_http_response_t *response)
 {
     memset(response, 0, sizeof *response);
     response->content_length = -1;
     response->range_total = -1;
     if (!request->url || !request->method)
         return shoal_fail(SHOAL_EINVAL, "http request without url or method");
-    if (request->ranged && (request->range_length == 0 ||
-                            request->range_offset > UINT64_MAX - request->range_length))
+    if (request->ranged &&
+        (request->range_length == 0 || request->range_offset > UINT64_MAX - request->range_length))
         return shoal_fail(SHOAL_EINVAL, "%s: bad range", request->url);
     if (request->ranged && request->buf && request->buf_len < request->range_length)
         return shoal_fail(SHOAL_EINVAL, "%s: buffer smaller than the range", request->url);
@@ -497,15 +498,16 @@ int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request,
             break;
         }
         if (t.overflow) {
-            result = shoal_fail(SHOAL_EIO, "%s %s: body longer than the %zu bytes expected",
-                                request->method, request->url,
-                                request->buf ? request->buf_len
-                                             : (request->body_max ? request->body_max : S_BODY_MAX));
+            result =
+                shoal_fail(SHOAL_EIO, "%s %s: body longer than the %zu bytes expected",
+                           request->method, request->url,
+                           request->buf ? request->buf_len
+                                        : (request->body_max ? request->body_max : S_BODY_MAX));
             break;
         }
         if (t.out_of_memory) {
-            result = shoal_fail(SHOAL_ENOMEM, "%s %s: out of memory", request->method,
-                                request->url);
+            result =
+                shoal_fail(SHOAL_ENOMEM, "%s %s: out of memory", request->method, request->url);
             break;
         }
         if (rc != CURLE_OK) {

@@ -18,9 +18,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_RING_DEPTH 32          /* chunks in flight per read; ring entries */
-#define S_CHUNK      (1u << 20)  /* bytes per chunk: big enough to amortise, small enough to
-                                    spread one large read over many in-flight requests */
+#define S_RING_DEPTH 32 /* chunks in flight per read; ring entries */
+#define S_CHUNK                                                                                    \
+    (1u << 20) /* bytes per chunk: big enough to amortise, small enough to                         \
+                  spread one large read over many in-flight requests */
 
 typedef struct s_file {
     bool uring_disabled; /* SHOAL_DISABLE_IO_URING=1 at init: always pread */
@@ -32,14 +33,14 @@ static atomic_int s_uring_state;
 /* One ring per thread. A child after fork() shares the parent's ring memory: it drops its copy
  * (close and munmap act only on the child) and makes its own. */
 typedef struct s_ring {
-    bool ready;            /* ring set up */
-    pid_t pid;             /* process that set it up */
-    struct io_uring ring;  /* the ring */
+    bool ready;           /* ring set up */
+    pid_t pid;            /* process that set it up */
+    struct io_uring ring; /* the ring */
 } s_ring_t;
 
 static _Thread_local s_ring_t s_thread_ring;
 static _Thread_local const char *s_last_path = ""; /* "io_uring" or "pread": the last read */
-static pthread_key_t s_ring_key;                      /* only to run s_ring_exit at thread exit */
+static pthread_key_t s_ring_key;                   /* only to run s_ring_exit at thread exit */
 static pthread_once_t s_ring_once = PTHREAD_ONCE_INIT;
 
 static void s_ring_exit(void *unused)
@@ -214,8 +215,8 @@ static int s_list_dir(int dir_fd, const char *base, bool recursive, ufs_list_t *
         } else if (S_ISREG(st.st_mode)) {
             rc = ufs_list_push(out, uri, &info);
         } else if (S_ISDIR(lst.st_mode)) {
-            int child = openat(dirfd(dir), entry->d_name,
-                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int child =
+                openat(dirfd(dir), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (child >= 0)
                 rc = s_list_dir(child, uri, true, out);
         }
@@ -287,8 +288,8 @@ typedef struct s_chunk {
  * once, a short completion resubmitted for its remainder. Every submitted read completes
  * before this returns (they target the caller's buffer). Returns 0, SHOAL_ESTALE (file ended
  * early), or 1 when io_uring itself failed (the caller then uses pread). */
-static int s_read_uring(struct io_uring *ring, int fd, const char *uri, uint64_t offset,
-                        char *buf, size_t length)
+static int s_read_uring(struct io_uring *ring, int fd, const char *uri, uint64_t offset, char *buf,
+                        size_t length)
 {
     s_chunk_t chunks[S_RING_DEPTH] = {{0}};
     size_t next = 0, finished = 0;

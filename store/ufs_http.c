@@ -70,8 +70,13 @@ static void s_response_version(const ufs_http_response_t *response, uint64_t siz
 static int s_stat_by_get(s_http_t *state, const char *uri, ufs_stat_t *out)
 {
     char byte;
-    ufs_http_request_t request = {.method = "GET", .url = uri, .ranged = true, .range_length = 1,
-                                  .buf = &byte, .buf_len = 1, .follow_redirects = true};
+    ufs_http_request_t request = {.method = "GET",
+                                  .url = uri,
+                                  .ranged = true,
+                                  .range_length = 1,
+                                  .buf = &byte,
+                                  .buf_len = 1,
+                                  .follow_redirects = true};
     ufs_http_response_t response;
     int rc = ufs_http_perform(state->ufs, &request, &response);
     if (rc == 0) {
@@ -152,9 +157,15 @@ static int64_t s_http_read(void *opaque, const char *uri, const char *version, u
         if (!headers)
             return shoal_fail(SHOAL_ENOMEM, "read %s: out of memory", uri);
     }
-    ufs_http_request_t request = {.method = "GET", .url = uri, .headers = headers,
-                                  .ranged = true, .range_offset = offset, .range_length = length,
-                                  .buf = buf, .buf_len = length, .follow_redirects = true};
+    ufs_http_request_t request = {.method = "GET",
+                                  .url = uri,
+                                  .headers = headers,
+                                  .ranged = true,
+                                  .range_offset = offset,
+                                  .range_length = length,
+                                  .buf = buf,
+                                  .buf_len = length,
+                                  .follow_redirects = true};
     ufs_http_response_t response;
     int64_t result = ufs_http_perform(state->ufs, &request, &response);
     curl_slist_free_all(headers);

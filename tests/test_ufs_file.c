@@ -24,14 +24,17 @@ static const struct {
     const char *name;
     size_t size;
 } s_files[] = {
-    {"empty.bin", 0},     {"one.bin", 1},          {"page.bin", PAGE},
-    {"b/pages.bin", 40 * PAGE + 0}, {"b/d/ragged.bin", 2 * PAGE + 12345},
+    {"empty.bin", 0},
+    {"one.bin", 1},
+    {"page.bin", PAGE},
+    {"b/pages.bin", 40 * PAGE + 0},
+    {"b/d/ragged.bin", 2 * PAGE + 12345},
 };
 #define FILE_COUNT (sizeof s_files / sizeof s_files[0])
 
-static char *s_root;                       /* temp dir */
-static unsigned char *s_data[FILE_COUNT];  /* expected contents */
-static ufs_t *s_ufs;                       /* under test */
+static char *s_root;                      /* temp dir */
+static unsigned char *s_data[FILE_COUNT]; /* expected contents */
+static ufs_t *s_ufs;                      /* under test */
 
 static void s_setup(void)
 {

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,17 +25,19 @@ static const struct {
     const char *name;
     size_t size;
 } s_files[] = {
-    {"empty.bin", 0},           {"one.bin", 1},
-    {"page.bin", PAGE},         {"pages.bin", 3 * PAGE},
+    {"empty.bin", 0},
+    {"one.bin", 1},
+    {"page.bin", PAGE},
+    {"pages.bin", 3 * PAGE},
     {"dir/ragged.bin", 2 * PAGE + 12345},
 };
 #define FILE_COUNT (sizeof s_files / sizeof s_files[0])
 
-static char *s_root;                   /* temp dir served by the servers */
+static char *s_root;                      /* temp dir served by the servers */
 static unsigned char *s_data[FILE_COUNT]; /* expected contents */
-static tp_server_t s_nginx;            /* well-behaved server */
-static tp_server_t s_bad;              /* badhttp.py */
-static ufs_t *s_ufs;                   /* under test */
+static tp_server_t s_nginx;               /* well-behaved server */
+static tp_server_t s_bad;                 /* badhttp.py */
+static ufs_t *s_ufs;                      /* under test */
 
 static const char s_nginx_extra[] =
     "    location /private/ { if ($http_authorization != \"Bearer sesame\") { return 401; } }\n"
@@ -60,8 +63,11 @@ static void s_make_files(void)
 
 static ufs_t *s_new_ufs(void)
 {
-    ufs_options_t options = {.connect_timeout_ms = 2000, .timeout_ms = 10000,
-                             .low_speed_ms = 5000, .max_retries = 3, .retry_base_ms = 5};
+    ufs_options_t options = {.connect_timeout_ms = 2000,
+                             .timeout_ms = 10000,
+                             .low_speed_ms = 5000,
+                             .max_retries = 3,
+                             .retry_base_ms = 5};
     return ufs_new(&options);
 }
 
@@ -152,8 +158,8 @@ Test(http, reads_at_every_boundary)
     for (size_t i = 0; i < FILE_COUNT; i++) {
         s_url(url, sizeof url, &s_nginx, "", i);
         uint64_t end = s_files[i].size;
-        uint64_t offsets[] = {0, PAGE - 1, PAGE, PAGE + 1, end ? end - 1 : 0, end, end + 1,
-                              end + PAGE};
+        uint64_t offsets[] = {0,   PAGE - 1, PAGE,      PAGE + 1, end ? end - 1 : 0,
+                              end, end + 1,  end + PAGE};
         size_t lengths[] = {1, 4096, PAGE, PAGE + 1, 2 * PAGE + 7};
         for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++)
             for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++)
@@ -252,9 +258,8 @@ Test(http, head_refused_falls_back_to_ranged_get)
             cr_assert_neq(st.version[0], '\0');
     }
     cr_assert_geq(tp_wait_lines(s_nginx.access_log, "HEAD /nohead/page.bin 405", 1, 2000), 1);
-    cr_assert_geq(tp_wait_lines(s_nginx.access_log, "GET /nohead/page.bin 206 range=bytes=0-0", 1,
-                                2000),
-                  1);
+    cr_assert_geq(
+        tp_wait_lines(s_nginx.access_log, "GET /nohead/page.bin 206 range=bytes=0-0", 1, 2000), 1);
 }
 
 /* Every read on one thread reuses one pooled handle, so nginx sees one connection. */
@@ -286,8 +291,7 @@ Test(http, fork_child_reads)
     if (pid == 0) {
         unsigned char buf[4096];
         int64_t got = ufs_read(s_ufs, url, NULL, PAGE, buf, sizeof buf);
-        _exit(got == (int64_t)sizeof buf && memcmp(buf, s_data[4] + PAGE, sizeof buf) == 0 ? 0
-                                                                                          : 1);
+        _exit(got == (int64_t)sizeof buf && memcmp(buf, s_data[4] + PAGE, sizeof buf) == 0 ? 0 : 1);
     }
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -347,8 +351,8 @@ Test(http_bad, death_mid_transfer_is_an_error)
     unsigned char *buf = malloc(3 * PAGE);
     for (size_t k = 0; k < 3; k++) {
         snprintf(url, sizeof url, "%s/die/%s", s_bad.base_url, s_files[index[k]].name);
-        cr_assert_eq(ufs_read(s_ufs, url, NULL, 0, buf, sizes[k]), SHOAL_EIO,
-                     "%s: %s", url, shoal_last_error());
+        cr_assert_eq(ufs_read(s_ufs, url, NULL, 0, buf, sizes[k]), SHOAL_EIO, "%s: %s", url,
+                     shoal_last_error());
     }
     /* Retried as a transient failure: 1 + max_retries attempts for the last one. */
     cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /die/pages.bin"), 4);
@@ -402,4 +406,66 @@ Test(http_bad, connection_refused_is_eio_after_retries)
     snprintf(url, sizeof url, "http://127.0.0.1:%d/x", tp_free_port());
     cr_assert_eq(ufs_read(s_ufs, url, NULL, 0, buf, sizeof buf), SHOAL_EIO);
     cr_assert(strstr(shoal_last_error(), "4 attempts"), "%s", shoal_last_error());
+}
+
+typedef struct s_worker {
+    int index;  /* which worker */
+    int failed; /* reads that came back wrong */
+} s_worker_t;
+
+static void *s_worker_main(void *arg)
+{
+    s_worker_t *w = arg;
+    char url[256];
+    s_url(url, sizeof url, &s_nginx, "", 4);
+    size_t size = s_files[4].size;
+    unsigned char *buf = malloc(PAGE);
+    for (int k = 0; k < 16; k++) {
+        uint64_t offset = ((uint64_t)(w->index * 16 + k) * 131071) % size;
+        size_t expect = size - offset < PAGE ? size - offset : PAGE;
+        int64_t got = ufs_read(s_ufs, url, NULL, offset, buf, PAGE);
+        if (got != (int64_t)expect || memcmp(buf, s_data[4] + offset, expect) != 0)
+            w->failed++;
+    }
+    free(buf);
+    return NULL;
+}
+
+/* One handle, many threads: each takes its own pooled curl handle. */
+Test(http, threads_share_one_handle)
+{
+    pthread_t threads[4];
+    s_worker_t workers[4];
+    for (int t = 0; t < 4; t++) {
+        workers[t] = (s_worker_t){.index = t};
+        cr_assert_eq(pthread_create(&threads[t], NULL, s_worker_main, &workers[t]), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(threads[t], NULL);
+        cr_assert_eq(workers[t].failed, 0, "worker %d", t);
+    }
+    cr_assert_eq(tp_wait_lines(s_nginx.access_log, "GET /dir/ragged.bin 206", 64, 2000), 64);
+}
+
+Test(http_bad, retries_429_then_success)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/busy/3/a/%s", s_bad.base_url, s_files[2].name);
+    s_check_read(url, NULL, 2, 0, PAGE);
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /busy/3/a/page.bin 429"), 3);
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /busy/3/a/page.bin 206"), 1);
+}
+
+Test(http_bad, stalled_server_times_out)
+{
+    ufs_options_t options = {.timeout_ms = 300, .max_retries = 1, .retry_base_ms = 5};
+    ufs_t *quick = ufs_new(&options);
+    char url[256], buf[8];
+    snprintf(url, sizeof url, "%s/stall/%s", s_bad.base_url, s_files[2].name);
+    int64_t t0 = tp_now_ms();
+    cr_assert_eq(ufs_read(quick, url, NULL, 0, buf, sizeof buf), SHOAL_ETIMEDOUT, "%s",
+                 shoal_last_error());
+    cr_assert_lt(tp_now_ms() - t0, 4000); /* gave up long before the server's 5 s */
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /stall/"), 2); /* 1 + 1 retry */
+    ufs_destroy(&quick);
 }

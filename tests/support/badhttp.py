@@ -6,6 +6,8 @@ Usage: badhttp.py PORT ROOT ACCESS_LOG
 Serves files under ROOT with Range, ETag ("size-mtime_ns" in hex) and Last-Modified, like a
 plain static server. A URL prefix picks a misbehaviour for the file named after it:
   /flaky/N/ID/PATH  the first N requests for this exact URL get 503, then PATH is served
+  /busy/N/ID/PATH   the same with 429 Too Many Requests and Retry-After: 0
+  /stall/PATH       waits 5 s before answering (timeouts)
   /norange/PATH     ignores Range: always 200 with the whole file
   /die/PATH         sends full headers, then half the body, then drops the connection
   /long/PATH        a 206 whose body is 10 bytes longer than the range asked for
@@ -20,6 +22,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = ""
@@ -57,14 +60,25 @@ class Handler(BaseHTTPRequestHandler):
     def handle_any(self):
         path = self.path.split("?", 1)[0]
         mode = ""
-        m = re.match(r"^/flaky/(\d+)/([^/]+)(/.*)$", path)
+        m = re.match(r"^/(flaky|busy)/(\d+)/([^/]+)(/.*)$", path)
         if m:
             with LOG_LOCK:
                 seen = COUNTS.get(self.path, 0)
                 COUNTS[self.path] = seen + 1
-            if seen < int(m.group(1)):
+            if seen < int(m.group(2)):
+                if m.group(1) == "busy":
+                    log(self.command, self.path, 429, self.headers.get("Range"))
+                    self.send_response(429)
+                    self.send_header("Retry-After", "0")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 return self.simple(503, b"busy\n")
-            path = m.group(3)
+            path = m.group(4)
+        elif path.startswith("/stall/"):
+            log(self.command, self.path, 0, self.headers.get("Range"))
+            time.sleep(5)
+            return self.simple(503, b"late\n")
         else:
             m = re.match(r"^/(norange|die|long|noetag|nohead)(/.*)$", path)
             if m:

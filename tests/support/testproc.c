@@ -86,8 +86,8 @@ static int s_rmtree_at(int dir_fd)
             continue;
         }
         if (S_ISDIR(st.st_mode)) {
-            int child = openat(dirfd(dir), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                                              O_CLOEXEC);
+            int child =
+                openat(dirfd(dir), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (child < 0 || s_rmtree_at(child) != 0)
                 rc = -1;
             if (unlinkat(dirfd(dir), entry->d_name, AT_REMOVEDIR) != 0)
@@ -283,7 +283,8 @@ static int s_connect(int port)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
         close(fd);
@@ -440,8 +441,16 @@ int tp_nginx_start(tp_server_t *server, const char *root, const char *server_ext
     if (rc != 0)
         goto fail;
     const char *nginx = getenv("SHOAL_NGINX");
-    const char *argv[] = {nginx && nginx[0] ? nginx : "/usr/sbin/nginx", "-p", d, "-c", conf_path,
-                          "-e", error_log, "-g", "daemon off;", NULL};
+    const char *argv[] = {nginx && nginx[0] ? nginx : "/usr/sbin/nginx",
+                          "-p",
+                          d,
+                          "-c",
+                          conf_path,
+                          "-e",
+                          error_log,
+                          "-g",
+                          "daemon off;",
+                          NULL};
     if (tp_spawn(&server->proc, argv, out_log) != 0)
         goto fail;
     if (tp_wait_http(server->port, "/", 10000) != 0 || !tp_alive(&server->proc)) {
@@ -463,8 +472,8 @@ int tp_badhttp_start(tp_server_t *server, const char *root)
     char out_log[TP_PATH_MAX], port[16];
     snprintf(out_log, sizeof out_log, "%s/stdout.log", server->dir);
     snprintf(port, sizeof port, "%d", server->port);
-    const char *argv[] = {"python3", TP_SUPPORT_DIR "/badhttp.py", port, root, server->access_log,
-                          NULL};
+    const char *argv[] = {"python3", TP_SUPPORT_DIR "/badhttp.py", port,
+                          root,      server->access_log,           NULL};
     if (tp_spawn(&server->proc, argv, out_log) != 0)
         goto fail;
     if (tp_wait_http(server->port, "/", 15000) != 0 || !tp_alive(&server->proc)) {

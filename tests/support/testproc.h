@@ -43,8 +43,8 @@ void tp_fill_pattern(void *buf, size_t len, uint64_t seed);
 
 /* A spawned process. */
 typedef struct tp_proc {
-    pid_t pid;                    /* 0 when not running; also its process group id */
-    char log_path[TP_PATH_MAX];   /* its stdout and stderr */
+    pid_t pid;                  /* 0 when not running; also its process group id */
+    char log_path[TP_PATH_MAX]; /* its stdout and stderr */
 } tp_proc_t;
 
 /* Starts argv[0] (PATH searched) with argv, in its own process group, stdin from /dev/null,
@@ -74,11 +74,11 @@ long tp_wait_lines(const char *path, const char *needle, long at_least, int time
 
 /* A server started for a test. */
 typedef struct tp_server {
-    tp_proc_t proc;                 /* the server process */
-    int port;                       /* its loopback port */
-    char *dir;                      /* its temp dir (config, logs, pid); removed by stop */
-    char access_log[TP_PATH_MAX];   /* one line per request: "METHOD URI STATUS range=..." */
-    char base_url[64];              /* "http://127.0.0.1:PORT" */
+    tp_proc_t proc;               /* the server process */
+    int port;                     /* its loopback port */
+    char *dir;                    /* its temp dir (config, logs, pid); removed by stop */
+    char access_log[TP_PATH_MAX]; /* one line per request: "METHOD URI STATUS range=..." */
+    char base_url[64];            /* "http://127.0.0.1:PORT" */
 } tp_server_t;
 
 /* Starts nginx (/usr/sbin/nginx, or $SHOAL_NGINX) serving `root` on a free loopback port, and
@@ -87,7 +87,7 @@ typedef struct tp_server {
 int tp_nginx_start(tp_server_t *server, const char *root, const char *server_extra);
 
 /* Starts tests/support/badhttp.py (python3) serving `root`; see that file for its URL
- * prefixes (/flaky/N/, /norange/, /die/, /long/, /noetag/, /nohead/). 0 or -1. */
+ * prefixes (/flaky/N/, /busy/N/, /stall/, /norange/, /die/, /long/, /noetag/, /nohead/). 0 or -1. */
 int tp_badhttp_start(tp_server_t *server, const char *root);
 
 /* Stops the server and removes its temp dir. Safe on a server never started. */
