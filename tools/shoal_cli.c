@@ -620,45 +620,50 @@ static void s_warm_progress(const warm_t *warm, double started, bool final)
     fflush(stderr);
 }
 
-/* Collects the files to warm: URI itself when it is a file, else every file below it. */
+/* Adds one file to the warm list. */
+static int s_warm_push(warm_t *warm, const char *uri, uint64_t size)
+{
+    char **uris = realloc(warm->uris, (warm->count + 1) * sizeof *uris);
+    if (uris)
+        warm->uris = uris;
+    uint64_t *sizes = realloc(warm->sizes, (warm->count + 1) * sizeof *sizes);
+    if (sizes)
+        warm->sizes = sizes;
+    char *copy = strdup(uri);
+    if (!uris || !sizes || !copy) {
+        free(copy);
+        return SHOAL_ENOMEM;
+    }
+    warm->uris[warm->count] = copy;
+    warm->sizes[warm->count++] = size;
+    return 0;
+}
+
+/* Collects the files to warm: URI itself when it is a file, else every file below it (a
+ * directory, or a prefix that stat does not know). A URI that is neither is kept as one file,
+ * so that it shows in the failure list with the error its load gets. */
 static int s_warm_collect(shoal_client_t *client, const char *uri, warm_t *warm)
 {
     shoal_stat_t stat;
     int rc = shoal_stat(client, uri, &stat);
-    if (rc == 0 && !stat.is_dir) {
-        warm->count = 1;
-        warm->uris = calloc(1, sizeof *warm->uris);
-        warm->sizes = calloc(1, sizeof *warm->sizes);
-        if (!warm->uris || !warm->sizes || !(warm->uris[0] = strdup(uri)))
-            return SHOAL_ENOMEM;
-        warm->sizes[0] = stat.size;
-        return 0;
-    }
+    if (rc == 0 && !stat.is_dir)
+        return s_warm_push(warm, uri, stat.size);
+    if (rc != 0 && rc != SHOAL_ENOENT)
+        return rc;
     shoal_listing_t *listing = NULL;
     int list_rc = shoal_list(client, uri, true, &listing);
-    if (list_rc != 0)
-        return rc != 0 && rc != SHOAL_ENOENT ? rc : list_rc;
-    size_t count = shoal_listing_count(listing);
-    warm->uris = calloc(count + 1, sizeof *warm->uris);
-    warm->sizes = calloc(count + 1, sizeof *warm->sizes);
-    if (!warm->uris || !warm->sizes) {
-        shoal_listing_destroy(&listing);
-        return SHOAL_ENOMEM;
-    }
-    for (size_t i = 0; i < count; i++) {
+    if (list_rc != 0 && list_rc != SHOAL_ENOENT)
+        return list_rc;
+    for (size_t i = 0; list_rc == 0 && i < shoal_listing_count(listing); i++) {
         const shoal_stat_t *entry = shoal_listing_stat(listing, i);
-        if (entry->is_dir)
-            continue;
-        warm->uris[warm->count] = strdup(shoal_listing_uri(listing, i));
-        if (!warm->uris[warm->count]) {
-            shoal_listing_destroy(&listing);
-            return SHOAL_ENOMEM;
-        }
-        warm->sizes[warm->count++] = entry->size;
+        if (!entry->is_dir && s_warm_push(warm, shoal_listing_uri(listing, i), entry->size) != 0)
+            list_rc = SHOAL_ENOMEM;
     }
     shoal_listing_destroy(&listing);
+    if (list_rc == SHOAL_ENOMEM)
+        return list_rc;
     if (warm->count == 0 && rc == SHOAL_ENOENT)
-        return rc;
+        return s_warm_push(warm, uri, 0); /* missing: fails in the load, listed at the end */
     return 0;
 }
 
