@@ -115,12 +115,21 @@ extern "C" {
  * msg_read_frame_length() gives the expected length of each frame, so a receiver checks every
  * frame before using it. Any request may be answered by ERROR instead of its reply.
  *
- * Example: READ_REQ id 7, view 3, uri "s3://b/k", offset 0, length 10:
+ * Encoders write every field of the type (optional ones too, with their defaults) in key
+ * order; decoders accept the fields in any order and any subset that has the required ones.
+ *
+ * Example: READ_REQ id 7, view 3, uri "s3://b/k", version "", offset 0, length 10, flags 0:
+ *   96 01 08 07 03 00 85 01 a8 73 33 3a 2f 2f 62 2f 6b 02 a0 03 00 04 0a 05 00
+ *   (fixarray 6: version 1, type 8, id 7, view 3, frames 0,
+ *    fixmap 5 {1: "s3://b/k", 2: "", 3: 0, 4: 10, 5: 0})
+ *   The shortest form a client may send leaves out the optional keys 2 and 5:
  *   96 01 08 07 03 00 83 01 a8 73 33 3a 2f 2f 62 2f 6b 03 00 04 0a
- *   (fixarray 6, version 1, type 8, id 7, view 3, frames 0, fixmap 3 {1:"s3://b/k",3:0,4:10})
  */
 
 #define MSG_PROTO_VERSION 1
+
+/* Threads: every function here is reentrant; a msg_t or msg_buf_t is used by one thread at a
+ * time. The last error (shoal_last_error) is per thread. */
 
 /* Limits. A decoder refuses anything over them with SHOAL_EPROTO (or SHOAL_EMSGSIZE for a
  * whole frame); an encoder refuses to produce it (SHOAL_EMSGSIZE), so a message this node
@@ -201,7 +210,8 @@ typedef struct msg_header {
 /*
  * Bodies. On encode every pointer is borrowed from the caller for the duration of the call,
  * and a NULL string is sent as "". On decode every pointer points into memory owned by the
- * msg_t (freed by msg_fini) and strings are NUL-terminated, never NULL.
+ * msg_t (freed by msg_fini) and strings are NUL-terminated, never NULL; an array with a
+ * count of 0 may be NULL.
  */
 
 typedef struct msg_error {
@@ -264,7 +274,8 @@ typedef struct msg_read_request {
     const char *uri;     /* file */
     const char *version; /* the version the client expects; "" = current */
     uint64_t offset;     /* first byte wanted */
-    uint64_t length;     /* bytes wanted */
+    uint64_t length;     /* bytes wanted; the node bounds it (the reply carries at most
+                            MSG_READ_PAGES_MAX pages) */
     uint32_t flags;      /* MSG_READ_* bits */
 } msg_read_request_t;
 
@@ -354,7 +365,8 @@ typedef struct msg {
 } msg_t;
 
 /* Zeroes *m and sets its header (proto_version = MSG_PROTO_VERSION, frames = 0). The body is
- * all zeros: fill the member for `type`. Does not allocate. */
+ * all zeros except the defaults that are not zero (LOAD_REQ replicas = 1): fill the member for
+ * `type`. Does not allocate. */
 void msg_init(msg_t *m, msg_type_t type, uint64_t request_id, uint64_t view_version);
 
 /* Frees what msg_decode allocated and zeroes *m. Safe on a zeroed or msg_init'ed msg_t, and

@@ -1,6 +1,9 @@
-# store/pagestore.cmake: the page store (RocksDB and in-memory backends behind pagestore.h).
+# store/pagestore.cmake: the page store (pagestore.h) with its RocksDB and in-memory backends.
 add_library(shoal_pagestore STATIC
-    ${CMAKE_CURRENT_SOURCE_DIR}/pagestore.c)
+    ${CMAKE_CURRENT_SOURCE_DIR}/pagestore.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/pagestore_map.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/pagestore_memory.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/pagestore_rocksdb.c)
 target_include_directories(shoal_pagestore PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(shoal_pagestore PUBLIC shoal_proto PkgConfig::ROCKSDB PkgConfig::SODIUM
     Threads::Threads)

@@ -92,9 +92,9 @@ void pagestore_close(pagestore_t **self_p);
 int pagestore_put(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
                   uint64_t page_index, const void *data, size_t size);
 
-/* Looks a page up and sets *out to a pinned handle on its bytes (no copy). A page found in the
- * older half of the generations is also copied into the newest one, so pages in use survive
- * the churn of pages read once. Returns 0, SHOAL_ENOENT (a miss: absent, or found corrupt,
+/* Looks a page up and sets *out to a pinned handle on its bytes (no copy). A page found close
+ * to eviction (less than half a quota of writes from it) is also copied into the newest
+ * generation, so pages in use survive the churn of pages read once. Returns 0, SHOAL_ENOENT (a miss: absent, or found corrupt,
  * which also deletes it and counts it), or SHOAL_EIO (read error). The caller owns *out and
  * releases it with pagestore_page_release or pagestore_page_free_fn. */
 int pagestore_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],

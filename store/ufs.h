@@ -42,7 +42,8 @@ typedef struct ufs_options {
     long connect_timeout_ms; /* [5000] TCP+TLS connect timeout per attempt */
     long timeout_ms;         /* [60000] whole-request timeout per attempt */
     long low_speed_ms;       /* [10000] abort an attempt that moves < 1 byte/s this long */
-    int max_retries;         /* [4] retries after the first attempt on 5xx, 429, reset, timeout */
+    int max_retries;         /* [4] retries after the first attempt on 5xx, 429, reset, timeout;
+                                negative for none */
     int retry_base_ms;       /* [100] first backoff; doubles per retry, with full jitter */
 } ufs_options_t;
 

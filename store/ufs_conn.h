@@ -49,6 +49,7 @@ typedef struct ufs_http_request {
     size_t buf_len;                   /* capacity of buf */
     bool collect_body;                /* else collect the body into response.body (malloc) */
     size_t body_max;                  /* with collect_body: refuse bodies over this (0 = 64 MiB) */
+    bool follow_redirects;            /* follow 3xx (at most 8 hops); else a 3xx is the reply */
 } ufs_http_request_t;
 
 /* What came back. Set up by ufs_http_perform; freed with ufs_http_response_fini. */
@@ -59,13 +60,20 @@ typedef struct ufs_http_response {
     char *header_block;     /* all response headers of the final attempt, raw */
     int64_t content_length; /* Content-Length, -1 if absent */
     int64_t range_total;    /* total from Content-Range "bytes a-b/total", -1 if absent */
+    char *redirect_url;     /* absolute Location of a 3xx reply not followed, or NULL */
+    int attempts;           /* attempts made (1 + retries) */
 } ufs_http_response_t;
 
 /* Performs `request` on a reused libcurl handle, retrying 5xx, 429, connection resets and
  * timeouts with exponential backoff and full jitter, up to options.max_retries. A 200 to a
- * ranged request is refused (SHOAL_ENOTSUP: the server ignores Range). A body longer than the
- * buffer or a transfer cut short is SHOAL_EIO. Returns 0 once any HTTP response arrived (the
- * caller maps response.status) or a negative error with a last error naming the URL. */
+ * ranged request is refused (SHOAL_ENOTSUP: the server ignores Range) unless it has no body at
+ * all (an empty object: nginx answers so on 0-byte files). A body longer than the buffer or a
+ * transfer cut short is SHOAL_EIO; a 206 must carry a Content-Range starting at range_offset
+ * and covering every byte asked for (fewer only at the object's end). Returns 0 once any HTTP
+ * response arrived (the caller maps response.status; after retries that may be a 5xx) or a
+ * negative error with a last error naming the URL. For a non-2xx reply, response.body holds
+ * the first 64 KiB of the error document (S3/Azure error XML), whatever collect_body says.
+ * The response is always safe to pass to ufs_http_response_fini. */
 int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request,
                      ufs_http_response_t *response);
 
@@ -82,5 +90,44 @@ void ufs_http_response_fini(ufs_http_response_t *response);
 
 /* The options in effect (defaults filled in). Borrowed for the handle's life. */
 const ufs_options_t *ufs_options(const ufs_t *ufs);
+
+/* ---- helpers shared by the connectors (added by the ufs-core branch) ---------------------- */
+
+/* Checks `uri`: not NULL, 1..UFS_URI_MAX bytes, no control characters. 0 or SHOAL_EINVAL. */
+int ufs_uri_check(const char *uri);
+
+/* Copies the lower-cased scheme of `uri` ("s3" of "s3://b/k") into out. 0 or SHOAL_EINVAL
+ * (no "scheme://" prefix, or a scheme longer than out_len - 1). */
+int ufs_uri_scheme(const char *uri, char *out, size_t out_len);
+
+/* Sorts the entries by uri (strcmp order). ufs_list calls it after every connector. */
+void ufs_list_sort(ufs_list_t *list);
+
+/* Normalises an ETag header value into a version: strips the quotes, keeps a "W/" prefix of a
+ * weak tag ("W/\"x\"" -> "W/x"). Returns out, "" for NULL or empty input. */
+char *ufs_etag_version(const char *etag, char *out, size_t out_len);
+
+/* Appends `text` to `out` (capacity out_len, NUL-terminated), percent-encoding every byte
+ * outside RFC 3986 unreserved characters, except '/' when keep_slash. 0, or SHOAL_EINVAL when
+ * the result does not fit. */
+int ufs_url_append_encoded(char *out, size_t out_len, const char *text, bool keep_slash);
+
+/* The pool of reusable libcurl easy handles behind ufs_http_perform. One per ufs_t. Fork aware:
+ * after fork() the child abandons the parent's handles (never cleans them up: that could talk
+ * on the parent's TLS connections) and makes its own. */
+typedef struct ufs_http_pool ufs_http_pool_t;
+
+/* Returns a new pool or NULL (out of memory). Caller owns the result. */
+ufs_http_pool_t *ufs_http_pool_new(void);
+
+/* Frees *pool_p and its idle handles, sets it to NULL; safe on NULL. */
+void ufs_http_pool_destroy(ufs_http_pool_t **pool_p);
+
+/* The pool of `ufs`. Borrowed for the handle's life. */
+ufs_http_pool_t *ufs_http_pool_of(ufs_t *ufs);
+
+/* How the calling thread's last file:// read went: "io_uring", "pread", or "" before any.
+ * For tests and diagnostics. Static string. */
+const char *ufs_file_last_read_path(void);
 
 #endif

@@ -1,0 +1,66 @@
+/*
+ * flight.h - single flight for UFS range reads: concurrent misses of the same (file key, range)
+ * share one read. Also the reference-counted byte buffer a range is read into, which READ
+ * replies hand to ZeroMQ slice by slice without copying.
+ */
+#ifndef SHOAL_NODE_FLIGHT_H
+#define SHOAL_NODE_FLIGHT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pagestore.h"
+
+/* Bytes of one range read from the UFS. Reference counted; immutable once filled. */
+typedef struct range_buf {
+    _Atomic int refs; /* references; freed at zero */
+    size_t len;       /* bytes of data in use */
+    uint8_t data[];   /* the bytes */
+} range_buf_t;
+
+/* Allocates a buffer of `capacity` bytes with one reference (len = 0). NULL when out of
+ * memory. */
+range_buf_t *range_buf_new(size_t capacity);
+
+/* Adds a reference and returns `buf`. */
+range_buf_t *range_buf_ref(range_buf_t *buf);
+
+/* Drops a reference and sets *buf_p to NULL; safe on NULL. Thread safe. */
+void range_buf_release(range_buf_t **buf_p);
+
+/* The same release shaped as a zmq_free_fn (`hint` is the buffer; one reference is dropped):
+ * zmq_msg_init_data(&frame, buf->data + off, len, range_buf_free_fn, range_buf_ref(buf)). */
+void range_buf_free_fn(void *data, void *hint);
+
+/* What makes two reads the same flight. */
+typedef struct flight_key {
+    uint8_t file_key[PAGESTORE_FILE_KEY_SIZE]; /* file version */
+    uint64_t range_index;                      /* range within it */
+    bool store;                                /* the pages will be stored (not NO_CACHE) */
+} flight_key_t;
+
+/* The work of a flight's leader: fill *buf_out (a new buffer the caller of flight_do will own
+ * a reference of) and return 0, or return a negative code. */
+typedef int (*flight_fn)(void *arg, range_buf_t **buf_out);
+
+/* The table of reads in flight. Thread safe. */
+typedef struct flight_table flight_table_t;
+
+/* Returns a new table or NULL when out of memory. Caller owns it. */
+flight_table_t *flight_table_new(void);
+
+/* Frees *self_p and sets it to NULL; safe on NULL. No flight may be running. */
+void flight_table_destroy(flight_table_t **self_p);
+
+/*
+ * Runs fn(arg) for `key` unless another thread is already running it, in which case it waits
+ * for that run and shares its outcome (*joined = true). Either way returns fn's result and, on
+ * success, sets *buf_out to a reference the caller releases. Blocks the calling thread for the
+ * length of the read: flights are run on fetch threads only, never on hit workers.
+ */
+int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void *arg,
+              range_buf_t **buf_out, bool *joined);
+
+#endif

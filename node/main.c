@@ -1,0 +1,58 @@
+/*
+ * main.c - shoald: parses the flags, starts one node, and stops it cleanly on SIGTERM or
+ * SIGINT. Exit status: 0 after a clean stop, 1 when the node could not start, 2 for bad flags.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "node.h"
+
+int main(int argc, char **argv)
+{
+    node_config_t config;
+    if (config_init(&config) < 0) {
+        fprintf(stderr, "shoald: out of memory\n");
+        return 1;
+    }
+    char error[CONFIG_ERROR_MAX];
+    int rc = config_parse(&config, argc, argv, error, sizeof error);
+    if (rc == 1) {
+        config_usage(stdout);
+        config_fini(&config);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "shoald: %s\n(see shoald --help)\n", error);
+        config_fini(&config);
+        return 2;
+    }
+    log_set_level(config.log_level);
+
+    /* Every thread inherits this mask, so the signals are only ever taken by sigwait below. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    node_t *node = node_new(&config);
+    config_fini(&config);
+    if (node == NULL)
+        return 1;
+    if (node_start(node) < 0) {
+        node_destroy(&node);
+        return 1;
+    }
+    int signal_number = 0;
+    while (sigwait(&signals, &signal_number) != 0) {
+    }
+    log_info("%s: stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+    node_stop(node);
+    node_destroy(&node);
+    log_info("stopped");
+    return 0;
+}

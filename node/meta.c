@@ -1,0 +1,408 @@
+/*
+ * meta.c - the metadata cache (see meta.h): a chained hash table of stat entries keyed by URI,
+ * and a small array of reference-counted listings, both under one mutex.
+ */
+#include "meta.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mount.h"
+
+/* One URI's metadata. */
+typedef struct s_entry {
+    struct s_entry *next;               /* next in the bucket chain */
+    char *uri;                          /* key, owned */
+    uint64_t hash;                      /* hash of uri */
+    uint64_t size;                      /* bytes */
+    int64_t mtime;                      /* seconds since the epoch */
+    bool is_dir;                        /* directory or prefix */
+    char *version;                      /* current version, owned */
+    char *old_versions[META_OLD_VERSIONS]; /* earlier versions, newest first, owned or NULL */
+    int64_t fetched_ns;                 /* when the UFS said so; 0 = expired */
+} s_entry_t;
+
+struct meta_cache {
+    pthread_mutex_t lock;         /* guards everything below */
+    int64_t ttl_ns;               /* freshness */
+    s_entry_t **buckets;          /* bucket_count chains */
+    size_t bucket_count;          /* a power of two */
+    size_t entry_count;           /* entries in all chains */
+    size_t max_entries;           /* bound on entry_count */
+    meta_listing_t **listings;    /* max_listings slots, NULL when empty */
+    size_t max_listings;          /* slots */
+};
+
+static uint64_t s_hash(const char *text)
+{
+    uint64_t hash = 14695981039346656037ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        hash ^= *p;
+        hash *= 1099511628211ull;
+    }
+    return hash;
+}
+
+static void s_entry_free(s_entry_t *entry)
+{
+    free(entry->uri);
+    free(entry->version);
+    for (int i = 0; i < META_OLD_VERSIONS; i++)
+        free(entry->old_versions[i]);
+    free(entry);
+}
+
+meta_cache_t *meta_cache_new(int64_t ttl_ns, size_t max_entries, size_t max_listings)
+{
+    meta_cache_t *self = calloc(1, sizeof *self);
+    if (self == NULL)
+        return NULL;
+    self->bucket_count = 1024;
+    self->buckets = calloc(self->bucket_count, sizeof *self->buckets);
+    self->max_listings = max_listings ? max_listings : 1;
+    self->listings = calloc(self->max_listings, sizeof *self->listings);
+    if (self->buckets == NULL || self->listings == NULL) {
+        free(self->buckets);
+        free(self->listings);
+        free(self);
+        return NULL;
+    }
+    pthread_mutex_init(&self->lock, NULL);
+    self->ttl_ns = ttl_ns;
+    self->max_entries = max_entries ? max_entries : 1;
+    return self;
+}
+
+void meta_cache_destroy(meta_cache_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    meta_cache_t *self = *self_p;
+    for (size_t i = 0; i < self->bucket_count; i++) {
+        s_entry_t *entry = self->buckets[i];
+        while (entry) {
+            s_entry_t *next = entry->next;
+            s_entry_free(entry);
+            entry = next;
+        }
+    }
+    for (size_t i = 0; i < self->max_listings; i++)
+        meta_listing_release(&self->listings[i]);
+    free(self->buckets);
+    free(self->listings);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}
+
+/* Finds the entry of `uri`, and the link that points at it (for unlinking). Lock held. */
+static s_entry_t *s_find(meta_cache_t *self, const char *uri, uint64_t hash, s_entry_t ***link_out)
+{
+    s_entry_t **link = &self->buckets[hash & (self->bucket_count - 1)];
+    while (*link) {
+        if ((*link)->hash == hash && strcmp((*link)->uri, uri) == 0) {
+            if (link_out)
+                *link_out = link;
+            return *link;
+        }
+        link = &(*link)->next;
+    }
+    return NULL;
+}
+
+static bool s_fresh(const meta_cache_t *self, int64_t fetched_ns, int64_t now_ns)
+{
+    return fetched_ns != 0 && now_ns - fetched_ns < self->ttl_ns;
+}
+
+/* Doubles the bucket array when the chains grow long; a failed allocation keeps the old one. */
+static void s_grow(meta_cache_t *self)
+{
+    if (self->entry_count < self->bucket_count * 2)
+        return;
+    size_t count = self->bucket_count * 2;
+    s_entry_t **buckets = calloc(count, sizeof *buckets);
+    if (buckets == NULL)
+        return;
+    for (size_t i = 0; i < self->bucket_count; i++) {
+        s_entry_t *entry = self->buckets[i];
+        while (entry) {
+            s_entry_t *next = entry->next;
+            entry->next = buckets[entry->hash & (count - 1)];
+            buckets[entry->hash & (count - 1)] = entry;
+            entry = next;
+        }
+    }
+    free(self->buckets);
+    self->buckets = buckets;
+    self->bucket_count = count;
+}
+
+/* Makes room when the table is full: first every expired entry goes; if that freed less than
+ * a quarter, every other remaining entry goes too. Crude, but O(n) once per n/4 inserts, and
+ * a dropped entry only costs one UFS stat later. Lock held. */
+static void s_make_room(meta_cache_t *self, int64_t now_ns)
+{
+    if (self->entry_count < self->max_entries)
+        return;
+    for (int round = 0; round < 2 && self->entry_count > self->max_entries * 3 / 4; round++) {
+        size_t seen = 0;
+        for (size_t i = 0; i < self->bucket_count; i++) {
+            s_entry_t **link = &self->buckets[i];
+            while (*link) {
+                s_entry_t *entry = *link;
+                bool drop = round == 0 ? !s_fresh(self, entry->fetched_ns, now_ns) : (seen++ & 1);
+                if (drop) {
+                    *link = entry->next;
+                    s_entry_free(entry);
+                    self->entry_count--;
+                } else {
+                    link = &entry->next;
+                }
+            }
+        }
+    }
+}
+
+int meta_cache_get(meta_cache_t *self, const char *uri, int64_t now_ns, ufs_stat_t *out,
+                   bool *fresh)
+{
+    uint64_t hash = s_hash(uri);
+    pthread_mutex_lock(&self->lock);
+    s_entry_t *entry = s_find(self, uri, hash, NULL);
+    if (entry == NULL) {
+        pthread_mutex_unlock(&self->lock);
+        return SHOAL_ENOENT;
+    }
+    out->size = entry->size;
+    out->mtime = entry->mtime;
+    out->is_dir = entry->is_dir;
+    snprintf(out->version, sizeof out->version, "%s", entry->version);
+    *fresh = s_fresh(self, entry->fetched_ns, now_ns);
+    pthread_mutex_unlock(&self->lock);
+    return 0;
+}
+
+void meta_cache_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat, int64_t now_ns)
+{
+    uint64_t hash = s_hash(uri);
+    pthread_mutex_lock(&self->lock);
+    s_entry_t *entry = s_find(self, uri, hash, NULL);
+    if (entry == NULL) {
+        s_make_room(self, now_ns);
+        entry = calloc(1, sizeof *entry);
+        if (entry == NULL || (entry->uri = strdup(uri)) == NULL ||
+            (entry->version = strdup(stat->version)) == NULL) {
+            if (entry)
+                s_entry_free(entry);
+            pthread_mutex_unlock(&self->lock);
+            return;
+        }
+        entry->hash = hash;
+        size_t bucket = hash & (self->bucket_count - 1);
+        entry->next = self->buckets[bucket];
+        self->buckets[bucket] = entry;
+        self->entry_count++;
+        s_grow(self);
+    } else if (strcmp(entry->version, stat->version) != 0) {
+        char *version = strdup(stat->version);
+        if (version != NULL) {
+            free(entry->old_versions[META_OLD_VERSIONS - 1]);
+            memmove(&entry->old_versions[1], &entry->old_versions[0],
+                    (META_OLD_VERSIONS - 1) * sizeof entry->old_versions[0]);
+            entry->old_versions[0] = entry->version;
+            entry->version = version;
+        }
+    }
+    entry->size = stat->size;
+    entry->mtime = stat->mtime;
+    entry->is_dir = stat->is_dir;
+    entry->fetched_ns = now_ns != 0 ? now_ns : 1;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void meta_cache_expire(meta_cache_t *self, const char *uri)
+{
+    uint64_t hash = s_hash(uri);
+    pthread_mutex_lock(&self->lock);
+    s_entry_t *entry = s_find(self, uri, hash, NULL);
+    if (entry)
+        entry->fetched_ns = 0;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void meta_cache_forget(meta_cache_t *self, const char *uri)
+{
+    uint64_t hash = s_hash(uri);
+    pthread_mutex_lock(&self->lock);
+    s_entry_t **link = NULL;
+    s_entry_t *entry = s_find(self, uri, hash, &link);
+    if (entry) {
+        *link = entry->next;
+        s_entry_free(entry);
+        self->entry_count--;
+    }
+    pthread_mutex_unlock(&self->lock);
+}
+
+size_t meta_cache_versions(meta_cache_t *self, const char *uri, char (*versions)[UFS_VERSION_MAX],
+                           size_t max)
+{
+    uint64_t hash = s_hash(uri);
+    size_t count = 0;
+    pthread_mutex_lock(&self->lock);
+    s_entry_t *entry = s_find(self, uri, hash, NULL);
+    if (entry && !entry->is_dir) {
+        if (count < max)
+            snprintf(versions[count++], UFS_VERSION_MAX, "%s", entry->version);
+        for (int i = 0; i < META_OLD_VERSIONS && count < max; i++)
+            if (entry->old_versions[i])
+                snprintf(versions[count++], UFS_VERSION_MAX, "%s", entry->old_versions[i]);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return count;
+}
+
+int meta_cache_uris_under(meta_cache_t *self, const char *prefix, char ***uris_out,
+                          size_t *count_out)
+{
+    *uris_out = NULL;
+    *count_out = 0;
+    size_t count = 0, capacity = 0;
+    char **uris = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->bucket_count && rc == 0; i++) {
+        for (s_entry_t *entry = self->buckets[i]; entry && rc == 0; entry = entry->next) {
+            if (entry->is_dir || !mount_is_under(entry->uri, prefix))
+                continue;
+            if (count == capacity) {
+                size_t grown_capacity = capacity ? capacity * 2 : 16;
+                char **grown = realloc(uris, grown_capacity * sizeof *grown);
+                if (grown == NULL) {
+                    rc = SHOAL_ENOMEM;
+                    break;
+                }
+                uris = grown;
+                capacity = grown_capacity;
+            }
+            if ((uris[count] = strdup(entry->uri)) == NULL)
+                rc = SHOAL_ENOMEM;
+            else
+                count++;
+        }
+    }
+    pthread_mutex_unlock(&self->lock);
+    if (rc < 0) {
+        for (size_t i = 0; i < count; i++)
+            free(uris[i]);
+        free(uris);
+        return rc;
+    }
+    *uris_out = uris;
+    *count_out = count;
+    return 0;
+}
+
+meta_listing_t *meta_cache_listing_get(meta_cache_t *self, const char *uri, bool recursive,
+                                       int64_t now_ns)
+{
+    meta_listing_t *found = NULL;
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->max_listings; i++) {
+        meta_listing_t *listing = self->listings[i];
+        if (listing && listing->recursive == recursive && strcmp(listing->uri, uri) == 0 &&
+            s_fresh(self, listing->fetched_ns, now_ns)) {
+            atomic_fetch_add(&listing->refs, 1);
+            found = listing;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&self->lock);
+    return found;
+}
+
+static int s_entry_compare(const void *a, const void *b)
+{
+    return strcmp(((const ufs_entry_t *)a)->uri, ((const ufs_entry_t *)b)->uri);
+}
+
+/*
+ * The listing goes into the slot of the same (uri, recursive) if there is one, else an empty
+ * slot, else the oldest. Each file entry also refreshes the stat cache, so the STATs that
+ * usually follow a LIST cost no UFS request.
+ */
+meta_listing_t *meta_cache_listing_put(meta_cache_t *self, const char *uri, bool recursive,
+                                       ufs_list_t *list, int64_t now_ns)
+{
+    meta_listing_t *listing = calloc(1, sizeof *listing);
+    if (listing == NULL || (listing->uri = strdup(uri)) == NULL) {
+        free(listing);
+        ufs_list_fini(list);
+        return NULL;
+    }
+    atomic_init(&listing->refs, 2); /* the cache's and the caller's */
+    listing->recursive = recursive;
+    listing->list = *list;
+    listing->fetched_ns = now_ns != 0 ? now_ns : 1;
+    ufs_list_init(list);
+    if (listing->list.count > 1)
+        qsort(listing->list.entries, listing->list.count, sizeof(ufs_entry_t), s_entry_compare);
+
+    for (size_t i = 0; i < listing->list.count; i++)
+        if (!listing->list.entries[i].stat.is_dir)
+            meta_cache_put(self, listing->list.entries[i].uri, &listing->list.entries[i].stat,
+                           now_ns);
+
+    pthread_mutex_lock(&self->lock);
+    size_t slot = self->max_listings;
+    for (size_t i = 0; i < self->max_listings && slot == self->max_listings; i++) {
+        meta_listing_t *old = self->listings[i];
+        if (old && old->recursive == recursive && strcmp(old->uri, uri) == 0)
+            slot = i;
+    }
+    for (size_t i = 0; i < self->max_listings && slot == self->max_listings; i++)
+        if (self->listings[i] == NULL)
+            slot = i;
+    if (slot == self->max_listings) {
+        slot = 0;
+        for (size_t i = 1; i < self->max_listings; i++)
+            if (self->listings[i]->fetched_ns < self->listings[slot]->fetched_ns)
+                slot = i;
+    }
+    meta_listing_t *old = self->listings[slot];
+    self->listings[slot] = listing;
+    pthread_mutex_unlock(&self->lock);
+    meta_listing_release(&old);
+    return listing;
+}
+
+void meta_listing_release(meta_listing_t **listing_p)
+{
+    if (listing_p == NULL || *listing_p == NULL)
+        return;
+    meta_listing_t *listing = *listing_p;
+    *listing_p = NULL;
+    if (atomic_fetch_sub(&listing->refs, 1) != 1)
+        return;
+    ufs_list_fini(&listing->list);
+    free(listing->uri);
+    free(listing);
+}
+
+size_t meta_listing_seek(const meta_listing_t *listing, const char *cursor)
+{
+    if (cursor == NULL || cursor[0] == '\0')
+        return 0;
+    size_t low = 0, high = listing->list.count;
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (strcmp(listing->list.entries[middle].uri, cursor) <= 0)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return low;
+}

@@ -1,0 +1,86 @@
+/*
+ * meta.h - the node's metadata cache: STAT answers per URI and whole LIST results, each kept
+ * for --metadata-ttl, in memory. After the TTL the node asks the UFS again; a URI also keeps
+ * the last few versions it had, so EVICT can drop the pages of each (pages are keyed by
+ * version, so an old version's pages are never served for a new one).
+ */
+#ifndef SHOAL_NODE_META_H
+#define SHOAL_NODE_META_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ufs.h"
+
+#define META_OLD_VERSIONS 4 /* earlier versions remembered per URI (for EVICT) */
+
+/* The stat cache and the listing cache. Thread safe (one mutex; held only for copies). */
+typedef struct meta_cache meta_cache_t;
+
+/* Makes a cache whose entries are fresh for ttl_ns and which holds at most max_entries stats
+ * (when full, expired entries go first, then arbitrary ones) and max_listings listings.
+ * Returns NULL when out of memory. Caller owns it. */
+meta_cache_t *meta_cache_new(int64_t ttl_ns, size_t max_entries, size_t max_listings);
+
+/* Frees *self_p and sets it to NULL; safe on NULL. Listings still referenced stay valid until
+ * released. */
+void meta_cache_destroy(meta_cache_t **self_p);
+
+/* Looks `uri` up at time `now_ns` (CLOCK_MONOTONIC): fills *out and sets *fresh (younger than
+ * the TTL). Returns 0 or SHOAL_ENOENT (never seen, or forgotten). Borrows everything. */
+int meta_cache_get(meta_cache_t *self, const char *uri, int64_t now_ns, ufs_stat_t *out,
+                   bool *fresh);
+
+/* Records what the UFS said about `uri` at `now_ns`. A different version than before pushes
+ * the old one onto the remembered versions. Out of memory drops the entry silently (it is a
+ * cache). Borrows everything. */
+void meta_cache_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat, int64_t now_ns);
+
+/* Marks `uri` expired (after ESTALE) so the next lookup asks the UFS; keeps its versions. */
+void meta_cache_expire(meta_cache_t *self, const char *uri);
+
+/* Removes `uri` and its remembered versions (after EVICT). */
+void meta_cache_forget(meta_cache_t *self, const char *uri);
+
+/* Copies up to `max` versions known for `uri` (current first, then older ones) into
+ * versions[i] (UFS_VERSION_MAX bytes each). Returns how many. */
+size_t meta_cache_versions(meta_cache_t *self, const char *uri, char (*versions)[UFS_VERSION_MAX],
+                           size_t max);
+
+/* Collects the URIs of every file entry equal to or below `prefix` (segment boundaries, see
+ * mount_is_under). On success *uris_out is a malloc'd array of malloc'd strings (free each and
+ * the array) with *count_out entries. Returns 0 or SHOAL_ENOMEM. */
+int meta_cache_uris_under(meta_cache_t *self, const char *prefix, char ***uris_out,
+                          size_t *count_out);
+
+/* One UFS listing held for paging through it with cursors. Immutable once made; reference
+ * counted (any thread may hold and release one). */
+typedef struct meta_listing {
+    _Atomic int refs;   /* references; freed at zero */
+    char *uri;          /* the directory or prefix listed */
+    bool recursive;     /* recursive listing */
+    ufs_list_t list;    /* entries, sorted by uri */
+    int64_t fetched_ns; /* CLOCK_MONOTONIC when it came from the UFS */
+} meta_listing_t;
+
+/* Returns a new reference to the fresh listing of (uri, recursive), or NULL when there is none
+ * or it is older than the TTL. The caller releases it with meta_listing_release. */
+meta_listing_t *meta_cache_listing_get(meta_cache_t *self, const char *uri, bool recursive,
+                                       int64_t now_ns);
+
+/* Stores a listing just fetched (takes the entries of *list and leaves it empty), also adds a
+ * stat entry for each file in it, and returns a new reference to it for the caller (release
+ * with meta_listing_release), or NULL when out of memory (*list is emptied either way). */
+meta_listing_t *meta_cache_listing_put(meta_cache_t *self, const char *uri, bool recursive,
+                                       ufs_list_t *list, int64_t now_ns);
+
+/* Drops a reference and sets *listing_p to NULL; safe on NULL. */
+void meta_listing_release(meta_listing_t **listing_p);
+
+/* Index of the first entry whose uri sorts after `cursor` ("" = 0): the cursor of a LIST reply
+ * is the last uri it carried, so paging survives a refresh of the listing in between. */
+size_t meta_listing_seek(const meta_listing_t *listing, const char *cursor);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * node.c - building, starting, stopping and freeing one node (see node.h). The order of the
+ * stop matters and is explained at node_stop.
+ */
+#include "node.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "fetch.h"
+#include "identity.h"
+#include "log.h"
+#include "server.h"
+
+#define NODE_META_ENTRIES  200000 /* stat entries kept in memory */
+#define NODE_META_LISTINGS 64     /* listings kept for paging */
+
+/* mkdir -p `path`. Returns 0 or -1 with errno. */
+static int s_mkdirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* The data endpoint other nodes and clients should use: the listen endpoint, with a wildcard
+ * host replaced by this host's name. */
+static void s_advertised(const node_config_t *config, char *out, size_t out_len)
+{
+    const char *host = config->listen + strlen("tcp://");
+    const char *colon = strrchr(config->listen, ':');
+    if (strncmp(host, "*:", 2) == 0 || strncmp(host, "0.0.0.0:", 8) == 0) {
+        char name[256] = "localhost";
+        gethostname(name, sizeof name - 1);
+        name[sizeof name - 1] = '\0';
+        snprintf(out, out_len, "tcp://%s%s", name, colon);
+    } else {
+        snprintf(out, out_len, "%s", config->listen);
+    }
+}
+
+node_t *node_new(const node_config_t *config)
+{
+    node_t *self = calloc(1, sizeof *self);
+    if (self == NULL || config_copy(&self->config, config) < 0) {
+        log_error("out of memory");
+        free(self);
+        return NULL;
+    }
+    stats_init(&self->stats);
+    atomic_init(&self->inflight, 0);
+    self->page_size = config->page_size;
+    self->range_pages = config->range_pages;
+
+    self->mounts = mount_table_new();
+    if (self->mounts == NULL)
+        goto fail;
+    for (size_t i = 0; i < config->mount_count; i++)
+        if (mount_table_add(self->mounts, config->mounts[i]) < 0) {
+            log_error("bad --mount '%s': %s", config->mounts[i], shoal_last_error());
+            goto fail;
+        }
+
+    if (!config->memory_store && s_mkdirs(config->data_dir) != 0) {
+        log_error("cannot create --data-dir %s: %s", config->data_dir, strerror(errno));
+        goto fail;
+    }
+    pagestore_options_t options = {
+        .kind = config->memory_store ? PAGESTORE_MEMORY : PAGESTORE_ROCKSDB,
+        .data_dir = config->data_dir,
+        .capacity_bytes = config->capacity_bytes,
+        .page_size = config->page_size,
+    };
+    int rc = pagestore_open(&options, &self->store);
+    if (rc < 0) {
+        log_error("cannot open the page store in %s: %s", config->data_dir, shoal_last_error());
+        goto fail;
+    }
+    rc = identity_load(self->store, self->id, &self->incarnation);
+    if (rc < 0) {
+        log_error("cannot load the node identity: %s", shoal_last_error());
+        goto fail;
+    }
+
+    self->view = view_new(self->page_size, self->range_pages);
+    if (self->view == NULL)
+        goto fail;
+    view_member_t me;
+    memset(&me, 0, sizeof me);
+    memcpy(me.id, self->id, sizeof me.id);
+    snprintf(me.name, sizeof me.name, "%s", config->name);
+    s_advertised(config, me.data_endpoint, sizeof me.data_endpoint);
+    snprintf(me.gossip_endpoint, sizeof me.gossip_endpoint, "%s", config->gossip);
+    me.state = MSG_MEMBER_ALIVE;
+    me.incarnation = self->incarnation;
+    me.weight = config->capacity_bytes;
+    if (view_set_members(self->view, &me, 1) < 0)
+        goto fail;
+
+    self->ufs = ufs_new(NULL);
+    self->meta = meta_cache_new(config->metadata_ttl_ns, NODE_META_ENTRIES, NODE_META_LISTINGS);
+    self->flights = flight_table_new();
+    self->zmq_context = zmq_ctx_new();
+    if (self->ufs == NULL || self->meta == NULL || self->flights == NULL ||
+        self->zmq_context == NULL)
+        goto fail;
+    zmq_ctx_set(self->zmq_context, ZMQ_BLOCKY, 0);
+    self->fetch = fetch_pool_new(self, config->fetch_threads);
+    self->server = server_new(self);
+    if (self->fetch == NULL || self->server == NULL)
+        goto fail;
+
+    char id_hex[2 * MSG_NODE_ID_SIZE + 1];
+    identity_hex(self->id, id_hex);
+    log_info("node %s (%s) incarnation %llu, store %s (%s, capacity %llu bytes), page %u x %u",
+             config->name, id_hex, (unsigned long long)self->incarnation,
+             config->memory_store ? "memory" : config->data_dir,
+             config->memory_store ? "not persistent" : "rocksdb",
+             (unsigned long long)config->capacity_bytes, config->page_size, config->range_pages);
+    for (size_t i = 0; i < mount_table_count(self->mounts); i++)
+        log_info("mount %s", mount_table_get(self->mounts, i));
+    if (config->cluster_key)
+        log_warn("--cluster-key is accepted but CurveZMQ is not wired yet: traffic is not "
+                 "encrypted");
+    return self;
+fail:
+    node_destroy(&self);
+    return NULL;
+}
+
+int node_start(node_t *self)
+{
+    int rc = fetch_pool_start(self->fetch);
+    if (rc == 0)
+        rc = server_start(self->server);
+    if (rc < 0)
+        return rc;
+    log_info("serving on %s (%u hit workers, %u fetch threads, metadata ttl %.3f s)",
+             self->config.listen, self->config.threads, self->config.fetch_threads,
+             (double)self->config.metadata_ttl_ns / 1e9);
+    return 0;
+}
+
+/*
+ * Stop order: (1) the fetch pool stops taking work, so queued misses are answered ECANCELED and
+ * new ones refused at once; (2) the router stops reading the ROUTER socket and keeps routing
+ * replies until every forwarded request has been answered, then closes the ROUTER with a
+ * linger that flushes them; (3) the context is shut down, which wakes the hit workers blocked
+ * in recv; (4) every thread is joined and (5) the context terminated.
+ */
+void node_stop(node_t *self)
+{
+    if (self == NULL || self->zmq_context == NULL)
+        return;
+    fetch_pool_stop(self->fetch);
+    server_stop(self->server);
+    zmq_ctx_shutdown(self->zmq_context);
+    fetch_pool_join(self->fetch);
+    server_join(self->server);
+    zmq_ctx_term(self->zmq_context);
+    self->zmq_context = NULL;
+}
+
+void node_destroy(node_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    node_t *self = *self_p;
+    node_stop(self);
+    fetch_pool_destroy(&self->fetch);
+    server_destroy(&self->server);
+    flight_table_destroy(&self->flights);
+    meta_cache_destroy(&self->meta);
+    ufs_destroy(&self->ufs);
+    view_destroy(&self->view);
+    pagestore_close(&self->store);
+    mount_table_destroy(&self->mounts);
+    config_fini(&self->config);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,63 @@
+/*
+ * node.h - one shoal node: owns the store, the UFS handle, the mounts, the view, the caches,
+ * the counters and the threads (server.h, fetch.h), and wires them together. main.c makes one
+ * from the config, starts it, and stops it on SIGTERM. Nothing outside node/ includes this.
+ */
+#ifndef SHOAL_NODE_NODE_H
+#define SHOAL_NODE_NODE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "flight.h"
+#include "meta.h"
+#include "mount.h"
+#include "pagestore.h"
+#include "stats.h"
+#include "ufs.h"
+#include "view.h"
+
+struct server;
+struct fetch_pool;
+
+/* Shared by every thread of the node. Fields are set up by node_new and read-only after it,
+ * except those marked otherwise (which are thread safe objects or atomics). */
+typedef struct node {
+    node_config_t config;          /* settings (a deep copy) */
+    pagestore_t *store;            /* page store (thread safe) */
+    ufs_t *ufs;                    /* UFS connectors (thread safe) */
+    mount_table_t *mounts;         /* what may be served (immutable) */
+    view_t *view;                  /* membership (thread safe; gossip will write it) */
+    meta_cache_t *meta;            /* STAT/LIST cache (thread safe) */
+    flight_table_t *flights;       /* UFS range reads in flight (thread safe) */
+    stats_t stats;                 /* counters (atomics) */
+    uint64_t page_size;            /* cluster page size */
+    uint32_t range_pages;          /* cluster range size in pages */
+    uint8_t id[16];                /* node id */
+    uint64_t incarnation;          /* bumped at every start */
+    void *zmq_context;             /* one ZeroMQ context for every socket of the node */
+    struct server *server;         /* router thread and hit workers */
+    struct fetch_pool *fetch;      /* fetch threads */
+    _Atomic int64_t inflight;      /* requests forwarded to workers and not answered yet */
+} node_t;
+
+/* Opens the store (creating the data dir), loads the identity, builds the single-member view,
+ * the UFS handle, the mounts and the caches. Does not bind or start threads. Returns the node
+ * or NULL with a logged error. Deep-copies `config`. Caller owns the result. */
+node_t *node_new(const node_config_t *config);
+
+/* Binds the data endpoint and starts every thread. Returns 0, or a negative code with a logged
+ * error (e.g. the port is taken); the node may then only be destroyed. */
+int node_start(node_t *self);
+
+/* Stops cleanly: stops taking requests, lets in-flight ones finish (queued misses get
+ * ERROR ECANCELED), joins every thread and closes the sockets. Safe to call once after
+ * node_start. */
+void node_stop(node_t *self);
+
+/* Stops the node if it runs, closes the store and frees everything; sets *self_p to NULL. */
+void node_destroy(node_t **self_p);
+
+#endif

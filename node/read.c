@@ -1,0 +1,390 @@
+/*
+ * read.c - READ and LOAD (see read.h). A READ span is answered in whole pages: frame i carries
+ * page first+i, clipped to the end of the file, so cached pages go out as pinned RocksDB
+ * memory and fetched ranges as slices of the range buffer, neither copied by the node.
+ */
+#include "read.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "log.h"
+
+/* The pages a request touches. */
+typedef struct s_plan {
+    uint64_t first_page;  /* index of the first page */
+    uint32_t page_count;  /* pages (0 for an empty span) */
+    uint64_t span_offset; /* first byte answered (page aligned, or the request offset if empty) */
+    uint64_t span_length; /* bytes answered */
+} s_plan_t;
+
+/* State of one range read, for the flight leader. */
+typedef struct s_fetch {
+    node_t *node;                                /* borrowed */
+    const char *uri;                             /* normalised uri */
+    const char *version;                         /* version the bytes must have */
+    const uint8_t *file_key;                     /* key of (uri, version) */
+    uint64_t range_index;                        /* range to read */
+    uint64_t file_size;                          /* size of that version */
+    bool store;                                  /* store the pages (not NO_CACHE) */
+} s_fetch_t;
+
+int read_resolve(node_t *node, const char *uri, const char *want_version, bool may_ask_ufs,
+                 ufs_stat_t *out)
+{
+    bool want = want_version != NULL && want_version[0] != '\0';
+    bool fresh = false;
+    int64_t now = stats_now_ns();
+    if (meta_cache_get(node->meta, uri, now, out, &fresh) == 0) {
+        if (fresh) {
+            stats_add(&node->stats, STATS_META_HITS, 1);
+            if (want && strcmp(out->version, want_version) != 0)
+                return shoal_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", uri,
+                                  out->version, want_version);
+            return 0;
+        }
+        if (want && strcmp(out->version, want_version) == 0) {
+            stats_add(&node->stats, STATS_META_HITS, 1);
+            return 0;
+        }
+    }
+    if (!may_ask_ufs)
+        return 1;
+    stats_add(&node->stats, STATS_META_MISSES, 1);
+    stats_add(&node->stats, STATS_UFS_REQUESTS, 1);
+    memset(out, 0, sizeof *out);
+    int rc = ufs_stat(node->ufs, uri, out);
+    if (rc < 0) {
+        stats_add(&node->stats, STATS_UFS_ERRORS, 1);
+        if (rc != SHOAL_ENOENT)
+            log_warn("stat %s: %s", uri, shoal_last_error());
+        return rc;
+    }
+    meta_cache_put(node->meta, uri, out, stats_now_ns());
+    if (want && strcmp(out->version, want_version) != 0)
+        return shoal_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", uri, out->version,
+                          want_version);
+    return 0;
+}
+
+/* Cuts [offset, offset + length) of a file of `size` bytes into whole pages. Refuses spans
+ * over READ_BYTES_MAX or MSG_READ_PAGES_MAX pages (SHOAL_EINVAL): one reply holds them all
+ * in memory, and the client splits reads into ranges anyway. */
+static int s_plan(const node_t *node, uint64_t size, uint64_t offset, uint64_t length,
+                  s_plan_t *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    if (length > READ_BYTES_MAX)
+        return shoal_fail(SHOAL_EINVAL, "read of %llu bytes is over the node's limit of %llu",
+                          (unsigned long long)length, (unsigned long long)READ_BYTES_MAX);
+    if (offset >= size || length == 0) {
+        plan->span_offset = offset < size ? offset : size;
+        return 0;
+    }
+    uint64_t end = length > size - offset ? size : offset + length;
+    uint64_t page_size = node->page_size;
+    uint64_t first = offset / page_size;
+    uint64_t last = (end - 1) / page_size;
+    if (last - first + 1 > MSG_READ_PAGES_MAX)
+        return shoal_fail(SHOAL_EINVAL, "read spans %llu pages, over the limit of %u",
+                          (unsigned long long)(last - first + 1), MSG_READ_PAGES_MAX);
+    plan->first_page = first;
+    plan->page_count = (uint32_t)(last - first + 1);
+    plan->span_offset = first * page_size;
+    uint64_t span_end = (last + 1) * page_size;
+    plan->span_length = (span_end < size ? span_end : size) - plan->span_offset;
+    return 0;
+}
+
+/* Bytes page `index` of a file of `size` bytes has. */
+static uint64_t s_page_length(const node_t *node, uint64_t size, uint64_t index)
+{
+    uint64_t start = index * node->page_size;
+    if (start >= size)
+        return 0;
+    return size - start < node->page_size ? size - start : node->page_size;
+}
+
+/* Sends the READ reply for `plan` with its frames (moved). */
+static void s_reply_read(node_t *node, reply_sink_t *sink, node_request_t *request,
+                         const ufs_stat_t *stat, const s_plan_t *plan, zmq_msg_t *frames)
+{
+    msg_t reply;
+    msg_read_reply(&reply, request->msg.header.request_id, 0, stat->size, stat->version,
+                   plan->span_offset, plan->span_length, plan->page_count, node->page_size);
+    stats_add(&node->stats, STATS_READS, 1);
+    stats_add(&node->stats, STATS_BYTES_SERVED, plan->span_length);
+    reply_send(sink, request, &reply, frames, plan->page_count);
+}
+
+/* Turns a pinned page into a frame that releases the pin when ZeroMQ is done with it. */
+static void s_frame_from_page(zmq_msg_t *frame, pagestore_page_t *page)
+{
+    if (zmq_msg_init_data(frame, (void *)pagestore_page_data(page), pagestore_page_size(page),
+                          pagestore_page_free_fn, page) != 0) {
+        pagestore_page_release(&page); /* cannot happen with libzmq 4.3: it never fails */
+        zmq_msg_init(frame);
+    }
+}
+
+static void s_close_frames(zmq_msg_t *frames, uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++)
+        zmq_msg_close(&frames[i]);
+}
+
+bool read_try_hit(node_t *node, reply_sink_t *sink, node_request_t *request)
+{
+    const msg_read_request_t *read = &request->msg.body.read_request;
+    ufs_stat_t stat;
+    int rc = read_resolve(node, request->uri, read->version, false, &stat);
+    if (rc == 1)
+        return false;
+    if (rc == 0 && stat.is_dir)
+        rc = shoal_fail(SHOAL_EISDIR, "%s is a directory", request->uri);
+    s_plan_t plan;
+    if (rc == 0)
+        rc = s_plan(node, stat.size, read->offset, read->length, &plan);
+    if (rc < 0) {
+        reply_error(sink, request, rc, "%s", shoal_last_error());
+        return true;
+    }
+    uint8_t file_key[PAGESTORE_FILE_KEY_SIZE];
+    pagestore_file_key(request->uri, stat.version, file_key);
+    zmq_msg_t *frames = plan.page_count ? malloc(plan.page_count * sizeof *frames) : NULL;
+    if (plan.page_count && frames == NULL)
+        return false;
+    for (uint32_t i = 0; i < plan.page_count; i++) {
+        uint64_t index = plan.first_page + i;
+        pagestore_page_t *page = NULL;
+        if (pagestore_get(node->store, file_key, index, &page) != 0 ||
+            pagestore_page_size(page) != s_page_length(node, stat.size, index)) {
+            pagestore_page_release(&page);
+            s_close_frames(frames, i);
+            free(frames);
+            return false; /* a miss: the fetch pool does the whole request */
+        }
+        s_frame_from_page(&frames[i], page);
+    }
+    stats_add(&node->stats, STATS_PAGE_HITS, plan.page_count);
+    s_reply_read(node, sink, request, &stat, &plan, frames);
+    free(frames);
+    stats_observe(&node->stats, STATS_LAT_READ_HIT, stats_now_ns() - request->received_ns);
+    return true;
+}
+
+/*
+ * The flight leader's work: one ufs_read of the whole range (clipped to the end of the file)
+ * with the version, so the UFS refuses (ESTALE) instead of mixing versions; a short read means
+ * the file is shorter than its metadata said, which is also a changed file. Then each page is
+ * stored; a failed put is counted and the remaining puts of the range skipped (the disk is
+ * likely full), but the bytes are still served.
+ */
+static int s_fetch_range(void *arg, range_buf_t **buf_out)
+{
+    s_fetch_t *fetch = arg;
+    node_t *node = fetch->node;
+    uint64_t range_bytes = (uint64_t)node->page_size * node->range_pages;
+    uint64_t offset = fetch->range_index * range_bytes;
+    if (offset >= fetch->file_size)
+        return shoal_fail(SHOAL_EINTERNAL, "range %llu is past the end of %s",
+                          (unsigned long long)fetch->range_index, fetch->uri);
+    uint64_t want = fetch->file_size - offset < range_bytes ? fetch->file_size - offset
+                                                            : range_bytes;
+    range_buf_t *buf = range_buf_new(want);
+    if (buf == NULL)
+        return shoal_fail(SHOAL_ENOMEM, "no memory for a %llu-byte range",
+                          (unsigned long long)want);
+    stats_add(&node->stats, STATS_UFS_REQUESTS, 1);
+    stats_add(&node->stats, STATS_UFS_READS, 1);
+    int64_t got = ufs_read(node->ufs, fetch->uri, fetch->version[0] ? fetch->version : NULL,
+                           offset, buf->data, want);
+    if (got >= 0 && (uint64_t)got < want)
+        got = shoal_fail(SHOAL_ESTALE, "%s: %lld bytes at %llu, expected %llu: the file changed",
+                         fetch->uri, (long long)got, (unsigned long long)offset,
+                         (unsigned long long)want);
+    if (got < 0) {
+        stats_add(&node->stats, STATS_UFS_ERRORS, 1);
+        if (got == SHOAL_ESTALE)
+            stats_add(&node->stats, STATS_UFS_STALE, 1);
+        log_warn("read %s at %llu: %s", fetch->uri, (unsigned long long)offset,
+                 shoal_last_error());
+        range_buf_release(&buf);
+        return (int)got;
+    }
+    stats_add(&node->stats, STATS_UFS_BYTES_READ, (uint64_t)got);
+    buf->len = (size_t)got;
+    if (fetch->store) {
+        uint64_t first = fetch->range_index * node->range_pages;
+        for (uint64_t at = 0, index = first; at < buf->len; at += node->page_size, index++) {
+            size_t len = buf->len - at < node->page_size ? buf->len - at : node->page_size;
+            if (pagestore_put(node->store, fetch->file_key, index, buf->data + at, len) < 0) {
+                stats_add(&node->stats, STATS_STORE_WRITE_ERRORS, 1);
+                break;
+            }
+        }
+    }
+    *buf_out = buf;
+    return 0;
+}
+
+/* Gets the bytes of range `range_index` through single flight. */
+static int s_range(node_t *node, const char *uri, const ufs_stat_t *stat, const uint8_t *file_key,
+                   uint64_t range_index, bool store, range_buf_t **buf_out)
+{
+    s_fetch_t fetch = {
+        .node = node,
+        .uri = uri,
+        .version = stat->version,
+        .file_key = file_key,
+        .range_index = range_index,
+        .file_size = stat->size,
+        .store = store,
+    };
+    flight_key_t key = {.range_index = range_index, .store = store};
+    memcpy(key.file_key, file_key, sizeof key.file_key);
+    bool joined = false;
+    int rc = flight_do(node->flights, &key, s_fetch_range, &fetch, buf_out, &joined);
+    if (joined)
+        stats_add(&node->stats, STATS_SINGLEFLIGHT_JOINS, 1);
+    if (rc == SHOAL_ESTALE)
+        meta_cache_expire(node->meta, uri);
+    return rc;
+}
+
+/*
+ * Range by range: if every page of the span inside the range is in the store, those pins are
+ * the frames; otherwise the range comes through single flight and its buffer provides the
+ * frames (pins taken for that range are dropped: mixing would gain nothing).
+ */
+void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
+{
+    const msg_read_request_t *read = &request->msg.body.read_request;
+    ufs_stat_t stat;
+    int rc = read_resolve(node, request->uri, read->version, true, &stat);
+    if (rc == 0 && stat.is_dir)
+        rc = shoal_fail(SHOAL_EISDIR, "%s is a directory", request->uri);
+    s_plan_t plan;
+    if (rc == 0)
+        rc = s_plan(node, stat.size, read->offset, read->length, &plan);
+    zmq_msg_t *frames = NULL;
+    if (rc == 0 && plan.page_count &&
+        (frames = malloc(plan.page_count * sizeof *frames)) == NULL)
+        rc = shoal_fail(SHOAL_ENOMEM, "out of memory");
+    if (rc < 0) {
+        reply_error(sink, request, rc, "%s", shoal_last_error());
+        return;
+    }
+    uint8_t file_key[PAGESTORE_FILE_KEY_SIZE];
+    pagestore_file_key(request->uri, stat.version, file_key);
+    bool store = (read->flags & MSG_READ_NO_CACHE) == 0;
+    uint32_t done = 0;
+    while (done < plan.page_count) {
+        uint64_t index = plan.first_page + done;
+        uint64_t range_index = index / node->range_pages;
+        uint64_t range_end = (range_index + 1) * node->range_pages; /* first page after it */
+        uint32_t in_range = (uint32_t)((plan.first_page + plan.page_count < range_end
+                                            ? plan.first_page + plan.page_count
+                                            : range_end) -
+                                       index);
+        uint32_t hits = 0;
+        for (; hits < in_range; hits++) {
+            pagestore_page_t *page = NULL;
+            if (pagestore_get(node->store, file_key, index + hits, &page) != 0 ||
+                pagestore_page_size(page) != s_page_length(node, stat.size, index + hits)) {
+                pagestore_page_release(&page);
+                break;
+            }
+            s_frame_from_page(&frames[done + hits], page);
+        }
+        if (hits == in_range) {
+            stats_add(&node->stats, STATS_PAGE_HITS, hits);
+            done += in_range;
+            continue;
+        }
+        s_close_frames(frames + done, hits);
+        stats_add(&node->stats, STATS_PAGE_HITS, hits);
+        stats_add(&node->stats, STATS_PAGE_MISSES, in_range - hits);
+        range_buf_t *buf = NULL;
+        rc = s_range(node, request->uri, &stat, file_key, range_index, store, &buf);
+        if (rc < 0) {
+            s_close_frames(frames, done);
+            free(frames);
+            reply_error(sink, request, rc, "%s", shoal_last_error());
+            return;
+        }
+        uint64_t range_first_page = range_index * node->range_pages;
+        for (uint32_t i = 0; i < in_range; i++) {
+            uint64_t at = (index + i - range_first_page) * node->page_size;
+            uint64_t len = s_page_length(node, stat.size, index + i);
+            /* s_fetch_range returned exactly the range's bytes, so the slice is in the buffer */
+            zmq_msg_init_data(&frames[done + i], buf->data + at, len, range_buf_free_fn,
+                              range_buf_ref(buf));
+        }
+        range_buf_release(&buf);
+        done += in_range;
+    }
+    s_reply_read(node, sink, request, &stat, &plan, frames);
+    free(frames);
+    stats_observe(&node->stats, STATS_LAT_READ_MISS, stats_now_ns() - request->received_ns);
+}
+
+void read_load(node_t *node, reply_sink_t *sink, node_request_t *request)
+{
+    const msg_load_request_t *load = &request->msg.body.load_request;
+    ufs_stat_t stat;
+    int rc = read_resolve(node, request->uri, load->version, true, &stat);
+    if (rc == 0 && stat.is_dir)
+        rc = shoal_fail(SHOAL_EISDIR, "%s is a directory: LOAD takes files", request->uri);
+    if (rc < 0) {
+        reply_error(sink, request, rc, "%s", shoal_last_error());
+        return;
+    }
+    uint64_t offset = load->offset;
+    uint64_t length = load->length;
+    if (offset > stat.size)
+        offset = stat.size;
+    if (length == 0 || length > stat.size - offset)
+        length = stat.size - offset;
+    msg_t reply;
+    msg_init(&reply, MSG_LOAD_REP, 0, 0);
+    msg_load_reply_t *out = &reply.body.load_reply;
+    if (length > 0) {
+        uint8_t file_key[PAGESTORE_FILE_KEY_SIZE];
+        pagestore_file_key(request->uri, stat.version, file_key);
+        uint64_t first = offset / node->page_size;
+        uint64_t last = (offset + length - 1) / node->page_size;
+        for (uint64_t range_index = first / node->range_pages;
+             range_index <= last / node->range_pages; range_index++) {
+            uint64_t lo = range_index * node->range_pages;
+            uint64_t hi = lo + node->range_pages - 1;
+            lo = lo < first ? first : lo;
+            hi = hi > last ? last : hi;
+            uint64_t missing = 0, missing_bytes = 0;
+            for (uint64_t index = lo; index <= hi; index++) {
+                bool found = false;
+                if (pagestore_contains(node->store, file_key, index, &found) == 0 && found) {
+                    out->pages_cached++;
+                } else {
+                    missing++;
+                    missing_bytes += s_page_length(node, stat.size, index);
+                }
+            }
+            if (missing == 0)
+                continue;
+            range_buf_t *buf = NULL;
+            rc = s_range(node, request->uri, &stat, file_key, range_index, true, &buf);
+            range_buf_release(&buf);
+            if (rc < 0) {
+                reply_error(sink, request, rc, "%s", shoal_last_error());
+                return;
+            }
+            out->pages_loaded += missing;
+            out->bytes_loaded += missing_bytes;
+        }
+    }
+    stats_add(&node->stats, STATS_LOAD_PAGES_LOADED, out->pages_loaded);
+    stats_add(&node->stats, STATS_LOAD_PAGES_CACHED, out->pages_cached);
+    reply_send(sink, request, &reply, NULL, 0);
+}

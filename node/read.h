@@ -1,0 +1,38 @@
+/*
+ * read.h - the read path: READ from the store when every page is there (hit workers, no UFS),
+ * else read-through with whole-range UFS reads shared by single flight (fetch threads); LOAD,
+ * which warms ranges the same way; and the metadata resolution both need.
+ */
+#ifndef SHOAL_NODE_READ_H
+#define SHOAL_NODE_READ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "node.h"
+#include "request.h"
+
+#define READ_BYTES_MAX (256ull << 20) /* largest READ span answered at once (and <= 4096 pages) */
+
+/* Finds the current metadata of normalised `uri`: the cache when fresh; the cache when stale
+ * but `want_version` is given and matches (pages are keyed by version, so that version's bytes
+ * are still exact); else the UFS if `may_ask_ufs` (the answer is cached). A `want_version`
+ * ("" or NULL = any) that differs from a fresh answer gives SHOAL_ESTALE. Returns 0, 1 when the
+ * UFS would be needed but may not be asked, or a negative code (the UFS's, SHOAL_ESTALE). */
+int read_resolve(node_t *node, const char *uri, const char *want_version, bool may_ask_ufs,
+                 ufs_stat_t *out);
+
+/* On a hit worker: answers the READ `request` when its metadata is cached and every page is in
+ * the store (or the span is empty), or refuses it at once (bad length, stale version). Returns
+ * true when it answered; false when the request must go to the fetch pool (untouched). */
+bool read_try_hit(node_t *node, reply_sink_t *sink, node_request_t *request);
+
+/* On a fetch thread: answers the READ `request` in full, reading missing ranges from the UFS
+ * and storing them (unless NO_CACHE). Always answers. */
+void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request);
+
+/* On a fetch thread: answers the LOAD `request`: every missing range of the span is read and
+ * stored; pages already present are counted. Always answers. */
+void read_load(node_t *node, reply_sink_t *sink, node_request_t *request);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * reply.c - answering requests: encode a reply header, send it with its raw frames over the
+ * thread's PUSH socket to the router thread, which routes it to the client (see request.h).
+ */
+#include "request.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define REPLY_ENDPOINT "inproc://shoal-replies"
+
+void request_finish(node_t *node, node_request_t **request_p)
+{
+    if (request_p == NULL || *request_p == NULL)
+        return;
+    node_request_t *request = *request_p;
+    zmq_msg_close(&request->identity);
+    msg_fini(&request->msg);
+    free(request);
+    *request_p = NULL;
+    atomic_fetch_sub(&node->inflight, 1);
+}
+
+int reply_sink_init(reply_sink_t *sink, node_t *node)
+{
+    memset(sink, 0, sizeof *sink);
+    msg_buf_init(&sink->buf);
+    sink->node = node;
+    sink->socket = zmq_socket(node->zmq_context, ZMQ_PUSH);
+    if (sink->socket == NULL) {
+        log_error("reply socket: %s", zmq_strerror(zmq_errno()));
+        return SHOAL_EIO;
+    }
+    int zero = 0;
+    zmq_setsockopt(sink->socket, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sink->socket, ZMQ_SNDHWM, &zero, sizeof zero);
+    if (zmq_connect(sink->socket, REPLY_ENDPOINT) != 0) {
+        log_error("connect %s: %s", REPLY_ENDPOINT, zmq_strerror(zmq_errno()));
+        zmq_close(sink->socket);
+        sink->socket = NULL;
+        return SHOAL_EIO;
+    }
+    return 0;
+}
+
+void reply_sink_fini(reply_sink_t *sink)
+{
+    if (sink->socket)
+        zmq_close(sink->socket);
+    sink->socket = NULL;
+    msg_buf_fini(&sink->buf);
+}
+
+/* Sends one frame, moving its content. Returns 0 or SHOAL_EIO (context terminated). */
+static int s_send_frame(void *socket, zmq_msg_t *frame, bool more)
+{
+    if (zmq_msg_send(frame, socket, more ? ZMQ_SNDMORE : 0) < 0) {
+        zmq_msg_close(frame);
+        return SHOAL_EIO;
+    }
+    return 0;
+}
+
+static int s_send_encoded(reply_sink_t *sink, node_request_t *request, zmq_msg_t *frames,
+                          uint32_t frame_count);
+
+/*
+ * The multipart goes out as: routing id, [empty delimiter], header, raw frames. A failure in
+ * the middle (only at shutdown, when the context is terminated) leaves a partial message that
+ * libzmq discards with the socket; the remaining frames are closed here.
+ */
+int reply_send(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_msg_t *frames,
+               uint32_t frame_count)
+{
+    node_t *node = sink->node;
+    reply->header.request_id = request->msg.header.request_id;
+    reply->header.view_version = view_version(node->view);
+    int rc = msg_encode(reply, &sink->buf);
+    if (rc < 0) {
+        log_warn("cannot encode %s reply to request %llu: %s", msg_type_name(reply->header.type),
+                 (unsigned long long)request->msg.header.request_id, shoal_last_error());
+        for (uint32_t i = 0; i < frame_count; i++)
+            zmq_msg_close(&frames[i]);
+        frame_count = 0;
+        msg_t error;
+        msg_error(&error, request->msg.header.request_id, view_version(node->view),
+                  SHOAL_EINTERNAL, "the node could not encode its reply");
+        if (msg_encode(&error, &sink->buf) < 0)
+            return SHOAL_EINTERNAL;
+        stats_add(&node->stats, STATS_ERRORS_REPLIED, 1);
+    }
+    return s_send_encoded(sink, request, frames, frame_count);
+}
+
+int reply_send_encoded(reply_sink_t *sink, node_request_t *request)
+{
+    return s_send_encoded(sink, request, NULL, 0);
+}
+
+/* Sends sink->buf as the header frame, then the raw frames (moved). */
+static int s_send_encoded(reply_sink_t *sink, node_request_t *request, zmq_msg_t *frames,
+                          uint32_t frame_count)
+{
+    int rc = 0;
+    zmq_msg_t header;
+    if (zmq_msg_init_size(&header, sink->buf.len) != 0) {
+        for (uint32_t i = 0; i < frame_count; i++)
+            zmq_msg_close(&frames[i]);
+        return SHOAL_ENOMEM;
+    }
+    memcpy(zmq_msg_data(&header), sink->buf.data, sink->buf.len);
+
+    rc = s_send_frame(sink->socket, &request->identity, true);
+    if (rc == 0 && request->has_delimiter) {
+        zmq_msg_t delimiter;
+        zmq_msg_init(&delimiter);
+        rc = s_send_frame(sink->socket, &delimiter, true);
+    }
+    if (rc == 0)
+        rc = s_send_frame(sink->socket, &header, frame_count > 0);
+    else
+        zmq_msg_close(&header);
+    for (uint32_t i = 0; i < frame_count; i++) {
+        if (rc == 0)
+            rc = s_send_frame(sink->socket, &frames[i], i + 1 < frame_count);
+        else
+            zmq_msg_close(&frames[i]);
+    }
+    zmq_msg_init(&request->identity); /* moved out (or closed): leave a valid empty message */
+    return rc;
+}
+
+int reply_error(reply_sink_t *sink, node_request_t *request, int code, const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    msg_t reply;
+    msg_error(&reply, request->msg.header.request_id, 0, code < 0 ? code : SHOAL_EINTERNAL,
+              message);
+    stats_add(&sink->node->stats, STATS_ERRORS_REPLIED, 1);
+    if (code == SHOAL_ECANCELED)
+        stats_add(&sink->node->stats, STATS_CANCELED, 1);
+    log_debug("request %llu (%s): %s: %s", (unsigned long long)request->msg.header.request_id,
+              msg_type_name(request->msg.header.type), shoal_strerror(code), message);
+    return reply_send(sink, request, &reply, NULL, 0);
+}

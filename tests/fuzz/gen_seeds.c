@@ -1,0 +1,112 @@
+/*
+ * gen_seeds.c - writes the fuzz seed corpora: one valid encoding of every message type into
+ * DIR/fuzz_header/<type>.bin (whole frames) and DIR/fuzz_body/<type>.bin (type byte, frames
+ * byte, body). Run as `gen_seeds tests/fuzz` after changing the format.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+static void s_write(const char *dir, const char *target, const char *name, const void *data,
+                    size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/%s.bin", dir, target, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+}
+
+/* Writes `m` to both corpora under `name`. */
+static void s_emit(const char *dir, const msg_t *m, const char *name)
+{
+    msg_buf_t buf;
+    msg_buf_init(&buf);
+    if (msg_encode(m, &buf) != 0) {
+        fprintf(stderr, "%s: %s\n", name, shoal_last_error());
+        exit(1);
+    }
+    s_write(dir, "fuzz_header", name, buf.data, buf.len);
+    msg_header_t header;
+    msg_raw_body_t body;
+    if (msg_header_decode(buf.data, buf.len, &header, &body) != 0)
+        exit(1);
+    uint8_t *seed = malloc(body.len + 2);
+    seed[0] = (uint8_t)header.type;
+    seed[1] = (uint8_t)header.frames;
+    memcpy(seed + 2, body.data, body.len);
+    s_write(dir, "fuzz_body", name, seed, body.len + 2);
+    free(seed);
+    msg_buf_fini(&buf);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: gen_seeds DIR\n");
+        return 2;
+    }
+    const char *dir = argv[1];
+    msg_t m;
+
+    msg_error(&m, 1, 2, SHOAL_ENOENT, "s3://b/k: not found");
+    s_emit(dir, &m, "error");
+    msg_init(&m, MSG_VIEW_REQ, 1, 2);
+    s_emit(dir, &m, "view_req");
+    msg_member_t members[2] = {
+        {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, "host-a",
+         "tcp://10.0.0.1:7070", "tcp://10.0.0.1:7071", MSG_MEMBER_ALIVE, 3, 1ull << 40, 120},
+        {{0xff}, "", "tcp://10.0.0.2:7070", "", MSG_MEMBER_SUSPECT, 0, 0, 5000},
+    };
+    msg_init(&m, MSG_VIEW_REP, 1, 9);
+    m.body.view_reply = (msg_view_reply_t){9, 1 << 20, 4, 2, members};
+    s_emit(dir, &m, "view_rep");
+    msg_init(&m, MSG_STAT_REQ, 1, 2);
+    m.body.stat_request.uri = "s3://bucket/train/0001.tar";
+    s_emit(dir, &m, "stat_req");
+    msg_init(&m, MSG_STAT_REP, 1, 2);
+    m.body.stat_reply = (msg_stat_reply_t){123456789, 1700000000, "\"9b2cf535f27731c9\"", false};
+    s_emit(dir, &m, "stat_rep");
+    msg_init(&m, MSG_LIST_REQ, 1, 2);
+    m.body.list_request = (msg_list_request_t){"s3://bucket/train/", true, "token-1", 100};
+    s_emit(dir, &m, "list_req");
+    msg_entry_t entries[2] = {{"s3://bucket/train/a", 10, 1700000000, "e1", false},
+                              {"s3://bucket/train/sub", 0, 0, "", true}};
+    msg_init(&m, MSG_LIST_REP, 1, 2);
+    m.body.list_reply = (msg_list_reply_t){2, entries, "token-2"};
+    s_emit(dir, &m, "list_rep");
+    msg_read_request(&m, 1, 2, "s3://bucket/train/0001.tar", "etag", 4 << 20, 4 << 20,
+                     MSG_READ_FORWARDED);
+    s_emit(dir, &m, "read_req");
+    msg_read_reply(&m, 1, 2, 10 << 20, "etag", 1000, 5000, 2, 4096);
+    s_emit(dir, &m, "read_rep");
+    msg_init(&m, MSG_LOAD_REQ, 1, 2);
+    m.body.load_request = (msg_load_request_t){"hf://datasets/o/n/x", "v", 0, 0, 2};
+    s_emit(dir, &m, "load_req");
+    msg_init(&m, MSG_LOAD_REP, 1, 2);
+    m.body.load_reply = (msg_load_reply_t){4, 4 << 20, 1};
+    s_emit(dir, &m, "load_rep");
+    msg_init(&m, MSG_EVICT_REQ, 1, 2);
+    m.body.evict_request = (msg_evict_request_t){"file:///data/", true};
+    s_emit(dir, &m, "evict_req");
+    msg_init(&m, MSG_EVICT_REP, 1, 2);
+    m.body.evict_reply = (msg_evict_reply_t){3, 3 << 20};
+    s_emit(dir, &m, "evict_rep");
+    msg_init(&m, MSG_STATS_REQ, 1, 2);
+    s_emit(dir, &m, "stats_req");
+    msg_counter_t counters[2] = {{"reads", 10}, {"misses", 2}};
+    uint64_t bounds[3] = {100, 1000, 10000}, counts[3] = {5, 3, 1};
+    msg_histogram_t hists[1] = {{"read_latency_us", 3, bounds, counts}};
+    msg_init(&m, MSG_STATS_REP, 1, 2);
+    m.body.stats_reply = (msg_stats_reply_t){2, counters, 1, hists};
+    s_emit(dir, &m, "stats_rep");
+    static const uint8_t ping_body[] = {0x82, 0x01, 0x05, 0x02, 0xa1, 'x'};
+    msg_init(&m, MSG_PING, 1, 2);
+    m.body.raw = (msg_raw_body_t){ping_body, sizeof ping_body};
+    s_emit(dir, &m, "ping");
+    return 0;
+}

@@ -1,0 +1,96 @@
+/*
+ * testproc.h - test support shared by every suite: free loopback ports, temp dirs, spawning and
+ * stopping server processes (each in its own process group, killed if the test dies), waiting
+ * for readiness by polling with a deadline, and starters for nginx and for badhttp.py (a tiny
+ * HTTP server that misbehaves on request: 503s, ignored Range, dying mid-transfer).
+ */
+#ifndef SHOAL_TESTPROC_H
+#define SHOAL_TESTPROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define TP_PATH_MAX 4096
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t tp_now_ms(void);
+
+/* Returns a TCP port free on 127.0.0.1 right now (bound to port 0, read back, closed), or -1.
+ * Another process may take it before the caller binds it: callers start servers promptly. */
+int tp_free_port(void);
+
+/* Makes a new directory $TMPDIR/shoal-TAG-XXXXXX. Returns its path (caller frees) or NULL. */
+char *tp_tempdir(const char *tag);
+
+/* Removes `path` and everything below it (no symlink is followed). 0 or -1. */
+int tp_rmtree(const char *path);
+
+/* mkdir -p. 0 or -1. */
+int tp_mkdirs(const char *path, mode_t mode);
+
+/* Writes `len` bytes to `path`, making parent directories; replaces the file atomically (write
+ * to a temp name, rename) so a server never sees it half written. 0 or -1. */
+int tp_write_file(const char *path, const void *data, size_t len);
+
+/* Reads a whole file. Returns a malloc'd buffer (caller frees; NUL-terminated beyond *len) or
+ * NULL. */
+char *tp_read_file(const char *path, size_t *len);
+
+/* Fills buf with bytes that depend on (seed, position) so that misplaced ranges show. */
+void tp_fill_pattern(void *buf, size_t len, uint64_t seed);
+
+/* A spawned process. */
+typedef struct tp_proc {
+    pid_t pid;                  /* 0 when not running; also its process group id */
+    char log_path[TP_PATH_MAX]; /* its stdout and stderr */
+} tp_proc_t;
+
+/* Starts argv[0] (PATH searched) with argv, in its own process group, stdin from /dev/null,
+ * stdout and stderr appended to log_path, and PR_SET_PDEATHSIG SIGKILL so it dies with the
+ * test. 0 or -1. */
+int tp_spawn(tp_proc_t *proc, const char *const argv[], const char *log_path);
+
+/* Whether the process is still running (reaps it if it exited). */
+bool tp_alive(tp_proc_t *proc);
+
+/* SIGTERM to the group, waits up to timeout_ms, then SIGKILL to the group. Safe when not
+ * running. Returns the wait status, or -1 if there was nothing to stop. */
+int tp_stop(tp_proc_t *proc, int timeout_ms);
+
+/* Polls until 127.0.0.1:port accepts a TCP connection. 0, or -1 at the deadline. */
+int tp_wait_port(int port, int timeout_ms);
+
+/* Polls until GET `path` on 127.0.0.1:port gets any HTTP reply. 0, or -1 at the deadline. */
+int tp_wait_http(int port, const char *path, int timeout_ms);
+
+/* Counts lines of `path` that contain `needle` (all lines for NULL); 0 for a missing file. */
+long tp_count_lines(const char *path, const char *needle);
+
+/* Polls until tp_count_lines(path, needle) >= at_least or the deadline; returns the last
+ * count (servers may write their log just after the reply went out). */
+long tp_wait_lines(const char *path, const char *needle, long at_least, int timeout_ms);
+
+/* A server started for a test. */
+typedef struct tp_server {
+    tp_proc_t proc;               /* the server process */
+    int port;                     /* its loopback port */
+    char *dir;                    /* its temp dir (config, logs, pid); removed by stop */
+    char access_log[TP_PATH_MAX]; /* one line per request: "METHOD URI STATUS range=..." */
+    char base_url[64];            /* "http://127.0.0.1:PORT" */
+} tp_server_t;
+
+/* Starts nginx (/usr/sbin/nginx, or $SHOAL_NGINX) serving `root` on a free loopback port, and
+ * waits until it answers. `server_extra` is pasted into the server block (locations, auth
+ * checks) and may be NULL. 0 or -1 (with the error log copied to stderr). */
+int tp_nginx_start(tp_server_t *server, const char *root, const char *server_extra);
+
+/* Starts tests/support/badhttp.py (python3) serving `root`; see that file for its URL
+ * prefixes (/flaky/N/, /busy/N/, /stall/, /norange/, /die/, /long/, /noetag/, /nohead/). 0 or -1. */
+int tp_badhttp_start(tp_server_t *server, const char *root);
+
+/* Stops the server and removes its temp dir. Safe on a server never started. */
+void tp_server_stop(tp_server_t *server);
+
+#endif

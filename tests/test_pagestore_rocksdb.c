@@ -1,0 +1,368 @@
+/*
+ * test_pagestore_rocksdb.c - what only the RocksDB backend has: disk usage under churn, restart,
+ * corruption on disk, and a full disk.
+ */
+#include "test_pagestore_util.h"
+
+static char *s_dir;
+
+static void s_setup(void)
+{
+    s_dir = t_tempdir();
+}
+
+static void s_teardown(void)
+{
+    t_rmtree(s_dir);
+    free(s_dir);
+    s_dir = NULL;
+}
+
+static pagestore_t *s_open_at(const char *dir, uint64_t capacity, uint32_t page_size)
+{
+    pagestore_options_t options = {
+        .kind = PAGESTORE_ROCKSDB,
+        .data_dir = dir,
+        .capacity_bytes = capacity,
+        .page_size = page_size,
+        .quiet = getenv("SHOAL_TEST_VERBOSE") == NULL,
+    };
+    pagestore_t *ps = NULL;
+    int rc = pagestore_open(&options, &ps);
+    cr_assert_eq(rc, 0, "open: %s (%s)", shoal_strerror(rc), shoal_last_error());
+    return ps;
+}
+
+Test(pagestore_rocksdb, restart_keeps_every_page, .init = s_setup, .fini = s_teardown,
+     .timeout = 60)
+{
+    const uint32_t page = 256u << 10;
+    pagestore_t *ps = s_open_at(s_dir, 64ull << 20, page);
+    for (uint64_t i = 0; i < 100; i++)
+        cr_assert_eq(t_put(ps, 1 + (unsigned)(i % 3), i, page), 0);
+    cr_assert_eq(pagestore_state_put(ps, "incarnation", "\x07", 1), 0);
+    cr_assert_eq(pagestore_meta_put(ps, "s3://b/k", "m", 1, 99), 0);
+    pagestore_stats_t before, after;
+    pagestore_stats(ps, &before);
+    pagestore_close(&ps);
+
+    ps = s_open_at(s_dir, 64ull << 20, page);
+    pagestore_stats(ps, &after);
+    for (uint64_t i = 0; i < 100; i++)
+        cr_assert_eq(t_get(ps, 1 + (unsigned)(i % 3), i, page), 1, "page %llu lost",
+                     (unsigned long long)i);
+    cr_assert_eq(after.generations, before.generations);
+    cr_assert_eq(after.pages, before.pages);
+    /* usage is re-read from the files: within 2% of what was counted while writing */
+    cr_assert_geq(after.usage_bytes, before.usage_bytes * 98 / 100);
+    cr_assert_leq(after.usage_bytes, before.usage_bytes * 102 / 100);
+    void *value = NULL;
+    size_t size = 0;
+    cr_assert_eq(pagestore_state_get(ps, "incarnation", &value, &size), 0);
+    cr_assert_eq(size, 1);
+    free(value);
+    int64_t fetched_at = 0;
+    cr_assert_eq(pagestore_meta_get(ps, "s3://b/k", &value, &size, &fetched_at), 0);
+    cr_assert_eq(fetched_at, 99);
+    free(value);
+    /* A restart continues the generations: churn still evicts the oldest. */
+    for (uint64_t i = 100; i < 400; i++)
+        cr_assert_eq(t_put(ps, 1, i, page), 0);
+    cr_assert_eq(t_get(ps, 1, 399, page), 1);
+    pagestore_stats(ps, &after);
+    cr_assert_gt(after.evictions, 0);
+    cr_assert_leq(after.usage_bytes, after.capacity_bytes);
+    pagestore_close(&ps);
+}
+
+/* The disk bound. Overhead allowed above quota * 1.1: files RocksDB keeps besides the pages
+ * (MANIFEST <= 4 MiB before it rolls, OPTIONS, LOG <= 2 x 1 MiB, WAL of meta/state, the small
+ * key SST files) plus one memtable being flushed (4 MiB here). Measured: see store/README.md. */
+#define S_DISK_OVERHEAD (12ull << 20)
+
+/* Writes 3x the quota of distinct 1 MiB pages and checks, after every put, that the data
+ * directory's size on disk stays within 10% of the quota plus the fixed overhead. */
+Test(pagestore_rocksdb, disk_usage_stays_near_quota_under_churn, .init = s_setup,
+     .fini = s_teardown, .timeout = 120)
+{
+    const uint64_t quota = 64ull << 20;
+    const uint32_t page = 1u << 20;
+    pagestore_t *ps = s_open_at(s_dir, quota, page);
+    uint64_t max_disk = 0;
+    for (uint64_t i = 0; i < 3 * quota / page; i++) {
+        cr_assert_eq(t_put(ps, 1, i, page), 0);
+        uint64_t disk = t_disk_usage(s_dir);
+        if (disk > max_disk)
+            max_disk = disk;
+        cr_assert_leq(disk, quota + quota / 10 + S_DISK_OVERHEAD,
+                      "after %llu MiB written the store takes %llu MiB on disk",
+                      (unsigned long long)i + 1, (unsigned long long)(disk >> 20));
+    }
+    cr_assert_eq(pagestore_flush(ps), 0);
+    uint64_t flushed = t_disk_usage(s_dir);
+    pagestore_stats_t stats;
+    pagestore_stats(ps, &stats);
+    cr_log_info("quota %llu MiB, 3x written: max on disk %.1f MiB, after flush %.1f MiB, "
+                "usage %.1f MiB, %llu generations dropped",
+                (unsigned long long)(quota >> 20), (double)max_disk / 1048576.0,
+                (double)flushed / 1048576.0, (double)stats.usage_bytes / 1048576.0,
+                (unsigned long long)stats.evictions);
+    cr_assert_leq(flushed, quota + quota / 10 + S_DISK_OVERHEAD);
+    cr_assert_gt(stats.evictions, 10);
+    /* and the space really is in use by pages: at least 7/8 of the quota is kept */
+    cr_assert_geq(flushed, quota * 7 / 8 - quota / 20);
+    pagestore_close(&ps);
+}
+
+/* The same churn with a hot set (10% of the quota) read between waves of cold pages (20% of
+ * the quota each): the hot set keeps a hit ratio >= 90% and the disk stays bounded. */
+Test(pagestore_rocksdb, hot_set_survives_churn_on_disk, .init = s_setup, .fini = s_teardown,
+     .timeout = 120)
+{
+    const uint64_t quota = 64ull << 20;
+    const uint32_t page = 1u << 20;
+    const uint64_t quota_pages = quota / page, hot = quota_pages / 10, wave = quota_pages / 5;
+    pagestore_t *ps = s_open_at(s_dir, quota, page);
+    uint64_t hits = 0, reads = 0, cold = 0, max_disk = 0;
+    while (cold < 3 * quota_pages) {
+        for (uint64_t i = 0; i < wave; i++, cold++)
+            cr_assert_eq(t_put(ps, 2, cold, page), 0);
+        for (uint64_t i = 0; i < hot; i++, reads++) {
+            if (t_get(ps, 1, i, page))
+                hits++;
+            else
+                cr_assert_eq(t_put(ps, 1, i, page), 0);
+        }
+        uint64_t disk = t_disk_usage(s_dir);
+        if (disk > max_disk)
+            max_disk = disk;
+    }
+    pagestore_stats_t stats;
+    pagestore_stats(ps, &stats);
+    /* The first read of the hot set misses (it was never stored): count from the second. */
+    cr_log_info("hot set %llu pages: %llu hits / %llu reads (first round of %llu misses), "
+                "%llu promotions, max on disk %.1f MiB",
+                (unsigned long long)hot, (unsigned long long)hits, (unsigned long long)reads,
+                (unsigned long long)hot, (unsigned long long)stats.promotions,
+                (double)max_disk / 1048576.0);
+    cr_assert_geq(hits * 10, (reads - hot) * 9, "hot-set hit ratio below 90%%");
+    cr_assert_leq(max_disk, quota + quota / 10 + S_DISK_OVERHEAD);
+    pagestore_close(&ps);
+}
+
+/* Flips `count` bytes spread evenly over [from, size - to_end) of a file. */
+static int s_flip_bytes(const char *path, int count, long from, long to_end)
+{
+    FILE *file = fopen(path, "r+b");
+    if (file == NULL)
+        return -1;
+    fseek(file, 0, SEEK_END);
+    long size = ftell(file) - from - to_end;
+    for (int i = 1; i <= count && size > 0; i++) {
+        long offset = from + size * i / (count + 1);
+        fseek(file, offset, SEEK_SET);
+        int c = fgetc(file);
+        fseek(file, offset, SEEK_SET);
+        fputc(c ^ 0x5A, file);
+    }
+    fclose(file);
+    return 0;
+}
+
+static int s_corrupted;
+static bool s_corrupt_whole; /* damage headers and footers too, not just the records */
+
+/* Damages the page records of .blob files (past the 30-byte header, before the footer) and the
+ * first data block of the pages' .sst files (where the keys are: the files over 4 KiB; the tiny
+ * meta/state files would be damaged in blocks read at open); with s_corrupt_whole, anywhere. */
+static int s_corrupt_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    size_t length = strlen(path);
+    if (flag != FTW_F || length < 5)
+        return 0;
+    int rc = 1;
+    if (!s_corrupt_whole && st->st_size < 4096)
+        return 0;
+    if (strcmp(path + length - 5, ".blob") == 0)
+        rc = s_corrupt_whole ? s_flip_bytes(path, 8, 0, 0) : s_flip_bytes(path, 8, 64, 64);
+    else if (strcmp(path + length - 4, ".sst") == 0)
+        rc = s_corrupt_whole ? s_flip_bytes(path, 8, 0, 0) : s_flip_bytes(path, 1, 100, 0);
+    if (rc == 0)
+        s_corrupted++;
+    return 0;
+}
+
+/* Pages are flushed into SST and blob files, the files are damaged on disk, and every get
+ * afterwards returns either the right bytes or a miss, never wrong bytes; at least one miss. */
+Test(pagestore_rocksdb, corruption_is_a_miss_never_wrong_bytes, .init = s_setup,
+     .fini = s_teardown, .timeout = 60)
+{
+    const uint32_t page = 128u << 10;
+    pagestore_t *ps = s_open_at(s_dir, 64ull << 20, page);
+    for (uint64_t i = 0; i < 200; i++)
+        cr_assert_eq(t_put(ps, 1, i, page), 0);
+    cr_assert_eq(pagestore_flush(ps), 0);
+    pagestore_close(&ps);
+    s_corrupted = 0;
+    s_corrupt_whole = false;
+    nftw(s_dir, s_corrupt_one, 16, FTW_PHYS);
+    cr_assert_gt(s_corrupted, 0, "no .sst or .blob file found to damage");
+
+    ps = s_open_at(s_dir, 64ull << 20, page);
+    uint64_t hits = 0, misses = 0;
+    for (int round = 0; round < 2; round++) {
+        for (uint64_t i = 0; i < 200; i++) {
+            if (t_get(ps, 1, i, page)) /* fails the test on wrong bytes */
+                hits += round == 0;
+            else
+                misses += round == 0;
+        }
+    }
+    pagestore_stats_t stats;
+    pagestore_stats(ps, &stats);
+    cr_log_info("%d files damaged: %llu hits, %llu misses, %llu corruptions detected",
+                s_corrupted, (unsigned long long)hits, (unsigned long long)misses,
+                (unsigned long long)stats.corruptions);
+    cr_assert_gt(misses, 0);
+    cr_assert_gt(stats.corruptions, 0);
+    /* A corrupt page was dropped: it can be stored again and read back. */
+    for (uint64_t i = 0; i < 200; i++) {
+        if (!t_get(ps, 1, i, page)) {
+            cr_assert_eq(t_put(ps, 1, i, page), 0);
+            cr_assert_eq(t_get(ps, 1, i, page), 1);
+        }
+    }
+    pagestore_close(&ps);
+}
+
+/* Damage RocksDB cannot open past (footers, manifest-referenced metadata) makes the store start
+ * empty rather than fail: every page is a miss, none has wrong bytes, and it works again. */
+Test(pagestore_rocksdb, unopenable_corruption_starts_empty, .init = s_setup, .fini = s_teardown,
+     .timeout = 60)
+{
+    const uint32_t page = 128u << 10;
+    pagestore_t *ps = s_open_at(s_dir, 64ull << 20, page);
+    for (uint64_t i = 0; i < 100; i++)
+        cr_assert_eq(t_put(ps, 1, i, page), 0);
+    cr_assert_eq(pagestore_flush(ps), 0);
+    pagestore_close(&ps);
+    s_corrupted = 0;
+    s_corrupt_whole = true;
+    nftw(s_dir, s_corrupt_one, 16, FTW_PHYS);
+    cr_assert_gt(s_corrupted, 0);
+    ps = s_open_at(s_dir, 64ull << 20, page);
+    for (uint64_t i = 0; i < 100; i++)
+        (void)t_get(ps, 1, i, page); /* hit or miss, never wrong bytes */
+    cr_assert_eq(t_put(ps, 1, 0, page), 0);
+    cr_assert_eq(t_get(ps, 1, 0, page), 1);
+    pagestore_close(&ps);
+}
+
+/* ---- full disk: a 32 MiB tmpfs (needs root to mount; skipped otherwise) ---------------------- */
+
+#include <errno.h>
+#include <sys/mount.h>
+#include <time.h>
+
+static char *s_mount_dir;
+static bool s_mounted;
+
+static void s_mount_setup(void)
+{
+    s_mount_dir = t_tempdir();
+    s_mounted = mount("tmpfs", s_mount_dir, "tmpfs", 0, "size=32m") == 0;
+}
+
+static void s_mount_teardown(void)
+{
+    if (s_mounted)
+        umount2(s_mount_dir, MNT_DETACH);
+    s_mounted = false;
+    rmdir(s_mount_dir);
+    free(s_mount_dir);
+    s_mount_dir = NULL;
+}
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The quota (256 MiB) is larger than the disk (32 MiB): puts fail with SHOAL_ENOSPC or
+ * SHOAL_EIO, never crash, and keep failing fast; gets of pages already on disk still work;
+ * once space is freed, puts work again (the store recovers by itself). */
+Test(pagestore_rocksdb, full_disk_fails_puts_cleanly_and_recovers, .init = s_mount_setup,
+     .fini = s_mount_teardown, .timeout = 60)
+{
+    if (!s_mounted)
+        cr_skip_test("cannot mount a tmpfs at %s (%s): this test needs root", s_mount_dir,
+                     strerror(errno));
+    char data_dir[512], filler[512];
+    snprintf(data_dir, sizeof data_dir, "%s/store", s_mount_dir);
+    snprintf(filler, sizeof filler, "%s/filler", s_mount_dir);
+    const uint32_t page = 1u << 20;
+    pagestore_options_t options = {
+        .kind = PAGESTORE_ROCKSDB,
+        .data_dir = data_dir,
+        .capacity_bytes = 256ull << 20,
+        .page_size = page,
+        .memtable_bytes = 4u << 20,
+        .quiet = getenv("SHOAL_TEST_VERBOSE") == NULL,
+    };
+    pagestore_t *ps = NULL;
+    cr_assert_eq(pagestore_open(&options, &ps), 0, "%s", shoal_last_error());
+    for (uint64_t i = 0; i < 8; i++)
+        cr_assert_eq(t_put(ps, 1, i, page), 0);
+    cr_assert_eq(pagestore_flush(ps), 0);
+
+    /* Take most of the rest of the disk with a file, so the store fills it quickly. */
+    FILE *file = fopen(filler, "wb");
+    cr_assert_not_null(file);
+    static uint8_t chunk[1u << 20];
+    for (int i = 0; i < 14; i++)
+        cr_assert_eq(fwrite(chunk, 1, sizeof chunk, file), sizeof chunk);
+    cr_assert_eq(fclose(file), 0);
+
+    int failed = 0;
+    uint64_t index = 8;
+    for (; index < 200 && failed == 0; index++) {
+        int rc = t_put(ps, 1, index, page);
+        cr_assert(rc == 0 || rc == SHOAL_ENOSPC || rc == SHOAL_EIO, "put: %s",
+                  shoal_strerror(rc));
+        failed = rc;
+    }
+    cr_assert_neq(failed, 0, "200 MiB of puts never failed on a 32 MiB disk");
+    /* Further puts fail fast and cleanly too. */
+    double start = s_now();
+    for (int i = 0; i < 20; i++) {
+        int rc = t_put(ps, 1, 500 + (uint64_t)i, page);
+        cr_assert(rc == SHOAL_ENOSPC || rc == SHOAL_EIO, "put after failure: %d", rc);
+    }
+    cr_assert_lt(s_now() - start, 5.0, "failing puts are slow");
+    /* Reads still work. */
+    for (uint64_t i = 0; i < 8; i++)
+        cr_assert_eq(t_get(ps, 1, i, page), 1, "page %llu lost", (unsigned long long)i);
+    pagestore_stats_t stats;
+    pagestore_stats(ps, &stats);
+    cr_assert_gt(stats.write_errors, 0);
+
+    /* Free the space: within a deadline, puts work again. */
+    cr_assert_eq(unlink(filler), 0);
+    double deadline = s_now() + 20.0;
+    int rc = -1;
+    while (rc != 0 && s_now() < deadline) {
+        rc = t_put(ps, 2, 0, page);
+        if (rc != 0) {
+            struct timespec pause = {0, 50 * 1000 * 1000};
+            nanosleep(&pause, NULL); /* poll interval, not synchronisation */
+        }
+    }
+    cr_assert_eq(rc, 0, "the store did not recover after space was freed");
+    cr_assert_eq(t_get(ps, 2, 0, page), 1);
+    for (uint64_t i = 0; i < 8; i++)
+        cr_assert_eq(t_get(ps, 1, i, page), 1);
+    pagestore_close(&ps);
+}

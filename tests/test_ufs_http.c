@@ -1,0 +1,471 @@
+/*
+ * test_ufs_http.c - the http:// connector and the shared HTTP layer against real servers on
+ * loopback: nginx for the well-behaved cases (sizes, every range boundary, auth, versions,
+ * connection reuse) and badhttp.py for the bad ones (503s, ignored Range, a server dying
+ * mid-transfer, over-long bodies, no ETag, HEAD refused).
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testproc.h"
+#include "ufs_conn.h"
+
+#define PAGE (1u << 20)
+
+/* The test files: name and size. Contents are tp_fill_pattern(seed = index). */
+static const struct {
+    const char *name;
+    size_t size;
+} s_files[] = {
+    {"empty.bin", 0},
+    {"one.bin", 1},
+    {"page.bin", PAGE},
+    {"pages.bin", 3 * PAGE},
+    {"dir/ragged.bin", 2 * PAGE + 12345},
+};
+#define FILE_COUNT (sizeof s_files / sizeof s_files[0])
+
+static char *s_root;                      /* temp dir served by the servers */
+static unsigned char *s_data[FILE_COUNT]; /* expected contents */
+static tp_server_t s_nginx;               /* well-behaved server */
+static tp_server_t s_bad;                 /* badhttp.py */
+static ufs_t *s_ufs;                      /* under test */
+
+static const char s_nginx_extra[] =
+    "    location /private/ { if ($http_authorization != \"Bearer sesame\") { return 401; } }\n"
+    "    location /basic/ { if ($http_authorization != \"Basic dXNlcjpwdw==\") { return 401; } }\n"
+    "    location /forbidden/ { return 403; }\n"
+    "    location /nohead/ { if ($request_method = HEAD) { return 405; } }\n";
+
+static void s_make_files(void)
+{
+    s_root = tp_tempdir("http-root");
+    cr_assert_not_null(s_root);
+    char path[TP_PATH_MAX];
+    const char *dirs[] = {"", "private/", "basic/", "forbidden/", "nohead/"};
+    for (size_t i = 0; i < FILE_COUNT; i++) {
+        s_data[i] = malloc(s_files[i].size + 1);
+        tp_fill_pattern(s_data[i], s_files[i].size, i);
+        for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
+            snprintf(path, sizeof path, "%s/%s%s", s_root, dirs[d], s_files[i].name);
+            cr_assert_eq(tp_write_file(path, s_data[i], s_files[i].size), 0);
+        }
+    }
+}
+
+static ufs_t *s_new_ufs(void)
+{
+    ufs_options_t options = {.connect_timeout_ms = 2000,
+                             .timeout_ms = 10000,
+                             .low_speed_ms = 5000,
+                             .max_retries = 3,
+                             .retry_base_ms = 5};
+    return ufs_new(&options);
+}
+
+static void s_setup_nginx(void)
+{
+    s_make_files();
+    cr_assert_eq(tp_nginx_start(&s_nginx, s_root, s_nginx_extra), 0);
+    s_ufs = s_new_ufs();
+    cr_assert_not_null(s_ufs);
+}
+
+static void s_setup_bad(void)
+{
+    s_make_files();
+    cr_assert_eq(tp_badhttp_start(&s_bad, s_root), 0);
+    s_ufs = s_new_ufs();
+    cr_assert_not_null(s_ufs);
+}
+
+static void s_teardown(void)
+{
+    ufs_destroy(&s_ufs);
+    tp_server_stop(&s_nginx);
+    tp_server_stop(&s_bad);
+    tp_rmtree(s_root);
+    free(s_root);
+    s_root = NULL;
+    for (size_t i = 0; i < FILE_COUNT; i++) {
+        free(s_data[i]);
+        s_data[i] = NULL;
+    }
+}
+
+/* The URL of file i under `prefix` ("" or "private/") on `server`. */
+static void s_url(char *out, size_t out_len, const tp_server_t *server, const char *prefix,
+                  size_t i)
+{
+    snprintf(out, out_len, "%s/%s%s", server->base_url, prefix, s_files[i].name);
+}
+
+/* Reads [offset, offset+length) of file i through `url` and checks every byte, and that
+ * nothing past the returned count was written. */
+static void s_check_read(const char *url, const char *version, size_t i, uint64_t offset,
+                         size_t length)
+{
+    size_t size = s_files[i].size;
+    size_t expect = offset >= size ? 0 : (size - offset < length ? size - offset : length);
+    unsigned char *buf = malloc(length + 16);
+    memset(buf, 0xA5, length + 16);
+    int64_t got = ufs_read(s_ufs, url, version, offset, buf, length);
+    cr_assert_eq(got, (int64_t)expect, "%s @%" PRIu64 "+%zu: got %" PRId64 " want %zu (%s)", url,
+                 offset, length, got, expect, shoal_last_error());
+    cr_assert(memcmp(buf, s_data[i] + (expect ? offset : 0), expect) == 0, "%s @%" PRIu64 ": bytes",
+              url, offset);
+    for (size_t k = expect; k < length + 16; k++)
+        cr_assert_eq(buf[k], 0xA5, "%s: byte %zu past the data was written", url, k);
+    free(buf);
+}
+
+TestSuite(http, .init = s_setup_nginx, .fini = s_teardown, .timeout = 120);
+TestSuite(http_bad, .init = s_setup_bad, .fini = s_teardown, .timeout = 120);
+
+Test(http, stat_sizes_and_versions)
+{
+    char url[256];
+    for (size_t i = 0; i < FILE_COUNT; i++) {
+        s_url(url, sizeof url, &s_nginx, "", i);
+        ufs_stat_t st;
+        cr_assert_eq(ufs_stat(s_ufs, url, &st), 0, "%s: %s", url, shoal_last_error());
+        cr_assert_eq(st.size, s_files[i].size, "%s", url);
+        cr_assert_not(st.is_dir);
+        cr_assert_gt(st.mtime, 0);
+        struct stat fs;
+        char path[TP_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", s_root, s_files[i].name);
+        cr_assert_eq(stat(path, &fs), 0);
+        char etag[64]; /* nginx: hex mtime - hex size */
+        snprintf(etag, sizeof etag, "%lx-%lx", (unsigned long)fs.st_mtime,
+                 (unsigned long)fs.st_size);
+        cr_assert_str_eq(st.version, etag);
+        cr_assert_eq(st.mtime, (int64_t)fs.st_mtime);
+    }
+}
+
+Test(http, reads_at_every_boundary)
+{
+    char url[256];
+    for (size_t i = 0; i < FILE_COUNT; i++) {
+        s_url(url, sizeof url, &s_nginx, "", i);
+        uint64_t end = s_files[i].size;
+        uint64_t offsets[] = {0,   PAGE - 1, PAGE,      PAGE + 1, end ? end - 1 : 0,
+                              end, end + 1,  end + PAGE};
+        size_t lengths[] = {1, 4096, PAGE, PAGE + 1, 2 * PAGE + 7};
+        for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++)
+            for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++)
+                s_check_read(url, NULL, i, offsets[o], lengths[l]);
+        s_check_read(url, NULL, i, 0, end + 100); /* whole file in one go */
+    }
+    char buf[1];
+    s_url(url, sizeof url, &s_nginx, "", 2);
+    cr_assert_eq(ufs_read(s_ufs, url, NULL, 0, buf, 0), 0); /* zero length: nothing asked */
+}
+
+Test(http, missing_is_enoent_and_not_retried)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/no/such.bin", s_nginx.base_url);
+    ufs_stat_t st;
+    char buf[16];
+    cr_assert_eq(ufs_stat(s_ufs, url, &st), SHOAL_ENOENT);
+    cr_assert(strstr(shoal_last_error(), "404"), "%s", shoal_last_error());
+    cr_assert_eq(ufs_read(s_ufs, url, NULL, 0, buf, sizeof buf), SHOAL_ENOENT);
+    cr_assert_eq(tp_wait_lines(s_nginx.access_log, "/no/such.bin", 2, 2000), 2);
+}
+
+Test(http, credentials)
+{
+    char url[256];
+    ufs_stat_t st;
+    char buf[16];
+    s_url(url, sizeof url, &s_nginx, "private/", 2);
+    cr_assert_eq(ufs_stat(s_ufs, url, &st), SHOAL_EACCES);
+    cr_assert(strstr(shoal_last_error(), "401"), "%s", shoal_last_error());
+    cr_assert_eq(ufs_read(s_ufs, url, NULL, 0, buf, sizeof buf), SHOAL_EACCES);
+    cr_assert(strstr(shoal_last_error(), "401"), "%s", shoal_last_error());
+
+    s_url(url, sizeof url, &s_nginx, "forbidden/", 2);
+    cr_assert_eq(ufs_stat(s_ufs, url, &st), SHOAL_EACCES);
+    cr_assert(strstr(shoal_last_error(), "403"), "%s", shoal_last_error());
+
+    /* Basic auth from the URL's userinfo (libcurl sends it): right and wrong password. */
+    snprintf(url, sizeof url, "http://user:pw@127.0.0.1:%d/basic/page.bin", s_nginx.port);
+    cr_assert_eq(ufs_stat(s_ufs, url, &st), 0, "%s", shoal_last_error());
+    cr_assert_eq(st.size, PAGE);
+    s_check_read(url, st.version, 2, PAGE - 10, 100);
+    snprintf(url, sizeof url, "http://user:wrong@127.0.0.1:%d/basic/page.bin", s_nginx.port);
+    cr_assert_eq(ufs_stat(s_ufs, url, &st), SHOAL_EACCES);
+    cr_assert(strstr(shoal_last_error(), "401"), "%s", shoal_last_error());
+}
+
+Test(http, list_is_refused)
+{
+    ufs_list_t list;
+    ufs_list_init(&list);
+    char url[256];
+    snprintf(url, sizeof url, "%s/dir/", s_nginx.base_url);
+    cr_assert_eq(ufs_list(s_ufs, url, false, &list), SHOAL_ENOTSUP);
+    cr_assert(strstr(shoal_last_error(), "no listing"));
+    cr_assert_eq(list.count, 0);
+    ufs_list_fini(&list);
+}
+
+Test(http, changed_file_is_stale)
+{
+    char url[256], path[TP_PATH_MAX];
+    s_url(url, sizeof url, &s_nginx, "", 3);
+    ufs_stat_t before;
+    cr_assert_eq(ufs_stat(s_ufs, url, &before), 0);
+    s_check_read(url, before.version, 3, PAGE, PAGE);
+
+    /* Same size, new bytes, mtime moved on: nginx's ETag changes with the mtime. */
+    snprintf(path, sizeof path, "%s/%s", s_root, s_files[3].name);
+    tp_fill_pattern(s_data[3], s_files[3].size, 99);
+    cr_assert_eq(tp_write_file(path, s_data[3], s_files[3].size), 0);
+    struct timespec times[2] = {{before.mtime + 10, 0}, {before.mtime + 10, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, path, times, 0), 0);
+
+    char buf[64];
+    cr_assert_eq(ufs_read(s_ufs, url, before.version, 0, buf, sizeof buf), SHOAL_ESTALE);
+    cr_assert(strstr(shoal_last_error(), "412"), "%s", shoal_last_error());
+    cr_assert_geq(tp_wait_lines(s_nginx.access_log, " 412 ", 1, 2000), 1);
+
+    ufs_stat_t after;
+    cr_assert_eq(ufs_stat(s_ufs, url, &after), 0);
+    cr_assert_str_neq(after.version, before.version);
+    s_check_read(url, after.version, 3, 5, PAGE);
+}
+
+Test(http, head_refused_falls_back_to_ranged_get)
+{
+    char url[256];
+    for (size_t i = 0; i < FILE_COUNT; i++) {
+        s_url(url, sizeof url, &s_nginx, "nohead/", i);
+        ufs_stat_t st;
+        cr_assert_eq(ufs_stat(s_ufs, url, &st), 0, "%s: %s", url, shoal_last_error());
+        cr_assert_eq(st.size, s_files[i].size, "%s", url);
+        if (s_files[i].size)
+            cr_assert_neq(st.version[0], '\0');
+    }
+    cr_assert_geq(tp_wait_lines(s_nginx.access_log, "HEAD /nohead/page.bin 405", 1, 2000), 1);
+    cr_assert_geq(
+        tp_wait_lines(s_nginx.access_log, "GET /nohead/page.bin 206 range=bytes=0-0", 1, 2000), 1);
+}
+
+/* Every read on one thread reuses one pooled handle, so nginx sees one connection. */
+Test(http, connection_reuse)
+{
+    char url[256];
+    s_url(url, sizeof url, &s_nginx, "", 3);
+    for (int k = 0; k < 8; k++)
+        s_check_read(url, NULL, 3, (uint64_t)k * 1000, 1000);
+    cr_assert_eq(tp_wait_lines(s_nginx.access_log, "GET /pages.bin", 8, 2000), 8);
+    size_t len;
+    char *log = tp_read_file(s_nginx.access_log, &len);
+    char *first = strstr(log, "GET /pages.bin");
+    char *conn = strstr(first, "conn=");
+    char needle[32];
+    snprintf(needle, sizeof needle, "conn=%ld ", strtol(conn + 5, NULL, 10));
+    free(log);
+    cr_assert_eq(tp_count_lines(s_nginx.access_log, needle), 8, "not all on %s", needle);
+}
+
+/* A child after fork() makes its own connections and reads correctly; the parent goes on. */
+Test(http, fork_child_reads)
+{
+    char url[256];
+    s_url(url, sizeof url, &s_nginx, "", 4);
+    s_check_read(url, NULL, 4, 0, 4096);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        unsigned char buf[4096];
+        int64_t got = ufs_read(s_ufs, url, NULL, PAGE, buf, sizeof buf);
+        _exit(got == (int64_t)sizeof buf && memcmp(buf, s_data[4] + PAGE, sizeof buf) == 0 ? 0 : 1);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    s_check_read(url, NULL, 4, 2 * PAGE, 12345);
+}
+
+Test(http_bad, retries_503_then_success)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/flaky/2/a/%s", s_bad.base_url, s_files[3].name);
+    s_check_read(url, NULL, 3, PAGE - 1, PAGE + 2);
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /flaky/2/a/pages.bin 503"), 2);
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /flaky/2/a/pages.bin 206"), 1);
+
+    snprintf(url, sizeof url, "%s/flaky/1/b/%s", s_bad.base_url, s_files[3].name);
+    ufs_stat_t st;
+    cr_assert_eq(ufs_stat(s_ufs, url, &st), 0, "%s", shoal_last_error());
+    cr_assert_eq(st.size, 3 * PAGE);
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "HEAD /flaky/1/b/pages.bin"), 2);
+
+    /* More 503s than retries: EIO naming the status, after exactly 1 + max_retries attempts. */
+    snprintf(url, sizeof url, "%s/flaky/50/c/%s", s_bad.base_url, s_files[3].name);
+    char buf[16];
+    cr_assert_eq(ufs_read(s_ufs, url, NULL, 0, buf, sizeof buf), SHOAL_EIO);
+    cr_assert(strstr(shoal_last_error(), "503"), "%s", shoal_last_error());
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /flaky/50/c/pages.bin 503"), 4);
+}
+
+Test(http_bad, missing_not_retried)
+{
+    char url[256], buf[8];
+    snprintf(url, sizeof url, "%s/nothing-here", s_bad.base_url);
+    cr_assert_eq(ufs_read(s_ufs, url, NULL, 0, buf, sizeof buf), SHOAL_ENOENT);
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "/nothing-here"), 1);
+}
+
+Test(http_bad, ignored_range_is_refused)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/norange/%s", s_bad.base_url, s_files[3].name);
+    unsigned char *buf = malloc(PAGE);
+    memset(buf, 0, PAGE);
+    cr_assert_eq(ufs_read(s_ufs, url, NULL, PAGE, buf, PAGE), SHOAL_ENOTSUP);
+    cr_assert(strstr(shoal_last_error(), "ignored Range"), "%s", shoal_last_error());
+    for (size_t k = 0; k < PAGE; k++)
+        cr_assert_eq(buf[k], 0, "byte %zu written", k);
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /norange/"), 1); /* not retried */
+    free(buf);
+}
+
+Test(http_bad, death_mid_transfer_is_an_error)
+{
+    char url[256];
+    size_t sizes[] = {1, PAGE, 3 * PAGE};
+    size_t index[] = {1, 2, 3};
+    unsigned char *buf = malloc(3 * PAGE);
+    for (size_t k = 0; k < 3; k++) {
+        snprintf(url, sizeof url, "%s/die/%s", s_bad.base_url, s_files[index[k]].name);
+        cr_assert_eq(ufs_read(s_ufs, url, NULL, 0, buf, sizes[k]), SHOAL_EIO, "%s: %s", url,
+                     shoal_last_error());
+    }
+    /* Retried as a transient failure: 1 + max_retries attempts for the last one. */
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /die/pages.bin"), 4);
+    free(buf);
+}
+
+Test(http_bad, over_long_body_is_an_error)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/long/%s", s_bad.base_url, s_files[2].name);
+    unsigned char buf[100];
+    cr_assert_eq(ufs_read(s_ufs, url, NULL, 10, buf, sizeof buf), SHOAL_EIO);
+    cr_assert(strstr(shoal_last_error(), "longer"), "%s", shoal_last_error());
+}
+
+Test(http_bad, no_etag_versions_by_size_and_mtime)
+{
+    char url[256], path[TP_PATH_MAX];
+    snprintf(url, sizeof url, "%s/noetag/%s", s_bad.base_url, s_files[4].name);
+    ufs_stat_t st;
+    cr_assert_eq(ufs_stat(s_ufs, url, &st), 0, "%s", shoal_last_error());
+    snprintf(path, sizeof path, "%s/%s", s_root, s_files[4].name);
+    struct stat fs;
+    cr_assert_eq(stat(path, &fs), 0);
+    char want[64];
+    snprintf(want, sizeof want, "%zu-%ld", s_files[4].size, (long)fs.st_mtime);
+    cr_assert_str_eq(st.version, want);
+    s_check_read(url, st.version, 4, 2 * PAGE, PAGE);
+
+    struct timespec times[2] = {{fs.st_mtime + 5, 0}, {fs.st_mtime + 5, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, path, times, 0), 0);
+    char buf[32];
+    cr_assert_eq(ufs_read(s_ufs, url, st.version, 0, buf, sizeof buf), SHOAL_ESTALE);
+}
+
+Test(http_bad, head_refused_fallback_and_empty_object)
+{
+    char url[256];
+    ufs_stat_t st;
+    snprintf(url, sizeof url, "%s/nohead/%s", s_bad.base_url, s_files[4].name);
+    cr_assert_eq(ufs_stat(s_ufs, url, &st), 0, "%s", shoal_last_error());
+    cr_assert_eq(st.size, s_files[4].size);
+    snprintf(url, sizeof url, "%s/nohead/%s", s_bad.base_url, s_files[0].name);
+    cr_assert_eq(ufs_stat(s_ufs, url, &st), 0, "%s", shoal_last_error());
+    cr_assert_eq(st.size, 0);
+}
+
+Test(http_bad, connection_refused_is_eio_after_retries)
+{
+    char url[256], buf[8];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", tp_free_port());
+    cr_assert_eq(ufs_read(s_ufs, url, NULL, 0, buf, sizeof buf), SHOAL_EIO);
+    cr_assert(strstr(shoal_last_error(), "4 attempts"), "%s", shoal_last_error());
+}
+
+typedef struct s_worker {
+    int index;  /* which worker */
+    int failed; /* reads that came back wrong */
+} s_worker_t;
+
+static void *s_worker_main(void *arg)
+{
+    s_worker_t *w = arg;
+    char url[256];
+    s_url(url, sizeof url, &s_nginx, "", 4);
+    size_t size = s_files[4].size;
+    unsigned char *buf = malloc(PAGE);
+    for (int k = 0; k < 16; k++) {
+        uint64_t offset = ((uint64_t)(w->index * 16 + k) * 131071) % size;
+        size_t expect = size - offset < PAGE ? size - offset : PAGE;
+        int64_t got = ufs_read(s_ufs, url, NULL, offset, buf, PAGE);
+        if (got != (int64_t)expect || memcmp(buf, s_data[4] + offset, expect) != 0)
+            w->failed++;
+    }
+    free(buf);
+    return NULL;
+}
+
+/* One handle, many threads: each takes its own pooled curl handle. */
+Test(http, threads_share_one_handle)
+{
+    pthread_t threads[4];
+    s_worker_t workers[4];
+    for (int t = 0; t < 4; t++) {
+        workers[t] = (s_worker_t){.index = t};
+        cr_assert_eq(pthread_create(&threads[t], NULL, s_worker_main, &workers[t]), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(threads[t], NULL);
+        cr_assert_eq(workers[t].failed, 0, "worker %d", t);
+    }
+    cr_assert_eq(tp_wait_lines(s_nginx.access_log, "GET /dir/ragged.bin 206", 64, 2000), 64);
+}
+
+Test(http_bad, retries_429_then_success)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/busy/3/a/%s", s_bad.base_url, s_files[2].name);
+    s_check_read(url, NULL, 2, 0, PAGE);
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /busy/3/a/page.bin 429"), 3);
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /busy/3/a/page.bin 206"), 1);
+}
+
+Test(http_bad, stalled_server_times_out)
+{
+    ufs_options_t options = {.timeout_ms = 300, .max_retries = 1, .retry_base_ms = 5};
+    ufs_t *quick = ufs_new(&options);
+    char url[256], buf[8];
+    snprintf(url, sizeof url, "%s/stall/%s", s_bad.base_url, s_files[2].name);
+    int64_t t0 = tp_now_ms();
+    cr_assert_eq(ufs_read(quick, url, NULL, 0, buf, sizeof buf), SHOAL_ETIMEDOUT, "%s",
+                 shoal_last_error());
+    cr_assert_lt(tp_now_ms() - t0, 4000); /* gave up long before the server's 5 s */
+    cr_assert_eq(tp_count_lines(s_bad.access_log, "GET /stall/"), 2); /* 1 + 1 retry */
+    ufs_destroy(&quick);
+}
