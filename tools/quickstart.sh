@@ -129,7 +129,10 @@ build/tools/shoal members
 
 step "warm the dataset (shoal warmup)"
 (cd "$tmp" && find data -type f | sort) | sed "s|^data|$origin|" >"$tmp/uris.txt"
-time xargs -a "$tmp/uris.txt" build/tools/shoal warmup
+# HTTP has no listing, so every file is named (4 at a time); a listable origin (s3://, file://)
+# takes one `shoal warmup PREFIX`.
+time xargs -a "$tmp/uris.txt" -n 1 -P 4 build/tools/shoal warmup >"$tmp/warmup.log"
+echo "warmed $(wc -l <"$tmp/uris.txt") files"
 
 step "read it twice through shoalfs"
 $PY - "$origin" "$tmp/uris.txt" <<'EOF'

@@ -100,6 +100,8 @@ def test_scheme_and_stripped_paths(shoalfs_mod, node, dataset, nginx, kind):
     assert fs.cat_file(f"{full}/sub/a.bin") == data
     assert fs.cat_file(f"{base}/sub/a.bin") == data
     assert fs.cat_file(f"shoal://{base}/sub/a.bin") == data
+    if kind == "http":
+        return  # plain HTTP has no listing
     # names come back scheme-less and read back as they are (what Ray does)
     names = fs.find(f"{full}/sub")
     assert names == sorted(f"{base}/{r}" for r in dataset[1] if r.startswith("sub/"))
