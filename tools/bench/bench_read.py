@@ -75,8 +75,14 @@ def run_json(argv, timeout=120):
 
 def iperf3(procs, tmp, seconds):
     port = free_port()
-    procs.start(["iperf3", "-s", "-1", "-p", str(port)], os.path.join(tmp, "iperf3-s.log"))
-    wait_port(port, "iperf3 -s")
+    log = os.path.join(tmp, "iperf3-s.log")
+    server = procs.start(["iperf3", "-s", "--forceflush", "-p", str(port)], log)
+    # Not probed with a connection: iperf3 would take the probe for a test client.
+    deadline = time.monotonic() + 10
+    while b"Server listening" not in open(log, "rb").read():
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise RuntimeError("iperf3 -s did not start: " + open(log).read())
+        time.sleep(0.05)
     out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-l", "1M", "-t",
                           str(seconds), "-J"], check=True, capture_output=True, text=True,
                          timeout=seconds + 30)
