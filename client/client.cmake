@@ -34,4 +34,9 @@ target_include_directories(shoal_shared PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/inclu
     ${PROJECT_SOURCE_DIR}/proto PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(shoal_shared PRIVATE shoal_proto shoal_hrw shoal_ufs PkgConfig::ZMQ
     PkgConfig::SODIUM PkgConfig::JANSSON Threads::Threads
-    -Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/libshoal.map -Wl,--no-undefined)
+    -Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/libshoal.map)
+# Every symbol resolved inside the library, except under the sanitizers, whose runtime the
+# executable provides.
+if(NOT SHOAL_SANITIZE)
+    target_link_options(shoal_shared PRIVATE -Wl,--no-undefined)
+endif()

@@ -190,6 +190,7 @@ typedef struct client_call {
     size_t inflight;           /* ops in CLIENT_OP_INFLIGHT */
     uint64_t view_version;     /* sent in every header */
     bool success_seen;         /* an op finished with 0 */
+    int64_t earliest_ms;       /* <= every in-flight deadline (a lower bound, may be stale) */
 } client_call_t;
 
 /* Finishes an op with `result` and a detail message. */
@@ -276,6 +277,8 @@ static int s_op_start(client_call_t *call, size_t op_index, int last_code)
         op->sent_to = target_index;
         op->request_id = request_id;
         op->deadline_ms = client_now_ms() + client->timeout_ms;
+        if (op->deadline_ms < call->earliest_ms)
+            call->earliest_ms = op->deadline_ms;
         conn->inflight++;
         call->inflight++;
         return 0;
@@ -559,7 +562,8 @@ static int s_conn_receive(client_call_t *call, uint32_t conn_index)
 }
 
 /* The loop: send everything, then poll the sockets that have requests waiting until every op
- * is done. The poll sleeps until the earliest deadline; an op past its deadline fails its
+ * is done. The poll sleeps until the earliest deadline (kept as a lower bound, so the ops are
+ * scanned only when it passes, not once per reply); an op past its deadline fails its
  * node as a whole (a node that does not answer one request in timeout_ms is not answering),
  * which moves every request waiting on it to its next target at once. */
 int client_session_run(client_session_t *session, client_op_t *ops, size_t count,
@@ -571,6 +575,7 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
         .count = count,
         .id_base = session->next_request_id,
         .view_version = view_version,
+        .earliest_ms = INT64_MAX,
     };
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
@@ -603,11 +608,7 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
             session->item_conn[item_count++] = (uint32_t)c;
         }
         int64_t now = client_now_ms();
-        int64_t earliest = INT64_MAX;
-        for (size_t i = 0; i < count; i++)
-            if (ops[i].state == CLIENT_OP_INFLIGHT && ops[i].deadline_ms < earliest)
-                earliest = ops[i].deadline_ms;
-        long wait_ms = earliest <= now ? 0 : (long)(earliest - now);
+        long wait_ms = call.earliest_ms <= now ? 0 : (long)(call.earliest_ms - now);
         int ready = zmq_poll(session->items, item_count, wait_ms);
         if (ready < 0 && errno != EINTR) {
             rc = shoal_fail(SHOAL_EIO, "zmq_poll: %s", zmq_strerror(errno));
@@ -617,6 +618,9 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
             if (session->items[k].revents & ZMQ_POLLIN)
                 rc = s_conn_receive(&call, session->item_conn[k]);
         now = client_now_ms();
+        if (rc != 0 || now < call.earliest_ms)
+            continue;
+        /* The bound was reached: fail the nodes of expired ops, then recompute the bound. */
         for (size_t i = 0; i < count && rc == 0; i++) {
             client_op_t *op = &ops[i];
             if (op->state != CLIENT_OP_INFLIGHT || op->deadline_ms > now)
@@ -628,6 +632,10 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
             CLIENT_COUNT(session->client, timeouts, 1);
             rc = s_conn_fail(&call, op->conn, SHOAL_ETIMEDOUT, detail);
         }
+        call.earliest_ms = INT64_MAX;
+        for (size_t i = 0; i < count; i++)
+            if (ops[i].state == CLIENT_OP_INFLIGHT && ops[i].deadline_ms < call.earliest_ms)
+                call.earliest_ms = ops[i].deadline_ms;
     }
     /* Abandoned requests (first success, or an engine failure): their late answers carry ids
      * this session never hands out again, and are dropped on arrival. */

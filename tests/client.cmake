@@ -6,3 +6,8 @@ if(TARGET shoald)
     shoal_unit_test(test_client_node shoal_shared shoal_testsupport PkgConfig::JANSSON)
     add_dependencies(test_client_node shoald)
 endif()
+if(TARGET shoald)
+    add_test(NAME test_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh)
+    set_tests_properties(test_cli PROPERTIES TIMEOUT 300
+        ENVIRONMENT "SHOAL_BUILD_DIR=${PROJECT_BINARY_DIR}")
+endif()
