@@ -21,6 +21,11 @@
 extern "C" {
 #endif
 
+/* libshoal.so is built with -fvisibility=hidden; everything declared here is its API. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define SHOAL_VERSION_MAX 256 /* longest version string, NUL included */
 
 typedef struct shoal_client shoal_client_t;
@@ -104,8 +109,19 @@ int shoal_stats(shoal_client_t *client, char **json_out);
  * "last_heard_ms"}, ...]}. Caller frees *json_out with shoal_free. */
 int shoal_members(shoal_client_t *client, char **json_out);
 
+/* The client-side counters of this client alone, without asking any node: {"requests": N,
+ * "retries": N, "timeouts": N, "fallback_next_owner": N, "fallback_no_cache": N,
+ * "fallback_ufs": N, "view_refreshes": N, ...} (the same object shoal_stats shows under
+ * "client"; client/README.md lists every counter). Caller frees *json_out with shoal_free.
+ * Added after the first header: not used by older bindings. */
+int shoal_client_counters_json(shoal_client_t *client, char **json_out);
+
 /* Frees memory that libshoal returned. Safe on NULL. */
 void shoal_free(void *ptr);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,343 @@
+/*
+ * admin.c - the cluster-wide calls: shoal_load (LOAD each range on its top owners), shoal_evict
+ * (EVICT on every member), shoal_stats (STATS from every member, as JSON with the client
+ * counters) and shoal_members (the VIEW as JSON).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "client_internal.h"
+
+#define LOAD_SPARE_OWNERS 2 /* owners after the top `replicas` that take a LOAD a replica missed */
+
+static const char *s_state_name(uint32_t state)
+{
+    switch (state) {
+    case MSG_MEMBER_ALIVE: return "alive";
+    case MSG_MEMBER_SUSPECT: return "suspect";
+    case MSG_MEMBER_DEAD: return "dead";
+    case MSG_MEMBER_LEFT: return "left";
+    default: return "unknown";
+    }
+}
+
+static bool s_member_reachable(const client_member_t *member)
+{
+    return member->endpoint[0] &&
+           (member->state == MSG_MEMBER_ALIVE || member->state == MSG_MEMBER_SUSPECT);
+}
+
+/* The call needs a view (it talks to members, not to the UFS). */
+static int s_need_view(client_ctx_t *ctx)
+{
+    if (ctx->view)
+        return 0;
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", shoal_last_error()); /* shoal_fail overwrites it */
+    return shoal_fail(SHOAL_EUNAVAIL, "%s", detail[0] ? detail : "no node answered VIEW");
+}
+
+/* One LOAD per (range, replica): replica j goes to the j-th owner in HRW order, and to the
+ * owners after the top `replicas` if that one does not answer. All are in flight at once. */
+static int s_load_once(client_ctx_t *ctx, const char *uri, const shoal_stat_t *stat,
+                       uint32_t replicas, uint64_t *bytes_loaded)
+{
+    client_view_t *view = ctx->view;
+    uint64_t range_bytes = view->page_size * view->range_pages;
+    size_t range_count = client_range_count(0, stat->size, range_bytes);
+    client_range_t *ranges = calloc(range_count ? range_count : 1, sizeof *ranges);
+    client_op_t *ops = calloc(range_count * replicas + 1, sizeof *ops);
+    if (!ranges || !ops) {
+        free(ranges);
+        free(ops);
+        return shoal_fail(SHOAL_ENOMEM, "out of memory");
+    }
+    client_range_split(0, stat->size, range_bytes, ranges);
+    uint8_t file_key[16];
+    client_file_key(uri, stat->version, file_key);
+    size_t n = 0;
+    for (size_t r = 0; r < range_count; r++) {
+        uint8_t key[HRW_RANGE_KEY_LEN];
+        hrw_range_key(file_key, ranges[r].range_index, key);
+        client_target_t order[HRW_R_MAX];
+        size_t found = client_view_targets(view, key, sizeof key, replicas + LOAD_SPARE_OWNERS,
+                                           0, 0, 0, order, HRW_R_MAX);
+        for (uint32_t j = 0; j < replicas && j < found; j++, n++) {
+            client_op_t *op = &ops[n];
+            client_op_init(op, MSG_LOAD_REQ);
+            op->request.body.load_request = (msg_load_request_t){
+                .uri = uri,
+                .version = stat->version,
+                .offset = ranges[r].offset,
+                .length = ranges[r].length,
+                .replicas = replicas,
+            };
+            op->targets[op->target_count++] = order[j];
+            for (size_t spare = replicas; spare < found && op->target_count < CLIENT_TARGETS_MAX;
+                 spare++)
+                op->targets[op->target_count++] = order[spare];
+            op->probe_when_all_down = true;
+        }
+    }
+    int rc = client_session_run(ctx->session, ops, n, view->version, false);
+    int first_error = 0;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        if (ops[k].result == 0) {
+            if (bytes_loaded)
+                *bytes_loaded += ops[k].reply.body.load_reply.bytes_loaded;
+        } else if (!first_error || ops[k].result == SHOAL_ESTALE) {
+            first_error = shoal_fail(ops[k].result, "load %s [%llu, +%llu): %s", uri,
+                                     (unsigned long long)ops[k].request.body.load_request.offset,
+                                     (unsigned long long)ops[k].request.body.load_request.length,
+                                     ops[k].detail);
+        }
+    }
+    for (size_t k = 0; k < n; k++)
+        client_op_fini(&ops[k]);
+    free(ops);
+    free(ranges);
+    return rc ? rc : first_error;
+}
+
+int shoal_load(shoal_client_t *client, const char *uri, int replicas, uint64_t *bytes_loaded)
+{
+    if (!client || !uri)
+        return shoal_fail(SHOAL_EINVAL, "shoal_load: NULL argument");
+    if (replicas < 1 || replicas > MSG_REPLICAS_MAX)
+        return shoal_fail(SHOAL_EINVAL, "shoal_load: replicas must be 1..%d", MSG_REPLICAS_MAX);
+    client_ctx_t ctx;
+    int rc = client_ctx_begin(client, &ctx);
+    if (rc == 0)
+        rc = s_need_view(&ctx);
+    for (int attempt = 0; rc == 0 && attempt <= CLIENT_STALE_RETRIES; attempt++) {
+        shoal_stat_t stat;
+        int result = 0;
+        rc = client_stat_many(client, ctx.proc, ctx.session, &uri, 1, attempt > 0, &stat,
+                              &result);
+        if (rc == 0)
+            rc = result;
+        if (rc == 0 && stat.is_dir)
+            rc = shoal_fail(SHOAL_EISDIR, "load %s: is a directory", uri);
+        if (rc != 0)
+            break;
+        rc = s_load_once(&ctx, uri, &stat, (uint32_t)replicas, bytes_loaded);
+        if (rc != SHOAL_ESTALE)
+            break;
+        if (attempt < CLIENT_STALE_RETRIES) {
+            CLIENT_COUNT(client, stale_retries, 1);
+            rc = 0;
+        }
+    }
+    client_ctx_end(&ctx);
+    return rc;
+}
+
+/* Builds one op of `type` per reachable member (single target, tried even if marked down).
+ * Returns the count; *members_out[k] is the member index of op k. */
+static size_t s_fanout(const client_view_t *view, msg_type_t type, client_op_t *ops,
+                       size_t *member_of)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < view->count; i++) {
+        if (!s_member_reachable(&view->members[i]))
+            continue;
+        client_op_init(&ops[n], type);
+        ops[n].targets[0].endpoint = view->members[i].endpoint;
+        ops[n].target_count = 1;
+        ops[n].ignore_down = true;
+        member_of[n++] = i;
+    }
+    return n;
+}
+
+int shoal_evict(shoal_client_t *client, const char *uri, bool recursive,
+                uint64_t *bytes_evicted)
+{
+    if (!client || !uri)
+        return shoal_fail(SHOAL_EINVAL, "shoal_evict: NULL argument");
+    client_ctx_t ctx;
+    int rc = client_ctx_begin(client, &ctx);
+    if (rc == 0)
+        rc = s_need_view(&ctx);
+    if (rc != 0) {
+        client_ctx_end(&ctx);
+        return rc;
+    }
+    size_t count = ctx.view->count;
+    client_op_t *ops = calloc(count + 1, sizeof *ops);
+    size_t *member_of = calloc(count + 1, sizeof *member_of);
+    if (!ops || !member_of) {
+        free(ops);
+        free(member_of);
+        client_ctx_end(&ctx);
+        return shoal_fail(SHOAL_ENOMEM, "out of memory");
+    }
+    size_t n = s_fanout(ctx.view, MSG_EVICT_REQ, ops, member_of);
+    for (size_t k = 0; k < n; k++)
+        ops[k].request.body.evict_request = (msg_evict_request_t){.uri = uri,
+                                                                  .recursive = recursive};
+    rc = client_session_run(ctx.session, ops, n, ctx.view->version, false);
+    int first_error = 0;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        if (ops[k].result == 0) {
+            if (bytes_evicted)
+                *bytes_evicted += ops[k].reply.body.evict_reply.bytes_evicted;
+        } else if (!first_error) {
+            first_error = shoal_fail(ops[k].result, "evict %s on %s: %s", uri,
+                                     ctx.view->members[member_of[k]].name, ops[k].detail);
+        }
+    }
+    client_stat_cache_clear(ctx.proc);
+    for (size_t k = 0; k < n; k++)
+        client_op_fini(&ops[k]);
+    free(ops);
+    free(member_of);
+    client_ctx_end(&ctx);
+    return rc ? rc : first_error;
+}
+
+/* Lower-case hex of a node id. */
+static void s_id_hex(const uint8_t id[MSG_NODE_ID_SIZE], char out[2 * MSG_NODE_ID_SIZE + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < MSG_NODE_ID_SIZE; i++) {
+        out[2 * i] = digits[id[i] >> 4];
+        out[2 * i + 1] = digits[id[i] & 15];
+    }
+    out[2 * MSG_NODE_ID_SIZE] = '\0';
+}
+
+/* {"id", "name", "state", "incarnation", "data", "gossip", "weight", "last_heard_ms"} */
+static json_t *s_member_json(const client_member_t *member)
+{
+    char hex[2 * MSG_NODE_ID_SIZE + 1];
+    s_id_hex(member->id, hex);
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I}", "id", hex, "name",
+                     member->name, "state", s_state_name(member->state), "incarnation",
+                     (json_int_t)member->incarnation, "data", member->endpoint, "gossip",
+                     member->gossip_endpoint, "weight", (json_int_t)member->weight,
+                     "last_heard_ms", (json_int_t)member->last_heard_ms);
+}
+
+/* Serialises `root` (stealing the reference) into *json_out. */
+static int s_dump(json_t *root, char **json_out)
+{
+    char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    if (!text)
+        return shoal_fail(SHOAL_ENOMEM, "out of memory");
+    *json_out = text;
+    return 0;
+}
+
+/* The node part of a STATS reply: {"counters": {name: value}, "latency": {name: {"bounds":
+ * [...], "counts": [...]}}}, added to `node`. */
+static void s_stats_reply_json(const msg_stats_reply_t *reply, json_t *node)
+{
+    json_t *counters = json_object();
+    for (uint32_t i = 0; i < reply->counter_count; i++)
+        json_object_set_new(counters, reply->counters[i].name,
+                            json_integer((json_int_t)reply->counters[i].value));
+    json_t *latency = json_object();
+    for (uint32_t i = 0; i < reply->histogram_count; i++) {
+        const msg_histogram_t *histogram = &reply->histograms[i];
+        json_t *bounds = json_array();
+        json_t *counts = json_array();
+        for (uint32_t b = 0; b < histogram->bucket_count; b++) {
+            json_array_append_new(bounds, json_integer((json_int_t)histogram->bounds[b]));
+            json_array_append_new(counts, json_integer((json_int_t)histogram->counts[b]));
+        }
+        json_object_set_new(latency, histogram->name,
+                            json_pack("{s:o, s:o}", "bounds", bounds, "counts", counts));
+    }
+    json_object_set_new(node, "counters", counters);
+    json_object_set_new(node, "latency", latency);
+}
+
+int shoal_stats(shoal_client_t *client, char **json_out)
+{
+    if (!client || !json_out)
+        return shoal_fail(SHOAL_EINVAL, "shoal_stats: NULL argument");
+    *json_out = NULL;
+    client_ctx_t ctx;
+    int rc = client_ctx_begin(client, &ctx);
+    if (rc == 0)
+        rc = s_need_view(&ctx);
+    if (rc != 0) {
+        client_ctx_end(&ctx);
+        return rc;
+    }
+    const client_view_t *view = ctx.view;
+    client_op_t *ops = calloc(view->count + 1, sizeof *ops);
+    size_t *member_of = calloc(view->count + 1, sizeof *member_of);
+    if (!ops || !member_of) {
+        free(ops);
+        free(member_of);
+        client_ctx_end(&ctx);
+        return shoal_fail(SHOAL_ENOMEM, "out of memory");
+    }
+    size_t n = s_fanout(view, MSG_STATS_REQ, ops, member_of);
+    rc = client_session_run(ctx.session, ops, n, view->version, false);
+    json_t *nodes = json_array();
+    for (size_t i = 0; rc == 0 && i < view->count; i++) {
+        json_t *node = s_member_json(&view->members[i]);
+        size_t k = 0;
+        while (k < n && member_of[k] != i)
+            k++;
+        if (k == n)
+            json_object_set_new(node, "error", json_string("not reachable (member state)"));
+        else if (ops[k].result != 0)
+            json_object_set_new(node, "error", json_string(ops[k].detail));
+        else
+            s_stats_reply_json(&ops[k].reply.body.stats_reply, node);
+        json_array_append_new(nodes, node);
+    }
+    json_t *root = json_pack("{s:o, s:o, s:I, s:I, s:I}", "nodes", nodes, "client",
+                             client_counters_json(client), "view_version",
+                             (json_int_t)view->version, "page_size",
+                             (json_int_t)view->page_size, "range_pages",
+                             (json_int_t)view->range_pages);
+    if (rc == 0)
+        rc = s_dump(root, json_out);
+    else
+        json_decref(root);
+    for (size_t k = 0; k < n; k++)
+        client_op_fini(&ops[k]);
+    free(ops);
+    free(member_of);
+    client_ctx_end(&ctx);
+    return rc;
+}
+
+int shoal_members(shoal_client_t *client, char **json_out)
+{
+    if (!client || !json_out)
+        return shoal_fail(SHOAL_EINVAL, "shoal_members: NULL argument");
+    *json_out = NULL;
+    client_ctx_t ctx;
+    int rc = client_ctx_begin(client, &ctx);
+    if (rc == 0) {
+        client_view_t *fresh = client_view_acquire(client, ctx.proc, ctx.session, true);
+        if (fresh) {
+            client_view_unref(&ctx.view);
+            ctx.view = fresh;
+        }
+        rc = s_need_view(&ctx);
+    }
+    if (rc == 0) {
+        json_t *members = json_array();
+        for (size_t i = 0; i < ctx.view->count; i++)
+            json_array_append_new(members, s_member_json(&ctx.view->members[i]));
+        json_t *root = json_pack("{s:I, s:I, s:I, s:s, s:o}", "view_version",
+                                 (json_int_t)ctx.view->version, "page_size",
+                                 (json_int_t)ctx.view->page_size, "range_pages",
+                                 (json_int_t)ctx.view->range_pages, "answered_by",
+                                 ctx.view->answered_by, "members", members);
+        rc = s_dump(root, json_out);
+    }
+    client_ctx_end(&ctx);
+    return rc;
+}

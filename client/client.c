@@ -1,0 +1,261 @@
+/*
+ * client.c - the client object: options and seeds, the per-process state (ZeroMQ context,
+ * session pool, view, stat cache) with its fork detection, and the client counters.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <zmq.h>
+
+#include "client_internal.h"
+
+int64_t client_now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* Frees the seed list built by s_seeds_parse. */
+static void s_seeds_free(char **seeds, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(seeds[i]);
+    free(seeds);
+}
+
+/* Parses "host:port[,host:port...]" (entries may already be "tcp://host:port"; spaces around
+ * entries are ignored) into "tcp://host:port" strings. Fails with SHOAL_EINVAL on an empty
+ * list or an entry without a port. */
+static int s_seeds_parse(const char *text, char ***seeds_out, size_t *count_out)
+{
+    if (!text || !*text)
+        return shoal_fail(SHOAL_EINVAL, "no seeds: give host:port of at least one node");
+    char *copy = strdup(text);
+    if (!copy)
+        return shoal_fail(SHOAL_ENOMEM, "out of memory");
+    char **seeds = NULL;
+    size_t count = 0;
+    int rc = 0;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        while (*item == ' ')
+            item++;
+        size_t len = strlen(item);
+        while (len > 0 && item[len - 1] == ' ')
+            item[--len] = '\0';
+        if (len == 0)
+            continue;
+        const char *hostport = strncmp(item, "tcp://", 6) == 0 ? item + 6 : item;
+        const char *colon = strrchr(hostport, ':');
+        if (!colon || colon == hostport || colon[1] == '\0' ||
+            strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+            rc = shoal_fail(SHOAL_EINVAL, "bad seed '%s': expected host:port", item);
+            break;
+        }
+        char **grown = realloc(seeds, (count + 1) * sizeof *seeds);
+        char *endpoint = malloc(strlen(hostport) + 7);
+        if (!grown || !endpoint) {
+            free(endpoint);
+            if (grown)
+                seeds = grown;
+            rc = shoal_fail(SHOAL_ENOMEM, "out of memory");
+            break;
+        }
+        seeds = grown;
+        sprintf(endpoint, "tcp://%s", hostport);
+        seeds[count++] = endpoint;
+    }
+    free(copy);
+    if (rc == 0 && count == 0)
+        rc = shoal_fail(SHOAL_EINVAL, "no seeds: give host:port of at least one node");
+    if (rc != 0) {
+        s_seeds_free(seeds, count);
+        return rc;
+    }
+    *seeds_out = seeds;
+    *count_out = count;
+    return 0;
+}
+
+shoal_client_t *shoal_client_new(const shoal_client_options_t *options)
+{
+    shoal_clear_error();
+    if (!options) {
+        shoal_fail(SHOAL_EINVAL, "shoal_client_new: options are required (seeds)");
+        return NULL;
+    }
+    if (options->cluster_key && options->cluster_key[0]) {
+        shoal_fail(SHOAL_ENOTSUP, "cluster keys (CurveZMQ) are not supported by this client yet");
+        return NULL;
+    }
+    if (options->timeout_ms < 0) {
+        shoal_fail(SHOAL_EINVAL, "timeout_ms must be >= 0");
+        return NULL;
+    }
+    shoal_client_t *client = calloc(1, sizeof *client);
+    if (!client) {
+        shoal_fail(SHOAL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (s_seeds_parse(options->seeds, &client->seeds, &client->seed_count) != 0) {
+        free(client);
+        return NULL;
+    }
+    client->timeout_ms = options->timeout_ms ? options->timeout_ms : CLIENT_TIMEOUT_MS_DEFAULT;
+    client->metadata_ttl_ms =
+        options->metadata_ttl_ms ? options->metadata_ttl_ms : CLIENT_META_TTL_MS_DEFAULT;
+    client->no_ufs_fallback = options->no_ufs_fallback;
+    if (!client->no_ufs_fallback) {
+        client->ufs = client_ufs_new();
+        if (!client->ufs) {
+            s_seeds_free(client->seeds, client->seed_count);
+            free(client);
+            shoal_fail(SHOAL_ENOMEM, "cannot set up the under-storage connectors");
+            return NULL;
+        }
+    }
+    atomic_init(&client->proc, NULL);
+    return client;
+}
+
+/* Builds the state of the calling process: a fresh ZeroMQ context and empty caches. */
+static client_proc_t *s_proc_new(pid_t pid)
+{
+    client_proc_t *proc = calloc(1, sizeof *proc);
+    if (!proc)
+        return NULL;
+    proc->pid = pid;
+    proc->zmq_context = zmq_ctx_new();
+    if (!proc->zmq_context) {
+        free(proc);
+        return NULL;
+    }
+    /* zmq_ctx_term must never wait: every socket is LINGER 0 as well. */
+    zmq_ctx_set(proc->zmq_context, ZMQ_BLOCKY, 0);
+    pthread_mutex_init(&proc->mutex, NULL);
+    return proc;
+}
+
+/* Frees the state of the calling process: closes every session's sockets and terminates the
+ * context. Only ever called by the process that built it. */
+static void s_proc_destroy(client_proc_t *proc)
+{
+    while (proc->all) {
+        client_session_t *session = proc->all;
+        proc->all = NULL;
+        client_session_destroy(session); /* frees the whole chain; see session.c */
+    }
+    zmq_ctx_term(proc->zmq_context);
+    client_view_unref(&proc->view);
+    for (size_t i = 0; i < proc->down_count; i++)
+        free(proc->down[i].endpoint);
+    free(proc->down);
+    for (size_t i = 0; i < CLIENT_STAT_CACHE_SLOTS; i++)
+        free(proc->stat_cache[i].uri);
+    pthread_mutex_destroy(&proc->mutex);
+    free(proc);
+}
+
+/* The fork rule: state whose pid is not ours was inherited from a parent. We never touch its
+ * context, sockets or mutex (a parent thread may have held it at fork time); we build our own
+ * and install it with a compare-and-swap, so that of several child threads racing on the first
+ * call exactly one state wins and the others free theirs (unused, so that is safe). */
+client_proc_t *client_proc_get(shoal_client_t *client)
+{
+    pid_t pid = getpid();
+    client_proc_t *proc = atomic_load_explicit(&client->proc, memory_order_acquire);
+    if (proc && proc->pid == pid)
+        return proc;
+    client_proc_t *fresh = s_proc_new(pid);
+    if (!fresh) {
+        shoal_fail(SHOAL_ENOMEM, "cannot create the ZeroMQ context: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    if (atomic_compare_exchange_strong(&client->proc, &proc, fresh)) {
+        if (proc) /* inherited from the parent: abandoned, never freed (see README) */
+            CLIENT_COUNT(client, forks, 1);
+        return fresh;
+    }
+    s_proc_destroy(fresh);
+    return proc;
+}
+
+void shoal_client_destroy(shoal_client_t **client_p)
+{
+    if (!client_p || !*client_p)
+        return;
+    shoal_client_t *client = *client_p;
+    *client_p = NULL;
+    client_proc_t *proc = atomic_load(&client->proc);
+    if (proc && proc->pid == getpid())
+        s_proc_destroy(proc);
+    /* else: a parent's state inherited over fork(): abandoned, its context is not ours. */
+    client_ufs_destroy(&client->ufs);
+    s_seeds_free(client->seeds, client->seed_count);
+    free(client);
+}
+
+void shoal_free(void *ptr)
+{
+    free(ptr);
+}
+
+/* Adds the client counters to `object` as {"name": value, ...} plus the view it uses. */
+static void s_counters_json(shoal_client_t *client, json_t *object)
+{
+#define CLIENT_COUNTER_JSON(name)                                                           \
+    json_object_set_new(object, #name,                                                      \
+                        json_integer((json_int_t)atomic_load(&client->counters.name)));
+    CLIENT_COUNTERS(CLIENT_COUNTER_JSON)
+#undef CLIENT_COUNTER_JSON
+}
+
+json_t *client_counters_json(shoal_client_t *client)
+{
+    json_t *object = json_object();
+    if (object)
+        s_counters_json(client, object);
+    return object;
+}
+
+int shoal_client_counters_json(shoal_client_t *client, char **json_out)
+{
+    shoal_clear_error();
+    if (!client || !json_out)
+        return shoal_fail(SHOAL_EINVAL, "shoal_client_counters_json: NULL argument");
+    json_t *object = client_counters_json(client);
+    char *text = object ? json_dumps(object, JSON_COMPACT) : NULL;
+    json_decref(object);
+    if (!text)
+        return shoal_fail(SHOAL_ENOMEM, "out of memory");
+    *json_out = text;
+    return 0;
+}
+
+int client_ctx_begin(shoal_client_t *client, client_ctx_t *ctx)
+{
+    shoal_clear_error();
+    memset(ctx, 0, sizeof *ctx);
+    ctx->client = client;
+    ctx->proc = client_proc_get(client);
+    if (!ctx->proc)
+        return SHOAL_ENOMEM;
+    ctx->session = client_session_acquire(client, ctx->proc);
+    if (!ctx->session)
+        return SHOAL_ENOMEM;
+    ctx->view = client_view_acquire(client, ctx->proc, ctx->session, false);
+    return 0;
+}
+
+void client_ctx_end(client_ctx_t *ctx)
+{
+    client_view_unref(&ctx->view);
+    client_session_release(ctx->session);
+    ctx->session = NULL;
+}

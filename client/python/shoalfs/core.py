@@ -1,0 +1,641 @@
+"""core.py - ShoalFileSystem (fsspec, protocol "shoal") and ShoalFile (random access reads with
+read-ahead, readinto straight into the caller's buffer) over libshoal.
+
+Paths: with target_protocol="s3", "s3://bucket/key", "shoal://bucket/key" and "bucket/key" (what
+Ray passes after stripping the scheme) name the same file, and names returned by ls/find/glob/
+info are in the scheme-less form "bucket/key" (as s3fs does). With target_protocol="file",
+"file:///abs/path" and "/abs/path" both work and names are "/abs/path". With no target_protocol,
+every path must carry its scheme and names are full URIs.
+"""
+import concurrent.futures
+import ctypes
+import errno
+import io
+import os
+import threading
+import weakref
+
+from fsspec.spec import AbstractFileSystem
+
+from . import _lib
+
+DEFAULT_BLOCK_SIZE = 4 << 20  # one placement range with the default 1 MiB pages x 4
+
+_bytes_new = ctypes.pythonapi.PyBytes_FromStringAndSize
+_bytes_new.restype = ctypes.py_object
+_bytes_new.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
+_bytes_addr = ctypes.pythonapi.PyBytes_AsString
+_bytes_addr.restype = ctypes.c_void_p
+_bytes_addr.argtypes = [ctypes.py_object]
+
+
+def _new_bytes(length):
+    """A fresh, not yet shared bytes object of `length` and its address, so a read can land in
+    it directly instead of in a bytearray copied afterwards."""
+    data = _bytes_new(None, length)
+    return data, _bytes_addr(data)
+
+
+def _buffer_address(buffer):
+    """(address, nbytes, keepalive) of a writable C-contiguous buffer (bytearray, memoryview,
+    numpy array, mmap...). Raises TypeError for read-only or non-contiguous buffers."""
+    view = memoryview(buffer)
+    if view.readonly:
+        raise TypeError("readinto() needs a writable buffer")
+    view = view.cast("B")  # raises TypeError when not C-contiguous
+    if view.nbytes == 0:
+        return 0, 0, view
+    holder = (ctypes.c_char * view.nbytes).from_buffer(view)
+    return ctypes.addressof(holder), view.nbytes, holder
+
+
+def _read_only(what):
+    return PermissionError(errno.EROFS, f"{_lib.READ_ONLY_MESSAGE}: cannot {what}")
+
+
+class _Client:
+    """Owns one shoal_client_t. Destroyed when the last filesystem using it goes away, and
+    only in the process that made it: a forked child leaves the parent's client alone."""
+
+    def __init__(self, seeds, timeout_ms, metadata_ttl_ms, no_ufs_fallback, cluster_key):
+        self.lib = _lib.load()
+        self._seeds = seeds.encode()
+        self._key = cluster_key.encode() if cluster_key else None
+        opts = _lib.ClientOptions(self._seeds, int(timeout_ms or 0), int(metadata_ttl_ms or 0),
+                                  bool(no_ufs_fallback), self._key)
+        handle = self.lib.shoal_client_new(ctypes.byref(opts))
+        if not handle:
+            raise OSError(errno.EINVAL, "shoal_client_new failed: " + _lib.last_error())
+        self.handle = handle
+        self._finalizer = weakref.finalize(self, _Client._destroy, self.lib, handle, os.getpid())
+
+    @staticmethod
+    def _destroy(lib, handle, pid):
+        if os.getpid() == pid:
+            ptr = ctypes.c_void_p(handle)
+            lib.shoal_client_destroy(ctypes.byref(ptr))
+
+    def close(self):
+        self._finalizer()
+
+
+class ShoalFileSystem(AbstractFileSystem):
+    """fsspec filesystem reading through a shoal cluster.
+
+    target_protocol: scheme of the under storage ("s3", "az", "hf", "http", "https", "file"),
+        or None when every path carries its own scheme.
+    seeds: "host:port[,host:port]" of any nodes (default: $SHOAL_SEEDS).
+    timeout_ms, metadata_ttl_ms, no_ufs_fallback, cluster_key: shoal_client_options_t.
+    block_size: read-ahead block of open files (default 4 MiB).
+    """
+
+    protocol = "shoal"
+    root_marker = ""
+    cachable = True
+
+    def __init__(self, target_protocol=None, seeds=None, timeout_ms=0, metadata_ttl_ms=0,
+                 no_ufs_fallback=False, cluster_key=None, block_size=None, **kwargs):
+        super().__init__(**kwargs)
+        seeds = seeds or os.environ.get("SHOAL_SEEDS")
+        if not seeds:
+            raise ValueError("shoalfs needs seeds='host:port[,host:port...]' (or $SHOAL_SEEDS)")
+        if target_protocol is not None:
+            target_protocol = target_protocol.rstrip(":/").lower()
+            if not target_protocol:
+                target_protocol = None
+        self.target_protocol = target_protocol
+        self.seeds = seeds
+        self.block_size = int(block_size or DEFAULT_BLOCK_SIZE)
+        self._client = _Client(seeds, timeout_ms, metadata_ttl_ms, no_ufs_fallback, cluster_key)
+        # fsspec's generic methods (walk, glob, expand_path...) call self._strip_protocol: on
+        # an instance it must also drop the target scheme, which the classmethod cannot know.
+        self._strip_protocol = self._name
+
+    # ----------------------------------------------------------------------------- paths
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        """Class-level strip, used by fsspec.open("shoal://..."): drops "shoal://" only. The
+        instance strip (_name) also drops the target scheme."""
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        path = str(path)
+        for prefix in ("shoal://", "shoal::"):
+            if path.startswith(prefix):
+                path = path[len(prefix):]
+        return path.rstrip("/") if len(path) > 1 else path
+
+    def _name(self, path):
+        """The canonical name of `path` (see the module docstring)."""
+        if isinstance(path, list):
+            return [self._name(p) for p in path]
+        path = os.fspath(path) if not isinstance(path, str) else path
+        path = type(self)._strip_protocol(path)
+        tp = self.target_protocol
+        if tp is None:
+            if "://" not in path:
+                raise ValueError(f"shoalfs without target_protocol needs a full URI: {path!r}")
+            return path
+        if "://" in path:
+            scheme, rest = path.split("://", 1)
+            if scheme.lower() != tp:
+                raise ValueError(f"path {path!r} is not a {tp}:// path "
+                                 f"(this filesystem has target_protocol={tp!r})")
+            path = rest
+        if tp == "file":
+            path = "/" + path.lstrip("/")
+        return path.rstrip("/") if len(path) > 1 else path
+
+    def _uri(self, path):
+        """The URI libshoal reads for `path`, as bytes."""
+        name = self._name(path)
+        if self.target_protocol is None:
+            return name.encode()
+        if self.target_protocol == "file":
+            return ("file://" + name).encode()
+        return f"{self.target_protocol}://{name}".encode()
+
+    def _uri_to_name(self, uri):
+        uri = uri.decode("utf-8", "surrogateescape") if isinstance(uri, bytes) else uri
+        return self._name(uri)
+
+    def unstrip_protocol(self, name):
+        return self._uri(name).decode()
+
+    # ----------------------------------------------------------------------------- metadata
+
+    @property
+    def _lib(self):
+        return self._client.lib
+
+    def _stat(self, uri):
+        st = _lib.Stat()
+        _lib.check(self._lib.shoal_stat(self._client.handle, uri, ctypes.byref(st)),
+                   uri.decode(errors="replace"))
+        return st
+
+    def _info_from_stat(self, name, st):
+        info = {"name": name, "size": 0 if st.is_dir else int(st.size),
+                "type": "directory" if st.is_dir else "file"}
+        if st.mtime:
+            info["mtime"] = int(st.mtime)
+        version = st.version.decode("utf-8", "replace")
+        if version:
+            info["version"] = version
+        return info
+
+    def info(self, path, **kwargs):
+        name = self._name(path)
+        return self._info_from_stat(name, self._stat(self._uri(name)))
+
+    def _list(self, uri, recursive):
+        listing = ctypes.c_void_p()
+        _lib.check(self._lib.shoal_list(self._client.handle, uri, recursive,
+                                        ctypes.byref(listing)), uri.decode(errors="replace"))
+        try:
+            out = []
+            for i in range(self._lib.shoal_listing_count(listing)):
+                name = self._uri_to_name(self._lib.shoal_listing_uri(listing, i))
+                st = self._lib.shoal_listing_stat(listing, i).contents
+                out.append(self._info_from_stat(name, st))
+            return out
+        finally:
+            self._lib.shoal_listing_destroy(ctypes.byref(listing))
+
+    def ls(self, path, detail=True, **kwargs):
+        name = self._name(path)
+        uri = self._uri(name)
+        try:
+            entries = self._list(uri, False)
+        except (FileNotFoundError, NotADirectoryError):
+            entries = []
+        except _lib.ShoalError:
+            entries = None  # a file, maybe: decided by stat below
+        if not entries:
+            info = self.info(name)  # FileNotFoundError when there is nothing at all
+            entries = [] if info["type"] == "directory" else [info]
+        entries.sort(key=lambda e: e["name"])
+        return entries if detail else [e["name"] for e in entries]
+
+    def find(self, path, maxdepth=None, withdirs=False, detail=False, **kwargs):
+        if maxdepth is not None or withdirs:
+            return super().find(path, maxdepth=maxdepth, withdirs=withdirs, detail=detail,
+                                **kwargs)
+        name = self._name(path)
+        try:
+            entries = [e for e in self._list(self._uri(name), True) if e["type"] == "file"]
+        except (FileNotFoundError, _lib.ShoalError):
+            entries = []
+        if not entries:
+            try:
+                info = self.info(name)
+            except FileNotFoundError:
+                info = None
+            if info and info["type"] == "file":
+                entries = [info]
+        entries.sort(key=lambda e: e["name"])
+        if detail:
+            return {e["name"]: e for e in entries}
+        return [e["name"] for e in entries]
+
+    def size(self, path):
+        return self.info(path)["size"]
+
+    def ukey(self, path):
+        info = self.info(path)
+        return f"{info['name']}:{info.get('version', '')}:{info['size']}"
+
+    def created(self, path):
+        raise NotImplementedError("shoal does not know creation times")
+
+    def modified(self, path):
+        import datetime
+        mtime = self.info(path).get("mtime")
+        if mtime is None:
+            raise NotImplementedError("the under storage gave no modification time")
+        return datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
+
+    # ----------------------------------------------------------------------------- reads
+
+    def _pread_into(self, uri, address, length, offset):
+        """One shoal_pread; returns bytes read (short only at end of file)."""
+        got = self._lib.shoal_pread(self._client.handle, uri, address, length, offset)
+        if got < 0:
+            raise _lib.error(got, uri.decode(errors="replace"))
+        return got
+
+    @staticmethod
+    def _clamp(size, start, end):
+        """Python-slice style start/end (None, negative) to 0 <= start <= end <= size."""
+        start = 0 if start is None else int(start)
+        end = size if end is None else int(end)
+        if start < 0:
+            start = max(0, size + start)
+        if end < 0:
+            end = max(0, size + end)
+        start = min(start, size)
+        end = max(start, min(end, size))
+        return start, end
+
+    def cat_file(self, path, start=None, end=None, **kwargs):
+        uri = self._uri(path)
+        st = self._stat(uri)
+        if st.is_dir:
+            raise IsADirectoryError(errno.EISDIR, f"{uri.decode()}: is a directory")
+        start, end = self._clamp(int(st.size), start, end)
+        if end == start:
+            return b""
+        data, address = _new_bytes(end - start)
+        got = self._pread_into(uri, address, end - start, start)
+        return data if got == end - start else data[:got]
+
+    def cat_ranges(self, paths, starts, ends, max_gap=None, on_error="return", **kwargs):
+        """Reads every range with one shoal_pread_many, so all of them are in flight at once.
+        on_error="return" puts the exception in place of a failed range, else it raises."""
+        if not isinstance(paths, list):
+            raise TypeError("paths must be a list")
+        if not isinstance(starts, list):
+            starts = [starts] * len(paths)
+        if not isinstance(ends, list):
+            ends = [ends] * len(paths)
+        if len(starts) != len(paths) or len(ends) != len(paths):
+            raise ValueError("paths, starts and ends must have the same length")
+        out = [None] * len(paths)
+        reads, slots, keep = [], [], []
+        sizes = {}
+        for i, (p, s, e) in enumerate(zip(paths, starts, ends)):
+            try:
+                uri = self._uri(p)
+                if (s is None or s < 0 or e is None or e < 0) and uri not in sizes:
+                    sizes[uri] = int(self._stat(uri).size)
+                s, e = self._clamp(sizes.get(uri, 1 << 62), s, e)
+            except Exception as exc:
+                if on_error != "return":
+                    raise
+                out[i] = exc
+                continue
+            if e == s:
+                out[i] = b""
+                continue
+            data, address = _new_bytes(e - s)
+            keep.append((uri, data))
+            reads.append((uri, s, e - s, address))
+            slots.append((i, data))
+        if reads:
+            array = (_lib.Read * len(reads))()
+            for r, (uri, offset, length, address) in zip(array, reads):
+                r.uri, r.offset, r.length, r.buf, r.result = uri, offset, length, address, 0
+            self._lib.shoal_pread_many(self._client.handle, array, len(reads))
+            for r, (i, data) in zip(array, slots):
+                if r.result < 0:
+                    # shoal_last_error() names only the last failure; the code is per read
+                    exc = _lib.error(int(r.result), r.uri.decode(errors="replace"))
+                    if on_error != "return":
+                        raise exc
+                    out[i] = exc
+                else:
+                    out[i] = data if r.result == len(data) else data[:r.result]
+        return out
+
+    def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None,
+              **kwargs):
+        if mode != "rb":
+            raise _read_only(f"open {path!r} with mode {mode!r}")
+        return ShoalFile(self, path, block_size=block_size or self.block_size)
+
+    # ----------------------------------------------------------------------------- extras
+
+    def load(self, path, replicas=1):
+        """Warms one file into the cache; returns the bytes loaded."""
+        uri = self._uri(path)
+        loaded = ctypes.c_uint64(0)
+        _lib.check(self._lib.shoal_load(self._client.handle, uri, int(replicas),
+                                        ctypes.byref(loaded)), uri.decode(errors="replace"))
+        return loaded.value
+
+    def evict(self, path, recursive=False):
+        """Drops cached pages of `path` (and below it when recursive); returns bytes freed."""
+        uri = self._uri(path)
+        freed = ctypes.c_uint64(0)
+        _lib.check(self._lib.shoal_evict(self._client.handle, uri, bool(recursive),
+                                         ctypes.byref(freed)), uri.decode(errors="replace"))
+        return freed.value
+
+    def stats(self):
+        """Cluster statistics (shoal_stats) as parsed JSON."""
+        ptr = ctypes.c_void_p()
+        _lib.check(self._lib.shoal_stats(self._client.handle, ctypes.byref(ptr)), "stats")
+        return _lib.take_json(self._lib, ptr)
+
+    def members(self):
+        """The membership view (shoal_members) as parsed JSON."""
+        ptr = ctypes.c_void_p()
+        _lib.check(self._lib.shoal_members(self._client.handle, ctypes.byref(ptr)), "members")
+        return _lib.take_json(self._lib, ptr)
+
+    # ----------------------------------------------------------------------------- writes
+
+    def mkdir(self, path, create_parents=True, **kwargs):
+        raise _read_only(f"mkdir {path!r}")
+
+    def makedirs(self, path, exist_ok=False):
+        raise _read_only(f"makedirs {path!r}")
+
+    def rmdir(self, path):
+        raise _read_only(f"rmdir {path!r}")
+
+    def rm_file(self, path):
+        raise _read_only(f"remove {path!r}")
+
+    def _rm(self, path):
+        raise _read_only(f"remove {path!r}")
+
+    def rm(self, path, recursive=False, maxdepth=None):
+        raise _read_only(f"remove {path!r}")
+
+    def touch(self, path, truncate=True, **kwargs):
+        raise _read_only(f"touch {path!r}")
+
+    def pipe_file(self, path, value, **kwargs):
+        raise _read_only(f"write {path!r}")
+
+    def pipe(self, path, value=None, **kwargs):
+        raise _read_only(f"write {path!r}")
+
+    def put_file(self, lpath, rpath, callback=None, **kwargs):
+        raise _read_only(f"upload to {rpath!r}")
+
+    def put(self, lpath, rpath, recursive=False, callback=None, **kwargs):
+        raise _read_only(f"upload to {rpath!r}")
+
+    def cp_file(self, path1, path2, **kwargs):
+        raise _read_only(f"copy to {path2!r}")
+
+    def copy(self, path1, path2, recursive=False, on_error=None, **kwargs):
+        raise _read_only(f"copy to {path2!r}")
+
+    def mv(self, path1, path2, recursive=False, maxdepth=None, **kwargs):
+        raise _read_only(f"move {path1!r}")
+
+
+# Read-ahead runs on a small pool per process; a forked child makes its own (threads do not
+# survive fork, and a future inherited from the parent would never complete).
+_pool = None
+_pool_pid = None
+_pool_lock = threading.Lock()
+
+
+def _prefetch_pool():
+    global _pool, _pool_pid
+    pid = os.getpid()
+    if _pool is None or _pool_pid != pid:
+        with _pool_lock:
+            if _pool is None or _pool_pid != pid:
+                _pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=4, thread_name_prefix="shoalfs-readahead")
+                _pool_pid = pid
+    return _pool
+
+
+class _Block:
+    """Bytes [start, start + length) of a file, read into memory we own."""
+
+    __slots__ = ("start", "length", "data", "address")
+
+    def __init__(self, start, length):
+        self.start = start
+        self.length = length
+        self.data, self.address = _new_bytes(length)
+
+
+class ShoalFile(io.BufferedIOBase):
+    """A read-only, seekable file of a shoal filesystem.
+
+    Pins the version seen at open: every byte comes from that version, and a read that sees
+    another version raises OSError ("the file changed"). Large reads go straight into the
+    caller's memory; small sequential reads are served from read-ahead blocks of
+    `block_size` bytes, the next one fetched in the background while the current is consumed.
+    Random reads fetch only what they ask for.
+    """
+
+    def __init__(self, fs, path, block_size=DEFAULT_BLOCK_SIZE):
+        super().__init__()
+        self.fs = fs
+        self.path = fs._name(path)
+        self.mode = "rb"
+        self.blocksize = int(block_size)
+        self._uri = fs._uri(self.path)
+        st = fs._stat(self._uri)
+        if st.is_dir:
+            raise IsADirectoryError(errno.EISDIR, f"{self._uri.decode()}: is a directory")
+        self.size = int(st.size)
+        self.version = st.version.decode("utf-8", "replace")
+        self._pos = 0
+        # End of the previous read: a read starting there is sequential. The first read is
+        # taken as random, so a small read of a header does not pull a whole block.
+        self._last_end = -1
+        self._block = None  # _Block holding bytes around _pos, or None
+        self._ahead = None  # (pid, start, future of _Block) read-ahead in flight
+        self._lock = threading.Lock()
+
+    def __repr__(self):
+        return f"<ShoalFile {self._uri.decode()} version={self.version!r}>"
+
+    # -- io.IOBase
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def writable(self):
+        return False
+
+    def write(self, data):
+        raise _read_only(f"write to {self.path!r}")
+
+    def tell(self):
+        self._check_closed()
+        return self._pos
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        self._check_closed()
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self.size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if pos < 0:
+            raise ValueError(f"negative seek position {pos}")
+        self._pos = int(pos)
+        return self._pos
+
+    def info(self):
+        return self.fs.info(self.path)
+
+    def close(self):
+        if not self.closed:
+            self._block = None
+            if self._ahead is not None:
+                self._ahead[2].cancel()
+                self._ahead = None
+        super().close()
+
+    def _check_closed(self):
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+
+    # -- reads
+    def read(self, size=-1):
+        self._check_closed()
+        if size is None or size < 0:
+            size = self.size - self._pos
+        size = max(0, min(size, self.size - self._pos))
+        if size == 0:
+            return b""
+        data, address = _new_bytes(size)
+        got = self._read_at_address(address, size)
+        return data if got == size else data[:got]
+
+    read1 = read
+
+    def readall(self):
+        return self.read(-1)
+
+    def readinto(self, buffer):
+        self._check_closed()
+        address, nbytes, holder = _buffer_address(buffer)
+        try:
+            return self._read_at_address(address, min(nbytes, max(0, self.size - self._pos)))
+        finally:
+            del holder
+
+    readinto1 = readinto
+
+    def _fail_changed(self, detail):
+        return _lib.ShoalError(errno.ESTALE, f"{self._uri.decode()}: the file changed while it "
+                               f"was open (version {self.version!r} at open; {detail})")
+
+    def _fetch(self, address, length, offset):
+        """Reads exactly `length` bytes (all inside the size seen at open) of the pinned
+        version, or raises."""
+        try:
+            got = self.fs._pread_into(self._uri, address, length, offset)
+        except _lib.ShoalError as e:
+            if getattr(e, "code", None) == _lib.SHOAL_ESTALE:
+                raise self._fail_changed(str(e)) from None
+            raise
+        # The read used the client's current idea of the version; it matches the pinned one
+        # when the version libshoal knows now still is the pinned one (versions never go back).
+        st = self.fs._stat(self._uri)
+        version = st.version.decode("utf-8", "replace")
+        if version != self.version:
+            raise self._fail_changed(f"now {version!r}")
+        if got != length:
+            raise self._fail_changed(f"{got} bytes at offset {offset} where {length} were due")
+
+    def _fetch_block(self, start):
+        length = min(self.blocksize, self.size - start)
+        block = _Block(start, length)
+        self._fetch(block.address, length, start)
+        return block
+
+    def _start_ahead(self, start):
+        if start >= self.size:
+            return
+        if self._ahead is not None and self._ahead[0] == os.getpid() and self._ahead[1] == start:
+            return
+        self._ahead = (os.getpid(), start, _prefetch_pool().submit(self._fetch_block, start))
+
+    def _take_ahead(self, pos):
+        """The read-ahead block holding `pos`, when one was started in this process."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        pid, start, future = ahead
+        if pid != os.getpid():
+            return None
+        if not (start <= pos < start + min(self.blocksize, self.size - start)):
+            future.cancel()
+            return None
+        return future.result()  # raises what the read-ahead raised
+
+    def _read_at_address(self, address, length):
+        """Reads `length` bytes (already clamped to the file) at the position into memory at
+        `address`; returns the count."""
+        with self._lock:
+            pos = self._pos
+            sequential = pos == self._last_end
+            done = 0
+            while done < length:
+                block = self._block
+                if block is not None and block.start <= pos < block.start + block.length:
+                    k = min(length - done, block.start + block.length - pos)
+                    ctypes.memmove(address + done, block.address + (pos - block.start), k)
+                    done += k
+                    pos += k
+                    if pos == block.start + block.length:
+                        self._block = None  # its successor is already being read ahead
+                    continue
+                ahead = self._take_ahead(pos)
+                if ahead is not None:
+                    self._block = ahead
+                    self._start_ahead(ahead.start + ahead.length)
+                    continue
+                remaining = length - done
+                if not sequential or remaining >= self.blocksize:
+                    # Random, or big enough: straight into the caller's memory.
+                    self._fetch(address + done, remaining, pos)
+                    done += remaining
+                    pos += remaining
+                    if sequential:
+                        self._start_ahead(pos)
+                    continue
+                self._block = self._fetch_block(pos)
+                self._start_ahead(pos + self._block.length)
+            self._pos = pos
+            self._last_end = pos
+            return done

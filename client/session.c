@@ -1,0 +1,650 @@
+/*
+ * session.c - the request engine: a session is one set of DEALER sockets (one per node) used
+ * by one thread at a time, and client_session_run keeps any number of requests in flight over
+ * them, matches replies by request id, checks READ frames while copying them into the caller's
+ * buffer, and moves a request to its next target on a timeout or a bad answer.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "client_internal.h"
+
+/* One DEALER socket to one node endpoint. Index-stable inside the session. */
+typedef struct client_conn {
+    char *endpoint;   /* "tcp://host:port"; owned */
+    void *socket;     /* DEALER, or NULL after a failure (re-made on next use) */
+    uint32_t inflight; /* requests of the running call waiting on this socket */
+} client_conn_t;
+
+/* Invariant: used by one thread at a time (taken from the pool, given back). */
+struct client_session {
+    shoal_client_t *client;         /* owner of the counters and timeout */
+    client_proc_t *proc;            /* process state this session belongs to */
+    client_conn_t *conns;           /* connections, conn_count used */
+    size_t conn_count;              /* entries in use */
+    size_t conn_cap;                /* entries allocated */
+    msg_buf_t out;                  /* encode buffer, reused */
+    uint64_t next_request_id;       /* ids are unique per session (so per socket) */
+    zmq_pollitem_t *items;          /* poll scratch */
+    uint32_t *item_conn;            /* conn index of each poll item */
+    size_t items_cap;               /* entries allocated in items and item_conn */
+    uint32_t *sent_ops;             /* op index of each request id sent in the running call */
+    size_t sent_cap;                /* entries allocated in sent_ops */
+    struct client_session *next_idle; /* pool stack link */
+    struct client_session *next_all;  /* every session of the process */
+};
+
+void client_op_init(client_op_t *op, msg_type_t type)
+{
+    memset(op, 0, sizeof *op);
+    msg_init(&op->request, type, 0, 0);
+}
+
+void client_op_fini(client_op_t *op)
+{
+    msg_fini(&op->reply);
+}
+
+client_session_t *client_session_acquire(shoal_client_t *client, client_proc_t *proc)
+{
+    pthread_mutex_lock(&proc->mutex);
+    client_session_t *session = proc->idle;
+    if (session)
+        proc->idle = session->next_idle;
+    pthread_mutex_unlock(&proc->mutex);
+    if (session)
+        return session;
+    session = calloc(1, sizeof *session);
+    if (!session) {
+        shoal_fail(SHOAL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    session->client = client;
+    session->proc = proc;
+    session->next_request_id = 1;
+    msg_buf_init(&session->out);
+    session->out.limit = MSG_FRAME_MAX;
+    pthread_mutex_lock(&proc->mutex);
+    session->next_all = proc->all;
+    proc->all = session;
+    pthread_mutex_unlock(&proc->mutex);
+    return session;
+}
+
+void client_session_release(client_session_t *session)
+{
+    if (!session)
+        return;
+    client_proc_t *proc = session->proc;
+    pthread_mutex_lock(&proc->mutex);
+    session->next_idle = proc->idle;
+    proc->idle = session;
+    pthread_mutex_unlock(&proc->mutex);
+}
+
+/* Destroys `session` and every session chained after it through next_all. */
+void client_session_destroy(client_session_t *session)
+{
+    while (session) {
+        client_session_t *next = session->next_all;
+        for (size_t i = 0; i < session->conn_count; i++) {
+            if (session->conns[i].socket)
+                zmq_close(session->conns[i].socket);
+            free(session->conns[i].endpoint);
+        }
+        free(session->conns);
+        msg_buf_fini(&session->out);
+        free(session->items);
+        free(session->item_conn);
+        free(session->sent_ops);
+        free(session);
+        session = next;
+    }
+}
+
+/* Returns the index of the connection to `endpoint`, creating and connecting its DEALER when
+ * missing. The socket queues without limit (HWM 0): a call never has more in flight than the
+ * caller's buffers hold, and a dead node's queue is dropped when the socket is closed. */
+static int s_conn_get(client_session_t *session, const char *endpoint, uint32_t *index_out)
+{
+    size_t index = 0;
+    for (; index < session->conn_count; index++)
+        if (strcmp(session->conns[index].endpoint, endpoint) == 0)
+            break;
+    if (index == session->conn_count) {
+        if (session->conn_count == session->conn_cap) {
+            size_t cap = session->conn_cap ? session->conn_cap * 2 : 8;
+            client_conn_t *grown = realloc(session->conns, cap * sizeof *grown);
+            if (!grown)
+                return shoal_fail(SHOAL_ENOMEM, "out of memory");
+            session->conns = grown;
+            session->conn_cap = cap;
+        }
+        char *copy = strdup(endpoint);
+        if (!copy)
+            return shoal_fail(SHOAL_ENOMEM, "out of memory");
+        session->conns[index] = (client_conn_t){.endpoint = copy};
+        session->conn_count++;
+    }
+    client_conn_t *conn = &session->conns[index];
+    if (!conn->socket) {
+        void *socket = zmq_socket(session->proc->zmq_context, ZMQ_DEALER);
+        if (!socket)
+            return shoal_fail(SHOAL_EIO, "zmq_socket: %s", zmq_strerror(errno));
+        int zero = 0;
+        int reconnect_ms = 100;
+        zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(socket, ZMQ_SNDHWM, &zero, sizeof zero);
+        zmq_setsockopt(socket, ZMQ_RCVHWM, &zero, sizeof zero);
+        zmq_setsockopt(socket, ZMQ_RECONNECT_IVL, &reconnect_ms, sizeof reconnect_ms);
+        if (zmq_connect(socket, endpoint) != 0) {
+            int error = errno;
+            zmq_close(socket);
+            return shoal_fail(SHOAL_EINVAL, "connect %s: %s", endpoint, zmq_strerror(error));
+        }
+        conn->socket = socket;
+    }
+    *index_out = (uint32_t)index;
+    return 0;
+}
+
+/* Closes a connection's socket (dropping whatever it still queues or receives). */
+static void s_conn_close(client_conn_t *conn)
+{
+    if (conn->socket) {
+        zmq_close(conn->socket);
+        conn->socket = NULL;
+    }
+}
+
+/* Whether an ERROR code from one node may be cured by asking another node (or the UFS):
+ * overload, timeouts and internal trouble are; answers about the file itself are not. */
+static bool s_code_retryable(int code)
+{
+    switch (code) {
+    case SHOAL_ENOENT:
+    case SHOAL_EACCES:
+    case SHOAL_EISDIR:
+    case SHOAL_EINVAL:
+    case SHOAL_ESTALE:
+    case SHOAL_ENOTSUP:
+    case SHOAL_EROFS:
+    case SHOAL_EIO:
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* The running call: everything the helpers below share. */
+typedef struct client_call {
+    client_session_t *session; /* sockets */
+    client_op_t *ops;          /* the call's ops */
+    size_t count;              /* entries in ops */
+    uint64_t id_base;          /* request id of the first send of this call */
+    size_t sent;               /* sends so far: ids id_base .. id_base + sent - 1 */
+    size_t inflight;           /* ops in CLIENT_OP_INFLIGHT */
+    uint64_t view_version;     /* sent in every header */
+    bool success_seen;         /* an op finished with 0 */
+    int64_t earliest_ms;       /* <= every in-flight deadline (a lower bound, may be stale) */
+} client_call_t;
+
+/* Finishes an op with `result` and a detail message. */
+static void s_op_done(client_op_t *op, int result, bool exhausted, const char *detail)
+{
+    op->state = CLIENT_OP_DONE;
+    op->result = result;
+    op->exhausted = exhausted;
+    if (detail && result != 0)
+        snprintf(op->detail, sizeof op->detail, "%s", detail);
+}
+
+/* Sends `op` to its next usable target. Skips targets marked down (unless ignore_down, or
+ * unless every target is down and probe_when_all_down); a send that fails locally moves on to
+ * the next target. With no target left, the op is DONE, exhausted, with `last_code`. */
+static int s_op_start(client_call_t *call, size_t op_index, int last_code)
+{
+    client_session_t *session = call->session;
+    shoal_client_t *client = session->client;
+    client_op_t *op = &call->ops[op_index];
+    bool probe = false;
+    if (op->probe_when_all_down && !op->ignore_down && op->target_next == 0) {
+        probe = true;
+        for (uint32_t i = 0; i < op->target_count; i++)
+            if (!client_down_check(session->proc, op->targets[i].endpoint))
+                probe = false;
+    }
+    while (op->target_next < op->target_count) {
+        uint32_t target_index = op->target_next++;
+        client_target_t *target = &op->targets[target_index];
+        if (!op->ignore_down && !probe && client_down_check(session->proc, target->endpoint)) {
+            snprintf(op->detail, sizeof op->detail, "%s did not answer recently",
+                     target->endpoint);
+            continue;
+        }
+        probe = false;
+        uint32_t conn_index = 0;
+        int rc = s_conn_get(session, target->endpoint, &conn_index);
+        if (rc == SHOAL_ENOMEM)
+            return rc;
+        if (rc != 0) {
+            snprintf(op->detail, sizeof op->detail, "%s", shoal_last_error());
+            last_code = rc;
+            continue;
+        }
+        if (call->sent == session->sent_cap) {
+            size_t cap = session->sent_cap ? session->sent_cap * 2 : 64;
+            uint32_t *grown = realloc(session->sent_ops, cap * sizeof *grown);
+            if (!grown)
+                return shoal_fail(SHOAL_ENOMEM, "out of memory");
+            session->sent_ops = grown;
+            session->sent_cap = cap;
+        }
+        uint64_t request_id = call->id_base + call->sent;
+        op->request.header.request_id = request_id;
+        op->request.header.view_version = call->view_version;
+        if (op->request.header.type == MSG_READ_REQ)
+            op->request.body.read_request.flags = target->read_flags;
+        msg_buf_reset(&session->out);
+        rc = msg_encode(&op->request, &session->out);
+        if (rc != 0) { /* our own request is unencodable: no node will do better */
+            s_op_done(op, rc, false, shoal_last_error());
+            return 0;
+        }
+        client_conn_t *conn = &session->conns[conn_index];
+        if (zmq_send(conn->socket, session->out.data, session->out.len, ZMQ_DONTWAIT) < 0) {
+            snprintf(op->detail, sizeof op->detail, "send to %s: %s", target->endpoint,
+                     zmq_strerror(errno));
+            last_code = SHOAL_EUNAVAIL;
+            continue;
+        }
+        session->sent_ops[call->sent++] = (uint32_t)op_index;
+        CLIENT_COUNT(client, requests, 1);
+        if (target_index > 0 || op->result != 0) {
+            if (op->result != 0)
+                CLIENT_COUNT(client, retries, 1);
+            if (target_index > 0 && target->owner)
+                CLIENT_COUNT(client, fallback_next_owner, 1);
+            else if (target_index > 0 && (target->read_flags & MSG_READ_NO_CACHE))
+                CLIENT_COUNT(client, fallback_no_cache, 1);
+        }
+        op->state = CLIENT_OP_INFLIGHT;
+        op->conn = conn_index;
+        op->sent_to = target_index;
+        op->request_id = request_id;
+        op->deadline_ms = client_now_ms() + client->timeout_ms;
+        if (op->deadline_ms < call->earliest_ms)
+            call->earliest_ms = op->deadline_ms;
+        conn->inflight++;
+        call->inflight++;
+        return 0;
+    }
+    char detail[sizeof op->detail];
+    memcpy(detail, op->detail, sizeof detail);
+    s_op_done(op, last_code, true, detail[0] ? detail : "no node to ask");
+    return 0;
+}
+
+/* An in-flight op failed at its current target with a code another node may not repeat:
+ * records why and sends it on. */
+static int s_op_retry(client_call_t *call, size_t op_index, int code, const char *detail)
+{
+    client_op_t *op = &call->ops[op_index];
+    if (op->state == CLIENT_OP_INFLIGHT) {
+        call->session->conns[op->conn].inflight--;
+        call->inflight--;
+    }
+    op->state = CLIENT_OP_IDLE;
+    op->result = code;
+    snprintf(op->detail, sizeof op->detail, "%s", detail);
+    return s_op_start(call, op_index, code);
+}
+
+/* A node failed as a whole (timeout, garbage): marks it down, closes its socket and moves
+ * every op waiting on it to its next target. */
+static int s_conn_fail(client_call_t *call, uint32_t conn_index, int code, const char *detail)
+{
+    client_session_t *session = call->session;
+    client_conn_t *conn = &session->conns[conn_index];
+    client_down_mark(session->proc, conn->endpoint);
+    client_view_mark_stale(session->proc, 0);
+    s_conn_close(conn);
+    for (size_t i = 0; i < call->count; i++) {
+        client_op_t *op = &call->ops[i];
+        if (op->state == CLIENT_OP_INFLIGHT && op->conn == conn_index) {
+            int rc = s_op_retry(call, i, code, detail);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Reads and drops the rest of a multipart message. */
+static void s_skip_rest(void *socket)
+{
+    int more = 1;
+    size_t size = sizeof more;
+    while (zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &size) == 0 && more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, socket, 0) < 0) {
+            zmq_msg_close(&part);
+            return;
+        }
+        zmq_msg_close(&part);
+        size = sizeof more;
+    }
+}
+
+static bool s_more(void *socket)
+{
+    int more = 0;
+    size_t size = sizeof more;
+    return zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &size) == 0 && more;
+}
+
+/* Checks a READ reply against what the op asked for and copies the page frames into the
+ * caller's buffer: one memcpy per frame, straight from the ZeroMQ message. The header must
+ * describe the version and size asked for (else SHOAL_ESTALE), a span that covers the wanted
+ * bytes and is consistent (page_count, frames), and every frame must have exactly the length
+ * msg_read_frame_length gives (else SHOAL_EPROTO). Consumes every part of the message.
+ * On failure the destination may hold some bytes from this reply; the op is then retried
+ * elsewhere or fails, so a caller never gets a success with them. */
+static int s_read_copy(client_op_t *op, const msg_t *reply, void *socket, char *detail,
+                       size_t detail_size)
+{
+    const msg_read_reply_t *r = &reply->body.read_reply;
+    uint64_t want_end = op->dest_offset + op->dest_length;
+    uint64_t span_end = r->offset + r->length;
+    int rc = 0;
+    if (r->file_size != op->expect_size ||
+        (r->version[0] && strcmp(r->version, op->expect_version) != 0)) {
+        snprintf(detail, detail_size, "READ reply for version '%s' size %llu, asked '%s' size %llu",
+                 r->version, (unsigned long long)r->file_size, op->expect_version,
+                 (unsigned long long)op->expect_size);
+        rc = SHOAL_ESTALE;
+    } else if (r->page_size == 0 || span_end < r->offset || r->offset > op->dest_offset ||
+               span_end < want_end || span_end > r->file_size ||
+               r->page_count != reply->header.frames ||
+               r->page_count != msg_read_page_count(r->offset, r->length, r->page_size)) {
+        snprintf(detail, detail_size,
+                 "READ reply span [%llu, +%llu) pages %u frames %u does not cover [%llu, +%llu)",
+                 (unsigned long long)r->offset, (unsigned long long)r->length, r->page_count,
+                 reply->header.frames, (unsigned long long)op->dest_offset,
+                 (unsigned long long)op->dest_length);
+        rc = SHOAL_EPROTO;
+    }
+    uint64_t first_page = r->page_size ? r->offset / r->page_size : 0;
+    for (uint32_t i = 0; rc == 0 && i < r->page_count; i++) {
+        if (!s_more(socket)) {
+            snprintf(detail, detail_size, "READ reply has %u frames, header says %u", i,
+                     r->page_count);
+            rc = SHOAL_EPROTO;
+            break;
+        }
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, socket, 0) < 0) {
+            zmq_msg_close(&part);
+            snprintf(detail, detail_size, "receive: %s", zmq_strerror(errno));
+            rc = SHOAL_EPROTO;
+            break;
+        }
+        uint64_t size = zmq_msg_size(&part);
+        uint64_t expected = msg_read_frame_length(r, i);
+        if (size != expected) {
+            zmq_msg_close(&part);
+            snprintf(detail, detail_size, "READ reply frame %u has %llu bytes, expected %llu", i,
+                     (unsigned long long)size, (unsigned long long)expected);
+            rc = SHOAL_EPROTO;
+            break;
+        }
+        uint64_t piece_start = (first_page + i) * r->page_size;
+        if (piece_start < r->offset)
+            piece_start = r->offset;
+        uint64_t piece_end = piece_start + size;
+        uint64_t lo = piece_start > op->dest_offset ? piece_start : op->dest_offset;
+        uint64_t hi = piece_end < want_end ? piece_end : want_end;
+        if (lo < hi)
+            memcpy(op->dest + (lo - op->dest_offset),
+                   (const uint8_t *)zmq_msg_data(&part) + (lo - piece_start), hi - lo);
+        zmq_msg_close(&part);
+    }
+    if (rc == 0 && s_more(socket)) {
+        snprintf(detail, detail_size, "READ reply has more frames than its %u pages",
+                 r->page_count);
+        rc = SHOAL_EPROTO;
+    }
+    s_skip_rest(socket);
+    return rc;
+}
+
+/* Handles one whole message that arrived on connection `conn_index`: decodes the header,
+ * finds the op by request id (unknown ids are late answers to abandoned requests: dropped),
+ * and finishes or retries the op. Undecodable input means the node is broken: it is failed
+ * as a whole. */
+static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first)
+{
+    client_session_t *session = call->session;
+    shoal_client_t *client = session->client;
+    client_conn_t *conn = &session->conns[conn_index];
+    void *socket = conn->socket;
+    char detail[sizeof ((client_op_t *)0)->detail];
+
+    msg_t reply;
+    int rc = msg_decode(zmq_msg_data(first), zmq_msg_size(first), &reply);
+    if (rc != 0) {
+        s_skip_rest(socket);
+        CLIENT_COUNT(client, bad_replies, 1);
+        snprintf(detail, sizeof detail, "bad message from %s: %s", conn->endpoint,
+                 shoal_last_error());
+        return s_conn_fail(call, conn_index, SHOAL_EPROTO, detail);
+    }
+    uint64_t id = reply.header.request_id;
+    size_t op_index = SIZE_MAX;
+    if (id >= call->id_base && id - call->id_base < call->sent) {
+        size_t candidate = session->sent_ops[id - call->id_base];
+        client_op_t *op = &call->ops[candidate];
+        if (op->state == CLIENT_OP_INFLIGHT && op->request_id == id && op->conn == conn_index)
+            op_index = candidate;
+    }
+    if (op_index == SIZE_MAX) {
+        s_skip_rest(socket);
+        msg_fini(&reply);
+        return 0;
+    }
+    client_view_mark_stale(session->proc, reply.header.view_version);
+    client_op_t *op = &call->ops[op_index];
+    uint32_t request_type = op->request.header.type;
+    if (reply.header.type == MSG_ERROR) {
+        s_skip_rest(socket);
+        int code = reply.body.error.code;
+        if (code >= 0 || code < -1000)
+            code = SHOAL_EPROTO;
+        CLIENT_COUNT(client, node_errors, 1);
+        snprintf(detail, sizeof detail, "%s: %s%s%s", conn->endpoint, shoal_strerror(code),
+                 reply.body.error.message[0] ? ": " : "", reply.body.error.message);
+        msg_fini(&reply);
+        if (s_code_retryable(code))
+            return s_op_retry(call, op_index, code, detail);
+        conn->inflight--;
+        call->inflight--;
+        s_op_done(op, code, false, detail);
+        return 0;
+    }
+    if (reply.header.type != request_type + 1) {
+        s_skip_rest(socket);
+        CLIENT_COUNT(client, bad_replies, 1);
+        snprintf(detail, sizeof detail, "%s answered %s to %s", conn->endpoint,
+                 msg_type_name(reply.header.type), msg_type_name(request_type));
+        msg_fini(&reply);
+        return s_op_retry(call, op_index, SHOAL_EPROTO, detail);
+    }
+    if (request_type == MSG_READ_REQ) {
+        int prefix = snprintf(detail, sizeof detail, "%s: ", conn->endpoint);
+        if (prefix < 0 || (size_t)prefix >= sizeof detail / 2)
+            prefix = 0;
+        rc = s_read_copy(op, &reply, socket, detail + prefix, sizeof detail - (size_t)prefix);
+        msg_fini(&reply);
+        if (rc == SHOAL_ESTALE) {
+            conn->inflight--;
+            call->inflight--;
+            s_op_done(op, rc, false, detail);
+            return 0;
+        }
+        if (rc != 0) {
+            CLIENT_COUNT(client, bad_replies, 1);
+            return s_op_retry(call, op_index, rc, detail);
+        }
+    } else {
+        bool extra = reply.header.frames != 0 || s_more(socket);
+        s_skip_rest(socket);
+        if (extra) {
+            CLIENT_COUNT(client, bad_replies, 1);
+            snprintf(detail, sizeof detail, "%s sent raw frames with %s", conn->endpoint,
+                     msg_type_name(reply.header.type));
+            msg_fini(&reply);
+            return s_op_retry(call, op_index, SHOAL_EPROTO, detail);
+        }
+        msg_fini(&op->reply);
+        op->reply = reply; /* ownership moves to the op */
+    }
+    conn->inflight--;
+    call->inflight--;
+    s_op_done(op, 0, false, NULL);
+    call->success_seen = true;
+    return 0;
+}
+
+/* Receives every whole message waiting on a connection. */
+static int s_conn_receive(client_call_t *call, uint32_t conn_index)
+{
+    client_session_t *session = call->session;
+    for (;;) {
+        client_conn_t *conn = &session->conns[conn_index];
+        if (!conn->socket)
+            return 0;
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, conn->socket, ZMQ_DONTWAIT) < 0) {
+            int error = errno;
+            zmq_msg_close(&part);
+            if (error == EAGAIN)
+                return 0;
+            if (error == EINTR)
+                continue;
+            char detail[160];
+            snprintf(detail, sizeof detail, "receive from %s: %s", conn->endpoint,
+                     zmq_strerror(error));
+            return s_conn_fail(call, conn_index, SHOAL_EUNAVAIL, detail);
+        }
+        /* An empty delimiter frame (REQ-style envelope) may precede the header. */
+        if (zmq_msg_size(&part) == 0 && zmq_msg_more(&part)) {
+            zmq_msg_close(&part);
+            zmq_msg_init(&part);
+            if (zmq_msg_recv(&part, conn->socket, 0) < 0) {
+                zmq_msg_close(&part);
+                continue;
+            }
+        }
+        int rc = s_dispatch(call, conn_index, &part);
+        zmq_msg_close(&part);
+        if (rc != 0)
+            return rc;
+        if (call->success_seen && call->inflight == 0)
+            return 0;
+    }
+}
+
+/* The loop: send everything, then poll the sockets that have requests waiting until every op
+ * is done. The poll sleeps until the earliest deadline (kept as a lower bound, so the ops are
+ * scanned only when it passes, not once per reply); an op past its deadline fails its
+ * node as a whole (a node that does not answer one request in timeout_ms is not answering),
+ * which moves every request waiting on it to its next target at once. */
+int client_session_run(client_session_t *session, client_op_t *ops, size_t count,
+                       uint64_t view_version, bool first_success_ends)
+{
+    client_call_t call = {
+        .session = session,
+        .ops = ops,
+        .count = count,
+        .id_base = session->next_request_id,
+        .view_version = view_version,
+        .earliest_ms = INT64_MAX,
+    };
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        ops[i].state = CLIENT_OP_IDLE;
+        ops[i].result = 0;
+        ops[i].target_next = 0;
+        rc = s_op_start(&call, i, SHOAL_EUNAVAIL);
+    }
+    while (rc == 0 && call.inflight > 0 && !(first_success_ends && call.success_seen)) {
+        if (session->items_cap < session->conn_count) {
+            size_t cap = session->conn_count;
+            zmq_pollitem_t *items = realloc(session->items, cap * sizeof *items);
+            if (items)
+                session->items = items;
+            uint32_t *item_conn = realloc(session->item_conn, cap * sizeof *item_conn);
+            if (item_conn)
+                session->item_conn = item_conn;
+            if (!items || !item_conn) {
+                rc = shoal_fail(SHOAL_ENOMEM, "out of memory");
+                break;
+            }
+            session->items_cap = cap;
+        }
+        int item_count = 0;
+        for (size_t c = 0; c < session->conn_count; c++) {
+            if (session->conns[c].inflight == 0 || !session->conns[c].socket)
+                continue;
+            session->items[item_count] =
+                (zmq_pollitem_t){.socket = session->conns[c].socket, .events = ZMQ_POLLIN};
+            session->item_conn[item_count++] = (uint32_t)c;
+        }
+        int64_t now = client_now_ms();
+        long wait_ms = call.earliest_ms <= now ? 0 : (long)(call.earliest_ms - now);
+        int ready = zmq_poll(session->items, item_count, wait_ms);
+        if (ready < 0 && errno != EINTR) {
+            rc = shoal_fail(SHOAL_EIO, "zmq_poll: %s", zmq_strerror(errno));
+            break;
+        }
+        for (int k = 0; ready > 0 && k < item_count && rc == 0; k++)
+            if (session->items[k].revents & ZMQ_POLLIN)
+                rc = s_conn_receive(&call, session->item_conn[k]);
+        now = client_now_ms();
+        if (rc != 0 || now < call.earliest_ms)
+            continue;
+        /* The bound was reached: fail the nodes of expired ops, then recompute the bound. */
+        for (size_t i = 0; i < count && rc == 0; i++) {
+            client_op_t *op = &ops[i];
+            if (op->state != CLIENT_OP_INFLIGHT || op->deadline_ms > now)
+                continue;
+            char detail[160];
+            snprintf(detail, sizeof detail, "%s did not answer %s within %d ms",
+                     session->conns[op->conn].endpoint, msg_type_name(op->request.header.type),
+                     session->client->timeout_ms);
+            CLIENT_COUNT(session->client, timeouts, 1);
+            rc = s_conn_fail(&call, op->conn, SHOAL_ETIMEDOUT, detail);
+        }
+        call.earliest_ms = INT64_MAX;
+        for (size_t i = 0; i < count; i++)
+            if (ops[i].state == CLIENT_OP_INFLIGHT && ops[i].deadline_ms < call.earliest_ms)
+                call.earliest_ms = ops[i].deadline_ms;
+    }
+    /* Abandoned requests (first success, or an engine failure): their late answers carry ids
+     * this session never hands out again, and are dropped on arrival. */
+    for (size_t i = 0; i < count; i++) {
+        if (ops[i].state == CLIENT_OP_INFLIGHT)
+            session->conns[ops[i].conn].inflight--;
+        if (ops[i].state != CLIENT_OP_DONE)
+            s_op_done(&ops[i], rc ? rc : SHOAL_ECANCELED, false, "abandoned");
+    }
+    session->next_request_id = call.id_base + call.sent;
+    return rc;
+}

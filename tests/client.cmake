@@ -1,0 +1,13 @@
+# tests/client.cmake: libshoal against a fake node (test_client) and against a real shoald
+# (test_client_node, once node/ builds shoald), and the CLI (test_cli.sh).
+shoal_unit_test(test_client shoal_client shoal_testsupport PkgConfig::JANSSON PkgConfig::ZMQ)
+target_include_directories(test_client PRIVATE ${PROJECT_SOURCE_DIR}/client)
+if(TARGET shoald)
+    shoal_unit_test(test_client_node shoal_shared shoal_testsupport PkgConfig::JANSSON)
+    add_dependencies(test_client_node shoald)
+endif()
+if(TARGET shoald)
+    add_test(NAME test_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh)
+    set_tests_properties(test_cli PROPERTIES TIMEOUT 300
+        ENVIRONMENT "SHOAL_BUILD_DIR=${PROJECT_BINARY_DIR}")
+endif()

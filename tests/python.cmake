@@ -1,0 +1,23 @@
+# Python suites of shoalfs (tests/python, pytest under Debian's /usr/bin/python3, which has
+# python3-fsspec and python3-pytest). test_shoalfs_unit.py runs over a fake of libshoal;
+# test_e2e.py starts nginx, moto_server and shoald on loopback and reads through libshoal.so.
+# Registered only in builds without SHOAL_SANITIZE: a Python process cannot load an
+# ASan-built libshoal.so without LD_PRELOAD of the ASan runtime, and the release build
+# already runs these tests against the same code.
+if(NOT SHOAL_SANITIZE)
+    set(SHOAL_PYTHON /usr/bin/python3)
+    set(SHOAL_PYTEST_ENV
+        "SHOAL_BUILD_DIR=${PROJECT_BINARY_DIR}"
+        "SHOAL_LIBRARY=${PROJECT_BINARY_DIR}/client/libshoal.so"
+        "PYTHONDONTWRITEBYTECODE=1")
+    add_test(NAME python_shoalfs_unit
+             COMMAND ${SHOAL_PYTHON} -m pytest -q -p no:cacheprovider
+                     ${PROJECT_SOURCE_DIR}/tests/python/test_shoalfs_unit.py)
+    add_test(NAME python_shoalfs_e2e
+             COMMAND ${SHOAL_PYTHON} -m pytest -q -p no:cacheprovider -rs
+                     ${PROJECT_SOURCE_DIR}/tests/python/test_e2e.py)
+    set_tests_properties(python_shoalfs_unit PROPERTIES TIMEOUT 120
+                         ENVIRONMENT "${SHOAL_PYTEST_ENV}")
+    set_tests_properties(python_shoalfs_e2e PROPERTIES TIMEOUT 600
+                         ENVIRONMENT "${SHOAL_PYTEST_ENV}")
+endif()

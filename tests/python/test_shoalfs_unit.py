@@ -1,0 +1,349 @@
+"""test_shoalfs_unit.py - shoalfs alone, over an in-process fake of libshoal's C API.
+
+Checks the Python side without any node: path forms, error mapping, cat_file/cat_ranges
+slicing, the file object's seek/read/readinto and read-ahead, version pinning, read-only
+errors. The end-to-end suite (test_e2e.py) checks the same against real processes.
+"""
+import ctypes
+import errno
+import io
+import os
+import random
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "client", "python"))
+
+import fsspec  # noqa: E402
+import shoalfs  # noqa: E402
+from shoalfs import _lib  # noqa: E402
+
+
+class FakeLib:
+    """libshoal's functions in Python: files live in a dict {uri: (bytes, version)}."""
+
+    def __init__(self):
+        self.files = {}
+        self.preads = []  # (uri, offset, length) of every read
+        self.last = b""
+        self._listings = {}
+        self._keep = []
+
+    def _set(self, code, msg):
+        self.last = msg.encode()
+        return code
+
+    def shoal_client_new(self, opts):
+        return 1
+
+    def shoal_client_destroy(self, p):
+        pass
+
+    def shoal_strerror(self, code):
+        return {-1: b"not found", -2: b"access denied", -4: b"timed out", -8: b"stale",
+                -11: b"is a directory"}.get(code, b"error")
+
+    def shoal_last_error(self):
+        return self.last
+
+    def _dirs(self):
+        dirs = set()
+        for uri in self.files:
+            scheme, rest = uri.split(b"://", 1)
+            parts = rest.split(b"/")
+            for i in range(1, len(parts)):
+                dirs.add(scheme + b"://" + b"/".join(parts[:i]))
+        return dirs
+
+    def shoal_stat(self, client, uri, st_ref):
+        st = st_ref._obj
+        if uri.startswith(b"file:///etc"):
+            return self._set(-2, "outside every mount")
+        if uri in self.files:
+            data, version = self.files[uri]
+            st.size, st.mtime, st.is_dir, st.version = len(data), 1700000000, False, version
+            return 0
+        if uri.rstrip(b"/") in self._dirs():
+            st.size, st.mtime, st.is_dir, st.version = 0, 0, True, b""
+            return 0
+        return self._set(-1, f"{uri.decode()}: no such file")
+
+    def shoal_list(self, client, uri, recursive, out_ref):
+        prefix = uri.rstrip(b"/") + b"/"
+        entries = {}
+        for u, (data, version) in self.files.items():
+            if not u.startswith(prefix):
+                continue
+            rest = u[len(prefix):]
+            if recursive or b"/" not in rest:
+                entries[u] = (len(data), False, version)
+            else:
+                entries[prefix + rest.split(b"/")[0]] = (0, True, b"")
+        key = len(self._listings) + 1
+        self._listings[key] = sorted(entries.items())
+        out_ref._obj.value = key
+        return 0
+
+    def shoal_listing_count(self, listing):
+        return len(self._listings[listing.value])
+
+    def shoal_listing_uri(self, listing, i):
+        return self._listings[listing.value][i][0]
+
+    def shoal_listing_stat(self, listing, i):
+        size, is_dir, version = self._listings[listing.value][i][1]
+        st = _lib.Stat(size, 0, is_dir, version)
+        self._keep.append(st)
+        return ctypes.pointer(st)
+
+    def shoal_listing_destroy(self, ref):
+        self._listings.pop(ref._obj.value, None)
+
+    def shoal_pread(self, client, uri, buf, length, offset):
+        if uri not in self.files:
+            return self._set(-1, "gone")
+        data = self.files[uri][0][offset:offset + length]
+        self.preads.append((uri, offset, length))
+        ctypes.memmove(buf, data, len(data))
+        return len(data)
+
+    def shoal_pread_many(self, client, reads, count):
+        first = 0
+        for i in range(count):
+            r = reads[i]
+            r.result = self.shoal_pread(client, r.uri, r.buf, r.length, r.offset)
+            if r.result < 0 and not first:
+                first = r.result
+        return first
+
+    def _json(self, ptr_ref, text):
+        buf = ctypes.create_string_buffer(text.encode())
+        self._keep.append(buf)
+        ptr_ref._obj.value = ctypes.addressof(buf)
+        return 0
+
+    def shoal_stats(self, client, ptr_ref):
+        return self._json(ptr_ref, '{"nodes": [], "client": {"reads": 1}}')
+
+    def shoal_members(self, client, ptr_ref):
+        return self._json(ptr_ref, '{"view_version": 3, "members": []}')
+
+    def shoal_free(self, ptr):
+        pass
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    lib = FakeLib()
+    monkeypatch.setattr(_lib, "_lib", lib)
+    rng = random.Random(7)
+    lib.files[b"s3://bucket/a/x.bin"] = (rng.randbytes(10_000_000), b"v1")
+    lib.files[b"s3://bucket/a/y.bin"] = (rng.randbytes(1000), b"v1")
+    lib.files[b"s3://bucket/a/sub/z.bin"] = (rng.randbytes(5), b"v1")
+    lib.files[b"s3://bucket/empty"] = (b"", b"v1")
+    lib.files[b"file:///data/f.bin"] = (rng.randbytes(100), b"100-1")
+    return lib
+
+
+@pytest.fixture
+def fs(fake):
+    return fsspec.filesystem("shoal", target_protocol="s3", seeds="127.0.0.1:1",
+                             block_size=1 << 20, skip_instance_cache=True)
+
+
+def test_paths_with_and_without_scheme(fs, fake):
+    data = fake.files[b"s3://bucket/a/y.bin"][0]
+    for p in ("s3://bucket/a/y.bin", "bucket/a/y.bin", "shoal://bucket/a/y.bin"):
+        assert fs.cat_file(p) == data
+        assert fs.info(p)["name"] == "bucket/a/y.bin"
+    with pytest.raises(ValueError):
+        fs.info("gs://bucket/a/y.bin")
+
+
+def test_file_target(fake):
+    fs = shoalfs.ShoalFileSystem(target_protocol="file", seeds="x:1", skip_instance_cache=True)
+    data = fake.files[b"file:///data/f.bin"][0]
+    assert fs.cat_file("/data/f.bin") == data
+    assert fs.cat_file("file:///data/f.bin") == data
+    assert fs.ls("/data", detail=False) == ["/data/f.bin"]
+    with pytest.raises(PermissionError):
+        fs.cat_file("/etc/passwd")
+
+
+def test_listing(fs):
+    assert fs.ls("bucket/a", detail=False) == ["bucket/a/sub", "bucket/a/x.bin", "bucket/a/y.bin"]
+    entries = fs.ls("s3://bucket/a", detail=True)
+    assert [e["type"] for e in entries] == ["directory", "file", "file"]
+    assert entries[1]["size"] == 10_000_000
+    assert fs.find("bucket/a") == ["bucket/a/sub/z.bin", "bucket/a/x.bin", "bucket/a/y.bin"]
+    assert fs.glob("bucket/a/*.bin") == ["bucket/a/x.bin", "bucket/a/y.bin"]
+    assert fs.glob("s3://bucket/**/z.bin") == ["bucket/a/sub/z.bin"]
+    assert fs.isdir("bucket/a") and not fs.isfile("bucket/a")
+    assert fs.isfile("bucket/a/x.bin") and fs.exists("bucket/a/x.bin")
+    assert not fs.exists("bucket/nope")
+    assert fs.size("bucket/a/y.bin") == 1000
+    assert fs.ls("bucket/a/y.bin", detail=False) == ["bucket/a/y.bin"]
+    with pytest.raises(FileNotFoundError):
+        fs.ls("bucket/nope")
+
+
+def test_cat_file_ranges(fs, fake):
+    data = fake.files[b"s3://bucket/a/x.bin"][0]
+    p = "bucket/a/x.bin"
+    for start, end in [(None, None), (0, 10), (5, None), (-100, None), (-100, -10), (10, -5),
+                       (None, 7), (9_999_990, 20_000_000), (20_000_000, None), (50, 10)]:
+        assert fs.cat_file(p, start, end) == data[start:end], (start, end)
+    assert fs.cat_file("bucket/empty") == b""
+    with pytest.raises(IsADirectoryError):
+        fs.cat_file("bucket/a")
+
+
+def test_cat_ranges_one_batch(fs, fake):
+    data = fake.files[b"s3://bucket/a/x.bin"][0]
+    starts = [0, 100, 65535, -10, 9_999_000]
+    ends = [10, 200, 65537 + 300000, None, 10_000_000]
+    out = fs.cat_ranges(["bucket/a/x.bin"] * 5 + ["bucket/nope"], starts + [0], ends + [1])
+    assert out[:5] == [data[s:e] for s, e in zip(starts, ends)]
+    assert isinstance(out[5], FileNotFoundError)
+    with pytest.raises(FileNotFoundError):
+        fs.cat_ranges(["bucket/nope"], [0], [1], on_error="raise")
+
+
+def test_open_random_access(fs, fake):
+    data = fake.files[b"s3://bucket/a/x.bin"][0]
+    rng = random.Random(3)
+    with fs.open("bucket/a/x.bin", "rb") as f:
+        assert f.size == len(data) and f.seekable() and f.readable() and not f.writable()
+        for _ in range(200):
+            off = rng.randrange(len(data) + 10)
+            n = rng.choice([0, 1, 100, 65536, 300000, 2_000_000])
+            whence = rng.choice([0, 1, 2])
+            target = {0: off, 1: off - f.tell(), 2: off - len(data)}[whence]
+            f.seek(target, whence)
+            assert f.tell() == off
+            assert f.read(n) == data[off:off + n]
+            assert f.tell() == min(off + n, max(off, len(data)))
+
+
+def test_sequential_reads_use_read_ahead(fs, fake):
+    data = fake.files[b"s3://bucket/a/x.bin"][0]
+    with fs.open("bucket/a/x.bin") as f:
+        chunks = []
+        while True:
+            chunk = f.read(8192)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    assert b"".join(chunks) == data
+    # 8 KiB reads were served from 1 MiB blocks, not one request each
+    assert len(fake.preads) < 20, len(fake.preads)
+    assert max(length for _, _, length in fake.preads) == 1 << 20
+
+
+def test_readinto_goes_to_callers_buffer(fs, fake):
+    data = fake.files[b"s3://bucket/a/x.bin"][0]
+    buf = bytearray(3_000_000)
+    with fs.open("bucket/a/x.bin") as f:
+        f.seek(1000)
+        assert f.readinto(buf) == len(buf)
+        assert bytes(buf) == data[1000:1000 + len(buf)]
+        view = memoryview(buf)[10:20]
+        f.seek(5)
+        assert f.readinto(view) == 10
+        assert buf[10:20] == data[5:15]
+        f.seek(len(data) - 3)
+        assert f.readinto(buf) == 3
+        with pytest.raises(TypeError):
+            f.readinto(b"readonly")
+    # the 3 MB read went straight to the buffer as one pread (not blocks + copies)
+    assert (b"s3://bucket/a/x.bin", 1000, 3_000_000) in fake.preads
+
+
+def test_numpy_readinto(fs, fake):
+    np = pytest.importorskip("numpy")
+    data = fake.files[b"s3://bucket/a/x.bin"][0]
+    arr = np.empty(1 << 20, dtype=np.uint8)
+    with fs.open("bucket/a/x.bin") as f:
+        assert f.readinto(arr) == arr.nbytes
+    assert arr.tobytes() == data[:1 << 20]
+
+
+def test_version_pinned(fs, fake):
+    uri = b"s3://bucket/a/x.bin"
+    old = fake.files[uri][0]
+    f = fs.open("bucket/a/x.bin")
+    assert f.read(100) == old[:100]
+    fake.files[uri] = (bytes(len(old)), b"v2")  # changed at the origin
+    with pytest.raises(OSError, match="changed"):
+        f.seek(5_000_000)
+        f.read(100)
+    f.close()
+    with pytest.raises(ValueError):
+        f.read(1)
+
+
+def test_text_mode(fs, fake):
+    fake.files[b"s3://bucket/t.txt"] = (b"line one\nline two\n", b"v1")
+    with fs.open("bucket/t.txt", "r") as f:
+        assert f.readlines() == ["line one\n", "line two\n"]
+
+
+def test_writes_are_refused(fs):
+    for call in (lambda: fs.open("bucket/new", "wb"), lambda: fs.pipe("bucket/new", b"x"),
+                 lambda: fs.rm("bucket/a/y.bin"), lambda: fs.mkdir("bucket/d"),
+                 lambda: fs.put("/etc/hostname", "bucket/h"), lambda: fs.touch("bucket/t"),
+                 lambda: fs.mv("bucket/a/y.bin", "bucket/b"),
+                 lambda: fs.open("bucket/a/y.bin", "ab")):
+        with pytest.raises(PermissionError, match="shoal is a read-only cache"):
+            call()
+    with fs.open("bucket/a/y.bin") as f:
+        with pytest.raises(PermissionError, match="read-only"):
+            f.write(b"x")
+
+
+def test_error_mapping(fake):
+    cases = {_lib.SHOAL_ENOENT: FileNotFoundError, _lib.SHOAL_EACCES: PermissionError,
+             _lib.SHOAL_ETIMEDOUT: TimeoutError, _lib.SHOAL_EISDIR: IsADirectoryError,
+             _lib.SHOAL_EIO: OSError, _lib.SHOAL_EROFS: PermissionError}
+    fake.last = b"GET http://x/y: HTTP 500"
+    for code, cls in cases.items():
+        e = _lib.error(code, "s3://b/k")
+        assert isinstance(e, cls)
+        assert "s3://b/k" in str(e) and "HTTP 500" in str(e)
+    assert _lib.error(_lib.SHOAL_EIO).code == _lib.SHOAL_EIO
+
+
+def test_stats_and_members(fs):
+    assert fs.stats()["client"]["reads"] == 1
+    assert fs.members()["view_version"] == 3
+
+
+def test_missing_library_names_all_places(monkeypatch, tmp_path):
+    monkeypatch.setattr(_lib, "_lib", None)
+    monkeypatch.setenv("SHOAL_LIBRARY", str(tmp_path / "nope.so"))
+    monkeypatch.setattr(_lib.ctypes.util, "find_library", lambda name: None)
+    with pytest.raises(OSError) as info:
+        _lib.load()
+    text = str(info.value)
+    assert "SHOAL_LIBRARY" in text and "next to the package" in text and "system" in text
+
+
+def test_seeds_required(fake, monkeypatch):
+    monkeypatch.delenv("SHOAL_SEEDS", raising=False)
+    with pytest.raises(ValueError, match="seeds"):
+        shoalfs.ShoalFileSystem(target_protocol="s3", skip_instance_cache=True)
+
+
+def test_pickle_roundtrip(fs):
+    import pickle
+    fs2 = pickle.loads(pickle.dumps(fs))
+    assert fs2.target_protocol == "s3" and fs2.seeds == fs.seeds
+
+
+def test_io_wrappers(fs, fake):
+    data = fake.files[b"s3://bucket/a/x.bin"][0]
+    with fs.open("bucket/a/x.bin") as f:
+        reader = io.BufferedReader(f, buffer_size=65536)
+        assert reader.read(10) == data[:10]
+        assert reader.peek(1)[:1] == data[10:11]

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# test_cli.sh - the `shoal` command against a real shoald on a free loopback port, over a
+# file:// mount of a temp dir: members, stats (table and JSON), ls, stat, cat (whole, ranged,
+# binary safe), warmup (success, and a missing file listed as failed with exit 1), evict,
+# keygen, and bad usage exiting 2. Always stops the node and removes the temp dir.
+set -uo pipefail
+build="${SHOAL_BUILD_DIR:?SHOAL_BUILD_DIR must point at the build directory}"
+shoal="$build/tools/shoal"
+shoald="$build/node/shoald"
+dir=$(mktemp -d "${TMPDIR:-/tmp}/shoal-cli-XXXXXX")
+node_pid=""
+failures=0
+
+cleanup() {
+    if [ -n "$node_pid" ] && kill -0 "$node_pid" 2>/dev/null; then
+        kill -TERM "$node_pid" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$node_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$node_pid" 2>/dev/null
+    fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+
+# expect STATUS CMD...: runs CMD, keeps its stdout in $dir/out and stderr in $dir/err.
+expect() {
+    local want=$1
+    shift
+    "$@" >"$dir/out" 2>"$dir/err"
+    local got=$?
+    if [ "$got" -ne "$want" ]; then
+        fail "'$*' exited $got, expected $want"
+        sed 's/^/  stdout: /' "$dir/out" | head -20
+        sed 's/^/  stderr: /' "$dir/err" | head -20
+    fi
+}
+
+contains() { # contains FILE TEXT: FILE has TEXT
+    grep -qF -- "$2" "$1" || { fail "$1 lacks '$2'"; sed 's/^/  /' "$1" | head -20; }
+}
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$dir/data/sub"
+head -c 3000000 /dev/urandom >"$dir/data/big.bin"
+printf 'a\0b\nc' >"$dir/data/sub/bin.txt"
+: >"$dir/data/empty"
+"$shoald" --name cli1 --data-dir "$dir/db" --capacity 128M --listen "tcp://127.0.0.1:$port" \
+    --mount "file://$dir/data/" --page-size 64K --range-pages 4 --threads 2 \
+    --fetch-threads 4 >"$dir/shoald.log" 2>&1 </dev/null &
+node_pid=$!
+for _ in $(seq 200); do
+    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.05
+done
+export SHOAL_SEEDS="127.0.0.1:$port"
+root="file://$dir/data"
+
+expect 0 "$shoal" members
+contains "$dir/out" "cli1"
+contains "$dir/out" "alive"
+contains "$dir/out" "tcp://127.0.0.1:$port"
+expect 0 "$shoal" members --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["members"][0]["name"]=="cli1"' \
+    "$dir/out" || fail "members --json is not the expected JSON"
+
+expect 0 "$shoal" ls "$root/"
+contains "$dir/out" "$root/big.bin"
+contains "$dir/out" "$root/sub/"
+expect 0 "$shoal" ls -r "$root/"
+contains "$dir/out" "$root/sub/bin.txt"
+expect 1 "$shoal" ls "$root/nothing-here"
+
+expect 0 "$shoal" stat "$root/big.bin"
+contains "$dir/out" "size:    3000000"
+expect 1 "$shoal" stat "$root/missing"
+contains "$dir/err" "not found"
+
+expect 0 "$shoal" cat "$root/big.bin"
+cmp -s "$dir/out" "$dir/data/big.bin" || fail "cat big.bin differs"
+expect 0 "$shoal" cat "$root/sub/bin.txt"
+cmp -s "$dir/out" "$dir/data/sub/bin.txt" || fail "cat is not binary safe"
+expect 0 "$shoal" cat "$root/big.bin" --offset 65530 --length 300000
+cmp -s "$dir/out" <(tail -c +65531 "$dir/data/big.bin" | head -c 300000) || fail "ranged cat differs"
+expect 0 "$shoal" cat "$root/empty"
+[ -s "$dir/out" ] && fail "cat of an empty file printed bytes"
+
+expect 0 "$shoal" warmup "$root/" --parallel 2
+contains "$dir/out" "warmup: 3 files"
+contains "$dir/out" "0 failed"
+expect 0 "$shoal" --timeout 5000 warmup "$root/big.bin" --replicas 1
+contains "$dir/out" "1 files"
+expect 1 "$shoal" warmup "$root/missing.bin"
+contains "$dir/out" "failed:"
+contains "$dir/out" "$root/missing.bin: not found"
+
+expect 0 "$shoal" stats
+contains "$dir/out" "HITS"
+contains "$dir/out" "cli1"
+expect 0 "$shoal" stats --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["nodes"][0]["counters"]; assert "fallback_ufs" in d["client"]' \
+    "$dir/out" || fail "stats --json is not the expected JSON"
+
+expect 0 "$shoal" evict "$root/"
+contains "$dir/out" "evicted"
+
+expect 0 "$shoal" keygen -o "$dir/key"
+[ "$(stat -c %a "$dir/key")" = "600" ] || fail "key file mode is not 0600"
+[ "$(tr -d '\n' <"$dir/key" | wc -c)" = "64" ] || fail "key is not 64 hex digits"
+expect 1 "$shoal" keygen -o "$dir/key"
+
+# bad usage: exit 2 with a message
+expect 2 "$shoal"
+expect 2 "$shoal" frobnicate
+contains "$dir/err" "unknown command"
+expect 2 "$shoal" cat
+expect 2 "$shoal" cat "$root/big.bin" --length lots
+expect 2 "$shoal" ls
+expect 2 "$shoal" warmup "$root/" --parallel 0
+expect 2 "$shoal" --timeout abc members
+expect 2 "$shoal" members --bogus
+expect 2 "$shoal" keygen
+expect 0 "$shoal" --help
+contains "$dir/out" "warmup"
+expect 0 "$shoal" cat --help
+
+# the seeds from --seeds win over the environment; a dead cluster is an error for members
+dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+expect 1 "$shoal" --seeds "127.0.0.1:$dead" --timeout 300 members
+contains "$dir/err" "no node"
+# ... but a read still works through the under storage
+expect 0 "$shoal" --seeds "127.0.0.1:$dead" --timeout 300 cat "$root/sub/bin.txt"
+cmp -s "$dir/out" "$dir/data/sub/bin.txt" || fail "fallback cat differs"
+
+if [ "$failures" -ne 0 ]; then
+    echo "test_cli: $failures failures; shoald log:"
+    tail -20 "$dir/shoald.log"
+    exit 1
+fi
+echo "test_cli: all passed"

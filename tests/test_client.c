@@ -1,0 +1,602 @@
+/*
+ * test_client.c - libshoal without a real node: range splitting, and a fake node (a ZeroMQ
+ * ROUTER in a test thread) that serves a file correctly or misbehaves on request (wrong frame
+ * length, missing or extra frame, wrong request id, garbage, another version, silence). The
+ * client must return the file's bytes or an error, never wrong bytes; must fall back to the
+ * next node or the UFS on silence; and must work from many threads and in forked children.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <zmq.h>
+
+#include "client_internal.h"
+#include "testproc.h"
+#include "ufs.h"
+
+/* ---- range splitting (pure) ---- */
+
+Test(client_range, splits_at_range_boundaries)
+{
+    client_range_t out[8];
+    cr_assert_eq(client_range_count(0, 0, 100), 0);
+    cr_assert_eq(client_range_split(0, 100, 100, out), 1);
+    cr_assert_eq(out[0].range_index, 0);
+    cr_assert_eq(out[0].length, 100);
+    cr_assert_eq(client_range_split(99, 2, 100, out), 2);
+    cr_assert(out[0].offset == 99 && out[0].length == 1 && out[0].range_index == 0);
+    cr_assert(out[1].offset == 100 && out[1].length == 1 && out[1].range_index == 1);
+    cr_assert_eq(client_range_split(150, 300, 100, out), 4);
+    uint64_t expect[4][3] = {{1, 150, 50}, {2, 200, 100}, {3, 300, 100}, {4, 400, 50}};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(out[i].range_index, expect[i][0]);
+        cr_assert_eq(out[i].offset, expect[i][1]);
+        cr_assert_eq(out[i].length, expect[i][2]);
+    }
+    cr_assert_eq(client_range_split(200, 100, 100, out), 1);
+    cr_assert_eq(out[0].range_index, 2);
+}
+
+Test(client_range, pieces_cover_the_span_exactly)
+{
+    client_range_t out[64];
+    for (uint64_t offset = 0; offset < 300; offset += 7) {
+        for (uint64_t length = 1; length < 700; length += 13) {
+            size_t n = client_range_split(offset, length, 64, out);
+            cr_assert_eq(n, client_range_count(offset, length, 64));
+            uint64_t position = offset;
+            for (size_t i = 0; i < n; i++) {
+                cr_assert_eq(out[i].offset, position);
+                cr_assert_gt(out[i].length, 0);
+                cr_assert_eq(out[i].offset / 64, out[i].range_index);
+                cr_assert_eq((out[i].offset + out[i].length - 1) / 64, out[i].range_index);
+                position += out[i].length;
+            }
+            cr_assert_eq(position, offset + length);
+        }
+    }
+}
+
+Test(client_range, file_key_is_blake2b_of_uri_nul_version)
+{
+    uint8_t a[16], b[16], c[16];
+    client_file_key("s3://b/k", "v1", a);
+    client_file_key("s3://b/k", "v2", b);
+    client_file_key("s3://b/kv", "1", c);
+    cr_assert(memcmp(a, b, 16) != 0);
+    cr_assert(memcmp(a, c, 16) != 0, "the NUL separator keeps uri and version apart");
+}
+
+/* ---- the fake node ---- */
+
+enum fake_mode {
+    FAKE_GOOD = 0,
+    FAKE_SHORT_FRAME,    /* last frame one byte short */
+    FAKE_MISSING_FRAME,  /* one frame fewer than the header says */
+    FAKE_EXTRA_FRAME,    /* one frame more */
+    FAKE_WRONG_ID,       /* reply to another request id */
+    FAKE_GARBAGE,        /* header frame is not msgpack */
+    FAKE_OTHER_VERSION,  /* READ reply for another version */
+    FAKE_SHORT_SPAN,     /* span does not cover the request */
+    FAKE_SILENT_READS,   /* never answers READ */
+    FAKE_ERROR_BUSY,     /* ERROR EBUSY to every READ */
+};
+
+typedef struct fake_node {
+    void *context;            /* its own ZeroMQ context */
+    void *router;             /* bound to a free loopback port */
+    char endpoint[64];        /* tcp://127.0.0.1:PORT */
+    char other_endpoint[64];  /* a second member listed in the view ("" = none) */
+    pthread_t thread;         /* serving thread */
+    atomic_bool stop;         /* ask the thread to end */
+    _Atomic int mode;         /* enum fake_mode for READ replies */
+    _Atomic int reads;        /* READ requests seen */
+    char uri[512];            /* the one file it serves */
+    uint8_t *data;            /* its bytes */
+    size_t size;              /* its size */
+    char version[64];         /* its version */
+    uint64_t page_size;       /* view page size */
+    uint32_t range_pages;     /* view range pages */
+    uint64_t view_version;    /* sent in every header */
+} fake_node_t;
+
+static void s_send_frames(void *router, zmq_msg_t *identity, const void *header, size_t len,
+                          int more)
+{
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, identity);
+    zmq_msg_send(&copy, router, ZMQ_SNDMORE);
+    zmq_send(router, header, len, more ? ZMQ_SNDMORE : 0);
+}
+
+/* Answers one request according to the mode. */
+static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *request)
+{
+    msg_buf_t out;
+    msg_buf_init(&out);
+    msg_t reply;
+    uint64_t id = request->header.request_id;
+    uint64_t vv = fake->view_version;
+    int mode = atomic_load(&fake->mode);
+    switch (request->header.type) {
+    case MSG_VIEW_REQ: {
+        msg_member_t members[2] = {{.name = "fake", .data_endpoint = fake->endpoint,
+                                    .gossip_endpoint = "", .state = MSG_MEMBER_ALIVE,
+                                    .weight = 1 << 30},
+                                   {.name = "other", .data_endpoint = fake->other_endpoint,
+                                    .gossip_endpoint = "", .state = MSG_MEMBER_ALIVE,
+                                    .weight = 1 << 30}};
+        memset(members[0].id, 0xaa, 16);
+        memset(members[1].id, 0xbb, 16);
+        msg_init(&reply, MSG_VIEW_REP, id, vv);
+        reply.body.view_reply = (msg_view_reply_t){.view_version = vv,
+                                                   .page_size = fake->page_size,
+                                                   .range_pages = fake->range_pages,
+                                                   .member_count =
+                                                       fake->other_endpoint[0] ? 2 : 1,
+                                                   .members = members};
+        cr_assert_eq(msg_encode(&reply, &out), 0);
+        s_send_frames(fake->router, identity, out.data, out.len, 0);
+        break;
+    }
+    case MSG_STAT_REQ:
+        if (strcmp(request->body.stat_request.uri, fake->uri) != 0) {
+            msg_error(&reply, id, vv, SHOAL_ENOENT, "no such file");
+        } else {
+            msg_init(&reply, MSG_STAT_REP, id, vv);
+            reply.body.stat_reply = (msg_stat_reply_t){.size = fake->size,
+                                                       .version = fake->version};
+        }
+        cr_assert_eq(msg_encode(&reply, &out), 0);
+        s_send_frames(fake->router, identity, out.data, out.len, 0);
+        break;
+    case MSG_READ_REQ: {
+        atomic_fetch_add(&fake->reads, 1);
+        if (mode == FAKE_SILENT_READS)
+            break;
+        if (mode == FAKE_ERROR_BUSY) {
+            msg_error(&reply, id, vv, SHOAL_EBUSY, "busy");
+            cr_assert_eq(msg_encode(&reply, &out), 0);
+            s_send_frames(fake->router, identity, out.data, out.len, 0);
+            break;
+        }
+        if (mode == FAKE_GARBAGE) {
+            s_send_frames(fake->router, identity, "\xc1garbage", 8, 0);
+            break;
+        }
+        const msg_read_request_t *rq = &request->body.read_request;
+        /* whole pages around the request, clipped to the file */
+        uint64_t start = rq->offset / fake->page_size * fake->page_size;
+        uint64_t end = rq->offset + rq->length;
+        end = (end + fake->page_size - 1) / fake->page_size * fake->page_size;
+        if (end > fake->size)
+            end = fake->size;
+        if (mode == FAKE_SHORT_SPAN)
+            end = rq->offset + rq->length - 1;
+        uint32_t pages = msg_read_page_count(start, end - start, fake->page_size);
+        msg_read_reply(&reply, mode == FAKE_WRONG_ID ? id + 1000 : id, vv, fake->size,
+                       mode == FAKE_OTHER_VERSION ? "other" : fake->version, start,
+                       end - start, pages, fake->page_size);
+        cr_assert_eq(msg_encode(&reply, &out), 0, "%s", shoal_last_error());
+        uint32_t send_pages = pages;
+        if (mode == FAKE_MISSING_FRAME)
+            send_pages--;
+        s_send_frames(fake->router, identity, out.data, out.len, send_pages > 0);
+        for (uint32_t i = 0; i < send_pages; i++) {
+            uint64_t piece = msg_read_frame_length(&reply.body.read_reply, i);
+            uint64_t piece_start = i == 0 ? start : (start / fake->page_size + i) * fake->page_size;
+            bool last = i + 1 == send_pages;
+            if (mode == FAKE_SHORT_FRAME && last)
+                piece--;
+            int flags = (!last || mode == FAKE_EXTRA_FRAME) ? ZMQ_SNDMORE : 0;
+            zmq_send(fake->router, fake->data + piece_start, piece, flags);
+        }
+        if (mode == FAKE_EXTRA_FRAME)
+            zmq_send(fake->router, "x", 1, 0);
+        break;
+    }
+    default:
+        msg_error(&reply, id, vv, SHOAL_ENOTSUP, "fake node");
+        cr_assert_eq(msg_encode(&reply, &out), 0);
+        s_send_frames(fake->router, identity, out.data, out.len, 0);
+        break;
+    }
+    msg_buf_fini(&out);
+}
+
+static void *s_fake_thread(void *arg)
+{
+    fake_node_t *fake = arg;
+    while (!atomic_load(&fake->stop)) {
+        zmq_pollitem_t item = {.socket = fake->router, .events = ZMQ_POLLIN};
+        if (zmq_poll(&item, 1, 20) <= 0)
+            continue;
+        zmq_msg_t identity, header;
+        zmq_msg_init(&identity);
+        zmq_msg_init(&header);
+        zmq_msg_recv(&identity, fake->router, 0);
+        zmq_msg_recv(&header, fake->router, 0);
+        msg_t request;
+        if (msg_decode(zmq_msg_data(&header), zmq_msg_size(&header), &request) == 0) {
+            s_fake_answer(fake, &identity, &request);
+            msg_fini(&request);
+        }
+        zmq_msg_close(&identity);
+        zmq_msg_close(&header);
+    }
+    return NULL;
+}
+
+/* Starts a fake node serving `data` as `uri` with the given version. */
+static void s_fake_start(fake_node_t *fake, const char *uri, const void *data, size_t size,
+                         const char *version)
+{
+    memset(fake, 0, sizeof *fake);
+    fake->context = zmq_ctx_new();
+    fake->router = zmq_socket(fake->context, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(fake->router, ZMQ_LINGER, &zero, sizeof zero);
+    cr_assert_eq(zmq_bind(fake->router, "tcp://127.0.0.1:*"), 0);
+    size_t len = sizeof fake->endpoint;
+    zmq_getsockopt(fake->router, ZMQ_LAST_ENDPOINT, fake->endpoint, &len);
+    snprintf(fake->uri, sizeof fake->uri, "%s", uri);
+    fake->data = malloc(size ? size : 1);
+    memcpy(fake->data, data, size);
+    fake->size = size;
+    snprintf(fake->version, sizeof fake->version, "%s", version);
+    fake->page_size = 4096;
+    fake->range_pages = 2;
+    fake->view_version = 1;
+    atomic_init(&fake->stop, false);
+    cr_assert_eq(pthread_create(&fake->thread, NULL, s_fake_thread, fake), 0);
+}
+
+static void s_fake_stop(fake_node_t *fake)
+{
+    atomic_store(&fake->stop, true);
+    pthread_join(fake->thread, NULL);
+    zmq_close(fake->router);
+    zmq_ctx_term(fake->context);
+    free(fake->data);
+}
+
+/* "127.0.0.1:PORT" of a fake node, for the seeds option. */
+static const char *s_seed(const fake_node_t *fake)
+{
+    return fake->endpoint + strlen("tcp://");
+}
+
+static uint64_t s_counter(shoal_client_t *client, const char *name)
+{
+    char *text = NULL;
+    cr_assert_eq(shoal_client_counters_json(client, &text), 0);
+    json_t *root = json_loads(text, 0, NULL);
+    cr_assert_not_null(root);
+    uint64_t value = (uint64_t)json_integer_value(json_object_get(root, name));
+    json_decref(root);
+    shoal_free(text);
+    return value;
+}
+
+#define FILE_SIZE (3 * 8192 + 1234) /* ragged: 3 whole ranges and a piece */
+
+static uint8_t *s_pattern(size_t size, uint64_t seed)
+{
+    uint8_t *data = malloc(size ? size : 1);
+    tp_fill_pattern(data, size, seed);
+    return data;
+}
+
+Test(client_fake, reads_whole_file_and_ranges_across_boundaries)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 1);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/a", data, FILE_SIZE, "v1");
+    shoal_client_options_t options = {.seeds = s_seed(&fake), .timeout_ms = 2000,
+                                      .no_ufs_fallback = true};
+    shoal_client_t *client = shoal_client_new(&options);
+    cr_assert_not_null(client, "%s", shoal_last_error());
+
+    shoal_stat_t stat;
+    cr_assert_eq(shoal_stat(client, "file:///fake/a", &stat), 0, "%s", shoal_last_error());
+    cr_assert_eq(stat.size, FILE_SIZE);
+    cr_assert_str_eq(stat.version, "v1");
+    cr_assert_eq(shoal_stat(client, "file:///fake/missing", &stat), SHOAL_ENOENT);
+
+    uint8_t *buf = malloc(FILE_SIZE + 100);
+    int64_t got = shoal_pread(client, "file:///fake/a", buf, FILE_SIZE + 100, 0);
+    cr_assert_eq(got, FILE_SIZE, "%lld: %s", (long long)got, shoal_last_error());
+    cr_assert(memcmp(buf, data, FILE_SIZE) == 0);
+
+    uint64_t offsets[] = {0, 1, 4095, 4096, 8191, 8192, 8193, 16384 + 17, FILE_SIZE - 1};
+    size_t lengths[] = {1, 2, 4096, 8192, 8193, 20000, 3};
+    for (size_t o = 0; o < sizeof offsets / sizeof *offsets; o++) {
+        for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+            memset(buf, 0xee, FILE_SIZE);
+            got = shoal_pread(client, "file:///fake/a", buf, lengths[l], offsets[o]);
+            uint64_t want = FILE_SIZE - offsets[o] < lengths[l] ? FILE_SIZE - offsets[o]
+                                                                : lengths[l];
+            cr_assert_eq(got, (int64_t)want, "off %llu len %zu: %lld %s",
+                         (unsigned long long)offsets[o], lengths[l], (long long)got,
+                         shoal_last_error());
+            cr_assert(memcmp(buf, data + offsets[o], want) == 0, "off %llu len %zu",
+                      (unsigned long long)offsets[o], lengths[l]);
+        }
+    }
+    cr_assert_eq(shoal_pread(client, "file:///fake/a", buf, 10, FILE_SIZE), 0);
+    cr_assert_eq(shoal_pread(client, "file:///fake/a", buf, 10, FILE_SIZE + 5), 0);
+
+    /* pread_many: many reads, all in flight together */
+    shoal_read_t reads[40];
+    uint8_t *bufs = malloc(40 * 5000);
+    for (size_t i = 0; i < 40; i++)
+        reads[i] = (shoal_read_t){.uri = "file:///fake/a", .offset = i * 700, .length = 5000,
+                                  .buf = bufs + i * 5000};
+    cr_assert_eq(shoal_pread_many(client, reads, 40), 0, "%s", shoal_last_error());
+    for (size_t i = 0; i < 40; i++) {
+        uint64_t left = reads[i].offset >= FILE_SIZE ? 0 : FILE_SIZE - reads[i].offset;
+        uint64_t want = left < 5000 ? left : 5000;
+        cr_assert_eq(reads[i].result, (int64_t)want);
+        cr_assert(memcmp(reads[i].buf, data + reads[i].offset, want) == 0);
+    }
+    reads[0].uri = "file:///fake/missing";
+    cr_assert_eq(shoal_pread_many(client, reads, 2), SHOAL_ENOENT);
+    cr_assert_eq(reads[0].result, SHOAL_ENOENT);
+    cr_assert_gt(reads[1].result, 0);
+
+    cr_assert_eq(s_counter(client, "fallback_ufs"), 0);
+    cr_assert_geq(s_counter(client, "view_refreshes"), 1);
+    cr_assert_gt(s_counter(client, "stat_cache_hits"), 0);
+    free(bufs);
+    free(buf);
+    shoal_client_destroy(&client);
+    cr_assert_null(client);
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
+
+/* Every kind of bad reply is an error (no fallback allowed), never wrong bytes. */
+Test(client_fake, bad_replies_are_errors_never_wrong_bytes)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 2);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/b", data, FILE_SIZE, "v1");
+    shoal_client_options_t options = {.seeds = s_seed(&fake), .timeout_ms = 300,
+                                      .no_ufs_fallback = true};
+    shoal_client_t *client = shoal_client_new(&options);
+    cr_assert_not_null(client);
+    int modes[] = {FAKE_SHORT_FRAME, FAKE_MISSING_FRAME, FAKE_EXTRA_FRAME, FAKE_WRONG_ID,
+                   FAKE_GARBAGE,     FAKE_OTHER_VERSION, FAKE_SHORT_SPAN,  FAKE_SILENT_READS,
+                   FAKE_ERROR_BUSY};
+    uint8_t *buf = malloc(FILE_SIZE);
+    for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+        atomic_store(&fake.mode, modes[m]);
+        int64_t got = shoal_pread(client, "file:///fake/b", buf, 5000, 3000);
+        cr_assert_lt(got, 0, "mode %d returned %lld", modes[m], (long long)got);
+        cr_assert_neq(shoal_last_error()[0], '\0', "mode %d: no last error", modes[m]);
+        /* and the client recovers once the node behaves */
+        atomic_store(&fake.mode, FAKE_GOOD);
+        got = shoal_pread(client, "file:///fake/b", buf, 5000, 3000);
+        cr_assert_eq(got, 5000, "after mode %d: %lld %s", modes[m], (long long)got,
+                     shoal_last_error());
+        cr_assert(memcmp(buf, data + 3000, 5000) == 0, "after mode %d", modes[m]);
+    }
+    cr_assert_gt(s_counter(client, "bad_replies"), 0);
+    cr_assert_gt(s_counter(client, "timeouts"), 0);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
+
+/* A silent node: the read falls through to the next member (NO_CACHE or next owner), and
+ * with no other member answering, to the UFS, counting each fallback. */
+Test(client_fake, silent_node_falls_back_to_other_node_then_ufs)
+{
+    char *dir = tp_tempdir("client");
+    cr_assert_not_null(dir);
+    char path[TP_PATH_MAX], uri[TP_PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/f.bin", dir);
+    snprintf(uri, sizeof uri, "file://%s", path);
+    uint8_t *data = s_pattern(FILE_SIZE, 3);
+    cr_assert_eq(tp_write_file(path, data, FILE_SIZE), 0);
+    ufs_t *ufs = ufs_new(NULL);
+    ufs_stat_t real;
+    cr_assert_eq(ufs_stat(ufs, uri, &real), 0);
+    ufs_destroy(&ufs);
+
+    fake_node_t good, silent;
+    s_fake_start(&good, uri, data, FILE_SIZE, real.version);
+    s_fake_start(&silent, uri, data, FILE_SIZE, real.version);
+    atomic_store(&silent.mode, FAKE_SILENT_READS);
+    /* both list both, so every range has the silent node or the good one first */
+    snprintf(good.other_endpoint, sizeof good.other_endpoint, "%s", silent.endpoint);
+    snprintf(silent.other_endpoint, sizeof silent.other_endpoint, "%s", good.endpoint);
+
+    shoal_client_options_t options = {.seeds = s_seed(&good), .timeout_ms = 300};
+    shoal_client_t *client = shoal_client_new(&options);
+    cr_assert_not_null(client);
+    uint8_t *buf = malloc(FILE_SIZE);
+    int64_t got = shoal_pread(client, uri, buf, FILE_SIZE, 0);
+    cr_assert_eq(got, FILE_SIZE, "%s", shoal_last_error());
+    cr_assert(memcmp(buf, data, FILE_SIZE) == 0);
+    cr_assert_gt(atomic_load(&silent.reads), 0, "the silent node owns some range");
+    cr_assert_gt(s_counter(client, "timeouts"), 0);
+    cr_assert_gt(s_counter(client, "fallback_next_owner"), 0);
+    cr_assert_eq(s_counter(client, "fallback_ufs"), 0);
+
+    /* now both are silent: the UFS serves */
+    atomic_store(&good.mode, FAKE_SILENT_READS);
+    memset(buf, 0, FILE_SIZE);
+    got = shoal_pread(client, uri, buf, FILE_SIZE, 0);
+    cr_assert_eq(got, FILE_SIZE, "%s", shoal_last_error());
+    cr_assert(memcmp(buf, data, FILE_SIZE) == 0);
+    cr_assert_gt(s_counter(client, "fallback_ufs"), 0);
+
+    char *json = NULL;
+    cr_assert_eq(shoal_client_counters_json(client, &json), 0);
+    cr_assert(strstr(json, "\"fallback_ufs\"") != NULL);
+    shoal_free(json);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_fake_stop(&good);
+    s_fake_stop(&silent);
+    free(data);
+    tp_rmtree(dir);
+    free(dir);
+}
+
+/* No node at all: the seeds do not answer; reads and stats come from the UFS. */
+Test(client_fake, no_node_reads_from_ufs)
+{
+    char *dir = tp_tempdir("client");
+    char path[TP_PATH_MAX], uri[TP_PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/g.bin", dir);
+    snprintf(uri, sizeof uri, "file://%s", path);
+    uint8_t *data = s_pattern(5000, 4);
+    cr_assert_eq(tp_write_file(path, data, 5000), 0);
+    char seed[32];
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", tp_free_port());
+    shoal_client_options_t options = {.seeds = seed, .timeout_ms = 200};
+    shoal_client_t *client = shoal_client_new(&options);
+    uint8_t buf[5000];
+    cr_assert_eq(shoal_pread(client, uri, buf, sizeof buf, 0), 5000, "%s", shoal_last_error());
+    cr_assert(memcmp(buf, data, 5000) == 0);
+    cr_assert_gt(s_counter(client, "fallback_ufs"), 0);
+    shoal_listing_t *listing = NULL;
+    char dir_uri[TP_PATH_MAX + 8];
+    snprintf(dir_uri, sizeof dir_uri, "file://%s", dir);
+    cr_assert_eq(shoal_list(client, dir_uri, true, &listing), 0, "%s", shoal_last_error());
+    cr_assert_eq(shoal_listing_count(listing), 1);
+    cr_assert_str_eq(shoal_listing_uri(listing, 0), uri);
+    shoal_listing_destroy(&listing);
+    char *json = NULL;
+    cr_assert_lt(shoal_stats(client, &json), 0);
+    shoal_client_destroy(&client);
+
+    options.no_ufs_fallback = true;
+    client = shoal_client_new(&options);
+    cr_assert_eq(shoal_pread(client, uri, buf, sizeof buf, 0), SHOAL_EUNAVAIL);
+    shoal_client_destroy(&client);
+    free(data);
+    tp_rmtree(dir);
+    free(dir);
+}
+
+Test(client_fake, bad_options_are_refused)
+{
+    shoal_client_options_t options = {.seeds = ""};
+    cr_assert_null(shoal_client_new(&options));
+    cr_assert_neq(shoal_last_error()[0], '\0');
+    options.seeds = "localhost";
+    cr_assert_null(shoal_client_new(&options));
+    options.seeds = "localhost:x";
+    cr_assert_null(shoal_client_new(&options));
+    cr_assert_null(shoal_client_new(NULL));
+    options.seeds = " a:1 , tcp://b:2 ";
+    shoal_client_t *client = shoal_client_new(&options);
+    cr_assert_not_null(client, "%s", shoal_last_error());
+    cr_assert_eq(client->seed_count, 2);
+    cr_assert_str_eq(client->seeds[0], "tcp://a:1");
+    cr_assert_str_eq(client->seeds[1], "tcp://b:2");
+    shoal_client_destroy(&client);
+}
+
+/* ---- threads and fork against the fake node ---- */
+
+typedef struct reader_arg {
+    shoal_client_t *client; /* shared */
+    const uint8_t *data;    /* expected bytes */
+    unsigned seed;          /* per thread */
+    int failures;           /* out */
+} reader_arg_t;
+
+static void *s_reader(void *arg)
+{
+    reader_arg_t *reader = arg;
+    uint8_t *buf = malloc(FILE_SIZE);
+    for (int i = 0; i < 50; i++) {
+        uint64_t offset = (uint64_t)rand_r(&reader->seed) % FILE_SIZE;
+        size_t length = (size_t)rand_r(&reader->seed) % 20000 + 1;
+        int64_t got = shoal_pread(reader->client, "file:///fake/t", buf, length, offset);
+        uint64_t want = FILE_SIZE - offset < length ? FILE_SIZE - offset : length;
+        if (got != (int64_t)want || memcmp(buf, reader->data + offset, want) != 0)
+            reader->failures++;
+    }
+    free(buf);
+    return NULL;
+}
+
+Test(client_fake, many_threads_one_client)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 5);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/t", data, FILE_SIZE, "v1");
+    shoal_client_options_t options = {.seeds = s_seed(&fake), .no_ufs_fallback = true};
+    shoal_client_t *client = shoal_client_new(&options);
+    pthread_t threads[8];
+    reader_arg_t args[8];
+    for (int i = 0; i < 8; i++) {
+        args[i] = (reader_arg_t){.client = client, .data = data, .seed = (unsigned)i + 1};
+        pthread_create(&threads[i], NULL, s_reader, &args[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(threads[i], NULL);
+        cr_assert_eq(args[i].failures, 0, "thread %d", i);
+    }
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
+
+/* The parent uses the client (so its context and sockets exist), then forks children that
+ * read through the same client object and destroy it; the parent keeps reading after. */
+Test(client_fake, forked_children_get_working_sockets)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 6);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/t", data, FILE_SIZE, "v1");
+    shoal_client_options_t options = {.seeds = s_seed(&fake), .no_ufs_fallback = true,
+                                      .timeout_ms = 5000};
+    shoal_client_t *client = shoal_client_new(&options);
+    uint8_t *buf = malloc(FILE_SIZE);
+    cr_assert_eq(shoal_pread(client, "file:///fake/t", buf, FILE_SIZE, 0), FILE_SIZE);
+    pid_t children[4];
+    for (int c = 0; c < 4; c++) {
+        children[c] = fork();
+        cr_assert_geq(children[c], 0);
+        if (children[c] == 0) {
+            reader_arg_t arg = {.client = client, .data = data, .seed = (unsigned)c + 10};
+            s_reader(&arg);
+            shoal_client_destroy(&client); /* must not touch the parent's context */
+            _exit(arg.failures == 0 ? 0 : 1);
+        }
+    }
+    for (int c = 0; c < 4; c++) {
+        int status = 0;
+        int64_t deadline = tp_now_ms() + 30000;
+        pid_t done = 0;
+        while ((done = waitpid(children[c], &status, WNOHANG)) == 0 && tp_now_ms() < deadline)
+            usleep(10000);
+        if (done == 0)
+            kill(children[c], SIGKILL);
+        cr_assert_eq(done, children[c], "child %d hung", c);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed", c);
+    }
+    cr_assert_eq(shoal_pread(client, "file:///fake/t", buf, FILE_SIZE, 0), FILE_SIZE);
+    cr_assert(memcmp(buf, data, FILE_SIZE) == 0);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
