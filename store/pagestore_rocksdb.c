@@ -38,7 +38,7 @@ typedef struct s_rocks {
     rocksdb_block_based_table_options_t *table_options; /* bloom filter + shared cache */
     rocksdb_block_based_table_options_t *kv_table_options; /* meta/state: cache only */
     rocksdb_filterpolicy_t *filter;        /* owned by table_options once set */
-    rocksdb_cache_t *cache;                /* block + blob cache, where pinned pages live */
+    rocksdb_cache_t *cache;                /* block cache (keys, filters, meta/state records) */
     rocksdb_readoptions_t *read_options;   /* meta/state: verify_checksums on */
     rocksdb_readoptions_t *page_read;      /* pages: our own checksum instead (see s_check) */
     rocksdb_writeoptions_t *page_write;    /* pages: no WAL (a crash loses the memtable only) */
@@ -52,7 +52,7 @@ typedef struct s_rocks {
     size_t gen_count;                      /* entries of gens[] */
 } s_rocks_t;
 
-/* A pinned page: the slice holds a block- or blob-cache handle (or its own copy). */
+/* A pinned page: the slice owns RocksDB's copy of the blob (or pins a memtable or block). */
 typedef struct s_pinned {
     pagestore_page_t page;         /* first: what the front end sees */
     rocksdb_pinnableslice_t *slice; /* released with the page */
@@ -158,8 +158,14 @@ static int s_mkdirs(const char *dir)
  * - page values go to blob files (min 4 KiB): compactions then move only the small keys, and
  *   a generation's bytes sit in its own blob files, which drop with its column family;
  * - no compression anywhere (training data is usually compressed already);
- * - one LRU cache, cache_bytes, for blocks and blobs: a pinned get holds a handle into it, so
- *   the page goes to ZeroMQ without a copy; it is small, the OS page cache does the rest;
+ * - page reads go through mmap (allow_mmap_reads) and skip the blob cache: RocksDB 7.8 always
+ *   copies a blob out of the file into a buffer of its own (BlobFileReader), which the pinned
+ *   slice then owns and the page goes to ZeroMQ from; with pread it also copied the bytes
+ *   in from the kernel first, and a blob cache added an insert and an eviction per miss, so a
+ *   get did two copies instead of one. Measured in store/README.md. The cost: a read error
+ *   on a mapped file (a failing disk) is a SIGBUS rather than an error code;
+ * - one LRU cache, cache_bytes, for blocks (index, filters, meta/state records); the OS page
+ *   cache holds the pages;
  * - bloom filters (10 bits/key) so the lookups in generations without the page are cheap;
  * - a small info log, manifest and WAL (only meta/state use the WAL). */
 static int s_make_options(s_rocks_t *self, const pagestore_options_t *options)
@@ -197,6 +203,7 @@ static int s_make_options(s_rocks_t *self, const pagestore_options_t *options)
     rocksdb_options_set_max_total_wal_size(db, 16u << 20);
     rocksdb_options_set_max_background_jobs(db, 2);
     rocksdb_options_set_compression(db, 0);
+    rocksdb_options_set_allow_mmap_reads(db, 1);
     rocksdb_options_set_block_based_table_factory(db, self->kv_table_options);
 
     rocksdb_options_t *page = self->page_options;
@@ -207,7 +214,6 @@ static int s_make_options(s_rocks_t *self, const pagestore_options_t *options)
     rocksdb_options_set_min_blob_size(page, S_MIN_BLOB_SIZE);
     rocksdb_options_set_blob_compression_type(page, 0);
     rocksdb_options_set_enable_blob_gc(page, 0);
-    rocksdb_options_set_blob_cache(page, self->cache);
     rocksdb_options_set_block_based_table_factory(page, self->table_options);
 
     rocksdb_readoptions_set_verify_checksums(self->read_options, 1);
