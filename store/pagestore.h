@@ -35,7 +35,7 @@ typedef struct pagestore_options {
     uint32_t page_size;      /* [1 MiB] the usual page size; pages may be shorter (file tail) */
     uint32_t generations;    /* [8] eviction granularity: the quota is cut in this many parts */
     uint64_t memtable_bytes; /* [capacity/32 clamped to 4..64 MiB] RocksDB write buffer */
-    uint64_t cache_bytes;    /* [64 MiB] RocksDB blob/block cache that pinned pages live in */
+    uint64_t cache_bytes;    /* [64 MiB] RocksDB block cache (keys, filters, records), no pages */
     bool quiet;              /* [false] true: do not log errors to stderr (tests) */
 } pagestore_options_t;
 
