@@ -281,9 +281,11 @@ static int s_open_db(s_rocks_t *self)
     size_t listed = 0;
     char **names = rocksdb_list_column_families(self->db_options, self->dir, &listed, &err);
     if (err != NULL) {
-        /* No database yet (no CURRENT file): start with the fixed families only. */
+        /* No database yet (no CURRENT file): start with the fixed families only. RocksDB
+         * still returns a malloc(0) array on this path: free it, or LSan reports it. */
         rocksdb_free(err);
         err = NULL;
+        free(names);
         names = NULL;
         listed = 0;
     }

@@ -126,14 +126,6 @@ static void s_teardown(void)
 
 static void s_setup(void)
 {
-    /* the shoald children inherit this: see tests/test_node_lsan.supp */
-    const char *source = getenv("SHOAL_SOURCE_DIR");
-    if (source) {
-        char options[TP_PATH_MAX + 64];
-        snprintf(options, sizeof options, "suppressions=%s/tests/test_node_lsan.supp",
-                 source);
-        setenv("LSAN_OPTIONS", options, 1);
-    }
     s_origin = tp_tempdir("origin");
     cr_assert_not_null(s_origin);
 }
