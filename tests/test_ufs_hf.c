@@ -279,7 +279,7 @@ Test(hf, listings)
     cr_assert_str_eq(list.entries[2].uri, "hf://datasets/org/paged/page.bin");
     cr_assert_eq(list.entries[2].stat.size, PAGE);
     ufs_list_fini(&list);
-    cr_assert_eq(tp_count_lines(s_nginx.access_log, "cursor=p2"), 1);
+    cr_assert_eq(tp_count_synced(&s_nginx, "cursor=p2"), 1);
 }
 
 Test(hf, private_repo_token)
@@ -314,17 +314,15 @@ Test(hf, lfs_redirect_to_cdn)
     cr_assert_eq(ufs_stat(s_ufs, uri, &st), 0, "%s", shoal_last_error());
     cr_assert_eq(st.size, 3 * PAGE);
     cr_assert_str_eq(st.version, "lfs-sha");
-    cr_assert_eq(tp_count_lines(s_nginx.access_log, "/cdn/"), 0); /* HEAD stopped at the 302 */
+    cr_assert_eq(tp_count_synced(&s_nginx, "/cdn/"), 0); /* HEAD stopped at the 302 */
     s_check_read(uri, "lfs-sha", s_data[3], 3 * PAGE, PAGE - 1, PAGE + 2);
     s_check_read(uri, NULL, s_data[3], 3 * PAGE, 3 * PAGE - 1, 10);
-    cr_assert_eq(tp_wait_lines(s_nginx.access_log, "GET /cdn/big.bin 206", 2, 2000), 2);
+    cr_assert_eq(tp_count_synced(&s_nginx, "GET /cdn/big.bin 206"), 2);
 
     char buf[16];
     cr_assert_eq(ufs_read(s_ufs, uri, "other-sha", 0, buf, sizeof buf), SHOAL_ESTALE);
     cr_assert(strstr(shoal_last_error(), "lfs-sha"), "%s", shoal_last_error());
-    cr_assert_eq(tp_wait_lines(s_nginx.access_log, "GET /datasets/org/lfs/resolve/main/big.bin 302",
-                               3, 2000),
-                 3);
+    cr_assert_eq(tp_count_synced(&s_nginx, "GET /datasets/org/lfs/resolve/main/big.bin 302"), 3);
     cr_assert_eq(tp_count_lines(s_nginx.access_log, "GET /cdn/big.bin"), 2); /* no third */
 
     ufs_list_t list;
