@@ -143,6 +143,18 @@ void ufs_http_pool_destroy(ufs_http_pool_t **pool_p);
 /* The pool of `ufs`. Borrowed for the handle's life. */
 ufs_http_pool_t *ufs_http_pool_of(ufs_t *ufs);
 
+/* Parses one page of the Hub's tree API (`len` bytes of `body`: a JSON array of {type, path,
+ * size, oid, lfs: {oid, size}}) and appends its entries to *out as "BASE/PATH" (`base` is the
+ * uri up to the repository path, "hf://datasets/ORG/NAME[@REV]"). Versions are lfs.oid for
+ * LFS files and oid otherwise, sizes lfs.size or size. Directories are skipped when
+ * `recursive`; entries whose path is absolute, has empty or ".." segments or control
+ * characters, or whose uri would exceed UFS_URI_MAX are skipped (no call could use them).
+ * `url` only names the page in messages. Returns 0, SHOAL_EPROTO (not a JSON array, an entry
+ * without type or path, a file without a size; entries before it stay in *out), SHOAL_ENOMEM.
+ * I/O free: fuzzed by tests/fuzz/fuzz_ufs_json.c. */
+int ufs_hf_parse_tree(const char *base, const char *url, const char *body, size_t len,
+                      bool recursive, ufs_list_t *out);
+
 /* How the calling thread's last file:// read went: "io_uring", "pread", or "" before any.
  * For tests and diagnostics. Static string. */
 const char *ufs_file_last_read_path(void);

@@ -226,14 +226,30 @@ static bool s_link_next(const s_hf_t *state, const char *link, char *out, size_t
     return false;
 }
 
-/* Adds the entries of one tree API page (a JSON array of {type, path, size, oid, lfs}) to out.
- * Versions are lfs.oid for LFS files (the sha256 that resolve sends as X-Linked-Etag) and the
- * git blob oid otherwise (resolve's ETag), so list and stat agree. */
-static int s_tree_page(const s_hf_uri_t *u, const char *url, const char *body, bool recursive,
-                       ufs_list_t *out)
+/* Whether a tree entry's path is one this connector can address: non-empty, relative, no
+ * empty or ".." segments (s_parse refuses those), no control characters. */
+static bool s_tree_path_ok(const char *path)
+{
+    if (!path[0] || path[0] == '/' || strstr(path, "//"))
+        return false;
+    for (const char *p = path; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return false;
+    for (const char *segment = path; segment;) {
+        const char *slash = strchr(segment, '/');
+        size_t len = slash ? (size_t)(slash - segment) : strlen(segment);
+        if (len == 0 || (len == 2 && segment[0] == '.' && segment[1] == '.'))
+            return false;
+        segment = slash ? slash + 1 : NULL;
+    }
+    return true;
+}
+
+int ufs_hf_parse_tree(const char *base, const char *url, const char *body, size_t len,
+                      bool recursive, ufs_list_t *out)
 {
     json_error_t error;
-    json_t *root = json_loads(body, 0, &error);
+    json_t *root = json_loadb(body ? body : "", body ? len : 0, 0, &error);
     if (!root || !json_is_array(root)) {
         json_decref(root);
         return ufs_fail(SHOAL_EPROTO, "GET %s: tree reply is not a JSON array (%s, line %d)", url,
@@ -255,6 +271,8 @@ static int s_tree_page(const s_hf_uri_t *u, const char *url, const char *body, b
             rc = ufs_fail(SHOAL_EPROTO, "GET %s: entry %zu without type or path", url, index);
             break;
         }
+        if (!s_tree_path_ok(path))
+            continue; /* no call could use it */
         bool is_dir = strcmp(type, "directory") == 0;
         if (is_dir && recursive)
             continue;
@@ -264,13 +282,13 @@ static int s_tree_page(const s_hf_uri_t *u, const char *url, const char *body, b
             json_t *size = json_object_get(lfs ? lfs : item, "size");
             const char *oid = json_string_value(json_object_get(lfs ? lfs : item, "oid"));
             if (!json_is_integer(size) || json_integer_value(size) < 0) {
-                rc = ufs_fail(SHOAL_EPROTO, "GET %s: %s has no size", url, path);
+                rc = ufs_fail(SHOAL_EPROTO, "GET %s: %.200s has no size", url, path);
                 break;
             }
             info.size = (uint64_t)json_integer_value(size);
             snprintf(info.version, sizeof info.version, "%s", oid ? oid : "");
         }
-        int n = snprintf(uri, UFS_URI_MAX + 1, "%s/%s", u->base, path);
+        int n = snprintf(uri, UFS_URI_MAX + 1, "%s/%s", base, path);
         if (n < 0 || n > UFS_URI_MAX)
             continue;
         rc = ufs_list_push(out, uri, &info);
@@ -318,7 +336,7 @@ static int s_hf_list(void *opaque, const char *uri, bool recursive, ufs_list_t *
             rc = s_status_error(response.status, what);
         }
         if (rc == 0)
-            rc = s_tree_page(u, url, response.body ? response.body : "", recursive, out);
+            rc = ufs_hf_parse_tree(u->base, url, response.body, response.body_len, recursive, out);
         char link[UFS_URI_MAX];
         bool more = rc == 0 && ufs_http_header(&response, "Link", link, sizeof link) &&
                     s_link_next(state, link, url, 2 * UFS_URI_MAX);
