@@ -88,16 +88,16 @@ ufs_http_pool_t *ufs_http_pool_of(ufs_t *ufs)
 int ufs_uri_check(const char *uri)
 {
     if (!uri)
-        return shoal_fail(SHOAL_EINVAL, "uri is NULL");
+        return ufs_fail(SHOAL_EINVAL, "uri is NULL");
     size_t len = strnlen(uri, UFS_URI_MAX + 1);
     if (len == 0)
-        return shoal_fail(SHOAL_EINVAL, "uri is empty");
+        return ufs_fail(SHOAL_EINVAL, "uri is empty");
     if (len > UFS_URI_MAX)
-        return shoal_fail(SHOAL_EINVAL, "uri longer than %d bytes", UFS_URI_MAX);
+        return ufs_fail(SHOAL_EINVAL, "uri longer than %d bytes", UFS_URI_MAX);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)uri[i];
         if (c < 0x20 || c == 0x7f)
-            return shoal_fail(SHOAL_EINVAL, "uri has a control character at byte %zu", i);
+            return ufs_fail(SHOAL_EINVAL, "uri has a control character at byte %zu", i);
     }
     return 0;
 }
@@ -109,13 +109,13 @@ int ufs_uri_scheme(const char *uri, char *out, size_t out_len)
     while (uri[i] &&
            (isalnum((unsigned char)uri[i]) || uri[i] == '+' || uri[i] == '-' || uri[i] == '.')) {
         if (i + 1 >= out_len)
-            return shoal_fail(SHOAL_EINVAL, "uri scheme too long: %.40s", uri);
+            return ufs_fail(SHOAL_EINVAL, "uri scheme too long: %.40s", uri);
         out[i] = (char)tolower((unsigned char)uri[i]);
         i++;
     }
     out[i] = '\0';
     if (i == 0 || !isalpha((unsigned char)uri[0]) || strncmp(uri + i, "://", 3) != 0)
-        return shoal_fail(SHOAL_EINVAL, "uri has no scheme:// prefix: %.200s", uri);
+        return ufs_fail(SHOAL_EINVAL, "uri has no scheme:// prefix: %.200s", uri);
     return 0;
 }
 
@@ -134,12 +134,12 @@ static int s_dispatch(ufs_t *ufs, const char *uri, size_t *index)
         if (strcmp(s_connectors[i]->scheme, scheme) != 0)
             continue;
         if (!ufs->states[i])
-            return shoal_fail(SHOAL_ENOTSUP, "%s:// is not available: %s", scheme,
-                              ufs->init_error[i]);
+            return ufs_fail(SHOAL_ENOTSUP, "%s:// is not available: %s", scheme,
+                            ufs->init_error[i]);
         *index = i;
         return 0;
     }
-    return shoal_fail(SHOAL_ENOTSUP, "no connector for scheme %s:// (uri %.200s)", scheme, uri);
+    return ufs_fail(SHOAL_ENOTSUP, "no connector for scheme %s:// (uri %.200s)", scheme, uri);
 }
 
 int ufs_stat(ufs_t *ufs, const char *uri, ufs_stat_t *out)
@@ -171,7 +171,7 @@ int64_t ufs_read(ufs_t *ufs, const char *uri, const char *version, uint64_t offs
     if (rc < 0)
         return rc;
     if (!buf && length > 0)
-        return shoal_fail(SHOAL_EINVAL, "read of %s: buffer is NULL", uri);
+        return ufs_fail(SHOAL_EINVAL, "read of %s: buffer is NULL", uri);
     if (length > INT64_MAX)
         length = INT64_MAX;
     if (offset > INT64_MAX)
@@ -202,13 +202,13 @@ int ufs_list_push(ufs_list_t *list, const char *uri, const ufs_stat_t *stat)
         size_t capacity = list->capacity ? list->capacity * 2 : 16;
         ufs_entry_t *grown = realloc(list->entries, capacity * sizeof *grown);
         if (!grown)
-            return shoal_fail(SHOAL_ENOMEM, "listing: out of memory at %zu entries", list->count);
+            return ufs_fail(SHOAL_ENOMEM, "listing: out of memory at %zu entries", list->count);
         list->entries = grown;
         list->capacity = capacity;
     }
     char *copy = strdup(uri);
     if (!copy)
-        return shoal_fail(SHOAL_ENOMEM, "listing: out of memory");
+        return ufs_fail(SHOAL_ENOMEM, "listing: out of memory");
     ufs_entry_t *entry = &list->entries[list->count++];
     entry->uri = copy;
     entry->stat = *stat;

@@ -262,28 +262,6 @@ static struct curl_slist *s_append(struct curl_slist *list, const char *line, bo
     return grown ? grown : list;
 }
 
-/* A SAS token in an error message would leak a credential into logs: the HTTP layer's
- * messages name the URL, so replace the token there. */
-static void s_redact(const s_az_t *state)
-{
-    if (!state->sas || !state->sas[0])
-        return;
-    if (!strstr(shoal_last_error(), state->sas))
-        return;
-    char message[512];
-    snprintf(message, sizeof message, "%s", shoal_last_error());
-    char *hit = strstr(message, state->sas);
-    if (hit) {
-        size_t sas_len = strlen(state->sas);
-        if (sas_len >= 5) {
-            memcpy(hit, "<sas>", 5);
-            memmove(hit + 5, hit + sas_len, strlen(hit + sas_len) + 1);
-        }
-    }
-    /* shoal_fail keeps the code out of the message; the caller returns its own code. */
-    shoal_fail(0, "%s", message);
-}
-
 /* Performs `request`: x-ms-version, x-ms-date, If-Match "version" when `version` is set, and
  * with a Shared Key the Authorization header over all of them (and over the Range header the
  * HTTP layer adds for a ranged request). Returns as ufs_http_perform. */
@@ -337,9 +315,7 @@ static int s_perform(const s_az_t *state, ufs_http_request_t *request, const cha
         rc = shoal_fail(SHOAL_ENOMEM, "az: cannot build the request headers");
     } else {
         request->headers = headers;
-        rc = ufs_http_perform(state->ufs, request, response);
-        if (rc < 0)
-            s_redact(state);
+        rc = ufs_http_perform(state->ufs, request, response); /* redacts the SAS itself */
     }
     curl_slist_free_all(headers);
     return rc;

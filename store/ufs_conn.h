@@ -108,9 +108,26 @@ void ufs_list_sort(ufs_list_t *list);
 char *ufs_etag_version(const char *etag, char *out, size_t out_len);
 
 /* Appends `text` to `out` (capacity out_len, NUL-terminated), percent-encoding every byte
- * outside RFC 3986 unreserved characters, except '/' when keep_slash. 0, or SHOAL_EINVAL when
- * the result does not fit. */
+ * outside RFC 3986 unreserved characters (ASCII letters, digits, "-._~"; bytes >= 0x80 always
+ * encoded, whatever the locale), except '/' when keep_slash. 0, or SHOAL_EINVAL when the
+ * result does not fit. */
 int ufs_url_append_encoded(char *out, size_t out_len, const char *text, bool keep_slash);
+
+#define UFS_ERROR_MAX 512 /* bytes of a last error (shoal_last_error's buffer) */
+
+/* Copies `text` into out (capacity out_len, always NUL-terminated, cut to fit) with every
+ * HTTP URL in it ("http(s)://..." up to whitespace, a quote or '<' '>'; a ':' or ',' ending it is
+ * punctuation) made safe to log: a password in the authority becomes "<redacted>", and so does
+ * the value of every query parameter except the listing parameters the connectors send
+ * themselves (prefix, delimiter, marker, max-keys, comp, recursive, ...: see ufs_curl.c). So a
+ * SAS token (sig, se, sp, sv...), a presigned S3 URL (X-Amz-Signature, X-Amz-Credential,
+ * X-Amz-Security-Token) or any other signed query never reaches a log. Returns the length. */
+size_t ufs_redact(const char *text, char *out, size_t out_len);
+
+/* shoal_fail for the UFS: formats the message, passes it through ufs_redact, records it as the
+ * last error and returns `code`. Every message of the shared HTTP layer and of the connectors
+ * that may name a URL goes through here, so no connector needs its own redaction. */
+int ufs_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The pool of reusable libcurl easy handles behind ufs_http_perform. One per ufs_t. Fork aware:
  * after fork() the child abandons the parent's handles (never cleans them up: that could talk
@@ -125,6 +142,18 @@ void ufs_http_pool_destroy(ufs_http_pool_t **pool_p);
 
 /* The pool of `ufs`. Borrowed for the handle's life. */
 ufs_http_pool_t *ufs_http_pool_of(ufs_t *ufs);
+
+/* Parses one page of the Hub's tree API (`len` bytes of `body`: a JSON array of {type, path,
+ * size, oid, lfs: {oid, size}}) and appends its entries to *out as "BASE/PATH" (`base` is the
+ * uri up to the repository path, "hf://datasets/ORG/NAME[@REV]"). Versions are lfs.oid for
+ * LFS files and oid otherwise, sizes lfs.size or size. Directories are skipped when
+ * `recursive`; entries whose path is absolute, has empty or ".." segments or control
+ * characters, or whose uri would exceed UFS_URI_MAX are skipped (no call could use them).
+ * `url` only names the page in messages. Returns 0, SHOAL_EPROTO (not a JSON array, an entry
+ * without type or path, a file without a size; entries before it stay in *out), SHOAL_ENOMEM.
+ * I/O free: fuzzed by tests/fuzz/fuzz_ufs_json.c. */
+int ufs_hf_parse_tree(const char *base, const char *url, const char *body, size_t len,
+                      bool recursive, ufs_list_t *out);
 
 /* How the calling thread's last file:// read went: "io_uring", "pread", or "" before any.
  * For tests and diagnostics. Static string. */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,9 +407,9 @@ static int s_check_complete(const ufs_http_request_t *request, ufs_http_response
 {
     if (strcmp(request->method, "HEAD") != 0 && response->content_length >= 0 &&
         (uint64_t)response->content_length != response->body_len)
-        return shoal_fail(SHOAL_EIO, "%s %s: body of %zu bytes, Content-Length %" PRId64,
-                          request->method, request->url, response->body_len,
-                          response->content_length);
+        return ufs_fail(SHOAL_EIO, "%s %s: body of %zu bytes, Content-Length %" PRId64,
+                        request->method, request->url, response->body_len,
+                        response->content_length);
     if (!request->ranged || response->status != 206 || strcmp(request->method, "HEAD") == 0)
         return 0;
     char value[128];
@@ -416,16 +417,16 @@ static int s_check_complete(const ufs_http_request_t *request, ufs_http_response
     int64_t total;
     if (!ufs_http_header(response, "Content-Range", value, sizeof value) ||
         !s_parse_content_range(value, &first, &last, &total) || first == UINT64_MAX)
-        return shoal_fail(SHOAL_EIO, "%s %s: 206 without a usable Content-Range", request->method,
-                          request->url);
+        return ufs_fail(SHOAL_EIO, "%s %s: 206 without a usable Content-Range", request->method,
+                        request->url);
     uint64_t want_last = request->range_offset + request->range_length - 1;
     bool at_end = total >= 0 && last + 1 == (uint64_t)total;
     if (first != request->range_offset || last > want_last || (last != want_last && !at_end) ||
         last - first + 1 != response->body_len)
-        return shoal_fail(SHOAL_EIO,
-                          "%s %s: asked bytes %" PRIu64 "-%" PRIu64 ", got %s with %zu bytes",
-                          request->method, request->url, request->range_offset, want_last, value,
-                          response->body_len);
+        return ufs_fail(SHOAL_EIO,
+                        "%s %s: asked bytes %" PRIu64 "-%" PRIu64 ", got %s with %zu bytes",
+                        request->method, request->url, request->range_offset, want_last, value,
+                        response->body_len);
     return 0;
 }
 
@@ -460,20 +461,20 @@ int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request, ufs_http_res
     response->content_length = -1;
     response->range_total = -1;
     if (!request->url || !request->method)
-        return shoal_fail(SHOAL_EINVAL, "http request without url or method");
+        return ufs_fail(SHOAL_EINVAL, "http request without url or method");
     if (request->ranged &&
         (request->range_length == 0 || request->range_offset > UINT64_MAX - request->range_length))
-        return shoal_fail(SHOAL_EINVAL, "%s: bad range", request->url);
+        return ufs_fail(SHOAL_EINVAL, "%s: bad range", request->url);
     if (request->ranged && request->buf && request->buf_len < request->range_length)
-        return shoal_fail(SHOAL_EINVAL, "%s: buffer smaller than the range", request->url);
+        return ufs_fail(SHOAL_EINVAL, "%s: buffer smaller than the range", request->url);
     pthread_once(&s_global_once, s_global_init);
     if (s_global_rc != CURLE_OK)
-        return shoal_fail(SHOAL_EIO, "curl_global_init: %s", curl_easy_strerror(s_global_rc));
+        return ufs_fail(SHOAL_EIO, "curl_global_init: %s", curl_easy_strerror(s_global_rc));
     const ufs_options_t *options = ufs_options(ufs);
     ufs_http_pool_t *pool = ufs_http_pool_of(ufs);
     CURL *curl = s_pool_acquire(pool);
     if (!curl)
-        return shoal_fail(SHOAL_ENOMEM, "curl_easy_init failed");
+        return ufs_fail(SHOAL_ENOMEM, "curl_easy_init failed");
     int result = 0;
     char errbuf[CURL_ERROR_SIZE];
     for (int attempt = 0;; attempt++) {
@@ -483,31 +484,29 @@ int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request, ufs_http_res
         errbuf[0] = '\0';
         curl_easy_reset(curl);
         if (!s_setup(curl, options, request, &t, errbuf)) {
-            result = shoal_fail(SHOAL_EINVAL, "%s %s: libcurl refused an option", request->method,
-                                request->url);
+            result = ufs_fail(SHOAL_EINVAL, "%s %s: libcurl refused an option", request->method,
+                              request->url);
             break;
         }
         CURLcode rc = curl_easy_perform(curl);
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
         bool retries_left = attempt < options->max_retries;
         if (t.refused_200) {
-            result = shoal_fail(SHOAL_ENOTSUP,
-                                "%s %s: server ignored Range (200 to a ranged request); refusing "
-                                "to read the whole object",
-                                request->method, request->url);
+            result = ufs_fail(SHOAL_ENOTSUP,
+                              "%s %s: server ignored Range (200 to a ranged request); refusing "
+                              "to read the whole object",
+                              request->method, request->url);
             break;
         }
         if (t.overflow) {
-            result =
-                shoal_fail(SHOAL_EIO, "%s %s: body longer than the %zu bytes expected",
-                           request->method, request->url,
-                           request->buf ? request->buf_len
-                                        : (request->body_max ? request->body_max : S_BODY_MAX));
+            result = ufs_fail(SHOAL_EIO, "%s %s: body longer than the %zu bytes expected",
+                              request->method, request->url,
+                              request->buf ? request->buf_len
+                                           : (request->body_max ? request->body_max : S_BODY_MAX));
             break;
         }
         if (t.out_of_memory) {
-            result =
-                shoal_fail(SHOAL_ENOMEM, "%s %s: out of memory", request->method, request->url);
+            result = ufs_fail(SHOAL_ENOMEM, "%s %s: out of memory", request->method, request->url);
             break;
         }
         if (rc != CURLE_OK) {
@@ -515,10 +514,10 @@ int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request, ufs_http_res
                 s_backoff(options, attempt, 0);
                 continue;
             }
-            result = shoal_fail(rc == CURLE_OPERATION_TIMEDOUT ? SHOAL_ETIMEDOUT : SHOAL_EIO,
-                                "%s %s: %s (%s) after %d attempt%s", request->method, request->url,
-                                curl_easy_strerror(rc), errbuf[0] ? errbuf : "no detail",
-                                attempt + 1, attempt ? "s" : "");
+            result = ufs_fail(rc == CURLE_OPERATION_TIMEDOUT ? SHOAL_ETIMEDOUT : SHOAL_EIO,
+                              "%s %s: %s (%s) after %d attempt%s", request->method, request->url,
+                              curl_easy_strerror(rc), errbuf[0] ? errbuf : "no detail", attempt + 1,
+                              attempt ? "s" : "");
             break;
         }
         s_parse_headers(curl, response);
@@ -535,8 +534,8 @@ int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request, ufs_http_res
         /* s_on_body refuses a 200 to a ranged request at its first byte; one with no body at
          * all is an empty object (nginx ignores Range on 0-byte files) and harmless. */
         if (result == 0 && request->ranged && response->status == 200 && response->body_len > 0)
-            result = shoal_fail(SHOAL_ENOTSUP, "%s %s: server ignored Range", request->method,
-                                request->url);
+            result = ufs_fail(SHOAL_ENOTSUP, "%s %s: server ignored Range", request->method,
+                              request->url);
         break;
     }
     s_pool_release(pool, curl);
@@ -555,19 +554,19 @@ int ufs_http_status_error(long status, const char *what)
     switch (status) {
     case 404:
     case 410:
-        return shoal_fail(SHOAL_ENOENT, "%s: HTTP %ld (not found)", what, status);
+        return ufs_fail(SHOAL_ENOENT, "%s: HTTP %ld (not found)", what, status);
     case 401:
     case 403:
-        return shoal_fail(SHOAL_EACCES, "%s: HTTP %ld (access denied)", what, status);
+        return ufs_fail(SHOAL_EACCES, "%s: HTTP %ld (access denied)", what, status);
     case 412:
-        return shoal_fail(SHOAL_ESTALE, "%s: HTTP 412 (the object changed)", what);
+        return ufs_fail(SHOAL_ESTALE, "%s: HTTP 412 (the object changed)", what);
     case 416:
         return 0;
     case 408:
     case 504:
-        return shoal_fail(SHOAL_ETIMEDOUT, "%s: HTTP %ld (timed out)", what, status);
+        return ufs_fail(SHOAL_ETIMEDOUT, "%s: HTTP %ld (timed out)", what, status);
     default:
-        return shoal_fail(SHOAL_EIO, "%s: HTTP %ld", what, status);
+        return ufs_fail(SHOAL_EIO, "%s: HTTP %ld", what, status);
     }
 }
 
@@ -592,10 +591,13 @@ int ufs_url_append_encoded(char *out, size_t out_len, const char *text, bool kee
     static const char hex[] = "0123456789ABCDEF";
     size_t len = strlen(out);
     for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        bool plain = isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~' ||
+        /* ASCII ranges, not isalnum(): that depends on the locale and may call bytes >= 0x80
+         * letters, which would then go into the URL raw. */
+        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~' ||
                      (keep_slash && *p == '/');
         if (len + (plain ? 1 : 3) >= out_len)
-            return shoal_fail(SHOAL_EINVAL, "url too long");
+            return ufs_fail(SHOAL_EINVAL, "url too long");
         if (plain) {
             out[len++] = (char)*p;
         } else {
@@ -606,4 +608,154 @@ int ufs_url_append_encoded(char *out, size_t out_len, const char *text, bool kee
     }
     out[len] = '\0';
     return 0;
+}
+
+/* ---- redaction --------------------------------------------------------------------------- */
+
+/* Query parameters whose values are shown in messages: the listing parameters the connectors
+ * send themselves (S3 ListObjectsV2, Azure List Blobs, the Hub's tree API). Every other value
+ * is hidden. An allowlist, not a list of secrets: a presigned URL of a service we never heard
+ * of (CloudFront "Signature", GCS "X-Goog-Signature", a SAS "sig") stays hidden too. */
+static const char *const s_plain_params[] = {
+    "list-type",   "prefix",        "delimiter",   "max-keys",  "continuation-token",
+    "start-after", "encoding-type", "fetch-owner", "restype",   "comp",
+    "maxresults",  "marker",        "include",     "recursive", "expand",
+    "cursor",      "limit",
+};
+
+static bool s_plain_param(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof s_plain_params / sizeof s_plain_params[0]; i++)
+        if (strlen(s_plain_params[i]) == len && strncasecmp(name, s_plain_params[i], len) == 0)
+            return true;
+    return false;
+}
+
+/* Whether the URL token ends at this byte: whitespace, quotes and angle brackets never occur
+ * raw in the URLs we build. */
+static bool s_url_end(char c)
+{
+    return c == '\0' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' ||
+           c == '<' || c == '>';
+}
+
+/* Output cursor of ufs_redact: appends while there is room, always NUL-terminated. */
+typedef struct s_out {
+    char *text; /* the caller's buffer */
+    size_t cap; /* its size, > 0 */
+    size_t len; /* bytes written */
+} s_out_t;
+
+static void s_put(s_out_t *out, const char *bytes, size_t n)
+{
+    size_t room = out->cap - 1 - out->len;
+    if (n > room)
+        n = room;
+    memcpy(out->text + out->len, bytes, n);
+    out->len += n;
+    out->text[out->len] = '\0';
+}
+
+/* Copies one URL [url, end) into out with its password and query values hidden. */
+static void s_redact_url(s_out_t *out, const char *url, const char *end)
+{
+    const char *authority = strstr(url, "://") + 3;
+    const char *path = authority;
+    while (path < end && *path != '/' && *path != '?' && *path != '#')
+        path++;
+    const char *at = NULL;
+    for (const char *p = authority; p < path; p++)
+        if (*p == '@')
+            at = p;
+    if (at) {
+        const char *colon = memchr(authority, ':', (size_t)(at - authority));
+        s_put(out, url, (size_t)((colon ? colon : at) - url));
+        s_put(out, colon ? ":<redacted>@" : "@", colon ? 12 : 1);
+        url = at + 1;
+    }
+    const char *query = memchr(url, '?', (size_t)(end - url));
+    if (!query) {
+        s_put(out, url, (size_t)(end - url));
+        return;
+    }
+    s_put(out, url, (size_t)(query + 1 - url));
+    for (const char *param = query + 1; param < end;) {
+        const char *param_end = param;
+        while (param_end < end && *param_end != '&')
+            param_end++;
+        const char *equals = memchr(param, '=', (size_t)(param_end - param));
+        size_t name_len = (size_t)((equals ? equals : param_end) - param);
+        if (s_plain_param(param, name_len)) {
+            s_put(out, param, (size_t)(param_end - param));
+        } else if (equals) {
+            s_put(out, param, name_len + 1);
+            if (param_end > equals + 1)
+                s_put(out, "<redacted>", 10);
+        } else if (param_end > param) {
+            s_put(out, "<redacted>", 10);
+        }
+        if (param_end < end)
+            s_put(out, "&", 1);
+        param = param_end + 1;
+    }
+}
+
+size_t ufs_redact(const char *text, char *out, size_t out_len)
+{
+    if (!out || out_len == 0)
+        return 0;
+    s_out_t cursor = {.text = out, .cap = out_len, .len = 0};
+    out[0] = '\0';
+    const char *copied = text; /* text before this is in out */
+    for (const char *p = text; (p = strstr(p, "://"));) {
+        /* The scheme: letters, digits, '+', '-', '.' back to a non-scheme byte. */
+        const char *start = p;
+        while (start > copied &&
+               ((start[-1] >= 'a' && start[-1] <= 'z') || (start[-1] >= 'A' && start[-1] <= 'Z') ||
+                (start[-1] >= '0' && start[-1] <= '9') || start[-1] == '+' || start[-1] == '-' ||
+                start[-1] == '.'))
+            start--;
+        const char *end = p + 3;
+        while (!s_url_end(*end))
+            end++;
+        /* "GET URL: detail": a ':' or ',' ending the token is punctuation, not the URL's. */
+        while (end > p + 3 && (end[-1] == ':' || end[-1] == ','))
+            end--;
+        size_t scheme_len = (size_t)(p - start);
+        if (!((scheme_len == 4 && strncasecmp(start, "http", 4) == 0) ||
+              (scheme_len == 5 && strncasecmp(start, "https", 5) == 0))) {
+            p += 3; /* not an HTTP URL: s3://, hf://, file:// carry no credentials */
+            continue;
+        }
+        s_put(&cursor, copied, (size_t)(start - copied));
+        s_redact_url(&cursor, start, end);
+        copied = p = end;
+    }
+    s_put(&cursor, copied, strlen(copied));
+    return cursor.len;
+}
+
+int ufs_fail(int code, const char *fmt, ...)
+{
+    char stack[1024], *text = stack;
+    va_list ap, again;
+    va_start(ap, fmt);
+    va_copy(again, ap);
+    int n = vsnprintf(stack, sizeof stack, fmt, ap);
+    if (n >= (int)sizeof stack) {
+        char *heap = malloc((size_t)n + 1);
+        if (heap) {
+            vsnprintf(heap, (size_t)n + 1, fmt, again);
+            text = heap;
+        } /* else the cut text: a value cut short is still inside its URL and still hidden */
+    }
+    va_end(again);
+    va_end(ap);
+    if (n < 0)
+        stack[0] = '\0';
+    char redacted[UFS_ERROR_MAX];
+    ufs_redact(text, redacted, sizeof redacted);
+    if (text != stack)
+        free(text);
+    return shoal_fail(code, "%s", redacted);
 }

@@ -56,7 +56,7 @@ static void *s_hf_init(ufs_t *ufs, const ufs_options_t *options)
     (void)options;
     s_hf_t *state = calloc(1, sizeof *state);
     if (!state) {
-        shoal_fail(SHOAL_ENOMEM, "hf connector: out of memory");
+        ufs_fail(SHOAL_ENOMEM, "hf connector: out of memory");
         return NULL;
     }
     state->ufs = ufs;
@@ -76,7 +76,7 @@ static void *s_hf_init(ufs_t *ufs, const ufs_options_t *options)
         state->auth = curl_slist_append(NULL, header);
         if (!state->auth) {
             free(state);
-            shoal_fail(SHOAL_ENOMEM, "hf connector: out of memory");
+            ufs_fail(SHOAL_ENOMEM, "hf connector: out of memory");
             return NULL;
         }
     }
@@ -131,22 +131,22 @@ static int s_parse(const char *uri, s_hf_uri_t *out)
     }
     const char *org_end = strchr(p, '/');
     if (!org_end || org_end == p)
-        return shoal_fail(SHOAL_EINVAL, "%s: expected hf://[datasets/|spaces/]ORG/NAME/PATH", uri);
+        return ufs_fail(SHOAL_EINVAL, "%s: expected hf://[datasets/|spaces/]ORG/NAME/PATH", uri);
     const char *name = org_end + 1;
     size_t name_len = strcspn(name, "/@");
     if (name_len == 0)
-        return shoal_fail(SHOAL_EINVAL, "%s: no repository name", uri);
+        return ufs_fail(SHOAL_EINVAL, "%s: no repository name", uri);
     const char *after = name + name_len;
     snprintf(out->revision, sizeof out->revision, "main");
     if (*after == '@') {
         size_t rev_len = strcspn(after + 1, "/");
         if (!s_percent_decode(after + 1, rev_len, out->revision, sizeof out->revision))
-            return shoal_fail(SHOAL_EINVAL, "%s: bad revision", uri);
+            return ufs_fail(SHOAL_EINVAL, "%s: bad revision", uri);
         after += 1 + rev_len;
     }
     int n = snprintf(out->repo, sizeof out->repo, "%.*s", (int)(name + name_len - p), p);
     if (n < 0 || (size_t)n >= sizeof out->repo)
-        return shoal_fail(SHOAL_EINVAL, "%s: repository name too long", uri);
+        return ufs_fail(SHOAL_EINVAL, "%s: repository name too long", uri);
     snprintf(out->base, sizeof out->base, "%.*s", (int)(after - uri), uri);
     while (*after == '/')
         after++;
@@ -157,7 +157,7 @@ static int s_parse(const char *uri, s_hf_uri_t *out)
     if (strstr(out->path, "//") || strcmp(out->path, "..") == 0 ||
         strncmp(out->path, "../", 3) == 0 || strstr(out->path, "/../") ||
         (len >= 3 && strcmp(out->path + len - 3, "/..") == 0))
-        return shoal_fail(SHOAL_EINVAL, "%s: path has empty or '..' segments", uri);
+        return ufs_fail(SHOAL_EINVAL, "%s: path has empty or '..' segments", uri);
     return 0;
 }
 
@@ -168,7 +168,7 @@ static int s_resolve_url(const s_hf_t *state, const s_hf_uri_t *u, char *out, si
                      strcmp(u->kind, "models") == 0 ? "" : u->kind,
                      strcmp(u->kind, "models") == 0 ? "" : "/", u->repo);
     if (n < 0 || (size_t)n >= out_len)
-        return shoal_fail(SHOAL_EINVAL, "hf url too long");
+        return ufs_fail(SHOAL_EINVAL, "hf url too long");
     int rc = ufs_url_append_encoded(out, out_len, u->revision, false);
     if (rc == 0 && strlen(out) + 1 < out_len)
         strcat(out, "/");
@@ -190,11 +190,11 @@ static int s_status_error(long status, const char *what)
 {
     int rc = ufs_http_status_error(status, what);
     if (status == 401)
-        shoal_fail(rc,
-                   "%s: HTTP 401 (bad or missing HF_TOKEN, or a private, gated or missing "
-                   "repository)",
-                   what);
-    return rc == 0 ? shoal_fail(SHOAL_EIO, "%s: HTTP %ld", what, status) : rc;
+        ufs_fail(rc,
+                 "%s: HTTP 401 (bad or missing HF_TOKEN, or a private, gated or missing "
+                 "repository)",
+                 what);
+    return rc == 0 ? ufs_fail(SHOAL_EIO, "%s: HTTP %ld", what, status) : rc;
 }
 
 /* ---- listing ----------------------------------------------------------------------------- */
@@ -226,18 +226,34 @@ static bool s_link_next(const s_hf_t *state, const char *link, char *out, size_t
     return false;
 }
 
-/* Adds the entries of one tree API page (a JSON array of {type, path, size, oid, lfs}) to out.
- * Versions are lfs.oid for LFS files (the sha256 that resolve sends as X-Linked-Etag) and the
- * git blob oid otherwise (resolve's ETag), so list and stat agree. */
-static int s_tree_page(const s_hf_uri_t *u, const char *url, const char *body, bool recursive,
-                       ufs_list_t *out)
+/* Whether a tree entry's path is one this connector can address: non-empty, relative, no
+ * empty or ".." segments (s_parse refuses those), no control characters. */
+static bool s_tree_path_ok(const char *path)
+{
+    if (!path[0] || path[0] == '/' || strstr(path, "//"))
+        return false;
+    for (const char *p = path; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return false;
+    for (const char *segment = path; segment;) {
+        const char *slash = strchr(segment, '/');
+        size_t len = slash ? (size_t)(slash - segment) : strlen(segment);
+        if (len == 0 || (len == 2 && segment[0] == '.' && segment[1] == '.'))
+            return false;
+        segment = slash ? slash + 1 : NULL;
+    }
+    return true;
+}
+
+int ufs_hf_parse_tree(const char *base, const char *url, const char *body, size_t len,
+                      bool recursive, ufs_list_t *out)
 {
     json_error_t error;
-    json_t *root = json_loads(body, 0, &error);
+    json_t *root = json_loadb(body ? body : "", body ? len : 0, 0, &error);
     if (!root || !json_is_array(root)) {
         json_decref(root);
-        return shoal_fail(SHOAL_EPROTO, "GET %s: tree reply is not a JSON array (%s, line %d)", url,
-                          root ? "other JSON" : error.text, error.line);
+        return ufs_fail(SHOAL_EPROTO, "GET %s: tree reply is not a JSON array (%s, line %d)", url,
+                        root ? "other JSON" : error.text, error.line);
     }
     int rc = 0;
     size_t index;
@@ -245,16 +261,18 @@ static int s_tree_page(const s_hf_uri_t *u, const char *url, const char *body, b
     char *uri = malloc(UFS_URI_MAX + 1);
     if (!uri) {
         json_decref(root);
-        return shoal_fail(SHOAL_ENOMEM, "hf list: out of memory");
+        return ufs_fail(SHOAL_ENOMEM, "hf list: out of memory");
     }
     json_array_foreach(root, index, item)
     {
         const char *type = json_string_value(json_object_get(item, "type"));
         const char *path = json_string_value(json_object_get(item, "path"));
         if (!type || !path) {
-            rc = shoal_fail(SHOAL_EPROTO, "GET %s: entry %zu without type or path", url, index);
+            rc = ufs_fail(SHOAL_EPROTO, "GET %s: entry %zu without type or path", url, index);
             break;
         }
+        if (!s_tree_path_ok(path))
+            continue; /* no call could use it */
         bool is_dir = strcmp(type, "directory") == 0;
         if (is_dir && recursive)
             continue;
@@ -264,13 +282,13 @@ static int s_tree_page(const s_hf_uri_t *u, const char *url, const char *body, b
             json_t *size = json_object_get(lfs ? lfs : item, "size");
             const char *oid = json_string_value(json_object_get(lfs ? lfs : item, "oid"));
             if (!json_is_integer(size) || json_integer_value(size) < 0) {
-                rc = shoal_fail(SHOAL_EPROTO, "GET %s: %s has no size", url, path);
+                rc = ufs_fail(SHOAL_EPROTO, "GET %s: %.200s has no size", url, path);
                 break;
             }
             info.size = (uint64_t)json_integer_value(size);
             snprintf(info.version, sizeof info.version, "%s", oid ? oid : "");
         }
-        int n = snprintf(uri, UFS_URI_MAX + 1, "%s/%s", u->base, path);
+        int n = snprintf(uri, UFS_URI_MAX + 1, "%s/%s", base, path);
         if (n < 0 || n > UFS_URI_MAX)
             continue;
         rc = ufs_list_push(out, uri, &info);
@@ -290,7 +308,7 @@ static int s_hf_list(void *opaque, const char *uri, bool recursive, ufs_list_t *
     if (!u || !url) {
         free(u);
         free(url);
-        return shoal_fail(SHOAL_ENOMEM, "hf list: out of memory");
+        return ufs_fail(SHOAL_ENOMEM, "hf list: out of memory");
     }
     int rc = s_parse(uri, u);
     if (rc == 0) {
@@ -318,7 +336,7 @@ static int s_hf_list(void *opaque, const char *uri, bool recursive, ufs_list_t *
             rc = s_status_error(response.status, what);
         }
         if (rc == 0)
-            rc = s_tree_page(u, url, response.body ? response.body : "", recursive, out);
+            rc = ufs_hf_parse_tree(u->base, url, response.body, response.body_len, recursive, out);
         char link[UFS_URI_MAX];
         bool more = rc == 0 && ufs_http_header(&response, "Link", link, sizeof link) &&
                     s_link_next(state, link, url, 2 * UFS_URI_MAX);
@@ -367,7 +385,7 @@ static int s_hf_stat(void *opaque, const char *uri, ufs_stat_t *out)
     s_hf_t *state = opaque;
     s_hf_uri_t *u = malloc(sizeof *u);
     char *url = malloc(2 * UFS_URI_MAX);
-    int rc = (!u || !url) ? shoal_fail(SHOAL_ENOMEM, "hf stat: out of memory") : s_parse(uri, u);
+    int rc = (!u || !url) ? ufs_fail(SHOAL_ENOMEM, "hf stat: out of memory") : s_parse(uri, u);
     if (rc == 0 && u->path[0] == '\0') {
         rc = s_stat_dir(state, uri, out); /* the repository itself */
         goto done;
@@ -411,7 +429,7 @@ static int s_hf_stat(void *opaque, const char *uri, ufs_stat_t *out)
         } else if (status == 404) {
             rc = s_stat_dir(state, uri, out);
             if (rc == SHOAL_ENOENT)
-                rc = shoal_fail(SHOAL_ENOENT, "HEAD %s: HTTP 404 (not found)", url);
+                rc = ufs_fail(SHOAL_ENOENT, "HEAD %s: HTTP 404 (not found)", url);
         } else {
             snprintf(what, sizeof what, "HEAD %s", url);
             rc = s_status_error(status, what);
@@ -437,8 +455,7 @@ static int64_t s_hf_read(void *opaque, const char *uri, const char *version, uin
         return 0;
     s_hf_uri_t *u = malloc(sizeof *u);
     char *url = malloc(2 * UFS_URI_MAX);
-    int64_t rc =
-        (!u || !url) ? shoal_fail(SHOAL_ENOMEM, "hf read: out of memory") : s_parse(uri, u);
+    int64_t rc = (!u || !url) ? ufs_fail(SHOAL_ENOMEM, "hf read: out of memory") : s_parse(uri, u);
     if (rc == 0)
         rc = s_resolve_url(state, u, url, 2 * UFS_URI_MAX);
     bool checked = version == NULL;
@@ -467,8 +484,8 @@ static int64_t s_hf_read(void *opaque, const char *uri, const char *version, uin
         if (!checked && names_version) {
             if (s_reply_version(&response, seen)) {
                 if (strcmp(seen, version) != 0) {
-                    rc = shoal_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", what, seen,
-                                    version);
+                    rc = ufs_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", what, seen,
+                                  version);
                     ufs_http_response_fini(&response);
                     break;
                 }

@@ -19,7 +19,7 @@ static void *s_http_init(ufs_t *ufs, const ufs_options_t *options)
     (void)options;
     s_http_t *state = calloc(1, sizeof *state);
     if (!state) {
-        shoal_fail(SHOAL_ENOMEM, "http connector: out of memory");
+        ufs_fail(SHOAL_ENOMEM, "http connector: out of memory");
         return NULL;
     }
     state->ufs = ufs;
@@ -89,11 +89,11 @@ static int s_stat_by_get(s_http_t *state, const char *uri, ufs_stat_t *out)
         } else if (response.status == 416) {
             out->size = response.range_total > 0 ? (uint64_t)response.range_total : 0;
         } else if (response.status == 206) {
-            rc = shoal_fail(SHOAL_EIO, "%s: 206 without the object's size", what);
+            rc = ufs_fail(SHOAL_EIO, "%s: 206 without the object's size", what);
         } else {
             rc = ufs_http_status_error(response.status, what);
             if (rc == 0)
-                rc = shoal_fail(SHOAL_EIO, "%s: HTTP %ld", what, response.status);
+                rc = ufs_fail(SHOAL_EIO, "%s: HTTP %ld", what, response.status);
         }
         if (rc == 0)
             s_response_version(&response, out->size, out->version, &out->mtime);
@@ -127,16 +127,16 @@ static int s_http_stat(void *opaque, const char *uri, ufs_stat_t *out)
     char what[UFS_URI_MAX + 16];
     snprintf(what, sizeof what, "HEAD %s", uri);
     rc = ufs_http_status_error(status, what);
-    return rc < 0 ? rc : shoal_fail(SHOAL_EIO, "%s: HTTP %ld", what, status);
+    return rc < 0 ? rc : ufs_fail(SHOAL_EIO, "%s: HTTP %ld", what, status);
 }
 
 static int s_http_list(void *opaque, const char *uri, bool recursive, ufs_list_t *out)
 {
     (void)opaque, (void)recursive, (void)out;
-    return shoal_fail(SHOAL_ENOTSUP,
-                      "list %s: plain HTTP has no listing; stat and read single URLs, or use a "
-                      "store that lists (s3://, az://, hf://, file://)",
-                      uri);
+    return ufs_fail(SHOAL_ENOTSUP,
+                    "list %s: plain HTTP has no listing; stat and read single URLs, or use a "
+                    "store that lists (s3://, az://, hf://, file://)",
+                    uri);
 }
 
 /* One ranged GET into buf. With a version: a strong ETag is sent as If-Match (the server then
@@ -155,7 +155,7 @@ static int64_t s_http_read(void *opaque, const char *uri, const char *version, u
         snprintf(if_match, sizeof if_match, "If-Match: \"%s\"", version);
         headers = curl_slist_append(NULL, if_match);
         if (!headers)
-            return shoal_fail(SHOAL_ENOMEM, "read %s: out of memory", uri);
+            return ufs_fail(SHOAL_ENOMEM, "read %s: out of memory", uri);
     }
     ufs_http_request_t request = {.method = "GET",
                                   .url = uri,
@@ -181,13 +181,13 @@ static int64_t s_http_read(void *opaque, const char *uri, const char *version, u
                 uint64_t size = response.range_total >= 0 ? (uint64_t)response.range_total : 0;
                 s_response_version(&response, size, seen, &mtime);
                 if (strcmp(seen, version) != 0)
-                    result = shoal_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", what, seen,
-                                        version);
+                    result = ufs_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", what, seen,
+                                      version);
             }
         } else {
             result = ufs_http_status_error(response.status, what);
             if (result == 0 && response.status != 416)
-                result = shoal_fail(SHOAL_EIO, "%s: HTTP %ld", what, response.status);
+                result = ufs_fail(SHOAL_EIO, "%s: HTTP %ld", what, response.status);
         }
     }
     ufs_http_response_fini(&response);

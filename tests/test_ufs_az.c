@@ -393,7 +393,31 @@ Test(ufs_az, credentials, .init = s_setup, .fini = s_teardown, .timeout = 120)
     cr_assert(strstr(shoal_last_error(), "403"), "%s", shoal_last_error());
     cr_assert(strstr(shoal_last_error(), "SAS token"), "%s", shoal_last_error());
     cr_assert_null(strstr(shoal_last_error(), "sig="), "%s", shoal_last_error());
+    const char *signature = strstr(sas, "&sig=") + 5;
+    cr_assert_gt(strlen(signature), 20);
+    cr_assert_eq(ufs_read(s_ufs, "az://" CONTAINER "/k", NULL, 0, buf, sizeof buf), SHOAL_EACCES);
+    cr_assert_null(strstr(shoal_last_error(), signature), "%s", shoal_last_error());
+    cr_assert_eq(ufs_list(s_ufs, "az://" CONTAINER, true, &list), SHOAL_EACCES);
+    cr_assert_null(strstr(shoal_last_error(), signature), "%s", shoal_last_error());
     ufs_destroy(&s_ufs);
+
+    /* The same SAS against a dead endpoint: the HTTP layer's message names the URL (with the
+     * SAS appended), and shows every SAS value as <redacted>. */
+    char dead[128];
+    snprintf(dead, sizeof dead, "http://127.0.0.1:%d/" ACCOUNT, tp_free_port());
+    setenv("AZURE_STORAGE_BLOB_ENDPOINT", dead, 1);
+    s_ufs = s_new_ufs();
+    cr_assert_eq(ufs_read(s_ufs, "az://" CONTAINER "/k", NULL, 0, buf, sizeof buf), SHOAL_EIO);
+    cr_assert(strstr(shoal_last_error(), dead), "%s", shoal_last_error());
+    cr_assert(strstr(shoal_last_error(), "&sig=<redacted>"), "%s", shoal_last_error());
+    cr_assert(strstr(shoal_last_error(), "sv=<redacted>&ss=<redacted>"), "%s", shoal_last_error());
+    cr_assert_null(strstr(shoal_last_error(), signature), "%s", shoal_last_error());
+    cr_assert_null(strstr(shoal_last_error(), "2099"), "%s", shoal_last_error());
+    cr_assert_eq(ufs_list(s_ufs, "az://" CONTAINER, true, &list), SHOAL_EIO);
+    cr_assert(strstr(shoal_last_error(), "comp=list"), "%s", shoal_last_error());
+    cr_assert_null(strstr(shoal_last_error(), signature), "%s", shoal_last_error());
+    ufs_destroy(&s_ufs);
+    setenv("AZURE_STORAGE_BLOB_ENDPOINT", s_endpoint, 1);
 
     /* A connection string alone. */
     unsetenv("AZURE_STORAGE_SAS_TOKEN");

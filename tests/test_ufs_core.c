@@ -3,6 +3,8 @@
  * listing helpers, option defaults, and the small HTTP helpers (ETag versions, URL encoding).
  */
 #include <criterion/criterion.h>
+#include <locale.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,6 +120,95 @@ Test(ufs_core, url_encode)
     cr_assert_str_eq(out, "refs%2Fpr%2F1");
     char small[8] = "";
     cr_assert_eq(ufs_url_append_encoded(small, sizeof small, "abcdefgh", false), SHOAL_EINVAL);
+}
+
+/* Every byte, one at a time, under every locale we can set (a Latin-1 locale would call 0xE9
+ * a letter for isalnum): only ASCII letters, digits and "-._~" (and '/' when kept) stay raw;
+ * every byte >= 0x80 is %XX. */
+Test(ufs_core, url_encode_every_byte_any_locale)
+{
+    const char *locales[] = {"C",          "C.UTF-8",         "en_US.UTF-8", "de_DE.ISO-8859-1",
+                             "fr_FR@euro", "en_US.ISO-8859-1"};
+    for (size_t l = 0; l < sizeof locales / sizeof locales[0]; l++) {
+        if (!setlocale(LC_ALL, locales[l]))
+            continue;
+        for (int byte = 1; byte < 256; byte++) {
+            char text[2] = {(char)byte, 0}, out[8] = "";
+            cr_assert_eq(ufs_url_append_encoded(out, sizeof out, text, true), 0);
+            bool plain = (byte >= 'A' && byte <= 'Z') || (byte >= 'a' && byte <= 'z') ||
+                         (byte >= '0' && byte <= '9') || strchr("-._~/", byte);
+            char want[8];
+            if (plain)
+                snprintf(want, sizeof want, "%c", byte);
+            else
+                snprintf(want, sizeof want, "%%%02X", byte);
+            cr_assert_str_eq(out, want, "byte 0x%02x under %s", byte, locales[l]);
+        }
+    }
+    setlocale(LC_ALL, "C");
+}
+
+/* Secrets in URLs never reach a message: passwords and query values other than the listing
+ * parameters are hidden, in any URL of the text; other schemes are left alone. */
+Test(ufs_core, redact)
+{
+    char out[UFS_ERROR_MAX];
+    const char *cases[][2] = {
+        {"GET "
+         "https://acct.blob.core.windows.net/c/b?sv=2021-08-06&ss=b&sp=rl&se=2099-01-01T00%3A00Z"
+         "&sig=AbC%2Bd%3D: Couldn't connect (x) after 4 attempts",
+         "GET https://acct.blob.core.windows.net/c/b?sv=<redacted>&ss=<redacted>&sp=<redacted>"
+         "&se=<redacted>&sig=<redacted>: Couldn't connect (x) after 4 attempts"},
+        {"GET http://127.0.0.1:1/c?restype=container&comp=list&maxresults=7&prefix=a%2F&marker=m"
+         "&sig=SECRET: HTTP 403",
+         "GET http://127.0.0.1:1/c?restype=container&comp=list&maxresults=7&prefix=a%2F&marker=m"
+         "&sig=<redacted>: HTTP 403"},
+        {"HEAD https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA"
+         "%2F2024&X-Amz-Signature=f00d&X-Amz-Security-Token=tok, then http://h/x?list-type=2&"
+         "max-keys=7",
+         "HEAD https://b.s3.amazonaws.com/k?X-Amz-Algorithm=<redacted>&X-Amz-Credential=<redacted>"
+         "&X-Amz-Signature=<redacted>&X-Amz-Security-Token=<redacted>, then "
+         "http://h/x?list-type=2&max-keys=7"},
+        {"GET HTTP://alice:pa55@host:8080/p?secretonly: 401",
+         "GET HTTP://alice:<redacted>@host:8080/p?<redacted>: 401"},
+        {"GET https://token@host/p?=v&&x=", "GET https://token@host/p?=<redacted>&&x="},
+        {"s3://bucket/a?b=c and hf://datasets/o/n/x?y=z and file:///tmp/q?r=s stay",
+         "s3://bucket/a?b=c and hf://datasets/o/n/x?y=z and file:///tmp/q?r=s stay"},
+        {"no url: just ://text?a=b", "no url: just ://text?a=b"},
+        {"<http://h/?sig=x>", "<http://h/?sig=<redacted>>"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ufs_redact(cases[i][0], out, sizeof out);
+        cr_assert_str_eq(out, cases[i][1], "case %zu", i);
+        /* Redacting again changes nothing. */
+        char again[UFS_ERROR_MAX];
+        ufs_redact(out, again, sizeof again);
+        cr_assert_str_eq(again, out, "case %zu twice", i);
+    }
+    /* Cut to fit, never past the buffer, and a cut never shows part of a value. */
+    char small[40];
+    ufs_redact("GET http://host/path?sig=0123456789abcdef0123456789", small, sizeof small);
+    cr_assert_str_eq(small, "GET http://host/path?sig=<redacted>");
+    ufs_redact("GET http://host/a-much-longer-path-than-fits?sig=0123", small, sizeof small);
+    cr_assert_eq(strlen(small), sizeof small - 1);
+    cr_assert_null(strstr(small, "0123"));
+
+    /* ufs_fail redacts, also for messages over the last-error size. */
+    char *long_url = malloc(8192);
+    memset(long_url, 'p', 8192);
+    memcpy(long_url, "http://h/", 9);
+    snprintf(long_url + 6000, 8192 - 6000, "?sig=TOPSECRET");
+    cr_assert_eq(ufs_fail(SHOAL_EIO, "GET %s: failed", long_url), SHOAL_EIO);
+    cr_assert_null(strstr(shoal_last_error(), "TOPSECRET"));
+    /* A message whose secret straddles the last error's size. */
+    snprintf(long_url + 490, 8192 - 490, "?sig=TOPSECRET");
+    cr_assert_eq(ufs_fail(SHOAL_EIO, "GET %s: failed", long_url), SHOAL_EIO);
+    cr_assert_null(strstr(shoal_last_error(), "TOPS"), "%s", shoal_last_error());
+    cr_assert(strstr(shoal_last_error(), "?sig=<red"), "%s", shoal_last_error());
+    free(long_url);
+    cr_assert_eq(ufs_http_status_error(403, "GET http://u:pw@h/x?sig=s1"), SHOAL_EACCES);
+    cr_assert_str_eq(shoal_last_error(), "GET http://u:<redacted>@h/x?sig=<redacted>: HTTP 403 "
+                                         "(access denied)");
 }
 
 Test(ufs_core, header_lookup)

@@ -1,17 +1,25 @@
 /*
  * test_ufs_file.c - the file:// connector on a temp directory: stat, one-level and recursive
  * listings, reads at every page boundary through both io_uring and pread, versions, files
- * changed after stat, non-regular files, threads and fork.
+ * changed after stat, non-regular files, threads and fork, and the automatic fallback to pread
+ * when a seccomp filter (as container runtimes install) refuses io_uring_setup.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <liburing.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -319,3 +327,150 @@ Test(file, fork_child_makes_its_own_ring)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     s_check_read(uri, NULL, 4, PAGE, PAGE);
 }
+
+/* ---- io_uring refused by seccomp --------------------------------------------------------- */
+
+#if defined(__x86_64__)
+#define S_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define S_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+#ifdef S_AUDIT_ARCH
+/* Makes io_uring_setup fail with EPERM in this process from now on, as Docker's default
+ * seccomp profile and gVisor do: no-new-privs (so no privilege is needed) plus a three-line
+ * BPF filter. Irreversible: call it in a forked child only. 0 or -1. */
+static int s_refuse_io_uring(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, S_AUDIT_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog program = {.len = sizeof filter / sizeof filter[0], .filter = filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0 ? 0 : -1;
+}
+
+static void *s_refused_worker(void *arg)
+{
+    (void)arg;
+    unsigned char *buf = malloc(PAGE);
+    char uri[TP_PATH_MAX];
+    s_uri(uri, sizeof uri, s_files[3].name);
+    intptr_t failed = 0;
+    for (int k = 0; k < 8; k++) {
+        uint64_t offset = (uint64_t)k * 5 * PAGE + 777;
+        if (ufs_read(s_ufs, uri, NULL, offset, buf, PAGE) != PAGE ||
+            memcmp(buf, s_data[3] + offset, PAGE) != 0 ||
+            strcmp(ufs_file_last_read_path(), "pread") != 0)
+            failed++;
+    }
+    free(buf);
+    return (void *)failed;
+}
+
+/* The child's side: stderr into `log_path`, io_uring refused, then reads from this thread and
+ * four more at once. Exit status 0 when every read returned the right bytes through pread, 2 when
+ * the filter could not be installed, 3 when it did not refuse io_uring, 1 for a wrong read. */
+static int s_refused_child(const char *log_path, bool own_ufs)
+{
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+        return 2;
+    close(fd);
+    if (s_refuse_io_uring() != 0)
+        return 2;
+    struct io_uring probe;
+    int rc = io_uring_queue_init(4, &probe, 0);
+    if (rc != -EPERM) {
+        if (rc == 0)
+            io_uring_queue_exit(&probe);
+        return 3;
+    }
+    if (own_ufs) {
+        ufs_destroy(&s_ufs);
+        s_ufs = ufs_new(NULL);
+    }
+    /* The four threads and this one all start with no ring: whichever fails first reports. */
+    pthread_t threads[4];
+    bool started[4];
+    for (int t = 0; t < 4; t++)
+        started[t] = pthread_create(&threads[t], NULL, s_refused_worker, NULL) == 0;
+    char uri[TP_PATH_MAX];
+    s_uri(uri, sizeof uri, s_files[4].name);
+    unsigned char *buf = malloc(3 * PAGE);
+    int64_t got = ufs_read(s_ufs, uri, NULL, PAGE - 1, buf, 3 * PAGE);
+    bool ok = got == (int64_t)(s_files[4].size - (PAGE - 1)) &&
+              memcmp(buf, s_data[4] + PAGE - 1, (size_t)got) == 0 &&
+              strcmp(ufs_file_last_read_path(), "pread") == 0;
+    free(buf);
+    for (int t = 0; t < 4; t++) {
+        void *failed = (void *)1;
+        if (started[t])
+            pthread_join(threads[t], &failed);
+        ok = ok && failed == NULL;
+    }
+    ufs_destroy(&s_ufs);
+    return ok ? 0 : 1;
+}
+
+/* Runs s_refused_child in a forked child and checks what it said on stderr: exactly one line
+ * about io_uring, naming the reason. */
+static void s_expect_fallback(bool parent_used_uring)
+{
+    char log_path[TP_PATH_MAX];
+    snprintf(log_path, sizeof log_path, "%s/child-stderr.log", s_root);
+    fflush(stderr);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        _exit(s_refused_child(log_path, !parent_used_uring));
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "child died (status %d)", status);
+    if (WEXITSTATUS(status) == 2)
+        cr_skip_test("cannot install a seccomp filter here");
+    cr_assert_neq(WEXITSTATUS(status), 3, "the seccomp filter did not refuse io_uring_setup");
+    cr_assert_eq(WEXITSTATUS(status), 0, "a read through the fallback was wrong");
+    size_t len;
+    char *log = tp_read_file(log_path, &len);
+    cr_assert_not_null(log);
+    cr_assert_eq(tp_count_lines(log_path, "io_uring unavailable"), 1, "stderr:\n%s", log);
+    cr_assert(strstr(log, "Operation not permitted"), "%s", log);
+    cr_assert(strstr(log, "use pread"), "%s", log);
+    free(log);
+}
+
+/* A process where io_uring was never used: the first read finds it refused, says so once on
+ * stderr, and every read (five threads) goes through pread with the right bytes. */
+Test(file, io_uring_refused_falls_back_to_pread)
+{
+    s_expect_fallback(false);
+}
+
+/* The same after fork() from a parent whose thread had a working ring (a daemon forked into a
+ * sandbox): the child drops the inherited ring, cannot make its own, falls back once. */
+Test(file, io_uring_refused_after_fork_falls_back_once)
+{
+    if (!s_uring_works())
+        cr_skip_test("io_uring refused on this machine already");
+    char uri[TP_PATH_MAX];
+    s_uri(uri, sizeof uri, s_files[2].name);
+    s_check_read(uri, NULL, 2, 0, PAGE);
+    cr_assert_str_eq(ufs_file_last_read_path(), "io_uring");
+    s_expect_fallback(true);
+    s_check_read(uri, NULL, 2, 1, PAGE); /* the parent's ring still works */
+    cr_assert_str_eq(ufs_file_last_read_path(), "io_uring");
+}
+#else
+Test(file, io_uring_refused_falls_back_to_pread)
+{
+    cr_skip_test("no seccomp audit arch known for this CPU");
+}
+#endif

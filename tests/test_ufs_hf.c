@@ -3,7 +3,7 @@
  * (HF_ENDPOINT points at it): resolve URLs for datasets and models, revisions, static JSON
  * files standing in for the tree API (one level, recursive, paginated by Link), a private repo
  * behind a bearer token, an LFS file answered by a 302 to a "CDN" with X-Linked-Size/-Etag,
- * and files changed after stat.
+ * and files changed after stat. Suite hf_tree checks the tree JSON parser alone, field by field.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -279,7 +279,7 @@ Test(hf, listings)
     cr_assert_str_eq(list.entries[2].uri, "hf://datasets/org/paged/page.bin");
     cr_assert_eq(list.entries[2].stat.size, PAGE);
     ufs_list_fini(&list);
-    cr_assert_eq(tp_count_lines(s_nginx.access_log, "cursor=p2"), 1);
+    cr_assert_eq(tp_count_synced(&s_nginx, "cursor=p2"), 1);
 }
 
 Test(hf, private_repo_token)
@@ -314,17 +314,15 @@ Test(hf, lfs_redirect_to_cdn)
     cr_assert_eq(ufs_stat(s_ufs, uri, &st), 0, "%s", shoal_last_error());
     cr_assert_eq(st.size, 3 * PAGE);
     cr_assert_str_eq(st.version, "lfs-sha");
-    cr_assert_eq(tp_count_lines(s_nginx.access_log, "/cdn/"), 0); /* HEAD stopped at the 302 */
+    cr_assert_eq(tp_count_synced(&s_nginx, "/cdn/"), 0); /* HEAD stopped at the 302 */
     s_check_read(uri, "lfs-sha", s_data[3], 3 * PAGE, PAGE - 1, PAGE + 2);
     s_check_read(uri, NULL, s_data[3], 3 * PAGE, 3 * PAGE - 1, 10);
-    cr_assert_eq(tp_wait_lines(s_nginx.access_log, "GET /cdn/big.bin 206", 2, 2000), 2);
+    cr_assert_eq(tp_count_synced(&s_nginx, "GET /cdn/big.bin 206"), 2);
 
     char buf[16];
     cr_assert_eq(ufs_read(s_ufs, uri, "other-sha", 0, buf, sizeof buf), SHOAL_ESTALE);
     cr_assert(strstr(shoal_last_error(), "lfs-sha"), "%s", shoal_last_error());
-    cr_assert_eq(tp_wait_lines(s_nginx.access_log, "GET /datasets/org/lfs/resolve/main/big.bin 302",
-                               3, 2000),
-                 3);
+    cr_assert_eq(tp_count_synced(&s_nginx, "GET /datasets/org/lfs/resolve/main/big.bin 302"), 3);
     cr_assert_eq(tp_count_lines(s_nginx.access_log, "GET /cdn/big.bin"), 2); /* no third */
 
     ufs_list_t list;
@@ -353,4 +351,71 @@ Test(hf, changed_after_stat_is_stale)
     cr_assert_eq(ufs_stat(s_ufs, uri, &after), 0);
     cr_assert_str_neq(after.version, before.version);
     s_check_read(uri, after.version, s_data[3], 3 * PAGE, PAGE, PAGE);
+}
+
+/* ---- the tree parser alone (no server): one malformed input per field ------------------- */
+
+static int s_tree(const char *json, bool recursive, ufs_list_t *list)
+{
+    ufs_list_init(list);
+    return ufs_hf_parse_tree("hf://datasets/o/n", "http://hub/tree", json, strlen(json), recursive,
+                             list);
+}
+
+Test(hf_tree, fields)
+{
+    ufs_list_t list;
+    cr_assert_eq(s_tree("[{\"type\":\"file\",\"oid\":\"g\",\"size\":134,\"path\":\"a/b.bin\","
+                        "\"lfs\":{\"oid\":\"sha\",\"size\":3145728}},"
+                        "{\"type\":\"directory\",\"oid\":\"d\",\"size\":0,\"path\":\"a/c\"},"
+                        "{\"type\":\"file\",\"oid\":\"x\",\"size\":0,\"path\":\"e\"}]",
+                        false, &list),
+                 0, "%s", shoal_last_error());
+    cr_assert_eq(list.count, 3);
+    cr_assert_str_eq(list.entries[0].uri, "hf://datasets/o/n/a/b.bin");
+    cr_assert_eq(list.entries[0].stat.size, 3145728); /* lfs.size, not the pointer's */
+    cr_assert_str_eq(list.entries[0].stat.version, "sha");
+    cr_assert(list.entries[1].stat.is_dir);
+    cr_assert_str_eq(list.entries[2].stat.version, "x");
+    ufs_list_fini(&list);
+    cr_assert_eq(s_tree("[{\"type\":\"directory\",\"path\":\"d\"}]", true, &list), 0);
+    cr_assert_eq(list.count, 0); /* recursive: no directory entries */
+    ufs_list_fini(&list);
+
+    const char *malformed[] = {
+        "",                                                    /* empty reply */
+        "not json",                                            /* not JSON */
+        "{\"error\":\"Repository not found\"}",                /* not an array */
+        "[{\"path\":\"a\",\"size\":1}]",                       /* no type */
+        "[{\"type\":\"file\",\"size\":1}]",                    /* no path */
+        "[{\"type\":\"file\",\"path\":7,\"size\":1}]",         /* path not a string */
+        "[{\"type\":\"file\",\"path\":\"a\"}]",                /* no size */
+        "[{\"type\":\"file\",\"path\":\"a\",\"size\":\"1\"}]", /* size not an integer */
+        "[{\"type\":\"file\",\"path\":\"a\",\"size\":-1}]",    /* negative size */
+        "[{\"type\":\"file\",\"path\":\"a\",\"size\":1,\"lfs\":{\"oid\":\"s\"}}]", /* lfs size */
+        "[1]",                                            /* entry not an object */
+        "[{\"type\":\"file\",\"path\":\"a\",\"size\":1}", /* cut short */
+    };
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
+        cr_assert_eq(s_tree(malformed[i], false, &list), SHOAL_EPROTO, "case %zu", i);
+        ufs_list_fini(&list);
+    }
+
+    /* Paths no call could use are left out, not errors. */
+    cr_assert_eq(s_tree("[{\"type\":\"file\",\"path\":\"../x\",\"size\":1},"
+                        "{\"type\":\"file\",\"path\":\"/abs\",\"size\":1},"
+                        "{\"type\":\"file\",\"path\":\"a//b\",\"size\":1},"
+                        "{\"type\":\"file\",\"path\":\"a/..\",\"size\":1},"
+                        "{\"type\":\"file\",\"path\":\"\",\"size\":1},"
+                        "{\"type\":\"file\",\"path\":\"a\\nb\",\"size\":1},"
+                        "{\"type\":\"file\",\"path\":\"ok..name\",\"size\":1}]",
+                        false, &list),
+                 0, "%s", shoal_last_error());
+    cr_assert_eq(list.count, 1);
+    cr_assert_str_eq(list.entries[0].uri, "hf://datasets/o/n/ok..name");
+    ufs_list_fini(&list);
+    /* An embedded NUL is not the end of the reply. */
+    cr_assert_eq(ufs_hf_parse_tree("hf://datasets/o/n", "u", "[]\0garbage", 10, false, &list),
+                 SHOAL_EPROTO);
+    ufs_list_fini(&list);
 }

@@ -359,6 +359,26 @@ long tp_wait_lines(const char *path, const char *needle, long at_least, int time
     return count;
 }
 
+int tp_log_sync(const tp_server_t *server, int timeout_ms)
+{
+    static int s_sync_count;
+    char path[64], needle[80];
+    snprintf(path, sizeof path, "/tp-log-sync/%d-%d", (int)getpid(), ++s_sync_count);
+    snprintf(needle, sizeof needle, "%s ", path); /* "-1 " must not match "-10 " */
+    if (tp_wait_http(server->port, path, timeout_ms) != 0)
+        return -1;
+    return tp_wait_lines(server->access_log, needle, 1, timeout_ms) >= 1 ? 0 : -1;
+}
+
+long tp_count_synced(const tp_server_t *server, const char *needle)
+{
+    if (tp_log_sync(server, 5000) != 0) {
+        fprintf(stderr, "tp_count_synced: no sentinel line in %s\n", server->access_log);
+        return -1;
+    }
+    return tp_count_lines(server->access_log, needle);
+}
+
 /* ---- servers ----------------------------------------------------------------------------- */
 
 /* Prints the tail of a server's log when it failed to start. */

@@ -81,6 +81,19 @@ typedef struct tp_server {
     char base_url[64];            /* "http://127.0.0.1:PORT" */
 } tp_server_t;
 
+/* Log barrier for a server with one access log written in request order (nginx with one
+ * worker writes each line after its reply; badhttp.py before it): makes a request for a unique
+ * sentinel path and polls until its line is in the log. Every request that completed before
+ * the call is logged once this returns 0 (-1 at the deadline). This is how a test proves that
+ * a line did NOT appear ("not retried", "no third request"): waiting for an absence is
+ * impossible, waiting for a later presence is not. The sentinel lines contain
+ * "/tp-log-sync/", so count with a needle. */
+int tp_log_sync(const tp_server_t *server, int timeout_ms);
+
+/* tp_log_sync, then tp_count_lines(server->access_log, needle): the exact count of lines of
+ * the requests done so far. -1 (and a line on stderr) if the barrier failed. */
+long tp_count_synced(const tp_server_t *server, const char *needle);
+
 /* Starts nginx (/usr/sbin/nginx, or $SHOAL_NGINX) serving `root` on a free loopback port, and
  * waits until it answers. `server_extra` is pasted into the server block (locations, auth
  * checks) and may be NULL. 0 or -1 (with the error log copied to stderr). */
