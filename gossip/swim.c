@@ -295,6 +295,14 @@ s_apply(swim_t *swim, const swim_update_t *u, const uint8_t sender[16], bool fro
         swim_queue(swim, m);
         return;
     }
+    if (u->incarnation < m->incarnation) {
+        /* The sender spreads news older than ours (it missed a refutation): correct it
+         * directly, or it may let a stale suspicion expire into a false death. Random
+         * gossip alone reaches one given member too slowly. */
+        if (!from_sync && swim->n_stale < SWIM_STALE_MAX)
+            swim->stale[swim->n_stale++] = m;
+        return;
+    }
     switch (state) {
     case SWIM_ALIVE: {
         if (u->incarnation <= m->incarnation)
@@ -383,18 +391,41 @@ s_transmit(swim_t *swim, const char *to)
                                      swim->buf.len);
 }
 
-/* Sends a non-SYNC message with as many queued records as max_piggyback allows. */
+/* Sends a non-SYNC message carrying `extra` (the records of those members, always) and then
+ * as many queued records as max_piggyback allows. */
 int
-swim_send(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *first)
+swim_send_records(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *const *extra,
+                  size_t n_extra)
 {
     swim_update_t updates[SWIM_UPDATES_MAX];
     size_t max = swim->opts.max_piggyback < SWIM_UPDATES_MAX ? swim->opts.max_piggyback
                                                              : SWIM_UPDATES_MAX;
-    size_t n = swim_dissem_take(&swim->dq, max, s_retransmit_limit(swim), first, swim->taken);
-    for (size_t i = 0; i < n; i++)
-        s_fill_update(swim->taken[i], &updates[i]);
+    size_t n = 0;
+    for (size_t i = 0; i < n_extra && n < SWIM_UPDATES_MAX; i++)
+        s_fill_update(extra[i], &updates[n++]);
+    size_t taken = swim_dissem_take(&swim->dq, max > n ? max - n : 0, s_retransmit_limit(swim),
+                                    NULL, swim->taken);
+    for (size_t i = 0; i < taken; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < n_extra; j++)
+            dup = dup || swim->taken[i] == extra[j];
+        if (!dup)
+            s_fill_update(swim->taken[i], &updates[n++]);
+    }
     int rc = swim_msg_encode(&swim->buf, msg, updates, n);
     return rc != 0 ? rc : s_transmit(swim, to);
+}
+
+/* Sends a non-SYNC message with queued records; `first` (may be NULL) always goes too. */
+int
+swim_send(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *first)
+{
+    if (first != NULL && first->dq_bucket >= 0) {
+        /* Count this transmission of a queued record like any other. */
+        swim_member_t *taken[1];
+        swim_dissem_take(&swim->dq, 1, s_retransmit_limit(swim), first, taken);
+    }
+    return swim_send_records(swim, to, msg, &first, first != NULL);
 }
 
 /* Sends a SYNC or JOIN carrying `members` (all of them when NULL) to `to`. */
@@ -607,6 +638,14 @@ s_timers_tick(swim_t *swim, uint64_t now_ms)
             if (now_ms >= swim_suspicion_deadline(m)) {
                 swim_set_state(swim, m, SWIM_DEAD, now_ms);
                 swim_queue(swim, m);
+            } else if (now_ms >= swim_suspicion_reminder(m)) {
+                /* Halfway through an unconfirmed suspicion: gossip it once more. Epidemic
+                 * gossip misses a given member with a small but real chance (~1e-3 at
+                 * N=100); whoever already has the refutation answers the stale record
+                 * directly (s_apply), so a missed refutation is caught before the timeout. */
+                m->suspicion->reminded = true;
+                if (m->dq_bucket < 0)
+                    swim_queue(swim, m);
             }
         } else if (now_ms >= m->state_since_ms + swim->opts.dead_forget_ms) {
             s_forget(swim, m);
@@ -694,7 +733,7 @@ swim_next_deadline(const swim_t *swim)
     if (swim->opts.reconnect_interval_ms > 0 && swim->next_reconnect_ms < t)
         t = swim->next_reconnect_ms;
     for (swim_member_t *m = swim->timers; m != NULL; m = m->tm_next) {
-        uint64_t due = m->state == SWIM_SUSPECT ? swim_suspicion_deadline(m)
+        uint64_t due = m->state == SWIM_SUSPECT ? swim_suspicion_reminder(m)
                                                 : m->state_since_ms + swim->opts.dead_forget_ms;
         if (due < t)
             t = due;
@@ -707,11 +746,18 @@ swim_next_deadline(const swim_t *swim)
  * ------------------------------------------------------------------------------------- */
 
 static void
-s_apply_all(swim_t *swim, swim_msg_t *msg, bool from_sync, uint64_t now_ms)
+s_apply_all(swim_t *swim, swim_msg_t *msg, bool from_sync, uint64_t now_ms, const char *peer)
 {
     swim_update_t u;
+    swim->n_stale = 0;
     while (swim_msg_next_update(msg, &u) == 1)
         s_apply(swim, &u, msg->from_id, from_sync, now_ms);
+    if (swim->n_stale > 0 && peer[0] != 0) {
+        swim_msg_t fix;
+        swim_msg_init(swim, &fix, SWIM_MSG_GOSSIP);
+        swim_send_records(swim, peer, &fix, swim->stale, swim->n_stale);
+    }
+    swim->n_stale = 0;
 }
 
 /* Cluster settings check of JOIN and SYNC. On a mismatch the sender gets a SYNC "refused"
@@ -773,7 +819,7 @@ swim_receive(swim_t *swim, uint64_t now_ms, const char *from, const uint8_t *byt
 
     switch (msg.type) {
     case SWIM_MSG_PING:
-        s_apply_all(swim, &msg, false, now_ms);
+        s_apply_all(swim, &msg, false, now_ms, peer);
         if (memcmp(msg.target_id, swim->self->id, SWIM_ID_LEN) == 0) {
             swim_msg_t ack;
             swim_msg_init(swim, &ack, SWIM_MSG_ACK);
@@ -782,25 +828,25 @@ swim_receive(swim_t *swim, uint64_t now_ms, const char *from, const uint8_t *byt
         }
         return 0;
     case SWIM_MSG_ACK:
-        s_apply_all(swim, &msg, false, now_ms);
+        s_apply_all(swim, &msg, false, now_ms, peer);
         swim_probe_on_ack(swim, &msg, now_ms);
         return 0;
     case SWIM_MSG_NACK:
-        s_apply_all(swim, &msg, false, now_ms);
+        s_apply_all(swim, &msg, false, now_ms, peer);
         swim_probe_on_nack(swim, &msg);
         return 0;
     case SWIM_MSG_PING_REQ:
-        s_apply_all(swim, &msg, false, now_ms);
+        s_apply_all(swim, &msg, false, now_ms, peer);
         swim_probe_on_ping_req(swim, &msg, now_ms);
         return 0;
     case SWIM_MSG_LEAVE:
     case SWIM_MSG_GOSSIP:
-        s_apply_all(swim, &msg, false, now_ms);
+        s_apply_all(swim, &msg, false, now_ms, peer);
         return 0;
     case SWIM_MSG_JOIN:
         if ((rc = s_check_settings(swim, &msg, peer)) != 0)
             return rc;
-        s_apply_all(swim, &msg, false, now_ms);
+        s_apply_all(swim, &msg, false, now_ms, peer);
         return s_send_state(swim, peer, SWIM_MSG_SYNC, SWIM_SYNC_REPLY, false);
     case SWIM_MSG_SYNC:
         if (msg.sync_kind == SWIM_SYNC_REFUSED) {
@@ -813,7 +859,7 @@ swim_receive(swim_t *swim, uint64_t now_ms, const char *from, const uint8_t *byt
         }
         if ((rc = s_check_settings(swim, &msg, peer)) != 0)
             return swim->joined ? rc : s_refused(swim, rc);
-        s_apply_all(swim, &msg, true, now_ms);
+        s_apply_all(swim, &msg, true, now_ms, peer);
         if (msg.sync_kind == SWIM_SYNC_REPLY)
             swim->joined = true;
         else

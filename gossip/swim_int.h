@@ -11,6 +11,7 @@
 #include "swim_proto.h"
 
 #define SWIM_RELAY_MAX 32 /* indirect probes relayed for others at once; more are dropped */
+#define SWIM_STALE_MAX 8  /* stale records corrected per received message */
 
 /* A PING we send for someone else's PING_REQ: ACK or NACK goes back to the requester. */
 typedef struct swim_relay {
@@ -68,6 +69,8 @@ struct swim {
     swim_update_t *scratch;            /* records for a SYNC, reused */
     size_t scratch_cap;                /* entries allocated */
     swim_member_t *taken[SWIM_UPDATES_MAX]; /* piggyback choice, reused */
+    swim_member_t *stale[SWIM_STALE_MAX]; /* members the current sender has old news of */
+    size_t n_stale;                    /* entries in stale */
     swim_stats_t stats;                /* counters */
 };
 
@@ -78,6 +81,8 @@ void swim_emit(swim_t *swim, swim_member_t *member, swim_state_t old_state, bool
 void swim_set_state(swim_t *swim, swim_member_t *member, swim_state_t state, uint64_t now_ms);
 void swim_queue(swim_t *swim, swim_member_t *member);
 int swim_send(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *first);
+int swim_send_records(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *const *extra,
+                      size_t n_extra);
 void swim_msg_init(swim_t *swim, swim_msg_t *msg, uint32_t type);
 
 /* swim_probe.c */
@@ -96,5 +101,7 @@ bool swim_suspect(swim_t *swim, swim_member_t *member, const uint8_t suspecter[1
                   uint64_t now_ms);
 /* When the suspicion of `member` expires (Lifeguard: shrinks with confirmations). */
 uint64_t swim_suspicion_deadline(const swim_member_t *member);
+/* When an unconfirmed suspicion is gossiped once more (the deadline if not applicable). */
+uint64_t swim_suspicion_reminder(const swim_member_t *member);
 
 #endif

@@ -28,6 +28,7 @@ typedef struct swim_suspicion {
     uint32_t n_confirmers;                        /* independent confirmations so far */
     uint8_t confirmers[SWIM_CONFIRM_MAX][16];     /* who confirmed (first suspecter excluded) */
     uint8_t suspecter[16];                        /* the suspecter gossiped with the update */
+    bool reminded;                                /* re-gossiped once halfway (swim.c) */
 } swim_suspicion_t;
 
 typedef struct swim_member swim_member_t;

@@ -51,6 +51,16 @@ swim_suspicion_deadline(const swim_member_t *member)
     return s->start_ms + (uint64_t)timeout;
 }
 
+uint64_t
+swim_suspicion_reminder(const swim_member_t *member)
+{
+    const swim_suspicion_t *s = member->suspicion;
+    uint64_t deadline = swim_suspicion_deadline(member);
+    if (s->reminded || s->n_confirmers > 0)
+        return deadline;
+    return s->start_ms + (deadline - s->start_ms) / 2;
+}
+
 bool
 swim_suspect(swim_t *swim, swim_member_t *member, const uint8_t suspecter[16], uint64_t now_ms)
 {

@@ -71,6 +71,10 @@ s_hook(void *ctx, size_t node, const swim_event_t *ev)
     }
     if (!st->measuring)
         return;
+    if (getenv("SWIMSIM_TRACE"))
+        printf("trace %llu: node %zu sees %zu %s inc %llu\n",
+               (unsigned long long)swim_fake_now(st->net), node, about,
+               swim_state_name(ev->member.state), (unsigned long long)ev->member.incarnation);
     if (ev->member.state == SWIM_SUSPECT)
         st->false_suspicions++;
     if (ev->member.state == SWIM_DEAD) {
@@ -394,7 +398,7 @@ main(int argc, char **argv)
     printf("nodes %zu loss %.1f%% crashes %zu x %zu runs: detected by all: median %.2f s, "
            "p99 %.2f s, max %.2f s, missed %zu\n",
            o.nodes, o.loss * 100, o.crashes, o.runs, median, p99, worst, missed);
-    printf("false suspicions %llu, false deaths %llu (partition deaths %llu), join converged "
+    printf("false suspect events %llu, false dead events %llu (partition deaths %llu), join converged "
            "in %.1f s, partition healed in %.1f s\n",
            (unsigned long long)fs, (unsigned long long)fd, (unsigned long long)pd, converge,
            heal);
