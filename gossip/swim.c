@@ -41,7 +41,8 @@ swim_opts_default(swim_opts_t *opts)
     opts->retransmit_mult = 4;
     opts->gossip_interval_ms = 200;
     opts->gossip_nodes = 3;
-    opts->max_piggyback = 8;
+    opts->max_piggyback = 64;
+    opts->piggyback_bytes = 1400;
     opts->push_pull_interval_ms = 30000;
     opts->reconnect_interval_ms = 10000;
     opts->awareness_max_mult = 8;
@@ -403,8 +404,15 @@ swim_send_records(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *
     size_t n = 0;
     for (size_t i = 0; i < n_extra && n < SWIM_UPDATES_MAX; i++)
         s_fill_update(extra[i], &updates[n++]);
-    size_t taken = swim_dissem_take(&swim->dq, max > n ? max - n : 0, s_retransmit_limit(swim),
-                                    NULL, swim->taken);
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += swim_update_size(&updates[i]);
+    /* Least-sent records first until the count or the byte budget is reached (memberlist
+     * fills a 1400-byte UDP packet the same way). */
+    size_t budget = swim->opts.piggyback_bytes > bytes ? swim->opts.piggyback_bytes - bytes : 0;
+    size_t taken = budget > 0 ? swim_dissem_take(&swim->dq, max > n ? max - n : 0, budget,
+                                                 s_retransmit_limit(swim), NULL, swim->taken)
+                              : 0;
     for (size_t i = 0; i < taken; i++) {
         bool dup = false;
         for (size_t j = 0; j < n_extra; j++)
@@ -423,7 +431,7 @@ swim_send(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *first)
     if (first != NULL && first->dq_bucket >= 0) {
         /* Count this transmission of a queued record like any other. */
         swim_member_t *taken[1];
-        swim_dissem_take(&swim->dq, 1, s_retransmit_limit(swim), first, taken);
+        swim_dissem_take(&swim->dq, 1, SIZE_MAX, s_retransmit_limit(swim), first, taken);
     }
     return swim_send_records(swim, to, msg, &first, first != NULL);
 }
@@ -911,6 +919,12 @@ swim_member_find(const swim_t *swim, const uint8_t id[SWIM_ID_LEN], swim_member_
         return SHOAL_ENOENT;
     s_info(swim, m, info);
     return 0;
+}
+
+size_t
+swim_queue_length(const swim_t *swim)
+{
+    return swim->dq.count;
 }
 
 uint32_t

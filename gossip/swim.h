@@ -91,7 +91,8 @@ typedef struct swim_opts {
     uint32_t retransmit_mult;         /* each update is sent mult x ceil(log10(N+1)) times */
     uint32_t gossip_interval_ms;      /* dedicated gossip round period (0: piggyback only) */
     uint32_t gossip_nodes;            /* members gossiped to per round */
-    uint32_t max_piggyback;           /* updates carried per message */
+    uint32_t max_piggyback;           /* most records carried per message */
+    uint32_t piggyback_bytes;         /* stop adding records past this many bytes */
     uint32_t push_pull_interval_ms;   /* full-state SYNC period (scaled up above 32 members) */
     uint32_t reconnect_interval_ms;   /* SYNC to a random dead member (partition healing) */
     uint32_t awareness_max_mult;      /* LHM counts 0 .. this - 1; timeouts scale by LHM+1 */
@@ -179,6 +180,9 @@ void swim_member_at(const swim_t *swim, size_t i, swim_member_info_t *info);
 
 /* Looks a member up by id. Returns 0 or SHOAL_ENOENT. */
 int swim_member_find(const swim_t *swim, const uint8_t id[SWIM_ID_LEN], swim_member_info_t *info);
+
+/* Records waiting to be gossiped (0 in a quiet cluster). */
+size_t swim_queue_length(const swim_t *swim);
 
 /* The local health multiplier (Lifeguard): 0 when healthy. */
 uint32_t swim_lhm(const swim_t *swim);

@@ -247,18 +247,30 @@ swim_dissem_push(swim_dissem_t *dq, swim_member_t *m)
 }
 
 size_t
-swim_dissem_take(swim_dissem_t *dq, size_t max, uint32_t limit, swim_member_t *first,
-                 swim_member_t **out)
+swim_member_wire_size(const swim_member_t *m)
 {
-    size_t n = 0;
+    /* As swim_update_size: array, id, 3 string headers, strings, 3 uints, suspecter. */
+    return 1 + 18 + 6 + strlen(m->name) + strlen(m->gossip_ep) + strlen(m->data_ep) + 27 + 18;
+}
+
+size_t
+swim_dissem_take(swim_dissem_t *dq, size_t max, size_t budget, uint32_t limit,
+                 swim_member_t *first, swim_member_t **out)
+{
+    size_t n = 0, bytes = 0;
     if (limit > SWIM_DQ_BUCKETS)
         limit = SWIM_DQ_BUCKETS;
-    if (first != NULL && max > 0)
+    if (first != NULL && max > 0) {
         out[n++] = first; /* sent even when no longer queued */
-    for (uint32_t b = 0; b < SWIM_DQ_BUCKETS && n < max; b++)
-        for (swim_member_t *m = dq->head[b]; m != NULL && n < max; m = m->dq_next)
-            if (m != first)
+        bytes += swim_member_wire_size(first);
+    }
+    for (uint32_t b = 0; b < SWIM_DQ_BUCKETS && n < max && bytes < budget; b++)
+        for (swim_member_t *m = dq->head[b]; m != NULL && n < max && bytes < budget;
+             m = m->dq_next)
+            if (m != first) {
                 out[n++] = m;
+                bytes += swim_member_wire_size(m);
+            }
     for (size_t i = 0; i < n; i++) {
         if (out[i]->dq_bucket < 0)
             continue;

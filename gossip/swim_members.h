@@ -100,12 +100,14 @@ typedef struct swim_dissem {
 void swim_dissem_push(swim_dissem_t *dq, swim_member_t *member);
 /* Unqueues a member if queued. */
 void swim_dissem_remove(swim_dissem_t *dq, swim_member_t *member);
-/* Takes up to `max` records, least-sent first, into out (caller's array); each one's count
+/* Takes up to `max` records (and stops once `budget` bytes are reached), least-sent first, into out (caller's array); each one's count
  * goes up by one and a record sent `limit` times leaves the queue. `first` (may be NULL) is
  * put first, queued or not (the buddy system: a probed suspect hears of its suspicion in the
  * probe itself).
  * Returns how many were taken. */
-size_t swim_dissem_take(swim_dissem_t *dq, size_t max, uint32_t limit, swim_member_t *first,
-                        swim_member_t **out);
+size_t swim_dissem_take(swim_dissem_t *dq, size_t max, size_t budget, uint32_t limit,
+                        swim_member_t *first, swim_member_t **out);
+/* Encoded size of a member's record (upper bound), for the byte budget above. */
+size_t swim_member_wire_size(const swim_member_t *member);
 
 #endif

@@ -177,7 +177,16 @@ s_run(const sim_opts_t *o, uint64_t seed, sim_result_t *res)
         }
         swim_fake_run(st.net, 1000);
     }
-    /* Settle: let join-time suspicions and gossip drain before measuring. */
+    /* Settle: let the join-time gossip drain (every queue empty) before measuring, so the
+     * load figures are the steady state plus what the crashes cause. */
+    for (int step = 0; step < 600; step++) {
+        size_t queued = 0;
+        for (size_t i = 0; i < st.n; i++)
+            queued += swim_queue_length(swim_fake_swim(st.net, i));
+        if (queued == 0)
+            break;
+        swim_fake_run(st.net, 1000);
+    }
     swim_fake_run(st.net, 5000);
 
     /* Measured phase. */
