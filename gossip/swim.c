@@ -35,7 +35,7 @@ swim_opts_default(swim_opts_t *opts)
     opts->probe_timeout_ms = 500;
     opts->indirect_checks = 3;
     opts->suspicion_mult = 0.5;   /* memberlist: 4 (see gossip/README.md, "Tuning") */
-    opts->suspicion_min_ms = 1000; /* memberlist: none */
+    opts->suspicion_min_ms = 1500; /* memberlist: none */
     opts->suspicion_max_mult = 6;
     opts->suspicion_confirmations = 2; /* memberlist: suspicion_mult - 2 */
     opts->retransmit_mult = 4;

@@ -306,7 +306,7 @@ s_usage(void)
            "      --memberlist        HashiCorp memberlist LAN defaults, untuned\n"
            "      --suspicion-mult N, --suspicion-max-mult N, --confirmations N,\n"
            "      --gossip-interval MS, --gossip-nodes N, --piggyback N, --retransmit-mult N,\n"
-           "      --probe-interval MS, --probe-timeout MS   override core options\n");
+           "      --probe-interval MS, --probe-timeout MS, --suspicion-min MS   override core options\n");
 }
 
 int
@@ -336,7 +336,8 @@ main(int argc, char **argv)
         {"confirmations", 1, 0, 9},    {"gossip-interval", 1, 0, 10},
         {"gossip-nodes", 1, 0, 11},    {"piggyback", 1, 0, 12},
         {"retransmit-mult", 1, 0, 13}, {"probe-interval", 1, 0, 14},
-        {"probe-timeout", 1, 0, 15},   {"help", 0, 0, 'h'},
+        {"probe-timeout", 1, 0, 15},   {"suspicion-min", 1, 0, 16},
+        {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "n:d:l:c:r:s:h", longopts, NULL)) != -1) {
@@ -367,6 +368,7 @@ main(int argc, char **argv)
         case 13: o.swim.retransmit_mult = (uint32_t)atoi(optarg); break;
         case 14: o.swim.probe_interval_ms = (uint32_t)atoi(optarg); break;
         case 15: o.swim.probe_timeout_ms = (uint32_t)atoi(optarg); break;
+        case 16: o.swim.suspicion_min_ms = (uint32_t)atoi(optarg); break;
         case 'h': s_usage(); return 0;
         default: s_usage(); return 2;
         }
