@@ -1,7 +1,8 @@
 /*
- * read.c - READ and LOAD (see read.h). A READ span is answered in whole pages: frame i carries
- * page first+i, clipped to the end of the file, so cached pages go out as pinned RocksDB
- * memory and fetched ranges as slices of the range buffer, neither copied by the node.
+ * read.c - READ and LOAD (see read.h). A READ is answered with exactly the bytes asked for
+ * (clipped at the end of the file), cut at page boundaries: frame i is the part of page first+i
+ * inside the span, sent as a slice of pinned RocksDB memory (hits) or of the reference-counted
+ * range buffer (misses), never copied by the node.
  */
 #include "read.h"
 
@@ -11,11 +12,13 @@
 
 #include "log.h"
 
-/* The pages a request touches. */
+/* The pages a request touches and the span answered: [offset, offset + length) clipped at the
+ * end of the file. Frame i carries [max(span_offset, (first_page+i)*page),
+ * min(span_end, (first_page+i+1)*page)), as proto.h's READ reply rules say. */
 typedef struct s_plan {
     uint64_t first_page;  /* index of the first page */
-    uint32_t page_count;  /* pages (0 for an empty span) */
-    uint64_t span_offset; /* first byte answered (page aligned, or the request offset if empty) */
+    uint32_t page_count;  /* pages, and frames (0 for an empty span) */
+    uint64_t span_offset; /* first byte answered (the request offset, or the file size if past) */
     uint64_t span_length; /* bytes answered */
 } s_plan_t;
 
@@ -68,9 +71,9 @@ int read_resolve(node_t *node, const char *uri, const char *want_version, bool m
     return 0;
 }
 
-/* Cuts [offset, offset + length) of a file of `size` bytes into whole pages. Refuses spans
- * over READ_BYTES_MAX or MSG_READ_PAGES_MAX pages (SHOAL_EINVAL): one reply holds them all
- * in memory, and the client splits reads into ranges anyway. */
+/* Cuts [offset, offset + length) of a file of `size` bytes, clipped at the end, into pages.
+ * Refuses spans over READ_BYTES_MAX or MSG_READ_PAGES_MAX pages (SHOAL_EINVAL): one reply holds
+ * them all in memory, and the client splits reads into ranges anyway. */
 static int s_plan(const node_t *node, uint64_t size, uint64_t offset, uint64_t length,
                   s_plan_t *plan)
 {
@@ -91,10 +94,22 @@ static int s_plan(const node_t *node, uint64_t size, uint64_t offset, uint64_t l
                           (unsigned long long)(last - first + 1), MSG_READ_PAGES_MAX);
     plan->first_page = first;
     plan->page_count = (uint32_t)(last - first + 1);
-    plan->span_offset = first * page_size;
-    uint64_t span_end = (last + 1) * page_size;
-    plan->span_length = (span_end < size ? span_end : size) - plan->span_offset;
+    plan->span_offset = offset;
+    plan->span_length = end - offset;
     return 0;
+}
+
+/* The file bytes frame `i` of `plan` carries: [*start, *start + *length). */
+static void s_piece(const node_t *node, const s_plan_t *plan, uint32_t i, uint64_t *start,
+                    uint64_t *length)
+{
+    uint64_t page_start = (plan->first_page + i) * node->page_size;
+    uint64_t page_end = page_start + node->page_size;
+    uint64_t span_end = plan->span_offset + plan->span_length;
+    uint64_t lo = page_start > plan->span_offset ? page_start : plan->span_offset;
+    uint64_t hi = page_end < span_end ? page_end : span_end;
+    *start = lo;
+    *length = hi > lo ? hi - lo : 0;
 }
 
 /* Bytes page `index` of a file of `size` bytes has. */
@@ -118,11 +133,18 @@ static void s_reply_read(node_t *node, reply_sink_t *sink, node_request_t *reque
     reply_send(sink, request, &reply, frames, plan->page_count);
 }
 
-/* Turns a pinned page into a frame that releases the pin when ZeroMQ is done with it. */
-static void s_frame_from_page(zmq_msg_t *frame, pagestore_page_t *page)
+/* Turns the part of pinned page `index` that frame `i` carries into that frame, which releases
+ * the pin when ZeroMQ is done with it (the free function takes the page as its hint, whatever
+ * the slice). */
+static void s_frame_from_page(const node_t *node, const s_plan_t *plan, uint32_t i,
+                              zmq_msg_t *frame, pagestore_page_t *page)
 {
-    if (zmq_msg_init_data(frame, (void *)pagestore_page_data(page), pagestore_page_size(page),
-                          pagestore_page_free_fn, page) != 0) {
+    uint64_t start, length;
+    s_piece(node, plan, i, &start, &length);
+    uint64_t in_page = start - (plan->first_page + i) * node->page_size;
+    const uint8_t *data = pagestore_page_data(page);
+    if (zmq_msg_init_data(frame, (void *)(data + in_page), length, pagestore_page_free_fn,
+                          page) != 0) {
         pagestore_page_release(&page); /* cannot happen with libzmq 4.3: it never fails */
         zmq_msg_init(frame);
     }
@@ -165,7 +187,7 @@ bool read_try_hit(node_t *node, reply_sink_t *sink, node_request_t *request)
             free(frames);
             return false; /* a miss: the fetch pool does the whole request */
         }
-        s_frame_from_page(&frames[i], page);
+        s_frame_from_page(node, &plan, i, &frames[i], page);
     }
     stats_add(&node->stats, STATS_PAGE_HITS, plan.page_count);
     s_reply_read(node, sink, request, &stat, &plan, frames);
@@ -296,7 +318,7 @@ void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
                 pagestore_page_release(&page);
                 break;
             }
-            s_frame_from_page(&frames[done + hits], page);
+            s_frame_from_page(node, &plan, done + hits, &frames[done + hits], page);
         }
         if (hits == in_range) {
             stats_add(&node->stats, STATS_PAGE_HITS, hits);
@@ -314,13 +336,13 @@ void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
             reply_error(sink, request, rc, "%s", shoal_last_error());
             return;
         }
-        uint64_t range_first_page = range_index * node->range_pages;
+        uint64_t range_offset = range_index * node->range_pages * node->page_size;
         for (uint32_t i = 0; i < in_range; i++) {
-            uint64_t at = (index + i - range_first_page) * node->page_size;
-            uint64_t len = s_page_length(node, stat.size, index + i);
+            uint64_t start, length;
+            s_piece(node, &plan, done + i, &start, &length);
             /* s_fetch_range returned exactly the range's bytes, so the slice is in the buffer */
-            zmq_msg_init_data(&frames[done + i], buf->data + at, len, range_buf_free_fn,
-                              range_buf_ref(buf));
+            zmq_msg_init_data(&frames[done + i], buf->data + (start - range_offset), length,
+                              range_buf_free_fn, range_buf_ref(buf));
         }
         range_buf_release(&buf);
         done += in_range;
