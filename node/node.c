@@ -15,6 +15,7 @@
 #include "identity.h"
 #include "log.h"
 #include "server.h"
+#include "storeq.h"
 
 #define NODE_META_ENTRIES  200000 /* stat entries kept in memory */
 #define NODE_META_LISTINGS 64     /* listings kept for paging */
@@ -122,7 +123,8 @@ node_t *node_new(const node_config_t *config)
     zmq_ctx_set(self->zmq_context, ZMQ_BLOCKY, 0);
     self->fetch = fetch_pool_new(self, config->fetch_threads);
     self->server = server_new(self);
-    if (self->fetch == NULL || self->server == NULL)
+    self->storeq = storeq_new(self, STOREQ_BYTES_MAX);
+    if (self->fetch == NULL || self->server == NULL || self->storeq == NULL)
         goto fail;
 
     char id_hex[2 * MSG_NODE_ID_SIZE + 1];
@@ -145,6 +147,7 @@ fail:
 
 int node_start(node_t *self)
 {
+    storeq_start(self->storeq); /* without it fetch threads store themselves */
     int rc = fetch_pool_start(self->fetch);
     if (rc == 0)
         rc = server_start(self->server);
@@ -161,7 +164,9 @@ int node_start(node_t *self)
  * new ones refused at once; (2) the router stops reading the ROUTER socket and keeps routing
  * replies until every forwarded request has been answered, then closes the ROUTER with a
  * linger that flushes them; (3) the context is shut down, which wakes the hit workers blocked
- * in recv; (4) every thread is joined and (5) the context terminated.
+ * in recv; (4) every thread is joined, the store queue last (it stores what the fetch threads
+ * left it, so every page of an answered read is in the store before it closes), and (5) the
+ * context terminated.
  */
 void node_stop(node_t *self)
 {
@@ -171,6 +176,7 @@ void node_stop(node_t *self)
     server_stop(self->server);
     zmq_ctx_shutdown(self->zmq_context);
     fetch_pool_join(self->fetch);
+    storeq_stop(self->storeq);
     server_join(self->server);
     zmq_ctx_term(self->zmq_context);
     self->zmq_context = NULL;
@@ -184,6 +190,7 @@ void node_destroy(node_t **self_p)
     node_stop(self);
     fetch_pool_destroy(&self->fetch);
     server_destroy(&self->server);
+    storeq_destroy(&self->storeq);
     flight_table_destroy(&self->flights);
     meta_cache_destroy(&self->meta);
     ufs_destroy(&self->ufs);

@@ -13,6 +13,7 @@ add_library(shoal_node STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/reply.c
     ${CMAKE_CURRENT_SOURCE_DIR}/server.c
     ${CMAKE_CURRENT_SOURCE_DIR}/stats.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/storeq.c
     ${CMAKE_CURRENT_SOURCE_DIR}/view.c)
 target_include_directories(shoal_node PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(shoal_node PUBLIC shoal_proto shoal_pagestore shoal_ufs PkgConfig::ZMQ

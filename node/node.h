@@ -21,6 +21,7 @@
 
 struct server;
 struct fetch_pool;
+struct storeq;
 
 /* Shared by every thread of the node. Fields are set up by node_new and read-only after it,
  * except those marked otherwise (which are thread safe objects or atomics). */
@@ -40,6 +41,7 @@ typedef struct node {
     void *zmq_context;             /* one ZeroMQ context for every socket of the node */
     struct server *server;         /* router thread and hit workers */
     struct fetch_pool *fetch;      /* fetch threads */
+    struct storeq *storeq;         /* background page stores after replies */
     _Atomic int64_t inflight;      /* requests forwarded to workers and not answered yet */
 } node_t;
 
