@@ -101,8 +101,8 @@ Test(hrw, shares_follow_weights_and_churn_moves_little)
                   (unsigned long long)members[i].weight, share[i], expected);
     }
     double limit = 1.2 / N_MEMBERS * N_KEYS;
-    cr_expect(moved_join <= limit, "join moved %zu keys (limit %.0f)", moved_join, limit);
-    cr_expect(moved_leave <= limit, "leave moved %zu keys (limit %.0f)", moved_leave, limit);
+    cr_expect((double)moved_join <= limit, "join moved %zu keys (limit %.0f)", moved_join, limit);
+    cr_expect((double)moved_leave <= limit, "leave moved %zu keys (limit %.0f)", moved_leave, limit);
     cr_expect(moved_join > 0 && moved_leave > 0);
 }
 
