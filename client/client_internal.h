@@ -115,6 +115,9 @@ typedef struct client_proc {
     int64_t view_fetched_ms;            /* when the current view was fetched */
     client_down_t *down;                /* nodes found dead recently */
     size_t down_count;                  /* entries in down */
+    /* Lock-free shortcuts for the per-request checks (read without the mutex): */
+    _Atomic uint64_t view_version;      /* version of `view` (0 = none) */
+    _Atomic int64_t down_until_max;     /* no node is marked down after this (monotonic ms) */
     client_stat_slot_t stat_cache[CLIENT_STAT_CACHE_SLOTS]; /* direct-mapped by uri hash */
 } client_proc_t;
 
@@ -177,8 +180,10 @@ void client_view_unref(client_view_t **view_p);
 client_view_t *client_view_acquire(shoal_client_t *client, client_proc_t *proc,
                                    struct client_session *session, bool force);
 
-/* Marks the view stale (a newer view_version was seen, or a node stopped answering). */
+/* A reply carried `seen_version`: marks the view stale when that is newer than ours. */
 void client_view_mark_stale(client_proc_t *proc, uint64_t seen_version);
+/* A node stopped answering: the view is fetched again on the next call. */
+void client_view_force_stale(client_proc_t *proc);
 
 /* Fills up to `max` targets for `key` in HRW order among live members: the first
  * `owner_tries` as owners with `owner_flags`, the next `other_tries` with `other_flags`.

@@ -311,7 +311,7 @@ static int s_conn_fail(client_call_t *call, uint32_t conn_index, int code, const
     client_session_t *session = call->session;
     client_conn_t *conn = &session->conns[conn_index];
     client_down_mark(session->proc, conn->endpoint);
-    client_view_mark_stale(session->proc, 0);
+    client_view_force_stale(session->proc);
     s_conn_close(conn);
     for (size_t i = 0; i < call->count; i++) {
         client_op_t *op = &call->ops[i];

@@ -95,9 +95,19 @@ static int s_view_from_reply(const msg_view_reply_t *reply, const char *answered
 
 void client_view_mark_stale(client_proc_t *proc, uint64_t seen_version)
 {
+    /* Every reply calls this: the common case (not newer) takes no lock. */
+    if (seen_version <= atomic_load(&proc->view_version))
+        return;
     pthread_mutex_lock(&proc->mutex);
-    if (!proc->view || seen_version == 0 || seen_version > proc->view->version)
+    if (!proc->view || seen_version > proc->view->version)
         proc->view_stale = true;
+    pthread_mutex_unlock(&proc->mutex);
+}
+
+void client_view_force_stale(client_proc_t *proc)
+{
+    pthread_mutex_lock(&proc->mutex);
+    proc->view_stale = true;
     pthread_mutex_unlock(&proc->mutex);
 }
 
@@ -184,6 +194,7 @@ client_view_t *client_view_acquire(shoal_client_t *client, client_proc_t *proc,
         client_view_t *replaced = proc->view;
         client_view_ref(fresh);
         proc->view = fresh;
+        atomic_store(&proc->view_version, fresh->version);
         proc->view_stale = false;
         proc->view_fetched_ms = now;
         proc->view_retry_after_ms = 0;
@@ -223,6 +234,8 @@ void client_down_mark(client_proc_t *proc, const char *endpoint)
 {
     int64_t until = client_now_ms() + CLIENT_DOWN_MS;
     pthread_mutex_lock(&proc->mutex);
+    if (atomic_load(&proc->down_until_max) < until)
+        atomic_store(&proc->down_until_max, until);
     size_t free_slot = SIZE_MAX;
     for (size_t i = 0; i < proc->down_count; i++) {
         if (strcmp(proc->down[i].endpoint, endpoint) == 0) {
@@ -251,10 +264,12 @@ void client_down_mark(client_proc_t *proc, const char *endpoint)
 
 bool client_down_check(client_proc_t *proc, const char *endpoint)
 {
+    int64_t now = client_now_ms();
+    if (atomic_load(&proc->down_until_max) <= now) /* nobody is down: no lock */
+        return false;
     bool down = false;
     pthread_mutex_lock(&proc->mutex);
-    if (proc->down_count > 0) {
-        int64_t now = client_now_ms();
+    {
         for (size_t i = 0; i < proc->down_count && !down; i++)
             down = proc->down[i].until_ms > now && strcmp(proc->down[i].endpoint, endpoint) == 0;
     }

@@ -105,7 +105,7 @@ typedef struct fake_node {
     char version[64];         /* its version */
     uint64_t page_size;       /* view page size */
     uint32_t range_pages;     /* view range pages */
-    uint64_t view_version;    /* sent in every header */
+    _Atomic uint64_t view_version; /* sent in every header */
 } fake_node_t;
 
 static void s_send_frames(void *router, zmq_msg_t *identity, const void *header, size_t len,
@@ -125,7 +125,7 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
     msg_buf_init(&out);
     msg_t reply;
     uint64_t id = request->header.request_id;
-    uint64_t vv = fake->view_version;
+    uint64_t vv = atomic_load(&fake->view_version);
     int mode = atomic_load(&fake->mode);
     switch (request->header.type) {
     case MSG_VIEW_REQ: {
@@ -255,7 +255,7 @@ static void s_fake_start(fake_node_t *fake, const char *uri, const void *data, s
     snprintf(fake->version, sizeof fake->version, "%s", version);
     fake->page_size = 4096;
     fake->range_pages = 2;
-    fake->view_version = 1;
+    atomic_init(&fake->view_version, 1);
     atomic_init(&fake->stop, false);
     cr_assert_eq(pthread_create(&fake->thread, NULL, s_fake_thread, fake), 0);
 }
@@ -596,6 +596,33 @@ Test(client_fake, forked_children_get_working_sockets)
     cr_assert_eq(shoal_pread(client, "file:///fake/t", buf, FILE_SIZE, 0), FILE_SIZE);
     cr_assert(memcmp(buf, data, FILE_SIZE) == 0);
     free(buf);
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
+
+/* A reply with a newer view_version makes the client fetch the view again. */
+Test(client_fake, newer_view_version_refreshes_the_view)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 7);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/v", data, FILE_SIZE, "v1");
+    shoal_client_options_t options = {.seeds = s_seed(&fake), .no_ufs_fallback = true};
+    shoal_client_t *client = shoal_client_new(&options);
+    uint8_t buf[100];
+    cr_assert_eq(shoal_pread(client, "file:///fake/v", buf, sizeof buf, 0), 100);
+    cr_assert_eq(s_counter(client, "view_refreshes"), 1);
+    cr_assert_eq(shoal_pread(client, "file:///fake/v", buf, sizeof buf, 0), 100);
+    cr_assert_eq(s_counter(client, "view_refreshes"), 1, "same version: no refetch");
+    atomic_store(&fake.view_version, 5);
+    int64_t deadline = tp_now_ms() + 5000;
+    while (s_counter(client, "view_refreshes") < 2 && tp_now_ms() < deadline)
+        cr_assert_eq(shoal_pread(client, "file:///fake/v", buf, sizeof buf, 0), 100);
+    cr_assert_eq(s_counter(client, "view_refreshes"), 2);
+    char *json = NULL;
+    cr_assert_eq(shoal_members(client, &json), 0);
+    cr_assert(strstr(json, "\"view_version\":5") != NULL, "%s", json);
+    shoal_free(json);
     shoal_client_destroy(&client);
     s_fake_stop(&fake);
     free(data);
