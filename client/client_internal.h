@@ -244,7 +244,6 @@ typedef struct client_op {
     uint32_t conn;                              /* session connection while in flight */
     uint32_t sent_to;                           /* index of the target in flight */
     uint64_t request_id;                        /* id of the request in flight */
-    int64_t deadline_ms;                        /* give up on the target after this */
     int result;                                 /* 0 or a negative code once DONE */
     char detail[160];                           /* what went wrong, for the last error */
     msg_t reply;                                /* decoded reply (non-READ ops); msg_fini'd */

@@ -103,6 +103,8 @@ typedef struct fake_node {
     uint8_t *data;            /* its bytes */
     size_t size;              /* its size */
     char version[64];         /* its version */
+    uint8_t *data_v2;         /* the file after it changed (same size), or NULL */
+    atomic_bool changed;      /* serve data_v2 as version "v2" */
     uint64_t page_size;       /* view page size */
     uint32_t range_pages;     /* view range pages */
     _Atomic uint64_t view_version; /* sent in every header */
@@ -153,8 +155,8 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
             msg_error(&reply, id, vv, SHOAL_ENOENT, "no such file");
         } else {
             msg_init(&reply, MSG_STAT_REP, id, vv);
-            reply.body.stat_reply = (msg_stat_reply_t){.size = fake->size,
-                                                       .version = fake->version};
+            reply.body.stat_reply = (msg_stat_reply_t){
+                .size = fake->size, .version = atomic_load(&fake->changed) ? "v2" : fake->version};
         }
         cr_assert_eq(msg_encode(&reply, &out), 0);
         s_send_frames(fake->router, identity, out.data, out.len, 0);
@@ -174,6 +176,15 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
             break;
         }
         const msg_read_request_t *rq = &request->body.read_request;
+        bool changed = atomic_load(&fake->changed);
+        const char *current = changed ? "v2" : fake->version;
+        const uint8_t *bytes = changed ? fake->data_v2 : fake->data;
+        if (rq->version[0] && strcmp(rq->version, current) != 0) {
+            msg_error(&reply, id, vv, SHOAL_ESTALE, "the file changed");
+            cr_assert_eq(msg_encode(&reply, &out), 0);
+            s_send_frames(fake->router, identity, out.data, out.len, 0);
+            break;
+        }
         /* whole pages around the request, clipped to the file */
         uint64_t start = rq->offset / fake->page_size * fake->page_size;
         uint64_t end = rq->offset + rq->length;
@@ -184,7 +195,7 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
             end = rq->offset + rq->length - 1;
         uint32_t pages = msg_read_page_count(start, end - start, fake->page_size);
         msg_read_reply(&reply, mode == FAKE_WRONG_ID ? id + 1000 : id, vv, fake->size,
-                       mode == FAKE_OTHER_VERSION ? "other" : fake->version, start,
+                       mode == FAKE_OTHER_VERSION ? "other" : current, start,
                        end - start, pages, fake->page_size);
         cr_assert_eq(msg_encode(&reply, &out), 0, "%s", shoal_last_error());
         uint32_t send_pages = pages;
@@ -198,7 +209,7 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
             if (mode == FAKE_SHORT_FRAME && last)
                 piece--;
             int flags = (!last || mode == FAKE_EXTRA_FRAME) ? ZMQ_SNDMORE : 0;
-            zmq_send(fake->router, fake->data + piece_start, piece, flags);
+            zmq_send(fake->router, bytes + piece_start, piece, flags);
         }
         if (mode == FAKE_EXTRA_FRAME)
             zmq_send(fake->router, "x", 1, 0);
@@ -267,6 +278,7 @@ static void s_fake_stop(fake_node_t *fake)
     zmq_close(fake->router);
     zmq_ctx_term(fake->context);
     free(fake->data);
+    free(fake->data_v2);
 }
 
 /* "127.0.0.1:PORT" of a fake node, for the seeds option. */
@@ -623,6 +635,35 @@ Test(client_fake, newer_view_version_refreshes_the_view)
     cr_assert_eq(shoal_members(client, &json), 0);
     cr_assert(strstr(json, "\"view_version\":5") != NULL, "%s", json);
     shoal_free(json);
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
+
+/* The file changes while the client still trusts its cached stat: the node answers ESTALE,
+ * the client stats again past its cache and reads the whole span again from the new version
+ * (never a mix of the two). */
+Test(client_fake, estale_restats_and_reads_the_new_version)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 8);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/s", data, FILE_SIZE, "v1");
+    fake.data_v2 = s_pattern(FILE_SIZE, 9);
+    shoal_client_options_t options = {.seeds = s_seed(&fake), .no_ufs_fallback = true,
+                                      .metadata_ttl_ms = 60000};
+    shoal_client_t *client = shoal_client_new(&options);
+    uint8_t *buf = malloc(FILE_SIZE);
+    cr_assert_eq(shoal_pread(client, "file:///fake/s", buf, FILE_SIZE, 0), FILE_SIZE);
+    cr_assert(memcmp(buf, data, FILE_SIZE) == 0);
+    atomic_store(&fake.changed, true);
+    cr_assert_eq(shoal_pread(client, "file:///fake/s", buf, FILE_SIZE, 0), FILE_SIZE, "%s",
+                 shoal_last_error());
+    cr_assert(memcmp(buf, fake.data_v2, FILE_SIZE) == 0, "all bytes from the new version");
+    cr_assert_eq(s_counter(client, "stale_retries"), 1);
+    shoal_stat_t stat;
+    cr_assert_eq(shoal_stat(client, "file:///fake/s", &stat), 0);
+    cr_assert_str_eq(stat.version, "v2", "the re-stat refreshed the cache");
+    free(buf);
     shoal_client_destroy(&client);
     s_fake_stop(&fake);
     free(data);
