@@ -99,6 +99,7 @@ typedef struct fake_node {
     atomic_bool stop;         /* ask the thread to end */
     _Atomic int mode;         /* enum fake_mode for READ replies */
     _Atomic int reads;        /* READ requests seen */
+    _Atomic int stats;        /* STAT requests seen */
     char uri[512];            /* the one file it serves */
     uint8_t *data;            /* its bytes */
     size_t size;              /* its size */
@@ -151,6 +152,7 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
         break;
     }
     case MSG_STAT_REQ:
+        atomic_fetch_add(&fake->stats, 1);
         if (strcmp(request->body.stat_request.uri, fake->uri) != 0) {
             msg_error(&reply, id, vv, SHOAL_ENOENT, "no such file");
         } else {
@@ -360,6 +362,12 @@ Test(client_fake, reads_whole_file_and_ranges_across_boundaries)
         cr_assert_eq(reads[i].result, (int64_t)want);
         cr_assert(memcmp(reads[i].buf, data + reads[i].offset, want) == 0);
     }
+    /* a fresh client stats the one file of 40 reads once */
+    shoal_client_t *fresh = shoal_client_new(&options);
+    int stats_before = atomic_load(&fake.stats);
+    cr_assert_eq(shoal_pread_many(fresh, reads, 40), 0, "%s", shoal_last_error());
+    cr_assert_eq(atomic_load(&fake.stats) - stats_before, 1, "one STAT for one file");
+    shoal_client_destroy(&fresh);
     reads[0].uri = "file:///fake/missing";
     cr_assert_eq(shoal_pread_many(client, reads, 2), SHOAL_ENOENT);
     cr_assert_eq(reads[0].result, SHOAL_ENOENT);
