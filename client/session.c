@@ -4,6 +4,7 @@
  * them, matches replies by request id, checks READ frames while copying them into the caller's
  * buffer, and moves a request to its next target on a timeout or a bad answer.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +194,28 @@ typedef struct client_call {
     uint64_t view_version;     /* sent in every header */
     bool success_seen;         /* an op finished with 0 */
 } client_call_t;
+
+/* Debug-build check of the call's bookkeeping: every in-flight op is counted once on its
+ * connection and once in the call, and idle connections have nothing in flight. */
+static void s_call_sanity(const client_call_t *call)
+{
+#ifndef NDEBUG
+    const client_session_t *session = call->session;
+    size_t inflight = 0;
+    for (size_t c = 0; c < session->conn_count; c++) {
+        uint32_t on_conn = 0;
+        for (size_t i = 0; i < call->count; i++)
+            on_conn += call->ops[i].state == CLIENT_OP_INFLIGHT && call->ops[i].conn == c;
+        assert(on_conn == session->conns[c].inflight);
+        assert(on_conn == 0 || session->conns[c].socket != NULL);
+        inflight += on_conn;
+    }
+    assert(inflight == call->inflight);
+    assert(call->sent <= session->sent_cap || call->sent == 0);
+#else
+    (void)call;
+#endif
+}
 
 /* Finishes an op with `result` and a detail message. */
 static void s_op_done(client_op_t *op, int result, bool exhausted, const char *detail)
@@ -587,6 +610,7 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
         rc = s_op_start(&call, i, SHOAL_EUNAVAIL);
     }
     while (rc == 0 && call.inflight > 0 && !(first_success_ends && call.success_seen)) {
+        s_call_sanity(&call);
         if (session->items_cap < session->conn_count) {
             size_t cap = session->conn_count;
             zmq_pollitem_t *items = realloc(session->items, cap * sizeof *items);

@@ -4,6 +4,7 @@
  * view_version or a node stops answering, remembers nodes that timed out, and computes the
  * HRW targets of a key.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,22 @@ void client_file_key(const char *uri, const char *version, uint8_t out[16])
     crypto_generichash_update(&state, (const unsigned char *)"", 1);
     crypto_generichash_update(&state, (const unsigned char *)version, strlen(version));
     crypto_generichash_final(&state, out, 16);
+}
+
+/* Debug-build check of the snapshot invariants (client_internal.h). */
+static void s_view_sanity(const client_view_t *view)
+{
+#ifndef NDEBUG
+    assert(view->page_size > 0 && view->range_pages > 0);
+    assert(atomic_load(&view->refs) > 0);
+    for (size_t i = 0; i < view->count; i++) {
+        assert(memcmp(view->hrw[i].id, view->members[i].id, HRW_ID_LEN) == 0);
+        assert(view->hrw[i].weight == view->members[i].weight);
+        assert(!view->hrw[i].live || view->members[i].endpoint[0] != '\0');
+    }
+#else
+    (void)view;
+#endif
 }
 
 void client_view_ref(client_view_t *view)
@@ -89,6 +106,7 @@ static int s_view_from_reply(const msg_view_reply_t *reply, const char *answered
         client_view_unref(&view);
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
     }
+    s_view_sanity(view);
     *out = view;
     return 0;
 }
