@@ -9,6 +9,18 @@ jobs=$(nproc)
 
 bash tools/install-deps.sh || exit 1
 
+# moto_server (the S3 test server) comes with the machine image's pyenv python3, whose shims
+# may be missing from PATH in a non-login shell: find it there too.
+if ! command -v moto_server >/dev/null 2>&1; then
+    for dir in "${PYENV_ROOT:-$HOME/.pyenv}/shims" /root/.pyenv/shims; do
+        if [ -x "$dir/moto_server" ]; then
+            export PATH="$PATH:$dir"
+            break
+        fi
+    done
+fi
+command -v moto_server >/dev/null 2>&1 || echo "test.sh: warning: moto_server not found; S3 tests will fail"
+
 passed=0
 failed=0
 # s_ctest DIR: runs ctest in DIR and adds its counts to the totals.
