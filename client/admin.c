@@ -317,16 +317,23 @@ int shoal_members(shoal_client_t *client, char **json_out)
     if (!client || !json_out)
         return shoal_fail(SHOAL_EINVAL, "shoal_members: NULL argument");
     *json_out = NULL;
+    uint64_t fetches_before = atomic_load(&client->counters.view_refreshes) +
+                              atomic_load(&client->counters.view_failures);
     client_ctx_t ctx;
     int rc = client_ctx_begin(client, &ctx);
-    if (rc == 0) {
+    /* Always a fresh view: fetch again unless this very call just tried (other threads'
+     * fetches may make us skip one; their view is as fresh). */
+    if (rc == 0 && atomic_load(&client->counters.view_refreshes) +
+                           atomic_load(&client->counters.view_failures) ==
+                       fetches_before) {
         client_view_t *fresh = client_view_acquire(client, ctx.proc, ctx.session, true);
         if (fresh) {
             client_view_unref(&ctx.view);
             ctx.view = fresh;
         }
-        rc = s_need_view(&ctx);
     }
+    if (rc == 0)
+        rc = s_need_view(&ctx);
     if (rc == 0) {
         json_t *members = json_array();
         for (size_t i = 0; i < ctx.view->count; i++)

@@ -115,6 +115,9 @@ typedef struct client_proc {
     int64_t view_fetched_ms;            /* when the current view was fetched */
     client_down_t *down;                /* nodes found dead recently */
     size_t down_count;                  /* entries in down */
+    /* Lock-free shortcuts for the per-request checks (read without the mutex): */
+    _Atomic uint64_t view_version;      /* version of `view` (0 = none) */
+    _Atomic int64_t down_until_max;     /* no node is marked down after this (monotonic ms) */
     client_stat_slot_t stat_cache[CLIENT_STAT_CACHE_SLOTS]; /* direct-mapped by uri hash */
 } client_proc_t;
 
@@ -177,8 +180,10 @@ void client_view_unref(client_view_t **view_p);
 client_view_t *client_view_acquire(shoal_client_t *client, client_proc_t *proc,
                                    struct client_session *session, bool force);
 
-/* Marks the view stale (a newer view_version was seen, or a node stopped answering). */
+/* A reply carried `seen_version`: marks the view stale when that is newer than ours. */
 void client_view_mark_stale(client_proc_t *proc, uint64_t seen_version);
+/* A node stopped answering: the view is fetched again on the next call. */
+void client_view_force_stale(client_proc_t *proc);
 
 /* Fills up to `max` targets for `key` in HRW order among live members: the first
  * `owner_tries` as owners with `owner_flags`, the next `other_tries` with `other_flags`.
@@ -239,7 +244,6 @@ typedef struct client_op {
     uint32_t conn;                              /* session connection while in flight */
     uint32_t sent_to;                           /* index of the target in flight */
     uint64_t request_id;                        /* id of the request in flight */
-    int64_t deadline_ms;                        /* give up on the target after this */
     int result;                                 /* 0 or a negative code once DONE */
     char detail[160];                           /* what went wrong, for the last error */
     msg_t reply;                                /* decoded reply (non-READ ops); msg_fini'd */

@@ -11,13 +11,19 @@
 
 #define META_OWNER_TRIES 3 /* metadata owners tried in HRW order before the UFS */
 
-/* FNV-1a of the uri: picks the stat cache slot. */
-static size_t s_slot(const char *uri)
+/* FNV-1a of a uri. */
+static size_t s_hash(const char *uri)
 {
     uint64_t hash = 1469598103934665603ull;
     for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
         hash = (hash ^ *p) * 1099511628211ull;
-    return (size_t)(hash % CLIENT_STAT_CACHE_SLOTS);
+    return (size_t)hash;
+}
+
+/* The stat cache slot of a uri. */
+static size_t s_slot(const char *uri)
+{
+    return s_hash(uri) % CLIENT_STAT_CACHE_SLOTS;
 }
 
 static bool s_cache_get(shoal_client_t *client, client_proc_t *proc, const char *uri,
@@ -82,16 +88,57 @@ static void s_stat_from_reply(const msg_stat_reply_t *reply, shoal_stat_t *out)
     snprintf(out->version, sizeof out->version, "%s", reply->version);
 }
 
-/* Cache hits first; then every miss in flight at once to its metadata owner; then, for the
- * stats no node could answer, the UFS one by one. The first failure sets the last error. */
+/* Finds, for every pending uri, the first pending entry with the same uri (first[i] == i for
+ * the first of each), so that a pread_many of many ranges of one file stats it once. An
+ * open-addressing table over the pending entries keeps it linear. */
+static int s_dedupe(const char *const *uris, const int *results, size_t count, size_t *first)
+{
+    size_t cap = 16;
+    while (cap < 2 * count)
+        cap *= 2;
+    size_t *table = malloc(cap * sizeof *table);
+    if (!table)
+        return shoal_fail(SHOAL_ENOMEM, "out of memory");
+    for (size_t h = 0; h < cap; h++)
+        table[h] = SIZE_MAX;
+    for (size_t i = 0; i < count; i++) {
+        first[i] = i;
+        if (results[i] != 1)
+            continue;
+        for (size_t h = s_hash(uris[i]) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+            if (table[h] == SIZE_MAX) {
+                table[h] = i;
+                break;
+            }
+            if (strcmp(uris[table[h]], uris[i]) == 0) {
+                first[i] = table[h];
+                break;
+            }
+        }
+    }
+    free(table);
+    return 0;
+}
+
+/* Cache hits first; then every distinct miss in flight at once to its metadata owner; then,
+ * for the stats no node could answer, the UFS one by one. The first failure sets the last
+ * error. */
 int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session_t *session,
                      const char *const *uris, size_t count, bool bypass_cache,
                      shoal_stat_t *stats, int *results)
 {
-    client_view_t *view = client_view_acquire(client, proc, session, false);
+    size_t *first = calloc(count ? count : 1, sizeof *first);
+    size_t *op_for = calloc(count ? count : 1, sizeof *op_for);
+    client_op_t *ops = NULL;
+    if (!first || !op_for) {
+        free(first);
+        free(op_for);
+        return shoal_fail(SHOAL_ENOMEM, "out of memory");
+    }
     size_t misses = 0;
     for (size_t i = 0; i < count; i++) {
         results[i] = 1; /* pending */
+        op_for[i] = SIZE_MAX;
         if (!bypass_cache && s_cache_get(client, proc, uris[i], &stats[i])) {
             results[i] = 0;
             CLIENT_COUNT(client, stat_cache_hits, 1);
@@ -100,51 +147,47 @@ int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session
             CLIENT_COUNT(client, stat_cache_misses, 1);
         }
     }
-    client_op_t *ops = NULL;
-    size_t *op_of = NULL;
-    int rc = 0;
-    if (misses > 0 && view) {
+    client_view_t *view = misses ? client_view_acquire(client, proc, session, false) : NULL;
+    int rc = misses ? s_dedupe(uris, results, count, first) : 0;
+    if (rc == 0 && misses > 0 && view) {
         ops = calloc(misses, sizeof *ops);
-        op_of = calloc(misses, sizeof *op_of);
-        if (!ops || !op_of) {
-            free(ops);
-            free(op_of);
-            client_view_unref(&view);
-            return shoal_fail(SHOAL_ENOMEM, "out of memory");
-        }
-        size_t n = 0;
+        if (!ops)
+            rc = shoal_fail(SHOAL_ENOMEM, "out of memory");
+    }
+    size_t n = 0;
+    if (rc == 0 && ops) {
         for (size_t i = 0; i < count; i++) {
-            if (results[i] != 1)
+            if (results[i] != 1 || first[i] != i)
                 continue;
             client_op_init(&ops[n], MSG_STAT_REQ);
             ops[n].request.body.stat_request.uri = uris[i];
             ops[n].probe_when_all_down = client->ufs == NULL;
             s_meta_targets(view, uris[i], &ops[n]);
-            op_of[n++] = i;
+            op_for[i] = n++;
         }
         rc = client_session_run(session, ops, n, view->version, false);
-        for (size_t k = 0; rc == 0 && k < n; k++) {
-            size_t i = op_of[k];
-            if (ops[k].result == 0) {
-                s_stat_from_reply(&ops[k].reply.body.stat_reply, &stats[i]);
+        for (size_t i = 0; rc == 0 && i < count; i++) {
+            if (op_for[i] == SIZE_MAX)
+                continue;
+            client_op_t *op = &ops[op_for[i]];
+            if (op->result == 0) {
+                s_stat_from_reply(&op->reply.body.stat_reply, &stats[i]);
                 s_cache_put(client, proc, uris[i], &stats[i]);
                 results[i] = 0;
-            } else if (!ops[k].exhausted) {
-                results[i] = ops[k].result;
-                shoal_fail(ops[k].result, "stat %s: %s", uris[i], ops[k].detail);
+            } else if (!op->exhausted) {
+                results[i] = op->result;
+                shoal_fail(op->result, "stat %s: %s", uris[i], op->detail);
             }
         }
     }
     for (size_t i = 0; rc == 0 && i < count; i++) {
-        if (results[i] != 1)
+        if (results[i] != 1 || first[i] != i)
             continue;
-        const char *why = "no view";
-        for (size_t k = 0; ops && k < misses; k++)
-            if (op_of[k] == i)
-                why = ops[k].detail;
         if (!client->ufs) {
             char copy[512]; /* may be the last-error buffer that shoal_fail rewrites */
-            snprintf(copy, sizeof copy, "%s", view ? why : shoal_last_error());
+            snprintf(copy, sizeof copy, "%s",
+                     op_for[i] != SIZE_MAX ? ops[op_for[i]].detail
+                                           : (view ? "no node to ask" : shoal_last_error()));
             results[i] = shoal_fail(SHOAL_EUNAVAIL, "stat %s: no node answered (%s)", uris[i],
                                     copy);
         } else {
@@ -154,13 +197,19 @@ int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session
                 s_cache_put(client, proc, uris[i], &stats[i]);
         }
     }
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count; i++) {
+        if (rc == 0 && results[i] == 1 && first[i] != i) { /* a repeat of an earlier uri */
+            results[i] = results[first[i]];
+            stats[i] = stats[first[i]];
+        }
         if (results[i] == 1) /* only when the engine itself failed */
             results[i] = rc ? rc : SHOAL_EINTERNAL;
-    for (size_t k = 0; ops && k < misses; k++)
+    }
+    for (size_t k = 0; k < n; k++)
         client_op_fini(&ops[k]);
     free(ops);
-    free(op_of);
+    free(first);
+    free(op_for);
     client_view_unref(&view);
     return rc;
 }

@@ -4,6 +4,7 @@
  * them, matches replies by request id, checks READ frames while copying them into the caller's
  * buffer, and moves a request to its next target on a timeout or a bad answer.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@ typedef struct client_conn {
     char *endpoint;   /* "tcp://host:port"; owned */
     void *socket;     /* DEALER, or NULL after a failure (re-made on next use) */
     uint32_t inflight; /* requests of the running call waiting on this socket */
+    int64_t progress_ms; /* last sign of life while busy: a matched reply, or the send that
+                          * made it busy; the node times out at progress_ms + timeout_ms */
 } client_conn_t;
 
 /* Invariant: used by one thread at a time (taken from the pool, given back). */
@@ -190,8 +193,29 @@ typedef struct client_call {
     size_t inflight;           /* ops in CLIENT_OP_INFLIGHT */
     uint64_t view_version;     /* sent in every header */
     bool success_seen;         /* an op finished with 0 */
-    int64_t earliest_ms;       /* <= every in-flight deadline (a lower bound, may be stale) */
 } client_call_t;
+
+/* Debug-build check of the call's bookkeeping: every in-flight op is counted once on its
+ * connection and once in the call, and idle connections have nothing in flight. */
+static void s_call_sanity(const client_call_t *call)
+{
+#ifndef NDEBUG
+    const client_session_t *session = call->session;
+    size_t inflight = 0;
+    for (size_t c = 0; c < session->conn_count; c++) {
+        uint32_t on_conn = 0;
+        for (size_t i = 0; i < call->count; i++)
+            on_conn += call->ops[i].state == CLIENT_OP_INFLIGHT && call->ops[i].conn == c;
+        assert(on_conn == session->conns[c].inflight);
+        assert(on_conn == 0 || session->conns[c].socket != NULL);
+        inflight += on_conn;
+    }
+    assert(inflight == call->inflight);
+    assert(call->sent <= session->sent_cap || call->sent == 0);
+#else
+    (void)call;
+#endif
+}
 
 /* Finishes an op with `result` and a detail message. */
 static void s_op_done(client_op_t *op, int result, bool exhausted, const char *detail)
@@ -276,9 +300,8 @@ static int s_op_start(client_call_t *call, size_t op_index, int last_code)
         op->conn = conn_index;
         op->sent_to = target_index;
         op->request_id = request_id;
-        op->deadline_ms = client_now_ms() + client->timeout_ms;
-        if (op->deadline_ms < call->earliest_ms)
-            call->earliest_ms = op->deadline_ms;
+        if (conn->inflight == 0)
+            conn->progress_ms = client_now_ms();
         conn->inflight++;
         call->inflight++;
         return 0;
@@ -311,7 +334,7 @@ static int s_conn_fail(client_call_t *call, uint32_t conn_index, int code, const
     client_session_t *session = call->session;
     client_conn_t *conn = &session->conns[conn_index];
     client_down_mark(session->proc, conn->endpoint);
-    client_view_mark_stale(session->proc, 0);
+    client_view_force_stale(session->proc);
     s_conn_close(conn);
     for (size_t i = 0; i < call->count; i++) {
         client_op_t *op = &call->ops[i];
@@ -459,6 +482,7 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
         return 0;
     }
     client_view_mark_stale(session->proc, reply.header.view_version);
+    conn->progress_ms = client_now_ms();
     client_op_t *op = &call->ops[op_index];
     uint32_t request_type = op->request.header.type;
     if (reply.header.type == MSG_ERROR) {
@@ -562,10 +586,12 @@ static int s_conn_receive(client_call_t *call, uint32_t conn_index)
 }
 
 /* The loop: send everything, then poll the sockets that have requests waiting until every op
- * is done. The poll sleeps until the earliest deadline (kept as a lower bound, so the ops are
- * scanned only when it passes, not once per reply); an op past its deadline fails its
- * node as a whole (a node that does not answer one request in timeout_ms is not answering),
- * which moves every request waiting on it to its next target at once. */
+ * is done. Timeouts are per node, not per request: a node with requests of ours waiting
+ * times out when it has answered none of them for timeout_ms (since the send that made it
+ * busy, or its last matched reply). So a node working through a deep pipeline of cold
+ * ranges is not failed for being busy, while a dead or wedged one is found in timeout_ms.
+ * A timed-out node fails as a whole, which moves every request waiting on it to its next
+ * target at once. */
 int client_session_run(client_session_t *session, client_op_t *ops, size_t count,
                        uint64_t view_version, bool first_success_ends)
 {
@@ -575,7 +601,6 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
         .count = count,
         .id_base = session->next_request_id,
         .view_version = view_version,
-        .earliest_ms = INT64_MAX,
     };
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
@@ -585,6 +610,7 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
         rc = s_op_start(&call, i, SHOAL_EUNAVAIL);
     }
     while (rc == 0 && call.inflight > 0 && !(first_success_ends && call.success_seen)) {
+        s_call_sanity(&call);
         if (session->items_cap < session->conn_count) {
             size_t cap = session->conn_count;
             zmq_pollitem_t *items = realloc(session->items, cap * sizeof *items);
@@ -607,8 +633,13 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
                 (zmq_pollitem_t){.socket = session->conns[c].socket, .events = ZMQ_POLLIN};
             session->item_conn[item_count++] = (uint32_t)c;
         }
+        int64_t earliest = INT64_MAX;
+        for (size_t c = 0; c < session->conn_count; c++)
+            if (session->conns[c].inflight > 0 &&
+                session->conns[c].progress_ms + session->client->timeout_ms < earliest)
+                earliest = session->conns[c].progress_ms + session->client->timeout_ms;
         int64_t now = client_now_ms();
-        long wait_ms = call.earliest_ms <= now ? 0 : (long)(call.earliest_ms - now);
+        long wait_ms = earliest <= now ? 0 : (long)(earliest - now);
         int ready = zmq_poll(session->items, item_count, wait_ms);
         if (ready < 0 && errno != EINTR) {
             rc = shoal_fail(SHOAL_EIO, "zmq_poll: %s", zmq_strerror(errno));
@@ -618,24 +649,16 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
             if (session->items[k].revents & ZMQ_POLLIN)
                 rc = s_conn_receive(&call, session->item_conn[k]);
         now = client_now_ms();
-        if (rc != 0 || now < call.earliest_ms)
-            continue;
-        /* The bound was reached: fail the nodes of expired ops, then recompute the bound. */
-        for (size_t i = 0; i < count && rc == 0; i++) {
-            client_op_t *op = &ops[i];
-            if (op->state != CLIENT_OP_INFLIGHT || op->deadline_ms > now)
+        for (size_t c = 0; c < session->conn_count && rc == 0; c++) {
+            client_conn_t *conn = &session->conns[c];
+            if (conn->inflight == 0 || conn->progress_ms + session->client->timeout_ms > now)
                 continue;
             char detail[160];
-            snprintf(detail, sizeof detail, "%s did not answer %s within %d ms",
-                     session->conns[op->conn].endpoint, msg_type_name(op->request.header.type),
-                     session->client->timeout_ms);
+            snprintf(detail, sizeof detail, "%s answered none of %u requests within %d ms",
+                     conn->endpoint, conn->inflight, session->client->timeout_ms);
             CLIENT_COUNT(session->client, timeouts, 1);
-            rc = s_conn_fail(&call, op->conn, SHOAL_ETIMEDOUT, detail);
+            rc = s_conn_fail(&call, (uint32_t)c, SHOAL_ETIMEDOUT, detail);
         }
-        call.earliest_ms = INT64_MAX;
-        for (size_t i = 0; i < count; i++)
-            if (ops[i].state == CLIENT_OP_INFLIGHT && ops[i].deadline_ms < call.earliest_ms)
-                call.earliest_ms = ops[i].deadline_ms;
     }
     /* Abandoned requests (first success, or an engine failure): their late answers carry ids
      * this session never hands out again, and are dropped on arrival. */

@@ -4,6 +4,7 @@
  * view_version or a node stops answering, remembers nodes that timed out, and computes the
  * HRW targets of a key.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,22 @@ void client_file_key(const char *uri, const char *version, uint8_t out[16])
     crypto_generichash_update(&state, (const unsigned char *)"", 1);
     crypto_generichash_update(&state, (const unsigned char *)version, strlen(version));
     crypto_generichash_final(&state, out, 16);
+}
+
+/* Debug-build check of the snapshot invariants (client_internal.h). */
+static void s_view_sanity(const client_view_t *view)
+{
+#ifndef NDEBUG
+    assert(view->page_size > 0 && view->range_pages > 0);
+    assert(atomic_load(&view->refs) > 0);
+    for (size_t i = 0; i < view->count; i++) {
+        assert(memcmp(view->hrw[i].id, view->members[i].id, HRW_ID_LEN) == 0);
+        assert(view->hrw[i].weight == view->members[i].weight);
+        assert(!view->hrw[i].live || view->members[i].endpoint[0] != '\0');
+    }
+#else
+    (void)view;
+#endif
 }
 
 void client_view_ref(client_view_t *view)
@@ -89,15 +106,26 @@ static int s_view_from_reply(const msg_view_reply_t *reply, const char *answered
         client_view_unref(&view);
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
     }
+    s_view_sanity(view);
     *out = view;
     return 0;
 }
 
 void client_view_mark_stale(client_proc_t *proc, uint64_t seen_version)
 {
+    /* Every reply calls this: the common case (not newer) takes no lock. */
+    if (seen_version <= atomic_load(&proc->view_version))
+        return;
     pthread_mutex_lock(&proc->mutex);
-    if (!proc->view || seen_version == 0 || seen_version > proc->view->version)
+    if (!proc->view || seen_version > proc->view->version)
         proc->view_stale = true;
+    pthread_mutex_unlock(&proc->mutex);
+}
+
+void client_view_force_stale(client_proc_t *proc)
+{
+    pthread_mutex_lock(&proc->mutex);
+    proc->view_stale = true;
     pthread_mutex_unlock(&proc->mutex);
 }
 
@@ -184,6 +212,7 @@ client_view_t *client_view_acquire(shoal_client_t *client, client_proc_t *proc,
         client_view_t *replaced = proc->view;
         client_view_ref(fresh);
         proc->view = fresh;
+        atomic_store(&proc->view_version, fresh->version);
         proc->view_stale = false;
         proc->view_fetched_ms = now;
         proc->view_retry_after_ms = 0;
@@ -223,6 +252,8 @@ void client_down_mark(client_proc_t *proc, const char *endpoint)
 {
     int64_t until = client_now_ms() + CLIENT_DOWN_MS;
     pthread_mutex_lock(&proc->mutex);
+    if (atomic_load(&proc->down_until_max) < until)
+        atomic_store(&proc->down_until_max, until);
     size_t free_slot = SIZE_MAX;
     for (size_t i = 0; i < proc->down_count; i++) {
         if (strcmp(proc->down[i].endpoint, endpoint) == 0) {
@@ -251,10 +282,12 @@ void client_down_mark(client_proc_t *proc, const char *endpoint)
 
 bool client_down_check(client_proc_t *proc, const char *endpoint)
 {
+    int64_t now = client_now_ms();
+    if (atomic_load(&proc->down_until_max) <= now) /* nobody is down: no lock */
+        return false;
     bool down = false;
     pthread_mutex_lock(&proc->mutex);
-    if (proc->down_count > 0) {
-        int64_t now = client_now_ms();
+    {
         for (size_t i = 0; i < proc->down_count && !down; i++)
             down = proc->down[i].until_ms > now && strcmp(proc->down[i].endpoint, endpoint) == 0;
     }

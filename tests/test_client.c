@@ -99,13 +99,16 @@ typedef struct fake_node {
     atomic_bool stop;         /* ask the thread to end */
     _Atomic int mode;         /* enum fake_mode for READ replies */
     _Atomic int reads;        /* READ requests seen */
+    _Atomic int stats;        /* STAT requests seen */
     char uri[512];            /* the one file it serves */
     uint8_t *data;            /* its bytes */
     size_t size;              /* its size */
     char version[64];         /* its version */
+    uint8_t *data_v2;         /* the file after it changed (same size), or NULL */
+    atomic_bool changed;      /* serve data_v2 as version "v2" */
     uint64_t page_size;       /* view page size */
     uint32_t range_pages;     /* view range pages */
-    uint64_t view_version;    /* sent in every header */
+    _Atomic uint64_t view_version; /* sent in every header */
 } fake_node_t;
 
 static void s_send_frames(void *router, zmq_msg_t *identity, const void *header, size_t len,
@@ -125,7 +128,7 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
     msg_buf_init(&out);
     msg_t reply;
     uint64_t id = request->header.request_id;
-    uint64_t vv = fake->view_version;
+    uint64_t vv = atomic_load(&fake->view_version);
     int mode = atomic_load(&fake->mode);
     switch (request->header.type) {
     case MSG_VIEW_REQ: {
@@ -149,12 +152,13 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
         break;
     }
     case MSG_STAT_REQ:
+        atomic_fetch_add(&fake->stats, 1);
         if (strcmp(request->body.stat_request.uri, fake->uri) != 0) {
             msg_error(&reply, id, vv, SHOAL_ENOENT, "no such file");
         } else {
             msg_init(&reply, MSG_STAT_REP, id, vv);
-            reply.body.stat_reply = (msg_stat_reply_t){.size = fake->size,
-                                                       .version = fake->version};
+            reply.body.stat_reply = (msg_stat_reply_t){
+                .size = fake->size, .version = atomic_load(&fake->changed) ? "v2" : fake->version};
         }
         cr_assert_eq(msg_encode(&reply, &out), 0);
         s_send_frames(fake->router, identity, out.data, out.len, 0);
@@ -174,6 +178,15 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
             break;
         }
         const msg_read_request_t *rq = &request->body.read_request;
+        bool changed = atomic_load(&fake->changed);
+        const char *current = changed ? "v2" : fake->version;
+        const uint8_t *bytes = changed ? fake->data_v2 : fake->data;
+        if (rq->version[0] && strcmp(rq->version, current) != 0) {
+            msg_error(&reply, id, vv, SHOAL_ESTALE, "the file changed");
+            cr_assert_eq(msg_encode(&reply, &out), 0);
+            s_send_frames(fake->router, identity, out.data, out.len, 0);
+            break;
+        }
         /* whole pages around the request, clipped to the file */
         uint64_t start = rq->offset / fake->page_size * fake->page_size;
         uint64_t end = rq->offset + rq->length;
@@ -184,7 +197,7 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
             end = rq->offset + rq->length - 1;
         uint32_t pages = msg_read_page_count(start, end - start, fake->page_size);
         msg_read_reply(&reply, mode == FAKE_WRONG_ID ? id + 1000 : id, vv, fake->size,
-                       mode == FAKE_OTHER_VERSION ? "other" : fake->version, start,
+                       mode == FAKE_OTHER_VERSION ? "other" : current, start,
                        end - start, pages, fake->page_size);
         cr_assert_eq(msg_encode(&reply, &out), 0, "%s", shoal_last_error());
         uint32_t send_pages = pages;
@@ -198,7 +211,7 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
             if (mode == FAKE_SHORT_FRAME && last)
                 piece--;
             int flags = (!last || mode == FAKE_EXTRA_FRAME) ? ZMQ_SNDMORE : 0;
-            zmq_send(fake->router, fake->data + piece_start, piece, flags);
+            zmq_send(fake->router, bytes + piece_start, piece, flags);
         }
         if (mode == FAKE_EXTRA_FRAME)
             zmq_send(fake->router, "x", 1, 0);
@@ -255,7 +268,7 @@ static void s_fake_start(fake_node_t *fake, const char *uri, const void *data, s
     snprintf(fake->version, sizeof fake->version, "%s", version);
     fake->page_size = 4096;
     fake->range_pages = 2;
-    fake->view_version = 1;
+    atomic_init(&fake->view_version, 1);
     atomic_init(&fake->stop, false);
     cr_assert_eq(pthread_create(&fake->thread, NULL, s_fake_thread, fake), 0);
 }
@@ -267,6 +280,7 @@ static void s_fake_stop(fake_node_t *fake)
     zmq_close(fake->router);
     zmq_ctx_term(fake->context);
     free(fake->data);
+    free(fake->data_v2);
 }
 
 /* "127.0.0.1:PORT" of a fake node, for the seeds option. */
@@ -348,6 +362,12 @@ Test(client_fake, reads_whole_file_and_ranges_across_boundaries)
         cr_assert_eq(reads[i].result, (int64_t)want);
         cr_assert(memcmp(reads[i].buf, data + reads[i].offset, want) == 0);
     }
+    /* a fresh client stats the one file of 40 reads once */
+    shoal_client_t *fresh = shoal_client_new(&options);
+    int stats_before = atomic_load(&fake.stats);
+    cr_assert_eq(shoal_pread_many(fresh, reads, 40), 0, "%s", shoal_last_error());
+    cr_assert_eq(atomic_load(&fake.stats) - stats_before, 1, "one STAT for one file");
+    shoal_client_destroy(&fresh);
     reads[0].uri = "file:///fake/missing";
     cr_assert_eq(shoal_pread_many(client, reads, 2), SHOAL_ENOENT);
     cr_assert_eq(reads[0].result, SHOAL_ENOENT);
@@ -595,6 +615,62 @@ Test(client_fake, forked_children_get_working_sockets)
     }
     cr_assert_eq(shoal_pread(client, "file:///fake/t", buf, FILE_SIZE, 0), FILE_SIZE);
     cr_assert(memcmp(buf, data, FILE_SIZE) == 0);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
+
+/* A reply with a newer view_version makes the client fetch the view again. */
+Test(client_fake, newer_view_version_refreshes_the_view)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 7);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/v", data, FILE_SIZE, "v1");
+    shoal_client_options_t options = {.seeds = s_seed(&fake), .no_ufs_fallback = true};
+    shoal_client_t *client = shoal_client_new(&options);
+    uint8_t buf[100];
+    cr_assert_eq(shoal_pread(client, "file:///fake/v", buf, sizeof buf, 0), 100);
+    cr_assert_eq(s_counter(client, "view_refreshes"), 1);
+    cr_assert_eq(shoal_pread(client, "file:///fake/v", buf, sizeof buf, 0), 100);
+    cr_assert_eq(s_counter(client, "view_refreshes"), 1, "same version: no refetch");
+    atomic_store(&fake.view_version, 5);
+    int64_t deadline = tp_now_ms() + 5000;
+    while (s_counter(client, "view_refreshes") < 2 && tp_now_ms() < deadline)
+        cr_assert_eq(shoal_pread(client, "file:///fake/v", buf, sizeof buf, 0), 100);
+    cr_assert_eq(s_counter(client, "view_refreshes"), 2);
+    char *json = NULL;
+    cr_assert_eq(shoal_members(client, &json), 0);
+    cr_assert(strstr(json, "\"view_version\":5") != NULL, "%s", json);
+    shoal_free(json);
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
+
+/* The file changes while the client still trusts its cached stat: the node answers ESTALE,
+ * the client stats again past its cache and reads the whole span again from the new version
+ * (never a mix of the two). */
+Test(client_fake, estale_restats_and_reads_the_new_version)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 8);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/s", data, FILE_SIZE, "v1");
+    fake.data_v2 = s_pattern(FILE_SIZE, 9);
+    shoal_client_options_t options = {.seeds = s_seed(&fake), .no_ufs_fallback = true,
+                                      .metadata_ttl_ms = 60000};
+    shoal_client_t *client = shoal_client_new(&options);
+    uint8_t *buf = malloc(FILE_SIZE);
+    cr_assert_eq(shoal_pread(client, "file:///fake/s", buf, FILE_SIZE, 0), FILE_SIZE);
+    cr_assert(memcmp(buf, data, FILE_SIZE) == 0);
+    atomic_store(&fake.changed, true);
+    cr_assert_eq(shoal_pread(client, "file:///fake/s", buf, FILE_SIZE, 0), FILE_SIZE, "%s",
+                 shoal_last_error());
+    cr_assert(memcmp(buf, fake.data_v2, FILE_SIZE) == 0, "all bytes from the new version");
+    cr_assert_eq(s_counter(client, "stale_retries"), 1);
+    shoal_stat_t stat;
+    cr_assert_eq(shoal_stat(client, "file:///fake/s", &stat), 0);
+    cr_assert_str_eq(stat.version, "v2", "the re-stat refreshed the cache");
     free(buf);
     shoal_client_destroy(&client);
     s_fake_stop(&fake);

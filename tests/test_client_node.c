@@ -369,3 +369,26 @@ Test(client_node, node_killed_reads_fall_back_to_ufs)
     free(buf);
     shoal_client_destroy(&client);
 }
+
+/* A listing longer than one LIST reply (at most 1000 entries) is paged with cursors. */
+Test(client_node, long_listing_pages_with_cursors)
+{
+    char path[TP_PATH_MAX];
+    for (int i = 0; i < 1500; i++) {
+        snprintf(path, sizeof path, "%s/data/many/f%04d", s_dir, i);
+        cr_assert_eq(tp_write_file(path, "x", 1), 0);
+    }
+    char uri[TP_PATH_MAX + 32];
+    snprintf(uri, sizeof uri, "%smany/", s_root_uri);
+    shoal_client_t *client = s_client(5000);
+    shoal_listing_t *listing = NULL;
+    cr_assert_eq(shoal_list(client, uri, false, &listing), 0, "%s", shoal_last_error());
+    cr_assert_eq(shoal_listing_count(listing), 1500);
+    for (size_t i = 1; i < 1500; i++)
+        cr_assert_neq(strcmp(shoal_listing_uri(listing, i - 1), shoal_listing_uri(listing, i)),
+                      0, "entry %zu repeated", i);
+    shoal_listing_destroy(&listing);
+    cr_assert_eq(s_counter(client, "fallback_ufs"), 0);
+    cr_assert_geq(s_counter(client, "requests"), 3, "two LIST pages at least");
+    shoal_client_destroy(&client);
+}
