@@ -1,6 +1,7 @@
 /*
- * flight.c - single flight (see flight.h). The table is a short list: at most one entry per
- * fetch thread is in it at any time, so a linear scan is cheaper than a hash.
+ * flight.c - single flight (see flight.h). The table is a short list: a fetch thread has at
+ * most the ranges of one request in it (running, or held while it stores them), so a linear
+ * scan is cheaper than a hash.
  */
 #include "flight.h"
 
@@ -41,27 +42,33 @@ void range_buf_free_fn(void *data, void *hint)
     range_buf_release(&buf);
 }
 
-/* One read in flight. Invariant: it is in the table's list iff !done. */
-typedef struct s_flight {
-    struct s_flight *next; /* next in the table's list */
+/* One read in flight. Invariant: it is in the table's list iff !gone; done implies the leader's
+ * fn returned; gone implies done. */
+struct flight {
+    struct flight *next;   /* next in the table's list */
     flight_key_t key;      /* what is being read */
+    uint64_t serial;       /* order of creation, for flight_quiesce */
     int users;             /* leader + waiters still holding it */
-    bool done;             /* the leader finished */
+    bool done;             /* the leader's fn returned: result and buf are set */
+    bool gone;             /* out of the table: pages stored (or never to be) */
     int result;            /* fn's result, once done */
-    range_buf_t *buf;      /* fn's buffer (one reference), once done */
-    pthread_cond_t cond;   /* signalled when done */
-} s_flight_t;
+    range_buf_t *buf;      /* fn's buffer (one reference), once done and successful */
+};
 
 struct flight_table {
-    pthread_mutex_t lock; /* guards the list and every flight's fields */
-    s_flight_t *flights;  /* flights not done yet */
+    pthread_mutex_t lock;  /* guards the list, the serials and every flight's fields */
+    pthread_cond_t change; /* broadcast when a flight becomes done or gone */
+    struct flight *flights; /* flights not gone */
+    uint64_t next_serial;  /* serial of the next flight */
 };
 
 flight_table_t *flight_table_new(void)
 {
     flight_table_t *self = calloc(1, sizeof *self);
-    if (self)
+    if (self) {
         pthread_mutex_init(&self->lock, NULL);
+        pthread_cond_init(&self->change, NULL);
+    }
     return self;
 }
 
@@ -70,6 +77,7 @@ void flight_table_destroy(flight_table_t **self_p)
     if (self_p == NULL || *self_p == NULL)
         return;
     flight_table_t *self = *self_p;
+    pthread_cond_destroy(&self->change);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -81,28 +89,41 @@ static bool s_key_equal(const flight_key_t *a, const flight_key_t *b)
            memcmp(a->file_key, b->file_key, sizeof a->file_key) == 0;
 }
 
-/* Drops one user of a finished flight; the last one frees it. Lock held. */
-static void s_put(s_flight_t *flight)
+/* Drops one user of a done flight; the last one frees it. Lock held. */
+static void s_put(flight_t *flight)
 {
     if (--flight->users > 0)
         return;
     range_buf_release(&flight->buf);
-    pthread_cond_destroy(&flight->cond);
     free(flight);
 }
 
+/* Takes a flight out of the table and wakes everyone waiting on a change. Lock held. */
+static void s_unlink(flight_table_t *self, flight_t *flight)
+{
+    for (flight_t **link = &self->flights; *link; link = &(*link)->next)
+        if (*link == flight) {
+            *link = flight->next;
+            break;
+        }
+    flight->gone = true;
+    pthread_cond_broadcast(&self->change);
+}
+
 int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void *arg,
-              range_buf_t **buf_out, bool *joined)
+              bool wait_stored, range_buf_t **buf_out, bool *joined, flight_t **held_out)
 {
     *buf_out = NULL;
     *joined = false;
+    if (held_out)
+        *held_out = NULL;
     pthread_mutex_lock(&self->lock);
-    for (s_flight_t *flight = self->flights; flight; flight = flight->next) {
+    for (flight_t *flight = self->flights; flight; flight = flight->next) {
         if (!s_key_equal(&flight->key, key))
             continue;
         flight->users++;
-        while (!flight->done)
-            pthread_cond_wait(&flight->cond, &self->lock);
+        while (!flight->done || (wait_stored && !flight->gone))
+            pthread_cond_wait(&self->change, &self->lock);
         int result = flight->result;
         if (result >= 0 && flight->buf)
             *buf_out = range_buf_ref(flight->buf);
@@ -111,14 +132,14 @@ int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void 
         *joined = true;
         return result;
     }
-    s_flight_t *flight = calloc(1, sizeof *flight);
+    flight_t *flight = calloc(1, sizeof *flight);
     if (flight == NULL) {
         pthread_mutex_unlock(&self->lock);
-        return fn(arg, buf_out); /* no memory for sharing: read alone */
+        return fn(arg, buf_out); /* no memory for sharing: read alone (and store before return) */
     }
     flight->key = *key;
+    flight->serial = self->next_serial++;
     flight->users = 1;
-    pthread_cond_init(&flight->cond, NULL);
     flight->next = self->flights;
     self->flights = flight;
     pthread_mutex_unlock(&self->lock);
@@ -127,11 +148,6 @@ int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void 
     int result = fn(arg, &buf);
 
     pthread_mutex_lock(&self->lock);
-    for (s_flight_t **link = &self->flights; *link; link = &(*link)->next)
-        if (*link == flight) {
-            *link = flight->next;
-            break;
-        }
     flight->done = true;
     flight->result = result;
     flight->buf = result >= 0 ? buf : NULL;
@@ -139,8 +155,40 @@ int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void 
         range_buf_release(&buf);
     if (flight->buf)
         *buf_out = range_buf_ref(flight->buf);
-    pthread_cond_broadcast(&flight->cond);
-    s_put(flight);
+    if (held_out && result >= 0) {
+        *held_out = flight; /* the leader's use continues until flight_release */
+        pthread_cond_broadcast(&self->change);
+    } else {
+        s_unlink(self, flight);
+        s_put(flight);
+    }
     pthread_mutex_unlock(&self->lock);
     return result;
+}
+
+void flight_release(flight_table_t *self, flight_t **held_p)
+{
+    if (held_p == NULL || *held_p == NULL)
+        return;
+    flight_t *flight = *held_p;
+    *held_p = NULL;
+    pthread_mutex_lock(&self->lock);
+    s_unlink(self, flight);
+    s_put(flight);
+    pthread_mutex_unlock(&self->lock);
+}
+
+void flight_quiesce(flight_table_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    uint64_t horizon = self->next_serial;
+    for (;;) {
+        bool older = false;
+        for (flight_t *flight = self->flights; flight && !older; flight = flight->next)
+            older = flight->serial < horizon;
+        if (!older)
+            break;
+        pthread_cond_wait(&self->change, &self->lock);
+    }
+    pthread_mutex_unlock(&self->lock);
 }

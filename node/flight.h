@@ -1,7 +1,8 @@
 /*
  * flight.h - single flight for UFS range reads: concurrent misses of the same (file key, range)
- * share one read. Also the reference-counted byte buffer a range is read into, which READ
- * replies hand to ZeroMQ slice by slice without copying.
+ * share one read, and misses that arrive while its leader stores the pages take its buffer.
+ * Also the reference-counted byte buffer a range is read into, which READ replies hand to
+ * ZeroMQ slice by slice without copying.
  */
 #ifndef SHOAL_NODE_FLIGHT_H
 #define SHOAL_NODE_FLIGHT_H
@@ -48,19 +49,40 @@ typedef int (*flight_fn)(void *arg, range_buf_t **buf_out);
 /* The table of reads in flight. Thread safe. */
 typedef struct flight_table flight_table_t;
 
+/* A finished read its leader still holds in the table while it stores the pages (see
+ * flight_do's `held_out`). */
+typedef struct flight flight_t;
+
 /* Returns a new table or NULL when out of memory. Caller owns it. */
 flight_table_t *flight_table_new(void);
 
-/* Frees *self_p and sets it to NULL; safe on NULL. No flight may be running. */
+/* Frees *self_p and sets it to NULL; safe on NULL. No flight may be running or held. */
 void flight_table_destroy(flight_table_t **self_p);
 
 /*
- * Runs fn(arg) for `key` unless another thread is already running it, in which case it waits
- * for that run and shares its outcome (*joined = true). Either way returns fn's result and, on
- * success, sets *buf_out to a reference the caller releases. Blocks the calling thread for the
- * length of the read: flights are run on fetch threads only, never on hit workers.
+ * Runs fn(arg) for `key` unless another thread is already running it (or holds its finished
+ * buffer), in which case it shares that run's outcome (*joined = true). Either way returns fn's
+ * result and, on success, sets *buf_out to a reference the caller releases.
+ *
+ * A flight has three states: running (fn is reading), held (fn succeeded, the leader stores
+ * the pages), gone. A joiner waits while it runs and takes the buffer as soon as it is held,
+ * so a reply never waits for the store; with `wait_stored` it waits until the flight is gone
+ * (LOAD, which promises stored pages). A leader that passes `held_out` keeps its successful
+ * flight in the table (*held_out set; NULL on failure or when it joined) and must end it with
+ * flight_release() once the pages are stored: meanwhile new misses of the range join it
+ * instead of reading the UFS again. Without `held_out` the flight is gone when fn returns.
+ * Blocks the calling thread for the length of the read: flights run on fetch threads only.
  */
 int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void *arg,
-              range_buf_t **buf_out, bool *joined);
+              bool wait_stored, range_buf_t **buf_out, bool *joined, flight_t **held_out);
+
+/* Ends a held flight (removes it from the table, wakes `wait_stored` joiners and quiescers)
+ * and sets *held_p to NULL; safe on NULL. */
+void flight_release(flight_table_t *self, flight_t **held_p);
+
+/* Waits until every flight in the table at the time of the call is gone, so pages of reads
+ * answered before it are stored (EVICT calls it before deleting, else a store finishing
+ * after the delete would bring pages back). Flights started later are not waited for. */
+void flight_quiesce(flight_table_t *self);
 
 #endif

@@ -255,6 +255,9 @@ static void s_evict(node_t *node, reply_sink_t *sink, node_request_t *request)
     const msg_evict_request_t *evict = &request->msg.body.evict_request;
     uint64_t pages = 0, bytes = 0;
     int rc = 0;
+    /* reads answered before this EVICT may still be storing their pages: let them finish, or
+     * their puts would bring pages back after the delete */
+    flight_quiesce(node->flights);
     if (!evict->recursive) {
         rc = s_evict_file(node, request->uri, NULL, true, &pages, &bytes);
     } else {

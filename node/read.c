@@ -1,7 +1,8 @@
 /*
- * read.c - READ and LOAD (see read.h). A READ span is answered in whole pages: frame i carries
- * page first+i, clipped to the end of the file, so cached pages go out as pinned RocksDB
- * memory and fetched ranges as slices of the range buffer, neither copied by the node.
+ * read.c - READ and LOAD (see read.h). A READ is answered with exactly the bytes asked for
+ * (clipped at the end of the file), cut at page boundaries: frame i is the part of page first+i
+ * inside the span, sent as a slice of pinned RocksDB memory (hits) or of the reference-counted
+ * range buffer (misses), never copied by the node.
  */
 #include "read.h"
 
@@ -11,11 +12,13 @@
 
 #include "log.h"
 
-/* The pages a request touches. */
+/* The pages a request touches and the span answered: [offset, offset + length) clipped at the
+ * end of the file. Frame i carries [max(span_offset, (first_page+i)*page),
+ * min(span_end, (first_page+i+1)*page)), as proto.h's READ reply rules say. */
 typedef struct s_plan {
     uint64_t first_page;  /* index of the first page */
-    uint32_t page_count;  /* pages (0 for an empty span) */
-    uint64_t span_offset; /* first byte answered (page aligned, or the request offset if empty) */
+    uint32_t page_count;  /* pages, and frames (0 for an empty span) */
+    uint64_t span_offset; /* first byte answered (the request offset, or the file size if past) */
     uint64_t span_length; /* bytes answered */
 } s_plan_t;
 
@@ -27,8 +30,17 @@ typedef struct s_fetch {
     const uint8_t *file_key;                     /* key of (uri, version) */
     uint64_t range_index;                        /* range to read */
     uint64_t file_size;                          /* size of that version */
-    bool store;                                  /* store the pages (not NO_CACHE) */
 } s_fetch_t;
+
+/* A fetched range whose flight this request took part in: its buffer, and, when the request
+ * led the flight of a range to be stored, the held flight to end once the pages are stored. */
+typedef struct s_pending {
+    uint64_t range_index;                        /* the range */
+    uint8_t file_key[PAGESTORE_FILE_KEY_SIZE];   /* its file version */
+    range_buf_t *buf;                            /* its bytes (one reference) */
+    flight_t *held;                              /* held flight, or NULL */
+    bool must_store;                             /* this request stores the pages */
+} s_pending_t;
 
 int read_resolve(node_t *node, const char *uri, const char *want_version, bool may_ask_ufs,
                  ufs_stat_t *out)
@@ -68,9 +80,9 @@ int read_resolve(node_t *node, const char *uri, const char *want_version, bool m
     return 0;
 }
 
-/* Cuts [offset, offset + length) of a file of `size` bytes into whole pages. Refuses spans
- * over READ_BYTES_MAX or MSG_READ_PAGES_MAX pages (SHOAL_EINVAL): one reply holds them all
- * in memory, and the client splits reads into ranges anyway. */
+/* Cuts [offset, offset + length) of a file of `size` bytes, clipped at the end, into pages.
+ * Refuses spans over READ_BYTES_MAX or MSG_READ_PAGES_MAX pages (SHOAL_EINVAL): one reply holds
+ * them all in memory, and the client splits reads into ranges anyway. */
 static int s_plan(const node_t *node, uint64_t size, uint64_t offset, uint64_t length,
                   s_plan_t *plan)
 {
@@ -91,10 +103,22 @@ static int s_plan(const node_t *node, uint64_t size, uint64_t offset, uint64_t l
                           (unsigned long long)(last - first + 1), MSG_READ_PAGES_MAX);
     plan->first_page = first;
     plan->page_count = (uint32_t)(last - first + 1);
-    plan->span_offset = first * page_size;
-    uint64_t span_end = (last + 1) * page_size;
-    plan->span_length = (span_end < size ? span_end : size) - plan->span_offset;
+    plan->span_offset = offset;
+    plan->span_length = end - offset;
     return 0;
+}
+
+/* The file bytes frame `i` of `plan` carries: [*start, *start + *length). */
+static void s_piece(const node_t *node, const s_plan_t *plan, uint32_t i, uint64_t *start,
+                    uint64_t *length)
+{
+    uint64_t page_start = (plan->first_page + i) * node->page_size;
+    uint64_t page_end = page_start + node->page_size;
+    uint64_t span_end = plan->span_offset + plan->span_length;
+    uint64_t lo = page_start > plan->span_offset ? page_start : plan->span_offset;
+    uint64_t hi = page_end < span_end ? page_end : span_end;
+    *start = lo;
+    *length = hi > lo ? hi - lo : 0;
 }
 
 /* Bytes page `index` of a file of `size` bytes has. */
@@ -118,11 +142,18 @@ static void s_reply_read(node_t *node, reply_sink_t *sink, node_request_t *reque
     reply_send(sink, request, &reply, frames, plan->page_count);
 }
 
-/* Turns a pinned page into a frame that releases the pin when ZeroMQ is done with it. */
-static void s_frame_from_page(zmq_msg_t *frame, pagestore_page_t *page)
+/* Turns the part of pinned page `index` that frame `i` carries into that frame, which releases
+ * the pin when ZeroMQ is done with it (the free function takes the page as its hint, whatever
+ * the slice). */
+static void s_frame_from_page(const node_t *node, const s_plan_t *plan, uint32_t i,
+                              zmq_msg_t *frame, pagestore_page_t *page)
 {
-    if (zmq_msg_init_data(frame, (void *)pagestore_page_data(page), pagestore_page_size(page),
-                          pagestore_page_free_fn, page) != 0) {
+    uint64_t start, length;
+    s_piece(node, plan, i, &start, &length);
+    uint64_t in_page = start - (plan->first_page + i) * node->page_size;
+    const uint8_t *data = pagestore_page_data(page);
+    if (zmq_msg_init_data(frame, (void *)(data + in_page), length, pagestore_page_free_fn,
+                          page) != 0) {
         pagestore_page_release(&page); /* cannot happen with libzmq 4.3: it never fails */
         zmq_msg_init(frame);
     }
@@ -165,7 +196,7 @@ bool read_try_hit(node_t *node, reply_sink_t *sink, node_request_t *request)
             free(frames);
             return false; /* a miss: the fetch pool does the whole request */
         }
-        s_frame_from_page(&frames[i], page);
+        s_frame_from_page(node, &plan, i, &frames[i], page);
     }
     stats_add(&node->stats, STATS_PAGE_HITS, plan.page_count);
     s_reply_read(node, sink, request, &stat, &plan, frames);
@@ -177,9 +208,8 @@ bool read_try_hit(node_t *node, reply_sink_t *sink, node_request_t *request)
 /*
  * The flight leader's work: one ufs_read of the whole range (clipped to the end of the file)
  * with the version, so the UFS refuses (ESTALE) instead of mixing versions; a short read means
- * the file is shorter than its metadata said, which is also a changed file. Then each page is
- * stored; a failed put is counted and the remaining puts of the range skipped (the disk is
- * likely full), but the bytes are still served.
+ * the file is shorter than its metadata said, which is also a changed file. Storing the pages
+ * is left to the caller (s_store_range), after it has answered.
  */
 static int s_fetch_range(void *arg, range_buf_t **buf_out)
 {
@@ -215,23 +245,44 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
     }
     stats_add(&node->stats, STATS_UFS_BYTES_READ, (uint64_t)got);
     buf->len = (size_t)got;
-    if (fetch->store) {
-        uint64_t first = fetch->range_index * node->range_pages;
-        for (uint64_t at = 0, index = first; at < buf->len; at += node->page_size, index++) {
-            size_t len = buf->len - at < node->page_size ? buf->len - at : node->page_size;
-            if (pagestore_put(node->store, fetch->file_key, index, buf->data + at, len) < 0) {
-                stats_add(&node->stats, STATS_STORE_WRITE_ERRORS, 1);
-                break;
-            }
-        }
-    }
     *buf_out = buf;
     return 0;
 }
 
-/* Gets the bytes of range `range_index` through single flight. */
+/* Stores each page of a fetched range. A failed put is counted and the remaining puts of the
+ * range skipped (the disk is likely full); the bytes were served anyway. */
+static void s_store_range(node_t *node, const s_pending_t *pending)
+{
+    const range_buf_t *buf = pending->buf;
+    uint64_t index = pending->range_index * node->range_pages;
+    for (size_t at = 0; at < buf->len; at += node->page_size, index++) {
+        size_t len = buf->len - at < node->page_size ? buf->len - at : node->page_size;
+        if (pagestore_put(node->store, pending->file_key, index, buf->data + at, len) < 0) {
+            stats_add(&node->stats, STATS_STORE_WRITE_ERRORS, 1);
+            break;
+        }
+    }
+}
+
+/* Stores a pending range (when it is this request's to store), ends its held flight and drops
+ * the buffer reference. */
+static void s_pending_finish(node_t *node, s_pending_t *pending)
+{
+    if (pending->must_store)
+        s_store_range(node, pending);
+    flight_release(node->flights, &pending->held);
+    range_buf_release(&pending->buf);
+    pending->must_store = false;
+}
+
+/*
+ * Gets the bytes of range `range_index` through single flight into pending->buf (a reference).
+ * When this call led the flight of a stored range, pending->must_store is set and the flight is
+ * held until s_pending_finish stores the pages; call that after the reply has gone out. With
+ * `wait_stored`, a joined flight is waited for until its pages are stored.
+ */
 static int s_range(node_t *node, const char *uri, const ufs_stat_t *stat, const uint8_t *file_key,
-                   uint64_t range_index, bool store, range_buf_t **buf_out)
+                   uint64_t range_index, bool store, bool wait_stored, s_pending_t *pending)
 {
     s_fetch_t fetch = {
         .node = node,
@@ -240,23 +291,29 @@ static int s_range(node_t *node, const char *uri, const ufs_stat_t *stat, const 
         .file_key = file_key,
         .range_index = range_index,
         .file_size = stat->size,
-        .store = store,
     };
+    memset(pending, 0, sizeof *pending);
+    pending->range_index = range_index;
+    memcpy(pending->file_key, file_key, sizeof pending->file_key);
     flight_key_t key = {.range_index = range_index, .store = store};
     memcpy(key.file_key, file_key, sizeof key.file_key);
     bool joined = false;
-    int rc = flight_do(node->flights, &key, s_fetch_range, &fetch, buf_out, &joined);
+    int rc = flight_do(node->flights, &key, s_fetch_range, &fetch, wait_stored, &pending->buf,
+                       &joined, store ? &pending->held : NULL);
     if (joined)
         stats_add(&node->stats, STATS_SINGLEFLIGHT_JOINS, 1);
     if (rc == SHOAL_ESTALE)
         meta_cache_expire(node->meta, uri);
+    pending->must_store = rc >= 0 && store && !joined;
     return rc;
 }
 
 /*
  * Range by range: if every page of the span inside the range is in the store, those pins are
  * the frames; otherwise the range comes through single flight and its buffer provides the
- * frames (pins taken for that range are dropped: mixing would gain nothing).
+ * frames (pins taken for that range are dropped: mixing would gain nothing). The reply goes out
+ * first; the ranges this request fetched are stored after it, while their flights stay held so
+ * that misses arriving meanwhile share the buffer instead of reading the UFS again.
  */
 void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
 {
@@ -269,10 +326,14 @@ void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
     if (rc == 0)
         rc = s_plan(node, stat.size, read->offset, read->length, &plan);
     zmq_msg_t *frames = NULL;
+    s_pending_t *pending = NULL;
+    uint32_t pending_count = 0;
     if (rc == 0 && plan.page_count &&
-        (frames = malloc(plan.page_count * sizeof *frames)) == NULL)
+        ((frames = malloc(plan.page_count * sizeof *frames)) == NULL ||
+         (pending = malloc((plan.page_count / node->range_pages + 2) * sizeof *pending)) == NULL))
         rc = shoal_fail(SHOAL_ENOMEM, "out of memory");
     if (rc < 0) {
+        free(frames);
         reply_error(sink, request, rc, "%s", shoal_last_error());
         return;
     }
@@ -296,7 +357,7 @@ void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
                 pagestore_page_release(&page);
                 break;
             }
-            s_frame_from_page(&frames[done + hits], page);
+            s_frame_from_page(node, &plan, done + hits, &frames[done + hits], page);
         }
         if (hits == in_range) {
             stats_add(&node->stats, STATS_PAGE_HITS, hits);
@@ -306,28 +367,33 @@ void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
         s_close_frames(frames + done, hits);
         stats_add(&node->stats, STATS_PAGE_HITS, hits);
         stats_add(&node->stats, STATS_PAGE_MISSES, in_range - hits);
-        range_buf_t *buf = NULL;
-        rc = s_range(node, request->uri, &stat, file_key, range_index, store, &buf);
-        if (rc < 0) {
-            s_close_frames(frames, done);
-            free(frames);
-            reply_error(sink, request, rc, "%s", shoal_last_error());
-            return;
-        }
-        uint64_t range_first_page = range_index * node->range_pages;
+        s_pending_t *fetched = &pending[pending_count];
+        rc = s_range(node, request->uri, &stat, file_key, range_index, store, false, fetched);
+        if (rc < 0)
+            break;
+        pending_count++;
+        const range_buf_t *buf = fetched->buf;
+        uint64_t range_offset = range_index * node->range_pages * node->page_size;
         for (uint32_t i = 0; i < in_range; i++) {
-            uint64_t at = (index + i - range_first_page) * node->page_size;
-            uint64_t len = s_page_length(node, stat.size, index + i);
+            uint64_t start, length;
+            s_piece(node, &plan, done + i, &start, &length);
             /* s_fetch_range returned exactly the range's bytes, so the slice is in the buffer */
-            zmq_msg_init_data(&frames[done + i], buf->data + at, len, range_buf_free_fn,
-                              range_buf_ref(buf));
+            zmq_msg_init_data(&frames[done + i], (void *)(buf->data + (start - range_offset)),
+                              length, range_buf_free_fn, range_buf_ref(fetched->buf));
         }
-        range_buf_release(&buf);
         done += in_range;
     }
-    s_reply_read(node, sink, request, &stat, &plan, frames);
+    if (rc < 0) {
+        s_close_frames(frames, done);
+        reply_error(sink, request, rc, "%s", shoal_last_error());
+    } else {
+        s_reply_read(node, sink, request, &stat, &plan, frames);
+        stats_observe(&node->stats, STATS_LAT_READ_MISS, stats_now_ns() - request->received_ns);
+    }
     free(frames);
-    stats_observe(&node->stats, STATS_LAT_READ_MISS, stats_now_ns() - request->received_ns);
+    for (uint32_t i = 0; i < pending_count; i++)
+        s_pending_finish(node, &pending[i]);
+    free(pending);
 }
 
 void read_load(node_t *node, reply_sink_t *sink, node_request_t *request)
@@ -373,9 +439,10 @@ void read_load(node_t *node, reply_sink_t *sink, node_request_t *request)
             }
             if (missing == 0)
                 continue;
-            range_buf_t *buf = NULL;
-            rc = s_range(node, request->uri, &stat, file_key, range_index, true, &buf);
-            range_buf_release(&buf);
+            /* LOAD promises stored pages: store before answering, or wait for the leader's */
+            s_pending_t fetched;
+            rc = s_range(node, request->uri, &stat, file_key, range_index, true, true, &fetched);
+            s_pending_finish(node, &fetched);
             if (rc < 0) {
                 reply_error(sink, request, rc, "%s", shoal_last_error());
                 return;

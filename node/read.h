@@ -27,8 +27,8 @@ int read_resolve(node_t *node, const char *uri, const char *want_version, bool m
  * true when it answered; false when the request must go to the fetch pool (untouched). */
 bool read_try_hit(node_t *node, reply_sink_t *sink, node_request_t *request);
 
-/* On a fetch thread: answers the READ `request` in full, reading missing ranges from the UFS
- * and storing them (unless NO_CACHE). Always answers. */
+/* On a fetch thread: answers the READ `request` in full, reading missing ranges from the UFS,
+ * then (after the reply has gone out) storing them unless NO_CACHE. Always answers. */
 void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request);
 
 /* On a fetch thread: answers the LOAD `request`: every missing range of the span is read and

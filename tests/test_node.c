@@ -344,6 +344,82 @@ static void s_check_reads(const char *base, const char *name, const uint8_t *wan
     free(got);
 }
 
+/* READ of `length` bytes at `offset` that must be answered with exactly that span: the reply's
+ * offset and length are the request's, frame i is the part of page first+i inside it, and the
+ * bytes equal `want` (the whole file). */
+static void s_check_exact_span(const char *uri, const uint8_t *want, uint64_t offset,
+                               uint64_t length, uint32_t flags)
+{
+    msg_t request;
+    msg_read_request(&request, 0, 0, uri, "", offset, length, flags);
+    s_reply_t reply;
+    s_call(&s_node, &request, &reply);
+    cr_assert_eq(reply.msg.header.type, MSG_READ_REP, "error %d", s_code(&reply));
+    const msg_read_reply_t *read = &reply.msg.body.read_reply;
+    cr_assert_eq(read->offset, offset, "span starts at %llu, not at the request's %llu",
+                 (unsigned long long)read->offset, (unsigned long long)offset);
+    cr_assert_eq(read->length, length, "span of %llu bytes, not the request's %llu",
+                 (unsigned long long)read->length, (unsigned long long)length);
+    uint32_t pages = (uint32_t)((offset + length - 1) / PAGE - offset / PAGE + 1);
+    cr_assert_eq(read->page_count, pages);
+    cr_assert_eq(reply.frame_count, pages);
+    uint64_t at = offset;
+    for (uint32_t i = 0; i < pages; i++) {
+        uint64_t page_end = (offset / PAGE + i + 1) * PAGE;
+        uint64_t end = page_end < offset + length ? page_end : offset + length;
+        size_t size = zmq_msg_size(&reply.frames[i]);
+        cr_assert_eq(size, end - at, "frame %u has %zu bytes, not %llu", i, size,
+                     (unsigned long long)(end - at));
+        cr_assert(memcmp(zmq_msg_data(&reply.frames[i]), want + at, size) == 0,
+                  "frame %u: wrong bytes", i);
+        at = end;
+    }
+    s_reply_fini(&reply);
+}
+
+/* A sub-page read is answered with its own bytes only (not whole pages): on a miss (slices of
+ * the range buffer), on a hit (slices of pinned pages), read through with NO_CACHE, and across
+ * page and range boundaries. */
+Test(node, read_serves_exact_slices)
+{
+    size_t size = 3 * RANGE + 5 * PAGE + 123;
+    uint8_t *data = s_make_file("s.bin", size, 11);
+    uint8_t *other = s_make_file("nc.bin", RANGE, 12);
+    char mount[TP_PATH_MAX];
+    snprintf(mount, sizeof mount, "file://%s/", s_origin);
+    s_start(mount, "60", "--store", "rocksdb");
+    char uri[TP_PATH_MAX];
+    snprintf(uri, sizeof uri, "%s", s_uri(mount, "s.bin")); /* s_uri's buffer is reused */
+    uint64_t odd = 5 * PAGE + 12345; /* a 64 KiB read here spans two pages */
+    uint64_t misses = s_counter("page_misses");
+    s_check_exact_span(uri, data, odd, 65536, 0); /* miss: from the range buffer */
+    cr_assert(s_counter("page_misses") > misses, "the first read was not a miss");
+    uint64_t hits = s_counter("page_hits");
+    uint64_t ufs_reads = s_counter("ufs_reads");
+    s_check_exact_span(uri, data, odd, 65536, 0); /* hit: slices of pinned pages */
+    cr_assert_eq(s_counter("page_hits"), hits + 2, "the second read was not two page hits");
+    cr_assert_eq(s_counter("ufs_reads"), ufs_reads);
+    s_check_exact_span(uri, data, odd + 1, 1, 0);               /* one byte inside a page */
+    s_check_exact_span(uri, data, RANGE - 7, 14, 0);            /* across a range boundary */
+    s_check_exact_span(uri, data, 2 * PAGE + 1, 3 * PAGE, 0);   /* four pieces, two ranges */
+    s_check_exact_span(uri, data, size - 100, 100, 0);          /* the tail */
+    s_check_exact_span(uri, data, 3 * RANGE + 9, 65536, 0);     /* a miss in another range */
+    s_check_exact_span(s_uri(mount, "nc.bin"), other, 3 * PAGE - 3, 70, MSG_READ_NO_CACHE);
+    /* clipped at the end of the file: the span ends there */
+    msg_t request;
+    msg_read_request(&request, 0, 0, uri, "", size - 10, 65536, 0);
+    s_reply_t reply;
+    s_call(&s_node, &request, &reply);
+    cr_assert_eq(reply.msg.header.type, MSG_READ_REP);
+    cr_assert_eq(reply.msg.body.read_reply.offset, size - 10);
+    cr_assert_eq(reply.msg.body.read_reply.length, 10);
+    cr_assert_eq(reply.frame_count, 1);
+    cr_assert(memcmp(zmq_msg_data(&reply.frames[0]), data + size - 10, 10) == 0);
+    s_reply_fini(&reply);
+    free(data);
+    free(other);
+}
+
 Test(node, file_mount_stat_list_read)
 {
     size_t big_size = 3 * RANGE + 5 * PAGE + 123; /* 3 ranges, 5 pages and a bit */
