@@ -67,6 +67,9 @@ static const s_flag_t s_flags[] = {
     {"push-pull-interval", S_DURATION, "DURATION", "gossip: full state exchange period [30s]"},
     {"dead-forget", S_DURATION, "DURATION",
      "gossip: dead and left members are forgotten after this [30s]"},
+    {"flush-interval", S_DURATION, "DURATION",
+     "write newly cached pages to disk this often (pages are stored without a\n"
+     "                       write-ahead log: a crash loses at most this much); 0 never [10s]"},
     {"forward-timeout", S_DURATION, "DURATION",
      "how long a non-owner waits for the owner of a range before reading\n"
      "                       the under storage itself [2s]"},
@@ -153,6 +156,7 @@ int config_init(node_config_t *config)
     config->push_pull_interval_ms = swim.push_pull_interval_ms;
     config->dead_forget_ms = swim.dead_forget_ms;
     config->forward_timeout_ms = 2000;
+    config->flush_interval_ns = 10ll * 1000000000ll;
     return 0;
 }
 
@@ -385,6 +389,10 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
                            where, value, name);
         if (strcmp(name, "metadata-ttl") == 0) {
             config->metadata_ttl_ns = ns;
+            return 0;
+        }
+        if (strcmp(name, "flush-interval") == 0) {
+            config->flush_interval_ns = ns;
             return 0;
         }
         if (ns < 1000000 || ns > 86400ll * 1000000000ll)

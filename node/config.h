@@ -49,6 +49,7 @@ typedef struct node_config {
     uint32_t push_pull_interval_ms;   /* --push-pull-interval [30s] */
     uint32_t dead_forget_ms;          /* --dead-forget [30s] */
     uint32_t forward_timeout_ms;      /* --forward-timeout: wait for an owner [2s] */
+    int64_t flush_interval_ns;        /* --flush-interval: write new pages to disk [10s]; 0 never */
 } node_config_t;
 
 /* Fills *config with the defaults. Allocates (the default data dir and name); returns 0 or

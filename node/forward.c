@@ -17,6 +17,8 @@
 #include "hrw.h"
 #include "log.h"
 
+#define FORWARD_CONNECT_MS 200 /* longest wait for a connection to the owner (send timeout) */
+
 /* One pooled connection: a DEALER to one owner, used by one thread at a time. */
 typedef struct forward_conn {
     struct forward_conn *next;          /* idle list link */
@@ -78,8 +80,9 @@ bool forward_owner(node_t *node, uint32_t flags, const uint8_t file_key[PAGESTOR
 }
 
 /* Takes an idle connection to `endpoint`, or makes one: LINGER 0 (a closed socket drops what
- * it queued), IMMEDIATE (no queueing for a peer that is not connected), SNDTIMEO bounded by
- * the forward timeout (a send waits at most that long for the connection). */
+ * it queued), IMMEDIATE (no queueing for a peer that is not connected), SNDTIMEO of at most
+ * FORWARD_CONNECT_MS (a send waits that long for a connection: an owner that was just killed
+ * refuses connections, and the range is read from the UFS at once instead). */
 static forward_conn_t *s_conn_take(forward_t *self, const char *endpoint)
 {
     pthread_mutex_lock(&self->lock);
@@ -103,7 +106,10 @@ static forward_conn_t *s_conn_take(forward_t *self, const char *endpoint)
         return NULL;
     }
     int zero = 0, one = 1;
+    /* a live owner is connected in a millisecond or two; a dead one must cost little */
     int send_timeout = (int)self->node->config.forward_timeout_ms;
+    if (send_timeout > FORWARD_CONNECT_MS)
+        send_timeout = FORWARD_CONNECT_MS;
     zmq_setsockopt(conn->socket, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(conn->socket, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(conn->socket, ZMQ_SNDTIMEO, &send_timeout, sizeof send_timeout);

@@ -58,6 +58,7 @@ int main(int argc, char **argv)
         signal_number = sigtimedwait(&signals, NULL, &poll_interval);
         if (signal_number > 0)
             break;
+        node_tick(node);
         if (node_status(node, refused, sizeof refused) < 0) {
             log_error("the cluster refused this node: %s; stopping", refused);
             node_stop(node);

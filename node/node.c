@@ -151,7 +151,11 @@ fail:
 
 int node_start(node_t *self)
 {
+    /* Join before serving: a client that asks this node for the VIEW first then gets the
+     * cluster's membership, not a view of this node alone that would send it every range. */
     int rc = fetch_pool_start(self->fetch);
+    if (rc == 0)
+        rc = cluster_start(self->cluster);
     if (rc == 0)
         rc = server_start(self->server);
     if (rc < 0)
@@ -159,7 +163,26 @@ int node_start(node_t *self)
     log_info("serving on %s (%u hit workers, %u fetch threads, metadata ttl %.3f s)",
              self->config.listen, self->config.threads, self->config.fetch_threads,
              (double)self->config.metadata_ttl_ns / 1e9);
-    return cluster_start(self->cluster);
+    return 0;
+}
+
+void node_tick(node_t *self)
+{
+    int64_t now = stats_now_ns();
+    if (self->config.flush_interval_ns <= 0 || self->config.memory_store ||
+        now - self->flushed_ns < self->config.flush_interval_ns)
+        return;
+    self->flushed_ns = now;
+    pagestore_stats_t store;
+    pagestore_stats(self->store, &store);
+    if (store.puts == atomic_load(&self->flushed_puts))
+        return;
+    if (pagestore_flush(self->store) < 0) {
+        log_warn("periodic flush of the page store: %s", shoal_last_error());
+        return;
+    }
+    atomic_store(&self->flushed_puts, store.puts);
+    stats_add(&self->stats, STATS_PAGE_FLUSHES, 1);
 }
 
 int node_status(node_t *self, char *message, size_t cap)

@@ -45,6 +45,8 @@ typedef struct node {
     struct cluster *cluster;       /* gossip agent (cluster.h) */
     struct forward *forward;       /* connections to owners for forwarded reads (forward.h) */
     _Atomic int64_t inflight;      /* requests forwarded to workers and not answered yet */
+    int64_t flushed_ns;            /* last periodic flush (node_tick, main thread only) */
+    _Atomic uint64_t flushed_puts; /* pagestore puts on disk by that flush (main writes) */
 } node_t;
 
 /* Opens the store (creating the data dir), loads the identity, builds the membership (this
@@ -61,6 +63,10 @@ int node_start(node_t *self);
 /* 0 while the node may run; SHOAL_ECONFIG once the cluster refused it (message in `message`,
  * cap bytes). Thread safe; main polls it. */
 int node_status(node_t *self, char *message, size_t cap);
+
+/* Housekeeping, called by main every ~200 ms: every --flush-interval, writes the pages cached
+ * since the last flush to disk (they are stored without a WAL, so a crash would lose them). */
+void node_tick(node_t *self);
 
 /* Stops cleanly: leaves the cluster (peers see "left"), stops taking requests, lets in-flight ones finish (queued misses get
  * ERROR ECANCELED), joins every thread and closes the sockets. Safe to call once after

@@ -168,6 +168,7 @@ static void s_stats(node_t *node, reply_sink_t *sink, node_request_t *request)
     s_counter(counters, &count, "evicted_pages", store.evicted_pages);
     s_counter(counters, &count, "evicted_bytes", store.evicted_bytes);
     s_counter(counters, &count, "pagestore_puts", store.puts);
+    s_counter(counters, &count, "flushed_puts", atomic_load(&node->flushed_puts));
     s_counter(counters, &count, "pagestore_hits", store.hits);
     s_counter(counters, &count, "pagestore_misses", store.misses);
     s_counter(counters, &count, "pagestore_promotions", store.promotions);
