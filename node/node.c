@@ -17,6 +17,7 @@
 #include "identity.h"
 #include "log.h"
 #include "server.h"
+#include "storeq.h"
 
 #define NODE_META_ENTRIES  200000 /* stat entries kept in memory */
 #define NODE_META_LISTINGS 64     /* listings kept for paging */
@@ -125,7 +126,9 @@ node_t *node_new(const node_config_t *config)
     self->fetch = fetch_pool_new(self, config->fetch_threads);
     self->server = server_new(self);
     self->forward = forward_new(self);
-    if (self->fetch == NULL || self->server == NULL || self->forward == NULL)
+    self->storeq = storeq_new(self, STOREQ_BYTES_MAX);
+    if (self->fetch == NULL || self->server == NULL || self->forward == NULL ||
+        self->storeq == NULL)
         goto fail;
     self->cluster = cluster_new(self, me.data_endpoint);
     if (self->cluster == NULL)
@@ -151,6 +154,7 @@ fail:
 
 int node_start(node_t *self)
 {
+    storeq_start(self->storeq); /* without it fetch threads store themselves */
     /* Join before serving: a client that asks this node for the VIEW first then gets the
      * cluster's membership, not a view of this node alone that would send it every range. */
     int rc = fetch_pool_start(self->fetch);
@@ -196,7 +200,9 @@ int node_status(node_t *self, char *message, size_t cap)
  * new ones refused at once; (2) the router stops reading the ROUTER socket and keeps routing
  * replies until every forwarded request has been answered, then closes the ROUTER with a
  * linger that flushes them; (3) the context is shut down, which wakes the hit workers blocked
- * in recv; (4) every thread is joined and (5) the context terminated.
+ * in recv; (4) every thread is joined, the store queue last (it stores what the fetch threads
+ * left it, so every page of an answered read is in the store before it closes), and (5) the
+ * context terminated.
  */
 void node_stop(node_t *self)
 {
@@ -207,6 +213,7 @@ void node_stop(node_t *self)
     server_stop(self->server);
     zmq_ctx_shutdown(self->zmq_context);
     fetch_pool_join(self->fetch);
+    storeq_stop(self->storeq);
     server_join(self->server);
     forward_destroy(&self->forward);
     zmq_ctx_term(self->zmq_context);
@@ -223,6 +230,7 @@ void node_destroy(node_t **self_p)
     forward_destroy(&self->forward);
     fetch_pool_destroy(&self->fetch);
     server_destroy(&self->server);
+    storeq_destroy(&self->storeq);
     flight_table_destroy(&self->flights);
     meta_cache_destroy(&self->meta);
     ufs_destroy(&self->ufs);

@@ -13,6 +13,7 @@ add_library(shoal_node STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/reply.c
     ${CMAKE_CURRENT_SOURCE_DIR}/server.c
     ${CMAKE_CURRENT_SOURCE_DIR}/stats.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/storeq.c
     ${CMAKE_CURRENT_SOURCE_DIR}/cluster.c
     ${CMAKE_CURRENT_SOURCE_DIR}/forward.c
     ${CMAKE_CURRENT_SOURCE_DIR}/membership.c)

@@ -10,6 +10,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "read.h"
+#include "storeq.h"
 
 #define OPS_LIST_DEFAULT  1000                     /* entries per LIST reply by default */
 #define OPS_LIST_BUDGET   (MSG_FRAME_MAX - 16384)  /* encoded bytes of entries per LIST reply */
@@ -177,6 +178,7 @@ static void s_stats(node_t *node, reply_sink_t *sink, node_request_t *request)
     s_counter(counters, &count, "pagestore_read_errors", store.read_errors);
     s_counter(counters, &count, "pagestore_generations", store.generations);
     s_counter(counters, &count, "fetch_queue_depth", fetch_pool_depth(node->fetch));
+    s_counter(counters, &count, "store_queue_depth", storeq_depth(node->storeq));
     int64_t inflight = atomic_load(&node->inflight);
     s_counter(counters, &count, "inflight_requests", inflight > 0 ? (uint64_t)inflight : 0);
     s_counter(counters, &count, "view_version", membership_version(node->members));

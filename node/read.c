@@ -12,6 +12,7 @@
 
 #include "forward.h"
 #include "log.h"
+#include "storeq.h"
 
 /* The pages a request touches and the span answered: [offset, offset + length) clipped at the
  * end of the file. Frame i carries [max(span_offset, (first_page+i)*page),
@@ -211,7 +212,7 @@ bool read_try_hit(node_t *node, reply_sink_t *sink, node_request_t *request)
  * The flight leader's work: one ufs_read of the whole range (clipped to the end of the file)
  * with the version, so the UFS refuses (ESTALE) instead of mixing versions; a short read means
  * the file is shorter than its metadata said, which is also a changed file. Storing the pages
- * is left to the caller (s_store_range), after it has answered.
+ * is left to the caller (s_pending_finish), after it has answered.
  */
 static int s_fetch_range(void *arg, range_buf_t **buf_out)
 {
@@ -255,27 +256,19 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
     return 0;
 }
 
-/* Stores each page of a fetched range. A failed put is counted and the remaining puts of the
- * range skipped (the disk is likely full); the bytes were served anyway. */
-static void s_store_range(node_t *node, const s_pending_t *pending)
+/* Ends a pending range: when this request must store it, hands it (buffer and held flight) to
+ * the store queue, or with `now` (or a full queue) stores it here; then ends the held flight
+ * and drops the buffer reference. */
+static void s_pending_finish(node_t *node, s_pending_t *pending, bool now)
 {
-    const range_buf_t *buf = pending->buf;
-    uint64_t index = pending->range_index * node->range_pages;
-    for (size_t at = 0; at < buf->len; at += node->page_size, index++) {
-        size_t len = buf->len - at < node->page_size ? buf->len - at : node->page_size;
-        if (pagestore_put(node->store, pending->file_key, index, buf->data + at, len) < 0) {
-            stats_add(&node->stats, STATS_STORE_WRITE_ERRORS, 1);
-            break;
-        }
+    if (pending->must_store && !now &&
+        storeq_submit(node->storeq, pending->file_key, pending->range_index, &pending->buf,
+                      &pending->held)) {
+        pending->must_store = false;
+        return;
     }
-}
-
-/* Stores a pending range (when it is this request's to store), ends its held flight and drops
- * the buffer reference. */
-static void s_pending_finish(node_t *node, s_pending_t *pending)
-{
     if (pending->must_store)
-        s_store_range(node, pending);
+        storeq_store(node, pending->file_key, pending->range_index, pending->buf);
     flight_release(node->flights, &pending->held);
     range_buf_release(&pending->buf);
     pending->must_store = false;
@@ -403,7 +396,7 @@ void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
     }
     free(frames);
     for (uint32_t i = 0; i < pending_count; i++)
-        s_pending_finish(node, &pending[i]);
+        s_pending_finish(node, &pending[i], false);
     free(pending);
 }
 
@@ -454,7 +447,7 @@ void read_load(node_t *node, reply_sink_t *sink, node_request_t *request)
             s_pending_t fetched;
             rc = s_range(node, request->uri, &stat, file_key, range_index, true, true, NULL,
                          &fetched);
-            s_pending_finish(node, &fetched);
+            s_pending_finish(node, &fetched, true);
             if (rc < 0) {
                 reply_error(sink, request, rc, "%s", shoal_last_error());
                 return;

@@ -406,7 +406,8 @@ Test(cluster, kill9_dead_and_rejoin)
      * lose its cache (a real crash loses at most --flush-interval of newly cached pages) */
     int victim = 3;
     int64_t flush_wait = tp_now_ms();
-    while (s_node_counter(victim, "flushed_puts") < s_node_counter(victim, "pagestore_puts") &&
+    while ((s_node_counter(victim, "store_queue_depth") > 0 ||
+            s_node_counter(victim, "flushed_puts") < s_node_counter(victim, "pagestore_puts")) &&
            tp_now_ms() - flush_wait < 5000)
         usleep(20 * 1000);
     cr_assert_eq(s_node_counter(victim, "flushed_puts"), s_node_counter(victim, "pagestore_puts"),

@@ -10,7 +10,9 @@ and prints the ratios (b)/iperf3 (target >= 0.65), epoch1/direct (target >= 0.9)
 reads/s (target >= 10k). Nothing here asserts: the numbers are for README-read.md.
 
 Usage: /usr/bin/python3 tools/bench/bench_read.py [--build build] [--files 64] [--file-mb 4]
-       [--seconds 5] [--json OUT]
+       [--seconds 5] [--json OUT] [--shoald PATH]
+--shoald runs another node binary (an older commit's, for a before/after) against this build's
+libshoal and helpers.
 """
 import argparse
 import http.client
@@ -123,11 +125,13 @@ def main():
     ap.add_argument("--file-mb", type=float, default=4)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--shoald", help="node binary to run (default: BUILD/node/shoald)")
     args = ap.parse_args()
 
     build = os.path.abspath(args.build)
     lib = os.path.join(build, "client", "libshoal.so")
-    need = {"shoald": os.path.join(build, "node", "shoald"), "libshoal": lib,
+    shoald = os.path.abspath(args.shoald) if args.shoald else os.path.join(build, "node", "shoald")
+    need = {"shoald": shoald, "libshoal": lib,
             "zmq_pump": os.path.join(build, "tools", "bench", "zmq_pump"),
             "bench_pread": os.path.join(build, "tools", "bench", "bench_pread")}
     missing = [f"{k} ({v})" for k, v in need.items() if not os.path.exists(v)]
