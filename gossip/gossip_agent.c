@@ -19,6 +19,7 @@
 #include "swim_zmq.h"
 
 #define AGENT_POLL_MAX_MS 50 /* longest poll: bounds how late a stop or leave request is seen */
+#define AGENT_REFRESH_MS 1000 /* republish at least this often, so last_heard_ms stays fresh */
 
 struct gossip_agent {
     gossip_agent_opts_t opts;      /* settings (seeds copied below) */
@@ -34,6 +35,7 @@ struct gossip_agent {
     atomic_bool leave;             /* ask the thread to leave */
     atomic_bool left;              /* the thread has left */
     bool dirty;                    /* membership changed since the last publish (thread) */
+    uint64_t published_ms;         /* when the last snapshot was published (thread) */
     uint8_t *buf;                  /* receive buffer, SWIM_MSG_MAX bytes (thread) */
     pthread_mutex_t lock;          /* guards status and message */
     int status;                    /* sticky error */
@@ -107,9 +109,11 @@ fail:
 static void
 s_publish(gossip_agent_t *a)
 {
-    if (!a->dirty)
+    uint64_t now = swim_clock_now(&a->clock);
+    if (!a->dirty && now - a->published_ms < AGENT_REFRESH_MS)
         return;
     a->dirty = false;
+    a->published_ms = now;
     view_t *v = view_from_swim(a->swim);
     if (v == NULL) {
         a->dirty = true; /* try again next round */
@@ -124,10 +128,16 @@ static void *
 s_thread(void *arg)
 {
     gossip_agent_t *a = arg;
-    swim_join(a->swim, (const char *const *)a->seeds, a->opts.n_seeds,
-              swim_clock_now(&a->clock));
+    /* Connect first and give the connections a moment: with ZMQ_IMMEDIATE a JOIN sent on a
+     * socket still connecting is dropped, which would cost a whole join_retry_ms. */
     for (size_t i = 0; i < a->opts.n_seeds; i++)
         swim_zmq_connect(a->zmq, a->seeds[i]);
+    if (a->opts.n_seeds > 0) {
+        struct timespec settle = {0, 20 * 1000 * 1000};
+        nanosleep(&settle, NULL);
+    }
+    swim_join(a->swim, (const char *const *)a->seeds, a->opts.n_seeds,
+              swim_clock_now(&a->clock));
     while (!atomic_load(&a->stop)) {
         uint64_t now = swim_clock_now(&a->clock);
         if (atomic_load(&a->leave) && !atomic_load(&a->left)) {

@@ -31,8 +31,9 @@ typedef struct gossip_agent_opts {
     size_t n_seeds;               /* number of seeds (0: first node of a cluster) */
     const char *curve_secret_key; /* hook for CurveZMQ (not implemented: must be NULL) */
     const char *curve_public_key; /* hook for CurveZMQ (not implemented: must be NULL) */
-    /* Called on the agent's thread after each batch of membership changes, with the new
-     * snapshot (borrowed for the call; view_ref it to keep it). Optional. */
+    /* Called on the agent's thread after each batch of membership changes, and at least once
+     * a second even without one (same version; fresh last_heard_ms), with the new snapshot
+     * (borrowed for the call; view_ref it to keep it). Optional. */
     void (*on_view)(void *ctx, view_t *view);
     void *ctx;                    /* passed to on_view */
 } gossip_agent_opts_t;

@@ -74,6 +74,7 @@ view_from_swim(const swim_t *swim)
         m->state = info.state;
         m->weight = info.weight;
         m->is_self = info.is_self;
+        m->last_heard_ms = info.last_heard_ms;
     }
     return s_finish(v);
 }

@@ -30,6 +30,7 @@ typedef struct view_member {
     swim_state_t state;                   /* alive, suspect, dead or left */
     uint64_t weight;                      /* capacity bytes */
     bool is_self;                         /* the local node */
+    uint64_t last_heard_ms;               /* driver time of its last message (0: never/self) */
 } view_member_t;
 
 typedef struct view view_t;

@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include "swim.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -23,6 +25,7 @@ typedef enum s_kind {
     S_SIZE,     /* config_parse_size */
     S_DURATION, /* config_parse_duration */
     S_UINT,     /* decimal count */
+    S_DOUBLE,   /* decimal number > 0 */
     S_BOOL,     /* no value on the command line; true/false in the file */
     S_ENDPOINT, /* config_parse_endpoint */
     S_LEVEL,    /* log level */
@@ -50,8 +53,26 @@ static const s_flag_t s_flags[] = {
      "data endpoint: tcp://HOST:PORT or HOST:PORT [tcp://127.0.0.1:7070];\n"
      "                       non-loopback hosts need --insecure (see --cluster-key)"},
     {"gossip", S_ENDPOINT, "ENDPOINT",
-     "gossip endpoint [listen port + 1] (stored; membership arrives with gossip)"},
-    {"seeds", S_STRING, "LIST", "gossip endpoints of other nodes, host:port,host:port [none]"},
+     "gossip (membership) endpoint this node binds and advertises [listen port + 1]"},
+    {"seeds", S_STRING, "LIST",
+     "gossip endpoints of other nodes to join through, host:port,host:port\n"
+     "                       [none: start a cluster; others join through this one]"},
+    {"probe-interval", S_DURATION, "DURATION", "gossip: one failure probe per interval [1s]"},
+    {"probe-timeout", S_DURATION, "DURATION",
+     "gossip: direct ack deadline before indirect probes [500ms]"},
+    {"indirect-checks", S_UINT, "N", "gossip: members asked to probe a silent one [3]"},
+    {"suspicion-mult", S_DOUBLE, "X",
+     "gossip: suspicion timeout = X * log10(N) * probe interval, at least 1.5 s [0.5]"},
+    {"retransmit-mult", S_UINT, "N", "gossip: each update is sent N * log10(N+1) times [4]"},
+    {"push-pull-interval", S_DURATION, "DURATION", "gossip: full state exchange period [30s]"},
+    {"dead-forget", S_DURATION, "DURATION",
+     "gossip: dead and left members are forgotten after this [30s]"},
+    {"flush-interval", S_DURATION, "DURATION",
+     "write newly cached pages to disk this often (pages are stored without a\n"
+     "                       write-ahead log: a crash loses at most this much); 0 never [10s]"},
+    {"forward-timeout", S_DURATION, "DURATION",
+     "how long a non-owner waits for the owner of a range before reading\n"
+     "                       the under storage itself [2s]"},
     {"mount", S_MOUNT, "URI",
      "URI prefix this node serves (repeatable; at least one): s3://bucket/data/,\n"
      "                       file:///srv/data/, http://host:port/path/. Nothing else is read"},
@@ -125,6 +146,17 @@ int config_init(node_config_t *config)
     config->page_size = 1u << 20;
     config->range_pages = 4;
     config->log_level = LOG_INFO;
+    swim_opts_t swim;
+    swim_opts_default(&swim);
+    config->probe_interval_ms = swim.probe_interval_ms;
+    config->probe_timeout_ms = swim.probe_timeout_ms;
+    config->indirect_checks = swim.indirect_checks;
+    config->suspicion_mult = swim.suspicion_mult;
+    config->retransmit_mult = swim.retransmit_mult;
+    config->push_pull_interval_ms = swim.push_pull_interval_ms;
+    config->dead_forget_ms = swim.dead_forget_ms;
+    config->forward_timeout_ms = 2000;
+    config->flush_interval_ns = 10ll * 1000000000ll;
     return 0;
 }
 
@@ -355,17 +387,53 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
             return s_error(error, error_len,
                            "%s: bad duration '%s' for --%s (use seconds: 60, 0.5, or 500ms, 2m)",
                            where, value, name);
-        config->metadata_ttl_ns = ns;
+        if (strcmp(name, "metadata-ttl") == 0) {
+            config->metadata_ttl_ns = ns;
+            return 0;
+        }
+        if (strcmp(name, "flush-interval") == 0) {
+            config->flush_interval_ns = ns;
+            return 0;
+        }
+        if (ns < 1000000 || ns > 86400ll * 1000000000ll)
+            return s_error(error, error_len, "%s: --%s '%s' out of range (1ms .. 24h)", where,
+                           name, value);
+        uint32_t ms = (uint32_t)(ns / 1000000);
+        if (strcmp(name, "probe-interval") == 0)
+            config->probe_interval_ms = ms;
+        else if (strcmp(name, "probe-timeout") == 0)
+            config->probe_timeout_ms = ms;
+        else if (strcmp(name, "push-pull-interval") == 0)
+            config->push_pull_interval_ms = ms;
+        else if (strcmp(name, "dead-forget") == 0)
+            config->dead_forget_ms = ms;
+        else
+            config->forward_timeout_ms = ms;
         return 0;
+    case S_DOUBLE: {
+        char *end = NULL;
+        errno = 0;
+        double x = strtod(value, &end);
+        if (errno != 0 || end == value || *end != '\0' || !isfinite(x) || x <= 0 || x > 100)
+            return s_error(error, error_len, "%s: bad value '%s' for --%s (a number > 0, <= 100)",
+                           where, value, name);
+        config->suspicion_mult = x;
+        return 0;
+    }
     case S_UINT: {
         uint64_t max = strcmp(name, "range-pages") == 0 ? 65536 : 1024;
-        if (s_parse_uint(value, max, &number) < 0 || number == 0)
+        bool zero_ok = strcmp(name, "indirect-checks") == 0;
+        if (s_parse_uint(value, max, &number) < 0 || (number == 0 && !zero_ok))
             return s_error(error, error_len, "%s: bad value '%s' for --%s (a number 1 .. %llu)",
                            where, value, name, (unsigned long long)max);
         if (strcmp(name, "threads") == 0)
             config->threads = (uint32_t)number;
         else if (strcmp(name, "fetch-threads") == 0)
             config->fetch_threads = (uint32_t)number;
+        else if (strcmp(name, "indirect-checks") == 0)
+            config->indirect_checks = (uint32_t)number;
+        else if (strcmp(name, "retransmit-mult") == 0)
+            config->retransmit_mult = (uint32_t)number;
         else
             config->range_pages = (uint32_t)number;
         return 0;
@@ -391,6 +459,7 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
             config->listen_loopback = loopback;
         } else {
             memcpy(config->gossip, endpoint, sizeof endpoint);
+            config->gossip_loopback = loopback;
         }
         return 0;
     case S_LEVEL:
@@ -516,7 +585,21 @@ static int s_validate(node_config_t *config, char *error, size_t error_len)
         int host_len = colon ? (int)(colon - config->listen) : 0;
         snprintf(config->gossip, sizeof config->gossip, "%.*s:%ld", host_len, config->listen,
                  port < 65535 ? port + 1 : port - 1);
+        config->gossip_loopback = config->listen_loopback;
+        config->gossip_defaulted = true;
     }
+    if (!config->gossip_loopback && !config->insecure)
+        return s_error(error, error_len,
+                       "--gossip '%s' is not a loopback address: add --insecure to gossip "
+                       "unencrypted on a trusted network",
+                       config->gossip);
+    if (config->probe_timeout_ms >= config->probe_interval_ms)
+        return s_error(error, error_len,
+                       "--probe-timeout %ums must be shorter than --probe-interval %ums",
+                       config->probe_timeout_ms, config->probe_interval_ms);
+    if (strcmp(config->gossip, config->listen) == 0)
+        return s_error(error, error_len, "--gossip '%s' is the same endpoint as --listen",
+                       config->gossip);
     return 0;
 }
 

@@ -24,8 +24,10 @@ typedef struct node_config {
     uint64_t capacity_bytes;          /* --capacity: page quota [10G] */
     char listen[CONFIG_ENDPOINT_MAX]; /* --listen: data endpoint, "tcp://host:port" */
     bool listen_loopback;             /* listen host is a loopback address */
-    char gossip[CONFIG_ENDPOINT_MAX]; /* --gossip: gossip endpoint (issue #5) [listen port+1] */
-    char *seeds;                      /* --seeds: "host:port,..." of gossip seeds [""] */
+    char gossip[CONFIG_ENDPOINT_MAX]; /* --gossip: gossip bind endpoint [listen port + 1] */
+    bool gossip_loopback;             /* gossip host is a loopback address */
+    bool gossip_defaulted;            /* --gossip was not given: listen port + 1 */
+    char *seeds;                      /* --seeds: "host:port,..." gossip endpoints of others [""] */
     char **mounts;                    /* --mount: URI prefixes served (repeatable) */
     size_t mount_count;               /* entries in mounts */
     char *cluster_key;                /* --cluster-key: key file path [NULL] (CurveZMQ later) */
@@ -38,6 +40,16 @@ typedef struct node_config {
     log_level_t log_level;            /* --log-level [info] */
     bool memory_store;                /* --store memory: pages in RAM, nothing on disk (tests) */
     char *config_path;                /* --config: the file read, or NULL */
+    /* gossip timings (gossip/README.md; defaults from swim_opts_default) */
+    uint32_t probe_interval_ms;       /* --probe-interval [1s] */
+    uint32_t probe_timeout_ms;        /* --probe-timeout [500ms] */
+    uint32_t indirect_checks;         /* --indirect-checks [3] */
+    double suspicion_mult;            /* --suspicion-mult [0.5] */
+    uint32_t retransmit_mult;         /* --retransmit-mult [4] */
+    uint32_t push_pull_interval_ms;   /* --push-pull-interval [30s] */
+    uint32_t dead_forget_ms;          /* --dead-forget [30s] */
+    uint32_t forward_timeout_ms;      /* --forward-timeout: wait for an owner [2s] */
+    int64_t flush_interval_ns;        /* --flush-interval: write new pages to disk [10s]; 0 never */
 } node_config_t;
 
 /* Fills *config with the defaults. Allocates (the default data dir and name); returns 0 or

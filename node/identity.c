@@ -55,6 +55,25 @@ int identity_load(pagestore_t *store, uint8_t id[MSG_NODE_ID_SIZE], uint64_t *in
     return 0;
 }
 
+int identity_save_incarnation(pagestore_t *store, uint64_t incarnation)
+{
+    void *value = NULL;
+    size_t size = 0;
+    uint64_t stored = 0;
+    if (pagestore_state_get(store, "incarnation", &value, &size) == 0 && size == 8) {
+        const uint8_t *bytes = value;
+        for (int i = 7; i >= 0; i--)
+            stored = (stored << 8) | bytes[i];
+    }
+    free(value);
+    if (incarnation <= stored)
+        return 0;
+    uint8_t bytes[8];
+    for (int i = 0; i < 8; i++)
+        bytes[i] = (uint8_t)(incarnation >> (8 * i));
+    return pagestore_state_put(store, "incarnation", bytes, sizeof bytes);
+}
+
 void identity_hex(const uint8_t id[MSG_NODE_ID_SIZE], char out[2 * MSG_NODE_ID_SIZE + 1])
 {
     for (int i = 0; i < MSG_NODE_ID_SIZE; i++)

@@ -1,10 +1,12 @@
 /*
  * main.c - shoald: parses the flags, starts one node, and stops it cleanly on SIGTERM or
- * SIGINT. Exit status: 0 after a clean stop, 1 when the node could not start, 2 for bad flags.
+ * SIGINT. Exit status: 0 after a clean stop, 1 when the node could not start, 2 for bad flags
+ * and when the cluster refuses the node (its page or range size differs from the cluster's).
  */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "log.h"
@@ -43,12 +45,26 @@ int main(int argc, char **argv)
     config_fini(&config);
     if (node == NULL)
         return 1;
-    if (node_start(node) < 0) {
+    rc = node_start(node);
+    if (rc < 0) {
         node_destroy(&node);
-        return 1;
+        return rc == SHOAL_ECONFIG ? 2 : 1;
     }
+    /* Wait for a signal, looking every 200 ms whether the cluster has refused us since. */
     int signal_number = 0;
-    while (sigwait(&signals, &signal_number) != 0) {
+    char refused[512];
+    struct timespec poll_interval = {0, 200 * 1000 * 1000};
+    for (;;) {
+        signal_number = sigtimedwait(&signals, NULL, &poll_interval);
+        if (signal_number > 0)
+            break;
+        node_tick(node);
+        if (node_status(node, refused, sizeof refused) < 0) {
+            log_error("the cluster refused this node: %s; stopping", refused);
+            node_stop(node);
+            node_destroy(&node);
+            return 2;
+        }
     }
     log_info("%s: stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
     node_stop(node);

@@ -11,7 +11,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "cluster.h"
 #include "fetch.h"
+#include "forward.h"
 #include "identity.h"
 #include "log.h"
 #include "server.h"
@@ -98,10 +100,10 @@ node_t *node_new(const node_config_t *config)
         goto fail;
     }
 
-    self->view = view_new(self->page_size, self->range_pages);
-    if (self->view == NULL)
+    self->members = membership_new(self->page_size, self->range_pages, self->id);
+    if (self->members == NULL)
         goto fail;
-    view_member_t me;
+    membership_member_t me;
     memset(&me, 0, sizeof me);
     memcpy(me.id, self->id, sizeof me.id);
     snprintf(me.name, sizeof me.name, "%s", config->name);
@@ -110,7 +112,7 @@ node_t *node_new(const node_config_t *config)
     me.state = MSG_MEMBER_ALIVE;
     me.incarnation = self->incarnation;
     me.weight = config->capacity_bytes;
-    if (view_set_members(self->view, &me, 1) < 0)
+    if (membership_set_members(self->members, &me, 1) < 0)
         goto fail;
 
     self->ufs = ufs_new(NULL);
@@ -123,8 +125,13 @@ node_t *node_new(const node_config_t *config)
     zmq_ctx_set(self->zmq_context, ZMQ_BLOCKY, 0);
     self->fetch = fetch_pool_new(self, config->fetch_threads);
     self->server = server_new(self);
+    self->forward = forward_new(self);
     self->storeq = storeq_new(self, STOREQ_BYTES_MAX);
-    if (self->fetch == NULL || self->server == NULL || self->storeq == NULL)
+    if (self->fetch == NULL || self->server == NULL || self->forward == NULL ||
+        self->storeq == NULL)
+        goto fail;
+    self->cluster = cluster_new(self, me.data_endpoint);
+    if (self->cluster == NULL)
         goto fail;
 
     char id_hex[2 * MSG_NODE_ID_SIZE + 1];
@@ -148,7 +155,11 @@ fail:
 int node_start(node_t *self)
 {
     storeq_start(self->storeq); /* without it fetch threads store themselves */
+    /* Join before serving: a client that asks this node for the VIEW first then gets the
+     * cluster's membership, not a view of this node alone that would send it every range. */
     int rc = fetch_pool_start(self->fetch);
+    if (rc == 0)
+        rc = cluster_start(self->cluster);
     if (rc == 0)
         rc = server_start(self->server);
     if (rc < 0)
@@ -159,8 +170,33 @@ int node_start(node_t *self)
     return 0;
 }
 
+void node_tick(node_t *self)
+{
+    int64_t now = stats_now_ns();
+    if (self->config.flush_interval_ns <= 0 || self->config.memory_store ||
+        now - self->flushed_ns < self->config.flush_interval_ns)
+        return;
+    self->flushed_ns = now;
+    pagestore_stats_t store;
+    pagestore_stats(self->store, &store);
+    if (store.puts == atomic_load(&self->flushed_puts))
+        return;
+    if (pagestore_flush(self->store) < 0) {
+        log_warn("periodic flush of the page store: %s", shoal_last_error());
+        return;
+    }
+    atomic_store(&self->flushed_puts, store.puts);
+    stats_add(&self->stats, STATS_PAGE_FLUSHES, 1);
+}
+
+int node_status(node_t *self, char *message, size_t cap)
+{
+    return cluster_status(self->cluster, message, cap);
+}
+
 /*
- * Stop order: (1) the fetch pool stops taking work, so queued misses are answered ECANCELED and
+ * Stop order: (0) the node leaves the cluster, so peers and clients stop sending to it; (1) the
+ * fetch pool stops taking work, so queued misses are answered ECANCELED and
  * new ones refused at once; (2) the router stops reading the ROUTER socket and keeps routing
  * replies until every forwarded request has been answered, then closes the ROUTER with a
  * linger that flushes them; (3) the context is shut down, which wakes the hit workers blocked
@@ -172,12 +208,14 @@ void node_stop(node_t *self)
 {
     if (self == NULL || self->zmq_context == NULL)
         return;
+    cluster_leave(self->cluster);
     fetch_pool_stop(self->fetch);
     server_stop(self->server);
     zmq_ctx_shutdown(self->zmq_context);
     fetch_pool_join(self->fetch);
     storeq_stop(self->storeq);
     server_join(self->server);
+    forward_destroy(&self->forward);
     zmq_ctx_term(self->zmq_context);
     self->zmq_context = NULL;
 }
@@ -188,13 +226,15 @@ void node_destroy(node_t **self_p)
         return;
     node_t *self = *self_p;
     node_stop(self);
+    cluster_destroy(&self->cluster);
+    forward_destroy(&self->forward);
     fetch_pool_destroy(&self->fetch);
     server_destroy(&self->server);
     storeq_destroy(&self->storeq);
     flight_table_destroy(&self->flights);
     meta_cache_destroy(&self->meta);
     ufs_destroy(&self->ufs);
-    view_destroy(&self->view);
+    membership_destroy(&self->members);
     pagestore_close(&self->store);
     mount_table_destroy(&self->mounts);
     config_fini(&self->config);

@@ -17,10 +17,12 @@
 #include "pagestore.h"
 #include "stats.h"
 #include "ufs.h"
-#include "view.h"
+#include "membership.h"
 
 struct server;
 struct fetch_pool;
+struct cluster;
+struct forward;
 struct storeq;
 
 /* Shared by every thread of the node. Fields are set up by node_new and read-only after it,
@@ -30,7 +32,7 @@ typedef struct node {
     pagestore_t *store;            /* page store (thread safe) */
     ufs_t *ufs;                    /* UFS connectors (thread safe) */
     mount_table_t *mounts;         /* what may be served (immutable) */
-    view_t *view;                  /* membership (thread safe; gossip will write it) */
+    membership_t *members;         /* membership (thread safe; the gossip thread writes it) */
     meta_cache_t *meta;            /* STAT/LIST cache (thread safe) */
     flight_table_t *flights;       /* UFS range reads in flight (thread safe) */
     stats_t stats;                 /* counters (atomics) */
@@ -41,20 +43,34 @@ typedef struct node {
     void *zmq_context;             /* one ZeroMQ context for every socket of the node */
     struct server *server;         /* router thread and hit workers */
     struct fetch_pool *fetch;      /* fetch threads */
+    struct cluster *cluster;       /* gossip agent (cluster.h) */
+    struct forward *forward;       /* connections to owners for forwarded reads (forward.h) */
     struct storeq *storeq;         /* background page stores after replies */
     _Atomic int64_t inflight;      /* requests forwarded to workers and not answered yet */
+    int64_t flushed_ns;            /* last periodic flush (node_tick, main thread only) */
+    _Atomic uint64_t flushed_puts; /* pagestore puts on disk by that flush (main writes) */
 } node_t;
 
-/* Opens the store (creating the data dir), loads the identity, builds the single-member view,
- * the UFS handle, the mounts and the caches. Does not bind or start threads. Returns the node
- * or NULL with a logged error. Deep-copies `config`. Caller owns the result. */
+/* Opens the store (creating the data dir), loads the identity, builds the membership (this
+ * node alone until gossip reports), the gossip agent (bound, not started), the UFS handle, the
+ * mounts and the caches. Does not start threads. Returns the node or NULL with a logged error.
+ * Deep-copies `config`. Caller owns the result. */
 node_t *node_new(const node_config_t *config);
 
-/* Binds the data endpoint and starts every thread. Returns 0, or a negative code with a logged
- * error (e.g. the port is taken); the node may then only be destroyed. */
+/* Binds the data endpoint, starts every thread, then joins the cluster. Returns 0, or a
+ * negative code with a logged error (e.g. the port is taken; SHOAL_ECONFIG when the cluster
+ * refused this node's page or range size); the node may then only be destroyed. */
 int node_start(node_t *self);
 
-/* Stops cleanly: stops taking requests, lets in-flight ones finish (queued misses get
+/* 0 while the node may run; SHOAL_ECONFIG once the cluster refused it (message in `message`,
+ * cap bytes). Thread safe; main polls it. */
+int node_status(node_t *self, char *message, size_t cap);
+
+/* Housekeeping, called by main every ~200 ms: every --flush-interval, writes the pages cached
+ * since the last flush to disk (they are stored without a WAL, so a crash would lose them). */
+void node_tick(node_t *self);
+
+/* Stops cleanly: leaves the cluster (peers see "left"), stops taking requests, lets in-flight ones finish (queued misses get
  * ERROR ECANCELED), joins every thread and closes the sockets. Safe to call once after
  * node_start. */
 void node_stop(node_t *self);

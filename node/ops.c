@@ -169,6 +169,7 @@ static void s_stats(node_t *node, reply_sink_t *sink, node_request_t *request)
     s_counter(counters, &count, "evicted_pages", store.evicted_pages);
     s_counter(counters, &count, "evicted_bytes", store.evicted_bytes);
     s_counter(counters, &count, "pagestore_puts", store.puts);
+    s_counter(counters, &count, "flushed_puts", atomic_load(&node->flushed_puts));
     s_counter(counters, &count, "pagestore_hits", store.hits);
     s_counter(counters, &count, "pagestore_misses", store.misses);
     s_counter(counters, &count, "pagestore_promotions", store.promotions);
@@ -180,8 +181,8 @@ static void s_stats(node_t *node, reply_sink_t *sink, node_request_t *request)
     s_counter(counters, &count, "store_queue_depth", storeq_depth(node->storeq));
     int64_t inflight = atomic_load(&node->inflight);
     s_counter(counters, &count, "inflight_requests", inflight > 0 ? (uint64_t)inflight : 0);
-    s_counter(counters, &count, "view_version", view_version(node->view));
-    s_counter(counters, &count, "view_members", view_member_count(node->view));
+    s_counter(counters, &count, "view_version", membership_version(node->members));
+    s_counter(counters, &count, "view_members", membership_member_count(node->members));
     s_counter(counters, &count, "page_size", node->page_size);
     s_counter(counters, &count, "range_pages", node->range_pages);
 
@@ -318,7 +319,8 @@ void ops_dispatch(node_t *node, reply_sink_t *sink, node_request_t **request_p)
     bool answered = false;
     switch (type) {
     case MSG_VIEW_REQ:
-        if (view_encode_reply(node->view, request->msg.header.request_id, &sink->buf) == 0)
+        if (membership_encode_reply(node->members, request->msg.header.request_id,
+                                    &sink->buf) == 0)
             reply_send_encoded(sink, request);
         else
             reply_error(sink, request, SHOAL_EINTERNAL, "cannot encode the view");
@@ -335,6 +337,8 @@ void ops_dispatch(node_t *node, reply_sink_t *sink, node_request_t **request_p)
         answered = s_list(node, sink, request, false);
         break;
     case MSG_READ_REQ:
+        if (request->msg.body.read_request.flags & MSG_READ_FORWARDED)
+            stats_add(&node->stats, STATS_FORWARDED_IN, 1);
         answered = read_try_hit(node, sink, request);
         break;
     case MSG_LOAD_REQ:

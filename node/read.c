@@ -10,6 +10,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "forward.h"
 #include "log.h"
 #include "storeq.h"
 
@@ -31,6 +32,7 @@ typedef struct s_fetch {
     const uint8_t *file_key;                     /* key of (uri, version) */
     uint64_t range_index;                        /* range to read */
     uint64_t file_size;                          /* size of that version */
+    const char *forward_to;                      /* owner to ask first (forward.h), or NULL */
 } s_fetch_t;
 
 /* A fetched range whose flight this request took part in: its buffer, and, when the request
@@ -223,6 +225,10 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
                           (unsigned long long)fetch->range_index, fetch->uri);
     uint64_t want = fetch->file_size - offset < range_bytes ? fetch->file_size - offset
                                                             : range_bytes;
+    if (fetch->forward_to != NULL && /* not the owner: ask it once, else read through */
+        forward_read_range(node, fetch->forward_to, fetch->uri, fetch->version, fetch->file_size,
+                           fetch->range_index, buf_out) == 0)
+        return 0;
     range_buf_t *buf = range_buf_new(want);
     if (buf == NULL)
         return shoal_fail(SHOAL_ENOMEM, "no memory for a %llu-byte range",
@@ -275,7 +281,8 @@ static void s_pending_finish(node_t *node, s_pending_t *pending, bool now)
  * `wait_stored`, a joined flight is waited for until its pages are stored.
  */
 static int s_range(node_t *node, const char *uri, const ufs_stat_t *stat, const uint8_t *file_key,
-                   uint64_t range_index, bool store, bool wait_stored, s_pending_t *pending)
+                   uint64_t range_index, bool store, bool wait_stored, const char *forward_to,
+                   s_pending_t *pending)
 {
     s_fetch_t fetch = {
         .node = node,
@@ -284,6 +291,7 @@ static int s_range(node_t *node, const char *uri, const ufs_stat_t *stat, const 
         .file_key = file_key,
         .range_index = range_index,
         .file_size = stat->size,
+        .forward_to = forward_to,
     };
     memset(pending, 0, sizeof *pending);
     pending->range_index = range_index;
@@ -361,7 +369,10 @@ void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
         stats_add(&node->stats, STATS_PAGE_HITS, hits);
         stats_add(&node->stats, STATS_PAGE_MISSES, in_range - hits);
         s_pending_t *fetched = &pending[pending_count];
-        rc = s_range(node, request->uri, &stat, file_key, range_index, store, false, fetched);
+        char owner[MSG_ENDPOINT_MAX + 1];
+        bool forward = forward_owner(node, read->flags, file_key, range_index, owner, sizeof owner);
+        rc = s_range(node, request->uri, &stat, file_key, range_index, store && !forward, false,
+                     forward ? owner : NULL, fetched);
         if (rc < 0)
             break;
         pending_count++;
@@ -434,7 +445,8 @@ void read_load(node_t *node, reply_sink_t *sink, node_request_t *request)
                 continue;
             /* LOAD promises stored pages: store before answering, or wait for the leader's */
             s_pending_t fetched;
-            rc = s_range(node, request->uri, &stat, file_key, range_index, true, true, &fetched);
+            rc = s_range(node, request->uri, &stat, file_key, range_index, true, true, NULL,
+                         &fetched);
             s_pending_finish(node, &fetched, true);
             if (rc < 0) {
                 reply_error(sink, request, rc, "%s", shoal_last_error());

@@ -78,7 +78,7 @@ int reply_send(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_ms
 {
     node_t *node = sink->node;
     reply->header.request_id = request->msg.header.request_id;
-    reply->header.view_version = view_version(node->view);
+    reply->header.view_version = membership_version(node->members);
     int rc = msg_encode(reply, &sink->buf);
     if (rc < 0) {
         log_warn("cannot encode %s reply to request %llu: %s", msg_type_name(reply->header.type),
@@ -87,7 +87,7 @@ int reply_send(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_ms
             zmq_msg_close(&frames[i]);
         frame_count = 0;
         msg_t error;
-        msg_error(&error, request->msg.header.request_id, view_version(node->view),
+        msg_error(&error, request->msg.header.request_id, membership_version(node->members),
                   SHOAL_EINTERNAL, "the node could not encode its reply");
         if (msg_encode(&error, &sink->buf) < 0)
             return SHOAL_EINTERNAL;

@@ -51,7 +51,7 @@ void reply_sink_fini(reply_sink_t *sink);
 int reply_send(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_msg_t *frames,
                uint32_t frame_count);
 
-/* Sends the header already encoded in sink->buf (by view_encode_reply, say), with no raw
+/* Sends the header already encoded in sink->buf (by membership_encode_reply, say), with no raw
  * frames. Consumes the request's identity. Returns as reply_send. */
 int reply_send_encoded(reply_sink_t *sink, node_request_t *request);
 

@@ -30,6 +30,10 @@ static const char *const s_counter_names[STATS_COUNTER_COUNT] = {
     [STATS_EVICT_PAGES] = "evict_pages",
     [STATS_EVICT_BYTES] = "evict_bytes",
     [STATS_CANCELED] = "canceled_requests",
+    [STATS_FORWARDED_IN] = "forwarded_in",
+    [STATS_FORWARDS] = "forwards",
+    [STATS_FORWARD_FAILURES] = "forward_failures",
+    [STATS_PAGE_FLUSHES] = "page_flushes",
 };
 
 static const char *const s_histogram_names[STATS_HISTOGRAM_COUNT] = {

@@ -34,6 +34,10 @@ typedef enum stats_counter {
     STATS_EVICT_PAGES,          /* pages dropped by EVICT */
     STATS_EVICT_BYTES,          /* bytes dropped by EVICT */
     STATS_CANCELED,             /* requests answered ECANCELED at shutdown */
+    STATS_FORWARDED_IN,         /* READs received with FORWARDED (from a non-owner) */
+    STATS_FORWARDS,             /* missing ranges this node asked their owner for */
+    STATS_FORWARD_FAILURES,     /* ... where the owner failed, so this node read the UFS */
+    STATS_PAGE_FLUSHES,         /* periodic flushes of new pages to disk (--flush-interval) */
     STATS_COUNTER_COUNT
 } stats_counter_t;
 

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # quickstart.sh - the first command: installs dependencies, builds shoal, generates a small
 # dataset of random files, serves it from a real HTTP origin (nginx on loopback), starts a local
-# cluster of N shoald nodes, warms the dataset with `shoal warmup`, reads it twice through the
+# cluster of N shoald nodes on loopback (each joins through the gossip endpoints of the ones
+# before it; `shoal members` shows them), warms the dataset with `shoal warmup`, reads it twice through the
 # Python fsspec filesystem (shoalfs) printing each epoch's throughput and hit ratio, prints
 # `shoal stats`, and stops everything on exit.
 #
-# Settings (environment): SHOAL_QS_NODES [1] nodes, SHOAL_QS_FILES [200] files,
+# Settings (environment): SHOAL_QS_NODES [3] nodes, SHOAL_QS_FILES [200] files,
 # SHOAL_QS_MB [300] dataset size in MB, SHOAL_QS_KEEP=1 keeps the temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 exec </dev/null
 
-NODES=${SHOAL_QS_NODES:-1}
+NODES=${SHOAL_QS_NODES:-3}
 FILES=${SHOAL_QS_FILES:-200}
 TOTAL_MB=${SHOAL_QS_MB:-300}
 PY=/usr/bin/python3 # Debian's python3 has python3-fsspec (install-deps.sh)
@@ -125,6 +126,7 @@ for i in $(seq 1 "$NODES"); do
     echo "node$i: data 127.0.0.1:$port, gossip 127.0.0.1:$gport"
 done
 export SHOAL_SEEDS="$seeds"
+step "shoal members"
 build/tools/shoal members
 
 step "warm the dataset (shoal warmup)"

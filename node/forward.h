@@ -1,0 +1,45 @@
+/*
+ * forward.h - forwarding (DESIGN.md, data path 6): a node that gets a READ for a range it does
+ * not own (its client's view was stale) and does not have in its store asks the owner for the
+ * range once, marked FORWARDED, and answers with those bytes (not stored here: the owner keeps
+ * the copy). A FORWARDED request is never forwarded again, and NO_CACHE requests (the client's
+ * read-through fallback) are not forwarded either, so no request visits more than two nodes
+ * and two nodes whose views disagree cannot loop. If the owner does not answer within
+ * --forward-timeout, the caller reads the UFS itself. Fetch threads call this; the connections
+ * to owners are pooled (one DEALER per owner and concurrent user).
+ */
+#ifndef SHOAL_NODE_FORWARD_H
+#define SHOAL_NODE_FORWARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flight.h"
+#include "node.h"
+
+typedef struct forward forward_t;
+
+/* Makes the connection pool. Borrows the node (its ZeroMQ context and settings). Returns NULL
+ * when out of memory. Caller owns the result. */
+forward_t *forward_new(node_t *node);
+
+/* Closes every pooled socket (none may be in use: call after the fetch threads are joined and
+ * before the ZeroMQ context is terminated), frees, sets *self_p to NULL. Safe on NULL. */
+void forward_destroy(forward_t **self_p);
+
+/* Whether range `range_index` of the file version `file_key` should be asked of another node
+ * for a READ with `flags`: true (and the owner's data endpoint in `endpoint`, cap bytes) when
+ * the flags allow forwarding and another live member owns the range in the current view. */
+bool forward_owner(node_t *node, uint32_t flags, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
+                   uint64_t range_index, char *endpoint, size_t cap);
+
+/* Reads the whole range `range_index` (clipped at `file_size`) of (uri, version) from the node
+ * at `endpoint` with READ FORWARDED, waiting at most --forward-timeout. Returns 0 with a new
+ * buffer of exactly the range's bytes in *buf_out (one reference, caller releases), or a
+ * negative code with a last error (no answer, an ERROR reply, a reply that does not match):
+ * the caller then reads the UFS itself. Counts `forwards` and `forward_failures`. */
+int forward_read_range(node_t *node, const char *endpoint, const char *uri, const char *version,
+                       uint64_t file_size, uint64_t range_index, range_buf_t **buf_out);
+
+#endif

@@ -1,0 +1,12 @@
+# tests/cluster.cmake: real shoald processes forming a cluster on loopback (test_cluster), and
+# the network-namespace test (test_cluster_netns.sh, root only; skips otherwise).
+if(TARGET shoald)
+    shoal_unit_test(test_cluster shoal_shared shoal_proto shoal_hrw shoal_testsupport
+        PkgConfig::JANSSON PkgConfig::ZMQ PkgConfig::SODIUM)
+    add_dependencies(test_cluster shoald)
+endif()
+if(TARGET shoald AND TARGET shoal_cli)
+    add_test(NAME test_cluster_netns COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cluster_netns.sh)
+    set_tests_properties(test_cluster_netns PROPERTIES TIMEOUT 180 SKIP_RETURN_CODE 77
+        ENVIRONMENT "SHOAL_BUILD_DIR=${PROJECT_BINARY_DIR}")
+endif()
