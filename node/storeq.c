@@ -29,7 +29,7 @@ struct storeq {
     pthread_cond_t ready;  /* signalled on submit and stop */
     s_entry_t *head;       /* oldest entry */
     s_entry_t *tail;       /* newest entry */
-    size_t depth;          /* entries queued */
+    size_t depth;          /* entries queued or being stored */
     size_t bytes;          /* range bytes queued (entries being stored included) */
     bool started;          /* the thread runs and takes submits */
     bool stopping;         /* no more submits; the thread drains and exits */
@@ -78,7 +78,6 @@ static void *s_store_main(void *arg)
             self->head = entry->next;
             if (self->head == NULL)
                 self->tail = NULL;
-            self->depth--;
         }
         pthread_mutex_unlock(&self->lock);
         if (entry == NULL)
@@ -87,6 +86,7 @@ static void *s_store_main(void *arg)
         flight_release(node->flights, &entry->held);
         pthread_mutex_lock(&self->lock);
         self->bytes -= entry->buf->len;
+        self->depth--; /* counted until stored, so depth 0 means every page is in the store */
         pthread_mutex_unlock(&self->lock);
         range_buf_release(&entry->buf);
         free(entry);

@@ -283,6 +283,18 @@ static int s_stat(const char *uri, msg_stat_reply_t *out, char *version_out)
     return code;
 }
 
+static uint64_t s_counter(const char *name);
+
+/* A miss is answered before its pages are stored (node/storeq.c): waits until the store queue
+ * is empty, so the next read of those pages is a hit. */
+static void s_wait_stored(void)
+{
+    int64_t deadline = tp_now_ms() + 10000;
+    while (s_counter("store_queue_depth") != 0 && tp_now_ms() < deadline)
+        usleep(5000);
+    cr_assert_eq(s_counter("store_queue_depth"), 0, "the pages were never stored");
+}
+
 /* A counter from STATS. */
 static uint64_t s_counter(const char *name)
 {
@@ -394,6 +406,7 @@ Test(node, read_serves_exact_slices)
     uint64_t misses = s_counter("page_misses");
     s_check_exact_span(uri, data, odd, 65536, 0); /* miss: from the range buffer */
     cr_assert(s_counter("page_misses") > misses, "the first read was not a miss");
+    s_wait_stored();
     uint64_t hits = s_counter("page_hits");
     uint64_t ufs_reads = s_counter("ufs_reads");
     s_check_exact_span(uri, data, odd, 65536, 0); /* hit: slices of pinned pages */
@@ -535,6 +548,7 @@ Test(node, http_mount_caches_and_coalesces)
     long gets = tp_wait_lines(s_nginx.access_log, "GET /d/big.bin", ranges, 5000);
     cr_assert_eq(gets, ranges, "origin GETs: %ld, ranges: %ld", gets, ranges);
     long before = tp_count_lines(s_nginx.access_log, "/d/big.bin");
+    s_wait_stored();
     s_check_reads(mount, "d/big.bin", data, size); /* all from the cache */
     cr_assert_eq(s_counter("page_hits") > 0, 1);
     cr_assert_eq(tp_count_lines(s_nginx.access_log, "/d/big.bin"), before,
