@@ -310,8 +310,8 @@ Test(http, big_and_small_reads_alternate_on_one_connection)
                  {PAGE - 3, PAGE},      {100, 4096},
                  {0, 3 * PAGE},         {2 * PAGE, 12345},
                  {PAGE + 1, PAGE + 1},  {2 * PAGE + 12344, PAGE}};
-    size_t count = sizeof reads / sizeof reads[0];
-    for (size_t k = 0; k < count; k++)
+    int count = (int)(sizeof reads / sizeof reads[0]);
+    for (int k = 0; k < count; k++)
         s_check_read(url, NULL, 4, reads[k].offset, reads[k].length);
     cr_assert_eq(tp_count_synced(&s_nginx, "GET /dir/ragged.bin"), count);
     size_t len;
