@@ -296,6 +296,33 @@ Test(http, connection_reuse)
     cr_assert_eq(tp_count_lines(s_nginx.access_log, needle), 8, "not all on %s", needle);
 }
 
+/* Reads of 1 MiB and more get a larger libcurl receive buffer (ufs_curl.c S_RECV_BUFFER) on the
+ * same reused handle as small reads: alternating big and small reads, every byte is exact, no
+ * byte past the count is written, and all of them go over one connection. */
+Test(http, big_and_small_reads_alternate_on_one_connection)
+{
+    char url[256];
+    s_url(url, sizeof url, &s_nginx, "", 4); /* 2 MiB + 12345 */
+    struct {
+        uint64_t offset;
+        size_t length;
+    } reads[] = {{0, 2 * PAGE + 12345}, {7, 1},
+                 {PAGE - 3, PAGE},      {100, 4096},
+                 {0, 3 * PAGE},         {2 * PAGE, 12345},
+                 {PAGE + 1, PAGE + 1},  {2 * PAGE + 12344, PAGE}};
+    int count = (int)(sizeof reads / sizeof reads[0]);
+    for (int k = 0; k < count; k++)
+        s_check_read(url, NULL, 4, reads[k].offset, reads[k].length);
+    cr_assert_eq(tp_count_synced(&s_nginx, "GET /dir/ragged.bin"), count);
+    size_t len;
+    char *log = tp_read_file(s_nginx.access_log, &len);
+    char *conn = strstr(strstr(log, "GET /dir/ragged.bin"), "conn=");
+    char needle[32];
+    snprintf(needle, sizeof needle, "conn=%ld ", strtol(conn + 5, NULL, 10));
+    free(log);
+    cr_assert_eq(tp_count_lines(s_nginx.access_log, needle), count, "not all on %s", needle);
+}
+
 /* A child after fork() makes its own connections and reads correctly; the parent goes on. */
 Test(http, fork_child_reads)
 {

@@ -260,6 +260,27 @@ def test_readinto_goes_to_callers_buffer(fs, fake):
     assert (b"s3://bucket/a/x.bin", 1000, 3_000_000) in fake.preads
 
 
+def test_whole_file_reads_are_one_pread(fs, fake):
+    """A whole-file read is one shoal_pread of the whole file (libshoal then has every range of
+    it in flight at once), whatever the block size: read(), readinto() with a buffer at least as
+    large as the file (what a DataLoader worker does), and cat_file."""
+    uri = b"s3://bucket/a/x.bin"
+    data = fake.files[uri][0]
+    with fs.open("bucket/a/x.bin") as f:
+        assert f.read() == data
+    assert fake.preads == [(uri, 0, len(data))]
+    fake.preads.clear()
+    buf = bytearray(len(data) + 4096)
+    with fs.open("bucket/a/x.bin") as f:
+        assert f.readinto(buf) == len(data)
+        assert f.readinto(buf) == 0
+    assert bytes(buf[:len(data)]) == data
+    assert fake.preads == [(uri, 0, len(data))]
+    fake.preads.clear()
+    assert fs.cat_file("bucket/a/x.bin") == data
+    assert fake.preads == [(uri, 0, len(data))]
+
+
 def test_numpy_readinto(fs, fake):
     np = pytest.importorskip("numpy")
     data = fake.files[b"s3://bucket/a/x.bin"][0]
