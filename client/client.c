@@ -138,6 +138,12 @@ static client_proc_t *s_proc_new(pid_t pid)
     }
     /* zmq_ctx_term must never wait: every socket is LINGER 0 as well. */
     zmq_ctx_set(proc->zmq_context, ZMQ_BLOCKY, 0);
+    /* Each node connection of each session takes three sockets (DEALER, its monitor, the PAIR
+     * reading it): raise the default of 1023 so that many calling threads still fit. */
+    int socket_limit = zmq_ctx_get(proc->zmq_context, ZMQ_SOCKET_LIMIT);
+    zmq_ctx_set(proc->zmq_context, ZMQ_MAX_SOCKETS,
+                socket_limit > 0 && socket_limit < CLIENT_MAX_SOCKETS ? socket_limit
+                                                                       : CLIENT_MAX_SOCKETS);
     pthread_mutex_init(&proc->mutex, NULL);
     return proc;
 }

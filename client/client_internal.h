@@ -27,6 +27,10 @@
 #define CLIENT_STAT_CACHE_SLOTS    512   /* direct-mapped stat cache entries per process */
 #define CLIENT_VIEW_RETRY_MS       1000  /* after a failed view fetch, wait this long */
 #define CLIENT_VIEW_STALE_GAP_MS   200   /* refresh on a newer view_version at most this often */
+#define CLIENT_HEARTBEAT_IVL_MS    1000  /* ZMTP PING to each node this often */
+#define CLIENT_HEARTBEAT_TIMEOUT_MS 3000 /* no byte from a node this long after a PING: link down */
+#define CLIENT_CONNECT_TIMEOUT_MS  3000  /* TCP connect and ZMTP handshake bound: link down after */
+#define CLIENT_MAX_SOCKETS         8192  /* ZMQ_MAX_SOCKETS per process (3 per node per session) */
 
 /* Client counters: atomics in the client, shown under "client" in shoal_stats. A forked child
  * inherits the parent's values and counts on from there. The X-macro keeps the JSON names and
@@ -34,7 +38,8 @@
 #define CLIENT_COUNTERS(X)                                                                  \
     X(requests)            /* requests sent to nodes */                                    \
     X(retries)             /* requests sent again to another node after a failure */       \
-    X(timeouts)            /* requests that got no answer within timeout_ms */             \
+    X(timeouts)            /* nodes failed for answering nothing within timeout_ms */      \
+    X(disconnects)         /* busy nodes failed at once because their connection dropped */ \
     X(bad_replies)         /* replies refused: malformed, wrong type, wrong frames */      \
     X(node_errors)         /* ERROR replies */                                             \
     X(fallback_next_owner) /* requests sent to a later owner in HRW order */               \

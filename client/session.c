@@ -2,10 +2,13 @@
  * session.c - the request engine: a session is one set of DEALER sockets (one per node) used
  * by one thread at a time, and client_session_run keeps any number of requests in flight over
  * them, matches replies by request id, checks READ frames while copying them into the caller's
- * buffer, and moves a request to its next target on a timeout or a bad answer.
+ * buffer, and moves a request to its next target on a timeout, a lost connection or a bad
+ * answer. Each DEALER has a socket monitor (a PAIR in the same session), so a node whose TCP
+ * connection drops (kill -9, restart) fails at once instead of after timeout_ms.
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +17,13 @@
 
 #include "client_internal.h"
 
-/* One DEALER socket to one node endpoint. Index-stable inside the session. */
+/* One DEALER socket to one node endpoint. Index-stable inside the session.
+ * Invariant: monitor is NULL whenever socket is (they are made and closed together); a
+ * socket may lack a monitor when setting one up failed (then only timeouts find a dead node). */
 typedef struct client_conn {
     char *endpoint;   /* "tcp://host:port"; owned */
     void *socket;     /* DEALER, or NULL after a failure (re-made on next use) */
+    void *monitor;    /* PAIR receiving the DEALER's connection events, or NULL */
     uint32_t inflight; /* requests of the running call waiting on this socket */
     int64_t progress_ms; /* last sign of life while busy: a matched reply, or the send that
                           * made it busy; the node times out at progress_ms + timeout_ms */
@@ -34,7 +40,8 @@ struct client_session {
     uint64_t next_request_id;       /* ids are unique per session (so per socket) */
     zmq_pollitem_t *items;          /* poll scratch */
     uint32_t *item_conn;            /* conn index of each poll item */
-    size_t items_cap;               /* entries allocated in items and item_conn */
+    size_t items_cap;               /* entries allocated in items and item_conn (2 per conn:
+                                     * DEALER and monitor) */
     uint32_t *sent_ops;             /* op index of each request id sent in the running call */
     size_t sent_cap;                /* entries allocated in sent_ops */
     struct client_session *next_idle; /* pool stack link */
@@ -95,6 +102,8 @@ void client_session_destroy(client_session_t *session)
     while (session) {
         client_session_t *next = session->next_all;
         for (size_t i = 0; i < session->conn_count; i++) {
+            if (session->conns[i].monitor)
+                zmq_close(session->conns[i].monitor);
             if (session->conns[i].socket)
                 zmq_close(session->conns[i].socket);
             free(session->conns[i].endpoint);
@@ -109,9 +118,80 @@ void client_session_destroy(client_session_t *session)
     }
 }
 
+/* Connection events that mean the node cannot answer what waits on it: an established
+ * connection dropped (the peer's kernel closed it, or ZMTP heartbeats / the handshake timed
+ * out), or a (re)connect attempt failed (refused, or no answer within the connect timeout). */
+#define CLIENT_LINK_DOWN_EVENTS                                                             \
+    (ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED | ZMQ_EVENT_CONNECT_RETRIED)
+
+/* Monitor endpoints are unique per process (so per context): "inproc://shoal-monitor-N". */
+static _Atomic uint64_t s_monitor_seq;
+
+/* Attaches a socket monitor to `socket` and returns the PAIR that receives its
+ * CLIENT_LINK_DOWN_EVENTS, or NULL when ZeroMQ refuses (out of sockets): the caller then goes
+ * on without one. Called before zmq_connect, so no event of the connection is missed (a
+ * monitor drops events while nobody is connected to it). */
+static void *s_monitor_new(void *context, void *socket)
+{
+    char name[64];
+    snprintf(name, sizeof name, "inproc://shoal-monitor-%llu",
+             (unsigned long long)atomic_fetch_add(&s_monitor_seq, 1));
+    if (zmq_socket_monitor(socket, name, CLIENT_LINK_DOWN_EVENTS) != 0)
+        return NULL;
+    void *monitor = zmq_socket(context, ZMQ_PAIR);
+    if (monitor) {
+        int zero = 0;
+        zmq_setsockopt(monitor, ZMQ_LINGER, &zero, sizeof zero);
+        if (zmq_connect(monitor, name) == 0)
+            return monitor;
+        zmq_close(monitor);
+    }
+    zmq_socket_monitor(socket, NULL, 0);
+    return NULL;
+}
+
+/* Reads every event waiting on a connection's monitor. Returns whether one of them said the
+ * link went down. Each event is two frames: 6 bytes (uint16 event, uint32 value), then the
+ * endpoint. */
+static bool s_monitor_drain(client_conn_t *conn)
+{
+    bool down = false;
+    if (!conn->monitor)
+        return false;
+    for (;;) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, conn->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            if (errno == EINTR)
+                continue;
+            return down;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size(&part) >= sizeof event)
+            memcpy(&event, zmq_msg_data(&part), sizeof event);
+        down |= (event & CLIENT_LINK_DOWN_EVENTS) != 0;
+        bool more = zmq_msg_more(&part);
+        zmq_msg_close(&part);
+        while (more) {
+            zmq_msg_init(&part);
+            if (zmq_msg_recv(&part, conn->monitor, 0) < 0) {
+                zmq_msg_close(&part);
+                break;
+            }
+            more = zmq_msg_more(&part);
+            zmq_msg_close(&part);
+        }
+    }
+}
+
 /* Returns the index of the connection to `endpoint`, creating and connecting its DEALER when
  * missing. The socket queues without limit (HWM 0): a call never has more in flight than the
- * caller's buffers hold, and a dead node's queue is dropped when the socket is closed. */
+ * caller's buffers hold, and a dead node's queue is dropped when the socket is closed.
+ * Besides the socket monitor, the DEALER sends ZMTP heartbeats and bounds connects and
+ * handshakes, so a silent peer (cut cable, frozen process) also shows up as a dropped link
+ * after a few seconds. A node that is merely busy answers heartbeats from its ZeroMQ I/O
+ * thread (and any byte it sends resets the heartbeat timeout), so it is never dropped. */
 static int s_conn_get(client_session_t *session, const char *endpoint, uint32_t *index_out)
 {
     size_t index = 0;
@@ -144,20 +224,36 @@ static int s_conn_get(client_session_t *session, const char *endpoint, uint32_t 
         zmq_setsockopt(socket, ZMQ_SNDHWM, &zero, sizeof zero);
         zmq_setsockopt(socket, ZMQ_RCVHWM, &zero, sizeof zero);
         zmq_setsockopt(socket, ZMQ_RECONNECT_IVL, &reconnect_ms, sizeof reconnect_ms);
+        int heartbeat_ivl = CLIENT_HEARTBEAT_IVL_MS;
+        int heartbeat_timeout = CLIENT_HEARTBEAT_TIMEOUT_MS;
+        int connect_timeout = CLIENT_CONNECT_TIMEOUT_MS;
+        zmq_setsockopt(socket, ZMQ_HEARTBEAT_IVL, &heartbeat_ivl, sizeof heartbeat_ivl);
+        zmq_setsockopt(socket, ZMQ_HEARTBEAT_TIMEOUT, &heartbeat_timeout,
+                       sizeof heartbeat_timeout);
+        zmq_setsockopt(socket, ZMQ_CONNECT_TIMEOUT, &connect_timeout, sizeof connect_timeout);
+        zmq_setsockopt(socket, ZMQ_HANDSHAKE_IVL, &connect_timeout, sizeof connect_timeout);
+        void *monitor = s_monitor_new(session->proc->zmq_context, socket);
         if (zmq_connect(socket, endpoint) != 0) {
             int error = errno;
+            if (monitor)
+                zmq_close(monitor);
             zmq_close(socket);
             return shoal_fail(SHOAL_EINVAL, "connect %s: %s", endpoint, zmq_strerror(error));
         }
         conn->socket = socket;
+        conn->monitor = monitor;
     }
     *index_out = (uint32_t)index;
     return 0;
 }
 
-/* Closes a connection's socket (dropping whatever it still queues or receives). */
+/* Closes a connection's socket and its monitor (dropping whatever they still queue). */
 static void s_conn_close(client_conn_t *conn)
 {
+    if (conn->monitor) {
+        zmq_close(conn->monitor);
+        conn->monitor = NULL;
+    }
     if (conn->socket) {
         zmq_close(conn->socket);
         conn->socket = NULL;
@@ -280,6 +376,10 @@ static int s_op_start(client_call_t *call, size_t op_index, int last_code)
             return 0;
         }
         client_conn_t *conn = &session->conns[conn_index];
+        /* The connection becomes busy: events of its idle time are history (a drop then was
+         * followed by reconnects, whose failures report again within RECONNECT_IVL). */
+        if (conn->inflight == 0)
+            s_monitor_drain(conn);
         if (zmq_send(conn->socket, session->out.data, session->out.len, ZMQ_DONTWAIT) < 0) {
             snprintf(op->detail, sizeof op->detail, "send to %s: %s", target->endpoint,
                      zmq_strerror(errno));
@@ -327,8 +427,8 @@ static int s_op_retry(client_call_t *call, size_t op_index, int code, const char
     return s_op_start(call, op_index, code);
 }
 
-/* A node failed as a whole (timeout, garbage): marks it down, closes its socket and moves
- * every op waiting on it to its next target. */
+/* A node failed as a whole (timeout, lost connection, garbage): marks it down, closes its
+ * socket and moves every op waiting on it to its next target. */
 static int s_conn_fail(client_call_t *call, uint32_t conn_index, int code, const char *detail)
 {
     client_session_t *session = call->session;
@@ -585,13 +685,33 @@ static int s_conn_receive(client_call_t *call, uint32_t conn_index)
     }
 }
 
+/* The monitor of busy connection `conn_index` has events. When the link went down, first
+ * takes every reply the DEALER already holds (a node may answer, then close), then fails the
+ * node as a timeout would, at once: whatever still waits on it was lost with the connection. */
+static int s_conn_monitor_event(client_call_t *call, uint32_t conn_index)
+{
+    client_session_t *session = call->session;
+    if (!s_monitor_drain(&session->conns[conn_index]))
+        return 0;
+    int rc = s_conn_receive(call, conn_index);
+    client_conn_t *conn = &session->conns[conn_index];
+    if (rc != 0 || conn->inflight == 0 || !conn->socket)
+        return rc;
+    char detail[160];
+    snprintf(detail, sizeof detail, "connection to %s lost with %u requests waiting",
+             conn->endpoint, conn->inflight);
+    CLIENT_COUNT(session->client, disconnects, 1);
+    return s_conn_fail(call, conn_index, SHOAL_EUNAVAIL, detail);
+}
+
 /* The loop: send everything, then poll the sockets that have requests waiting until every op
  * is done. Timeouts are per node, not per request: a node with requests of ours waiting
  * times out when it has answered none of them for timeout_ms (since the send that made it
  * busy, or its last matched reply). So a node working through a deep pipeline of cold
  * ranges is not failed for being busy, while a dead or wedged one is found in timeout_ms.
  * A timed-out node fails as a whole, which moves every request waiting on it to its next
- * target at once. */
+ * target at once; so does a busy node whose connection drops (its monitor is polled with it),
+ * without waiting for timeout_ms. */
 int client_session_run(client_session_t *session, client_op_t *ops, size_t count,
                        uint64_t view_version, bool first_success_ends)
 {
@@ -611,8 +731,8 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
     }
     while (rc == 0 && call.inflight > 0 && !(first_success_ends && call.success_seen)) {
         s_call_sanity(&call);
-        if (session->items_cap < session->conn_count) {
-            size_t cap = session->conn_count;
+        if (session->items_cap < 2 * session->conn_count) {
+            size_t cap = 2 * session->conn_count;
             zmq_pollitem_t *items = realloc(session->items, cap * sizeof *items);
             if (items)
                 session->items = items;
@@ -633,6 +753,15 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
                 (zmq_pollitem_t){.socket = session->conns[c].socket, .events = ZMQ_POLLIN};
             session->item_conn[item_count++] = (uint32_t)c;
         }
+        int dealer_count = item_count; /* then the monitors of the same connections */
+        for (int k = 0; k < dealer_count; k++) {
+            client_conn_t *conn = &session->conns[session->item_conn[k]];
+            if (!conn->monitor)
+                continue;
+            session->items[item_count] =
+                (zmq_pollitem_t){.socket = conn->monitor, .events = ZMQ_POLLIN};
+            session->item_conn[item_count++] = session->item_conn[k];
+        }
         int64_t earliest = INT64_MAX;
         for (size_t c = 0; c < session->conn_count; c++)
             if (session->conns[c].inflight > 0 &&
@@ -645,9 +774,16 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
             rc = shoal_fail(SHOAL_EIO, "zmq_poll: %s", zmq_strerror(errno));
             break;
         }
-        for (int k = 0; ready > 0 && k < item_count && rc == 0; k++)
+        for (int k = 0; ready > 0 && k < dealer_count && rc == 0; k++)
             if (session->items[k].revents & ZMQ_POLLIN)
                 rc = s_conn_receive(&call, session->item_conn[k]);
+        /* Monitors after the replies; a connection failed meanwhile has no monitor left. */
+        for (int k = dealer_count; ready > 0 && k < item_count && rc == 0; k++) {
+            client_conn_t *conn = &session->conns[session->item_conn[k]];
+            if ((session->items[k].revents & ZMQ_POLLIN) && conn->monitor &&
+                conn->monitor == session->items[k].socket && conn->inflight > 0)
+                rc = s_conn_monitor_event(&call, session->item_conn[k]);
+        }
         now = client_now_ms();
         for (size_t c = 0; c < session->conn_count && rc == 0; c++) {
             client_conn_t *conn = &session->conns[c];

@@ -5,13 +5,16 @@
  * client must return the file's bytes or an error, never wrong bytes; must fall back to the
  * next node or the UFS on silence; and must work from many threads and in forked children.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,6 +91,8 @@ enum fake_mode {
     FAKE_SHORT_SPAN,     /* span does not cover the request */
     FAKE_SILENT_READS,   /* never answers READ */
     FAKE_ERROR_BUSY,     /* ERROR EBUSY to every READ */
+    FAKE_CLOSE_ON_READ,  /* closes its ROUTER on the first READ (a killed node) */
+    FAKE_SLOW_READS,     /* answers each READ correctly after slow_ms */
 };
 
 typedef struct fake_node {
@@ -109,6 +114,8 @@ typedef struct fake_node {
     uint64_t page_size;       /* view page size */
     uint32_t range_pages;     /* view range pages */
     _Atomic uint64_t view_version; /* sent in every header */
+    int slow_ms;              /* FAKE_SLOW_READS delay */
+    atomic_bool closed;       /* FAKE_CLOSE_ON_READ closed the ROUTER (router is NULL) */
 } fake_node_t;
 
 static void s_send_frames(void *router, zmq_msg_t *identity, const void *header, size_t len,
@@ -167,6 +174,14 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
         atomic_fetch_add(&fake->reads, 1);
         if (mode == FAKE_SILENT_READS)
             break;
+        if (mode == FAKE_CLOSE_ON_READ) { /* like kill -9: the kernel closes its connections */
+            zmq_close(fake->router);
+            fake->router = NULL;
+            atomic_store(&fake->closed, true);
+            break;
+        }
+        if (mode == FAKE_SLOW_READS)
+            usleep((useconds_t)fake->slow_ms * 1000); /* busy, not a synchronisation */
         if (mode == FAKE_ERROR_BUSY) {
             msg_error(&reply, id, vv, SHOAL_EBUSY, "busy");
             cr_assert_eq(msg_encode(&reply, &out), 0);
@@ -230,6 +245,10 @@ static void *s_fake_thread(void *arg)
 {
     fake_node_t *fake = arg;
     while (!atomic_load(&fake->stop)) {
+        if (atomic_load(&fake->closed)) {
+            zmq_poll(NULL, 0, 20);
+            continue;
+        }
         zmq_pollitem_t item = {.socket = fake->router, .events = ZMQ_POLLIN};
         if (zmq_poll(&item, 1, 20) <= 0)
             continue;
@@ -277,7 +296,8 @@ static void s_fake_stop(fake_node_t *fake)
 {
     atomic_store(&fake->stop, true);
     pthread_join(fake->thread, NULL);
-    zmq_close(fake->router);
+    if (fake->router)
+        zmq_close(fake->router);
     zmq_ctx_term(fake->context);
     free(fake->data);
     free(fake->data_v2);
@@ -481,6 +501,122 @@ Test(client_fake, silent_node_falls_back_to_other_node_then_ufs)
     free(data);
     tp_rmtree(dir);
     free(dir);
+}
+
+/* Starts two fake nodes serving `data` as `uri`, each listing the other in its view. */
+static void s_fake_pair(fake_node_t *a, fake_node_t *b, const char *uri, const uint8_t *data,
+                        size_t size)
+{
+    s_fake_start(a, uri, data, size, "v1");
+    s_fake_start(b, uri, data, size, "v1");
+    snprintf(a->other_endpoint, sizeof a->other_endpoint, "%s", b->endpoint);
+    snprintf(b->other_endpoint, sizeof b->other_endpoint, "%s", a->endpoint);
+}
+
+/* A node that closes its socket while reads wait on it (what kill -9 looks like to the
+ * client): with timeout_ms 30 s and no UFS, the read still succeeds through the other node,
+ * at once. No timeout is counted; a disconnect is. */
+Test(client_fake, closed_node_fails_over_at_once_without_timeout)
+{
+    uint8_t *data = s_pattern(SILENT_FILE_SIZE, 11);
+    fake_node_t good, closer;
+    s_fake_pair(&good, &closer, "file:///fake/c", data, SILENT_FILE_SIZE);
+    atomic_store(&closer.mode, FAKE_CLOSE_ON_READ);
+    shoal_client_options_t options = {.seeds = s_seed(&good), .timeout_ms = 30000,
+                                      .no_ufs_fallback = true};
+    shoal_client_t *client = shoal_client_new(&options);
+    cr_assert_not_null(client);
+    uint8_t *buf = malloc(SILENT_FILE_SIZE);
+    int64_t start = tp_now_ms();
+    int64_t got = shoal_pread(client, "file:///fake/c", buf, SILENT_FILE_SIZE, 0);
+    int64_t took = tp_now_ms() - start;
+    cr_assert_eq(got, SILENT_FILE_SIZE, "%lld: %s", (long long)got, shoal_last_error());
+    cr_assert(memcmp(buf, data, SILENT_FILE_SIZE) == 0);
+    cr_assert(atomic_load(&closer.closed), "the closing node owns some range");
+    cr_assert_lt(took, 10000, "the read waited %lld ms: failover waited for a timeout",
+                 (long long)took);
+    cr_assert_eq(s_counter(client, "timeouts"), 0);
+    cr_assert_gt(s_counter(client, "disconnects"), 0);
+    cr_assert_gt(s_counter(client, "fallback_next_owner"), 0);
+    cr_assert_eq(s_counter(client, "fallback_ufs"), 0);
+
+    /* the closed node stays gone: later reads skip it or find it refusing, still no timeout */
+    for (int i = 0; i < 3; i++) {
+        memset(buf, 0, SILENT_FILE_SIZE);
+        got = shoal_pread(client, "file:///fake/c", buf, SILENT_FILE_SIZE, 0);
+        cr_assert_eq(got, SILENT_FILE_SIZE, "%s", shoal_last_error());
+        cr_assert(memcmp(buf, data, SILENT_FILE_SIZE) == 0);
+    }
+    cr_assert_eq(s_counter(client, "timeouts"), 0);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_fake_stop(&good);
+    s_fake_stop(&closer);
+    free(data);
+}
+
+/* A node that is slow but connected is not failed by the connection watch: it answers after
+ * longer than the heartbeat timeout (its ZeroMQ I/O thread still answers PINGs), within
+ * timeout_ms, and the read is served by it with no timeout and no disconnect. */
+Test(client_fake, slow_connected_node_is_not_failed)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 12);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/slow", data, FILE_SIZE, "v1");
+    fake.slow_ms = CLIENT_HEARTBEAT_IVL_MS + CLIENT_HEARTBEAT_TIMEOUT_MS;
+    atomic_store(&fake.mode, FAKE_SLOW_READS);
+    shoal_client_options_t options = {.seeds = s_seed(&fake), .timeout_ms = 10000,
+                                      .no_ufs_fallback = true};
+    shoal_client_t *client = shoal_client_new(&options);
+    uint8_t buf[5000];
+    cr_assert_eq(shoal_pread(client, "file:///fake/slow", buf, sizeof buf, 100), 5000, "%s",
+                 shoal_last_error());
+    cr_assert(memcmp(buf, data + 100, sizeof buf) == 0);
+    cr_assert_eq(atomic_load(&fake.reads), 1, "one READ, never sent again");
+    cr_assert_eq(s_counter(client, "timeouts"), 0);
+    cr_assert_eq(s_counter(client, "disconnects"), 0);
+    cr_assert_eq(s_counter(client, "retries"), 0);
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
+
+/* A peer that accepts TCP but never speaks (a wedged host; the kernel completes the handshake
+ * from the listen backlog): the client drops the link after the handshake bound and fails
+ * over, well before timeout_ms. */
+Test(client_fake, mute_peer_fails_over_before_timeout)
+{
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(listener, 0);
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(listener, (struct sockaddr *)&address, sizeof address), 0);
+    cr_assert_eq(listen(listener, 64), 0);
+    socklen_t address_len = sizeof address;
+    cr_assert_eq(getsockname(listener, (struct sockaddr *)&address, &address_len), 0);
+
+    uint8_t *data = s_pattern(SILENT_FILE_SIZE, 13);
+    fake_node_t good;
+    s_fake_start(&good, "file:///fake/m", data, SILENT_FILE_SIZE, "v1");
+    snprintf(good.other_endpoint, sizeof good.other_endpoint, "tcp://127.0.0.1:%d",
+             ntohs(address.sin_port));
+    shoal_client_options_t options = {.seeds = s_seed(&good), .timeout_ms = 30000,
+                                      .no_ufs_fallback = true};
+    shoal_client_t *client = shoal_client_new(&options);
+    uint8_t *buf = malloc(SILENT_FILE_SIZE);
+    int64_t start = tp_now_ms();
+    int64_t got = shoal_pread(client, "file:///fake/m", buf, SILENT_FILE_SIZE, 0);
+    int64_t took = tp_now_ms() - start;
+    cr_assert_eq(got, SILENT_FILE_SIZE, "%lld: %s", (long long)got, shoal_last_error());
+    cr_assert(memcmp(buf, data, SILENT_FILE_SIZE) == 0);
+    cr_assert_lt(took, 15000, "the read waited %lld ms", (long long)took);
+    cr_assert_eq(s_counter(client, "timeouts"), 0);
+    cr_assert_gt(s_counter(client, "disconnects"), 0);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_fake_stop(&good);
+    close(listener);
+    free(data);
 }
 
 /* No node at all: the seeds do not answer; reads and stats come from the UFS. */

@@ -298,6 +298,8 @@ typedef struct reader {
     atomic_bool stop;          /* ask it to end */
     atomic_long reads;         /* whole-file reads done */
     atomic_long failures;      /* reads that failed or returned wrong bytes */
+    atomic_long max_read_ms;   /* the longest whole-file read */
+    shoal_client_t *client;    /* borrowed client to read with; NULL: its own (timeout 1 s) */
     char first_error[256];     /* the first failure */
 } reader_t;
 
@@ -331,18 +333,23 @@ static int s_read_check(shoal_client_t *client, int i, char *why, size_t why_len
 static void *s_reader_main(void *arg)
 {
     reader_t *reader = arg;
-    shoal_client_t *client = s_client(1000, true);
+    shoal_client_t *client = reader->client ? reader->client : s_client(1000, true);
     while (!atomic_load(&reader->stop)) {
         for (int i = 0; i < FILE_COUNT && !atomic_load(&reader->stop); i++) {
             char why[256];
+            int64_t start = tp_now_ms();
             if (s_read_check(client, i, why, sizeof why) != 0) {
                 if (atomic_fetch_add(&reader->failures, 1) == 0)
                     snprintf(reader->first_error, sizeof reader->first_error, "%s", why);
             }
+            long took = (long)(tp_now_ms() - start);
+            if (took > atomic_load(&reader->max_read_ms))
+                atomic_store(&reader->max_read_ms, took);
             atomic_fetch_add(&reader->reads, 1);
         }
     }
-    shoal_client_destroy(&client);
+    if (!reader->client)
+        shoal_client_destroy(&client);
     return NULL;
 }
 
@@ -593,4 +600,105 @@ Test(cluster, forwarding)
     cr_assert_eq(s_node_counter(other, "forwards"), forwards, "a FORWARDED READ was forwarded");
     cr_assert_eq(s_node_counter(owner, "forwarded_in"), forwarded_in);
     cr_assert_eq(s_node_counter(other, "ufs_reads"), other_ufs + 1);
+}
+
+/* A client counter by name. */
+static uint64_t s_client_counter(shoal_client_t *client, const char *name)
+{
+    char *text = NULL;
+    cr_assert_eq(shoal_client_counters_json(client, &text), 0);
+    json_t *root = json_loads(text, 0, NULL);
+    shoal_free(text);
+    cr_assert_not_null(root);
+    json_t *value = json_object_get(root, name);
+    cr_assert(json_is_integer(value), "no client counter %s", name);
+    uint64_t result = (uint64_t)json_integer_value(value);
+    json_decref(root);
+    return result;
+}
+
+/* The version node `at` reports for file i. */
+static void s_version(int at, int i, char *version, size_t size)
+{
+    msg_t request, reply;
+    msg_init(&request, MSG_STAT_REQ, 1, 0);
+    request.body.stat_request.uri = s_uris[i];
+    cr_assert_eq(s_request(s_nodes[at].endpoint, &request, &reply, NULL, NULL), 0);
+    cr_assert_eq(reply.header.type, MSG_STAT_REP);
+    snprintf(version, size, "%s", reply.body.stat_reply.version);
+    msg_fini(&reply);
+}
+
+/*
+ * Issue #5: a dead owner is left at once, not after timeout_ms. Five nodes; a reader with
+ * timeout_ms 30 s and no UFS fallback reads every file over and over; twice, the owner of a
+ * range it reads is killed with SIGKILL (never node 0, whose view names the owners). No read
+ * fails, no read takes anywhere near the timeout, and the client counts disconnects, not
+ * timeouts.
+ */
+Test(cluster, kill9_owner_fails_over_by_disconnect)
+{
+    cr_assert_eq(sodium_init() < 0, 0);
+    for (int i = 0; i < 5; i++)
+        s_start_node(i, "64K", false);
+    s_wait_converged(5);
+    s_make_seeds();
+    shoal_client_t *client = s_client(30000, true);
+    s_read_all(client); /* warm */
+
+    reader_t reader = {.client = client};
+    cr_assert_eq(pthread_create(&reader.thread, NULL, s_reader_main, &reader), 0);
+    while (atomic_load(&reader.reads) < 2 * FILE_COUNT)
+        usleep(10 * 1000);
+    int killed[2] = {-1, -1};
+    for (int round = 0; round < 2; round++) {
+        /* the first owner of some range (alive in node 0's view) that is not node 0 */
+        int victim = -1;
+        for (int i = 0; i < FILE_COUNT && victim < 0; i++) {
+            char version[256];
+            s_version(0, i, version, sizeof version);
+            for (uint64_t range = 0; range < 4 && victim < 0; range++) {
+                int second = -1;
+                int owner = s_owner(i, version, range, &second);
+                if (owner > 0 && s_nodes[owner].proc.pid != 0)
+                    victim = owner;
+            }
+        }
+        cr_assert_geq(victim, 1, "no owner other than node 0");
+        killed[round] = victim;
+        int port = s_nodes[victim].port;
+        long reads_before = atomic_load(&reader.reads);
+        kill(s_nodes[victim].proc.pid, SIGKILL);
+        while (tp_alive(&s_nodes[victim].proc))
+            usleep(1000);
+        s_nodes[victim].proc.pid = 0;
+        /* reads go on at once (the reader needs no gossip to move on) */
+        while (atomic_load(&reader.reads) < reads_before + 2 * FILE_COUNT)
+            usleep(10 * 1000);
+        /* then the cluster agrees, so the next round picks an owner from a view without it */
+        cr_assert_neq(s_wait_state(port, victim, MSG_MEMBER_DEAD, 0, 10000), -1,
+                      "node %d was not marked dead", victim);
+        long reads_dead = atomic_load(&reader.reads);
+        while (atomic_load(&reader.reads) < reads_dead + FILE_COUNT)
+            usleep(10 * 1000);
+    }
+    atomic_store(&reader.stop, true);
+    pthread_join(reader.thread, NULL);
+    cr_assert_eq(atomic_load(&reader.failures), 0, "%ld of %ld reads failed; first: %s",
+                 atomic_load(&reader.failures), atomic_load(&reader.reads), reader.first_error);
+    cr_assert_lt(atomic_load(&reader.max_read_ms), 10000,
+                 "a read took %ld ms: failover waited for the 30 s timeout",
+                 atomic_load(&reader.max_read_ms));
+    uint64_t disconnects = s_client_counter(client, "disconnects");
+    uint64_t timeouts = s_client_counter(client, "timeouts");
+    cr_log_info("killed nodes %d and %d: %ld reads, longest %ld ms, %llu disconnects, "
+                "%llu timeouts, %llu next-owner fallbacks",
+                killed[0], killed[1], atomic_load(&reader.reads),
+                atomic_load(&reader.max_read_ms), (unsigned long long)disconnects,
+                (unsigned long long)timeouts,
+                (unsigned long long)s_client_counter(client, "fallback_next_owner"));
+    cr_assert_gt(disconnects, 0, "the dead owners were not found by their connections");
+    cr_assert_eq(timeouts, 0, "a dead owner was found by the timeout");
+    cr_assert_gt(s_client_counter(client, "fallback_next_owner"), 0);
+    shoal_client_destroy(&client);
 }
