@@ -24,7 +24,7 @@ extern "C" {
 
 /* Which storage the store sits on. */
 typedef enum pagestore_kind {
-    PAGESTORE_ROCKSDB = 0, /* RocksDB in data_dir: persistent, checksummed */
+    PAGESTORE_ROCKSDB = 0, /* data files + RocksDB index in data_dir: persistent, checksummed */
     PAGESTORE_MEMORY = 1,  /* hash tables in memory: for unit tests of the layers above */
 } pagestore_kind_t;
 

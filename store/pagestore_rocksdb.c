@@ -859,8 +859,9 @@ static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
         const uint8_t *bytes = pinned->buffer;
         for (size_t chunk = first; chunk <= last; chunk++) {
             size_t start = chunk << entry.shift;
-            size_t end = start + ((size_t)1 << entry.shift) < to ? start + ((size_t)1 << entry.shift)
-                                                                 : to;
+            size_t end = start + ((size_t)1 << entry.shift);
+            if (end > to)
+                end = to;
             if (s_chunk_checksum(seed, chunk, bytes + (start - from), end - start) !=
                 s_load_le64(entry.sums + 8 * chunk)) {
                 rc = shoal_fail(SHOAL_ECORRUPT,
