@@ -145,18 +145,23 @@ static void s_reply_read(node_t *node, reply_sink_t *sink, node_request_t *reque
     reply_send(sink, request, &reply, frames, plan->page_count);
 }
 
-/* Turns the part of pinned page `index` that frame `i` carries into that frame, which releases
- * the pin when ZeroMQ is done with it (the free function takes the page as its hint, whatever
- * the slice). */
-static void s_frame_from_page(const node_t *node, const s_plan_t *plan, uint32_t i,
-                              zmq_msg_t *frame, pagestore_page_t *page)
+/* Pins exactly the bytes frame `i` carries from its cached page (pagestore_get_range reads and
+ * checks only the 64 KiB chunks covering them). Returns 0 or the store's code (a miss). */
+static int s_get_piece(node_t *node, const s_plan_t *plan, uint32_t i, const uint8_t *file_key,
+                       pagestore_page_t **page)
 {
-    uint64_t start, length;
+    uint64_t start, length, index = plan->first_page + i;
     s_piece(node, plan, i, &start, &length);
-    uint64_t in_page = start - (plan->first_page + i) * node->page_size;
-    const uint8_t *data = pagestore_page_data(page);
-    if (zmq_msg_init_data(frame, (void *)(data + in_page), length, pagestore_page_free_fn,
-                          page) != 0) {
+    return pagestore_get_range(node->store, file_key, index, start - index * node->page_size,
+                               length, page);
+}
+
+/* Turns the pinned slice frame `i` carries (from s_get_piece) into that frame, which releases
+ * the pin when ZeroMQ is done with it (the free function takes the page as its hint). */
+static void s_frame_from_page(zmq_msg_t *frame, pagestore_page_t *page)
+{
+    if (zmq_msg_init_data(frame, (void *)pagestore_page_data(page), pagestore_page_size(page),
+                          pagestore_page_free_fn, page) != 0) {
         pagestore_page_release(&page); /* cannot happen with libzmq 4.3: it never fails */
         zmq_msg_init(frame);
     }
@@ -192,14 +197,14 @@ bool read_try_hit(node_t *node, reply_sink_t *sink, node_request_t *request)
     for (uint32_t i = 0; i < plan.page_count; i++) {
         uint64_t index = plan.first_page + i;
         pagestore_page_t *page = NULL;
-        if (pagestore_get(node->store, file_key, index, &page) != 0 ||
-            pagestore_page_size(page) != s_page_length(node, stat.size, index)) {
+        if (s_get_piece(node, &plan, i, file_key, &page) != 0 ||
+            pagestore_page_full_size(page) != s_page_length(node, stat.size, index)) {
             pagestore_page_release(&page);
             s_close_frames(frames, i);
             free(frames);
             return false; /* a miss: the fetch pool does the whole request */
         }
-        s_frame_from_page(node, &plan, i, &frames[i], page);
+        s_frame_from_page(&frames[i], page);
     }
     stats_add(&node->stats, STATS_PAGE_HITS, plan.page_count);
     s_reply_read(node, sink, request, &stat, &plan, frames);
@@ -353,12 +358,12 @@ void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
         uint32_t hits = 0;
         for (; hits < in_range; hits++) {
             pagestore_page_t *page = NULL;
-            if (pagestore_get(node->store, file_key, index + hits, &page) != 0 ||
-                pagestore_page_size(page) != s_page_length(node, stat.size, index + hits)) {
+            if (s_get_piece(node, &plan, done + hits, file_key, &page) != 0 ||
+                pagestore_page_full_size(page) != s_page_length(node, stat.size, index + hits)) {
                 pagestore_page_release(&page);
                 break;
             }
-            s_frame_from_page(node, &plan, done + hits, &frames[done + hits], page);
+            s_frame_from_page(&frames[done + hits], page);
         }
         if (hits == in_range) {
             stats_add(&node->stats, STATS_PAGE_HITS, hits);

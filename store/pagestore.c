@@ -200,11 +200,13 @@ int pagestore_open(const pagestore_options_t *options, pagestore_t **out)
                           "pagestore_open: capacity %" PRIu64 " below page_size x generations",
                           opts.capacity_bytes);
     if (opts.memtable_bytes == 0) {
-        opts.memtable_bytes = opts.capacity_bytes / 32;
-        if (opts.memtable_bytes < (4u << 20))
-            opts.memtable_bytes = 4u << 20;
-        if (opts.memtable_bytes > (64u << 20))
-            opts.memtable_bytes = 64u << 20;
+        /* The index takes ~170 bytes per 1 MiB page: capacity/4096 holds ~20 generations'
+         * worth of index entries of a 1 MiB-page store before a flush. */
+        opts.memtable_bytes = opts.capacity_bytes / 4096;
+        if (opts.memtable_bytes < (1u << 20))
+            opts.memtable_bytes = 1u << 20;
+        if (opts.memtable_bytes > (16u << 20))
+            opts.memtable_bytes = 16u << 20;
     }
     if (opts.cache_bytes == 0)
         opts.cache_bytes = 64u << 20;
@@ -429,15 +431,16 @@ int pagestore_put(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_S
     return 0;
 }
 
-/* Finds a page, newest generation first; the caller holds the read lock. A corrupt copy is
- * deleted, counted, and skipped (an older copy may still be good). Sets *gen_index to where
- * it was found. Returns 0, SHOAL_ENOENT or SHOAL_EIO. */
-static int s_find_locked(pagestore_t *self, const uint8_t *key, pagestore_page_t **out,
-                         size_t *gen_index)
+/* Finds bytes [offset, offset + length) of a page (PAGESTORE_WHOLE: to its end), newest
+ * generation first; the caller holds the read lock. A corrupt copy is deleted, counted, and
+ * skipped (an older copy may still be good). Sets *gen_index to where it was found. Returns 0,
+ * SHOAL_ENOENT, SHOAL_EINVAL (the range is not inside the page) or SHOAL_EIO. */
+static int s_find_locked(pagestore_t *self, const uint8_t *key, size_t offset, size_t length,
+                         pagestore_page_t **out, size_t *gen_index)
 {
     for (size_t i = self->gen_count; i-- > 0;) {
         uint64_t gen = self->gens[i].gen;
-        int rc = self->backend->page_get(self->backend_self, gen, key, out);
+        int rc = self->backend->page_get(self->backend_self, gen, key, offset, length, out);
         if (rc == 0) {
             *gen_index = i;
             return 0;
@@ -453,7 +456,8 @@ static int s_find_locked(pagestore_t *self, const uint8_t *key, pagestore_page_t
             (void)self->backend->page_delete(self->backend_self, gen, key);
             continue;
         }
-        atomic_fetch_add(&self->read_errors, 1);
+        if (rc != SHOAL_EINVAL)
+            atomic_fetch_add(&self->read_errors, 1);
         return rc;
     }
     return shoal_fail(SHOAL_ENOENT, "pagestore: page not in the store");
@@ -477,11 +481,28 @@ static bool s_at_risk_locked(pagestore_t *self, size_t gen_index)
     return distance < self->capacity / 2;
 }
 
-int pagestore_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
-                  uint64_t page_index, pagestore_page_t **out)
+/* Copies a page found at generation `gen_index` into the newest generation. A slice does not
+ * hold the whole page, so the page is read again whole for that (rare: at most once per page
+ * per half a quota of writes). The caller holds the read lock. Returns 0 or a put's code. */
+static int s_promote_locked(pagestore_t *self, const uint8_t *key, size_t gen_index,
+                            const pagestore_page_t *page)
 {
-    if (self == NULL || file_key == NULL || out == NULL)
-        return shoal_fail(SHOAL_EINVAL, "pagestore_get: NULL argument");
+    if (page->size == page->page_size)
+        return s_put_locked(self, key, page->data, page->size);
+    pagestore_page_t *whole = NULL;
+    int rc = self->backend->page_get(self->backend_self, self->gens[gen_index].gen, key, 0,
+                                     PAGESTORE_WHOLE, &whole);
+    if (rc < 0)
+        return 0; /* gone or damaged since: nothing to promote; the next get will tell */
+    rc = s_put_locked(self, key, whole->data, whole->size);
+    whole->release(whole);
+    return rc;
+}
+
+/* The get behind pagestore_get and pagestore_get_range. */
+static int s_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
+                 uint64_t page_index, size_t offset, size_t length, pagestore_page_t **out)
+{
     *out = NULL;
     uint8_t key[PAGESTORE_PAGE_KEY_SIZE];
     pagestore_page_key(file_key, page_index, key);
@@ -489,9 +510,9 @@ int pagestore_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_S
     size_t gen_index = 0;
     bool maintain = false;
     pthread_rwlock_rdlock(&self->lock);
-    int rc = s_find_locked(self, key, &page, &gen_index);
+    int rc = s_find_locked(self, key, offset, length, &page, &gen_index);
     if (rc == 0 && s_at_risk_locked(self, gen_index) && atomic_load(&self->write_error) == 0) {
-        int put_rc = s_put_locked(self, key, page->data, page->size);
+        int put_rc = s_promote_locked(self, key, gen_index, page);
         if (put_rc == 0) {
             atomic_fetch_add(&self->promotions, 1);
             maintain = s_needs_maintenance(self);
@@ -513,6 +534,24 @@ int pagestore_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_S
     return 0;
 }
 
+int pagestore_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
+                  uint64_t page_index, pagestore_page_t **out)
+{
+    if (self == NULL || file_key == NULL || out == NULL)
+        return shoal_fail(SHOAL_EINVAL, "pagestore_get: NULL argument");
+    return s_get(self, file_key, page_index, 0, PAGESTORE_WHOLE, out);
+}
+
+int pagestore_get_range(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
+                        uint64_t page_index, size_t offset_in_page, size_t length,
+                        pagestore_page_t **out)
+{
+    if (self == NULL || file_key == NULL || out == NULL || length == 0 ||
+        length == PAGESTORE_WHOLE)
+        return shoal_fail(SHOAL_EINVAL, "pagestore_get_range: bad argument");
+    return s_get(self, file_key, page_index, offset_in_page, length, out);
+}
+
 const void *pagestore_page_data(const pagestore_page_t *page)
 {
     return page->data;
@@ -521,6 +560,11 @@ const void *pagestore_page_data(const pagestore_page_t *page)
 size_t pagestore_page_size(const pagestore_page_t *page)
 {
     return page->size;
+}
+
+size_t pagestore_page_full_size(const pagestore_page_t *page)
+{
+    return page->page_size;
 }
 
 void pagestore_page_release(pagestore_page_t **page_p)
@@ -552,7 +596,7 @@ int pagestore_contains(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_
     pagestore_page_t *page = NULL;
     size_t gen_index = 0;
     pthread_rwlock_rdlock(&self->lock);
-    int rc = s_find_locked(self, key, &page, &gen_index);
+    int rc = s_find_locked(self, key, 0, PAGESTORE_WHOLE, &page, &gen_index);
     pthread_rwlock_unlock(&self->lock);
     *found = rc == 0;
     if (rc == 0) {

@@ -1,7 +1,8 @@
 /*
  * pagestore.h - the page store: cached pages of remote files at rest on the local disk, keyed by
  * (file key, page index), under a byte quota, plus the node's file metadata and state records.
- * RocksDB in <data_dir> for real; an in-memory backend for the tests of the layers above.
+ * On disk: page bytes in one data file per generation, RocksDB in <data_dir> as their index
+ * and for the records; an in-memory backend for the tests of the layers above.
  */
 #ifndef SHOAL_PAGESTORE_H
 #define SHOAL_PAGESTORE_H
@@ -23,18 +24,20 @@ extern "C" {
 
 /* Which storage the store sits on. */
 typedef enum pagestore_kind {
-    PAGESTORE_ROCKSDB = 0, /* RocksDB in data_dir: persistent, checksummed */
+    PAGESTORE_ROCKSDB = 0, /* data files + RocksDB index in data_dir: persistent, checksummed */
     PAGESTORE_MEMORY = 1,  /* hash tables in memory: for unit tests of the layers above */
 } pagestore_kind_t;
 
 /* Settings for pagestore_open; zero fields take the defaults in brackets. */
 typedef struct pagestore_options {
     pagestore_kind_t kind;   /* [PAGESTORE_ROCKSDB] backend */
-    const char *data_dir;    /* RocksDB directory, created if missing (unused for MEMORY) */
+    const char *data_dir;    /* RocksDB index + pages/ data files, created if missing (unused
+                                for MEMORY) */
     uint64_t capacity_bytes; /* quota of page bytes (keys included); required, > page_size */
     uint32_t page_size;      /* [1 MiB] the usual page size; pages may be shorter (file tail) */
     uint32_t generations;    /* [8] eviction granularity: the quota is cut in this many parts */
-    uint64_t memtable_bytes; /* [capacity/32 clamped to 4..64 MiB] RocksDB write buffer */
+    uint64_t memtable_bytes; /* [capacity/4096 clamped to 1..16 MiB] RocksDB write buffer of
+                                the page index (per generation) */
     uint64_t cache_bytes;    /* [64 MiB] RocksDB block cache (keys, filters, records), no pages */
     bool quiet;              /* [false] true: do not log errors to stderr (tests) */
 } pagestore_options_t;
@@ -92,7 +95,8 @@ void pagestore_close(pagestore_t **self_p);
 int pagestore_put(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
                   uint64_t page_index, const void *data, size_t size);
 
-/* Looks a page up and sets *out to a pinned handle on its bytes (no copy). A page found close
+/* Looks a page up and sets *out to a pinned handle on its bytes (read into a buffer the handle
+ * owns, every checksum checked; see store/README.md). A page found close
  * to eviction (less than half a quota of writes from it) is also copied into the newest
  * generation, so pages in use survive the churn of pages read once. Returns 0, SHOAL_ENOENT (a miss: absent, or found corrupt,
  * which also deletes it and counts it), or SHOAL_EIO (read error). The caller owns *out and
@@ -100,11 +104,25 @@ int pagestore_put(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_S
 int pagestore_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
                   uint64_t page_index, pagestore_page_t **out);
 
-/* The bytes of a pinned page. Borrowed until the page is released. */
+/* Looks up bytes [offset_in_page, offset_in_page + length) of a page and sets *out to a pinned
+ * handle over exactly those bytes: pagestore_page_data / pagestore_page_size give the slice,
+ * pagestore_page_full_size the whole page's length. Only the checksummed chunks (64 KiB) that
+ * cover the slice are read and checked, so a 64 KiB read of a 1 MiB page reads 64 or 128 KiB.
+ * Promotes, counts and fails like pagestore_get; also SHOAL_EINVAL when length is 0 or the
+ * range is not inside the stored page (counted as a miss). The caller owns *out. */
+int pagestore_get_range(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
+                        uint64_t page_index, size_t offset_in_page, size_t length,
+                        pagestore_page_t **out);
+
+/* The bytes of a pinned page (or slice). Borrowed until the page is released. */
 const void *pagestore_page_data(const pagestore_page_t *page);
 
-/* The length of a pinned page in bytes. */
+/* The length of a pinned page (or slice) in bytes. */
 size_t pagestore_page_size(const pagestore_page_t *page);
+
+/* The length of the whole stored page a handle was taken from (equals pagestore_page_size for
+ * pagestore_get). */
+size_t pagestore_page_full_size(const pagestore_page_t *page);
 
 /* Releases *page_p and sets it to NULL; safe on NULL. Thread safe. */
 void pagestore_page_release(pagestore_page_t **page_p);

@@ -22,11 +22,15 @@
  */
 #define PAGESTORE_PAGE_KEY_SIZE 24
 
+/* page_get's length for "the whole page from offset". */
+#define PAGESTORE_WHOLE SIZE_MAX
+
 /* A pinned page as the backend hands it out. The backend allocates it (usually as the first
  * member of its own struct) and frees it in `release`; the front end fills `store`. */
 struct pagestore_page {
     const void *data;                         /* the bytes; valid until released */
-    size_t size;                              /* length of data */
+    size_t size;                              /* length of data (the slice asked for) */
+    size_t page_size;                         /* length of the whole stored page */
     pagestore_t *store;                       /* reference held on the store; set by front end */
     void (*release)(pagestore_page_t *page);  /* backend: frees the pin and this struct */
 };
@@ -70,9 +74,12 @@ typedef struct pagestore_backend {
     /* Stores a page in `gen`, replacing a copy there. SHOAL_ENOSPC / SHOAL_EIO on failure. */
     int (*page_put)(void *self, uint64_t gen, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
                     const void *data, size_t size);
-    /* Pins a page of `gen`: 0, SHOAL_ENOENT, SHOAL_ECORRUPT (failed checksum) or SHOAL_EIO. */
+    /* Pins bytes [offset, offset + length) of a page of `gen` (length PAGESTORE_WHOLE: from
+     * offset to the page's end), checking every checksum that covers them: 0, SHOAL_ENOENT,
+     * SHOAL_ECORRUPT (failed checksum, or bytes missing on disk), SHOAL_EINVAL (the range is not
+     * inside the page; nothing is counted) or SHOAL_EIO. */
     int (*page_get)(void *self, uint64_t gen, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
-                    pagestore_page_t **out);
+                    size_t offset, size_t length, pagestore_page_t **out);
     /* Deletes a page of `gen` (0 when absent). */
     int (*page_delete)(void *self, uint64_t gen, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE]);
     /* Deletes every page of `file_key` in `gen`. */

@@ -196,7 +196,7 @@ static int s_page_put(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_PAG
 }
 
 static int s_page_get(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
-                      pagestore_page_t **out)
+                      size_t offset, size_t length, pagestore_page_t **out)
 {
     s_memory_t *self = self_;
     s_handle_t *handle = malloc(sizeof *handle);
@@ -212,9 +212,18 @@ static int s_page_get(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_PAG
         free(handle);
         return SHOAL_ENOENT;
     }
+    if (length == PAGESTORE_WHOLE && offset <= entry->size)
+        length = entry->size - offset;
+    if (offset > entry->size || length > entry->size - offset) {
+        size_t size = entry->size;
+        s_entry_unref(entry);
+        free(handle);
+        return shoal_fail(SHOAL_EINVAL, "pagestore: range %zu+%zu is not inside the %zu-byte page",
+                          offset, length, size);
+    }
     handle->entry = entry;
-    handle->page = (pagestore_page_t){.data = entry->bytes, .size = entry->size,
-                                      .release = s_handle_release};
+    handle->page = (pagestore_page_t){.data = entry->bytes + offset, .size = length,
+                                      .page_size = entry->size, .release = s_handle_release};
     *out = &handle->page;
     return 0;
 }

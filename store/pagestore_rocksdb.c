@@ -1,95 +1,200 @@
 /*
- * pagestore_rocksdb.c - the RocksDB page-store backend. One database in <data_dir> with column
- * families "meta", "state" and one "pages.<generation>" per live generation; page values live
- * in blob files, so dropping a generation's column family deletes its files and gives the disk
- * space back at once. Layout and tuning are explained in store/README.md.
+ * pagestore_rocksdb.c - the disk page-store backend. Page bytes are appended to one data file
+ * per generation (<data_dir>/pages/gen-<generation>.dat); RocksDB in <data_dir> holds the index
+ * (column family "pages.<generation>": page key -> where the bytes are and their per-chunk
+ * checksums) beside the "meta" and "state" families. Dropping a generation drops its column
+ * family and unlinks its data file, so the disk space comes back at once. Layout, crash
+ * semantics and measurements: store/README.md.
  */
+#define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <rocksdb/c.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "pagestore_backend.h"
 #include <xxh_x86dispatch.h>
 
 #define S_GEN_PREFIX "pages."
 #define S_NAME_MAX 64
-#define S_MIN_BLOB_SIZE 4096 /* shorter values (file tails) stay inline in the SST files */
+#define S_PATH_MAX 4200
 #define S_MAX_CFS (64 + 2 + 8) /* generations + meta/state/default, with slack */
-#define S_FORMAT_VERSION "2"   /* page value format: 1 = XXH64 trailer, 2 = XXH3 trailer */
+#define S_FORMAT_VERSION "3"   /* 1 = XXH64 trailer, 2 = XXH3 trailer (both: pages in blob
+                                  files), 3 = data files + index with per-chunk XXH3 */
 #define S_FORMAT_KEY "\x01pagestore-format" /* its record in the state table */
+#define S_PAGES_DIR "pages"                 /* data files, under data_dir */
+#define S_CHUNK_SHIFT 16                    /* checksummed chunks of 64 KiB */
+#define S_ALIGN 4096      /* pages start at multiples of this in a data file */
+#define S_INDEX_HEAD 16   /* index value: offset u64 | size u32 | chunk shift u8 | 3 zero bytes */
+#define S_POOL_MAX 32     /* free read buffers kept (of page_size each) */
 
-/* One generation's column family. */
+/* One generation: its index column family and its data file. Allocated one by one so gens[]
+ * can be reordered while `end` (atomic) stays put. */
 typedef struct s_gen {
-    uint64_t gen;                          /* generation number */
-    rocksdb_column_family_handle_t *handle; /* its column family */
+    uint64_t gen;                           /* generation number */
+    rocksdb_column_family_handle_t *handle; /* its index column family */
+    int fd;                                 /* its data file, open read-write */
+    _Atomic uint64_t end;                   /* next free offset in it (a multiple of S_ALIGN) */
 } s_gen_t;
 
-/* Invariant: gens[] holds every pages.* column family of db, oldest first. gens[] changes only
- * in gen_create / gen_drop / recover, which the front end never runs beside other calls. */
+/* Free read buffers of `buffer_size` bytes (page_size rounded up to S_ALIGN, S_ALIGN-aligned),
+ * so a get does not malloc and fault in a fresh 1 MiB buffer each time (glibc serves that size
+ * with mmap). LIFO: the buffer last released is still in the CPU caches. */
+typedef struct s_pool {
+    pthread_mutex_t lock;     /* guards the two fields below */
+    void *free[S_POOL_MAX];   /* buffers ready for reuse */
+    size_t count;             /* entries of free[] */
+    size_t buffer_size;       /* size of every pooled buffer */
+} s_pool_t;
+
+/* Invariant: gens[] holds every pages.* column family of db, oldest first, each with its data
+ * file open. gens[] changes only in gen_create / gen_drop / recover, which the front end never
+ * runs beside other calls. */
 typedef struct s_rocks {
     char *dir;                             /* data directory */
+    char *pages_dir;                       /* <dir>/pages: the data files */
     rocksdb_t *db;                         /* the database */
     rocksdb_options_t *db_options;         /* DB-wide options, also for default/meta/state */
-    rocksdb_options_t *page_options;       /* options of every pages.* family */
+    rocksdb_options_t *page_options;       /* options of every pages.* (index) family */
     rocksdb_block_based_table_options_t *table_options; /* bloom filter + shared cache */
     rocksdb_block_based_table_options_t *kv_table_options; /* meta/state: cache only */
-    rocksdb_filterpolicy_t *filter;        /* owned by table_options once set */
-    rocksdb_cache_t *cache;                /* block cache (keys, filters, meta/state records) */
-    rocksdb_readoptions_t *read_options;   /* meta/state: verify_checksums on */
-    rocksdb_readoptions_t *page_read;      /* pages: our own checksum instead (see s_check) */
-    rocksdb_writeoptions_t *page_write;    /* pages: no WAL (a crash loses the memtable only) */
+    rocksdb_cache_t *cache;                /* block cache (index, filters, meta/state) */
+    rocksdb_readoptions_t *read_options;   /* every read: verify_checksums on */
+    rocksdb_writeoptions_t *page_write;    /* index: WAL, no fsync */
     rocksdb_writeoptions_t *meta_write;    /* meta: WAL, no fsync */
     rocksdb_writeoptions_t *state_write;   /* state: WAL and fsync */
     rocksdb_flushoptions_t *flush_wait;    /* flush and wait */
     rocksdb_flushoptions_t *flush_nowait;  /* flush in the background */
     rocksdb_column_family_handle_t *tables[2]; /* meta, state (pagestore_table_t order) */
     rocksdb_column_family_handle_t *default_cf; /* unused but must stay open */
-    s_gen_t gens[S_MAX_CFS];               /* live generations, oldest first */
+    s_gen_t *gens[S_MAX_CFS];              /* live generations, oldest first */
     size_t gen_count;                      /* entries of gens[] */
+    s_pool_t pool;                         /* read buffers */
 } s_rocks_t;
 
-/* A pinned page: the slice owns RocksDB's copy of the blob (or pins a memtable or block). */
+/* A pinned page or slice: a read buffer holding the checked chunks that cover it. */
 typedef struct s_pinned {
-    pagestore_page_t page;         /* first: what the front end sees */
-    rocksdb_pinnableslice_t *slice; /* released with the page */
+    pagestore_page_t page; /* first: what the front end sees */
+    s_rocks_t *owner;      /* whose pool the buffer goes back to (outlives every pin) */
+    void *buffer;          /* from s_buffer_get */
+    size_t capacity;       /* its size */
 } s_pinned_t;
 
-/* ---- page checksum ------------------------------------------------------------------------
+/* ---- index records and checksums ----------------------------------------------------------
  *
- * Every page value is stored with an 8-byte trailer, and checked on every get:
+ * The index value of a page (little-endian; checked by RocksDB's block checksums like any
+ * record), n = ceil(size / 2^shift):
  *
- *    +----------------------------+----------------------------------------------------+
- *    | page bytes (size)          | XXH3_64(page bytes, seed = XXH3_64(page key)), LE |
- *    +----------------------------+----------------------------------------------------+
+ *    0          8          12      13       16                      16 + 8n
+ *    +----------+----------+-------+--------+-----------------------+
+ *    | offset   | size     | shift | 0 0 0  | XXH3_64 of chunk 0..n-1 |
+ *    | (u64)    | (u32)    | (u8)  |        | (u64 each)              |
+ *    +----------+----------+-------+--------+-----------------------+
  *
- * RocksDB's own check of blob records is CRC32C, which the distribution's librocksdb computes
- * in portable software code at about 0.6 GB/s: a pinned get ran at 7% of pread. XXH3 (Debian's
- * libxxhash, with its run-time SSE2/AVX2/AVX-512 dispatch) runs at ~55 GB/s on a page hot in
- * the cache, five times the portable XXH64 used before (format 1), and seeding it with the key
- * also catches a value served for the wrong key (a damaged index). So page reads use
- * verify_checksums = false and this check; meta and state reads, compactions and opening still
- * use RocksDB's checksums. The trailer's format is S_FORMAT_VERSION (see s_check_format). */
+ * The page's bytes are [offset, offset + size) of the generation's data file; chunk i is
+ * [i << shift, (i + 1) << shift) of the page (the last may be shorter), and its checksum is
+ * XXH3_64(chunk, seed = XXH3_64(page key) + i): a chunk served for another key or another
+ * position fails. XXH3 comes from Debian's libxxhash with run-time SSE2/AVX2/AVX-512 dispatch
+ * (~56 GB/s here). A get checks only the chunks that cover the bytes asked for. */
 
-#define S_TRAILER 8
-
-static uint64_t s_page_checksum(const uint8_t *key, const void *data, size_t size)
+static uint64_t s_key_seed(const uint8_t *key)
 {
-    return XXH3_64bits_withSeed_dispatch(data, size,
-                                         XXH3_64bits_dispatch(key, PAGESTORE_PAGE_KEY_SIZE));
+    return XXH3_64bits_dispatch(key, PAGESTORE_PAGE_KEY_SIZE);
 }
 
-/* Whether a stored value (page + trailer) is intact for `key`. */
-static bool s_check(const uint8_t *key, const char *value, size_t size)
+static uint64_t s_chunk_checksum(uint64_t key_seed, uint64_t chunk, const void *data,
+                                 size_t size)
 {
-    if (size < S_TRAILER)
+    return XXH3_64bits_withSeed_dispatch(data, size, key_seed + chunk);
+}
+
+static size_t s_chunks(size_t size)
+{
+    return (size + ((size_t)1 << S_CHUNK_SHIFT) - 1) >> S_CHUNK_SHIFT;
+}
+
+/* A decoded index value; `sums` points into the value. */
+typedef struct s_entry {
+    uint64_t offset;     /* where the page starts in the data file */
+    uint32_t size;       /* page length */
+    unsigned shift;      /* chunk size is 1 << shift */
+    const uint8_t *sums; /* n checksums, u64 little-endian each */
+} s_entry_t;
+
+static uint64_t s_load_le64(const uint8_t *in)
+{
+    uint64_t value;
+    memcpy(&value, in, 8); /* little-endian hosts only */
+    return value;
+}
+
+/* Decodes an index value; false when it is malformed. */
+static bool s_entry_decode(const char *value, size_t size, s_entry_t *out)
+{
+    if (size < S_INDEX_HEAD)
         return false;
-    uint64_t stored;
-    memcpy(&stored, value + size - S_TRAILER, S_TRAILER); /* little-endian hosts only */
-    return stored == s_page_checksum(key, value, size - S_TRAILER);
+    const uint8_t *in = (const uint8_t *)value;
+    uint32_t page_size;
+    memcpy(&page_size, in + 8, 4);
+    out->offset = s_load_le64(in);
+    out->size = page_size;
+    out->shift = in[12];
+    out->sums = in + S_INDEX_HEAD;
+    if (out->shift < 12 || out->shift > 26 || out->size == 0 || out->size > PAGESTORE_PAGE_MAX)
+        return false;
+    size_t chunks = (out->size + ((size_t)1 << out->shift) - 1) >> out->shift;
+    return size == S_INDEX_HEAD + 8 * chunks;
+}
+
+/* ---- read buffers ----------------------------------------------------------------------- */
+
+/* A buffer of at least `size` bytes, S_ALIGN-aligned; *capacity_out is its real size. NULL
+ * when out of memory. */
+static void *s_buffer_get(s_pool_t *pool, size_t size, size_t *capacity_out)
+{
+    void *buffer = NULL;
+    if (size <= pool->buffer_size) {
+        pthread_mutex_lock(&pool->lock);
+        if (pool->count > 0)
+            buffer = pool->free[--pool->count];
+        pthread_mutex_unlock(&pool->lock);
+        size = pool->buffer_size;
+    } else {
+        size = (size + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
+    }
+    if (buffer == NULL && posix_memalign(&buffer, S_ALIGN, size) != 0)
+        return NULL;
+    *capacity_out = size;
+    return buffer;
+}
+
+static void s_buffer_put(s_pool_t *pool, void *buffer, size_t capacity)
+{
+    if (capacity == pool->buffer_size) {
+        pthread_mutex_lock(&pool->lock);
+        if (pool->count < S_POOL_MAX) {
+            pool->free[pool->count++] = buffer;
+            buffer = NULL;
+        }
+        pthread_mutex_unlock(&pool->lock);
+    }
+    free(buffer);
+}
+
+static void s_pool_fini(s_pool_t *pool)
+{
+    for (size_t i = 0; i < pool->count; i++)
+        free(pool->free[i]);
+    pool->count = 0;
+    pthread_mutex_destroy(&pool->lock);
 }
 
 /* Maps a RocksDB error string to a code, records it as the last error and frees it. RocksDB
@@ -112,6 +217,11 @@ static void s_gen_name(uint64_t gen, char *out)
     snprintf(out, S_NAME_MAX, S_GEN_PREFIX "%020" PRIu64, gen);
 }
 
+static void s_data_path(const s_rocks_t *self, uint64_t gen, char *out)
+{
+    snprintf(out, S_PATH_MAX, "%s/gen-%020" PRIu64 ".dat", self->pages_dir, gen);
+}
+
 /* Parses "pages.<digits>"; returns false for other names. */
 static bool s_parse_gen(const char *name, uint64_t *gen)
 {
@@ -129,14 +239,14 @@ static bool s_parse_gen(const char *name, uint64_t *gen)
 
 static int s_compare_gen(const void *a, const void *b)
 {
-    uint64_t x = ((const s_gen_t *)a)->gen, y = ((const s_gen_t *)b)->gen;
+    uint64_t x = (*(s_gen_t *const *)a)->gen, y = (*(s_gen_t *const *)b)->gen;
     return x < y ? -1 : x > y;
 }
 
 /* mkdir -p. Returns 0 or SHOAL_EIO. */
 static int s_mkdirs(const char *dir)
 {
-    char path[4096];
+    char path[S_PATH_MAX];
     if (strlen(dir) >= sizeof path)
         return shoal_fail(SHOAL_EINVAL, "pagestore: data_dir too long");
     strcpy(path, dir);
@@ -153,21 +263,25 @@ static int s_mkdirs(const char *dir)
     return 0;
 }
 
+/* An errno from the data files as a code: a full disk (or quota) is SHOAL_ENOSPC. */
+static int s_errno(int error, const char *what, const char *path)
+{
+    int code = error == ENOSPC || error == EDQUOT ? SHOAL_ENOSPC : SHOAL_EIO;
+    return shoal_fail(code, "pagestore: %s %s: %s", what, path, strerror(error));
+}
+
 /* Builds every options object from the front end's options. The choices, measured in
  * tools/bench/bench_store.c and store/README.md:
- * - page values go to blob files (min 4 KiB): compactions then move only the small keys, and
- *   a generation's bytes sit in its own blob files, which drop with its column family;
- * - no compression anywhere (training data is usually compressed already);
- * - page reads go through mmap (allow_mmap_reads) and skip the blob cache: RocksDB 7.8 always
- *   copies a blob out of the file into a buffer of its own (BlobFileReader), which the pinned
- *   slice then owns and the page goes to ZeroMQ from; with pread it also copied the bytes
- *   in from the kernel first, and a blob cache added an insert and an eviction per miss, so a
- *   get did two copies instead of one. Measured in store/README.md. The cost: a read error
- *   on a mapped file (a failing disk) is a SIGBUS rather than an error code;
- * - one LRU cache, cache_bytes, for blocks (index, filters, meta/state records); the OS page
- *   cache holds the pages;
+ * - the index families hold small values (16 B + 8 B per 64 KiB chunk: 144 B for a 1 MiB
+ *   page) inline in their SST files; the page bytes are in our data files, read with pread
+ *   (no mmap anywhere: a failing disk is an error code, never a SIGBUS);
+ * - index writes use the WAL without fsync (a crashed process loses nothing; a power loss
+ *   may lose the last index entries, whose pages are then misses);
+ * - no compression (training data is usually compressed already; the index is small);
+ * - one LRU cache, cache_bytes, for blocks (index, filters, meta/state records); every read
+ *   verifies RocksDB's block checksums (cheap: cached blocks are not checked again);
  * - bloom filters (10 bits/key) so the lookups in generations without the page are cheap;
- * - a small info log, manifest and WAL (only meta/state use the WAL). */
+ * - a small info log, manifest and WAL. */
 static int s_make_options(s_rocks_t *self, const pagestore_options_t *options)
 {
     self->cache = rocksdb_cache_create_lru(options->cache_bytes);
@@ -176,7 +290,6 @@ static int s_make_options(s_rocks_t *self, const pagestore_options_t *options)
     self->table_options = rocksdb_block_based_options_create();
     self->kv_table_options = rocksdb_block_based_options_create();
     self->read_options = rocksdb_readoptions_create();
-    self->page_read = rocksdb_readoptions_create();
     self->page_write = rocksdb_writeoptions_create();
     self->meta_write = rocksdb_writeoptions_create();
     self->state_write = rocksdb_writeoptions_create();
@@ -184,7 +297,7 @@ static int s_make_options(s_rocks_t *self, const pagestore_options_t *options)
     self->flush_nowait = rocksdb_flushoptions_create();
     if (self->cache == NULL || self->db_options == NULL || self->page_options == NULL ||
         self->table_options == NULL || self->kv_table_options == NULL ||
-        self->read_options == NULL || self->page_read == NULL || self->page_write == NULL || self->meta_write == NULL ||
+        self->read_options == NULL || self->page_write == NULL || self->meta_write == NULL ||
         self->state_write == NULL || self->flush_wait == NULL || self->flush_nowait == NULL)
         return shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
 
@@ -203,22 +316,15 @@ static int s_make_options(s_rocks_t *self, const pagestore_options_t *options)
     rocksdb_options_set_max_total_wal_size(db, 16u << 20);
     rocksdb_options_set_max_background_jobs(db, 2);
     rocksdb_options_set_compression(db, 0);
-    rocksdb_options_set_allow_mmap_reads(db, 1);
     rocksdb_options_set_block_based_table_factory(db, self->kv_table_options);
 
     rocksdb_options_t *page = self->page_options;
     rocksdb_options_set_compression(page, 0);
     rocksdb_options_set_write_buffer_size(page, options->memtable_bytes);
     rocksdb_options_set_max_write_buffer_number(page, 2);
-    rocksdb_options_set_enable_blob_files(page, 1);
-    rocksdb_options_set_min_blob_size(page, S_MIN_BLOB_SIZE);
-    rocksdb_options_set_blob_compression_type(page, 0);
-    rocksdb_options_set_enable_blob_gc(page, 0);
     rocksdb_options_set_block_based_table_factory(page, self->table_options);
 
     rocksdb_readoptions_set_verify_checksums(self->read_options, 1);
-    rocksdb_readoptions_set_verify_checksums(self->page_read, 0);
-    rocksdb_writeoptions_disable_WAL(self->page_write, 1);
     rocksdb_writeoptions_set_sync(self->state_write, 1);
     rocksdb_flushoptions_set_wait(self->flush_wait, 1);
     rocksdb_flushoptions_set_wait(self->flush_nowait, 0);
@@ -239,8 +345,6 @@ static void s_free_options(s_rocks_t *self)
         rocksdb_writeoptions_destroy(self->page_write);
     if (self->read_options != NULL)
         rocksdb_readoptions_destroy(self->read_options);
-    if (self->page_read != NULL)
-        rocksdb_readoptions_destroy(self->page_read);
     if (self->page_options != NULL)
         rocksdb_options_destroy(self->page_options);
     if (self->db_options != NULL)
@@ -253,13 +357,39 @@ static void s_free_options(s_rocks_t *self)
         rocksdb_cache_destroy(self->cache);
 }
 
-/* Closes the database and every handle (not the options). */
+static void s_gen_free(s_gen_t *gen)
+{
+    if (gen->handle != NULL)
+        rocksdb_column_family_handle_destroy(gen->handle);
+    if (gen->fd >= 0)
+        close(gen->fd);
+    free(gen);
+}
+
+/* Opens (creating if missing) the data file of `gen`; its end is the file's size rounded up
+ * to S_ALIGN (bytes past the last index entry, from a put that crashed, are simply skipped). */
+static int s_gen_open_file(s_rocks_t *self, s_gen_t *gen, bool truncate)
+{
+    char path[S_PATH_MAX];
+    s_data_path(self, gen->gen, path);
+    gen->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0644);
+    if (gen->fd < 0)
+        return s_errno(errno, "open", path);
+    struct stat st;
+    if (fstat(gen->fd, &st) < 0)
+        return s_errno(errno, "stat", path);
+    uint64_t end = ((uint64_t)st.st_size + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
+    atomic_store(&gen->end, end);
+    return 0;
+}
+
+/* Closes the database, every handle and data file (not the options). */
 static void s_close_db(s_rocks_t *self)
 {
     if (self->db == NULL)
         return;
     for (size_t i = 0; i < self->gen_count; i++)
-        rocksdb_column_family_handle_destroy(self->gens[i].handle);
+        s_gen_free(self->gens[i]);
     self->gen_count = 0;
     for (int t = 0; t < 2; t++) {
         if (self->tables[t] != NULL)
@@ -274,7 +404,8 @@ static void s_close_db(s_rocks_t *self)
 }
 
 /* Opens the database with every column family it has (plus meta and state), fills the
- * handles. Returns 0 or the mapped error (SHOAL_ECORRUPT when RocksDB reports corruption). */
+ * handles and opens each generation's data file. Returns 0 or the mapped error
+ * (SHOAL_ECORRUPT when RocksDB reports corruption). */
 static int s_open_db(s_rocks_t *self)
 {
     char *err = NULL;
@@ -326,10 +457,68 @@ static int s_open_db(s_rocks_t *self)
     self->tables[PAGESTORE_TABLE_META] = handles[1];
     self->tables[PAGESTORE_TABLE_STATE] = handles[2];
     self->gen_count = 0;
-    for (int i = 3; i < count; i++)
-        self->gens[self->gen_count++] = (s_gen_t){.gen = gen_of[i], .handle = handles[i]};
+    int rc = 0;
+    for (int i = 3; i < count; i++) {
+        s_gen_t *gen = calloc(1, sizeof *gen);
+        if (gen == NULL) {
+            rocksdb_column_family_handle_destroy(handles[i]);
+            rc = rc < 0 ? rc : shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
+            continue;
+        }
+        gen->gen = gen_of[i];
+        gen->handle = handles[i];
+        gen->fd = -1;
+        self->gens[self->gen_count++] = gen;
+    }
     qsort(self->gens, self->gen_count, sizeof self->gens[0], s_compare_gen);
+    for (size_t i = 0; i < self->gen_count && rc == 0; i++)
+        rc = s_gen_open_file(self, self->gens[i], false);
+    return rc;
+}
+
+/* Drops generation gens[i]: its column family (RocksDB deletes the family's files when the
+ * handle goes), then its data file. A crash in between leaves an orphan data file, which the
+ * next open removes (s_remove_orphans). */
+static int s_drop_at(s_rocks_t *self, size_t i)
+{
+    s_gen_t *gen = self->gens[i];
+    char *err = NULL;
+    rocksdb_drop_column_family(self->db, gen->handle, &err);
+    if (err != NULL)
+        return s_error(err, "drop column family");
+    char path[S_PATH_MAX];
+    s_data_path(self, gen->gen, path);
+    s_gen_free(gen);
+    (void)unlink(path); /* if this fails, the orphan is removed at the next open */
+    memmove(&self->gens[i], &self->gens[i + 1], (self->gen_count - i - 1) * sizeof self->gens[0]);
+    self->gen_count--;
     return 0;
+}
+
+/* Removes data files that belong to no generation: left by a crash between dropping a
+ * family and unlinking its file, or by a database destroyed for corruption. */
+static void s_remove_orphans(s_rocks_t *self)
+{
+    DIR *dir = opendir(self->pages_dir);
+    if (dir == NULL)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        unsigned long long number = 0;
+        char tail[8] = "";
+        if (sscanf(entry->d_name, "gen-%20llu.%7s", &number, tail) != 2 ||
+            strcmp(tail, "dat") != 0)
+            continue;
+        bool live = false;
+        for (size_t i = 0; i < self->gen_count && !live; i++)
+            live = self->gens[i]->gen == number;
+        if (live)
+            continue;
+        char path[S_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", self->pages_dir, entry->d_name);
+        (void)unlink(path);
+    }
+    closedir(dir);
 }
 
 static int s_kv_put(void *self_, pagestore_table_t table, const void *key, size_t key_size,
@@ -337,11 +526,12 @@ static int s_kv_put(void *self_, pagestore_table_t table, const void *key, size_
 static int s_kv_get(void *self_, pagestore_table_t table, const void *key, size_t key_size,
                     void **value_out, size_t *value_size_out);
 
-/* The page value format is a record in the state table (S_FORMAT_KEY). A store written in
- * another format (format 1 had no record: any generation without it is format 1) would fail
- * every checksum, so its page generations are dropped here, with one line on stderr, and the
- * store starts with no pages; meta and state records are kept (their format did not change).
- * The record is written (synced) after the drop, so a crash in between only drops again. */
+/* The page format is a record in the state table (S_FORMAT_KEY). A store written in another
+ * format (format 1 had no record: any generation without it is format 1; formats 1 and 2 kept
+ * the pages in blob files) cannot be read by this code, so its page generations are dropped
+ * here, with one line on stderr, and the store starts with no pages; meta and state records
+ * are kept (their format did not change). The record is written (synced) after the drop, so a
+ * crash in between only drops again. */
 static int s_check_format(s_rocks_t *self, bool quiet)
 {
     void *value = NULL;
@@ -361,13 +551,9 @@ static int s_check_format(s_rocks_t *self, bool quiet)
                 "format " S_FORMAT_VERSION "): dropping its %zu generations\n",
                 self->dir, self->gen_count);
     while (self->gen_count > 0) {
-        s_gen_t *gen = &self->gens[self->gen_count - 1];
-        char *err = NULL;
-        rocksdb_drop_column_family(self->db, gen->handle, &err);
-        if (err != NULL)
-            return s_error(err, "drop column family");
-        rocksdb_column_family_handle_destroy(gen->handle);
-        self->gen_count--;
+        rc = s_drop_at(self, self->gen_count - 1);
+        if (rc < 0)
+            return rc;
     }
     return s_kv_put(self, PAGESTORE_TABLE_STATE, S_FORMAT_KEY, sizeof S_FORMAT_KEY - 1,
                     S_FORMAT_VERSION, sizeof S_FORMAT_VERSION - 1, true);
@@ -378,21 +564,30 @@ static void s_close(void *self_)
     s_rocks_t *self = self_;
     s_close_db(self);
     s_free_options(self);
+    s_pool_fini(&self->pool);
+    free(self->pages_dir);
     free(self->dir);
     free(self);
 }
 
-/* Opens or creates the database. A database RocksDB calls corrupt at open (say, a damaged
- * MANIFEST) is useless to a cache: it is destroyed and made afresh, with one line on stderr. */
+/* Opens or creates the database and the data directory. A database RocksDB calls corrupt at
+ * open (say, a damaged MANIFEST) is useless to a cache: it is destroyed and made afresh, with
+ * one line on stderr (its data files become orphans and are removed). */
 static int s_open(const pagestore_options_t *options, void **self_out)
 {
     s_rocks_t *self = calloc(1, sizeof *self);
     if (self == NULL)
         return shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
+    pthread_mutex_init(&self->pool.lock, NULL);
+    self->pool.buffer_size = ((size_t)options->page_size + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
     self->dir = strdup(options->data_dir);
-    int rc = self->dir == NULL ? shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory") : 0;
+    if (self->dir != NULL && asprintf(&self->pages_dir, "%s/" S_PAGES_DIR, self->dir) < 0)
+        self->pages_dir = NULL;
+    int rc = self->pages_dir == NULL ? shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory") : 0;
+    if (rc == 0 && strlen(self->pages_dir) + 32 >= S_PATH_MAX)
+        rc = shoal_fail(SHOAL_EINVAL, "pagestore: data_dir too long");
     if (rc == 0)
-        rc = s_mkdirs(self->dir);
+        rc = s_mkdirs(self->pages_dir);
     if (rc == 0)
         rc = s_make_options(self, options);
     if (rc == 0)
@@ -401,12 +596,15 @@ static int s_open(const pagestore_options_t *options, void **self_out)
         if (!options->quiet)
             fprintf(stderr, "shoal pagestore: error: %s is corrupt (%s): starting empty\n",
                     self->dir, shoal_last_error());
+        s_close_db(self);
         char *err = NULL;
         rocksdb_destroy_db(self->db_options, self->dir, &err);
         rc = err != NULL ? s_error(err, "destroy") : s_open_db(self);
     }
     if (rc == 0)
         rc = s_check_format(self, options->quiet);
+    if (rc == 0)
+        s_remove_orphans(self);
     if (rc < 0) {
         s_close(self);
         return rc;
@@ -415,11 +613,11 @@ static int s_open(const pagestore_options_t *options, void **self_out)
     return 0;
 }
 
-static rocksdb_column_family_handle_t *s_handle(s_rocks_t *self, uint64_t gen)
+static s_gen_t *s_find_gen(s_rocks_t *self, uint64_t gen)
 {
     for (size_t i = self->gen_count; i-- > 0;) {
-        if (self->gens[i].gen == gen)
-            return self->gens[i].handle;
+        if (self->gens[i]->gen == gen)
+            return self->gens[i];
     }
     return NULL;
 }
@@ -433,6 +631,8 @@ static uint64_t s_property(s_rocks_t *self, rocksdb_column_family_handle_t *cf,
     return value;
 }
 
+/* A generation's bytes: its data file (logical size: what the front end counted as page
+ * bytes, plus alignment padding) and its index (SST files and memtable). */
 static int s_gens(void *self_, pagestore_gen_info_t **gens_out, size_t *count_out)
 {
     s_rocks_t *self = self_;
@@ -440,141 +640,259 @@ static int s_gens(void *self_, pagestore_gen_info_t **gens_out, size_t *count_ou
     if (infos == NULL)
         return shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
     for (size_t i = 0; i < self->gen_count; i++) {
-        rocksdb_column_family_handle_t *cf = self->gens[i].handle;
-        infos[i].gen = self->gens[i].gen;
-        infos[i].bytes = s_property(self, cf, "rocksdb.total-blob-file-size") +
-                         s_property(self, cf, "rocksdb.total-sst-files-size") +
-                         s_property(self, cf, "rocksdb.cur-size-all-mem-tables");
-        infos[i].pages = s_property(self, cf, "rocksdb.estimate-num-keys");
+        s_gen_t *gen = self->gens[i];
+        struct stat st;
+        uint64_t file_bytes = fstat(gen->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+        infos[i].gen = gen->gen;
+        infos[i].bytes = file_bytes +
+                         s_property(self, gen->handle, "rocksdb.total-sst-files-size") +
+                         s_property(self, gen->handle, "rocksdb.cur-size-all-mem-tables");
+        infos[i].pages = s_property(self, gen->handle, "rocksdb.estimate-num-keys");
     }
     *gens_out = infos;
     *count_out = self->gen_count;
     return 0;
 }
 
-static int s_gen_create(void *self_, uint64_t gen)
+/* Makes the data file first (emptied if an orphan of that number exists), then the column
+ * family; a crash in between leaves an orphan file. */
+static int s_gen_create(void *self_, uint64_t number)
 {
     s_rocks_t *self = self_;
     if (self->gen_count == S_MAX_CFS)
         return shoal_fail(SHOAL_EINTERNAL, "pagestore: too many generations");
+    s_gen_t *gen = calloc(1, sizeof *gen);
+    if (gen == NULL)
+        return shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
+    gen->gen = number;
+    gen->fd = -1;
+    int rc = s_gen_open_file(self, gen, true);
+    if (rc < 0) {
+        s_gen_free(gen);
+        return rc;
+    }
     char name[S_NAME_MAX];
-    s_gen_name(gen, name);
+    s_gen_name(number, name);
     char *err = NULL;
-    rocksdb_column_family_handle_t *handle =
-        rocksdb_create_column_family(self->db, self->page_options, name, &err);
-    if (err != NULL)
+    gen->handle = rocksdb_create_column_family(self->db, self->page_options, name, &err);
+    if (err != NULL) {
+        gen->handle = NULL;
+        char path[S_PATH_MAX];
+        s_data_path(self, number, path);
+        s_gen_free(gen);
+        (void)unlink(path);
         return s_error(err, "create column family");
-    self->gens[self->gen_count++] = (s_gen_t){.gen = gen, .handle = handle};
+    }
+    self->gens[self->gen_count++] = gen;
     return 0;
 }
 
-/* Starts the flush of a sealed generation so its memtable (pages not on disk yet, not in any
- * WAL) reaches disk soon and its memory is freed. Errors surface on later writes. */
-static void s_gen_seal(void *self_, uint64_t gen)
+/* Starts the flush of a sealed generation's index so the WAL can be recycled. Errors surface
+ * on later writes. */
+static void s_gen_seal(void *self_, uint64_t number)
 {
     s_rocks_t *self = self_;
-    rocksdb_column_family_handle_t *handle = s_handle(self, gen);
-    if (handle == NULL)
+    s_gen_t *gen = s_find_gen(self, number);
+    if (gen == NULL)
         return;
     char *err = NULL;
-    rocksdb_flush_cf(self->db, self->flush_nowait, handle, &err);
+    rocksdb_flush_cf(self->db, self->flush_nowait, gen->handle, &err);
     if (err != NULL)
         rocksdb_free(err);
 }
 
-/* Drops the column family, then destroys the handle: the last reference going away makes
- * RocksDB delete the family's SST and blob files right there. */
-static int s_gen_drop(void *self_, uint64_t gen)
+static int s_gen_drop(void *self_, uint64_t number)
 {
     s_rocks_t *self = self_;
     for (size_t i = 0; i < self->gen_count; i++) {
-        if (self->gens[i].gen != gen)
-            continue;
-        char *err = NULL;
-        rocksdb_drop_column_family(self->db, self->gens[i].handle, &err);
-        if (err != NULL)
-            return s_error(err, "drop column family");
-        rocksdb_column_family_handle_destroy(self->gens[i].handle);
-        memmove(&self->gens[i], &self->gens[i + 1],
-                (self->gen_count - i - 1) * sizeof self->gens[0]);
-        self->gen_count--;
-        return 0;
+        if (self->gens[i]->gen == number)
+            return s_drop_at(self, i);
     }
     return 0;
 }
 
-/* Writes page + trailer as one value (a two-part write batch, so the page is not copied an
- * extra time to append the trailer). */
-static int s_page_put(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
+/* Writes all of data at offset (pwrite may write less than asked). */
+static int s_pwrite_all(int fd, const void *data, size_t size, uint64_t offset,
+                        const char *path_for_errors)
+{
+    const uint8_t *bytes = data;
+    while (size > 0) {
+        ssize_t n = pwrite(fd, bytes, size, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return s_errno(errno, "write", path_for_errors);
+        if (n == 0)
+            return s_errno(ENOSPC, "write", path_for_errors);
+        bytes += n;
+        size -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Appends the page to the generation's data file at an offset reserved with one atomic add
+ * (so puts on many threads never overlap and take no lock), then writes its index entry.
+ * Neither is fsync'd: see "Crash semantics" in store/README.md. A failed write leaves a hole
+ * in the file that nothing points at. */
+static int s_page_put(void *self_, uint64_t number, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
                       const void *data, size_t size)
 {
     s_rocks_t *self = self_;
-    rocksdb_column_family_handle_t *handle = s_handle(self, gen);
-    if (handle == NULL)
-        return shoal_fail(SHOAL_EINTERNAL, "pagestore: no generation %" PRIu64, gen);
-    uint64_t checksum = s_page_checksum(key, data, size);
-    const char *keys[1] = {(const char *)key};
-    size_t key_sizes[1] = {PAGESTORE_PAGE_KEY_SIZE};
-    const char *values[2] = {data, (const char *)&checksum};
-    size_t value_sizes[2] = {size, S_TRAILER};
-    rocksdb_writebatch_t *batch = rocksdb_writebatch_create();
-    if (batch == NULL)
+    s_gen_t *gen = s_find_gen(self, number);
+    if (gen == NULL)
+        return shoal_fail(SHOAL_EINTERNAL, "pagestore: no generation %" PRIu64, number);
+    size_t chunks = s_chunks(size);
+    size_t value_size = S_INDEX_HEAD + 8 * chunks;
+    uint8_t small[S_INDEX_HEAD + 8 * 64];
+    uint8_t *value = value_size <= sizeof small ? small : malloc(value_size);
+    if (value == NULL)
         return shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
-    rocksdb_writebatch_putv_cf(batch, handle, 1, keys, key_sizes, 2, values, value_sizes);
-    char *err = NULL;
-    rocksdb_write(self->db, self->page_write, batch, &err);
-    rocksdb_writebatch_destroy(batch);
-    return err != NULL ? s_error(err, "put") : 0;
+    uint64_t seed = s_key_seed(key);
+    for (size_t i = 0; i < chunks; i++) {
+        size_t from = i << S_CHUNK_SHIFT;
+        size_t length = size - from < ((size_t)1 << S_CHUNK_SHIFT) ? size - from
+                                                                   : (size_t)1 << S_CHUNK_SHIFT;
+        uint64_t sum = s_chunk_checksum(seed, i, (const uint8_t *)data + from, length);
+        memcpy(value + S_INDEX_HEAD + 8 * i, &sum, 8);
+    }
+    uint64_t reserve = ((uint64_t)size + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
+    uint64_t offset = atomic_fetch_add(&gen->end, reserve);
+    uint32_t size32 = (uint32_t)size;
+    memcpy(value, &offset, 8);
+    memcpy(value + 8, &size32, 4);
+    memset(value + 12, 0, 4);
+    value[12] = S_CHUNK_SHIFT;
+    char path[S_PATH_MAX];
+    s_data_path(self, number, path);
+    int rc = s_pwrite_all(gen->fd, data, size, offset, path);
+    if (rc == 0) {
+        char *err = NULL;
+        rocksdb_put_cf(self->db, self->page_write, gen->handle, (const char *)key,
+                       PAGESTORE_PAGE_KEY_SIZE, (const char *)value, value_size, &err);
+        rc = err != NULL ? s_error(err, "put") : 0;
+    }
+    if (value != small)
+        free(value);
+    return rc;
 }
 
 static void s_pinned_release(pagestore_page_t *page)
 {
     s_pinned_t *pinned = (s_pinned_t *)page;
-    rocksdb_pinnableslice_destroy(pinned->slice);
+    s_buffer_put(&pinned->owner->pool, pinned->buffer, pinned->capacity);
     free(pinned);
 }
 
-static int s_page_get(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
-                      pagestore_page_t **out)
+/* Reads all of [offset, offset + size) of a data file; a short read (the bytes never reached
+ * the disk before a crash, or the file was cut) is corruption. */
+static int s_pread_all(int fd, void *buffer, size_t size, uint64_t offset)
+{
+    uint8_t *bytes = buffer;
+    while (size > 0) {
+        ssize_t n = pread(fd, bytes, size, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return shoal_fail(SHOAL_EIO, "pagestore: read of a data file: %s", strerror(errno));
+        if (n == 0)
+            return shoal_fail(SHOAL_ECORRUPT, "pagestore: page bytes missing from the data file");
+        bytes += n;
+        size -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Looks the page up in the generation's index, reads the chunks that cover [offset, offset +
+ * length) into a read buffer with one pread, and checks each chunk's checksum. The buffer
+ * goes to the pinned handle: one copy (kernel to buffer), as for a plain pread. */
+static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
+                      size_t offset, size_t length, pagestore_page_t **out)
 {
     s_rocks_t *self = self_;
-    rocksdb_column_family_handle_t *handle = s_handle(self, gen);
-    if (handle == NULL)
+    s_gen_t *gen = s_find_gen(self, number);
+    if (gen == NULL)
         return SHOAL_ENOENT;
     char *err = NULL;
     rocksdb_pinnableslice_t *slice = rocksdb_get_pinned_cf(
-        self->db, self->page_read, handle, (const char *)key, PAGESTORE_PAGE_KEY_SIZE, &err);
+        self->db, self->read_options, gen->handle, (const char *)key, PAGESTORE_PAGE_KEY_SIZE,
+        &err);
     if (err != NULL)
         return s_error(err, "get");
     if (slice == NULL)
         return SHOAL_ENOENT;
-    s_pinned_t *pinned = malloc(sizeof *pinned);
-    if (pinned == NULL) {
-        rocksdb_pinnableslice_destroy(slice);
-        return shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
+    size_t value_size = 0;
+    const char *value = rocksdb_pinnableslice_value(slice, &value_size);
+    s_entry_t entry;
+    int rc = 0;
+    if (!s_entry_decode(value, value_size, &entry))
+        rc = shoal_fail(SHOAL_ECORRUPT, "pagestore: malformed index record");
+    if (rc == 0 && length == PAGESTORE_WHOLE && offset <= entry.size)
+        length = entry.size - offset;
+    if (rc == 0 && (offset > entry.size || length > entry.size - offset || length == 0))
+        rc = shoal_fail(SHOAL_EINVAL, "pagestore: range %zu+%zu is not inside the %" PRIu32
+                                      "-byte page",
+                        offset, length, entry.size);
+    size_t first = 0, last = 0, from = 0, to = 0;
+    if (rc == 0) {
+        first = offset >> entry.shift;
+        last = (offset + length - 1) >> entry.shift;
+        from = first << entry.shift;
+        to = (last + 1) << entry.shift;
+        if (to > entry.size)
+            to = entry.size;
     }
-    size_t size = 0;
-    const char *data = rocksdb_pinnableslice_value(slice, &size);
-    if (!s_check(key, data, size)) {
-        rocksdb_pinnableslice_destroy(slice);
+    s_pinned_t *pinned = rc == 0 ? malloc(sizeof *pinned) : NULL;
+    if (rc == 0 && pinned == NULL)
+        rc = shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
+    if (rc == 0) {
+        pinned->owner = self;
+        pinned->buffer = s_buffer_get(&self->pool, to - from, &pinned->capacity);
+        if (pinned->buffer == NULL)
+            rc = shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
+    }
+    if (rc == 0)
+        rc = s_pread_all(gen->fd, pinned->buffer, to - from, entry.offset + from);
+    if (rc == 0) {
+        uint64_t seed = s_key_seed(key);
+        const uint8_t *bytes = pinned->buffer;
+        for (size_t chunk = first; chunk <= last; chunk++) {
+            size_t start = chunk << entry.shift;
+            size_t end = start + ((size_t)1 << entry.shift);
+            if (end > to)
+                end = to;
+            if (s_chunk_checksum(seed, chunk, bytes + (start - from), end - start) !=
+                s_load_le64(entry.sums + 8 * chunk)) {
+                rc = shoal_fail(SHOAL_ECORRUPT,
+                                "pagestore: chunk %zu of the page failed its checksum", chunk);
+                break;
+            }
+        }
+    }
+    if (rc == 0) {
+        pinned->page = (pagestore_page_t){.data = (const uint8_t *)pinned->buffer + (offset - from),
+                                          .size = length,
+                                          .page_size = entry.size,
+                                          .release = s_pinned_release};
+        *out = &pinned->page;
+    } else if (pinned != NULL) {
+        if (pinned->buffer != NULL)
+            s_buffer_put(&self->pool, pinned->buffer, pinned->capacity);
         free(pinned);
-        return shoal_fail(SHOAL_ECORRUPT, "rocksdb get: Corruption: page checksum mismatch");
     }
-    pinned->slice = slice;
-    pinned->page = (pagestore_page_t){.data = data, .size = size - S_TRAILER,
-                                      .release = s_pinned_release};
-    *out = &pinned->page;
-    return 0;
+    rocksdb_pinnableslice_destroy(slice);
+    return rc;
 }
 
-static int s_page_delete(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE])
+static int s_page_delete(void *self_, uint64_t number, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE])
 {
     s_rocks_t *self = self_;
-    rocksdb_column_family_handle_t *handle = s_handle(self, gen);
-    if (handle == NULL)
+    s_gen_t *gen = s_find_gen(self, number);
+    if (gen == NULL)
         return 0;
     char *err = NULL;
-    rocksdb_delete_cf(self->db, self->page_write, handle, (const char *)key,
+    rocksdb_delete_cf(self->db, self->page_write, gen->handle, (const char *)key,
                       PAGESTORE_PAGE_KEY_SIZE, &err);
     return err != NULL ? s_error(err, "delete") : 0;
 }
@@ -591,29 +909,29 @@ static void s_file_range(const uint8_t *file_key, uint8_t start[PAGESTORE_PAGE_K
     end[PAGESTORE_PAGE_KEY_SIZE] = 0;
 }
 
-static int s_file_delete(void *self_, uint64_t gen,
+static int s_file_delete(void *self_, uint64_t number,
                          const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE])
 {
     s_rocks_t *self = self_;
-    rocksdb_column_family_handle_t *handle = s_handle(self, gen);
-    if (handle == NULL)
+    s_gen_t *gen = s_find_gen(self, number);
+    if (gen == NULL)
         return 0;
     uint8_t start[PAGESTORE_PAGE_KEY_SIZE], end[PAGESTORE_PAGE_KEY_SIZE + 1];
     s_file_range(file_key, start, end);
     char *err = NULL;
-    rocksdb_delete_range_cf(self->db, self->page_write, handle, (const char *)start,
+    rocksdb_delete_range_cf(self->db, self->page_write, gen->handle, (const char *)start,
                             sizeof start, (const char *)end, sizeof end, &err);
     return err != NULL ? s_error(err, "delete range") : 0;
 }
 
-/* Iterates a generation (RocksDB 7.8 iterators read blob values too: this is for stats). A
- * corrupt record ends the scan of that generation with SHOAL_EIO. */
-static int s_page_scan(void *self_, uint64_t gen, const uint8_t *file_key,
+/* Iterates a generation's index (small records: no page bytes are read). A corrupt block ends
+ * the scan of that generation with its error. */
+static int s_page_scan(void *self_, uint64_t number, const uint8_t *file_key,
                        pagestore_record_fn fn, void *arg)
 {
     s_rocks_t *self = self_;
-    rocksdb_column_family_handle_t *handle = s_handle(self, gen);
-    if (handle == NULL)
+    s_gen_t *gen = s_find_gen(self, number);
+    if (gen == NULL)
         return 0;
     rocksdb_readoptions_t *read_options = rocksdb_readoptions_create();
     if (read_options == NULL)
@@ -626,15 +944,16 @@ static int s_page_scan(void *self_, uint64_t gen, const uint8_t *file_key,
                                                     sizeof start);
         rocksdb_readoptions_set_iterate_upper_bound(read_options, (const char *)end, sizeof end);
     }
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, read_options, handle);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, read_options, gen->handle);
     int rc = 0;
     for (rocksdb_iter_seek_to_first(it); rc == 0 && rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t key_size = 0, value_size = 0;
         const char *key = rocksdb_iter_key(it, &key_size);
-        (void)rocksdb_iter_value(it, &value_size);
-        if (key_size == PAGESTORE_PAGE_KEY_SIZE && value_size >= S_TRAILER)
-            rc = fn((const uint8_t *)key, value_size - S_TRAILER, arg);
+        const char *value = rocksdb_iter_value(it, &value_size);
+        s_entry_t entry;
+        if (key_size == PAGESTORE_PAGE_KEY_SIZE && s_entry_decode(value, value_size, &entry))
+            rc = fn((const uint8_t *)key, entry.size, arg);
     }
     char *err = NULL;
     rocksdb_iter_get_error(it, &err);
@@ -703,7 +1022,7 @@ static int s_flush(void *self_)
     s_rocks_t *self = self_;
     char *err = NULL;
     for (size_t i = 0; i < self->gen_count && err == NULL; i++)
-        rocksdb_flush_cf(self->db, self->flush_wait, self->gens[i].handle, &err);
+        rocksdb_flush_cf(self->db, self->flush_wait, self->gens[i]->handle, &err);
     for (int t = 0; t < 2 && err == NULL; t++)
         rocksdb_flush_cf(self->db, self->flush_wait, self->tables[t], &err);
     return err != NULL ? s_error(err, "flush") : 0;

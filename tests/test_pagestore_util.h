@@ -122,4 +122,29 @@ static inline int t_get(pagestore_t *ps, unsigned file, uint64_t index, size_t s
     return 1;
 }
 
+/* Gets bytes [offset, offset + length) of page (file, index) whose whole size is `size`: 1 =
+ * hit with exactly those bytes, 0 = miss; fails the test on wrong bytes or another error. */
+static inline int t_get_range(pagestore_t *ps, unsigned file, uint64_t index, size_t size,
+                              size_t offset, size_t length)
+{
+    uint8_t key[PAGESTORE_FILE_KEY_SIZE];
+    t_file_key(file, key);
+    pagestore_page_t *page = NULL;
+    int rc = pagestore_get_range(ps, key, index, offset, length, &page);
+    if (rc == SHOAL_ENOENT)
+        return 0;
+    cr_assert_eq(rc, 0, "get_range %u/%llu %zu+%zu: %s", file, (unsigned long long)index, offset,
+                 length, shoal_strerror(rc));
+    cr_assert_eq(pagestore_page_size(page), length);
+    cr_assert_eq(pagestore_page_full_size(page), size);
+    uint8_t *expected = malloc(size);
+    t_fill(expected, size, file, index);
+    cr_assert(memcmp(pagestore_page_data(page), expected + offset, length) == 0,
+              "page %u/%llu: wrong bytes at %zu+%zu", file, (unsigned long long)index, offset,
+              length);
+    free(expected);
+    pagestore_page_release(&page);
+    return 1;
+}
+
 #endif
