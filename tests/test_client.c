@@ -441,10 +441,6 @@ Test(client_fake, bad_replies_are_errors_never_wrong_bytes)
 
 /* A silent node: the read falls through to the next member (NO_CACHE or next owner), and
  * with no other member answering, to the UFS, counting each fallback. */
-/* Owners are random (random node ids): with 41 ranges, the chance that the silent node owns
- * none of them is 2^-41, so "the silent node owns some range" holds in every run. */
-#define SILENT_FILE_SIZE (40 * 8192 + 77)
-
 Test(client_fake, silent_node_falls_back_to_other_node_then_ufs)
 {
     /* Placement is HRW over random ports and a random temp dir: with the 4 ranges of FILE_SIZE
