@@ -439,13 +439,15 @@ Test(client_fake, bad_replies_are_errors_never_wrong_bytes)
     free(data);
 }
 
+/* Placement is HRW over random ports and a random temp dir: with the 4 ranges of FILE_SIZE a
+ * given node owned none of them in 1 run of 16 (2^-4), so tests that need every node to own a
+ * range read this size: 64 ranges (2^-64). */
+#define SILENT_FILE_SIZE (63 * 8192 + 1234)
+
 /* A silent node: the read falls through to the next member (NO_CACHE or next owner), and
  * with no other member answering, to the UFS, counting each fallback. */
 Test(client_fake, silent_node_falls_back_to_other_node_then_ufs)
 {
-    /* Placement is HRW over random ports and a random temp dir: with the 4 ranges of FILE_SIZE
-     * the silent node owned none of them in 1 run of 16 (2^-4), so this file has 64 (2^-64). */
-    enum { SILENT_FILE_SIZE = 63 * 8192 + 1234 };
     char *dir = tp_tempdir("client");
     cr_assert_not_null(dir);
     char path[TP_PATH_MAX], uri[TP_PATH_MAX + 8];
