@@ -70,11 +70,16 @@ static struct io_uring *s_ring_get(void)
     pthread_once(&s_ring_once, s_ring_key_make);
     int rc = io_uring_queue_init(S_RING_DEPTH, &r->ring, 0);
     if (rc < 0) {
-        int expected = 0;
-        if (atomic_compare_exchange_strong(&s_uring_state, &expected, -1) || expected == 1)
-            fprintf(stderr, "shoal: io_uring unavailable (%s); file:// reads use pread\n",
-                    strerror(-rc));
-        atomic_store(&s_uring_state, -1);
+        /* Only the thread that moves the state from "unknown" or "works" (a forked child's
+         * inherited 1) to "refused" logs, so the line appears once however many race here. */
+        int seen = atomic_load(&s_uring_state);
+        while (seen >= 0) {
+            if (atomic_compare_exchange_weak(&s_uring_state, &seen, -1)) {
+                fprintf(stderr, "shoal: io_uring unavailable (%s); file:// reads use pread\n",
+                        strerror(-rc));
+                break;
+            }
+        }
         return NULL;
     }
     atomic_store(&s_uring_state, 1);
