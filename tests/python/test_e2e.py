@@ -200,13 +200,18 @@ def test_changed_object_old_until_ttl_then_new(shoalfs_mod, ttl_node, nginx, kin
     fs = make_fs(shoalfs_mod, kind, node_, metadata_ttl_ms=200)
     path = {"file": f"{d}/{rel}", "http": f"127.0.0.1:{nginx['port']}/changing/{rel}",
             "s3": f"{BUCKET}/changing/{rel}"}[kind]
+    cached_at = time.monotonic()  # the node caches the metadata no earlier than this
     assert fs.cat_file(path) == old
     pinned = fs.open(path)
     assert pinned.read(PAGE_SIZE) == old[:PAGE_SIZE]
 
     publish(new, time.time())
     changed_at = time.monotonic()
-    assert fs.cat_file(path) == old  # cached metadata and pages: still the old version
+    # Cached metadata and pages: still the old version, while the node's 1 s TTL runs. The s3
+    # upload (boto3 in another interpreter) can itself outlast the TTL on a loaded machine; only
+    # a read that surely falls inside the TTL can be held to the old version.
+    if time.monotonic() < cached_at + 0.8:
+        assert fs.cat_file(path) == old
     seen_new = None
     deadline = changed_at + 15
     while time.monotonic() < deadline:
