@@ -341,9 +341,11 @@ static int s_stats(const cli_t *cli, int argc, char **argv)
     }
     json_t *client_counters = json_object_get(root, "client");
     printf("client: %" JSON_INTEGER_FORMAT " requests, %" JSON_INTEGER_FORMAT
-           " timeouts, %" JSON_INTEGER_FORMAT " UFS fallbacks\n",
+           " timeouts, %" JSON_INTEGER_FORMAT " disconnects, %" JSON_INTEGER_FORMAT
+           " UFS fallbacks\n",
            json_integer_value(json_object_get(client_counters, "requests")),
            json_integer_value(json_object_get(client_counters, "timeouts")),
+           json_integer_value(json_object_get(client_counters, "disconnects")),
            json_integer_value(json_object_get(client_counters, "fallback_ufs")));
     json_decref(root);
     return failures ? CLI_EXIT_FAILED : 0;
