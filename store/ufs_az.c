@@ -5,6 +5,7 @@
  * Shared Key (HMAC-SHA256, ufs_az_string_to_sign); configuration comes from the AZURE_STORAGE_*
  * environment variables and the connection string, read once when the UFS handle is made.
  */
+#include "ufs_cloud.h"
 #include "ufs_conn.h"
 #include "ufs_xml.h"
 
@@ -220,9 +221,10 @@ static void *s_az_init(ufs_t *ufs, const ufs_options_t *options)
 
 /* Builds ENDPOINT/CONTAINER/BLOB (blob percent-encoded, '/' kept) with `query` (encoded; any
  * order: Shared Key sorts it) and the SAS token. Returns 0 or SHOAL_EINVAL (too long). */
-static int s_url(const s_az_t *state, const char *container, const char *blob,
+static int s_url(const void *opaque, const char *container, const char *blob,
                  const char *query, char *out, size_t out_len)
 {
+    const s_az_t *state = opaque;
     int n = snprintf(out, out_len, "%s/%s%s", state->endpoint, container, blob[0] ? "/" : "");
     if (n < 0 || (size_t)n >= out_len)
         return shoal_fail(SHOAL_EINVAL, "az: url too long");
@@ -265,9 +267,10 @@ static struct curl_slist *s_append(struct curl_slist *list, const char *line, bo
 /* Performs `request`: x-ms-version, x-ms-date, If-Match "version" when `version` is set, and
  * with a Shared Key the Authorization header over all of them (and over the Range header the
  * HTTP layer adds for a ranged request). Returns as ufs_http_perform. */
-static int s_perform(const s_az_t *state, ufs_http_request_t *request, const char *version,
+static int s_perform(const void *opaque, ufs_http_request_t *request, const char *version,
                      ufs_http_response_t *response)
 {
+    const s_az_t *state = opaque;
     struct curl_slist *headers = NULL;
     bool ok = true;
     char line[UFS_VERSION_MAX + 64], date[64];
@@ -323,162 +326,68 @@ static int s_perform(const s_az_t *state, ufs_http_request_t *request, const cha
 
 /* Maps an unexpected reply to an error with the uri, status and Azure's error code (the
  * x-ms-error-code header, present on HEAD replies too, else the XML body). */
-static int s_fail(const s_az_t *state, const char *method, const char *uri,
+static int s_fail(const void *opaque, const char *method, const char *uri,
                   const ufs_http_response_t *response)
 {
+    const s_az_t *state = opaque;
     char code[128];
     if (!ufs_http_header(response, "x-ms-error-code", code, sizeof code))
         ufs_xml_error_code(response->body, response->body_len, code, sizeof code);
     return ufs_cloud_status_fail(response->status, method, uri, code, state->auth_source);
 }
 
-/* Fetches one List Blobs page of `prefix` (one level with delimiter '/', or everything below
- * it when recursive) into *page, from `marker` (NULL first). */
-static int s_list_page(const s_az_t *state, const char *uri, const char *container,
-                       const char *prefix, bool recursive, int max_results, const char *marker,
-                       ufs_xml_listing_t *page)
+/* Writes the List Blobs query of one page of `prefix` (one level with delimiter '/', or
+ * everything below it when recursive), from `marker` (NULL first). */
+static int s_list_query(char *query, size_t query_len, const char *prefix, bool recursive,
+                        int max_results, const char *marker)
 {
-    char query[UFS_CLOUD_URL_MAX];
-    snprintf(query, sizeof query, "restype=container&comp=list&maxresults=%d%s", max_results,
+    snprintf(query, query_len, "restype=container&comp=list&maxresults=%d%s", max_results,
              recursive ? "" : "&delimiter=%2F");
     int rc = 0;
     if (prefix[0]) {
         strcat(query, "&prefix=");
-        rc = ufs_url_append_encoded(query, sizeof query, prefix, false);
+        rc = ufs_url_append_encoded(query, query_len, prefix, false);
     }
     if (rc == 0 && marker) {
         size_t len = strlen(query);
-        if (len + 8 >= sizeof query)
+        if (len + 8 >= query_len)
             return shoal_fail(SHOAL_EINVAL, "az: url too long");
         strcat(query, "&marker=");
-        rc = ufs_url_append_encoded(query, sizeof query, marker, false);
+        rc = ufs_url_append_encoded(query, query_len, marker, false);
     }
-    char url[UFS_CLOUD_URL_MAX];
-    if (rc == 0)
-        rc = s_url(state, container, "", query, url, sizeof url);
-    if (rc < 0)
-        return rc;
-    ufs_http_request_t request = {.method = "GET", .url = url, .collect_body = true,
-                                  .body_max = UFS_XML_BODY_MAX};
-    ufs_http_response_t response;
-    rc = s_perform(state, &request, NULL, &response);
-    if (rc == 0 && response.status != 200)
-        rc = s_fail(state, "LIST", uri, &response);
-    else if (rc == 0)
-        rc = ufs_xml_parse_listing(response.body, response.body_len, UFS_XML_AZ, page);
-    ufs_http_response_fini(&response);
     return rc;
 }
 
-static int s_begin(const s_az_t *state, const char *uri, char *container, const char **blob)
-{
-    if (state->config_error[0])
-        return shoal_fail(SHOAL_EACCES, "%s (for %.200s)", state->config_error, uri);
-    return ufs_cloud_uri_split(uri, "az", container, 64, blob);
-}
+static const ufs_cloud_ops_t s_az_ops = {
+    .scheme = "az",
+    .entry_name = "blob",
+    .marker_name = "marker",
+    .dialect = UFS_XML_AZ,
+    .bad_range_past_end = true, /* Azurite: see ufs_cloud_read */
+    .list_query = s_list_query,
+    .url = s_url,
+    .perform = s_perform,
+    .fail = s_fail,
+    .head_fail = NULL, /* the x-ms-error-code header names the error on HEAD replies too */
+};
 
 /* ---------------------------------------------------------------------------------------- */
 /* Operations                                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
-/* A directory is a prefix with at least one blob below it; the container itself is one when
- * it exists. `dir_prefix` is "" or ends with '/'. */
-static int s_stat_dir(const s_az_t *state, const char *uri, const char *container,
-                      const char *dir_prefix, ufs_stat_t *out)
-{
-    ufs_xml_listing_t page;
-    int rc = s_list_page(state, uri, container, dir_prefix, false, 1, NULL, &page);
-    if (rc < 0)
-        return rc;
-    bool found = page.object_count + page.prefix_count > 0 || !dir_prefix[0];
-    ufs_xml_listing_fini(&page);
-    if (!found)
-        return shoal_fail(SHOAL_ENOENT, "STAT %s: no such blob or prefix", uri);
-    memset(out, 0, sizeof *out);
-    out->is_dir = true;
-    return 0;
-}
-
+/* Get Blob Properties, else a directory when blobs are below (ufs_cloud_stat). */
 static int s_az_stat(void *opaque, const char *uri, ufs_stat_t *out)
 {
     const s_az_t *state = opaque;
-    char container[64];
-    const char *blob;
-    int rc = s_begin(state, uri, container, &blob);
-    if (rc < 0)
-        return rc;
-    size_t blob_len = strlen(blob);
-    if (blob_len == 0 || blob[blob_len - 1] == '/')
-        return s_stat_dir(state, uri, container, blob, out);
-
-    char url[UFS_CLOUD_URL_MAX];
-    rc = s_url(state, container, blob, NULL, url, sizeof url);
-    if (rc < 0)
-        return rc;
-    ufs_http_request_t request = {.method = "HEAD", .url = url};
-    ufs_http_response_t response;
-    rc = s_perform(state, &request, NULL, &response);
-    if (rc == 0 && response.status == 200) {
-        char value[UFS_VERSION_MAX];
-        memset(out, 0, sizeof *out);
-        out->size = response.content_length >= 0 ? (uint64_t)response.content_length : 0;
-        if (ufs_http_header(&response, "Last-Modified", value, sizeof value))
-            out->mtime = ufs_cloud_parse_time(value);
-        if (ufs_http_header(&response, "ETag", value, sizeof value) && value[0])
-            ufs_etag_version(value, out->version, sizeof out->version);
-        else
-            snprintf(out->version, sizeof out->version, "%" PRIu64 "-%" PRId64, out->size,
-                     out->mtime);
-        if (response.content_length < 0)
-            rc = shoal_fail(SHOAL_EIO, "HEAD %s: no Content-Length", uri);
-    } else if (rc == 0 && response.status == 404) {
-        char *dir_prefix = malloc(blob_len + 2);
-        if (!dir_prefix) {
-            rc = shoal_fail(SHOAL_ENOMEM, "az: out of memory");
-        } else {
-            snprintf(dir_prefix, blob_len + 2, "%s/", blob);
-            rc = s_stat_dir(state, uri, container, dir_prefix, out);
-            free(dir_prefix);
-        }
-    } else if (rc == 0) {
-        rc = s_fail(state, "HEAD", uri, &response);
-    }
-    ufs_http_response_fini(&response);
-    return rc;
+    return ufs_cloud_stat(&s_az_ops, state, state->config_error, uri, out);
 }
 
 /* Lists one level (delimiter '/') or everything below, following NextMarker to the end. */
 static int s_az_list(void *opaque, const char *uri, bool recursive, ufs_list_t *out)
 {
     const s_az_t *state = opaque;
-    char container[64];
-    const char *blob;
-    int rc = s_begin(state, uri, container, &blob);
-    if (rc < 0)
-        return rc;
-    size_t blob_len = strlen(blob);
-    char *prefix = malloc(blob_len + 2);
-    if (!prefix)
-        return shoal_fail(SHOAL_ENOMEM, "az: out of memory");
-    snprintf(prefix, blob_len + 2, "%s%s", blob, blob_len && blob[blob_len - 1] != '/' ? "/" : "");
-    char *marker = NULL;
-    do {
-        ufs_xml_listing_t page;
-        rc = s_list_page(state, uri, container, prefix, recursive, state->max_results, marker,
-                         &page);
-        if (rc < 0)
-            break;
-        rc = ufs_cloud_push_listing(out, "az", container, prefix, &page);
-        if (rc == 0 && page.next_token && marker && strcmp(page.next_token, marker) == 0)
-            rc = shoal_fail(SHOAL_EPROTO, "LIST %s: the server repeated a marker", uri);
-        free(marker);
-        marker = page.next_token; /* taken from the page */
-        page.next_token = NULL;
-        ufs_xml_listing_fini(&page);
-    } while (rc == 0 && marker);
-    free(marker);
-    free(prefix);
-    return rc;
+    return ufs_cloud_list(&s_az_ops, state, state->config_error, uri, recursive,
+                          state->max_results, out);
 }
 
 /* A ranged GET straight into buf, pinned with If-Match (412 -> ESTALE). A 416 past the end is
@@ -487,51 +396,8 @@ static int64_t s_az_read(void *opaque, const char *uri, const char *version, uin
                          void *buf, size_t length)
 {
     const s_az_t *state = opaque;
-    char container[64];
-    const char *blob;
-    int rc = s_begin(state, uri, container, &blob);
-    if (rc < 0)
-        return rc;
-    if (!blob[0] || blob[strlen(blob) - 1] == '/')
-        return shoal_fail(SHOAL_EISDIR, "read of %s: a directory", uri);
-    if (length == 0)
-        return 0;
-    char url[UFS_CLOUD_URL_MAX];
-    rc = s_url(state, container, blob, NULL, url, sizeof url);
-    if (rc < 0)
-        return rc;
-    ufs_http_request_t request = {.method = "GET", .url = url, .ranged = true,
-                                  .range_offset = offset, .range_length = length, .buf = buf,
-                                  .buf_len = length};
-    ufs_http_response_t response;
-    rc = s_perform(state, &request, version, &response);
-    int64_t result = rc;
-    if (rc == SHOAL_EIO && response.status == 206) {
-        /* Azurite answers a range that starts at or past the end with a 206 whose
-         * Content-Range ends before it starts ("bytes 5-4/5", "bytes 0--1/0"), which the HTTP
-         * layer rightly refuses. Where stat shows the offset is at or past the end, that was
-         * an empty read; anything else stays the error it was. */
-        char saved[512];
-        snprintf(saved, sizeof saved, "%s", shoal_last_error());
-        ufs_stat_t now;
-        if (s_az_stat(opaque, uri, &now) == 0 && !now.is_dir && offset >= now.size)
-            result = ufs_cloud_past_end(uri, version, &now);
-        else
-            result = shoal_fail(SHOAL_EIO, "%s", saved);
-    } else if (rc == 0) {
-        if (response.status == 206 || response.status == 200) {
-            result = (int64_t)response.body_len; /* 200: only an empty body gets here */
-        } else if (response.status == 416) {
-            ufs_stat_t now;
-            result = version ? s_az_stat(opaque, uri, &now) : 0;
-            if (result == 0 && version)
-                result = ufs_cloud_past_end(uri, version, &now);
-        } else {
-            result = s_fail(state, "GET", uri, &response);
-        }
-    }
-    ufs_http_response_fini(&response);
-    return result;
+    return ufs_cloud_read(&s_az_ops, state, state->config_error, uri, version, offset, buf,
+                          length);
 }
 
 const ufs_connector_t ufs_az_connector = {

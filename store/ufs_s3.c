@@ -5,6 +5,7 @@
  * libcurl's CURLOPT_AWS_SIGV4; configuration comes from the AWS environment variables and the
  * shared credentials file, read once when the UFS handle is made.
  */
+#include "ufs_cloud.h"
 #include "ufs_conn.h"
 #include "ufs_xml.h"
 
@@ -259,9 +260,10 @@ static bool s_dns_safe(const char *bucket)
 /* Builds the URL of `key` (raw; percent-encoded here, '/' kept) in `bucket`, with `query`
  * (NULL, or already encoded and sorted by name: libcurl 7.88 signs the query as given, so the
  * order we write is the canonical order). Returns 0 or SHOAL_EINVAL (too long). */
-static int s_url(const s_s3_t *state, const char *bucket, const char *key, const char *query,
+static int s_url(const void *opaque, const char *bucket, const char *key, const char *query,
                  char *out, size_t out_len)
 {
+    const s_s3_t *state = opaque;
     int n;
     if (state->endpoint[0])
         n = snprintf(out, out_len, "%s/%s/", state->endpoint, bucket);
@@ -284,9 +286,10 @@ static int s_url(const s_s3_t *state, const char *bucket, const char *key, const
 /* Performs `request` with the connector's signing: SigV4 over the empty payload's hash, the
  * session token, and If-Match "version" when `version` is not NULL. Returns as
  * ufs_http_perform. */
-static int s_perform(const s_s3_t *state, ufs_http_request_t *request, const char *version,
+static int s_perform(const void *opaque, ufs_http_request_t *request, const char *version,
                      ufs_http_response_t *response)
 {
+    const s_s3_t *state = opaque;
     struct curl_slist *headers = NULL, *grown;
     char if_match[UFS_VERSION_MAX + 16];
     bool ok = true;
@@ -322,87 +325,47 @@ static int s_perform(const s_s3_t *state, ufs_http_request_t *request, const cha
 
 /* Maps a reply that is not the success expected to an error naming the uri, the status, the
  * service's error code and, for refusals, which credentials were used. */
-static int s_fail(const s_s3_t *state, const char *method, const char *uri,
+static int s_fail(const void *opaque, const char *method, const char *uri,
                   const ufs_http_response_t *response)
 {
+    const s_s3_t *state = opaque;
     char code[128];
     ufs_xml_error_code(response->body, response->body_len, code, sizeof code);
     return ufs_cloud_status_fail(response->status, method, uri, code, state->credential_source);
 }
 
-/* Fetches one ListObjectsV2 page of `prefix` (one level with delimiter '/', or everything
- * below it when recursive) into *page, from continuation token `token` (NULL first). */
-static int s_list_page(const s_s3_t *state, const char *uri, const char *bucket,
-                       const char *prefix, bool recursive, int max_keys, const char *token,
-                       ufs_xml_listing_t *page)
+/* Writes the ListObjectsV2 query of one page of `prefix` (one level with delimiter '/', or
+ * everything below it when recursive), from continuation token `token` (NULL first). */
+static int s_list_query(char *query, size_t query_len, const char *prefix, bool recursive,
+                        int max_keys, const char *token)
 {
-    char query[UFS_CLOUD_URL_MAX] = "";
+    query[0] = '\0';
     int rc = 0;
     if (token) {
         strcpy(query, "continuation-token=");
-        rc = ufs_url_append_encoded(query, sizeof query, token, false);
+        rc = ufs_url_append_encoded(query, query_len, token, false);
         strcat(query, "&");
     }
     if (rc == 0) {
         size_t len = strlen(query);
-        snprintf(query + len, sizeof query - len, "%slist-type=2&max-keys=%d%s",
+        snprintf(query + len, query_len - len, "%slist-type=2&max-keys=%d%s",
                  recursive ? "" : "delimiter=%2F&", max_keys, prefix[0] ? "&prefix=" : "");
-        rc = ufs_url_append_encoded(query, sizeof query, prefix, false);
+        rc = ufs_url_append_encoded(query, query_len, prefix, false);
     }
-    char url[UFS_CLOUD_URL_MAX];
-    if (rc == 0)
-        rc = s_url(state, bucket, "", query, url, sizeof url);
-    if (rc < 0)
-        return rc;
-    ufs_http_request_t request = {.method = "GET", .url = url, .collect_body = true,
-                                  .body_max = UFS_XML_BODY_MAX};
-    ufs_http_response_t response;
-    rc = s_perform(state, &request, NULL, &response);
-    if (rc == 0 && response.status != 200)
-        rc = s_fail(state, "LIST", uri, &response);
-    else if (rc == 0)
-        rc = ufs_xml_parse_listing(response.body, response.body_len, UFS_XML_S3, page);
-    ufs_http_response_fini(&response);
     return rc;
-}
-
-/* Splits uri and refuses calls when the configuration is broken. */
-static int s_begin(const s_s3_t *state, const char *uri, char *bucket, const char **key)
-{
-    if (state->config_error[0])
-        return shoal_fail(SHOAL_EACCES, "%s (for %.200s)", state->config_error, uri);
-    return ufs_cloud_uri_split(uri, "s3", bucket, 64, key);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Operations                                                                                */
 /* ---------------------------------------------------------------------------------------- */
 
-/* A directory is a prefix with at least one key below it: one ListObjectsV2 page of one key
- * tells. `dir_prefix` is "" (the bucket) or ends with '/'. ENOENT when nothing is below;
- * a missing bucket is ENOENT too. */
-static int s_stat_dir(const s_s3_t *state, const char *uri, const char *bucket,
-                      const char *dir_prefix, ufs_stat_t *out)
-{
-    ufs_xml_listing_t page;
-    int rc = s_list_page(state, uri, bucket, dir_prefix, false, 1, NULL, &page);
-    if (rc < 0)
-        return rc;
-    bool found = page.object_count + page.prefix_count > 0 || !dir_prefix[0];
-    ufs_xml_listing_fini(&page);
-    if (!found)
-        return shoal_fail(SHOAL_ENOENT, "STAT %s: no such object or prefix", uri);
-    memset(out, 0, sizeof *out);
-    out->is_dir = true;
-    return 0;
-}
-
 /* A HEAD reply has no body, so no error code: to name it (InvalidAccessKeyId versus
  * SignatureDoesNotMatch matters to whoever fixes the credentials), a failed HEAD is asked
  * again as a 1-byte GET, whose error document has it. Only on the failure path. */
-static int s_head_fail(const s_s3_t *state, const char *uri, const char *url,
+static int s_head_fail(const void *opaque, const char *uri, const char *url,
                        const ufs_http_response_t *head)
 {
+    const s_s3_t *state = opaque;
     char byte;
     ufs_http_request_t request = {.method = "GET", .url = url, .ranged = true,
                                   .range_length = 1, .buf = &byte, .buf_len = 1};
@@ -416,54 +379,25 @@ static int s_head_fail(const s_s3_t *state, const char *uri, const char *url,
     return rc;
 }
 
+static const ufs_cloud_ops_t s_s3_ops = {
+    .scheme = "s3",
+    .entry_name = "object",
+    .marker_name = "continuation token",
+    .dialect = UFS_XML_S3,
+    .bad_range_past_end = false,
+    .list_query = s_list_query,
+    .url = s_url,
+    .perform = s_perform,
+    .fail = s_fail,
+    .head_fail = s_head_fail,
+};
+
 /* HEAD the key; on 404 it may still be a directory (keys below "key/"). The bucket itself and
  * keys ending in '/' are directories when they exist. */
 static int s_s3_stat(void *opaque, const char *uri, ufs_stat_t *out)
 {
     const s_s3_t *state = opaque;
-    char bucket[64];
-    const char *key;
-    int rc = s_begin(state, uri, bucket, &key);
-    if (rc < 0)
-        return rc;
-    size_t key_len = strlen(key);
-    if (key_len == 0 || key[key_len - 1] == '/')
-        return s_stat_dir(state, uri, bucket, key, out);
-
-    char url[UFS_CLOUD_URL_MAX];
-    rc = s_url(state, bucket, key, NULL, url, sizeof url);
-    if (rc < 0)
-        return rc;
-    ufs_http_request_t request = {.method = "HEAD", .url = url};
-    ufs_http_response_t response;
-    rc = s_perform(state, &request, NULL, &response);
-    if (rc == 0 && response.status == 200) {
-        char value[UFS_VERSION_MAX];
-        memset(out, 0, sizeof *out);
-        out->size = response.content_length >= 0 ? (uint64_t)response.content_length : 0;
-        if (ufs_http_header(&response, "Last-Modified", value, sizeof value))
-            out->mtime = ufs_cloud_parse_time(value);
-        if (ufs_http_header(&response, "ETag", value, sizeof value) && value[0])
-            ufs_etag_version(value, out->version, sizeof out->version);
-        else
-            snprintf(out->version, sizeof out->version, "%" PRIu64 "-%" PRId64, out->size,
-                     out->mtime);
-        if (response.content_length < 0)
-            rc = shoal_fail(SHOAL_EIO, "HEAD %s: no Content-Length", uri);
-    } else if (rc == 0 && response.status == 404) {
-        char *dir_prefix = malloc(key_len + 2);
-        if (!dir_prefix) {
-            rc = shoal_fail(SHOAL_ENOMEM, "s3: out of memory");
-        } else {
-            snprintf(dir_prefix, key_len + 2, "%s/", key);
-            rc = s_stat_dir(state, uri, bucket, dir_prefix, out);
-            free(dir_prefix);
-        }
-    } else if (rc == 0) {
-        rc = s_head_fail(state, uri, url, &response);
-    }
-    ufs_http_response_fini(&response);
-    return rc;
+    return ufs_cloud_stat(&s_s3_ops, state, state->config_error, uri, out);
 }
 
 /* Lists one level (delimiter '/': sub-prefixes come back as directory entries) or everything
@@ -471,34 +405,8 @@ static int s_s3_stat(void *opaque, const char *uri, ufs_stat_t *out)
 static int s_s3_list(void *opaque, const char *uri, bool recursive, ufs_list_t *out)
 {
     const s_s3_t *state = opaque;
-    char bucket[64];
-    const char *key;
-    int rc = s_begin(state, uri, bucket, &key);
-    if (rc < 0)
-        return rc;
-    size_t key_len = strlen(key);
-    char *prefix = malloc(key_len + 2);
-    if (!prefix)
-        return shoal_fail(SHOAL_ENOMEM, "s3: out of memory");
-    snprintf(prefix, key_len + 2, "%s%s", key, key_len && key[key_len - 1] != '/' ? "/" : "");
-    char *token = NULL;
-    do {
-        ufs_xml_listing_t page;
-        rc = s_list_page(state, uri, bucket, prefix, recursive, state->max_keys, token, &page);
-        if (rc < 0)
-            break;
-        rc = ufs_cloud_push_listing(out, "s3", bucket, prefix, &page);
-        if (rc == 0 && page.next_token && token && strcmp(page.next_token, token) == 0)
-            rc = shoal_fail(SHOAL_EPROTO, "LIST %s: the server repeated a continuation token",
-                            uri);
-        free(token);
-        token = page.next_token; /* taken from the page */
-        page.next_token = NULL;
-        ufs_xml_listing_fini(&page);
-    } while (rc == 0 && token);
-    free(token);
-    free(prefix);
-    return rc;
+    return ufs_cloud_list(&s_s3_ops, state, state->config_error, uri, recursive,
+                          state->max_keys, out);
 }
 
 /* A ranged GET straight into buf, pinned to `version` with If-Match (412 -> ESTALE). Past the
@@ -508,39 +416,8 @@ static int64_t s_s3_read(void *opaque, const char *uri, const char *version, uin
                          void *buf, size_t length)
 {
     const s_s3_t *state = opaque;
-    char bucket[64];
-    const char *key;
-    int rc = s_begin(state, uri, bucket, &key);
-    if (rc < 0)
-        return rc;
-    if (!key[0] || key[strlen(key) - 1] == '/')
-        return shoal_fail(SHOAL_EISDIR, "read of %s: a directory", uri);
-    if (length == 0)
-        return 0;
-    char url[UFS_CLOUD_URL_MAX];
-    rc = s_url(state, bucket, key, NULL, url, sizeof url);
-    if (rc < 0)
-        return rc;
-    ufs_http_request_t request = {.method = "GET", .url = url, .ranged = true,
-                                  .range_offset = offset, .range_length = length, .buf = buf,
-                                  .buf_len = length};
-    ufs_http_response_t response;
-    rc = s_perform(state, &request, version, &response);
-    int64_t result = rc;
-    if (rc == 0) {
-        if (response.status == 206 || response.status == 200) {
-            result = (int64_t)response.body_len; /* 200: only an empty body gets here */
-        } else if (response.status == 416) {
-            ufs_stat_t now;
-            result = version ? s_s3_stat(opaque, uri, &now) : 0;
-            if (result == 0 && version)
-                result = ufs_cloud_past_end(uri, version, &now);
-        } else {
-            result = s_fail(state, "GET", uri, &response);
-        }
-    }
-    ufs_http_response_fini(&response);
-    return result;
+    return ufs_cloud_read(&s_s3_ops, state, state->config_error, uri, version, offset, buf,
+                          length);
 }
 
 const ufs_connector_t ufs_s3_connector = {

@@ -171,6 +171,18 @@ static int s_command_options(int argc, char **argv, const char *short_options,
     return -1;
 }
 
+/* Checks that exactly one URI is left after the options of command `name` and connects.
+ * Returns -1 with *client_p set (caller owns: shoal_client_destroy) to go on, or an exit
+ * status. */
+static int s_uri_command(const cli_t *cli, int argc, const char *name,
+                         shoal_client_t **client_p)
+{
+    if (argc - optind != 1)
+        return s_usage_error("%s: expected exactly one URI", name);
+    *client_p = s_connect(cli);
+    return *client_p ? -1 : CLI_EXIT_FAILED;
+}
+
 /* ---- members ---- */
 
 typedef struct json_flag {
@@ -188,35 +200,53 @@ static int s_on_json(int option, const char *arg, void *state)
 static const struct option s_json_options[] = {
     {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 
-static int s_members(const cli_t *cli, int argc, char **argv)
+/* Runs command `name`, which takes only --json and asks the cluster for a JSON document with
+ * `fetch` (shoal_members, shoal_stats). With --json prints the document as it came. Returns -1
+ * with *root_p set to the parsed document (caller owns: json_decref) to go on with a table,
+ * or an exit status. */
+static int s_json_command(const cli_t *cli, int argc, char **argv, const char *name,
+                          const char *help, int (*fetch)(shoal_client_t *client, char **json_out),
+                          json_t **root_p)
 {
-    static const char help[] = "usage: shoal members [--json]\n"
-                               "Prints the membership view of the node that answers.\n";
     json_flag_t flags = {0};
     int rc = s_command_options(argc, argv, "+h", s_json_options, help, s_on_json, &flags);
     if (rc >= 0)
         return rc;
-    if (optind != argc)
-        return s_usage_error("members: unexpected argument '%s'", argv[optind]);
+    if (optind != argc) {
+        char fmt[64];
+        snprintf(fmt, sizeof fmt, "%s: unexpected argument '%%s'", name);
+        return s_usage_error(fmt, argv[optind]);
+    }
     shoal_client_t *client = s_connect(cli);
     if (!client)
         return CLI_EXIT_FAILED;
     char *text = NULL;
-    rc = shoal_members(client, &text);
+    rc = fetch(client, &text);
     shoal_client_destroy(&client);
     if (rc != 0)
-        return s_failed("members", rc);
+        return s_failed(name, rc);
     if (flags.json) {
         printf("%s\n", text);
         shoal_free(text);
         return 0;
     }
-    json_t *root = json_loads(text, 0, NULL);
+    *root_p = json_loads(text, 0, NULL);
     shoal_free(text);
-    if (!root) {
-        fprintf(stderr, "shoal: members: unreadable answer\n");
+    if (!*root_p) {
+        fprintf(stderr, "shoal: %s: unreadable answer\n", name);
         return CLI_EXIT_FAILED;
     }
+    return -1;
+}
+
+static int s_members(const cli_t *cli, int argc, char **argv)
+{
+    static const char help[] = "usage: shoal members [--json]\n"
+                               "Prints the membership view of the node that answers.\n";
+    json_t *root = NULL;
+    int rc = s_json_command(cli, argc, argv, "members", help, shoal_members, &root);
+    if (rc >= 0)
+        return rc;
     printf("view %" JSON_INTEGER_FORMAT ", page size %" JSON_INTEGER_FORMAT
            ", range pages %" JSON_INTEGER_FORMAT "\n",
            json_integer_value(json_object_get(root, "view_version")),
@@ -275,31 +305,10 @@ static int s_stats(const cli_t *cli, int argc, char **argv)
         "hit ratio, bytes served to clients, bytes read from the under storage, and cache\n"
         "use against capacity. --json prints the whole document, with latency histograms\n"
         "and the counters of this client.\n";
-    json_flag_t flags = {0};
-    int rc = s_command_options(argc, argv, "+h", s_json_options, help, s_on_json, &flags);
+    json_t *root = NULL;
+    int rc = s_json_command(cli, argc, argv, "stats", help, shoal_stats, &root);
     if (rc >= 0)
         return rc;
-    if (optind != argc)
-        return s_usage_error("stats: unexpected argument '%s'", argv[optind]);
-    shoal_client_t *client = s_connect(cli);
-    if (!client)
-        return CLI_EXIT_FAILED;
-    char *text = NULL;
-    rc = shoal_stats(client, &text);
-    shoal_client_destroy(&client);
-    if (rc != 0)
-        return s_failed("stats", rc);
-    if (flags.json) {
-        printf("%s\n", text);
-        shoal_free(text);
-        return 0;
-    }
-    json_t *root = json_loads(text, 0, NULL);
-    shoal_free(text);
-    if (!root) {
-        fprintf(stderr, "shoal: stats: unreadable answer\n");
-        return CLI_EXIT_FAILED;
-    }
     /* Counter names as node/ reports them (with older spellings as fallbacks). */
     static const char *const hits[] = {"page_hits", "read_hits", "hits", NULL};
     static const char *const misses[] = {"page_misses", "read_misses", "misses", NULL};
@@ -389,11 +398,10 @@ static int s_ls(const cli_t *cli, int argc, char **argv)
     int rc = s_command_options(argc, argv, "rh", options, help, s_on_ls, &flags);
     if (rc >= 0)
         return rc;
-    if (argc - optind != 1)
-        return s_usage_error("%s", "ls: expected exactly one URI");
-    shoal_client_t *client = s_connect(cli);
-    if (!client)
-        return CLI_EXIT_FAILED;
+    shoal_client_t *client = NULL;
+    rc = s_uri_command(cli, argc, "ls", &client);
+    if (rc >= 0)
+        return rc;
     shoal_listing_t *listing = NULL;
     rc = shoal_list(client, argv[optind], flags.recursive, &listing);
     shoal_client_destroy(&client);
@@ -428,11 +436,10 @@ static int s_stat(const cli_t *cli, int argc, char **argv)
     int rc = s_command_options(argc, argv, "h", s_help_only, help, s_on_nothing, NULL);
     if (rc >= 0)
         return rc;
-    if (argc - optind != 1)
-        return s_usage_error("%s", "stat: expected exactly one URI");
-    shoal_client_t *client = s_connect(cli);
-    if (!client)
-        return CLI_EXIT_FAILED;
+    shoal_client_t *client = NULL;
+    rc = s_uri_command(cli, argc, "stat", &client);
+    if (rc >= 0)
+        return rc;
     shoal_stat_t stat;
     rc = shoal_stat(client, argv[optind], &stat);
     shoal_client_destroy(&client);
@@ -501,12 +508,11 @@ static int s_cat(const cli_t *cli, int argc, char **argv)
         return rc;
     if (flags.bad)
         return s_usage_error("cat: '%s' is not a byte count", flags.bad);
-    if (argc - optind != 1)
-        return s_usage_error("%s", "cat: expected exactly one URI");
+    shoal_client_t *client = NULL;
+    rc = s_uri_command(cli, argc, "cat", &client);
+    if (rc >= 0)
+        return rc;
     const char *uri = argv[optind];
-    shoal_client_t *client = s_connect(cli);
-    if (!client)
-        return CLI_EXIT_FAILED;
     uint8_t *buf = malloc(CLI_CHUNK);
     if (!buf) {
         shoal_client_destroy(&client);
@@ -688,12 +694,11 @@ static int s_warmup(const cli_t *cli, int argc, char **argv)
     if (flags.bad)
         return s_usage_error("warmup: bad count '%s' (parallel 1..1024, replicas 1..16)",
                              flags.bad);
-    if (argc - optind != 1)
-        return s_usage_error("%s", "warmup: expected exactly one URI");
+    shoal_client_t *client = NULL;
+    rc = s_uri_command(cli, argc, "warmup", &client);
+    if (rc >= 0)
+        return rc;
     const char *uri = argv[optind];
-    shoal_client_t *client = s_connect(cli);
-    if (!client)
-        return CLI_EXIT_FAILED;
     warm_t warm = {.client = client, .replicas = (int)flags.replicas};
     rc = s_warm_collect(client, uri, &warm);
     int status = 0;
@@ -771,12 +776,11 @@ static int s_evict(const cli_t *cli, int argc, char **argv)
     int rc = s_command_options(argc, argv, "h", s_help_only, help, s_on_nothing, NULL);
     if (rc >= 0)
         return rc;
-    if (argc - optind != 1)
-        return s_usage_error("%s", "evict: expected exactly one URI");
+    shoal_client_t *client = NULL;
+    rc = s_uri_command(cli, argc, "evict", &client);
+    if (rc >= 0)
+        return rc;
     const char *uri = argv[optind];
-    shoal_client_t *client = s_connect(cli);
-    if (!client)
-        return CLI_EXIT_FAILED;
     shoal_stat_t stat;
     bool recursive = shoal_stat(client, uri, &stat) != 0 || stat.is_dir;
     uint64_t evicted = 0;

@@ -1,0 +1,72 @@
+/*
+ * ufs_cloud.h - the request logic the s3:// and az:// connectors share: stat (HEAD, else a
+ * one-key listing for directories) and listing (following continuation tokens or markers to
+ * the end) and ranged reads. Each connector describes its URLs, signing and error mapping in a ufs_cloud_ops_t.
+ * Not for use outside store/.
+ */
+#ifndef SHOAL_UFS_CLOUD_H
+#define SHOAL_UFS_CLOUD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ufs_conn.h"
+#include "ufs_xml.h"
+
+/* What a connector tells the shared code. `state` below is the connector's own handle,
+ * borrowed for the call. The table is static and constant. */
+typedef struct ufs_cloud_ops {
+    const char *scheme;      /* "s3" or "az": URIs, listing entries and messages */
+    const char *entry_name;  /* "object" or "blob": STAT's ENOENT message */
+    const char *marker_name; /* "continuation token" or "marker": LIST's EPROTO message */
+    ufs_xml_dialect_t dialect; /* which listing XML the service answers */
+    bool bad_range_past_end;   /* a read past the end may get a 206 with a reversed range */
+    /* Writes the query string of one listing page of `prefix` (delimiter '/' unless
+     * recursive, at most max_results entries, from `marker`, NULL first) into query.
+     * Returns 0 or a negative error with a last error. */
+    int (*list_query)(char *query, size_t query_len, const char *prefix, bool recursive,
+                      int max_results, const char *marker);
+    /* Builds the URL of `key` ("" for the container) in `container`, with `query` (may be
+     * NULL) into url. Returns 0 or a negative error with a last error. */
+    int (*url)(const void *state, const char *container, const char *key, const char *query,
+               char *url, size_t url_len);
+    /* Signs and performs request (If-Match `version` unless NULL), as ufs_http_perform. */
+    int (*perform)(const void *state, ufs_http_request_t *request, const char *version,
+                   ufs_http_response_t *response);
+    /* Maps an unexpected reply to an error naming `method` and `uri`. Returns the error. */
+    int (*fail)(const void *state, const char *method, const char *uri,
+                const ufs_http_response_t *response);
+    /* As fail for a failed HEAD of `url`, whose reply has no body; NULL: fail with "HEAD". */
+    int (*head_fail)(const void *state, const char *uri, const char *url,
+                     const ufs_http_response_t *head);
+} ufs_cloud_ops_t;
+
+/* Refuses calls with `config_error` ("" when the configuration is fine) as EACCES, else splits
+ * uri as ufs_cloud_uri_split with `scheme` (container holds 64 bytes, *key is borrowed from
+ * uri). Returns 0 or a negative error with a last error. */
+int ufs_cloud_begin(const char *config_error, const char *scheme, const char *uri,
+                    char *container, const char **key);
+
+/* Stats uri: a HEAD of the key; on 404 (and for the container and keys ending in '/') a
+ * directory when one listing page of one entry below "key/" is not empty. Fails as begin,
+ * ENOENT when there is nothing, else as ops->fail / ops->head_fail. */
+int ufs_cloud_stat(const ufs_cloud_ops_t *ops, const void *state, const char *config_error,
+                   const char *uri, ufs_stat_t *out);
+
+/* Lists uri one level down (sub-prefixes become directory entries) or everything below when
+ * recursive, in pages of max_results, following the service's continuation token or marker to
+ * the end; appends to *out. EPROTO when the server repeats a token (it would never end). */
+int ufs_cloud_list(const ufs_cloud_ops_t *ops, const void *state, const char *config_error,
+                   const char *uri, bool recursive, int max_results, ufs_list_t *out);
+
+/* A ranged GET of uri straight into buf, pinned to `version` (NULL: any) with If-Match (412 ->
+ * ESTALE). Returns the bytes read or a negative error; EISDIR for the container and keys ending
+ * in '/'. Past the end the server answers 416 (or, with ops->bad_range_past_end, a 206 the HTTP
+ * layer refuses): that is a read of 0 bytes after a stat confirms the version (a 416 carries no
+ * ETag) and, for the 206, that the offset is at or past the end. */
+int64_t ufs_cloud_read(const ufs_cloud_ops_t *ops, const void *state, const char *config_error,
+                       const char *uri, const char *version, uint64_t offset, void *buf,
+                       size_t length);
+
+#endif
