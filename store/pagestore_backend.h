@@ -28,11 +28,11 @@
 /* A pinned page as the backend hands it out. The backend allocates it (usually as the first
  * member of its own struct) and frees it in `release`; the front end fills `store`. */
 struct pagestore_page {
-    const void *data;                         /* the bytes; valid until released */
-    size_t size;                              /* length of data (the slice asked for) */
-    size_t page_size;                         /* length of the whole stored page */
-    pagestore_t *store;                       /* reference held on the store; set by front end */
-    void (*release)(pagestore_page_t *page);  /* backend: frees the pin and this struct */
+    const void *data;                        /* the bytes; valid until released */
+    size_t size;                             /* length of data (the slice asked for) */
+    size_t page_size;                        /* length of the whole stored page */
+    pagestore_t *store;                      /* reference held on the store; set by front end */
+    void (*release)(pagestore_page_t *page); /* backend: frees the pin and this struct */
 };
 
 /* One generation as the backend finds it at open. */

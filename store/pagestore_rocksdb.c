@@ -24,17 +24,18 @@
 #include <xxh_x86dispatch.h>
 
 #define S_GEN_PREFIX "pages."
-#define S_NAME_MAX 64
-#define S_PATH_MAX 4200
-#define S_MAX_CFS (64 + 2 + 8) /* generations + meta/state/default, with slack */
-#define S_FORMAT_VERSION "3"   /* 1 = XXH64 trailer, 2 = XXH3 trailer (both: pages in blob
-                                  files), 3 = data files + index with per-chunk XXH3 */
-#define S_FORMAT_KEY "\x01pagestore-format" /* its record in the state table */
-#define S_PAGES_DIR "pages"                 /* data files, under data_dir */
-#define S_CHUNK_SHIFT 16                    /* checksummed chunks of 64 KiB */
-#define S_ALIGN 4096      /* pages start at multiples of this in a data file */
-#define S_INDEX_HEAD 16   /* index value: offset u64 | size u32 | chunk shift u8 | 3 zero bytes */
-#define S_POOL_MAX 32     /* free read buffers kept (of page_size each) */
+#define S_NAME_MAX   64
+#define S_PATH_MAX   4200
+#define S_MAX_CFS    (64 + 2 + 8) /* generations + meta/state/default, with slack */
+#define S_FORMAT_VERSION                                                                           \
+    "3" /* 1 = XXH64 trailer, 2 = XXH3 trailer (both: pages in blob                                \
+           files), 3 = data files + index with per-chunk XXH3 */
+#define S_FORMAT_KEY  "\x01pagestore-format" /* its record in the state table */
+#define S_PAGES_DIR   "pages"                /* data files, under data_dir */
+#define S_CHUNK_SHIFT 16                     /* checksummed chunks of 64 KiB */
+#define S_ALIGN       4096                   /* pages start at multiples of this in a data file */
+#define S_INDEX_HEAD  16 /* index value: offset u64 | size u32 | chunk shift u8 | 3 zero bytes */
+#define S_POOL_MAX    32 /* free read buffers kept (of page_size each) */
 
 /* One generation: its index column family and its data file. Allocated one by one so gens[]
  * can be reordered while `end` (atomic) stays put. */
@@ -49,35 +50,35 @@ typedef struct s_gen {
  * so a get does not malloc and fault in a fresh 1 MiB buffer each time (glibc serves that size
  * with mmap). LIFO: the buffer last released is still in the CPU caches. */
 typedef struct s_pool {
-    pthread_mutex_t lock;     /* guards the two fields below */
-    void *free[S_POOL_MAX];   /* buffers ready for reuse */
-    size_t count;             /* entries of free[] */
-    size_t buffer_size;       /* size of every pooled buffer */
+    pthread_mutex_t lock;   /* guards the two fields below */
+    void *free[S_POOL_MAX]; /* buffers ready for reuse */
+    size_t count;           /* entries of free[] */
+    size_t buffer_size;     /* size of every pooled buffer */
 } s_pool_t;
 
 /* Invariant: gens[] holds every pages.* column family of db, oldest first, each with its data
  * file open. gens[] changes only in gen_create / gen_drop / recover, which the front end never
  * runs beside other calls. */
 typedef struct s_rocks {
-    char *dir;                             /* data directory */
-    char *pages_dir;                       /* <dir>/pages: the data files */
-    rocksdb_t *db;                         /* the database */
-    rocksdb_options_t *db_options;         /* DB-wide options, also for default/meta/state */
-    rocksdb_options_t *page_options;       /* options of every pages.* (index) family */
-    rocksdb_block_based_table_options_t *table_options; /* bloom filter + shared cache */
+    char *dir;                       /* data directory */
+    char *pages_dir;                 /* <dir>/pages: the data files */
+    rocksdb_t *db;                   /* the database */
+    rocksdb_options_t *db_options;   /* DB-wide options, also for default/meta/state */
+    rocksdb_options_t *page_options; /* options of every pages.* (index) family */
+    rocksdb_block_based_table_options_t *table_options;    /* bloom filter + shared cache */
     rocksdb_block_based_table_options_t *kv_table_options; /* meta/state: cache only */
-    rocksdb_cache_t *cache;                /* block cache (index, filters, meta/state) */
-    rocksdb_readoptions_t *read_options;   /* every read: verify_checksums on */
-    rocksdb_writeoptions_t *page_write;    /* index: WAL, no fsync */
-    rocksdb_writeoptions_t *meta_write;    /* meta: WAL, no fsync */
-    rocksdb_writeoptions_t *state_write;   /* state: WAL and fsync */
-    rocksdb_flushoptions_t *flush_wait;    /* flush and wait */
-    rocksdb_flushoptions_t *flush_nowait;  /* flush in the background */
-    rocksdb_column_family_handle_t *tables[2]; /* meta, state (pagestore_table_t order) */
+    rocksdb_cache_t *cache;                     /* block cache (index, filters, meta/state) */
+    rocksdb_readoptions_t *read_options;        /* every read: verify_checksums on */
+    rocksdb_writeoptions_t *page_write;         /* index: WAL, no fsync */
+    rocksdb_writeoptions_t *meta_write;         /* meta: WAL, no fsync */
+    rocksdb_writeoptions_t *state_write;        /* state: WAL and fsync */
+    rocksdb_flushoptions_t *flush_wait;         /* flush and wait */
+    rocksdb_flushoptions_t *flush_nowait;       /* flush in the background */
+    rocksdb_column_family_handle_t *tables[2];  /* meta, state (pagestore_table_t order) */
     rocksdb_column_family_handle_t *default_cf; /* unused but must stay open */
-    s_gen_t *gens[S_MAX_CFS];              /* live generations, oldest first */
-    size_t gen_count;                      /* entries of gens[] */
-    s_pool_t pool;                         /* read buffers */
+    s_gen_t *gens[S_MAX_CFS];                   /* live generations, oldest first */
+    size_t gen_count;                           /* entries of gens[] */
+    s_pool_t pool;                              /* read buffers */
 } s_rocks_t;
 
 /* A pinned page or slice: a read buffer holding the checked chunks that cover it. */
@@ -110,8 +111,7 @@ static uint64_t s_key_seed(const uint8_t *key)
     return XXH3_64bits_dispatch(key, PAGESTORE_PAGE_KEY_SIZE);
 }
 
-static uint64_t s_chunk_checksum(uint64_t key_seed, uint64_t chunk, const void *data,
-                                 size_t size)
+static uint64_t s_chunk_checksum(uint64_t key_seed, uint64_t chunk, const void *data, size_t size)
 {
     return XXH3_64bits_withSeed_dispatch(data, size, key_seed + chunk);
 }
@@ -506,8 +506,7 @@ static void s_remove_orphans(s_rocks_t *self)
     while ((entry = readdir(dir)) != NULL) {
         unsigned long long number = 0;
         char tail[8] = "";
-        if (sscanf(entry->d_name, "gen-%20llu.%7s", &number, tail) != 2 ||
-            strcmp(tail, "dat") != 0)
+        if (sscanf(entry->d_name, "gen-%20llu.%7s", &number, tail) != 2 || strcmp(tail, "dat") != 0)
             continue;
         bool live = false;
         for (size_t i = 0; i < self->gen_count && !live; i++)
@@ -536,8 +535,8 @@ static int s_check_format(s_rocks_t *self, bool quiet)
 {
     void *value = NULL;
     size_t size = 0;
-    int rc = s_kv_get(self, PAGESTORE_TABLE_STATE, S_FORMAT_KEY, sizeof S_FORMAT_KEY - 1,
-                      &value, &size);
+    int rc =
+        s_kv_get(self, PAGESTORE_TABLE_STATE, S_FORMAT_KEY, sizeof S_FORMAT_KEY - 1, &value, &size);
     bool same = rc == 0 && size == sizeof S_FORMAT_VERSION - 1 &&
                 memcmp(value, S_FORMAT_VERSION, size) == 0;
     free(value);
@@ -622,8 +621,7 @@ static s_gen_t *s_find_gen(s_rocks_t *self, uint64_t gen)
     return NULL;
 }
 
-static uint64_t s_property(s_rocks_t *self, rocksdb_column_family_handle_t *cf,
-                           const char *name)
+static uint64_t s_property(s_rocks_t *self, rocksdb_column_family_handle_t *cf, const char *name)
 {
     uint64_t value = 0;
     if (rocksdb_property_int_cf(self->db, cf, name, &value) != 0)
@@ -751,8 +749,8 @@ static int s_page_put(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
     uint64_t seed = s_key_seed(key);
     for (size_t i = 0; i < chunks; i++) {
         size_t from = i << S_CHUNK_SHIFT;
-        size_t length = size - from < ((size_t)1 << S_CHUNK_SHIFT) ? size - from
-                                                                   : (size_t)1 << S_CHUNK_SHIFT;
+        size_t length =
+            size - from < ((size_t)1 << S_CHUNK_SHIFT) ? size - from : (size_t)1 << S_CHUNK_SHIFT;
         uint64_t sum = s_chunk_checksum(seed, i, (const uint8_t *)data + from, length);
         memcpy(value + S_INDEX_HEAD + 8 * i, &sum, 8);
     }
@@ -815,9 +813,9 @@ static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
     if (gen == NULL)
         return SHOAL_ENOENT;
     char *err = NULL;
-    rocksdb_pinnableslice_t *slice = rocksdb_get_pinned_cf(
-        self->db, self->read_options, gen->handle, (const char *)key, PAGESTORE_PAGE_KEY_SIZE,
-        &err);
+    rocksdb_pinnableslice_t *slice =
+        rocksdb_get_pinned_cf(self->db, self->read_options, gen->handle, (const char *)key,
+                              PAGESTORE_PAGE_KEY_SIZE, &err);
     if (err != NULL)
         return s_error(err, "get");
     if (slice == NULL)
@@ -831,9 +829,9 @@ static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
     if (rc == 0 && length == PAGESTORE_WHOLE && offset <= entry.size)
         length = entry.size - offset;
     if (rc == 0 && (offset > entry.size || length > entry.size - offset || length == 0))
-        rc = shoal_fail(SHOAL_EINVAL, "pagestore: range %zu+%zu is not inside the %" PRIu32
-                                      "-byte page",
-                        offset, length, entry.size);
+        rc = shoal_fail(SHOAL_EINVAL,
+                        "pagestore: range %zu+%zu is not inside the %" PRIu32 "-byte page", offset,
+                        length, entry.size);
     size_t first = 0, last = 0, from = 0, to = 0;
     if (rc == 0) {
         first = offset >> entry.shift;
@@ -946,8 +944,7 @@ static int s_page_scan(void *self_, uint64_t number, const uint8_t *file_key,
     }
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, read_options, gen->handle);
     int rc = 0;
-    for (rocksdb_iter_seek_to_first(it); rc == 0 && rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
+    for (rocksdb_iter_seek_to_first(it); rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t key_size = 0, value_size = 0;
         const char *key = rocksdb_iter_key(it, &key_size);
         const char *value = rocksdb_iter_value(it, &value_size);
@@ -971,8 +968,8 @@ static int s_kv_put(void *self_, pagestore_table_t table, const void *key, size_
 {
     s_rocks_t *self = self_;
     char *err = NULL;
-    rocksdb_put_cf(self->db, sync ? self->state_write : self->meta_write, self->tables[table],
-                   key, key_size, value_size > 0 ? value : "", value_size, &err);
+    rocksdb_put_cf(self->db, sync ? self->state_write : self->meta_write, self->tables[table], key,
+                   key_size, value_size > 0 ? value : "", value_size, &err);
     return err != NULL ? s_error(err, "put record") : 0;
 }
 
@@ -992,8 +989,8 @@ static int s_kv_get(void *self_, pagestore_table_t table, const void *key, size_
     s_rocks_t *self = self_;
     char *err = NULL;
     size_t size = 0;
-    char *value = rocksdb_get_cf(self->db, self->read_options, self->tables[table], key,
-                                 key_size, &size, &err);
+    char *value = rocksdb_get_cf(self->db, self->read_options, self->tables[table], key, key_size,
+                                 &size, &err);
     if (err != NULL) {
         int rc = s_error(err, "get record");
         if (rc == SHOAL_ECORRUPT)
