@@ -732,6 +732,7 @@ void pagestore_stats(pagestore_t *self, pagestore_stats_t *out)
     out->corruptions = atomic_load(&self->corruptions);
     out->write_errors = atomic_load(&self->write_errors);
     out->read_errors = atomic_load(&self->read_errors);
+    out->faults = self->backend->faults != NULL ? self->backend->faults(self->backend_self) : 0;
 }
 
 /* State of one scan: the seen-set makes a page kept in two generations count once. */

@@ -58,6 +58,8 @@ typedef struct pagestore_stats {
     uint64_t corruptions;    /* pages that failed their checksum (dropped, reported as miss) */
     uint64_t write_errors;   /* puts that failed for lack of space or an I/O error */
     uint64_t read_errors;    /* gets that failed with an I/O error other than corruption */
+    uint64_t faults;         /* gets whose mapped page bytes raised SIGBUS (data file cut behind
+                                the store's back, or a disk I/O error): also in corruptions */
 } pagestore_stats_t;
 
 /* The store. Thread safe: any number of threads may put, get and release at once. Reference

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "pagestore_backend.h"
+#include "pagestore_mmap.h"
 #include <xxh_x86dispatch.h>
 
 #define S_GEN_PREFIX "pages."
@@ -36,6 +37,7 @@
 #define S_ALIGN       4096                   /* pages start at multiples of this in a data file */
 #define S_INDEX_HEAD  16 /* index value: offset u64 | size u32 | chunk shift u8 | 3 zero bytes */
 #define S_POOL_MAX    32 /* free read buffers kept (of page_size each) */
+#define S_MAP_ROUND   (2u << 20) /* mapping lengths are multiples of this */
 
 /* One generation: its index column family and its data file. Allocated one by one so gens[]
  * can be reordered while `end` (atomic) stays put. */
@@ -44,6 +46,11 @@ typedef struct s_gen {
     rocksdb_column_family_handle_t *handle; /* its index column family */
     int fd;                                 /* its data file, open read-write */
     _Atomic uint64_t end;                   /* next free offset in it (a multiple of S_ALIGN) */
+    pagestore_mmap_t *map;                  /* its data file mapped read-only from offset 0, or
+                                               NULL (mmap failed: gets use pread) */
+    uint64_t opened_size;                   /* the file's size when opened (0 when created) */
+    uint64_t opened_end;                    /* end at open: opened_size rounded up to S_ALIGN;
+                                               pages below it were written before this open */
 } s_gen_t;
 
 /* Free read buffers of `buffer_size` bytes (page_size rounded up to S_ALIGN, S_ALIGN-aligned),
@@ -78,14 +85,23 @@ typedef struct s_rocks {
     rocksdb_column_family_handle_t *default_cf; /* unused but must stay open */
     s_gen_t *gens[S_MAX_CFS];                   /* live generations, oldest first */
     size_t gen_count;                           /* entries of gens[] */
-    s_pool_t pool;                              /* read buffers */
+    s_pool_t pool;                              /* read buffers (the pread path) */
+    uint64_t map_headroom;                      /* a data file is mapped this far past its size at
+                                                   open: 2 x capacity / generations, rounded */
+    bool quiet;                                 /* no stderr lines */
+    _Atomic bool map_failure_logged;            /* a failed mmap was logged (once per store) */
+    _Atomic bool fault_logged;                  /* a SIGBUS in a get was logged (once per store) */
+    _Atomic uint64_t faults;                    /* gets whose mapped bytes raised SIGBUS */
 } s_rocks_t;
 
-/* A pinned page or slice: a read buffer holding the checked chunks that cover it. */
+/* A pinned page or slice: either a pointer into its generation's data-file mapping (`map` set,
+ * the usual case: zero-copy), or a read buffer holding the checked chunks that cover it (the
+ * pread path: no mapping, or the bytes lie past it). */
 typedef struct s_pinned {
     pagestore_page_t page; /* first: what the front end sees */
+    pagestore_mmap_t *map; /* a reference on the mapping the bytes are in, or NULL */
     s_rocks_t *owner;      /* whose pool the buffer goes back to (outlives every pin) */
-    void *buffer;          /* from s_buffer_get */
+    void *buffer;          /* from s_buffer_get (NULL when map is set) */
     size_t capacity;       /* its size */
 } s_pinned_t;
 
@@ -357,17 +373,23 @@ static void s_free_options(s_rocks_t *self)
         rocksdb_cache_destroy(self->cache);
 }
 
+/* Closes a generation's file and drops its reference on the mapping: page handles pointing
+ * into it keep it mapped until they are released. */
 static void s_gen_free(s_gen_t *gen)
 {
     if (gen->handle != NULL)
         rocksdb_column_family_handle_destroy(gen->handle);
+    pagestore_mmap_unref(&gen->map);
     if (gen->fd >= 0)
         close(gen->fd);
     free(gen);
 }
 
 /* Opens (creating if missing) the data file of `gen`; its end is the file's size rounded up
- * to S_ALIGN (bytes past the last index entry, from a put that crashed, are simply skipped). */
+ * to S_ALIGN (bytes past the last index entry, from a put that crashed, are simply skipped).
+ * Then maps it read-only at its size plus map_headroom (see "Get" in store/README.md: the file
+ * grows into the mapping; bytes past it are read with pread). A failed mmap is logged once and
+ * leaves the generation on the pread path. */
 static int s_gen_open_file(s_rocks_t *self, s_gen_t *gen, bool truncate)
 {
     char path[S_PATH_MAX];
@@ -380,6 +402,15 @@ static int s_gen_open_file(s_rocks_t *self, s_gen_t *gen, bool truncate)
         return s_errno(errno, "stat", path);
     uint64_t end = ((uint64_t)st.st_size + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
     atomic_store(&gen->end, end);
+    gen->opened_size = (uint64_t)st.st_size;
+    gen->opened_end = end;
+    uint64_t length = (end + self->map_headroom + S_MAP_ROUND - 1) / S_MAP_ROUND * S_MAP_ROUND;
+    gen->map = length <= SIZE_MAX ? pagestore_mmap_new(gen->fd, (size_t)length) : NULL;
+    if (gen->map == NULL && !atomic_exchange(&self->map_failure_logged, true) && !self->quiet)
+        fprintf(stderr,
+                "shoal pagestore: warning: mmap of %s (%" PRIu64 " bytes) failed: %s; gets "
+                "from it copy with pread (logged once)\n",
+                path, length, strerror(errno));
     return 0;
 }
 
@@ -579,6 +610,11 @@ static int s_open(const pagestore_options_t *options, void **self_out)
         return shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
     pthread_mutex_init(&self->pool.lock, NULL);
     self->pool.buffer_size = ((size_t)options->page_size + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
+    self->quiet = options->quiet;
+    /* The front end seals a generation once it holds capacity / generations bytes; puts racing
+     * the seal and promotions overshoot a little, so twice that (plus a largest page) covers a
+     * generation's whole life in the mapping. */
+    self->map_headroom = 2 * (options->capacity_bytes / options->generations) + PAGESTORE_PAGE_MAX;
     self->dir = strdup(options->data_dir);
     if (self->dir != NULL && asprintf(&self->pages_dir, "%s/" S_PAGES_DIR, self->dir) < 0)
         self->pages_dir = NULL;
@@ -778,7 +814,10 @@ static int s_page_put(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
 static void s_pinned_release(pagestore_page_t *page)
 {
     s_pinned_t *pinned = (s_pinned_t *)page;
-    s_buffer_put(&pinned->owner->pool, pinned->buffer, pinned->capacity);
+    if (pinned->map != NULL)
+        pagestore_mmap_unref(&pinned->map);
+    else
+        s_buffer_put(&pinned->owner->pool, pinned->buffer, pinned->capacity);
     free(pinned);
 }
 
@@ -802,9 +841,43 @@ static int s_pread_all(int fd, void *buffer, size_t size, uint64_t offset)
     return 0;
 }
 
-/* Looks the page up in the generation's index, reads the chunks that cover [offset, offset +
- * length) into a read buffer with one pread, and checks each chunk's checksum. The buffer
- * goes to the pinned handle: one copy (kernel to buffer), as for a plain pread. */
+/* The chunks [first, last] of a page to check; bytes points at chunk `first`, `to` is the end
+ * of the bytes (page-relative). */
+typedef struct s_verify {
+    const uint8_t *bytes;   /* chunk `first` of the page */
+    const s_entry_t *entry; /* the index entry: chunk size and checksums */
+    uint64_t seed;          /* s_key_seed of the page key */
+    size_t first, last;     /* chunk numbers */
+    size_t to;              /* page-relative end of the bytes */
+    size_t failed;          /* out: the chunk that failed */
+} s_verify_t;
+
+/* Checks each chunk's XXH3 against the index: 0, or -1 with v->failed set. The first pass over
+ * the bytes: on the mapped path it faults them in (under the SIGBUS guard). */
+static int s_verify_chunks(void *arg)
+{
+    s_verify_t *v = arg;
+    size_t from = v->first << v->entry->shift;
+    for (size_t chunk = v->first; chunk <= v->last; chunk++) {
+        size_t start = chunk << v->entry->shift;
+        size_t end = start + ((size_t)1 << v->entry->shift);
+        if (end > v->to)
+            end = v->to;
+        if (s_chunk_checksum(v->seed, chunk, v->bytes + (start - from), end - start) !=
+            s_load_le64(v->entry->sums + 8 * chunk)) {
+            v->failed = chunk;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Looks the page up in the generation's index and checks the chunks that cover [offset,
+ * offset + length). Usually the handle points straight into the generation's mapping: no
+ * copy; the checksum pass is the first touch of the bytes and runs under the SIGBUS guard, so
+ * a file cut behind our back or a disk I/O error is a corrupt page (dropped by the front end),
+ * not a crash. Without a mapping, or for bytes past it, the chunks are read with one pread
+ * into a pooled buffer the handle owns (one copy, as for a plain pread). */
 static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
                       size_t offset, size_t length, pagestore_page_t **out)
 {
@@ -840,47 +913,76 @@ static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
         to = (last + 1) << entry.shift;
         if (to > entry.size)
             to = entry.size;
+        /* A page written before this open whose bytes lie past the file's size then (a power
+         * loss kept its index entry but not its bytes) is missing: known without touching the
+         * mapping. Pages written since lie at or past opened_end. */
+        if (entry.offset < gen->opened_end && entry.offset + to > gen->opened_size)
+            rc = shoal_fail(SHOAL_ECORRUPT, "pagestore: page bytes missing from the data file");
     }
     s_pinned_t *pinned = rc == 0 ? malloc(sizeof *pinned) : NULL;
     if (rc == 0 && pinned == NULL)
         rc = shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
+    const uint8_t *bytes = NULL;
     if (rc == 0) {
-        pinned->owner = self;
-        pinned->buffer = s_buffer_get(&self->pool, to - from, &pinned->capacity);
-        if (pinned->buffer == NULL)
-            rc = shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
-    }
-    if (rc == 0)
-        rc = s_pread_all(gen->fd, pinned->buffer, to - from, entry.offset + from);
-    if (rc == 0) {
-        uint64_t seed = s_key_seed(key);
-        const uint8_t *bytes = pinned->buffer;
-        for (size_t chunk = first; chunk <= last; chunk++) {
-            size_t start = chunk << entry.shift;
-            size_t end = start + ((size_t)1 << entry.shift);
-            if (end > to)
-                end = to;
-            if (s_chunk_checksum(seed, chunk, bytes + (start - from), end - start) !=
-                s_load_le64(entry.sums + 8 * chunk)) {
-                rc = shoal_fail(SHOAL_ECORRUPT,
-                                "pagestore: chunk %zu of the page failed its checksum", chunk);
-                break;
-            }
+        *pinned = (s_pinned_t){.owner = self};
+        if (gen->map != NULL && entry.offset + to <= pagestore_mmap_length(gen->map)) {
+            pinned->map = gen->map;
+            pagestore_mmap_ref(pinned->map);
+            bytes = pagestore_mmap_base(pinned->map) + entry.offset + from;
+        } else {
+            pinned->buffer = s_buffer_get(&self->pool, to - from, &pinned->capacity);
+            if (pinned->buffer == NULL)
+                rc = shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
+            else
+                rc = s_pread_all(gen->fd, pinned->buffer, to - from, entry.offset + from);
+            bytes = pinned->buffer;
         }
     }
     if (rc == 0) {
-        pinned->page = (pagestore_page_t){.data = (const uint8_t *)pinned->buffer + (offset - from),
+        s_verify_t verify = {.bytes = bytes,
+                             .entry = &entry,
+                             .seed = s_key_seed(key),
+                             .first = first,
+                             .last = last,
+                             .to = to};
+        int verdict = pinned->map != NULL
+                          ? pagestore_mmap_guarded(bytes, to - from, s_verify_chunks, &verify)
+                          : s_verify_chunks(&verify);
+        if (verdict == PAGESTORE_MMAP_FAULT) {
+            atomic_fetch_add(&self->faults, 1);
+            if (!atomic_exchange(&self->fault_logged, true) && !self->quiet)
+                fprintf(stderr,
+                        "shoal pagestore: warning: SIGBUS reading page bytes of "
+                        "generation %" PRIu64 " through its mapping (the data file was "
+                        "cut, or a disk I/O error): the page is dropped; further faults "
+                        "are counted in stats.faults (logged once)\n",
+                        number);
+            rc = shoal_fail(SHOAL_ECORRUPT,
+                            "pagestore: page bytes unreadable (SIGBUS: data file cut or I/O "
+                            "error)");
+        } else if (verdict != 0) {
+            rc = shoal_fail(SHOAL_ECORRUPT, "pagestore: chunk %zu of the page failed its checksum",
+                            verify.failed);
+        }
+    }
+    if (rc == 0) {
+        pinned->page = (pagestore_page_t){.data = bytes + (offset - from),
                                           .size = length,
                                           .page_size = entry.size,
                                           .release = s_pinned_release};
         *out = &pinned->page;
     } else if (pinned != NULL) {
-        if (pinned->buffer != NULL)
-            s_buffer_put(&self->pool, pinned->buffer, pinned->capacity);
-        free(pinned);
+        s_pinned_release(&pinned->page);
     }
     rocksdb_pinnableslice_destroy(slice);
     return rc;
+}
+
+/* Gets whose mapped bytes raised SIGBUS since open. */
+static uint64_t s_faults(void *self_)
+{
+    s_rocks_t *self = self_;
+    return atomic_load(&self->faults);
 }
 
 static int s_page_delete(void *self_, uint64_t number, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE])
@@ -1064,4 +1166,5 @@ const pagestore_backend_t pagestore_rocksdb_backend = {
     .kv_delete = s_kv_delete,
     .flush = s_flush,
     .recover = s_recover,
+    .faults = s_faults,
 };
