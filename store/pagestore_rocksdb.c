@@ -48,9 +48,8 @@ typedef struct s_gen {
     _Atomic uint64_t end;                   /* next free offset in it (a multiple of S_ALIGN) */
     pagestore_mmap_t *map;                  /* its data file mapped read-only from offset 0, or
                                                NULL (mmap failed: gets use pread) */
-    uint64_t opened_size;                   /* the file's size when opened (0 when created) */
-    uint64_t opened_end;                    /* end at open: opened_size rounded up to S_ALIGN;
-                                               pages below it were written before this open */
+    _Atomic uint64_t written_end;           /* bytes below exist in the file: its size at
+                                               open, raised past each page written since */
 } s_gen_t;
 
 /* Free read buffers of `buffer_size` bytes (page_size rounded up to S_ALIGN, S_ALIGN-aligned),
@@ -402,8 +401,7 @@ static int s_gen_open_file(s_rocks_t *self, s_gen_t *gen, bool truncate)
         return s_errno(errno, "stat", path);
     uint64_t end = ((uint64_t)st.st_size + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
     atomic_store(&gen->end, end);
-    gen->opened_size = (uint64_t)st.st_size;
-    gen->opened_end = end;
+    atomic_store(&gen->written_end, (uint64_t)st.st_size);
     uint64_t length = (end + self->map_headroom + S_MAP_ROUND - 1) / S_MAP_ROUND * S_MAP_ROUND;
     gen->map = length <= SIZE_MAX ? pagestore_mmap_new(gen->fd, (size_t)length) : NULL;
     if (gen->map == NULL && !atomic_exchange(&self->map_failure_logged, true) && !self->quiet)
@@ -801,6 +799,10 @@ static int s_page_put(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
     s_data_path(self, number, path);
     int rc = s_pwrite_all(gen->fd, data, size, offset, path);
     if (rc == 0) {
+        /* Before the index entry: a get that finds the entry finds these bytes known. */
+        uint64_t written = offset + size, known = atomic_load(&gen->written_end);
+        while (known < written && !atomic_compare_exchange_weak(&gen->written_end, &known, written))
+            ;
         char *err = NULL;
         rocksdb_put_cf(self->db, self->page_write, gen->handle, (const char *)key,
                        PAGESTORE_PAGE_KEY_SIZE, (const char *)value, value_size, &err);
@@ -913,10 +915,9 @@ static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
         to = (last + 1) << entry.shift;
         if (to > entry.size)
             to = entry.size;
-        /* A page written before this open whose bytes lie past the file's size then (a power
-         * loss kept its index entry but not its bytes) is missing: known without touching the
-         * mapping. Pages written since lie at or past opened_end. */
-        if (entry.offset < gen->opened_end && entry.offset + to > gen->opened_size)
+        /* Bytes past every byte known written (a power loss kept the page's index entry but
+         * not its bytes) are missing: known without touching the mapping (a SIGBUS). */
+        if (entry.offset + to > atomic_load(&gen->written_end))
             rc = shoal_fail(SHOAL_ECORRUPT, "pagestore: page bytes missing from the data file");
     }
     s_pinned_t *pinned = rc == 0 ? malloc(sizeof *pinned) : NULL;
