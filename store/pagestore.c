@@ -424,6 +424,8 @@ int pagestore_put(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_S
     rc = s_put_locked(self, key, data, size);
     bool maintain = rc == 0 && s_needs_maintenance(self);
     pthread_rwlock_unlock(&self->lock);
+    if (rc == SHOAL_ECORRUPT)
+        return rc; /* the caller's bytes were unreadable: nothing wrong with the store */
     if (rc < 0)
         return s_write_failed(self, rc, "put page");
     s_write_ok(self);
@@ -519,7 +521,9 @@ static int s_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SI
         if (put_rc == 0) {
             atomic_fetch_add(&self->promotions, 1);
             maintain = s_needs_maintenance(self);
-        } else {
+        } else if (put_rc != SHOAL_ECORRUPT) {
+            /* SHOAL_ECORRUPT: the mapped source bytes became unreadable (file cut) since the
+             * get checked them; nothing was written, and the store is fine. */
             s_write_failed(self, put_rc, "promote page");
         }
     }

@@ -67,8 +67,11 @@ typedef struct pagestore_stats {
  * store once the last page handle is released. */
 typedef struct pagestore pagestore_t;
 
-/* A pinned page: its bytes stay valid, unmoved, until the handle is released, from any thread.
- * A pinned page is never changed by later puts, deletes or evictions. */
+/* A pinned page: its bytes stay valid, unmoved, until the handle is released, from any thread
+ * (release is cheap: an atomic decrement or two). A pinned page is never changed by later
+ * puts, deletes or evictions (RocksDB backend: it points into a shared read-only mapping of a
+ * data file the store only appends to; the mapping outlives eviction and pagestore_close until
+ * the last handle into it is released). */
 typedef struct pagestore_page pagestore_page_t;
 
 /* Fills out[16] with the file key of one file version: BLAKE2b-128 (libsodium
@@ -91,13 +94,15 @@ void pagestore_close(pagestore_t **self_p);
  * any earlier copy, in the newest generation; drops the oldest generations when the quota is
  * exceeded. Returns 0, SHOAL_EINVAL, SHOAL_ENOSPC (the disk is full) or SHOAL_EIO (write error,
  * or the store is read-only after one: it retries at most once a second). A failed put is
- * logged once to stderr (until a put succeeds again) and counted in write_errors. Copies the
- * bytes; borrows everything. */
+ * logged once to stderr (until a put succeeds again) and counted in write_errors. Also
+ * SHOAL_ECORRUPT when `data` itself cannot be read (a mapping of a file cut since: SIGBUS is
+ * caught), which is not a write error. Copies the bytes; borrows everything. */
 int pagestore_put(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
                   uint64_t page_index, const void *data, size_t size);
 
-/* Looks a page up and sets *out to a pinned handle on its bytes (read into a buffer the handle
- * owns, every checksum checked; see store/README.md). A page found close
+/* Looks a page up and sets *out to a pinned handle on its bytes (RocksDB backend: a pointer into
+ * the generation's data-file mapping, no copy; every checksum checked before it is returned;
+ * see store/README.md, "Get"). A page found close
  * to eviction (less than half a quota of writes from it) is also copied into the newest
  * generation, so pages in use survive the churn of pages read once. Returns 0, SHOAL_ENOENT (a
  * miss: absent, or found corrupt, which also deletes it and counts it), or SHOAL_EIO (read error).

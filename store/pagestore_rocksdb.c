@@ -3,8 +3,9 @@
  * per generation (<data_dir>/pages/gen-<generation>.dat); RocksDB in <data_dir> holds the index
  * (column family "pages.<generation>": page key -> where the bytes are and their per-chunk
  * checksums) beside the "meta" and "state" families. Dropping a generation drops its column
- * family and unlinks its data file, so the disk space comes back at once. Layout, crash
- * semantics and measurements: store/README.md.
+ * family and unlinks its data file, so the disk space comes back at once. Gets return pointers
+ * into a read-only shared mapping of the data file (pagestore_mmap.h), checked chunk by chunk
+ * under a SIGBUS guard. Layout, crash semantics and measurements: store/README.md.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -288,8 +289,8 @@ static int s_errno(int error, const char *what, const char *path)
 /* Builds every options object from the front end's options. The choices, measured in
  * tools/bench/bench_store.c and store/README.md:
  * - the index families hold small values (16 B + 8 B per 64 KiB chunk: 144 B for a 1 MiB
- *   page) inline in their SST files; the page bytes are in our data files, read with pread
- *   (no mmap anywhere: a failing disk is an error code, never a SIGBUS);
+ *   page) inline in their SST files; the page bytes are in our data files, read through our
+ *   own guarded mappings (RocksDB's mmap reads stay off: its SIGBUS would not be guarded);
  * - index writes use the WAL without fsync (a crashed process loses nothing; a power loss
  *   may lose the last index entries, whose pages are then misses);
  * - no compression (training data is usually compressed already; the index is small);
@@ -752,6 +753,8 @@ static int s_pwrite_all(int fd, const void *data, size_t size, uint64_t offset,
         ssize_t n = pwrite(fd, bytes, size, (off_t)offset);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno == EFAULT) /* a promoted page's mapped source was cut */
+            return shoal_fail(SHOAL_ECORRUPT, "pagestore: the page to put is unreadable");
         if (n < 0)
             return s_errno(errno, "write", path_for_errors);
         if (n == 0)
@@ -759,6 +762,28 @@ static int s_pwrite_all(int fd, const void *data, size_t size, uint64_t offset,
         bytes += n;
         size -= (size_t)n;
         offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* The checksums of a page being put, written into its index value. */
+typedef struct s_sums {
+    const uint8_t *data; /* the page */
+    size_t size;         /* its length */
+    uint64_t seed;       /* s_key_seed of its key */
+    uint8_t *out;        /* the index value: checksums go at S_INDEX_HEAD + 8 * chunk */
+} s_sums_t;
+
+static int s_sum_chunks(void *arg)
+{
+    s_sums_t *sums = arg;
+    for (size_t i = 0; i < s_chunks(sums->size); i++) {
+        size_t from = i << S_CHUNK_SHIFT;
+        size_t length = sums->size - from < ((size_t)1 << S_CHUNK_SHIFT)
+                            ? sums->size - from
+                            : (size_t)1 << S_CHUNK_SHIFT;
+        uint64_t sum = s_chunk_checksum(sums->seed, i, sums->data + from, length);
+        memcpy(sums->out + S_INDEX_HEAD + 8 * i, &sum, 8);
     }
     return 0;
 }
@@ -780,13 +805,11 @@ static int s_page_put(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
     uint8_t *value = value_size <= sizeof small ? small : malloc(value_size);
     if (value == NULL)
         return shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
-    uint64_t seed = s_key_seed(key);
-    for (size_t i = 0; i < chunks; i++) {
-        size_t from = i << S_CHUNK_SHIFT;
-        size_t length =
-            size - from < ((size_t)1 << S_CHUNK_SHIFT) ? size - from : (size_t)1 << S_CHUNK_SHIFT;
-        uint64_t sum = s_chunk_checksum(seed, i, (const uint8_t *)data + from, length);
-        memcpy(value + S_INDEX_HEAD + 8 * i, &sum, 8);
+    s_sums_t sums = {.data = data, .size = size, .seed = s_key_seed(key), .out = value};
+    if (pagestore_mmap_guarded(data, size, s_sum_chunks, &sums) == PAGESTORE_MMAP_FAULT) {
+        if (value != small)
+            free(value);
+        return shoal_fail(SHOAL_ECORRUPT, "pagestore: the page to put is unreadable (SIGBUS)");
     }
     uint64_t reserve = ((uint64_t)size + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
     uint64_t offset = atomic_fetch_add(&gen->end, reserve);
