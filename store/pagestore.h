@@ -102,7 +102,7 @@ int pagestore_put(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_S
 
 /* Looks a page up and sets *out to a pinned handle on its bytes (RocksDB backend: a pointer into
  * the generation's data-file mapping, no copy; every checksum checked before it is returned;
- * see store/README.md, "Get"). A page found close
+ * see store/README.md, "Mapped gets"). A page found close
  * to eviction (less than half a quota of writes from it) is also copied into the newest
  * generation, so pages in use survive the churn of pages read once. Returns 0, SHOAL_ENOENT (a
  * miss: absent, or found corrupt, which also deletes it and counts it), or SHOAL_EIO (read error).
