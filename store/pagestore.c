@@ -19,17 +19,17 @@
 #include "pagestore_map.h"
 
 #define S_GENERATIONS_DEFAULT 8
-#define S_GENERATIONS_MAX 64
-#define S_META_MAX (1u << 20)    /* largest metadata blob */
-#define S_STATE_MAX (64u << 10)  /* largest state record */
-#define S_RECOVER_FIRST_NS 1000000000ll  /* first retry of a failed store after 1 s ... */
-#define S_RECOVER_MAX_NS 60000000000ll   /* ... doubling up to once a minute */
+#define S_GENERATIONS_MAX     64
+#define S_META_MAX            (1u << 20)    /* largest metadata blob */
+#define S_STATE_MAX           (64u << 10)   /* largest state record */
+#define S_RECOVER_FIRST_NS    1000000000ll  /* first retry of a failed store after 1 s ... */
+#define S_RECOVER_MAX_NS      60000000000ll /* ... doubling up to once a minute */
 
 /* One live generation. bytes and pages grow under the read lock (puts), so they are atomic. */
 typedef struct s_gen {
-    uint64_t gen;               /* generation number, grows by one per rotation */
-    _Atomic uint64_t bytes;     /* key + value bytes written into it */
-    _Atomic uint64_t pages;     /* records written into it */
+    uint64_t gen;           /* generation number, grows by one per rotation */
+    _Atomic uint64_t bytes; /* key + value bytes written into it */
+    _Atomic uint64_t pages; /* records written into it */
 } s_gen_t;
 
 /* Invariants (pagestore_sanity): 1 <= gen_count <= S_GENERATIONS_MAX + 1; gens[] is oldest
@@ -37,22 +37,22 @@ typedef struct s_gen {
  * only under the write lock; every backend call on pages holds at least the read lock, so a
  * generation is never dropped under a reader. */
 struct pagestore {
-    const pagestore_backend_t *backend; /* RocksDB or memory */
-    void *backend_self;                 /* the backend's state */
-    _Atomic int refs;                   /* 1 for the owner + 1 per page handle out */
-    pthread_rwlock_t lock;              /* guards gens[] / gen_count (see above) */
+    const pagestore_backend_t *backend;  /* RocksDB or memory */
+    void *backend_self;                  /* the backend's state */
+    _Atomic int refs;                    /* 1 for the owner + 1 per page handle out */
+    pthread_rwlock_t lock;               /* guards gens[] / gen_count (see above) */
     s_gen_t gens[S_GENERATIONS_MAX + 1]; /* live generations, oldest first */
-    size_t gen_count;                   /* entries of gens[] in use */
-    _Atomic uint64_t usage;             /* sum of gens[].bytes */
-    uint64_t capacity;                  /* the quota in bytes */
-    uint64_t gen_target;                /* a generation is sealed when it holds this much */
-    uint32_t page_size;                 /* the usual page size */
-    bool quiet;                         /* no stderr logging */
-    _Atomic int write_error;            /* 0, or the code of the last failed write */
-    _Atomic bool write_error_logged;    /* the current failure streak was logged */
-    _Atomic int64_t recover_at_ns;      /* when to try recovering from write_error next */
-    _Atomic int64_t recover_delay_ns;   /* current backoff between recovery attempts */
-    pthread_mutex_t recover_lock;       /* one recovery attempt at a time */
+    size_t gen_count;                    /* entries of gens[] in use */
+    _Atomic uint64_t usage;              /* sum of gens[].bytes */
+    uint64_t capacity;                   /* the quota in bytes */
+    uint64_t gen_target;                 /* a generation is sealed when it holds this much */
+    uint32_t page_size;                  /* the usual page size */
+    bool quiet;                          /* no stderr logging */
+    _Atomic int write_error;             /* 0, or the code of the last failed write */
+    _Atomic bool write_error_logged;     /* the current failure streak was logged */
+    _Atomic int64_t recover_at_ns;       /* when to try recovering from write_error next */
+    _Atomic int64_t recover_delay_ns;    /* current backoff between recovery attempts */
+    pthread_mutex_t recover_lock;        /* one recovery attempt at a time */
     /* counters, see pagestore_stats_t */
     _Atomic uint64_t puts, hits, misses, promotions, evicted_pages, evicted_bytes, evictions,
         corruptions, write_errors, read_errors;
@@ -104,8 +104,7 @@ uint64_t pagestore_page_key_index(const uint8_t key[PAGESTORE_PAGE_KEY_SIZE])
     return s_load_be64(key + PAGESTORE_FILE_KEY_SIZE);
 }
 
-int pagestore_file_key(const char *uri, const char *version,
-                       uint8_t out[PAGESTORE_FILE_KEY_SIZE])
+int pagestore_file_key(const char *uri, const char *version, uint8_t out[PAGESTORE_FILE_KEY_SIZE])
 {
     if (uri == NULL || version == NULL || out == NULL)
         return shoal_fail(SHOAL_EINVAL, "pagestore_file_key: NULL argument");
@@ -217,8 +216,11 @@ int pagestore_open(const pagestore_options_t *options, pagestore_t **out)
             return shoal_fail(SHOAL_EINVAL, "pagestore_open: data_dir is required");
         backend = &pagestore_rocksdb_backend;
         break;
-    case PAGESTORE_MEMORY: backend = &pagestore_memory_backend; break;
-    default: return shoal_fail(SHOAL_EINVAL, "pagestore_open: unknown kind %d", (int)opts.kind);
+    case PAGESTORE_MEMORY:
+        backend = &pagestore_memory_backend;
+        break;
+    default:
+        return shoal_fail(SHOAL_EINVAL, "pagestore_open: unknown kind %d", (int)opts.kind);
     }
     if (sodium_init() < 0)
         return shoal_fail(SHOAL_EINTERNAL, "pagestore_open: sodium_init failed");
@@ -283,8 +285,9 @@ static int s_write_failed(pagestore_t *self, int rc, const char *what)
         atomic_store(&self->recover_at_ns, s_now_ns() + S_RECOVER_FIRST_NS);
     }
     if (!atomic_exchange(&self->write_error_logged, true) && !self->quiet)
-        fprintf(stderr, "shoal pagestore: error: %s failed: %s (%s); further write errors are "
-                        "counted, not logged, until a write succeeds\n",
+        fprintf(stderr,
+                "shoal pagestore: error: %s failed: %s (%s); further write errors are "
+                "counted, not logged, until a write succeeds\n",
                 what, shoal_strerror(rc), shoal_last_error());
     return rc;
 }
@@ -408,8 +411,7 @@ static int s_put_locked(pagestore_t *self, const uint8_t *key, const void *data,
 int pagestore_put(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
                   uint64_t page_index, const void *data, size_t size)
 {
-    if (self == NULL || file_key == NULL || data == NULL || size == 0 ||
-        size > PAGESTORE_PAGE_MAX)
+    if (self == NULL || file_key == NULL || data == NULL || size == 0 || size > PAGESTORE_PAGE_MAX)
         return shoal_fail(SHOAL_EINVAL, "pagestore_put: bad argument (size %zu)", size);
     int rc = s_check_writable(self);
     if (rc < 0) {
@@ -422,6 +424,8 @@ int pagestore_put(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_S
     rc = s_put_locked(self, key, data, size);
     bool maintain = rc == 0 && s_needs_maintenance(self);
     pthread_rwlock_unlock(&self->lock);
+    if (rc == SHOAL_ECORRUPT)
+        return rc; /* the caller's bytes were unreadable: nothing wrong with the store */
     if (rc < 0)
         return s_write_failed(self, rc, "put page");
     s_write_ok(self);
@@ -450,8 +454,9 @@ static int s_find_locked(pagestore_t *self, const uint8_t *key, size_t offset, s
         if (rc == SHOAL_ECORRUPT) {
             atomic_fetch_add(&self->corruptions, 1);
             if (!self->quiet)
-                fprintf(stderr, "shoal pagestore: warning: page %" PRIu64
-                                " of generation %" PRIu64 " failed its checksum: dropped (%s)\n",
+                fprintf(stderr,
+                        "shoal pagestore: warning: page %" PRIu64 " of generation %" PRIu64
+                        " failed its checksum: dropped (%s)\n",
                         pagestore_page_key_index(key), gen, shoal_last_error());
             (void)self->backend->page_delete(self->backend_self, gen, key);
             continue;
@@ -516,7 +521,9 @@ static int s_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SI
         if (put_rc == 0) {
             atomic_fetch_add(&self->promotions, 1);
             maintain = s_needs_maintenance(self);
-        } else {
+        } else if (put_rc != SHOAL_ECORRUPT) {
+            /* SHOAL_ECORRUPT: the mapped source bytes became unreadable (file cut) since the
+             * get checked them; nothing was written, and the store is fine. */
             s_write_failed(self, put_rc, "promote page");
         }
     }
@@ -546,8 +553,7 @@ int pagestore_get_range(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE
                         uint64_t page_index, size_t offset_in_page, size_t length,
                         pagestore_page_t **out)
 {
-    if (self == NULL || file_key == NULL || out == NULL || length == 0 ||
-        length == PAGESTORE_WHOLE)
+    if (self == NULL || file_key == NULL || out == NULL || length == 0 || length == PAGESTORE_WHOLE)
         return shoal_fail(SHOAL_EINVAL, "pagestore_get_range: bad argument");
     return s_get(self, file_key, page_index, offset_in_page, length, out);
 }
@@ -668,8 +674,7 @@ int pagestore_meta_get(pagestore_t *self, const char *uri, void **blob_out, size
         return rc;
     if (value_size < 8) {
         free(value);
-        (void)self->backend->kv_delete(self->backend_self, PAGESTORE_TABLE_META, uri,
-                                       strlen(uri));
+        (void)self->backend->kv_delete(self->backend_self, PAGESTORE_TABLE_META, uri, strlen(uri));
         return shoal_fail(SHOAL_ECORRUPT, "pagestore_meta_get: record too short");
     }
     *fetched_at_out = (int64_t)s_load_be64(value);
@@ -692,9 +697,8 @@ int pagestore_meta_delete(pagestore_t *self, const char *uri)
 
 int pagestore_state_put(pagestore_t *self, const char *name, const void *value, size_t size)
 {
-    if (self == NULL || name == NULL || name[0] == '\0' ||
-        strlen(name) > PAGESTORE_STATE_KEY_MAX || (value == NULL && size > 0) ||
-        size > S_STATE_MAX)
+    if (self == NULL || name == NULL || name[0] == '\0' || strlen(name) > PAGESTORE_STATE_KEY_MAX ||
+        (value == NULL && size > 0) || size > S_STATE_MAX)
         return shoal_fail(SHOAL_EINVAL, "pagestore_state_put: bad argument");
     return self->backend->kv_put(self->backend_self, PAGESTORE_TABLE_STATE, name, strlen(name),
                                  value, size, true);
@@ -732,13 +736,14 @@ void pagestore_stats(pagestore_t *self, pagestore_stats_t *out)
     out->corruptions = atomic_load(&self->corruptions);
     out->write_errors = atomic_load(&self->write_errors);
     out->read_errors = atomic_load(&self->read_errors);
+    out->faults = self->backend->faults != NULL ? self->backend->faults(self->backend_self) : 0;
 }
 
 /* State of one scan: the seen-set makes a page kept in two generations count once. */
 typedef struct s_scan {
-    pagestore_map_t *seen;  /* page keys already reported */
-    pagestore_scan_fn fn;   /* the caller's callback */
-    void *arg;              /* its argument */
+    pagestore_map_t *seen; /* page keys already reported */
+    pagestore_scan_fn fn;  /* the caller's callback */
+    void *arg;             /* its argument */
 } s_scan_t;
 
 static int s_scan_record(const uint8_t key[PAGESTORE_PAGE_KEY_SIZE], size_t size, void *arg)

@@ -17,10 +17,10 @@
 extern "C" {
 #endif
 
-#define PAGESTORE_FILE_KEY_SIZE 16          /* BLAKE2b-128 of uri "\0" version */
-#define PAGESTORE_PAGE_SIZE_DEFAULT 1048576 /* 1 MiB, same on every node */
-#define PAGESTORE_PAGE_MAX (64u << 20)      /* largest page accepted by put (64 MiB) */
-#define PAGESTORE_STATE_KEY_MAX 255         /* longest state record name */
+#define PAGESTORE_FILE_KEY_SIZE     16          /* BLAKE2b-128 of uri "\0" version */
+#define PAGESTORE_PAGE_SIZE_DEFAULT 1048576     /* 1 MiB, same on every node */
+#define PAGESTORE_PAGE_MAX          (64u << 20) /* largest page accepted by put (64 MiB) */
+#define PAGESTORE_STATE_KEY_MAX     255         /* longest state record name */
 
 /* Which storage the store sits on. */
 typedef enum pagestore_kind {
@@ -44,20 +44,22 @@ typedef struct pagestore_options {
 
 /* Counters since open (usage and capacity are current values). Read with pagestore_stats. */
 typedef struct pagestore_stats {
-    uint64_t capacity_bytes;  /* the quota */
-    uint64_t usage_bytes;     /* page bytes held, incl. dead copies until their generation drops */
-    uint64_t pages;           /* page records held (estimate after a restart: RocksDB property) */
-    uint64_t generations;     /* live generations */
-    uint64_t puts;            /* pages written by pagestore_put */
-    uint64_t hits;            /* gets that returned a page */
-    uint64_t misses;          /* gets that found nothing (corrupt pages count here too) */
-    uint64_t promotions;      /* old pages re-written into the newest generation on a hit */
-    uint64_t evicted_pages;   /* page records dropped with their generation */
-    uint64_t evicted_bytes;   /* bytes dropped with their generation */
-    uint64_t evictions;       /* generations dropped to stay under the quota */
-    uint64_t corruptions;     /* pages that failed their checksum (dropped, reported as miss) */
-    uint64_t write_errors;    /* puts that failed for lack of space or an I/O error */
-    uint64_t read_errors;     /* gets that failed with an I/O error other than corruption */
+    uint64_t capacity_bytes; /* the quota */
+    uint64_t usage_bytes;    /* page bytes held, incl. dead copies until their generation drops */
+    uint64_t pages;          /* page records held (estimate after a restart: RocksDB property) */
+    uint64_t generations;    /* live generations */
+    uint64_t puts;           /* pages written by pagestore_put */
+    uint64_t hits;           /* gets that returned a page */
+    uint64_t misses;         /* gets that found nothing (corrupt pages count here too) */
+    uint64_t promotions;     /* old pages re-written into the newest generation on a hit */
+    uint64_t evicted_pages;  /* page records dropped with their generation */
+    uint64_t evicted_bytes;  /* bytes dropped with their generation */
+    uint64_t evictions;      /* generations dropped to stay under the quota */
+    uint64_t corruptions;    /* pages that failed their checksum (dropped, reported as miss) */
+    uint64_t write_errors;   /* puts that failed for lack of space or an I/O error */
+    uint64_t read_errors;    /* gets that failed with an I/O error other than corruption */
+    uint64_t faults;         /* gets whose mapped page bytes raised SIGBUS (data file cut behind
+                                the store's back, or a disk I/O error): also in corruptions */
 } pagestore_stats_t;
 
 /* The store. Thread safe: any number of threads may put, get and release at once. Reference
@@ -65,15 +67,17 @@ typedef struct pagestore_stats {
  * store once the last page handle is released. */
 typedef struct pagestore pagestore_t;
 
-/* A pinned page: its bytes stay valid, unmoved, until the handle is released, from any thread.
- * A pinned page is never changed by later puts, deletes or evictions. */
+/* A pinned page: its bytes stay valid, unmoved, until the handle is released, from any thread
+ * (release is cheap: an atomic decrement or two). A pinned page is never changed by later
+ * puts, deletes or evictions (RocksDB backend: it points into a shared read-only mapping of a
+ * data file the store only appends to; the mapping outlives eviction and pagestore_close until
+ * the last handle into it is released). */
 typedef struct pagestore_page pagestore_page_t;
 
 /* Fills out[16] with the file key of one file version: BLAKE2b-128 (libsodium
  * crypto_generichash, no key) of the bytes of `uri`, one NUL byte, and the bytes of `version`.
  * Returns 0, or SHOAL_EINVAL for NULL arguments. Borrows everything. */
-int pagestore_file_key(const char *uri, const char *version,
-                       uint8_t out[PAGESTORE_FILE_KEY_SIZE]);
+int pagestore_file_key(const char *uri, const char *version, uint8_t out[PAGESTORE_FILE_KEY_SIZE]);
 
 /* Opens (creating if missing) the store described by `options` and sets *out. Returns 0,
  * SHOAL_EINVAL (bad options), SHOAL_EIO (cannot open the database; detail in the last error;
@@ -90,17 +94,19 @@ void pagestore_close(pagestore_t **self_p);
  * any earlier copy, in the newest generation; drops the oldest generations when the quota is
  * exceeded. Returns 0, SHOAL_EINVAL, SHOAL_ENOSPC (the disk is full) or SHOAL_EIO (write error,
  * or the store is read-only after one: it retries at most once a second). A failed put is
- * logged once to stderr (until a put succeeds again) and counted in write_errors. Copies the
- * bytes; borrows everything. */
+ * logged once to stderr (until a put succeeds again) and counted in write_errors. Also
+ * SHOAL_ECORRUPT when `data` itself cannot be read (a mapping of a file cut since: SIGBUS is
+ * caught), which is not a write error. Copies the bytes; borrows everything. */
 int pagestore_put(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
                   uint64_t page_index, const void *data, size_t size);
 
-/* Looks a page up and sets *out to a pinned handle on its bytes (read into a buffer the handle
- * owns, every checksum checked; see store/README.md). A page found close
+/* Looks a page up and sets *out to a pinned handle on its bytes (RocksDB backend: a pointer into
+ * the generation's data-file mapping, no copy; every checksum checked before it is returned;
+ * see store/README.md, "Mapped gets"). A page found close
  * to eviction (less than half a quota of writes from it) is also copied into the newest
- * generation, so pages in use survive the churn of pages read once. Returns 0, SHOAL_ENOENT (a miss: absent, or found corrupt,
- * which also deletes it and counts it), or SHOAL_EIO (read error). The caller owns *out and
- * releases it with pagestore_page_release or pagestore_page_free_fn. */
+ * generation, so pages in use survive the churn of pages read once. Returns 0, SHOAL_ENOENT (a
+ * miss: absent, or found corrupt, which also deletes it and counts it), or SHOAL_EIO (read error).
+ * The caller owns *out and releases it with pagestore_page_release or pagestore_page_free_fn. */
 int pagestore_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
                   uint64_t page_index, pagestore_page_t **out);
 

@@ -26,13 +26,15 @@
 #define PAGESTORE_WHOLE SIZE_MAX
 
 /* A pinned page as the backend hands it out. The backend allocates it (usually as the first
- * member of its own struct) and frees it in `release`; the front end fills `store`. */
+ * member of its own struct) and frees it in `release`; the front end fills `store`. `release`
+ * may run on any thread (ZeroMQ's I/O thread), after the backend's page was evicted, and
+ * before the backend is closed (the front end closes the backend after the last release). */
 struct pagestore_page {
-    const void *data;                         /* the bytes; valid until released */
-    size_t size;                              /* length of data (the slice asked for) */
-    size_t page_size;                         /* length of the whole stored page */
-    pagestore_t *store;                       /* reference held on the store; set by front end */
-    void (*release)(pagestore_page_t *page);  /* backend: frees the pin and this struct */
+    const void *data;                        /* the bytes; valid until released */
+    size_t size;                             /* length of data (the slice asked for) */
+    size_t page_size;                        /* length of the whole stored page */
+    pagestore_t *store;                      /* reference held on the store; set by front end */
+    void (*release)(pagestore_page_t *page); /* backend: frees the pin and this struct */
 };
 
 /* One generation as the backend finds it at open. */
@@ -101,6 +103,8 @@ typedef struct pagestore_backend {
     /* After a failed write: makes the storage writable again if it can (RocksDB: a probe
      * write, else close and reopen). 0 when writable. */
     int (*recover)(void *self);
+    /* Gets whose bytes raised SIGBUS (mapped backends; NULL: never). Any thread. */
+    uint64_t (*faults)(void *self);
 } pagestore_backend_t;
 
 extern const pagestore_backend_t pagestore_rocksdb_backend;

@@ -3,8 +3,9 @@
  * per generation (<data_dir>/pages/gen-<generation>.dat); RocksDB in <data_dir> holds the index
  * (column family "pages.<generation>": page key -> where the bytes are and their per-chunk
  * checksums) beside the "meta" and "state" families. Dropping a generation drops its column
- * family and unlinks its data file, so the disk space comes back at once. Layout, crash
- * semantics and measurements: store/README.md.
+ * family and unlinks its data file, so the disk space comes back at once. Gets return pointers
+ * into a read-only shared mapping of the data file (pagestore_mmap.h), checked chunk by chunk
+ * under a SIGBUS guard. Layout, crash semantics and measurements: store/README.md.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -21,20 +22,23 @@
 #include <unistd.h>
 
 #include "pagestore_backend.h"
+#include "pagestore_mmap.h"
 #include <xxh_x86dispatch.h>
 
 #define S_GEN_PREFIX "pages."
-#define S_NAME_MAX 64
-#define S_PATH_MAX 4200
-#define S_MAX_CFS (64 + 2 + 8) /* generations + meta/state/default, with slack */
-#define S_FORMAT_VERSION "3"   /* 1 = XXH64 trailer, 2 = XXH3 trailer (both: pages in blob
-                                  files), 3 = data files + index with per-chunk XXH3 */
-#define S_FORMAT_KEY "\x01pagestore-format" /* its record in the state table */
-#define S_PAGES_DIR "pages"                 /* data files, under data_dir */
-#define S_CHUNK_SHIFT 16                    /* checksummed chunks of 64 KiB */
-#define S_ALIGN 4096      /* pages start at multiples of this in a data file */
-#define S_INDEX_HEAD 16   /* index value: offset u64 | size u32 | chunk shift u8 | 3 zero bytes */
-#define S_POOL_MAX 32     /* free read buffers kept (of page_size each) */
+#define S_NAME_MAX   64
+#define S_PATH_MAX   4200
+#define S_MAX_CFS    (64 + 2 + 8) /* generations + meta/state/default, with slack */
+#define S_FORMAT_VERSION                                                                           \
+    "3" /* 1 = XXH64 trailer, 2 = XXH3 trailer (both: pages in blob                                \
+           files), 3 = data files + index with per-chunk XXH3 */
+#define S_FORMAT_KEY  "\x01pagestore-format" /* its record in the state table */
+#define S_PAGES_DIR   "pages"                /* data files, under data_dir */
+#define S_CHUNK_SHIFT 16                     /* checksummed chunks of 64 KiB */
+#define S_ALIGN       4096                   /* pages start at multiples of this in a data file */
+#define S_INDEX_HEAD  16 /* index value: offset u64 | size u32 | chunk shift u8 | 3 zero bytes */
+#define S_POOL_MAX    32 /* free read buffers kept (of page_size each) */
+#define S_MAP_ROUND   (2u << 20) /* mapping lengths are multiples of this */
 
 /* One generation: its index column family and its data file. Allocated one by one so gens[]
  * can be reordered while `end` (atomic) stays put. */
@@ -43,48 +47,61 @@ typedef struct s_gen {
     rocksdb_column_family_handle_t *handle; /* its index column family */
     int fd;                                 /* its data file, open read-write */
     _Atomic uint64_t end;                   /* next free offset in it (a multiple of S_ALIGN) */
+    pagestore_mmap_t *map;                  /* its data file mapped read-only from offset 0, or
+                                               NULL (mmap failed: gets use pread) */
+    _Atomic uint64_t written_end;           /* bytes below exist in the file: its size at
+                                               open, raised past each page written since */
 } s_gen_t;
 
 /* Free read buffers of `buffer_size` bytes (page_size rounded up to S_ALIGN, S_ALIGN-aligned),
  * so a get does not malloc and fault in a fresh 1 MiB buffer each time (glibc serves that size
  * with mmap). LIFO: the buffer last released is still in the CPU caches. */
 typedef struct s_pool {
-    pthread_mutex_t lock;     /* guards the two fields below */
-    void *free[S_POOL_MAX];   /* buffers ready for reuse */
-    size_t count;             /* entries of free[] */
-    size_t buffer_size;       /* size of every pooled buffer */
+    pthread_mutex_t lock;   /* guards the two fields below */
+    void *free[S_POOL_MAX]; /* buffers ready for reuse */
+    size_t count;           /* entries of free[] */
+    size_t buffer_size;     /* size of every pooled buffer */
 } s_pool_t;
 
 /* Invariant: gens[] holds every pages.* column family of db, oldest first, each with its data
  * file open. gens[] changes only in gen_create / gen_drop / recover, which the front end never
  * runs beside other calls. */
 typedef struct s_rocks {
-    char *dir;                             /* data directory */
-    char *pages_dir;                       /* <dir>/pages: the data files */
-    rocksdb_t *db;                         /* the database */
-    rocksdb_options_t *db_options;         /* DB-wide options, also for default/meta/state */
-    rocksdb_options_t *page_options;       /* options of every pages.* (index) family */
-    rocksdb_block_based_table_options_t *table_options; /* bloom filter + shared cache */
+    char *dir;                       /* data directory */
+    char *pages_dir;                 /* <dir>/pages: the data files */
+    rocksdb_t *db;                   /* the database */
+    rocksdb_options_t *db_options;   /* DB-wide options, also for default/meta/state */
+    rocksdb_options_t *page_options; /* options of every pages.* (index) family */
+    rocksdb_block_based_table_options_t *table_options;    /* bloom filter + shared cache */
     rocksdb_block_based_table_options_t *kv_table_options; /* meta/state: cache only */
-    rocksdb_cache_t *cache;                /* block cache (index, filters, meta/state) */
-    rocksdb_readoptions_t *read_options;   /* every read: verify_checksums on */
-    rocksdb_writeoptions_t *page_write;    /* index: WAL, no fsync */
-    rocksdb_writeoptions_t *meta_write;    /* meta: WAL, no fsync */
-    rocksdb_writeoptions_t *state_write;   /* state: WAL and fsync */
-    rocksdb_flushoptions_t *flush_wait;    /* flush and wait */
-    rocksdb_flushoptions_t *flush_nowait;  /* flush in the background */
-    rocksdb_column_family_handle_t *tables[2]; /* meta, state (pagestore_table_t order) */
+    rocksdb_cache_t *cache;                     /* block cache (index, filters, meta/state) */
+    rocksdb_readoptions_t *read_options;        /* every read: verify_checksums on */
+    rocksdb_writeoptions_t *page_write;         /* index: WAL, no fsync */
+    rocksdb_writeoptions_t *meta_write;         /* meta: WAL, no fsync */
+    rocksdb_writeoptions_t *state_write;        /* state: WAL and fsync */
+    rocksdb_flushoptions_t *flush_wait;         /* flush and wait */
+    rocksdb_flushoptions_t *flush_nowait;       /* flush in the background */
+    rocksdb_column_family_handle_t *tables[2];  /* meta, state (pagestore_table_t order) */
     rocksdb_column_family_handle_t *default_cf; /* unused but must stay open */
-    s_gen_t *gens[S_MAX_CFS];              /* live generations, oldest first */
-    size_t gen_count;                      /* entries of gens[] */
-    s_pool_t pool;                         /* read buffers */
+    s_gen_t *gens[S_MAX_CFS];                   /* live generations, oldest first */
+    size_t gen_count;                           /* entries of gens[] */
+    s_pool_t pool;                              /* read buffers (the pread path) */
+    uint64_t map_headroom;                      /* a data file is mapped this far past its size at
+                                                   open: 2 x capacity / generations, rounded */
+    bool quiet;                                 /* no stderr lines */
+    _Atomic bool map_failure_logged;            /* a failed mmap was logged (once per store) */
+    _Atomic bool fault_logged;                  /* a SIGBUS in a get was logged (once per store) */
+    _Atomic uint64_t faults;                    /* gets whose mapped bytes raised SIGBUS */
 } s_rocks_t;
 
-/* A pinned page or slice: a read buffer holding the checked chunks that cover it. */
+/* A pinned page or slice: either a pointer into its generation's data-file mapping (`map` set,
+ * the usual case: zero-copy), or a read buffer holding the checked chunks that cover it (the
+ * pread path: no mapping, or the bytes lie past it). */
 typedef struct s_pinned {
     pagestore_page_t page; /* first: what the front end sees */
+    pagestore_mmap_t *map; /* a reference on the mapping the bytes are in, or NULL */
     s_rocks_t *owner;      /* whose pool the buffer goes back to (outlives every pin) */
-    void *buffer;          /* from s_buffer_get */
+    void *buffer;          /* from s_buffer_get (NULL when map is set) */
     size_t capacity;       /* its size */
 } s_pinned_t;
 
@@ -110,8 +127,7 @@ static uint64_t s_key_seed(const uint8_t *key)
     return XXH3_64bits_dispatch(key, PAGESTORE_PAGE_KEY_SIZE);
 }
 
-static uint64_t s_chunk_checksum(uint64_t key_seed, uint64_t chunk, const void *data,
-                                 size_t size)
+static uint64_t s_chunk_checksum(uint64_t key_seed, uint64_t chunk, const void *data, size_t size)
 {
     return XXH3_64bits_withSeed_dispatch(data, size, key_seed + chunk);
 }
@@ -273,8 +289,8 @@ static int s_errno(int error, const char *what, const char *path)
 /* Builds every options object from the front end's options. The choices, measured in
  * tools/bench/bench_store.c and store/README.md:
  * - the index families hold small values (16 B + 8 B per 64 KiB chunk: 144 B for a 1 MiB
- *   page) inline in their SST files; the page bytes are in our data files, read with pread
- *   (no mmap anywhere: a failing disk is an error code, never a SIGBUS);
+ *   page) inline in their SST files; the page bytes are in our data files, read through our
+ *   own guarded mappings (RocksDB's mmap reads stay off: its SIGBUS would not be guarded);
  * - index writes use the WAL without fsync (a crashed process loses nothing; a power loss
  *   may lose the last index entries, whose pages are then misses);
  * - no compression (training data is usually compressed already; the index is small);
@@ -357,17 +373,23 @@ static void s_free_options(s_rocks_t *self)
         rocksdb_cache_destroy(self->cache);
 }
 
+/* Closes a generation's file and drops its reference on the mapping: page handles pointing
+ * into it keep it mapped until they are released. */
 static void s_gen_free(s_gen_t *gen)
 {
     if (gen->handle != NULL)
         rocksdb_column_family_handle_destroy(gen->handle);
+    pagestore_mmap_unref(&gen->map);
     if (gen->fd >= 0)
         close(gen->fd);
     free(gen);
 }
 
 /* Opens (creating if missing) the data file of `gen`; its end is the file's size rounded up
- * to S_ALIGN (bytes past the last index entry, from a put that crashed, are simply skipped). */
+ * to S_ALIGN (bytes past the last index entry, from a put that crashed, are simply skipped).
+ * Then maps it read-only at its size plus map_headroom (see "Get" in store/README.md: the file
+ * grows into the mapping; bytes past it are read with pread). A failed mmap is logged once and
+ * leaves the generation on the pread path. */
 static int s_gen_open_file(s_rocks_t *self, s_gen_t *gen, bool truncate)
 {
     char path[S_PATH_MAX];
@@ -380,6 +402,14 @@ static int s_gen_open_file(s_rocks_t *self, s_gen_t *gen, bool truncate)
         return s_errno(errno, "stat", path);
     uint64_t end = ((uint64_t)st.st_size + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
     atomic_store(&gen->end, end);
+    atomic_store(&gen->written_end, (uint64_t)st.st_size);
+    uint64_t length = (end + self->map_headroom + S_MAP_ROUND - 1) / S_MAP_ROUND * S_MAP_ROUND;
+    gen->map = length <= SIZE_MAX ? pagestore_mmap_new(gen->fd, (size_t)length) : NULL;
+    if (gen->map == NULL && !atomic_exchange(&self->map_failure_logged, true) && !self->quiet)
+        fprintf(stderr,
+                "shoal pagestore: warning: mmap of %s (%" PRIu64 " bytes) failed: %s; gets "
+                "from it copy with pread (logged once)\n",
+                path, length, strerror(errno));
     return 0;
 }
 
@@ -506,8 +536,7 @@ static void s_remove_orphans(s_rocks_t *self)
     while ((entry = readdir(dir)) != NULL) {
         unsigned long long number = 0;
         char tail[8] = "";
-        if (sscanf(entry->d_name, "gen-%20llu.%7s", &number, tail) != 2 ||
-            strcmp(tail, "dat") != 0)
+        if (sscanf(entry->d_name, "gen-%20llu.%7s", &number, tail) != 2 || strcmp(tail, "dat") != 0)
             continue;
         bool live = false;
         for (size_t i = 0; i < self->gen_count && !live; i++)
@@ -536,8 +565,8 @@ static int s_check_format(s_rocks_t *self, bool quiet)
 {
     void *value = NULL;
     size_t size = 0;
-    int rc = s_kv_get(self, PAGESTORE_TABLE_STATE, S_FORMAT_KEY, sizeof S_FORMAT_KEY - 1,
-                      &value, &size);
+    int rc =
+        s_kv_get(self, PAGESTORE_TABLE_STATE, S_FORMAT_KEY, sizeof S_FORMAT_KEY - 1, &value, &size);
     bool same = rc == 0 && size == sizeof S_FORMAT_VERSION - 1 &&
                 memcmp(value, S_FORMAT_VERSION, size) == 0;
     free(value);
@@ -580,6 +609,11 @@ static int s_open(const pagestore_options_t *options, void **self_out)
         return shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
     pthread_mutex_init(&self->pool.lock, NULL);
     self->pool.buffer_size = ((size_t)options->page_size + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
+    self->quiet = options->quiet;
+    /* The front end seals a generation once it holds capacity / generations bytes; puts racing
+     * the seal and promotions overshoot a little, so twice that (plus a largest page) covers a
+     * generation's whole life in the mapping. */
+    self->map_headroom = 2 * (options->capacity_bytes / options->generations) + PAGESTORE_PAGE_MAX;
     self->dir = strdup(options->data_dir);
     if (self->dir != NULL && asprintf(&self->pages_dir, "%s/" S_PAGES_DIR, self->dir) < 0)
         self->pages_dir = NULL;
@@ -622,8 +656,7 @@ static s_gen_t *s_find_gen(s_rocks_t *self, uint64_t gen)
     return NULL;
 }
 
-static uint64_t s_property(s_rocks_t *self, rocksdb_column_family_handle_t *cf,
-                           const char *name)
+static uint64_t s_property(s_rocks_t *self, rocksdb_column_family_handle_t *cf, const char *name)
 {
     uint64_t value = 0;
     if (rocksdb_property_int_cf(self->db, cf, name, &value) != 0)
@@ -720,6 +753,8 @@ static int s_pwrite_all(int fd, const void *data, size_t size, uint64_t offset,
         ssize_t n = pwrite(fd, bytes, size, (off_t)offset);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno == EFAULT) /* a promoted page's mapped source was cut */
+            return shoal_fail(SHOAL_ECORRUPT, "pagestore: the page to put is unreadable");
         if (n < 0)
             return s_errno(errno, "write", path_for_errors);
         if (n == 0)
@@ -727,6 +762,28 @@ static int s_pwrite_all(int fd, const void *data, size_t size, uint64_t offset,
         bytes += n;
         size -= (size_t)n;
         offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* The checksums of a page being put, written into its index value. */
+typedef struct s_sums {
+    const uint8_t *data; /* the page */
+    size_t size;         /* its length */
+    uint64_t seed;       /* s_key_seed of its key */
+    uint8_t *out;        /* the index value: checksums go at S_INDEX_HEAD + 8 * chunk */
+} s_sums_t;
+
+static int s_sum_chunks(void *arg)
+{
+    s_sums_t *sums = arg;
+    for (size_t i = 0; i < s_chunks(sums->size); i++) {
+        size_t from = i << S_CHUNK_SHIFT;
+        size_t length = sums->size - from < ((size_t)1 << S_CHUNK_SHIFT)
+                            ? sums->size - from
+                            : (size_t)1 << S_CHUNK_SHIFT;
+        uint64_t sum = s_chunk_checksum(sums->seed, i, sums->data + from, length);
+        memcpy(sums->out + S_INDEX_HEAD + 8 * i, &sum, 8);
     }
     return 0;
 }
@@ -748,13 +805,11 @@ static int s_page_put(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
     uint8_t *value = value_size <= sizeof small ? small : malloc(value_size);
     if (value == NULL)
         return shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
-    uint64_t seed = s_key_seed(key);
-    for (size_t i = 0; i < chunks; i++) {
-        size_t from = i << S_CHUNK_SHIFT;
-        size_t length = size - from < ((size_t)1 << S_CHUNK_SHIFT) ? size - from
-                                                                   : (size_t)1 << S_CHUNK_SHIFT;
-        uint64_t sum = s_chunk_checksum(seed, i, (const uint8_t *)data + from, length);
-        memcpy(value + S_INDEX_HEAD + 8 * i, &sum, 8);
+    s_sums_t sums = {.data = data, .size = size, .seed = s_key_seed(key), .out = value};
+    if (pagestore_mmap_guarded(data, size, s_sum_chunks, &sums) == PAGESTORE_MMAP_FAULT) {
+        if (value != small)
+            free(value);
+        return shoal_fail(SHOAL_ECORRUPT, "pagestore: the page to put is unreadable (SIGBUS)");
     }
     uint64_t reserve = ((uint64_t)size + S_ALIGN - 1) / S_ALIGN * S_ALIGN;
     uint64_t offset = atomic_fetch_add(&gen->end, reserve);
@@ -767,6 +822,10 @@ static int s_page_put(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
     s_data_path(self, number, path);
     int rc = s_pwrite_all(gen->fd, data, size, offset, path);
     if (rc == 0) {
+        /* Before the index entry: a get that finds the entry finds these bytes known. */
+        uint64_t written = offset + size, known = atomic_load(&gen->written_end);
+        while (known < written && !atomic_compare_exchange_weak(&gen->written_end, &known, written))
+            ;
         char *err = NULL;
         rocksdb_put_cf(self->db, self->page_write, gen->handle, (const char *)key,
                        PAGESTORE_PAGE_KEY_SIZE, (const char *)value, value_size, &err);
@@ -780,7 +839,10 @@ static int s_page_put(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
 static void s_pinned_release(pagestore_page_t *page)
 {
     s_pinned_t *pinned = (s_pinned_t *)page;
-    s_buffer_put(&pinned->owner->pool, pinned->buffer, pinned->capacity);
+    if (pinned->map != NULL)
+        pagestore_mmap_unref(&pinned->map);
+    else
+        s_buffer_put(&pinned->owner->pool, pinned->buffer, pinned->capacity);
     free(pinned);
 }
 
@@ -804,9 +866,43 @@ static int s_pread_all(int fd, void *buffer, size_t size, uint64_t offset)
     return 0;
 }
 
-/* Looks the page up in the generation's index, reads the chunks that cover [offset, offset +
- * length) into a read buffer with one pread, and checks each chunk's checksum. The buffer
- * goes to the pinned handle: one copy (kernel to buffer), as for a plain pread. */
+/* The chunks [first, last] of a page to check; bytes points at chunk `first`, `to` is the end
+ * of the bytes (page-relative). */
+typedef struct s_verify {
+    const uint8_t *bytes;   /* chunk `first` of the page */
+    const s_entry_t *entry; /* the index entry: chunk size and checksums */
+    uint64_t seed;          /* s_key_seed of the page key */
+    size_t first, last;     /* chunk numbers */
+    size_t to;              /* page-relative end of the bytes */
+    size_t failed;          /* out: the chunk that failed */
+} s_verify_t;
+
+/* Checks each chunk's XXH3 against the index: 0, or -1 with v->failed set. The first pass over
+ * the bytes: on the mapped path it faults them in (under the SIGBUS guard). */
+static int s_verify_chunks(void *arg)
+{
+    s_verify_t *v = arg;
+    size_t from = v->first << v->entry->shift;
+    for (size_t chunk = v->first; chunk <= v->last; chunk++) {
+        size_t start = chunk << v->entry->shift;
+        size_t end = start + ((size_t)1 << v->entry->shift);
+        if (end > v->to)
+            end = v->to;
+        if (s_chunk_checksum(v->seed, chunk, v->bytes + (start - from), end - start) !=
+            s_load_le64(v->entry->sums + 8 * chunk)) {
+            v->failed = chunk;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Looks the page up in the generation's index and checks the chunks that cover [offset,
+ * offset + length). Usually the handle points straight into the generation's mapping: no
+ * copy; the checksum pass is the first touch of the bytes and runs under the SIGBUS guard, so
+ * a file cut behind our back or a disk I/O error is a corrupt page (dropped by the front end),
+ * not a crash. Without a mapping, or for bytes past it, the chunks are read with one pread
+ * into a pooled buffer the handle owns (one copy, as for a plain pread). */
 static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
                       size_t offset, size_t length, pagestore_page_t **out)
 {
@@ -815,9 +911,9 @@ static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
     if (gen == NULL)
         return SHOAL_ENOENT;
     char *err = NULL;
-    rocksdb_pinnableslice_t *slice = rocksdb_get_pinned_cf(
-        self->db, self->read_options, gen->handle, (const char *)key, PAGESTORE_PAGE_KEY_SIZE,
-        &err);
+    rocksdb_pinnableslice_t *slice =
+        rocksdb_get_pinned_cf(self->db, self->read_options, gen->handle, (const char *)key,
+                              PAGESTORE_PAGE_KEY_SIZE, &err);
     if (err != NULL)
         return s_error(err, "get");
     if (slice == NULL)
@@ -831,9 +927,9 @@ static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
     if (rc == 0 && length == PAGESTORE_WHOLE && offset <= entry.size)
         length = entry.size - offset;
     if (rc == 0 && (offset > entry.size || length > entry.size - offset || length == 0))
-        rc = shoal_fail(SHOAL_EINVAL, "pagestore: range %zu+%zu is not inside the %" PRIu32
-                                      "-byte page",
-                        offset, length, entry.size);
+        rc = shoal_fail(SHOAL_EINVAL,
+                        "pagestore: range %zu+%zu is not inside the %" PRIu32 "-byte page", offset,
+                        length, entry.size);
     size_t first = 0, last = 0, from = 0, to = 0;
     if (rc == 0) {
         first = offset >> entry.shift;
@@ -842,47 +938,75 @@ static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
         to = (last + 1) << entry.shift;
         if (to > entry.size)
             to = entry.size;
+        /* Bytes past every byte known written (a power loss kept the page's index entry but
+         * not its bytes) are missing: known without touching the mapping (a SIGBUS). */
+        if (entry.offset + to > atomic_load(&gen->written_end))
+            rc = shoal_fail(SHOAL_ECORRUPT, "pagestore: page bytes missing from the data file");
     }
     s_pinned_t *pinned = rc == 0 ? malloc(sizeof *pinned) : NULL;
     if (rc == 0 && pinned == NULL)
         rc = shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
+    const uint8_t *bytes = NULL;
     if (rc == 0) {
-        pinned->owner = self;
-        pinned->buffer = s_buffer_get(&self->pool, to - from, &pinned->capacity);
-        if (pinned->buffer == NULL)
-            rc = shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
-    }
-    if (rc == 0)
-        rc = s_pread_all(gen->fd, pinned->buffer, to - from, entry.offset + from);
-    if (rc == 0) {
-        uint64_t seed = s_key_seed(key);
-        const uint8_t *bytes = pinned->buffer;
-        for (size_t chunk = first; chunk <= last; chunk++) {
-            size_t start = chunk << entry.shift;
-            size_t end = start + ((size_t)1 << entry.shift);
-            if (end > to)
-                end = to;
-            if (s_chunk_checksum(seed, chunk, bytes + (start - from), end - start) !=
-                s_load_le64(entry.sums + 8 * chunk)) {
-                rc = shoal_fail(SHOAL_ECORRUPT,
-                                "pagestore: chunk %zu of the page failed its checksum", chunk);
-                break;
-            }
+        *pinned = (s_pinned_t){.owner = self};
+        if (gen->map != NULL && entry.offset + to <= pagestore_mmap_length(gen->map)) {
+            pinned->map = gen->map;
+            pagestore_mmap_ref(pinned->map);
+            bytes = pagestore_mmap_base(pinned->map) + entry.offset + from;
+        } else {
+            pinned->buffer = s_buffer_get(&self->pool, to - from, &pinned->capacity);
+            if (pinned->buffer == NULL)
+                rc = shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
+            else
+                rc = s_pread_all(gen->fd, pinned->buffer, to - from, entry.offset + from);
+            bytes = pinned->buffer;
         }
     }
     if (rc == 0) {
-        pinned->page = (pagestore_page_t){.data = (const uint8_t *)pinned->buffer + (offset - from),
+        s_verify_t verify = {.bytes = bytes,
+                             .entry = &entry,
+                             .seed = s_key_seed(key),
+                             .first = first,
+                             .last = last,
+                             .to = to};
+        int verdict = pinned->map != NULL
+                          ? pagestore_mmap_guarded(bytes, to - from, s_verify_chunks, &verify)
+                          : s_verify_chunks(&verify);
+        if (verdict == PAGESTORE_MMAP_FAULT) {
+            atomic_fetch_add(&self->faults, 1);
+            if (!atomic_exchange(&self->fault_logged, true) && !self->quiet)
+                fprintf(stderr,
+                        "shoal pagestore: warning: SIGBUS reading page bytes of "
+                        "generation %" PRIu64 " through its mapping (the data file was "
+                        "cut, or a disk I/O error): the page is dropped; further faults "
+                        "are counted in stats.faults (logged once)\n",
+                        number);
+            rc = shoal_fail(SHOAL_ECORRUPT,
+                            "pagestore: page bytes unreadable (SIGBUS: data file cut or I/O "
+                            "error)");
+        } else if (verdict != 0) {
+            rc = shoal_fail(SHOAL_ECORRUPT, "pagestore: chunk %zu of the page failed its checksum",
+                            verify.failed);
+        }
+    }
+    if (rc == 0) {
+        pinned->page = (pagestore_page_t){.data = bytes + (offset - from),
                                           .size = length,
                                           .page_size = entry.size,
                                           .release = s_pinned_release};
         *out = &pinned->page;
     } else if (pinned != NULL) {
-        if (pinned->buffer != NULL)
-            s_buffer_put(&self->pool, pinned->buffer, pinned->capacity);
-        free(pinned);
+        s_pinned_release(&pinned->page);
     }
     rocksdb_pinnableslice_destroy(slice);
     return rc;
+}
+
+/* Gets whose mapped bytes raised SIGBUS since open. */
+static uint64_t s_faults(void *self_)
+{
+    s_rocks_t *self = self_;
+    return atomic_load(&self->faults);
 }
 
 static int s_page_delete(void *self_, uint64_t number, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE])
@@ -946,8 +1070,7 @@ static int s_page_scan(void *self_, uint64_t number, const uint8_t *file_key,
     }
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(self->db, read_options, gen->handle);
     int rc = 0;
-    for (rocksdb_iter_seek_to_first(it); rc == 0 && rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
+    for (rocksdb_iter_seek_to_first(it); rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         size_t key_size = 0, value_size = 0;
         const char *key = rocksdb_iter_key(it, &key_size);
         const char *value = rocksdb_iter_value(it, &value_size);
@@ -971,8 +1094,8 @@ static int s_kv_put(void *self_, pagestore_table_t table, const void *key, size_
 {
     s_rocks_t *self = self_;
     char *err = NULL;
-    rocksdb_put_cf(self->db, sync ? self->state_write : self->meta_write, self->tables[table],
-                   key, key_size, value_size > 0 ? value : "", value_size, &err);
+    rocksdb_put_cf(self->db, sync ? self->state_write : self->meta_write, self->tables[table], key,
+                   key_size, value_size > 0 ? value : "", value_size, &err);
     return err != NULL ? s_error(err, "put record") : 0;
 }
 
@@ -992,8 +1115,8 @@ static int s_kv_get(void *self_, pagestore_table_t table, const void *key, size_
     s_rocks_t *self = self_;
     char *err = NULL;
     size_t size = 0;
-    char *value = rocksdb_get_cf(self->db, self->read_options, self->tables[table], key,
-                                 key_size, &size, &err);
+    char *value = rocksdb_get_cf(self->db, self->read_options, self->tables[table], key, key_size,
+                                 &size, &err);
     if (err != NULL) {
         int rc = s_error(err, "get record");
         if (rc == SHOAL_ECORRUPT)
@@ -1067,4 +1190,5 @@ const pagestore_backend_t pagestore_rocksdb_backend = {
     .kv_delete = s_kv_delete,
     .flush = s_flush,
     .recover = s_recover,
+    .faults = s_faults,
 };

@@ -4,6 +4,9 @@
  */
 #include "test_pagestore_util.h"
 
+#include <fcntl.h>
+#include <pthread.h>
+
 static char *s_dir;
 
 static void s_setup(void)
@@ -198,8 +201,8 @@ static int s_corrupt_one(const char *path, const struct stat *st, int flag, stru
 
 /* Pages are flushed into SST and blob files, the files are damaged on disk, and every get
  * afterwards returns either the right bytes or a miss, never wrong bytes; at least one miss. */
-Test(pagestore_rocksdb, corruption_is_a_miss_never_wrong_bytes, .init = s_setup,
-     .fini = s_teardown, .timeout = 60)
+Test(pagestore_rocksdb, corruption_is_a_miss_never_wrong_bytes, .init = s_setup, .fini = s_teardown,
+     .timeout = 60)
 {
     const uint32_t page = 128u << 10;
     pagestore_t *ps = s_open_at(s_dir, 64ull << 20, page);
@@ -224,8 +227,8 @@ Test(pagestore_rocksdb, corruption_is_a_miss_never_wrong_bytes, .init = s_setup,
     }
     pagestore_stats_t stats;
     pagestore_stats(ps, &stats);
-    cr_log_info("%d files damaged: %llu hits, %llu misses, %llu corruptions detected",
-                s_corrupted, (unsigned long long)hits, (unsigned long long)misses,
+    cr_log_info("%d files damaged: %llu hits, %llu misses, %llu corruptions detected", s_corrupted,
+                (unsigned long long)hits, (unsigned long long)misses,
                 (unsigned long long)stats.corruptions);
     cr_assert_gt(misses, 0);
     cr_assert_gt(stats.corruptions, 0);
@@ -286,8 +289,8 @@ Test(pagestore_rocksdb, damaged_chunk_fails_the_slices_that_cover_it, .init = s_
  * at bytes that never reached the disk (or reached it as zeros). Simulated by cutting the data
  * file in half and zeroing a page: those pages are misses (counted as corruptions), the others
  * hits, and the store goes on (new puts append past the cut). */
-Test(pagestore_rocksdb, page_bytes_lost_in_a_crash_are_misses, .init = s_setup,
-     .fini = s_teardown, .timeout = 60)
+Test(pagestore_rocksdb, page_bytes_lost_in_a_crash_are_misses, .init = s_setup, .fini = s_teardown,
+     .timeout = 60)
 {
     const uint32_t page = 128u << 10;
     pagestore_t *ps = s_open_at(s_dir, 64ull << 20, page);
@@ -306,17 +309,244 @@ Test(pagestore_rocksdb, page_bytes_lost_in_a_crash_are_misses, .init = s_setup,
 
     ps = s_open_at(s_dir, 64ull << 20, page);
     for (uint64_t i = 0; i < 20; i++)
-        cr_assert_eq(t_get(ps, 1, i, page), i < 10 && i != 2, "page %llu",
-                     (unsigned long long)i);
+        cr_assert_eq(t_get(ps, 1, i, page), i < 10 && i != 2, "page %llu", (unsigned long long)i);
     pagestore_stats_t stats;
     pagestore_stats(ps, &stats);
     cr_assert_eq(stats.corruptions, 11);
+    cr_assert_eq(stats.faults, 0, "bytes past the size at open are known missing: no SIGBUS");
     for (uint64_t i = 20; i < 30; i++)
         cr_assert_eq(t_put(ps, 1, i, page), 0);
     for (uint64_t i = 20; i < 30; i++)
         cr_assert_eq(t_get(ps, 1, i, page), 1);
     cr_assert_eq(t_get(ps, 1, 0, page), 1);
     pagestore_close(&ps);
+}
+
+/* ---- mapped gets ----------------------------------------------------------------------- */
+
+/* Whether addr lies in a mapping listed in /proc/self/maps; if so, copies its path (possibly
+ * with " (deleted)") to out. */
+static bool s_mapping_of(const void *addr, char *out, size_t size)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    cr_assert_not_null(maps);
+    char line[4600];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, maps) != NULL) {
+        unsigned long from = 0, to = 0;
+        int path_at = 0;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &from, &to, &path_at) < 2)
+            continue;
+        if ((uintptr_t)addr < from || (uintptr_t)addr >= to)
+            continue;
+        found = true;
+        line[strcspn(line, "\n")] = '\0';
+        snprintf(out, size, "%s", path_at > 0 ? line + path_at : "");
+    }
+    fclose(maps);
+    return found;
+}
+
+/* A get returns a pointer into the generation's data file mapping (no copy), and so does a
+ * slice. The mapping outlives the eviction of its generation (the file is unlinked: the maps
+ * line says "(deleted)") and the closing of the store while a handle points into it; the last
+ * release unmaps it. */
+Test(pagestore_rocksdb, gets_point_into_the_data_file_mapping, .init = s_setup, .fini = s_teardown,
+     .timeout = 60)
+{
+    const uint32_t page = 128u << 10;
+    pagestore_t *ps = s_open_at(s_dir, 16ull << 20, page);
+    uint8_t key[PAGESTORE_FILE_KEY_SIZE];
+    t_file_key(1, key);
+    cr_assert_eq(t_put(ps, 1, 0, page), 0);
+    cr_assert_eq(t_put(ps, 1, 1, page), 0);
+    pagestore_page_t *whole = NULL, *slice = NULL;
+    cr_assert_eq(pagestore_get(ps, key, 1, &whole), 0);
+    cr_assert_eq(pagestore_get_range(ps, key, 0, 70000, 1000, &slice), 0);
+    char data_file[4200], mapped[4600];
+    s_data_file(s_dir, 1, data_file, sizeof data_file);
+    cr_assert(s_mapping_of(pagestore_page_data(whole), mapped, sizeof mapped));
+    cr_assert_str_eq(mapped, data_file);
+    cr_assert(s_mapping_of(pagestore_page_data(slice), mapped, sizeof mapped));
+    cr_assert_str_eq(mapped, data_file);
+    cr_assert_eq((const uint8_t *)pagestore_page_data(whole) -
+                     (const uint8_t *)pagestore_page_data(slice),
+                 (ptrdiff_t)page - 70000, "page 1 follows page 0 in the file and the mapping");
+
+    for (uint64_t i = 2; i < 400; i++) /* churn: generation 1 is dropped */
+        cr_assert_eq(t_put(ps, 2, i, page), 0);
+    pagestore_stats_t stats;
+    pagestore_stats(ps, &stats);
+    cr_assert_gt(stats.evictions, 0);
+    cr_assert_eq(access(data_file, F_OK), -1, "generation 1's file was not unlinked");
+    cr_assert(s_mapping_of(pagestore_page_data(whole), mapped, sizeof mapped));
+    cr_assert(strstr(mapped, "(deleted)") != NULL, "%s", mapped);
+    pagestore_close(&ps);
+    cr_assert(t_check(pagestore_page_data(whole), page, 1, 1));
+    pagestore_page_release(&whole);
+    cr_assert(s_mapping_of(pagestore_page_data(slice), mapped, sizeof mapped),
+              "the slice's handle still holds the mapping");
+    const void *gone = pagestore_page_data(slice);
+    uint8_t expected[1000];
+    uint8_t *page0 = malloc(page);
+    t_fill(page0, page, 1, 0);
+    memcpy(expected, page0 + 70000, sizeof expected);
+    free(page0);
+    cr_assert(memcmp(pagestore_page_data(slice), expected, sizeof expected) == 0);
+    pagestore_page_free_fn(NULL, slice);
+    cr_assert(!s_mapping_of(gone, mapped, sizeof mapped), "still mapped: %s", mapped);
+}
+
+/* Bytes damaged on disk while the store is open (written through another descriptor, as a
+ * failing disk or a stray writer would) are seen through the shared mapping: the next get that
+ * covers them is a miss and drops the page; other pages are still served. */
+Test(pagestore_rocksdb, damage_while_open_is_a_miss, .init = s_setup, .fini = s_teardown,
+     .timeout = 60)
+{
+    const uint32_t page = 256u << 10;
+    pagestore_t *ps = s_open_at(s_dir, 64ull << 20, page);
+    for (uint64_t i = 0; i < 4; i++)
+        cr_assert_eq(t_put(ps, 1, i, page), 0);
+    for (uint64_t i = 0; i < 4; i++)
+        cr_assert_eq(t_get(ps, 1, i, page), 1); /* mapped and read once */
+    char path[4200];
+    s_data_file(s_dir, 1, path, sizeof path);
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint8_t byte = 0;
+    off_t at = 2 * (off_t)page + 3 * 65536 + 17; /* page 2, chunk 3 */
+    cr_assert_eq(pread(fd, &byte, 1, at), 1);
+    byte ^= 0x10;
+    cr_assert_eq(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+    cr_assert_eq(t_get_range(ps, 1, 2, page, 0, 65536), 1, "chunk 0 is intact");
+    cr_assert_eq(t_get(ps, 1, 2, page), 0, "damaged page served");
+    cr_assert_eq(t_get_range(ps, 1, 2, page, 0, 65536), 0, "the page was dropped");
+    pagestore_stats_t stats;
+    pagestore_stats(ps, &stats);
+    cr_assert_eq(stats.corruptions, 1);
+    cr_assert_eq(stats.faults, 0);
+    cr_assert_eq(t_get(ps, 1, 1, page), 1);
+    cr_assert_eq(t_get(ps, 1, 3, page), 1);
+    pagestore_close(&ps);
+}
+
+/* A data file cut behind the store's back while it is open (another descriptor, ftruncate):
+ * the pages in the cut part raise SIGBUS when their checksum pass touches them through the
+ * mapping. Each is a miss, never a crash: counted in faults and corruptions and dropped; the
+ * pages before the cut are still served, and new puts work. */
+Test(pagestore_rocksdb, file_cut_while_open_is_a_miss_not_a_crash, .init = s_setup,
+     .fini = s_teardown, .timeout = 60)
+{
+    const uint32_t page = 128u << 10;
+    pagestore_t *ps = s_open_at(s_dir, 64ull << 20, page);
+    for (uint64_t i = 0; i < 20; i++)
+        cr_assert_eq(t_put(ps, 1, i, page), 0);
+    for (uint64_t i = 0; i < 20; i++)
+        cr_assert_eq(t_get(ps, 1, i, page), 1); /* faulted in: the page tables are populated */
+    char path[4200];
+    s_data_file(s_dir, 1, path, sizeof path);
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, 10 * (off_t)page + 1000), 0);
+    close(fd);
+
+    cr_assert_eq(t_get_range(ps, 1, 12, page, 65536, 100), 0, "slice of a cut page");
+    for (uint64_t i = 0; i < 20; i++)
+        cr_assert_eq(t_get(ps, 1, i, page), i < 10, "page %llu", (unsigned long long)i);
+    pagestore_stats_t stats;
+    pagestore_stats(ps, &stats);
+    cr_assert_eq(stats.faults, 10);
+    cr_assert_eq(stats.corruptions, 10);
+    for (uint64_t i = 10; i < 20; i++) /* dropped: a plain miss now, no fault */
+        cr_assert_eq(t_get(ps, 1, i, page), 0);
+    pagestore_stats(ps, &stats);
+    cr_assert_eq(stats.faults, 10);
+    for (uint64_t i = 10; i < 20; i++) /* stored again, past the cut */
+        cr_assert_eq(t_put(ps, 1, i, page), 0);
+    for (uint64_t i = 0; i < 20; i++)
+        cr_assert_eq(t_get(ps, 1, i, page), 1, "page %llu", (unsigned long long)i);
+    pagestore_close(&ps);
+}
+
+/* Handles are released on other threads (as ZeroMQ's I/O thread does) while puts and
+ * evictions go on, and after the store is closed: every handle's bytes stay right until its
+ * release (checked on the releasing thread). */
+typedef struct s_handoff {
+    pthread_mutex_t lock;        /* guards the fields below */
+    pthread_cond_t changed;      /* signalled on every change */
+    pagestore_page_t *pages[64]; /* handed over, not yet released ... */
+    uint64_t indexes[64];        /* ... and their page indexes */
+    size_t count;                /* entries of pages[] */
+    bool done;                   /* no more handles come */
+    unsigned released;           /* handles checked and released */
+    unsigned wrong;              /* of which had wrong bytes */
+} s_handoff_t;
+
+static void *s_releaser(void *arg)
+{
+    s_handoff_t *handoff = arg;
+    pthread_mutex_lock(&handoff->lock);
+    for (;;) {
+        while (handoff->count == 0 && !handoff->done)
+            pthread_cond_wait(&handoff->changed, &handoff->lock);
+        if (handoff->count == 0)
+            break;
+        handoff->count--;
+        pagestore_page_t *page = handoff->pages[handoff->count];
+        uint64_t index = handoff->indexes[handoff->count];
+        pthread_cond_broadcast(&handoff->changed);
+        pthread_mutex_unlock(&handoff->lock);
+        bool right = pagestore_page_size(page) == (64u << 10) &&
+                     t_check(pagestore_page_data(page), pagestore_page_size(page), 1, index);
+        pagestore_page_free_fn(NULL, page);
+        pthread_mutex_lock(&handoff->lock);
+        handoff->released++;
+        handoff->wrong += !right;
+    }
+    pthread_mutex_unlock(&handoff->lock);
+    return NULL;
+}
+
+Test(pagestore_rocksdb, handles_released_on_other_threads, .init = s_setup, .fini = s_teardown,
+     .timeout = 60)
+{
+    const uint32_t page = 64u << 10;
+    pagestore_t *ps = s_open_at(s_dir, 4ull << 20, page);
+    s_handoff_t handoff = {.count = 0};
+    pthread_mutex_init(&handoff.lock, NULL);
+    pthread_cond_init(&handoff.changed, NULL);
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&threads[i], NULL, s_releaser, &handoff), 0);
+    uint8_t key[PAGESTORE_FILE_KEY_SIZE];
+    t_file_key(1, key);
+    for (uint64_t i = 0; i < 1000; i++) {
+        cr_assert_eq(t_put(ps, 1, i, page), 0); /* 4 MiB quota: generations drop all along */
+        pagestore_page_t *got = NULL;
+        cr_assert_eq(pagestore_get(ps, key, i, &got), 0);
+        pthread_mutex_lock(&handoff.lock);
+        while (handoff.count == 64)
+            pthread_cond_wait(&handoff.changed, &handoff.lock);
+        handoff.pages[handoff.count] = got;
+        handoff.indexes[handoff.count++] = i;
+        pthread_cond_broadcast(&handoff.changed);
+        pthread_mutex_unlock(&handoff.lock);
+    }
+    pagestore_stats_t stats;
+    pagestore_stats(ps, &stats);
+    cr_assert_gt(stats.evictions, 10);
+    pagestore_close(&ps); /* maybe with handles still out: the last release frees the store */
+    pthread_mutex_lock(&handoff.lock);
+    handoff.done = true;
+    pthread_cond_broadcast(&handoff.changed);
+    pthread_mutex_unlock(&handoff.lock);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+    cr_assert_eq(handoff.released, 1000);
+    cr_assert_eq(handoff.wrong, 0);
+    pthread_mutex_destroy(&handoff.lock);
+    pthread_cond_destroy(&handoff.changed);
 }
 
 /* Damage RocksDB cannot open past (footers, manifest-referenced metadata) makes the store start
@@ -346,8 +576,8 @@ Test(pagestore_rocksdb, unopenable_corruption_starts_empty, .init = s_setup, .fi
  * is detected at open: its pages are dropped, not misread (nor counted as corrupt one by one);
  * meta and state records stay; the store then works and keeps its pages across a restart.
  * The old store is simulated by overwriting the backend's format record in the state table. */
-Test(pagestore_rocksdb, other_page_format_starts_without_pages, .init = s_setup,
-     .fini = s_teardown, .timeout = 60)
+Test(pagestore_rocksdb, other_page_format_starts_without_pages, .init = s_setup, .fini = s_teardown,
+     .timeout = 60)
 {
     const uint32_t page = 128u << 10;
     pagestore_t *ps = s_open_at(s_dir, 64ull << 20, page);
@@ -458,8 +688,7 @@ Test(pagestore_rocksdb, full_disk_fails_puts_cleanly_and_recovers, .init = s_mou
     uint64_t index = 8;
     for (; index < 200 && failed == 0; index++) {
         int rc = t_put(ps, 1, index, page);
-        cr_assert(rc == 0 || rc == SHOAL_ENOSPC || rc == SHOAL_EIO, "put: %s",
-                  shoal_strerror(rc));
+        cr_assert(rc == 0 || rc == SHOAL_ENOSPC || rc == SHOAL_EIO, "put: %s", shoal_strerror(rc));
         failed = rc;
     }
     cr_assert_neq(failed, 0, "200 MiB of puts never failed on a 32 MiB disk");

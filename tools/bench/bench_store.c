@@ -1,9 +1,10 @@
 /*
- * bench_store.c - page get throughput from the disk page store (pinned gets: pread into a
- * pooled buffer + per-chunk checksums) against pread of the same bytes from one plain file on the
- * same disk, sequential and random order; then random 64 KiB slices (pagestore_get_range)
- * against 64 KiB preads. Printed side by side with their ratios from one run; all warm in the
- * OS page cache.
+ * bench_store.c - page get throughput from the disk page store (pinned gets: a pointer into the
+ * data file's mapping + per-chunk checksums) against pread of the same bytes from one plain
+ * file on the same disk, sequential and random order; then random 64 KiB slices
+ * (pagestore_get_range) against 64 KiB preads; then puts against pwrite of the same bytes
+ * (MB/s and CPU per MB). Printed side by side with their ratios from one run; gets all warm
+ * in the OS page cache.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +25,7 @@ typedef struct s_config {
     int rounds;          /* --rounds: passes over the dataset per measurement */
     const char *parent;  /* --dir: where the temporary directory goes */
     uint64_t cache_mb;   /* --cache-mb: the store's block/blob cache */
+    uint64_t put_mb;     /* --put-mb: bytes put per pass of the put table (0: no put table) */
 } s_config_t;
 
 static double s_now(void)
@@ -43,7 +46,7 @@ static int s_rm_one(const char *path, const struct stat *st, int flag, struct FT
 static void s_usage(void)
 {
     fprintf(stderr, "usage: bench_store [--dataset-mb N (256)] [--page-kb N (1024)] "
-                    "[--rounds N (9)] [--cache-mb N (64)] [--dir DIR (/tmp)]\n");
+                    "[--rounds N (9)] [--cache-mb N (64)] [--put-mb N (64)] [--dir DIR (/tmp)]\n");
 }
 
 /* A page order: identity (sequential) or a Fisher-Yates shuffle with a fixed seed. */
@@ -153,6 +156,65 @@ static double s_run_pread_slices(int fd, uint8_t *buf, const uint64_t *slots, ui
     return (double)count / seconds;
 }
 
+/* CPU seconds (user + system) of the whole process so far: the store's background threads
+ * (RocksDB flushes) count against it. */
+static double s_cpu(void)
+{
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    return (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec / 1e6 +
+           (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6;
+}
+
+/* One pass of puts of `pages` pages from `source` (pages x page bytes) under new page indexes
+ * (`*next` on), into a store that evicts as it goes; *cpu_out gets CPU ms per MB. MB/s. */
+static double s_run_puts(pagestore_t *ps, const uint8_t *key, const uint8_t *source, uint64_t pages,
+                         size_t page, uint64_t *next, double *cpu_out)
+{
+    double cpu = s_cpu(), start = s_now();
+    for (uint64_t i = 0; i < pages; i++) {
+        int rc = pagestore_put(ps, key, (*next)++, source + i * page, page);
+        if (rc != 0) {
+            fprintf(stderr, "bench_store: put: %s (%s)\n", shoal_strerror(rc), shoal_last_error());
+            exit(1);
+        }
+    }
+    double seconds = s_now() - start, mb = (double)pages * (double)page / 1e6;
+    *cpu_out = (s_cpu() - cpu) * 1e3 / mb;
+    return mb / seconds;
+}
+
+/* One pass of pwrite of the same bytes into a new plain file; the file of two passes ago is
+ * unlinked first. The store under test keeps two passes' worth of pages (its quota) and
+ * drops its oldest generation file as it goes: the same bytes reach the page cache, are
+ * written back and are dropped. MB/s; *cpu_out gets CPU ms per MB. */
+static double s_run_pwrites(const char *dir, uint64_t *pass, const uint8_t *source, uint64_t pages,
+                            size_t page, double *cpu_out)
+{
+    char path[4300];
+    double cpu = s_cpu(), start = s_now();
+    if (*pass >= 2) {
+        snprintf(path, sizeof path, "%s/plain-puts-%llu.bin", dir, (unsigned long long)(*pass - 2));
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/plain-puts-%llu.bin", dir, (unsigned long long)(*pass)++);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        perror("bench_store: open");
+        exit(1);
+    }
+    for (uint64_t i = 0; i < pages; i++) {
+        if (pwrite(fd, source + i * page, page, (off_t)(i * page)) != (ssize_t)page) {
+            perror("bench_store: pwrite");
+            exit(1);
+        }
+    }
+    close(fd);
+    double seconds = s_now() - start, mb = (double)pages * (double)page / 1e6;
+    *cpu_out = (s_cpu() - cpu) * 1e3 / mb;
+    return mb / seconds;
+}
+
 /* What one timed pass reads: the store, or pread into a page-aligned or a misaligned buffer. */
 enum { S_STORE, S_PREAD, S_PREAD16, S_KINDS };
 
@@ -180,8 +242,12 @@ static double s_median(double *values, int n)
 
 int main(int argc, char **argv)
 {
-    s_config_t config = {
-        .dataset_mb = 256, .page_kb = 1024, .rounds = 9, .parent = "/tmp", .cache_mb = 64};
+    s_config_t config = {.dataset_mb = 256,
+                         .page_kb = 1024,
+                         .rounds = 9,
+                         .parent = "/tmp",
+                         .cache_mb = 64,
+                         .put_mb = 64};
     for (int i = 1; i < argc; i++) {
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--dataset-mb") == 0 && value)
@@ -192,6 +258,8 @@ int main(int argc, char **argv)
             config.rounds = atoi(value), i++;
         else if (strcmp(argv[i], "--cache-mb") == 0 && value)
             config.cache_mb = strtoull(value, NULL, 10), i++;
+        else if (strcmp(argv[i], "--put-mb") == 0 && value)
+            config.put_mb = strtoull(value, NULL, 10), i++;
         else if (strcmp(argv[i], "--dir") == 0 && value)
             config.parent = value, i++;
         else {
@@ -320,14 +388,72 @@ int main(int argc, char **argv)
                s_median(rates[1], config.rounds), s_median(ratios[1], config.rounds));
         free(slots);
     }
-    for (int k = 0; k < S_KINDS; k++) {
-        free(rates[k]);
-        free(ratios[k]);
-    }
     pagestore_stats_t stats;
     pagestore_stats(ps, &stats);
     printf("store: %llu hits, %llu misses, %llu promotions\n", (unsigned long long)stats.hits,
            (unsigned long long)stats.misses, (unsigned long long)stats.promotions);
+
+    /* Puts: a second store with a quota of twice the put set, so it evicts all along; a pass
+     * puts put_mb of pages (from memory) under new indexes. Against pwrite of the same bytes
+     * into a plain file emptied before each pass. */
+    uint64_t put_pages = (config.put_mb << 20) / page;
+    uint8_t *source = NULL;
+    if (put_pages > 0 && posix_memalign((void **)&source, 4096, put_pages * page) == 0) {
+        for (uint64_t i = 0; i < put_pages * page / 8; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            memcpy(source + i * 8, &x, 8);
+        }
+        char put_dir[4200];
+        snprintf(put_dir, sizeof put_dir, "%s/store-puts", dir);
+        pagestore_options_t put_options = options;
+        put_options.data_dir = put_dir;
+        put_options.capacity_bytes = 2 * put_pages * page;
+        pagestore_t *put_store = NULL;
+        if (pagestore_open(&put_options, &put_store) != 0) {
+            fprintf(stderr, "bench_store: put setup failed: %s\n", shoal_last_error());
+            return 1;
+        }
+        uint64_t next = 0, pass = 0;
+        double cpu[2][64], cpu_ratio[64];
+        int put_rounds = config.rounds > 64 ? 64 : config.rounds;
+        /* warm: fill the store to its quota once, so every pass evicts */
+        (void)s_run_puts(put_store, key, source, put_pages, page, &next, &cpu[0][0]);
+        (void)s_run_puts(put_store, key, source, put_pages, page, &next, &cpu[0][0]);
+        (void)s_run_pwrites(dir, &pass, source, put_pages, page, &cpu[1][0]);
+        for (int r = 0; r < put_rounds; r++) {
+            if (r % 2 == 0) {
+                rates[0][r] =
+                    s_run_puts(put_store, key, source, put_pages, page, &next, &cpu[0][r]);
+                rates[1][r] = s_run_pwrites(dir, &pass, source, put_pages, page, &cpu[1][r]);
+            } else {
+                rates[1][r] = s_run_pwrites(dir, &pass, source, put_pages, page, &cpu[1][r]);
+                rates[0][r] =
+                    s_run_puts(put_store, key, source, put_pages, page, &next, &cpu[0][r]);
+            }
+            ratios[1][r] = rates[0][r] / rates[1][r];
+            cpu_ratio[r] = cpu[0][r] / cpu[1][r];
+        }
+        printf(
+            "\nputs of %llu MiB per pass (pagestore_put: checksums, pwrite, index put; the store\n"
+            "evicts as it goes) against pwrite of the same bytes into a new plain file per pass,\n"
+            "the one of two passes ago unlinked (the same page-cache and writeback traffic);\n"
+            "CPU = user + system of the whole process per MB (RocksDB's threads included)\n"
+            "%-12s %11s %11s %7s %13s %13s %7s\n",
+            (unsigned long long)config.put_mb, "order", "store MB/s", "pwrite MB/s", "ratio",
+            "store CPU ms/MB", "pwrite ms/MB", "ratio");
+        printf("%-12s %11.0f %11.0f %7.2f %15.3f %13.3f %7.2f\n", "sequential",
+               s_median(rates[0], put_rounds), s_median(rates[1], put_rounds),
+               s_median(ratios[1], put_rounds), s_median(cpu[0], put_rounds),
+               s_median(cpu[1], put_rounds), s_median(cpu_ratio, put_rounds));
+        pagestore_close(&put_store);
+        free(source);
+    }
+    for (int k = 0; k < S_KINDS; k++) {
+        free(rates[k]);
+        free(ratios[k]);
+    }
 
     close(fd);
     free(buf);
