@@ -124,6 +124,29 @@ shoal_client_t *shoal_client_new(const shoal_client_options_t *options)
     return client;
 }
 
+/* Raises glibc's dynamic malloc thresholds once per process, the way glibc itself does after
+ * a program frees a large block: malloc of more than the current mmap threshold is served by
+ * mmap, and its free lifts the mmap threshold to that size and the trim threshold to twice it.
+ *
+ * Why: ZeroMQ allocates every received frame of more than a few bytes with malloc (a 1 MiB
+ * page frame is one 1 MiB block, received straight into by the kernel), and we free it right
+ * after copying it out. With glibc's starting point (first 1 MiB block freed: mmap threshold
+ * 1 MiB, trim threshold 2 MiB), a READ reply of several pages, or several replies in flight,
+ * free more than 2 MiB at the top of the heap at once, so glibc gives it back to the kernel
+ * and the next reply faults in and zeroes fresh pages: ~250 page faults per MB received, about
+ * a third of a reader's CPU. With the thresholds at CLIENT_MALLOC_PRIME_BYTES and twice that,
+ * replies reuse the same heap memory. A program that set M_MMAP_THRESHOLD or
+ * M_TRIM_THRESHOLD itself (mallopt or GLIBC_TUNABLES) turned the dynamic thresholds off, and
+ * this changes nothing for it. Untouched memory: the block is mapped and unmapped, never
+ * written beyond its header. */
+static void s_malloc_prime(void)
+{
+#if defined(__GLIBC__)
+    void *volatile block = malloc(CLIENT_MALLOC_PRIME_BYTES); /* volatile: keep the pair */
+    free(block);
+#endif
+}
+
 /* Builds the state of the calling process: a fresh ZeroMQ context and empty caches. */
 static client_proc_t *s_proc_new(pid_t pid)
 {
@@ -131,6 +154,7 @@ static client_proc_t *s_proc_new(pid_t pid)
     if (!proc)
         return NULL;
     proc->pid = pid;
+    s_malloc_prime();
     proc->zmq_context = zmq_ctx_new();
     if (!proc->zmq_context) {
         free(proc);

@@ -31,6 +31,7 @@
 #define CLIENT_HEARTBEAT_TIMEOUT_MS 3000 /* no byte from a node this long after a PING: link down */
 #define CLIENT_CONNECT_TIMEOUT_MS  3000  /* TCP connect and ZMTP handshake bound: link down after */
 #define CLIENT_MAX_SOCKETS         8192  /* ZMQ_MAX_SOCKETS per process (3 per node per session) */
+#define CLIENT_MALLOC_PRIME_BYTES   (16u << 20) /* glibc mmap threshold s_malloc_prime sets */
 
 /* Client counters: atomics in the client, shown under "client" in shoal_stats. A forked child
  * inherits the parent's values and counts on from there. The X-macro keeps the JSON names and

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <malloc.h>
 #include <zmq.h>
 
 #include "client_internal.h"
@@ -816,4 +817,40 @@ Test(client_fake, estale_restats_and_reads_the_new_version)
     shoal_client_destroy(&client);
     s_fake_stop(&fake);
     free(data);
+}
+
+/* glibc's malloc: once a process has client state, blocks of a READ reply's size (several
+ * 1 MiB frames) come from the heap and stay there when freed, instead of being mapped, or
+ * trimmed and faulted in again, per reply (client.c s_malloc_prime). Seen through mallinfo2's
+ * count of mmapped blocks. Not under ASan, whose allocator has no such thresholds. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_HAS_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_HAS_ASAN 1
+#endif
+Test(client_malloc, reply_sized_blocks_come_from_the_heap)
+{
+#if defined(__GLIBC__) && !defined(TEST_HAS_ASAN)
+    /* A fresh process maps a 1 MiB block (and its free lifts the thresholds to 1 MiB). */
+    size_t mapped = mallinfo2().hblks;
+    void *volatile small = malloc(1 << 20);
+    bool default_thresholds = mallinfo2().hblks == mapped + 1;
+    free(small);
+    if (!default_thresholds)
+        cr_skip_test("this process's malloc thresholds were changed before the test");
+    /* Then an 8 MiB block would be mapped too; with client state it is not. */
+    shoal_client_options_t options = {.seeds = "127.0.0.1:1", .no_ufs_fallback = true};
+    shoal_client_t *client = shoal_client_new(&options);
+    cr_assert_not_null(client_proc_get(client));
+    mapped = mallinfo2().hblks;
+    void *volatile reply = malloc(8 << 20);
+    cr_assert_eq(mallinfo2().hblks, mapped, "an 8 MiB block came from the heap");
+    free(reply);
+    shoal_client_destroy(&client);
+#else
+    cr_skip_test("glibc malloc only");
+#endif
 }

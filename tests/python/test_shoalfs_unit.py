@@ -350,6 +350,28 @@ def test_missing_library_names_all_places(monkeypatch, tmp_path):
     assert "SHOAL_LIBRARY" in text and "next to the package" in text and "system" in text
 
 
+def test_library_found_first_skips_the_system_search(monkeypatch, tmp_path):
+    """SHOAL_LIBRARY found: find_library (ldconfig and gcc runs, tens of ms) is never called."""
+    class Fn:
+        pass
+
+    class Lib:
+        def __getattr__(self, name):
+            return Fn()
+
+    path = tmp_path / "libshoal.so"
+    path.write_bytes(b"")
+    monkeypatch.setattr(_lib, "_lib", None)
+    monkeypatch.setenv("SHOAL_LIBRARY", str(path))
+    monkeypatch.setattr(_lib.ctypes, "CDLL", lambda p: Lib())
+
+    def no_search(name):
+        raise AssertionError("searched the system library path")
+
+    monkeypatch.setattr(_lib.ctypes.util, "find_library", no_search)
+    assert isinstance(_lib.load(), Lib)
+
+
 def test_seeds_required(fake, monkeypatch):
     monkeypatch.delenv("SHOAL_SEEDS", raising=False)
     with pytest.raises(ValueError, match="seeds"):

@@ -105,15 +105,15 @@ _lib_lock = threading.Lock()
 
 
 def library_candidates():
-    """The places searched for libshoal.so, in order: (description, path or None)."""
+    """The places searched for libshoal.so, in order: (description, path or None). Lazy: the
+    system library path is searched (ctypes.util.find_library runs ldconfig, and gcc where
+    ldconfig finds nothing: tens of ms) only when the places before it did not do."""
     here = os.path.dirname(os.path.abspath(__file__))
     env = os.environ.get("SHOAL_LIBRARY")
-    return [
-        ("$SHOAL_LIBRARY", env or None),
-        ("next to the package", os.path.join(here, "libshoal.so")),
-        ("next to the package", os.path.join(os.path.dirname(here), "libshoal.so")),
-        ("the system library path", ctypes.util.find_library("shoal")),
-    ]
+    yield ("$SHOAL_LIBRARY", env or None)
+    yield ("next to the package", os.path.join(here, "libshoal.so"))
+    yield ("next to the package", os.path.join(os.path.dirname(here), "libshoal.so"))
+    yield ("the system library path", ctypes.util.find_library("shoal"))
 
 
 def load():
