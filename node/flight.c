@@ -124,21 +124,33 @@ void range_pool_destroy(range_pool_t **self_p)
     s_pool_unref(self);
 }
 
-/* Maps a fresh buffer: the header in the first page, the data page-aligned after it. Asks for
- * transparent huge pages when the data spans at least one (2 faults per 4 MiB instead of 1024;
- * a hint: the kernel may refuse, and in `madvise` THP mode this is what opts in). */
+/* Maps a fresh buffer: the header in the first page, the data page-aligned after it. When the
+ * data spans at least one transparent huge page, the mapping starts on a huge page boundary (it
+ * is over-mapped, then trimmed), so every whole 2 MiB of it can be one huge page, and asks for
+ * them (2 faults per 4 MiB instead of 1024, fewer TLB misses in the copies; a hint: the kernel
+ * may refuse, and in `madvise` THP mode this is what opts in). */
 static range_buf_t *s_pool_map(range_pool_t *pool)
 {
-    void *base =
-        mmap(NULL, pool->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED)
+    bool huge = pool->buffer_bytes >= S_HUGE;
+    size_t slack = huge ? S_HUGE - S_PAGE : 0;
+    uint8_t *raw = mmap(NULL, pool->map_bytes + slack, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
         return NULL;
+    uint8_t *base = raw;
+    if (huge) {
+        base = (uint8_t *)(((uintptr_t)raw + S_HUGE - 1) & ~(uintptr_t)(S_HUGE - 1));
+        size_t head = (size_t)(base - raw);
+        if (head)
+            munmap(raw, head);
+        if (slack - head)
+            munmap(base + pool->map_bytes, slack - head);
 #ifdef MADV_HUGEPAGE
-    if (pool->buffer_bytes >= S_HUGE)
         (void)madvise(base, pool->map_bytes, MADV_HUGEPAGE);
 #endif
-    range_buf_t *buf = base;
-    buf->data = (uint8_t *)base + S_PAGE;
+    }
+    range_buf_t *buf = (range_buf_t *)base;
+    buf->data = base + S_PAGE;
     buf->pool = pool;
     atomic_fetch_add(&pool->mapped, 1);
     return buf;
