@@ -1,7 +1,7 @@
 /*
- * flight.c - single flight (see flight.h). The table is a short list: a fetch thread has at
- * most the ranges of one request in it (running, or held while it stores them), so a linear
- * scan is cheaper than a hash.
+ * flight.c - single flight and the range buffer pool (see flight.h). The table is a short list:
+ * a fetch thread has at most the ranges of one request in it (running, or held while it stores
+ * them), so a linear scan is cheaper than a hash.
  */
 #include "flight.h"
 
