@@ -11,16 +11,16 @@
 #include "ops.h"
 
 struct fetch_pool {
-    node_t *node;            /* borrowed */
-    pthread_mutex_t lock;    /* guards the queue and stopping */
-    pthread_cond_t ready;    /* signalled on submit and stop */
-    node_request_t *head;    /* oldest queued request */
-    node_request_t *tail;    /* newest queued request */
-    size_t depth;            /* queued requests */
-    bool stopping;           /* no more submits; drain with ECANCELED */
-    pthread_t *threads;      /* the threads */
-    uint32_t thread_count;   /* threads to start */
-    uint32_t started;        /* threads started and not joined */
+    node_t *node;          /* borrowed */
+    pthread_mutex_t lock;  /* guards the queue and stopping */
+    pthread_cond_t ready;  /* signalled on submit and stop */
+    node_request_t *head;  /* oldest queued request */
+    node_request_t *tail;  /* newest queued request */
+    size_t depth;          /* queued requests */
+    bool stopping;         /* no more submits; drain with ECANCELED */
+    pthread_t *threads;    /* the threads */
+    uint32_t thread_count; /* threads to start */
+    uint32_t started;      /* threads started and not joined */
 };
 
 fetch_pool_t *fetch_pool_new(node_t *node, uint32_t threads)
@@ -44,6 +44,7 @@ static void *s_fetch_main(void *arg)
 {
     fetch_pool_t *self = arg;
     node_t *node = self->node;
+    node_thread_name("shoal-fetch");
     reply_sink_t sink;
     bool have_sink = reply_sink_init(&sink, node) == 0;
     for (;;) {

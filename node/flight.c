@@ -1,13 +1,30 @@
 /*
- * flight.c - single flight (see flight.h). The table is a short list: a fetch thread has at
- * most the ranges of one request in it (running, or held while it stores them), so a linear
- * scan is cheaper than a hash.
+ * flight.c - single flight and the range buffer pool (see flight.h). The table is a short list:
+ * a fetch thread has at most the ranges of one request in it (running, or held while it stores
+ * them), so a linear scan is cheaper than a hash.
  */
 #include "flight.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#define S_PAGE 4096u
+#define S_HUGE (2u << 20) /* transparent huge page size on x86-64 */
+
+struct range_pool {
+    pthread_mutex_t lock;    /* guards idle and idle_count */
+    _Atomic int refs;        /* the owner's reference + one per buffer out of the pool */
+    size_t buffer_bytes;     /* capacity of every buffer */
+    size_t map_bytes;        /* bytes mapped per buffer: a page for the header, then the data */
+    size_t max_idle;         /* idle buffers kept */
+    size_t idle_count;       /* buffers in idle */
+    range_buf_t *idle;       /* idle buffers (a stack: the most recently used is warmest) */
+    bool closed;             /* the owner dropped it: no more idle buffers are kept */
+    _Atomic uint64_t mapped; /* buffers mapped since creation */
+    _Atomic uint64_t reused; /* buffers handed out from idle */
+};
 
 range_buf_t *range_buf_new(size_t capacity)
 {
@@ -16,6 +33,9 @@ range_buf_t *range_buf_new(size_t capacity)
         return NULL;
     atomic_init(&buf->refs, 1);
     buf->len = 0;
+    buf->data = (uint8_t *)(buf + 1);
+    buf->pool = NULL;
+    buf->next = NULL;
     return buf;
 }
 
@@ -25,14 +45,143 @@ range_buf_t *range_buf_ref(range_buf_t *buf)
     return buf;
 }
 
+static void s_pool_unref(range_pool_t *pool)
+{
+    if (atomic_fetch_sub(&pool->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&pool->lock);
+    free(pool);
+}
+
+static void s_unmap(range_pool_t *pool, range_buf_t *buf)
+{
+    munmap(buf, pool->map_bytes);
+}
+
+/* A buffer's last reference is gone: back to the idle stack, or unmapped when the stack is
+ * full or the owner has dropped the pool. */
+static void s_pool_put(range_pool_t *pool, range_buf_t *buf)
+{
+    pthread_mutex_lock(&pool->lock);
+    bool keep = !pool->closed && pool->idle_count < pool->max_idle;
+    if (keep) {
+        buf->next = pool->idle;
+        pool->idle = buf;
+        pool->idle_count++;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    if (!keep)
+        s_unmap(pool, buf);
+    s_pool_unref(pool);
+}
+
 void range_buf_release(range_buf_t **buf_p)
 {
     if (buf_p == NULL || *buf_p == NULL)
         return;
     range_buf_t *buf = *buf_p;
     *buf_p = NULL;
-    if (atomic_fetch_sub(&buf->refs, 1) == 1)
+    if (atomic_fetch_sub(&buf->refs, 1) != 1)
+        return;
+    if (buf->pool)
+        s_pool_put(buf->pool, buf);
+    else
         free(buf);
+}
+
+range_pool_t *range_pool_new(size_t buffer_bytes, size_t max_idle)
+{
+    range_pool_t *self = calloc(1, sizeof *self);
+    if (self == NULL)
+        return NULL;
+    pthread_mutex_init(&self->lock, NULL);
+    atomic_init(&self->refs, 1);
+    atomic_init(&self->mapped, 0);
+    atomic_init(&self->reused, 0);
+    self->buffer_bytes = buffer_bytes;
+    self->map_bytes = S_PAGE + (buffer_bytes + S_PAGE - 1) / S_PAGE * S_PAGE;
+    self->max_idle = max_idle;
+    return self;
+}
+
+void range_pool_destroy(range_pool_t **self_p)
+{
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    range_pool_t *self = *self_p;
+    *self_p = NULL;
+    pthread_mutex_lock(&self->lock);
+    self->closed = true;
+    range_buf_t *idle = self->idle;
+    self->idle = NULL;
+    self->idle_count = 0;
+    pthread_mutex_unlock(&self->lock);
+    while (idle) {
+        range_buf_t *next = idle->next;
+        s_unmap(self, idle);
+        idle = next;
+    }
+    s_pool_unref(self);
+}
+
+/* Maps a fresh buffer: the header in the first page, the data page-aligned after it. When the
+ * data spans at least one transparent huge page, the mapping starts on a huge page boundary (it
+ * is over-mapped, then trimmed), so every whole 2 MiB of it can be one huge page, and asks for
+ * them (2 faults per 4 MiB instead of 1024, fewer TLB misses in the copies; a hint: the kernel
+ * may refuse, and in `madvise` THP mode this is what opts in). */
+static range_buf_t *s_pool_map(range_pool_t *pool)
+{
+    bool huge = pool->buffer_bytes >= S_HUGE;
+    size_t slack = huge ? S_HUGE - S_PAGE : 0;
+    uint8_t *raw = mmap(NULL, pool->map_bytes + slack, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uint8_t *base = raw;
+    if (huge) {
+        base = (uint8_t *)(((uintptr_t)raw + S_HUGE - 1) & ~(uintptr_t)(S_HUGE - 1));
+        size_t head = (size_t)(base - raw);
+        if (head)
+            munmap(raw, head);
+        if (slack - head)
+            munmap(base + pool->map_bytes, slack - head);
+#ifdef MADV_HUGEPAGE
+        (void)madvise(base, pool->map_bytes, MADV_HUGEPAGE);
+#endif
+    }
+    range_buf_t *buf = (range_buf_t *)base;
+    buf->data = base + S_PAGE;
+    buf->pool = pool;
+    atomic_fetch_add(&pool->mapped, 1);
+    return buf;
+}
+
+range_buf_t *range_buf_get(range_pool_t *pool, size_t capacity)
+{
+    if (pool == NULL || capacity > pool->buffer_bytes || capacity <= pool->buffer_bytes / 2)
+        return range_buf_new(capacity);
+    pthread_mutex_lock(&pool->lock);
+    range_buf_t *buf = pool->idle;
+    if (buf) {
+        pool->idle = buf->next;
+        pool->idle_count--;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    if (buf)
+        atomic_fetch_add(&pool->reused, 1);
+    else if ((buf = s_pool_map(pool)) == NULL)
+        return range_buf_new(capacity); /* no mapping: the allocator may still have memory */
+    atomic_fetch_add(&pool->refs, 1);
+    atomic_init(&buf->refs, 1);
+    buf->len = 0;
+    buf->next = NULL;
+    return buf;
+}
+
+void range_pool_counts(range_pool_t *self, uint64_t *mapped, uint64_t *reused)
+{
+    *mapped = atomic_load(&self->mapped);
+    *reused = atomic_load(&self->reused);
 }
 
 void range_buf_free_fn(void *data, void *hint)
@@ -45,21 +194,21 @@ void range_buf_free_fn(void *data, void *hint)
 /* One read in flight. Invariant: it is in the table's list iff !gone; done implies the leader's
  * fn returned; gone implies done. */
 struct flight {
-    struct flight *next;   /* next in the table's list */
-    flight_key_t key;      /* what is being read */
-    uint64_t serial;       /* order of creation, for flight_quiesce */
-    int users;             /* leader + waiters still holding it */
-    bool done;             /* the leader's fn returned: result and buf are set */
-    bool gone;             /* out of the table: pages stored (or never to be) */
-    int result;            /* fn's result, once done */
-    range_buf_t *buf;      /* fn's buffer (one reference), once done and successful */
+    struct flight *next; /* next in the table's list */
+    flight_key_t key;    /* what is being read */
+    uint64_t serial;     /* order of creation, for flight_quiesce */
+    int users;           /* leader + waiters still holding it */
+    bool done;           /* the leader's fn returned: result and buf are set */
+    bool gone;           /* out of the table: pages stored (or never to be) */
+    int result;          /* fn's result, once done */
+    range_buf_t *buf;    /* fn's buffer (one reference), once done and successful */
 };
 
 struct flight_table {
-    pthread_mutex_t lock;  /* guards the list, the serials and every flight's fields */
-    pthread_cond_t change; /* broadcast when a flight becomes done or gone */
+    pthread_mutex_t lock;   /* guards the list, the serials and every flight's fields */
+    pthread_cond_t change;  /* broadcast when a flight becomes done or gone */
     struct flight *flights; /* flights not gone */
-    uint64_t next_serial;  /* serial of the next flight */
+    uint64_t next_serial;   /* serial of the next flight */
 };
 
 flight_table_t *flight_table_new(void)

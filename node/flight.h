@@ -14,11 +14,16 @@
 
 #include "pagestore.h"
 
-/* Bytes of one range read from the UFS. Reference counted; immutable once filled. */
+typedef struct range_pool range_pool_t;
+
+/* Bytes of one range read from the UFS. Reference counted; immutable once filled. A buffer from
+ * a pool goes back to it (not to the allocator) when its last reference is dropped. */
 typedef struct range_buf {
-    _Atomic int refs; /* references; freed at zero */
-    size_t len;       /* bytes of data in use */
-    uint8_t data[];   /* the bytes */
+    _Atomic int refs;       /* references; freed (or pooled) at zero */
+    size_t len;             /* bytes of data in use */
+    uint8_t *data;          /* the bytes: page aligned for pool buffers */
+    range_pool_t *pool;     /* the pool it returns to, or NULL (plain malloc) */
+    struct range_buf *next; /* next idle buffer while in the pool */
 } range_buf_t;
 
 /* Allocates a buffer of `capacity` bytes with one reference (len = 0). NULL when out of
@@ -34,6 +39,29 @@ void range_buf_release(range_buf_t **buf_p);
 /* The same release shaped as a zmq_free_fn (`hint` is the buffer; one reference is dropped):
  * zmq_msg_init_data(&frame, buf->data + off, len, range_buf_free_fn, range_buf_ref(buf)). */
 void range_buf_free_fn(void *data, void *hint);
+
+/*
+ * A pool of range buffers of one size (a whole range), so that a miss reuses memory that is
+ * already mapped instead of faulting in 4 MiB of fresh pages (and, in a VM with free page
+ * reporting, having the host map them again) for every range. Buffers are page-aligned
+ * anonymous mappings (transparent huge pages asked for where the size allows). At most
+ * `max_idle` idle buffers are kept; more are unmapped. Thread safe; reference counted: every
+ * buffer out of the pool holds a reference, so the pool may be dropped by its owner while
+ * ZeroMQ still sends from its buffers.
+ */
+range_pool_t *range_pool_new(size_t buffer_bytes, size_t max_idle);
+
+/* Drops the owner's reference (idle buffers are unmapped now, buffers in use when they come
+ * back) and sets *self_p to NULL; safe on NULL. */
+void range_pool_destroy(range_pool_t **self_p);
+
+/* A buffer of at least `capacity` bytes with one reference (len = 0): from `pool` when the pool
+ * is not NULL and `capacity` is more than half its buffer size (a small tail range would pin a
+ * whole range of memory in the store queue), else range_buf_new. NULL when out of memory. */
+range_buf_t *range_buf_get(range_pool_t *pool, size_t capacity);
+
+/* Counters of a pool: buffers mapped in total (fresh memory) and reuses of idle ones. */
+void range_pool_counts(range_pool_t *self, uint64_t *mapped, uint64_t *reused);
 
 /* What makes two reads the same flight. */
 typedef struct flight_key {

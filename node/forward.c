@@ -21,16 +21,16 @@
 
 /* One pooled connection: a DEALER to one owner, used by one thread at a time. */
 typedef struct forward_conn {
-    struct forward_conn *next;          /* idle list link */
+    struct forward_conn *next;           /* idle list link */
     char endpoint[MSG_ENDPOINT_MAX + 1]; /* owner data endpoint */
-    void *socket;                       /* DEALER */
-    uint64_t next_request_id;           /* ids are unique per socket */
+    void *socket;                        /* DEALER */
+    uint64_t next_request_id;            /* ids are unique per socket */
 } forward_conn_t;
 
 struct forward {
-    node_t *node;          /* borrowed */
-    pthread_mutex_t lock;  /* guards idle */
-    forward_conn_t *idle;  /* connections not in use */
+    node_t *node;         /* borrowed */
+    pthread_mutex_t lock; /* guards idle */
+    forward_conn_t *idle; /* connections not in use */
 };
 
 forward_t *forward_new(node_t *node)
@@ -156,8 +156,8 @@ static void s_skip_rest(void *socket)
 
 /* Copies the frames of a READ reply that cover [want_offset, want_offset + buf->len) into
  * `buf` after checking the header (version, size, span) and every frame length. */
-static int s_copy_reply(const msg_t *reply, void *socket, const char *version,
-                        uint64_t file_size, uint64_t want_offset, range_buf_t *buf)
+static int s_copy_reply(const msg_t *reply, void *socket, const char *version, uint64_t file_size,
+                        uint64_t want_offset, range_buf_t *buf)
 {
     const msg_read_reply_t *r = &reply->body.read_reply;
     uint64_t want_end = want_offset + buf->len;
@@ -215,8 +215,8 @@ static int s_exchange(node_t *node, forward_conn_t *conn, const char *uri, const
 {
     uint64_t request_id = conn->next_request_id++;
     msg_t request;
-    msg_read_request(&request, request_id, membership_version(node->members), uri, version,
-                     offset, buf->len, MSG_READ_FORWARDED);
+    msg_read_request(&request, request_id, membership_version(node->members), uri, version, offset,
+                     buf->len, MSG_READ_FORWARDED);
     msg_buf_t out;
     msg_buf_init(&out);
     int rc = msg_encode(&request, &out);
@@ -290,7 +290,7 @@ int forward_read_range(node_t *node, const char *endpoint, const char *uri, cons
     uint64_t want = file_size - offset < range_bytes ? file_size - offset : range_bytes;
     stats_add(&node->stats, STATS_FORWARDS, 1);
     int64_t deadline = s_now_ms() + node->config.forward_timeout_ms;
-    range_buf_t *buf = range_buf_new(want);
+    range_buf_t *buf = range_buf_get(node->ranges, want);
     forward_conn_t *conn = buf ? s_conn_take(node->forward, endpoint) : NULL;
     int rc;
     if (buf == NULL || conn == NULL) {

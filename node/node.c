@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -19,8 +20,9 @@
 #include "server.h"
 #include "storeq.h"
 
-#define NODE_META_ENTRIES  200000 /* stat entries kept in memory */
-#define NODE_META_LISTINGS 64     /* listings kept for paging */
+#define NODE_META_ENTRIES     200000      /* stat entries kept in memory */
+#define NODE_META_LISTINGS    64          /* listings kept for paging */
+#define NODE_IDLE_RANGE_BYTES (64u << 20) /* idle range buffers kept for reuse (at least one) */
 
 /* mkdir -p `path`. Returns 0 or -1 with errno. */
 static int s_mkdirs(const char *path)
@@ -118,8 +120,11 @@ node_t *node_new(const node_config_t *config)
     self->ufs = ufs_new(NULL);
     self->meta = meta_cache_new(config->metadata_ttl_ns, NODE_META_ENTRIES, NODE_META_LISTINGS);
     self->flights = flight_table_new();
+    size_t range_bytes = (size_t)self->page_size * self->range_pages;
+    size_t idle_ranges = NODE_IDLE_RANGE_BYTES / range_bytes;
+    self->ranges = range_pool_new(range_bytes, idle_ranges ? idle_ranges : 1);
     self->zmq_context = zmq_ctx_new();
-    if (self->ufs == NULL || self->meta == NULL || self->flights == NULL ||
+    if (self->ufs == NULL || self->meta == NULL || self->flights == NULL || self->ranges == NULL ||
         self->zmq_context == NULL)
         goto fail;
     zmq_ctx_set(self->zmq_context, ZMQ_BLOCKY, 0);
@@ -232,6 +237,7 @@ void node_destroy(node_t **self_p)
     server_destroy(&self->server);
     storeq_destroy(&self->storeq);
     flight_table_destroy(&self->flights);
+    range_pool_destroy(&self->ranges); /* buffers still out (none after the stop) free it later */
     meta_cache_destroy(&self->meta);
     ufs_destroy(&self->ufs);
     membership_destroy(&self->members);
@@ -240,4 +246,9 @@ void node_destroy(node_t **self_p)
     config_fini(&self->config);
     free(self);
     *self_p = NULL;
+}
+
+void node_thread_name(const char *name)
+{
+    (void)prctl(PR_SET_NAME, name, 0, 0, 0); /* a name is a convenience: never fails a thread */
 }

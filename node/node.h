@@ -35,6 +35,7 @@ typedef struct node {
     membership_t *members;         /* membership (thread safe; the gossip thread writes it) */
     meta_cache_t *meta;            /* STAT/LIST cache (thread safe) */
     flight_table_t *flights;       /* UFS range reads in flight (thread safe) */
+    range_pool_t *ranges;          /* reused whole-range buffers (thread safe) */
     stats_t stats;                 /* counters (atomics) */
     uint64_t page_size;            /* cluster page size */
     uint32_t range_pages;          /* cluster range size in pages */
@@ -70,12 +71,16 @@ int node_status(node_t *self, char *message, size_t cap);
  * since the last flush to disk (they are stored without a WAL, so a crash would lose them). */
 void node_tick(node_t *self);
 
-/* Stops cleanly: leaves the cluster (peers see "left"), stops taking requests, lets in-flight ones finish (queued misses get
- * ERROR ECANCELED), joins every thread and closes the sockets. Safe to call once after
- * node_start. */
+/* Stops cleanly: leaves the cluster (peers see "left"), stops taking requests, lets in-flight ones
+ * finish (queued misses get ERROR ECANCELED), joins every thread and closes the sockets. Safe to
+ * call once after node_start. */
 void node_stop(node_t *self);
 
 /* Stops the node if it runs, closes the store and frees everything; sets *self_p to NULL. */
 void node_destroy(node_t **self_p);
+
+/* Names the calling thread (at most 15 bytes show), so `top -H`, `perf report --sort pid` and
+ * /proc/PID/task/TID/comm tell the router, hit workers, fetch threads and store thread apart. */
+void node_thread_name(const char *name);
 
 #endif

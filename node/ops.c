@@ -12,20 +12,26 @@
 #include "read.h"
 #include "storeq.h"
 
-#define OPS_LIST_DEFAULT  1000                     /* entries per LIST reply by default */
-#define OPS_LIST_BUDGET   (MSG_FRAME_MAX - 16384)  /* encoded bytes of entries per LIST reply */
+#define OPS_LIST_DEFAULT   1000                    /* entries per LIST reply by default */
+#define OPS_LIST_BUDGET    (MSG_FRAME_MAX - 16384) /* encoded bytes of entries per LIST reply */
 #define OPS_EVICT_VERSIONS (META_OLD_VERSIONS + 2) /* versions of one file EVICT drops */
 
 /* The uri of a request that has one, else NULL. */
 static const char *s_request_uri(const msg_t *msg)
 {
     switch (msg->header.type) {
-    case MSG_STAT_REQ: return msg->body.stat_request.uri;
-    case MSG_LIST_REQ: return msg->body.list_request.uri;
-    case MSG_READ_REQ: return msg->body.read_request.uri;
-    case MSG_LOAD_REQ: return msg->body.load_request.uri;
-    case MSG_EVICT_REQ: return msg->body.evict_request.uri;
-    default: return NULL;
+    case MSG_STAT_REQ:
+        return msg->body.stat_request.uri;
+    case MSG_LIST_REQ:
+        return msg->body.list_request.uri;
+    case MSG_READ_REQ:
+        return msg->body.read_request.uri;
+    case MSG_LOAD_REQ:
+        return msg->body.load_request.uri;
+    case MSG_EVICT_REQ:
+        return msg->body.evict_request.uri;
+    default:
+        return NULL;
     }
 }
 
@@ -155,7 +161,7 @@ static void s_counter(msg_counter_t *counters, uint32_t *count, const char *name
 
 static void s_stats(node_t *node, reply_sink_t *sink, node_request_t *request)
 {
-    msg_counter_t counters[STATS_COUNTER_COUNT + 24];
+    msg_counter_t counters[STATS_COUNTER_COUNT + 28];
     uint32_t count = 0;
     for (int i = 0; i < STATS_COUNTER_COUNT; i++)
         s_counter(counters, &count, stats_counter_name((stats_counter_t)i),
@@ -185,6 +191,10 @@ static void s_stats(node_t *node, reply_sink_t *sink, node_request_t *request)
     s_counter(counters, &count, "view_members", membership_member_count(node->members));
     s_counter(counters, &count, "page_size", node->page_size);
     s_counter(counters, &count, "range_pages", node->range_pages);
+    uint64_t buffers_mapped, buffers_reused;
+    range_pool_counts(node->ranges, &buffers_mapped, &buffers_reused);
+    s_counter(counters, &count, "range_buffers_mapped", buffers_mapped);
+    s_counter(counters, &count, "range_buffers_reused", buffers_reused);
 
     uint64_t bounds[STATS_BUCKETS];
     uint64_t counts[STATS_HISTOGRAM_COUNT][STATS_BUCKETS];
@@ -319,8 +329,7 @@ void ops_dispatch(node_t *node, reply_sink_t *sink, node_request_t **request_p)
     bool answered = false;
     switch (type) {
     case MSG_VIEW_REQ:
-        if (membership_encode_reply(node->members, request->msg.header.request_id,
-                                    &sink->buf) == 0)
+        if (membership_encode_reply(node->members, request->msg.header.request_id, &sink->buf) == 0)
             reply_send_encoded(sink, request);
         else
             reply_error(sink, request, SHOAL_EINTERNAL, "cannot encode the view");
@@ -369,11 +378,21 @@ void ops_fetch(node_t *node, reply_sink_t *sink, node_request_t **request_p)
     node_request_t *request = *request_p;
     *request_p = NULL;
     switch (request->msg.header.type) {
-    case MSG_STAT_REQ: s_stat(node, sink, request, true); break;
-    case MSG_LIST_REQ: s_list(node, sink, request, true); break;
-    case MSG_READ_REQ: read_serve(node, sink, request); break;
-    case MSG_LOAD_REQ: read_load(node, sink, request); break;
-    case MSG_EVICT_REQ: s_evict(node, sink, request); break;
+    case MSG_STAT_REQ:
+        s_stat(node, sink, request, true);
+        break;
+    case MSG_LIST_REQ:
+        s_list(node, sink, request, true);
+        break;
+    case MSG_READ_REQ:
+        read_serve(node, sink, request);
+        break;
+    case MSG_LOAD_REQ:
+        read_load(node, sink, request);
+        break;
+    case MSG_EVICT_REQ:
+        s_evict(node, sink, request);
+        break;
     default:
         reply_error(sink, request, SHOAL_EINTERNAL, "unexpected %s on a fetch thread",
                     msg_type_name(request->msg.header.type));

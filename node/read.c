@@ -26,23 +26,23 @@ typedef struct s_plan {
 
 /* State of one range read, for the flight leader. */
 typedef struct s_fetch {
-    node_t *node;                                /* borrowed */
-    const char *uri;                             /* normalised uri */
-    const char *version;                         /* version the bytes must have */
-    const uint8_t *file_key;                     /* key of (uri, version) */
-    uint64_t range_index;                        /* range to read */
-    uint64_t file_size;                          /* size of that version */
-    const char *forward_to;                      /* owner to ask first (forward.h), or NULL */
+    node_t *node;            /* borrowed */
+    const char *uri;         /* normalised uri */
+    const char *version;     /* version the bytes must have */
+    const uint8_t *file_key; /* key of (uri, version) */
+    uint64_t range_index;    /* range to read */
+    uint64_t file_size;      /* size of that version */
+    const char *forward_to;  /* owner to ask first (forward.h), or NULL */
 } s_fetch_t;
 
 /* A fetched range whose flight this request took part in: its buffer, and, when the request
  * led the flight of a range to be stored, the held flight to end once the pages are stored. */
 typedef struct s_pending {
-    uint64_t range_index;                        /* the range */
-    uint8_t file_key[PAGESTORE_FILE_KEY_SIZE];   /* its file version */
-    range_buf_t *buf;                            /* its bytes (one reference) */
-    flight_t *held;                              /* held flight, or NULL */
-    bool must_store;                             /* this request stores the pages */
+    uint64_t range_index;                      /* the range */
+    uint8_t file_key[PAGESTORE_FILE_KEY_SIZE]; /* its file version */
+    range_buf_t *buf;                          /* its bytes (one reference) */
+    flight_t *held;                            /* held flight, or NULL */
+    bool must_store;                           /* this request stores the pages */
 } s_pending_t;
 
 int read_resolve(node_t *node, const char *uri, const char *want_version, bool may_ask_ufs,
@@ -55,8 +55,8 @@ int read_resolve(node_t *node, const char *uri, const char *want_version, bool m
         if (fresh) {
             stats_add(&node->stats, STATS_META_HITS, 1);
             if (want && strcmp(out->version, want_version) != 0)
-                return shoal_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", uri,
-                                  out->version, want_version);
+                return shoal_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", uri, out->version,
+                                  want_version);
             return 0;
         }
         if (want && strcmp(out->version, want_version) == 0) {
@@ -228,20 +228,20 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
     if (offset >= fetch->file_size)
         return shoal_fail(SHOAL_EINTERNAL, "range %llu is past the end of %s",
                           (unsigned long long)fetch->range_index, fetch->uri);
-    uint64_t want = fetch->file_size - offset < range_bytes ? fetch->file_size - offset
-                                                            : range_bytes;
+    uint64_t want =
+        fetch->file_size - offset < range_bytes ? fetch->file_size - offset : range_bytes;
     if (fetch->forward_to != NULL && /* not the owner: ask it once, else read through */
         forward_read_range(node, fetch->forward_to, fetch->uri, fetch->version, fetch->file_size,
                            fetch->range_index, buf_out) == 0)
         return 0;
-    range_buf_t *buf = range_buf_new(want);
+    range_buf_t *buf = range_buf_get(node->ranges, want);
     if (buf == NULL)
         return shoal_fail(SHOAL_ENOMEM, "no memory for a %llu-byte range",
                           (unsigned long long)want);
     stats_add(&node->stats, STATS_UFS_REQUESTS, 1);
     stats_add(&node->stats, STATS_UFS_READS, 1);
-    int64_t got = ufs_read(node->ufs, fetch->uri, fetch->version[0] ? fetch->version : NULL,
-                           offset, buf->data, want);
+    int64_t got = ufs_read(node->ufs, fetch->uri, fetch->version[0] ? fetch->version : NULL, offset,
+                           buf->data, want);
     if (got >= 0 && (uint64_t)got < want)
         got = shoal_fail(SHOAL_ESTALE, "%s: %lld bytes at %llu, expected %llu: the file changed",
                          fetch->uri, (long long)got, (unsigned long long)offset,
@@ -250,8 +250,7 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
         stats_add(&node->stats, STATS_UFS_ERRORS, 1);
         if (got == SHOAL_ESTALE)
             stats_add(&node->stats, STATS_UFS_STALE, 1);
-        log_warn("read %s at %llu: %s", fetch->uri, (unsigned long long)offset,
-                 shoal_last_error());
+        log_warn("read %s at %llu: %s", fetch->uri, (unsigned long long)offset, shoal_last_error());
         range_buf_release(&buf);
         return (int)got;
     }

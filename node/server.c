@@ -17,13 +17,13 @@
 #include "ops.h"
 #include "request.h"
 
-#define SERVER_WORK_ENDPOINT    "inproc://shoal-work"
-#define SERVER_REPLY_ENDPOINT   "inproc://shoal-replies"
-#define SERVER_BATCH            256        /* messages moved per socket per poll round */
-#define SERVER_DRAIN_MS         10000      /* longest wait for in-flight requests at stop */
-#define SERVER_LINGER_MS        2000       /* time the ROUTER gets to flush its last replies */
-#define SERVER_SNDHWM           200000     /* frames queued per client before ROUTER drops */
-#define SERVER_POLL_MS          100        /* router wakes this often to check for stop */
+#define SERVER_WORK_ENDPOINT  "inproc://shoal-work"
+#define SERVER_REPLY_ENDPOINT "inproc://shoal-replies"
+#define SERVER_BATCH          256    /* messages moved per socket per poll round */
+#define SERVER_DRAIN_MS       10000  /* longest wait for in-flight requests at stop */
+#define SERVER_LINGER_MS      2000   /* time the ROUTER gets to flush its last replies */
+#define SERVER_SNDHWM         200000 /* frames queued per client before ROUTER drops */
+#define SERVER_POLL_MS        100    /* router wakes this often to check for stop */
 
 /* What the router thread tells a worker about a request, in the frame between the routing id
  * and the header. */
@@ -34,15 +34,15 @@ typedef struct s_info {
 } s_info_t;
 
 struct server {
-    node_t *node;           /* borrowed */
-    void *frontend;         /* ROUTER, the data endpoint; router thread only */
-    void *work;             /* PUSH to the workers; router thread only */
-    void *replies;          /* PULL from workers and fetchers; router thread only */
-    pthread_t router;       /* the router thread */
-    bool router_running;    /* router thread started and not joined */
-    pthread_t *workers;     /* hit workers */
-    uint32_t worker_count;  /* started workers */
-    _Atomic bool stopping;  /* set by server_stop */
+    node_t *node;          /* borrowed */
+    void *frontend;        /* ROUTER, the data endpoint; router thread only */
+    void *work;            /* PUSH to the workers; router thread only */
+    void *replies;         /* PULL from workers and fetchers; router thread only */
+    pthread_t router;      /* the router thread */
+    bool router_running;   /* router thread started and not joined */
+    pthread_t *workers;    /* hit workers */
+    uint32_t worker_count; /* started workers */
+    _Atomic bool stopping; /* set by server_stop */
 };
 
 server_t *server_new(node_t *node)
@@ -171,6 +171,7 @@ static void *s_router_main(void *arg)
     server_t *self = arg;
     node_t *node = self->node;
     int64_t deadline = 0;
+    node_thread_name("shoal-router");
     for (;;) {
         bool stopping = atomic_load(&self->stopping);
         if (stopping) {
@@ -199,7 +200,8 @@ static void *s_router_main(void *arg)
             break;
         }
         if (items[0].revents & ZMQ_POLLIN)
-            for (int i = 0; i < SERVER_BATCH && s_forward(self->replies, self->frontend) == 0; i++) {
+            for (int i = 0; i < SERVER_BATCH && s_forward(self->replies, self->frontend) == 0;
+                 i++) {
             }
         if (!stopping && (items[1].revents & ZMQ_POLLIN))
             for (int i = 0; i < SERVER_BATCH && s_take_request(self) == 0; i++) {
@@ -297,6 +299,7 @@ static void *s_worker_main(void *arg)
 {
     server_t *self = arg;
     node_t *node = self->node;
+    node_thread_name("shoal-hit");
     reply_sink_t sink;
     if (reply_sink_init(&sink, node) < 0)
         return NULL;

@@ -15,25 +15,25 @@
 
 /* One fetched range waiting to be stored. */
 typedef struct s_entry {
-    struct s_entry *next;                       /* next in the queue */
-    uint8_t file_key[PAGESTORE_FILE_KEY_SIZE];  /* file version */
-    uint64_t range_index;                       /* range */
-    range_buf_t *buf;                           /* its bytes (one reference) */
-    flight_t *held;                             /* its held flight, or NULL */
+    struct s_entry *next;                      /* next in the queue */
+    uint8_t file_key[PAGESTORE_FILE_KEY_SIZE]; /* file version */
+    uint64_t range_index;                      /* range */
+    range_buf_t *buf;                          /* its bytes (one reference) */
+    flight_t *held;                            /* its held flight, or NULL */
 } s_entry_t;
 
 struct storeq {
-    node_t *node;          /* borrowed */
-    size_t max_bytes;      /* bound on queued range bytes */
-    pthread_mutex_t lock;  /* guards everything below */
-    pthread_cond_t ready;  /* signalled on submit and stop */
-    s_entry_t *head;       /* oldest entry */
-    s_entry_t *tail;       /* newest entry */
-    size_t depth;          /* entries queued or being stored */
-    size_t bytes;          /* range bytes queued (entries being stored included) */
-    bool started;          /* the thread runs and takes submits */
-    bool stopping;         /* no more submits; the thread drains and exits */
-    pthread_t thread;      /* the store thread */
+    node_t *node;         /* borrowed */
+    size_t max_bytes;     /* bound on queued range bytes */
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t ready; /* signalled on submit and stop */
+    s_entry_t *head;      /* oldest entry */
+    s_entry_t *tail;      /* newest entry */
+    size_t depth;         /* entries queued or being stored */
+    size_t bytes;         /* range bytes queued (entries being stored included) */
+    bool started;         /* the thread runs and takes submits */
+    bool stopping;        /* no more submits; the thread drains and exits */
+    pthread_t thread;     /* the store thread */
 };
 
 void storeq_store(node_t *node, const uint8_t *file_key, uint64_t range_index,
@@ -67,6 +67,7 @@ static void *s_store_main(void *arg)
 {
     storeq_t *self = arg;
     node_t *node = self->node;
+    node_thread_name("shoal-store");
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), STOREQ_NICE) != 0)
         log_debug("store thread: cannot lower its priority; storing at normal priority");
     for (;;) {
