@@ -182,6 +182,7 @@ static void s_stats(node_t *node, reply_sink_t *sink, node_request_t *request)
     s_counter(counters, &count, "pagestore_corruptions", store.corruptions);
     s_counter(counters, &count, "pagestore_write_errors", store.write_errors);
     s_counter(counters, &count, "pagestore_read_errors", store.read_errors);
+    s_counter(counters, &count, "pagestore_faults", store.faults);
     s_counter(counters, &count, "pagestore_generations", store.generations);
     s_counter(counters, &count, "fetch_queue_depth", fetch_pool_depth(node->fetch));
     s_counter(counters, &count, "store_queue_depth", storeq_depth(node->storeq));
