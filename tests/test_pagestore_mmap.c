@@ -149,8 +149,9 @@ static int s_in_child(void (*body)(void))
     return status;
 }
 
-/* Touches a cut file's mapping outside any guard (with a guard armed for another range). */
-static void s_touch_unguarded(void)
+/* In a child: maps an unlinked 8 KiB temporary file (which installs the store's handler) and
+ * stores its descriptor in *fd_out; exits 3 when that fails. */
+static pagestore_mmap_t *s_child_map(int *fd_out)
 {
     char path[] = "/tmp/shoal-mmap-child-XXXXXX";
     int fd = mkstemp(path);
@@ -158,9 +159,21 @@ static void s_touch_unguarded(void)
     uint8_t bytes[8192] = {1};
     if (fd < 0 || pwrite(fd, bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes)
         _exit(3);
-    pagestore_mmap_t *map = pagestore_mmap_new(fd, sizeof bytes); /* installs the handler */
-    if (map == NULL || ftruncate(fd, 0) != 0)
+    pagestore_mmap_t *map = pagestore_mmap_new(fd, sizeof bytes);
+    if (map == NULL)
         _exit(3);
+    *fd_out = fd;
+    return map;
+}
+
+/* Touches a cut file's mapping outside any guard (with a guard armed for another range). */
+static void s_touch_unguarded(void)
+{
+    int fd;
+    pagestore_mmap_t *map = s_child_map(&fd);
+    if (ftruncate(fd, 0) != 0)
+        _exit(3);
+    uint8_t bytes[8192] = {1};
     volatile const uint8_t *base = pagestore_mmap_base(map);
     s_sum_t sum = {.bytes = bytes, .size = 1};
     (void)pagestore_mmap_guarded(bytes, sizeof bytes, s_sum_bytes, &sum); /* another range */
@@ -195,15 +208,10 @@ static void s_touch_with_user_handler(void)
     sigemptyset(&action.sa_mask);
     if (sigaction(SIGBUS, &action, NULL) != 0)
         _exit(3);
-    char path[] = "/tmp/shoal-mmap-child-XXXXXX";
-    int fd = mkstemp(path);
-    unlink(path);
-    uint8_t bytes[8192] = {1};
-    if (fd < 0 || pwrite(fd, bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes)
-        _exit(3);
-    pagestore_mmap_t *map = pagestore_mmap_new(fd, sizeof bytes);
+    int fd;
+    pagestore_mmap_t *map = s_child_map(&fd);
     struct sigaction now;
-    if (map == NULL || sigaction(SIGBUS, NULL, &now) != 0 || now.sa_handler == s_user_handler)
+    if (sigaction(SIGBUS, NULL, &now) != 0 || now.sa_handler == s_user_handler)
         _exit(6); /* the store's handler is not installed on top */
     if (ftruncate(fd, 0) != 0)
         _exit(3);
