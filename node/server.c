@@ -9,6 +9,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -353,6 +354,12 @@ static void *s_router_main(void *arg)
     self->sink.node = node;
     self->sink.socket = self->frontend;
     (void)s_waited_on_io(self); /* the baseline */
+    int replies_fd = -1, frontend_fd = -1;
+    size_t fd_size = sizeof replies_fd;
+    zmq_getsockopt(self->replies, ZMQ_FD, &replies_fd, &fd_size);
+    fd_size = sizeof frontend_fd;
+    zmq_getsockopt(self->frontend, ZMQ_FD, &frontend_fd, &fd_size);
+    bool replies_pending = true, requests_pending = true; /* see the comment above */
     for (;;) {
         bool stopping = atomic_load(&self->stopping);
         if (stopping) {
@@ -369,24 +376,32 @@ static void *s_router_main(void *arg)
                 break;
             }
         }
-        zmq_pollitem_t items[2] = {
-            {.socket = self->replies, .events = ZMQ_POLLIN},
-            {.socket = self->frontend, .events = ZMQ_POLLIN},
+        struct pollfd fds[2] = {
+            {.fd = replies_fd, .events = POLLIN},
+            {.fd = frontend_fd, .events = POLLIN},
         };
-        int ready = zmq_poll(items, stopping ? 1 : 2, stopping ? 10 : SERVER_POLL_MS);
+        bool pending = replies_pending || (!stopping && requests_pending);
+        int ready = poll(fds, stopping ? 1 : 2, pending ? 0 : stopping ? 10 : SERVER_POLL_MS);
         if (ready < 0) {
-            if (zmq_errno() == EINTR)
+            if (errno == EINTR)
                 continue;
-            log_error("router poll: %s", zmq_strerror(zmq_errno()));
+            log_error("router poll: %s", strerror(errno));
             break;
         }
-        if (items[0].revents & ZMQ_POLLIN)
-            for (int i = 0; i < SERVER_BATCH && s_forward(self->replies, self->frontend) == 0;
-                 i++) {
-            }
-        if (!stopping && (items[1].revents & ZMQ_POLLIN))
-            for (int i = 0; i < SERVER_BATCH && s_take_request(self) == 0; i++) {
-            }
+        if (replies_pending || fds[0].revents != 0) {
+            int moved = 0;
+            while (moved < SERVER_BATCH && s_forward(self->replies, self->frontend) == 0)
+                moved++;
+            replies_pending = moved == SERVER_BATCH;
+            if (moved > 0)
+                requests_pending = true; /* the sends may have taken the ROUTER's signal */
+        }
+        if (!stopping && (requests_pending || fds[1].revents != 0)) {
+            int taken = 0;
+            while (taken < SERVER_BATCH && s_take_request(self) == 0)
+                taken++;
+            requests_pending = taken == SERVER_BATCH;
+        }
     }
     int linger = SERVER_LINGER_MS;
     zmq_setsockopt(self->frontend, ZMQ_LINGER, &linger, sizeof linger);
