@@ -1006,8 +1006,8 @@ Test(node, pipelined_inline_hits_worker_hits_and_misses)
     }
     for (int answered = 0; answered < COUNT; answered++) {
         s_reply_t reply;
-        cr_assert_eq(s_recv_any(&s_node, &reply, WAIT_MS), 0, "only %d of %d answered",
-                     answered, COUNT);
+        cr_assert_eq(s_recv_any(&s_node, &reply, WAIT_MS), 0, "only %d of %d answered", answered,
+                     COUNT);
         int i = 0;
         while (i < COUNT && ids[i] != reply.msg.header.request_id)
             i++;
