@@ -17,43 +17,45 @@
 #include "proto.h"
 #include "shoal.h"
 
-#define CLIENT_TIMEOUT_MS_DEFAULT  10000 /* options.timeout_ms when 0 */
-#define CLIENT_META_TTL_MS_DEFAULT 1000  /* options.metadata_ttl_ms when 0 */
-#define CLIENT_TARGETS_MAX         4     /* nodes one request may try before the UFS */
-#define CLIENT_OWNER_TRIES         2     /* owners in HRW order tried with a normal READ */
-#define CLIENT_NO_CACHE_TRIES      1     /* other live nodes then tried with NO_CACHE */
-#define CLIENT_DOWN_MS             2000  /* a node that timed out is skipped this long */
-#define CLIENT_STALE_RETRIES       2     /* re-stat and re-read this often on ESTALE */
-#define CLIENT_STAT_CACHE_SLOTS    512   /* direct-mapped stat cache entries per process */
-#define CLIENT_VIEW_RETRY_MS       1000  /* after a failed view fetch, wait this long */
-#define CLIENT_VIEW_STALE_GAP_MS   200   /* refresh on a newer view_version at most this often */
-#define CLIENT_HEARTBEAT_IVL_MS    1000  /* ZMTP PING to each node this often */
-#define CLIENT_HEARTBEAT_TIMEOUT_MS 3000 /* no byte from a node this long after a PING: link down */
-#define CLIENT_CONNECT_TIMEOUT_MS  3000  /* TCP connect and ZMTP handshake bound: link down after */
-#define CLIENT_MAX_SOCKETS         8192  /* ZMQ_MAX_SOCKETS per process (3 per node per session) */
-#define CLIENT_MALLOC_PRIME_BYTES   (16u << 20) /* glibc mmap threshold s_malloc_prime sets */
+#define CLIENT_TIMEOUT_MS_DEFAULT   10000 /* options.timeout_ms when 0 */
+#define CLIENT_META_TTL_MS_DEFAULT  1000  /* options.metadata_ttl_ms when 0 */
+#define CLIENT_TARGETS_MAX          4     /* nodes one request may try before the UFS */
+#define CLIENT_OWNER_TRIES          2     /* owners in HRW order tried with a normal READ */
+#define CLIENT_NO_CACHE_TRIES       1     /* other live nodes then tried with NO_CACHE */
+#define CLIENT_DOWN_MS              2000  /* a node that timed out is skipped this long */
+#define CLIENT_STALE_RETRIES        2     /* re-stat and re-read this often on ESTALE */
+#define CLIENT_STAT_CACHE_SLOTS     512   /* direct-mapped stat cache entries per process */
+#define CLIENT_VIEW_RETRY_MS        1000  /* after a failed view fetch, wait this long */
+#define CLIENT_VIEW_STALE_GAP_MS    200   /* refresh on a newer view_version at most this often */
+#define CLIENT_HEARTBEAT_IVL_MS     1000  /* ZMTP PING to each node this often */
+#define CLIENT_HEARTBEAT_TIMEOUT_MS 3000  /* no byte from a node this long after a PING: link down \
+                                           */
+#define CLIENT_CONNECT_TIMEOUT_MS 3000 /* TCP connect and ZMTP handshake bound: link down after */
+#define CLIENT_MAX_SOCKETS        8192 /* ZMQ_MAX_SOCKETS per process (3 per node per session) */
+#define CLIENT_MALLOC_PRIME_BYTES (16u << 20) /* glibc mmap threshold s_malloc_prime sets */
 
 /* Client counters: atomics in the client, shown under "client" in shoal_stats. A forked child
  * inherits the parent's values and counts on from there. The X-macro keeps the JSON names and
  * the fields in one list. */
-#define CLIENT_COUNTERS(X)                                                                  \
-    X(requests)            /* requests sent to nodes */                                    \
-    X(retries)             /* requests sent again to another node after a failure */       \
-    X(timeouts)            /* nodes failed for answering nothing within timeout_ms */      \
-    X(disconnects)         /* busy nodes failed at once because their connection dropped */ \
-    X(bad_replies)         /* replies refused: malformed, wrong type, wrong frames */      \
-    X(node_errors)         /* ERROR replies */                                             \
-    X(fallback_next_owner) /* requests sent to a later owner in HRW order */               \
-    X(fallback_no_cache)   /* reads sent to a non-owner with NO_CACHE */                   \
-    X(fallback_ufs)        /* stats, lists and ranges served by the client's own UFS */    \
-    X(view_refreshes)      /* views fetched */                                             \
-    X(view_failures)       /* view fetches no node answered */                             \
-    X(stale_retries)       /* reads repeated after ESTALE with a fresh stat */             \
-    X(stat_cache_hits)     /* stats answered from the client's cache */                    \
-    X(stat_cache_misses)   /* stats that asked a node */                                   \
-    X(reads)               /* shoal_pread calls and shoal_pread_many entries */            \
-    X(ranges)              /* range requests those reads were split into */                \
-    X(bytes_read)          /* bytes returned by reads */                                   \
+#define CLIENT_COUNTERS(X)                                                                         \
+    X(requests)            /* requests sent to nodes */                                            \
+    X(retries)             /* requests sent again to another node after a failure */               \
+    X(timeouts)            /* nodes failed for answering nothing within timeout_ms */              \
+    X(disconnects)         /* busy nodes failed at once because their connection dropped */        \
+    X(bad_replies)         /* replies refused: malformed, wrong type, wrong frames */              \
+    X(node_errors)         /* ERROR replies */                                                     \
+    X(partial_replies)     /* partial READ replies (more = true) taken */                          \
+    X(fallback_next_owner) /* requests sent to a later owner in HRW order */                       \
+    X(fallback_no_cache)   /* reads sent to a non-owner with NO_CACHE */                           \
+    X(fallback_ufs)        /* stats, lists and ranges served by the client's own UFS */            \
+    X(view_refreshes)      /* views fetched */                                                     \
+    X(view_failures)       /* view fetches no node answered */                                     \
+    X(stale_retries)       /* reads repeated after ESTALE with a fresh stat */                     \
+    X(stat_cache_hits)     /* stats answered from the client's cache */                            \
+    X(stat_cache_misses)   /* stats that asked a node */                                           \
+    X(reads)               /* shoal_pread calls and shoal_pread_many entries */                    \
+    X(ranges)              /* range requests those reads were split into */                        \
+    X(bytes_read)          /* bytes returned by reads */                                           \
     X(forks)               /* times a forked child built its own sockets */
 
 typedef struct client_counters {
@@ -62,7 +64,7 @@ typedef struct client_counters {
 #undef CLIENT_COUNTER_FIELD
 } client_counters_t;
 
-#define CLIENT_COUNT(client, name, n)                                                       \
+#define CLIENT_COUNT(client, name, n)                                                              \
     atomic_fetch_add_explicit(&(client)->counters.name, (uint64_t)(n), memory_order_relaxed)
 
 /* One member of a view, as the VIEW reply described it. Strings point into the view. */
@@ -81,14 +83,14 @@ typedef struct client_member {
  * the calls using it. Invariant: hrw[i] describes members[i]; page_size, range_pages > 0. */
 typedef struct client_view client_view_t;
 struct client_view {
-    _Atomic int refs;          /* references; freed at 0 */
-    uint64_t version;          /* view_version of the answering node */
-    uint64_t page_size;        /* cluster page size */
-    uint32_t range_pages;      /* pages per range */
-    size_t count;              /* members */
-    client_member_t *members;  /* count members */
-    hrw_member_t *hrw;         /* count placement entries (live = alive or suspect) */
-    char *answered_by;         /* endpoint that sent this view */
+    _Atomic int refs;         /* references; freed at 0 */
+    uint64_t version;         /* view_version of the answering node */
+    uint64_t page_size;       /* cluster page size */
+    uint32_t range_pages;     /* pages per range */
+    size_t count;             /* members */
+    client_member_t *members; /* count members */
+    hrw_member_t *hrw;        /* count placement entries (live = alive or suspect) */
+    char *answered_by;        /* endpoint that sent this view */
 };
 
 /* A node this process recently found dead (timeout): skipped until `until_ms`. */
@@ -110,33 +112,33 @@ struct client_session;
  * mutex may be held by a thread that does not exist in the child, and whose ZeroMQ context
  * must not be touched); it abandons it and builds its own on first use. */
 typedef struct client_proc {
-    pid_t pid;                          /* process that built this state */
-    void *zmq_context;                  /* ZeroMQ context of this process */
-    pthread_mutex_t mutex;              /* guards every field below */
-    struct client_session *idle;        /* sessions not in use (a stack) */
-    struct client_session *all;         /* every session, for destroy */
-    client_view_t *view;                /* current view, or NULL before the first fetch */
-    bool view_stale;                    /* a reply carried a newer view_version, or a timeout */
-    int64_t view_retry_after_ms;        /* no fetch before this (after a failed one) */
-    int64_t view_fetched_ms;            /* when the current view was fetched */
-    client_down_t *down;                /* nodes found dead recently */
-    size_t down_count;                  /* entries in down */
+    pid_t pid;                   /* process that built this state */
+    void *zmq_context;           /* ZeroMQ context of this process */
+    pthread_mutex_t mutex;       /* guards every field below */
+    struct client_session *idle; /* sessions not in use (a stack) */
+    struct client_session *all;  /* every session, for destroy */
+    client_view_t *view;         /* current view, or NULL before the first fetch */
+    bool view_stale;             /* a reply carried a newer view_version, or a timeout */
+    int64_t view_retry_after_ms; /* no fetch before this (after a failed one) */
+    int64_t view_fetched_ms;     /* when the current view was fetched */
+    client_down_t *down;         /* nodes found dead recently */
+    size_t down_count;           /* entries in down */
     /* Lock-free shortcuts for the per-request checks (read without the mutex): */
-    _Atomic uint64_t view_version;      /* version of `view` (0 = none) */
-    _Atomic int64_t down_until_max;     /* no node is marked down after this (monotonic ms) */
+    _Atomic uint64_t view_version;  /* version of `view` (0 = none) */
+    _Atomic int64_t down_until_max; /* no node is marked down after this (monotonic ms) */
     client_stat_slot_t stat_cache[CLIENT_STAT_CACHE_SLOTS]; /* direct-mapped by uri hash */
 } client_proc_t;
 
 /* The client. Immutable after shoal_client_new except for the atomics. */
 struct shoal_client {
-    char **seeds;                      /* "tcp://host:port" endpoints */
-    size_t seed_count;                 /* entries in seeds */
-    int timeout_ms;                    /* per request */
-    int metadata_ttl_ms;               /* stat cache TTL; < 0 disables the cache */
-    bool no_ufs_fallback;              /* never read the UFS directly */
-    struct ufs *ufs;                   /* connectors for the fallback; NULL without */
-    _Atomic(client_proc_t *) proc;     /* state of the process that last used the client */
-    client_counters_t counters;        /* see CLIENT_COUNTERS */
+    char **seeds;                  /* "tcp://host:port" endpoints */
+    size_t seed_count;             /* entries in seeds */
+    int timeout_ms;                /* per request */
+    int metadata_ttl_ms;           /* stat cache TTL; < 0 disables the cache */
+    bool no_ufs_fallback;          /* never read the UFS directly */
+    struct ufs *ufs;               /* connectors for the fallback; NULL without */
+    _Atomic(client_proc_t *) proc; /* state of the process that last used the client */
+    client_counters_t counters;    /* see CLIENT_COUNTERS */
 };
 
 /* ---- process state and time (client.c) ---- */
@@ -151,10 +153,10 @@ client_proc_t *client_proc_get(shoal_client_t *client);
 /* What every public call holds while it runs: this process's state, a session of sockets and
  * a referenced view (NULL when no node answered VIEW: the call then falls back to the UFS). */
 typedef struct client_ctx {
-    shoal_client_t *client;     /* the client */
-    client_proc_t *proc;        /* this process's state */
+    shoal_client_t *client;         /* the client */
+    client_proc_t *proc;            /* this process's state */
     struct client_session *session; /* sockets, taken from the pool */
-    struct client_view *view;   /* referenced view, or NULL */
+    struct client_view *view;       /* referenced view, or NULL */
 } client_ctx_t;
 
 /* Starts a call: clears the last error, gets the process state and a session, and the view
@@ -224,35 +226,40 @@ size_t client_range_split(uint64_t offset, uint64_t length, uint64_t range_bytes
 
 /* States of one request in the engine. */
 enum client_op_state {
-    CLIENT_OP_IDLE = 0,   /* not sent yet */
-    CLIENT_OP_INFLIGHT,   /* sent, waiting for the reply */
-    CLIENT_OP_DONE,       /* result is final */
+    CLIENT_OP_IDLE = 0, /* not sent yet */
+    CLIENT_OP_INFLIGHT, /* sent, waiting for the reply */
+    CLIENT_OP_DONE,     /* result is final */
 };
 
 /* One request: a message, the nodes to try in order, and (for READ) where the bytes go.
  * Set up by the caller with client_op_init; the engine fills the state and the result. */
 typedef struct client_op {
-    msg_t request;                              /* body filled by the caller; id set at send */
+    msg_t request;                               /* body filled by the caller; id set at send */
     client_target_t targets[CLIENT_TARGETS_MAX]; /* nodes to try, in order */
-    uint32_t target_count;                      /* entries in targets */
-    uint32_t target_next;                       /* next target to try */
-    bool ignore_down;                           /* try targets even when marked down */
-    bool probe_when_all_down;                   /* all marked down: try the first anyway */
+    uint32_t target_count;                       /* entries in targets */
+    uint32_t target_next;                        /* next target to try */
+    bool ignore_down;                            /* try targets even when marked down */
+    bool probe_when_all_down;                    /* all marked down: try the first anyway */
     /* READ destination: the reply's bytes for [dest_offset, +dest_length) go to dest. */
-    uint8_t *dest;                              /* caller's buffer at dest_offset */
-    uint64_t dest_offset;                       /* first file byte wanted */
-    uint64_t dest_length;                       /* bytes wanted (> 0) */
-    uint64_t expect_size;                       /* file size of the version asked for */
-    const char *expect_version;                 /* version asked for */
+    uint8_t *dest;              /* caller's buffer at dest_offset */
+    uint64_t dest_offset;       /* first file byte wanted */
+    uint64_t dest_length;       /* bytes wanted (> 0) */
+    uint64_t expect_size;       /* file size of the version asked for */
+    const char *expect_version; /* version asked for */
     /* engine state */
-    uint8_t state;                              /* enum client_op_state */
-    bool exhausted;                             /* failed because no target answered well */
-    uint32_t conn;                              /* session connection while in flight */
-    uint32_t sent_to;                           /* index of the target in flight */
-    uint64_t request_id;                        /* id of the request in flight */
-    int result;                                 /* 0 or a negative code once DONE */
-    char detail[160];                           /* what went wrong, for the last error */
-    msg_t reply;                                /* decoded reply (non-READ ops); msg_fini'd */
+    uint32_t partials;         /* partial READ replies taken for the request
+                                  in flight (MSG_READ_STREAM) */
+    uint64_t stream_next;      /* with partials: where the next reply's span
+                                  must start */
+    uint64_t stream_page_size; /* with partials: their page_size */
+    uint8_t state;             /* enum client_op_state */
+    bool exhausted;            /* failed because no target answered well */
+    uint32_t conn;             /* session connection while in flight */
+    uint32_t sent_to;          /* index of the target in flight */
+    uint64_t request_id;       /* id of the request in flight */
+    int result;                /* 0 or a negative code once DONE */
+    char detail[160];          /* what went wrong, for the last error */
+    msg_t reply;               /* decoded reply (non-READ ops); msg_fini'd */
 } client_op_t;
 
 /* Sets up an op for a request of `type` (zeroes it, msg_init's the request). */
@@ -285,8 +292,8 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
  * results[i] gets 0 or a negative code; stats[i] the answer. `bypass_cache` skips the cache
  * (but refreshes it). Returns 0, or a negative code when nothing could run. */
 int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session_t *session,
-                     const char *const *uris, size_t count, bool bypass_cache,
-                     shoal_stat_t *stats, int *results);
+                     const char *const *uris, size_t count, bool bypass_cache, shoal_stat_t *stats,
+                     int *results);
 
 /* Drops every cached stat (after an evict). */
 void client_stat_cache_clear(client_proc_t *proc);

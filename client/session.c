@@ -21,30 +21,30 @@
  * Invariant: monitor is NULL whenever socket is (they are made and closed together); a
  * socket may lack a monitor when setting one up failed (then only timeouts find a dead node). */
 typedef struct client_conn {
-    char *endpoint;   /* "tcp://host:port"; owned */
-    void *socket;     /* DEALER, or NULL after a failure (re-made on next use) */
-    void *monitor;    /* PAIR receiving the DEALER's connection events, or NULL */
-    int monitor_fd;   /* its ZMQ_FD, polled as a plain fd (see s_monitor_drain), or -1 */
-    uint32_t inflight; /* requests of the running call waiting on this socket */
+    char *endpoint;      /* "tcp://host:port"; owned */
+    void *socket;        /* DEALER, or NULL after a failure (re-made on next use) */
+    void *monitor;       /* PAIR receiving the DEALER's connection events, or NULL */
+    int monitor_fd;      /* its ZMQ_FD, polled as a plain fd (see s_monitor_drain), or -1 */
+    uint32_t inflight;   /* requests of the running call waiting on this socket */
     int64_t progress_ms; /* last sign of life while busy: a matched reply, or the send that
                           * made it busy; the node times out at progress_ms + timeout_ms */
 } client_conn_t;
 
 /* Invariant: used by one thread at a time (taken from the pool, given back). */
 struct client_session {
-    shoal_client_t *client;         /* owner of the counters and timeout */
-    client_proc_t *proc;            /* process state this session belongs to */
-    client_conn_t *conns;           /* connections, conn_count used */
-    size_t conn_count;              /* entries in use */
-    size_t conn_cap;                /* entries allocated */
-    msg_buf_t out;                  /* encode buffer, reused */
-    uint64_t next_request_id;       /* ids are unique per session (so per socket) */
-    zmq_pollitem_t *items;          /* poll scratch */
-    uint32_t *item_conn;            /* conn index of each poll item */
-    size_t items_cap;               /* entries allocated in items and item_conn (2 per conn:
-                                     * DEALER and monitor) */
-    uint32_t *sent_ops;             /* op index of each request id sent in the running call */
-    size_t sent_cap;                /* entries allocated in sent_ops */
+    shoal_client_t *client;           /* owner of the counters and timeout */
+    client_proc_t *proc;              /* process state this session belongs to */
+    client_conn_t *conns;             /* connections, conn_count used */
+    size_t conn_count;                /* entries in use */
+    size_t conn_cap;                  /* entries allocated */
+    msg_buf_t out;                    /* encode buffer, reused */
+    uint64_t next_request_id;         /* ids are unique per session (so per socket) */
+    zmq_pollitem_t *items;            /* poll scratch */
+    uint32_t *item_conn;              /* conn index of each poll item */
+    size_t items_cap;                 /* entries allocated in items and item_conn (2 per conn:
+                                       * DEALER and monitor) */
+    uint32_t *sent_ops;               /* op index of each request id sent in the running call */
+    size_t sent_cap;                  /* entries allocated in sent_ops */
     struct client_session *next_idle; /* pool stack link */
     struct client_session *next_all;  /* every session of the process */
 };
@@ -122,7 +122,7 @@ void client_session_destroy(client_session_t *session)
 /* Connection events that mean the node cannot answer what waits on it: an established
  * connection dropped (the peer's kernel closed it, or ZMTP heartbeats / the handshake timed
  * out), or a (re)connect attempt failed (refused, or no answer within the connect timeout). */
-#define CLIENT_LINK_DOWN_EVENTS                                                             \
+#define CLIENT_LINK_DOWN_EVENTS                                                                    \
     (ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED | ZMQ_EVENT_CONNECT_RETRIED)
 
 /* Monitor endpoints are unique per process (so per context): "inproc://shoal-monitor-N". */
@@ -232,8 +232,7 @@ static int s_conn_get(client_session_t *session, const char *endpoint, uint32_t 
         int heartbeat_timeout = CLIENT_HEARTBEAT_TIMEOUT_MS;
         int connect_timeout = CLIENT_CONNECT_TIMEOUT_MS;
         zmq_setsockopt(socket, ZMQ_HEARTBEAT_IVL, &heartbeat_ivl, sizeof heartbeat_ivl);
-        zmq_setsockopt(socket, ZMQ_HEARTBEAT_TIMEOUT, &heartbeat_timeout,
-                       sizeof heartbeat_timeout);
+        zmq_setsockopt(socket, ZMQ_HEARTBEAT_TIMEOUT, &heartbeat_timeout, sizeof heartbeat_timeout);
         zmq_setsockopt(socket, ZMQ_CONNECT_TIMEOUT, &connect_timeout, sizeof connect_timeout);
         zmq_setsockopt(socket, ZMQ_HANDSHAKE_IVL, &connect_timeout, sizeof connect_timeout);
         void *monitor = s_monitor_new(session->proc->zmq_context, socket);
@@ -351,8 +350,7 @@ static int s_op_start(client_call_t *call, size_t op_index, int last_code)
         uint32_t target_index = op->target_next++;
         client_target_t *target = &op->targets[target_index];
         if (!op->ignore_down && !probe && client_down_check(session->proc, target->endpoint)) {
-            snprintf(op->detail, sizeof op->detail, "%s did not answer recently",
-                     target->endpoint);
+            snprintf(op->detail, sizeof op->detail, "%s did not answer recently", target->endpoint);
             continue;
         }
         probe = false;
@@ -376,8 +374,11 @@ static int s_op_start(client_call_t *call, size_t op_index, int last_code)
         uint64_t request_id = call->id_base + call->sent;
         op->request.header.request_id = request_id;
         op->request.header.view_version = call->view_version;
-        if (op->request.header.type == MSG_READ_REQ)
-            op->request.body.read_request.flags = target->read_flags;
+        if (op->request.header.type == MSG_READ_REQ) /* the node may answer in parts */
+            op->request.body.read_request.flags = target->read_flags | MSG_READ_STREAM;
+        op->partials = 0;
+        op->stream_next = 0;
+        op->stream_page_size = 0;
         msg_buf_reset(&session->out);
         rc = msg_encode(&op->request, &session->out);
         if (rc != 0) { /* our own request is unencodable: no node will do better */
@@ -486,7 +487,11 @@ static bool s_more(void *socket)
  * bytes and is consistent (page_count, frames), and every frame must have exactly the length
  * msg_read_frame_length gives (else SHOAL_EPROTO). Consumes every part of the message.
  * On failure the destination may hold some bytes from this reply; the op is then retried
- * elsewhere or fails, so a caller never gets a success with them. */
+ * elsewhere or fails, so a caller never gets a success with them.
+ * A partial reply (more = true, proto.h's streamed READ) must start where the request or the
+ * previous partial reply ended and end before the wanted bytes do; the reply after a partial one
+ * must start where it ended, with the same page_size. A partial reply that checks out is copied
+ * and returns 1: the op stays in flight for the rest. */
 static int s_read_copy(client_op_t *op, const msg_t *reply, void *socket, char *detail,
                        size_t detail_size)
 {
@@ -494,14 +499,27 @@ static int s_read_copy(client_op_t *op, const msg_t *reply, void *socket, char *
     uint64_t want_end = op->dest_offset + op->dest_length;
     uint64_t span_end = r->offset + r->length;
     int rc = 0;
-    if (r->file_size != op->expect_size ||
-        (r->version[0] && strcmp(r->version, op->expect_version) != 0)) {
+    bool streamed = r->more || op->partials > 0;
+    if (streamed && !(r->offset <= UINT64_MAX - r->length &&
+                      (op->partials == 0 ? r->offset <= op->dest_offset
+                                         : r->offset == op->stream_next &&
+                                               r->page_size == op->stream_page_size) &&
+                      (r->more ? r->length > 0 && span_end < want_end : true))) {
+        snprintf(detail, detail_size,
+                 "%s READ reply %u span [%llu, +%llu) is not the next part of [%llu, +%llu)",
+                 r->more ? "partial" : "last", op->partials + 1, (unsigned long long)r->offset,
+                 (unsigned long long)r->length, (unsigned long long)op->dest_offset,
+                 (unsigned long long)op->dest_length);
+        rc = SHOAL_EPROTO;
+    } else if (r->file_size != op->expect_size ||
+               (r->version[0] && strcmp(r->version, op->expect_version) != 0)) {
         snprintf(detail, detail_size, "READ reply for version '%s' size %llu, asked '%s' size %llu",
                  r->version, (unsigned long long)r->file_size, op->expect_version,
                  (unsigned long long)op->expect_size);
         rc = SHOAL_ESTALE;
-    } else if (r->page_size == 0 || span_end < r->offset || r->offset > op->dest_offset ||
-               span_end < want_end || span_end > r->file_size ||
+    } else if (r->page_size == 0 || span_end < r->offset ||
+               (op->partials == 0 && r->offset > op->dest_offset) ||
+               (!r->more && span_end < want_end) || span_end > r->file_size ||
                r->page_count != reply->header.frames ||
                r->page_count != msg_read_page_count(r->offset, r->length, r->page_size)) {
         snprintf(detail, detail_size,
@@ -553,6 +571,12 @@ static int s_read_copy(client_op_t *op, const msg_t *reply, void *socket, char *
         rc = SHOAL_EPROTO;
     }
     s_skip_rest(socket);
+    if (rc == 0 && r->more) {
+        op->partials++;
+        op->stream_next = span_end;
+        op->stream_page_size = r->page_size;
+        return 1;
+    }
     return rc;
 }
 
@@ -566,7 +590,7 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
     shoal_client_t *client = session->client;
     client_conn_t *conn = &session->conns[conn_index];
     void *socket = conn->socket;
-    char detail[sizeof ((client_op_t *)0)->detail];
+    char detail[sizeof((client_op_t *)0)->detail];
 
     msg_t reply;
     int rc = msg_decode(zmq_msg_data(first), zmq_msg_size(first), &reply);
@@ -624,6 +648,10 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
             prefix = 0;
         rc = s_read_copy(op, &reply, socket, detail + prefix, sizeof detail - (size_t)prefix);
         msg_fini(&reply);
+        if (rc == 1) { /* a partial reply: the op waits for the rest (progress_ms was reset) */
+            CLIENT_COUNT(client, partial_replies, 1);
+            return 0;
+        }
         if (rc == SHOAL_ESTALE) {
             conn->inflight--;
             call->inflight--;

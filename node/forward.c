@@ -166,6 +166,8 @@ static int s_copy_reply(const msg_t *reply, void *socket, const char *version, u
         return shoal_fail(SHOAL_ESTALE, "owner served version '%s' size %llu, not '%s' %llu",
                           r->version, (unsigned long long)r->file_size, version,
                           (unsigned long long)file_size);
+    if (r->more) /* asked without MSG_READ_STREAM: one reply only */
+        return shoal_fail(SHOAL_EPROTO, "owner sent a partial READ reply to a plain READ");
     if (r->page_size == 0 || r->offset > want_offset || span_end < want_end ||
         r->page_count != reply->header.frames ||
         r->page_count != msg_read_page_count(r->offset, r->length, r->page_size))

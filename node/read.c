@@ -24,6 +24,36 @@ typedef struct s_plan {
     uint64_t span_length; /* bytes answered */
 } s_plan_t;
 
+/* Smallest partial reply of a streamed READ (or half a range, if that is less), unless a range
+ * boundary comes first: with the default 1 MiB pages every page goes out as soon as it is in;
+ * smaller pages are grouped so that one reply's fixed cost is spread over enough bytes. */
+#define S_PARTIAL_MIN_BYTES (256u << 10)
+
+/*
+ * A READ answered by partial replies (MSG_READ_STREAM, proto.h). frames[0, sent) have gone out
+ * in partial replies; frames[sent, ready) are set up and wait for the next reply; the rest are
+ * not set up yet. Invariant: sent <= ready <= plan->page_count, and a partial reply never
+ * carries the plan's last frame, so the final reply (more = false) always has at least one.
+ * While the request leads the flight of a range, the UFS reports progress (ufs_read_progress)
+ * and every piece of the span inside the filled part of the range buffer becomes a frame (a
+ * slice of the buffer with a reference, as for a whole reply).
+ */
+typedef struct s_stream {
+    node_t *node;              /* borrowed */
+    reply_sink_t *sink;        /* the fetch thread's sink */
+    node_request_t *request;   /* the READ */
+    const ufs_stat_t *stat;    /* its file version */
+    const struct s_plan *plan; /* its span */
+    zmq_msg_t *frames;         /* plan->page_count frames */
+    uint32_t sent;             /* frames sent in partial replies */
+    uint32_t ready;            /* frames set up */
+    uint32_t range_first;      /* while fetching: the first frame inside the range */
+    uint32_t range_pieces;     /* while fetching: frames inside the range */
+    uint64_t range_offset;     /* while fetching: file offset of the range buffer's byte 0 */
+    range_buf_t *buf;          /* while fetching: the range buffer (borrowed) */
+    bool broken;               /* a partial reply could not be sent: stop streaming */
+} s_stream_t;
+
 /* State of one range read, for the flight leader. */
 typedef struct s_fetch {
     node_t *node;            /* borrowed */
@@ -33,6 +63,7 @@ typedef struct s_fetch {
     uint64_t range_index;    /* range to read */
     uint64_t file_size;      /* size of that version */
     const char *forward_to;  /* owner to ask first (forward.h), or NULL */
+    s_stream_t *stream;      /* streamed READ to feed with progress, or NULL */
 } s_fetch_t;
 
 /* A fetched range whose flight this request took part in: its buffer, and, when the request
@@ -133,6 +164,9 @@ static uint64_t s_page_length(const node_t *node, uint64_t size, uint64_t index)
     return size - start < node->page_size ? size - start : node->page_size;
 }
 
+static void s_stream_on_progress(void *arg, size_t filled);
+static void s_stream_flush(s_stream_t *stream, bool at_boundary);
+
 /* Sends the READ reply for `plan` with its frames (moved). */
 static void s_reply_read(node_t *node, reply_sink_t *sink, node_request_t *request,
                          const ufs_stat_t *stat, const s_plan_t *plan, zmq_msg_t *frames)
@@ -171,6 +205,67 @@ static void s_close_frames(zmq_msg_t *frames, uint32_t count)
 {
     for (uint32_t i = 0; i < count; i++)
         zmq_msg_close(&frames[i]);
+}
+
+/* Frame `i` of the plan as a slice of the range buffer `buf` (which holds file bytes from
+ * `range_offset`), with a reference to it. */
+static void s_frame_from_range(const node_t *node, const s_plan_t *plan, uint32_t i,
+                               range_buf_t *buf, uint64_t range_offset, zmq_msg_t *frame)
+{
+    uint64_t start, length;
+    s_piece(node, plan, i, &start, &length);
+    zmq_msg_init_data(frame, (void *)(buf->data + (start - range_offset)), length,
+                      range_buf_free_fn, range_buf_ref(buf));
+}
+
+/* Sends frames [sent, ready) as a partial reply (more = true) when there are any, the plan's
+ * last frame is not among them (that one always goes in the final reply), and they carry at
+ * least S_PARTIAL_MIN_BYTES or half a range, or `at_boundary` (before another range's wait). */
+static void s_stream_flush(s_stream_t *stream, bool at_boundary)
+{
+    const s_plan_t *plan = stream->plan;
+    node_t *node = stream->node;
+    if (stream->broken || stream->ready <= stream->sent || stream->ready >= plan->page_count)
+        return;
+    uint64_t first_start, last_start, last_length;
+    s_piece(node, plan, stream->sent, &first_start, &last_length);
+    s_piece(node, plan, stream->ready - 1, &last_start, &last_length);
+    uint64_t length = last_start + last_length - first_start;
+    uint64_t half_range = (uint64_t)node->page_size * node->range_pages / 2;
+    if (!at_boundary && length < S_PARTIAL_MIN_BYTES && length < half_range)
+        return;
+    uint32_t count = stream->ready - stream->sent;
+    msg_t reply;
+    msg_read_reply(&reply, stream->request->msg.header.request_id, 0, stream->stat->size,
+                   stream->stat->version, first_start, length, count, node->page_size);
+    reply.body.read_reply.more = true;
+    stats_add(&node->stats, STATS_READ_PARTIAL_REPLIES, 1);
+    stats_add(&node->stats, STATS_BYTES_SERVED, length);
+    if (reply_send_partial(stream->sink, stream->request, &reply, stream->frames + stream->sent,
+                           count) < 0)
+        stream->broken = true; /* frames were closed; the final reply will fail the same way */
+    stream->sent = stream->ready;
+}
+
+/* ufs_read_progress callback of a streamed READ's range (see s_stream_t): every frame of the
+ * range now wholly inside the first `filled` bytes of the buffer is set up, then flushed. */
+static void s_stream_on_progress(void *arg, size_t filled)
+{
+    s_stream_t *stream = arg;
+    if (stream->buf == NULL)
+        return;
+    uint32_t end = stream->range_first + stream->range_pieces;
+    uint32_t i = stream->ready > stream->range_first ? stream->ready : stream->range_first;
+    for (; i < end; i++) {
+        uint64_t start, length;
+        s_piece(stream->node, stream->plan, i, &start, &length);
+        if (start + length > stream->range_offset + filled)
+            break;
+        s_frame_from_range(stream->node, stream->plan, i, stream->buf, stream->range_offset,
+                           &stream->frames[i]);
+        stream->ready = i + 1;
+    }
+    s_stream_flush(stream, false);
 }
 
 bool read_try_hit(node_t *node, reply_sink_t *sink, node_request_t *request)
@@ -240,8 +335,17 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
                           (unsigned long long)want);
     stats_add(&node->stats, STATS_UFS_REQUESTS, 1);
     stats_add(&node->stats, STATS_UFS_READS, 1);
-    int64_t got = ufs_read(node->ufs, fetch->uri, fetch->version[0] ? fetch->version : NULL, offset,
-                           buf->data, want);
+    s_stream_t *stream = fetch->stream;
+    ufs_progress_t progress = {.fn = s_stream_on_progress, .arg = stream};
+    if (stream) {
+        stream->buf = buf;
+        stream->range_offset = offset;
+    }
+    int64_t got =
+        ufs_read_progress(node->ufs, fetch->uri, fetch->version[0] ? fetch->version : NULL, offset,
+                          buf->data, want, stream ? &progress : NULL);
+    if (stream)
+        stream->buf = NULL;
     if (got >= 0 && (uint64_t)got < want)
         got = shoal_fail(SHOAL_ESTALE, "%s: %lld bytes at %llu, expected %llu: the file changed",
                          fetch->uri, (long long)got, (unsigned long long)offset,
@@ -286,7 +390,7 @@ static void s_pending_finish(node_t *node, s_pending_t *pending, bool now)
  */
 static int s_range(node_t *node, const char *uri, const ufs_stat_t *stat, const uint8_t *file_key,
                    uint64_t range_index, bool store, bool wait_stored, const char *forward_to,
-                   s_pending_t *pending)
+                   s_stream_t *stream, s_pending_t *pending)
 {
     s_fetch_t fetch = {
         .node = node,
@@ -296,6 +400,7 @@ static int s_range(node_t *node, const char *uri, const ufs_stat_t *stat, const 
         .range_index = range_index,
         .file_size = stat->size,
         .forward_to = forward_to,
+        .stream = stream,
     };
     memset(pending, 0, sizeof *pending);
     pending->range_index = range_index;
@@ -345,6 +450,13 @@ void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
     uint8_t file_key[PAGESTORE_FILE_KEY_SIZE];
     pagestore_file_key(request->uri, stat.version, file_key);
     bool store = (read->flags & MSG_READ_NO_CACHE) == 0;
+    s_stream_t stream = {.node = node,
+                         .sink = sink,
+                         .request = request,
+                         .stat = &stat,
+                         .plan = &plan,
+                         .frames = frames};
+    bool streamed = (read->flags & MSG_READ_STREAM) != 0;
     uint32_t done = 0;
     while (done < plan.page_count) {
         uint64_t index = plan.first_page + done;
@@ -367,6 +479,7 @@ void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
         if (hits == in_range) {
             stats_add(&node->stats, STATS_PAGE_HITS, hits);
             done += in_range;
+            stream.ready = done;
             continue;
         }
         s_close_frames(frames + done, hits);
@@ -375,25 +488,41 @@ void read_serve(node_t *node, reply_sink_t *sink, node_request_t *request)
         s_pending_t *fetched = &pending[pending_count];
         char owner[MSG_ENDPOINT_MAX + 1];
         bool forward = forward_owner(node, read->flags, file_key, range_index, owner, sizeof owner);
+        if (streamed) {
+            s_stream_flush(&stream, true); /* what is ready leaves before the wait */
+            stream.range_first = done;
+            stream.range_pieces = in_range;
+        }
         rc = s_range(node, request->uri, &stat, file_key, range_index, store && !forward, false,
-                     forward ? owner : NULL, fetched);
+                     forward ? owner : NULL, streamed ? &stream : NULL, fetched);
         if (rc < 0)
             break;
         pending_count++;
-        const range_buf_t *buf = fetched->buf;
         uint64_t range_offset = range_index * node->range_pages * node->page_size;
-        for (uint32_t i = 0; i < in_range; i++) {
-            uint64_t start, length;
-            s_piece(node, &plan, done + i, &start, &length);
-            /* s_fetch_range returned exactly the range's bytes, so the slice is in the buffer */
-            zmq_msg_init_data(&frames[done + i], (void *)(buf->data + (start - range_offset)),
-                              length, range_buf_free_fn, range_buf_ref(fetched->buf));
-        }
+        /* s_fetch_range returned exactly the range's bytes, so every slice is in the buffer;
+         * progress reports may have set up the first ones already */
+        for (uint32_t i = stream.ready > done ? stream.ready - done : 0; i < in_range; i++)
+            s_frame_from_range(node, &plan, done + i, fetched->buf, range_offset,
+                               &frames[done + i]);
         done += in_range;
+        stream.ready = done;
     }
     if (rc < 0) {
-        s_close_frames(frames, done);
+        /* frames [0, sent) went out; the ones set up since are closed */
+        uint32_t set_up = stream.ready > done ? stream.ready : done;
+        s_close_frames(frames + stream.sent, set_up - stream.sent);
         reply_error(sink, request, rc, "%s", shoal_last_error());
+    } else if (stream.sent > 0) {
+        /* the rest of a streamed READ: frames [sent, page_count), more = false */
+        s_plan_t rest = plan;
+        uint64_t start, length;
+        s_piece(node, &plan, stream.sent, &start, &length);
+        rest.first_page = plan.first_page + stream.sent;
+        rest.page_count = plan.page_count - stream.sent;
+        rest.span_offset = start;
+        rest.span_length = plan.span_offset + plan.span_length - start;
+        s_reply_read(node, sink, request, &stat, &rest, frames + stream.sent);
+        stats_observe(&node->stats, STATS_LAT_READ_MISS, stats_now_ns() - request->received_ns);
     } else {
         s_reply_read(node, sink, request, &stat, &plan, frames);
         stats_observe(&node->stats, STATS_LAT_READ_MISS, stats_now_ns() - request->received_ns);
@@ -449,7 +578,7 @@ void read_load(node_t *node, reply_sink_t *sink, node_request_t *request)
                 continue;
             /* LOAD promises stored pages: store before answering, or wait for the leader's */
             s_pending_t fetched;
-            rc = s_range(node, request->uri, &stat, file_key, range_index, true, true, NULL,
+            rc = s_range(node, request->uri, &stat, file_key, range_index, true, true, NULL, NULL,
                          &fetched);
             s_pending_finish(node, &fetched, true);
             if (rc < 0) {

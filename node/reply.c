@@ -66,15 +66,29 @@ static int s_send_frame(void *socket, zmq_msg_t *frame, bool more)
 }
 
 static int s_send_encoded(reply_sink_t *sink, node_request_t *request, zmq_msg_t *frames,
-                          uint32_t frame_count);
+                          uint32_t frame_count, bool keep_identity);
+static int s_send(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_msg_t *frames,
+                  uint32_t frame_count, bool keep_identity);
+
+int reply_send(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_msg_t *frames,
+               uint32_t frame_count)
+{
+    return s_send(sink, request, reply, frames, frame_count, false);
+}
+
+int reply_send_partial(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_msg_t *frames,
+                       uint32_t frame_count)
+{
+    return s_send(sink, request, reply, frames, frame_count, true);
+}
 
 /*
  * The multipart goes out as: routing id, [empty delimiter], header, raw frames. A failure in
  * the middle (only at shutdown, when the context is terminated) leaves a partial message that
  * libzmq discards with the socket; the remaining frames are closed here.
  */
-int reply_send(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_msg_t *frames,
-               uint32_t frame_count)
+static int s_send(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_msg_t *frames,
+                  uint32_t frame_count, bool keep_identity)
 {
     node_t *node = sink->node;
     reply->header.request_id = request->msg.header.request_id;
@@ -93,17 +107,18 @@ int reply_send(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_ms
             return SHOAL_EINTERNAL;
         stats_add(&node->stats, STATS_ERRORS_REPLIED, 1);
     }
-    return s_send_encoded(sink, request, frames, frame_count);
+    return s_send_encoded(sink, request, frames, frame_count, keep_identity);
 }
 
 int reply_send_encoded(reply_sink_t *sink, node_request_t *request)
 {
-    return s_send_encoded(sink, request, NULL, 0);
+    return s_send_encoded(sink, request, NULL, 0, false);
 }
 
-/* Sends sink->buf as the header frame, then the raw frames (moved). */
+/* Sends sink->buf as the header frame, then the raw frames (moved). With keep_identity a copy
+ * of the routing id goes out and the request keeps its own. */
 static int s_send_encoded(reply_sink_t *sink, node_request_t *request, zmq_msg_t *frames,
-                          uint32_t frame_count)
+                          uint32_t frame_count, bool keep_identity)
 {
     int rc = 0;
     zmq_msg_t header;
@@ -114,7 +129,14 @@ static int s_send_encoded(reply_sink_t *sink, node_request_t *request, zmq_msg_t
     }
     memcpy(zmq_msg_data(&header), sink->buf.data, sink->buf.len);
 
-    rc = s_send_frame(sink->socket, &request->identity, true);
+    if (keep_identity) {
+        zmq_msg_t identity;
+        zmq_msg_init(&identity);
+        zmq_msg_copy(&identity, &request->identity);
+        rc = s_send_frame(sink->socket, &identity, true);
+    } else {
+        rc = s_send_frame(sink->socket, &request->identity, true);
+    }
     if (rc == 0 && request->has_delimiter) {
         zmq_msg_t delimiter;
         zmq_msg_init(&delimiter);
@@ -130,7 +152,8 @@ static int s_send_encoded(reply_sink_t *sink, node_request_t *request, zmq_msg_t
         else
             zmq_msg_close(&frames[i]);
     }
-    zmq_msg_init(&request->identity); /* moved out (or closed): leave a valid empty message */
+    if (!keep_identity)
+        zmq_msg_init(&request->identity); /* moved out (or closed): leave a valid empty message */
     return rc;
 }
 

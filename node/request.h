@@ -16,12 +16,12 @@
 
 /* A decoded request and its route back. */
 typedef struct node_request {
-    struct node_request *next;         /* link in the fetch queue */
-    zmq_msg_t identity;                /* ROUTER routing id of the client (moved to the reply) */
-    bool has_delimiter;                /* the client sent an empty delimiter frame (REQ style) */
-    int64_t received_ns;               /* CLOCK_MONOTONIC when the router thread got it */
-    msg_t msg;                         /* the decoded request (owned) */
-    char uri[MOUNT_URI_MAX + 2];       /* its uri after mount_check, for uri-bearing types */
+    struct node_request *next;   /* link in the fetch queue */
+    zmq_msg_t identity;          /* ROUTER routing id of the client (moved to the reply) */
+    bool has_delimiter;          /* the client sent an empty delimiter frame (REQ style) */
+    int64_t received_ns;         /* CLOCK_MONOTONIC when the router thread got it */
+    msg_t msg;                   /* the decoded request (owned) */
+    char uri[MOUNT_URI_MAX + 2]; /* its uri after mount_check, for uri-bearing types */
 } node_request_t;
 
 /* Frees a request that was answered (or dropped), counts it out of node->inflight, and sets
@@ -50,6 +50,11 @@ void reply_sink_fini(reply_sink_t *sink);
  */
 int reply_send(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_msg_t *frames,
                uint32_t frame_count);
+
+/* As reply_send, but for a partial reply of a streamed READ (reply->body.read_reply.more set):
+ * sends a copy of the request's identity, so more replies can follow. Returns as reply_send. */
+int reply_send_partial(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_msg_t *frames,
+                       uint32_t frame_count);
 
 /* Sends the header already encoded in sink->buf (by membership_encode_reply, say), with no raw
  * frames. Consumes the request's identity. Returns as reply_send. */

@@ -34,6 +34,7 @@ static const char *const s_counter_names[STATS_COUNTER_COUNT] = {
     [STATS_FORWARDS] = "forwards",
     [STATS_FORWARD_FAILURES] = "forward_failures",
     [STATS_PAGE_FLUSHES] = "page_flushes",
+    [STATS_READ_PARTIAL_REPLIES] = "read_partial_replies",
 };
 
 static const char *const s_histogram_names[STATS_HISTOGRAM_COUNT] = {

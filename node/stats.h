@@ -38,6 +38,7 @@ typedef enum stats_counter {
     STATS_FORWARDS,             /* missing ranges this node asked their owner for */
     STATS_FORWARD_FAILURES,     /* ... where the owner failed, so this node read the UFS */
     STATS_PAGE_FLUSHES,         /* periodic flushes of new pages to disk (--flush-interval) */
+    STATS_READ_PARTIAL_REPLIES, /* partial READ replies (more = true) of streamed READs */
     STATS_COUNTER_COUNT
 } stats_counter_t;
 
@@ -53,8 +54,8 @@ typedef enum stats_histogram {
 #define STATS_BUCKETS 32
 
 typedef struct stats {
-    _Atomic uint64_t counters[STATS_COUNTER_COUNT];                    /* by stats_counter_t */
-    _Atomic uint64_t buckets[STATS_HISTOGRAM_COUNT][STATS_BUCKETS];    /* by histogram, bucket */
+    _Atomic uint64_t counters[STATS_COUNTER_COUNT];                 /* by stats_counter_t */
+    _Atomic uint64_t buckets[STATS_HISTOGRAM_COUNT][STATS_BUCKETS]; /* by histogram, bucket */
 } stats_t;
 
 /* Zeroes every counter and bucket. */

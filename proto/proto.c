@@ -103,49 +103,67 @@ typedef struct s_ops {
 
 /* One key of a body map. */
 struct s_field {
-    uint8_t key;                   /* wire key */
-    const char *name;              /* for error messages */
-    s_kind_t kind;                 /* how the value is stored and sent */
-    bool required;                 /* missing -> SHOAL_EPROTO */
-    size_t offset;                 /* of the value (K_MAPS: of the array pointer) */
-    size_t count_offset;           /* K_MAPS: of the uint32_t count */
-    uint64_t min, max;             /* unsigned bounds; K_STR: max length; K_MAPS: max count */
-    int64_t smin, smax;            /* signed bounds */
-    uint64_t def;                  /* default of an unsigned field */
-    const s_field_t *elem_fields;  /* K_MAPS: fields of each element */
-    size_t elem_field_count;       /* K_MAPS: entries in elem_fields */
-    size_t elem_size;              /* K_MAPS: sizeof one element */
-    const s_ops_t *ops;            /* K_CUSTOM */
+    uint8_t key;                  /* wire key */
+    const char *name;             /* for error messages */
+    s_kind_t kind;                /* how the value is stored and sent */
+    bool required;                /* missing -> SHOAL_EPROTO */
+    size_t offset;                /* of the value (K_MAPS: of the array pointer) */
+    size_t count_offset;          /* K_MAPS: of the uint32_t count */
+    uint64_t min, max;            /* unsigned bounds; K_STR: max length; K_MAPS: max count */
+    int64_t smin, smax;           /* signed bounds */
+    uint64_t def;                 /* default of an unsigned field */
+    const s_field_t *elem_fields; /* K_MAPS: fields of each element */
+    size_t elem_field_count;      /* K_MAPS: entries in elem_fields */
+    size_t elem_size;             /* K_MAPS: sizeof one element */
+    const s_ops_t *ops;           /* K_CUSTOM */
 };
 
-#define F_STR(k, n, T, mem, req, maxlen)                                                       \
-    {.key = k, .name = n, .kind = K_STR, .required = req, .offset = offsetof(T, mem),          \
-     .max = maxlen}
-#define F_U64(k, n, T, mem, req, lo, hi, dflt)                                                 \
-    {.key = k, .name = n, .kind = K_U64, .required = req, .offset = offsetof(T, mem),          \
-     .min = lo, .max = hi, .def = dflt}
-#define F_U32(k, n, T, mem, req, lo, hi, dflt)                                                 \
-    {.key = k, .name = n, .kind = K_U32, .required = req, .offset = offsetof(T, mem),          \
-     .min = lo, .max = hi, .def = dflt}
-#define F_I64(k, n, T, mem, req, lo, hi)                                                       \
-    {.key = k, .name = n, .kind = K_I64, .required = req, .offset = offsetof(T, mem),          \
-     .smin = lo, .smax = hi}
-#define F_I32(k, n, T, mem, req, lo, hi)                                                       \
-    {.key = k, .name = n, .kind = K_I32, .required = req, .offset = offsetof(T, mem),          \
-     .smin = lo, .smax = hi}
-#define F_BOOL(k, n, T, mem, req)                                                              \
-    {.key = k, .name = n, .kind = K_BOOL, .required = req, .offset = offsetof(T, mem)}
-#define F_ID(k, n, T, mem, req)                                                                \
-    {.key = k, .name = n, .kind = K_ID, .required = req, .offset = offsetof(T, mem)}
-#define F_MAPS(k, n, T, mem, cnt, req, maxcount, E, efields)                                   \
-    {.key = k, .name = n, .kind = K_MAPS, .required = req, .offset = offsetof(T, mem),         \
-     .count_offset = offsetof(T, cnt), .max = maxcount, .elem_fields = efields,                \
-     .elem_field_count = sizeof efields / sizeof efields[0], .elem_size = sizeof(E)}
-#define F_CUSTOM(k, n, T, mem, req, maxcount, hooks)                                           \
-    {.key = k, .name = n, .kind = K_CUSTOM, .required = req, .offset = offsetof(T, mem),       \
-     .max = maxcount, .ops = hooks}
+#define F_STR(k, n, T, mem, req, maxlen)                                                           \
+    {                                                                                              \
+        .key = k, .name = n, .kind = K_STR, .required = req, .offset = offsetof(T, mem),           \
+        .max = maxlen                                                                              \
+    }
+#define F_U64(k, n, T, mem, req, lo, hi, dflt)                                                     \
+    {                                                                                              \
+        .key = k, .name = n, .kind = K_U64, .required = req, .offset = offsetof(T, mem),           \
+        .min = lo, .max = hi, .def = dflt                                                          \
+    }
+#define F_U32(k, n, T, mem, req, lo, hi, dflt)                                                     \
+    {                                                                                              \
+        .key = k, .name = n, .kind = K_U32, .required = req, .offset = offsetof(T, mem),           \
+        .min = lo, .max = hi, .def = dflt                                                          \
+    }
+#define F_I64(k, n, T, mem, req, lo, hi)                                                           \
+    {                                                                                              \
+        .key = k, .name = n, .kind = K_I64, .required = req, .offset = offsetof(T, mem),           \
+        .smin = lo, .smax = hi                                                                     \
+    }
+#define F_I32(k, n, T, mem, req, lo, hi)                                                           \
+    {                                                                                              \
+        .key = k, .name = n, .kind = K_I32, .required = req, .offset = offsetof(T, mem),           \
+        .smin = lo, .smax = hi                                                                     \
+    }
+#define F_BOOL(k, n, T, mem, req)                                                                  \
+    {                                                                                              \
+        .key = k, .name = n, .kind = K_BOOL, .required = req, .offset = offsetof(T, mem)           \
+    }
+#define F_ID(k, n, T, mem, req)                                                                    \
+    {                                                                                              \
+        .key = k, .name = n, .kind = K_ID, .required = req, .offset = offsetof(T, mem)             \
+    }
+#define F_MAPS(k, n, T, mem, cnt, req, maxcount, E, efields)                                       \
+    {                                                                                              \
+        .key = k, .name = n, .kind = K_MAPS, .required = req, .offset = offsetof(T, mem),          \
+        .count_offset = offsetof(T, cnt), .max = maxcount, .elem_fields = efields,                 \
+        .elem_field_count = sizeof efields / sizeof efields[0], .elem_size = sizeof(E)             \
+    }
+#define F_CUSTOM(k, n, T, mem, req, maxcount, hooks)                                               \
+    {                                                                                              \
+        .key = k, .name = n, .kind = K_CUSTOM, .required = req, .offset = offsetof(T, mem),        \
+        .max = maxcount, .ops = hooks                                                              \
+    }
 
-#define S_FIELD(base, field, type) ((type *)((char *)(base) + (field)->offset))
+#define S_FIELD(base, field, type)  ((type *)((char *)(base) + (field)->offset))
 #define S_CFIELD(base, field, type) ((const type *)((const char *)(base) + (field)->offset))
 
 /* Records a failure at `field` (may be NULL for the map itself) and returns ctx->code. */
@@ -161,8 +179,7 @@ __attribute__((format(printf, 3, 4))) static int s_bad(const s_ctx_t *ctx, const
     if (ctx->array)
         snprintf(where, sizeof where, "%s[%" PRId64 "]%s", ctx->array, ctx->index,
                  field ? "." : "");
-    return shoal_fail(ctx->code, "%s: %s%s: %s", ctx->type_name, where, field ? field : "",
-                      reason);
+    return shoal_fail(ctx->code, "%s: %s%s: %s", ctx->type_name, where, field ? field : "", reason);
 }
 
 /* ---- decoding ---- */
@@ -192,14 +209,12 @@ static int s_decode_str(s_ctx_t *ctx, const char *name, uint64_t max, const char
     return 0;
 }
 
-static int s_decode_u64(s_ctx_t *ctx, const char *name, uint64_t min, uint64_t max,
-                        uint64_t *out)
+static int s_decode_u64(s_ctx_t *ctx, const char *name, uint64_t min, uint64_t max, uint64_t *out)
 {
     if (mp_read_uint(&ctx->reader, out))
         return s_bad(ctx, name, "expected an unsigned integer");
     if (*out < min || *out > max)
-        return s_bad(ctx, name, "%" PRIu64 " out of range %" PRIu64 "..%" PRIu64, *out, min,
-                     max);
+        return s_bad(ctx, name, "%" PRIu64 " out of range %" PRIu64 "..%" PRIu64, *out, min, max);
     return 0;
 }
 
@@ -212,7 +227,8 @@ static int s_decode_field(s_ctx_t *ctx, const s_field_t *f, void *base)
     int64_t s;
     int rc;
     switch (f->kind) {
-    case K_STR: return s_decode_str(ctx, f->name, f->max, S_FIELD(base, f, const char *));
+    case K_STR:
+        return s_decode_str(ctx, f->name, f->max, S_FIELD(base, f, const char *));
     case K_U64:
     case K_U32:
         if ((rc = s_decode_u64(ctx, f->name, f->min, f->max, &u)))
@@ -227,8 +243,8 @@ static int s_decode_field(s_ctx_t *ctx, const s_field_t *f, void *base)
         if (mp_read_int(&ctx->reader, &s))
             return s_bad(ctx, f->name, "expected an integer");
         if (s < f->smin || s > f->smax)
-            return s_bad(ctx, f->name, "%" PRId64 " out of range %" PRId64 "..%" PRId64, s,
-                         f->smin, f->smax);
+            return s_bad(ctx, f->name, "%" PRId64 " out of range %" PRId64 "..%" PRId64, s, f->smin,
+                         f->smax);
         if (f->kind == K_I64)
             *S_FIELD(base, f, int64_t) = s;
         else
@@ -273,7 +289,8 @@ static int s_decode_field(s_ctx_t *ctx, const s_field_t *f, void *base)
         *(uint32_t *)((char *)base + f->count_offset) = count;
         return 0;
     }
-    case K_CUSTOM: return f->ops->decode(ctx, f, base);
+    case K_CUSTOM:
+        return f->ops->decode(ctx, f, base);
     }
     return s_bad(ctx, f->name, "bad field table");
 }
@@ -332,8 +349,7 @@ static int s_check_str(s_ctx_t *ctx, const char *name, const char *str, uint64_t
     return 0;
 }
 
-static int s_check_map(s_ctx_t *ctx, const s_field_t *fields, size_t field_count,
-                       const void *base)
+static int s_check_map(s_ctx_t *ctx, const s_field_t *fields, size_t field_count, const void *base)
 {
     for (size_t j = 0; j < field_count; j++) {
         const s_field_t *f = &fields[j];
@@ -360,13 +376,14 @@ static int s_check_map(s_ctx_t *ctx, const s_field_t *fields, size_t field_count
                              f->smin, f->smax);
             break;
         case K_BOOL:
-        case K_ID: break;
+        case K_ID:
+            break;
         case K_MAPS: {
             uint32_t count = *(const uint32_t *)((const char *)base + f->count_offset);
             const char *elems = *S_CFIELD(base, f, void *);
             if (count > f->max)
-                return s_bad(ctx, f->name, "too many elements (%" PRIu32 " > %" PRIu64 ")",
-                             count, f->max);
+                return s_bad(ctx, f->name, "too many elements (%" PRIu32 " > %" PRIu64 ")", count,
+                             f->max);
             if (count && !elems)
                 return s_bad(ctx, f->name, "NULL array with %" PRIu32 " elements", count);
             ctx->array = f->name;
@@ -399,13 +416,27 @@ static void s_encode_map(msg_buf_t *out, const s_field_t *fields, size_t field_c
         const s_field_t *f = &fields[j];
         mp_write_uint(out, f->key);
         switch (f->kind) {
-        case K_STR: mp_write_cstr(out, *S_CFIELD(base, f, char *)); break;
-        case K_U64: mp_write_uint(out, *S_CFIELD(base, f, uint64_t)); break;
-        case K_U32: mp_write_uint(out, *S_CFIELD(base, f, uint32_t)); break;
-        case K_I64: mp_write_int(out, *S_CFIELD(base, f, int64_t)); break;
-        case K_I32: mp_write_int(out, *S_CFIELD(base, f, int32_t)); break;
-        case K_BOOL: mp_write_bool(out, *S_CFIELD(base, f, bool)); break;
-        case K_ID: mp_write_bin(out, S_CFIELD(base, f, uint8_t), MSG_NODE_ID_SIZE); break;
+        case K_STR:
+            mp_write_cstr(out, *S_CFIELD(base, f, char *));
+            break;
+        case K_U64:
+            mp_write_uint(out, *S_CFIELD(base, f, uint64_t));
+            break;
+        case K_U32:
+            mp_write_uint(out, *S_CFIELD(base, f, uint32_t));
+            break;
+        case K_I64:
+            mp_write_int(out, *S_CFIELD(base, f, int64_t));
+            break;
+        case K_I32:
+            mp_write_int(out, *S_CFIELD(base, f, int32_t));
+            break;
+        case K_BOOL:
+            mp_write_bool(out, *S_CFIELD(base, f, bool));
+            break;
+        case K_ID:
+            mp_write_bin(out, S_CFIELD(base, f, uint8_t), MSG_NODE_ID_SIZE);
+            break;
         case K_MAPS: {
             uint32_t count = *(const uint32_t *)((const char *)base + f->count_offset);
             const char *elems = *S_CFIELD(base, f, void *);
@@ -415,7 +446,9 @@ static void s_encode_map(msg_buf_t *out, const s_field_t *fields, size_t field_c
                              elems + (size_t)i * f->elem_size);
             break;
         }
-        case K_CUSTOM: f->ops->encode(out, f, base); break;
+        case K_CUSTOM:
+            f->ops->encode(out, f, base);
+            break;
         }
     }
 }
@@ -427,8 +460,7 @@ static bool s_str_equal(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-static bool s_map_equal(const s_field_t *fields, size_t field_count, const void *a,
-                        const void *b)
+static bool s_map_equal(const s_field_t *fields, size_t field_count, const void *a, const void *b)
 {
     for (size_t j = 0; j < field_count; j++) {
         const s_field_t *f = &fields[j];
@@ -462,8 +494,8 @@ static bool s_map_equal(const s_field_t *fields, size_t field_count, const void 
             const char *ea = *S_CFIELD(a, f, void *);
             const char *eb = *S_CFIELD(b, f, void *);
             for (uint32_t i = 0; i < count; i++)
-                if (!s_map_equal(f->elem_fields, f->elem_field_count,
-                                 ea + (size_t)i * f->elem_size, eb + (size_t)i * f->elem_size))
+                if (!s_map_equal(f->elem_fields, f->elem_field_count, ea + (size_t)i * f->elem_size,
+                                 eb + (size_t)i * f->elem_size))
                     return false;
             break;
         }
@@ -504,8 +536,7 @@ static int s_counters_decode(s_ctx_t *ctx, const s_field_t *f, void *base)
     if (mp_read_array(&ctx->reader, &count))
         return s_bad(ctx, f->name, "expected an array");
     if (count > f->max)
-        return s_bad(ctx, f->name, "too many elements (%" PRIu32 " > %" PRIu64 ")", count,
-                     f->max);
+        return s_bad(ctx, f->name, "too many elements (%" PRIu32 " > %" PRIu64 ")", count, f->max);
     msg_counter_t *counters = NULL;
     if (count && !(counters = s_arena_alloc(ctx->m, count * sizeof *counters, ctx->hint)))
         return shoal_fail(SHOAL_ENOMEM, "%s: out of memory", ctx->type_name);
@@ -527,8 +558,7 @@ static int s_counters_decode(s_ctx_t *ctx, const s_field_t *f, void *base)
 }
 
 /* Decodes an array of at most MSG_BUCKETS_MAX uints into the arena. */
-static int s_decode_u64_array(s_ctx_t *ctx, const char *name, const uint64_t **out,
-                              uint32_t *count)
+static int s_decode_u64_array(s_ctx_t *ctx, const char *name, const uint64_t **out, uint32_t *count)
 {
     if (mp_read_array(&ctx->reader, count))
         return s_bad(ctx, name, "expected an array");
@@ -567,8 +597,7 @@ static int s_histograms_decode(s_ctx_t *ctx, const s_field_t *f, void *base)
     if (mp_read_array(&ctx->reader, &count))
         return s_bad(ctx, f->name, "expected an array");
     if (count > f->max)
-        return s_bad(ctx, f->name, "too many elements (%" PRIu32 " > %" PRIu64 ")", count,
-                     f->max);
+        return s_bad(ctx, f->name, "too many elements (%" PRIu32 " > %" PRIu64 ")", count, f->max);
     msg_histogram_t *hists = NULL;
     if (count && !(hists = s_arena_alloc(ctx->m, count * sizeof *hists, ctx->hint)))
         return shoal_fail(SHOAL_ENOMEM, "%s: out of memory", ctx->type_name);
@@ -762,7 +791,7 @@ static const s_field_t s_list_reply_fields[] = {
     F_STR(2, "next_cursor", msg_list_reply_t, next_cursor, OPT, MSG_CURSOR_MAX),
 };
 
-/* flags: any value up to MSG_READ_FLAGS_ALL (bits 0 and 1) is a valid combination. */
+/* flags: any value up to MSG_READ_FLAGS_ALL (bits 0 to 2) is a valid combination. */
 static const s_field_t s_read_request_fields[] = {
     F_STR(1, "uri", msg_read_request_t, uri, REQ, MSG_URI_MAX),
     F_STR(2, "version", msg_read_request_t, version, OPT, MSG_VERSION_MAX),
@@ -778,6 +807,7 @@ static const s_field_t s_read_reply_fields[] = {
     F_U64(4, "length", msg_read_reply_t, length, REQ, 0, UINT64_MAX, 0),
     F_U32(5, "page_count", msg_read_reply_t, page_count, REQ, 0, MSG_READ_PAGES_MAX, 0),
     F_U64(6, "page_size", msg_read_reply_t, page_size, REQ, 1, MSG_PAGE_SIZE_MAX, 0),
+    F_BOOL(7, "more", msg_read_reply_t, more, OPT),
 };
 
 static const s_field_t s_load_request_fields[] = {
@@ -805,8 +835,7 @@ static const s_field_t s_evict_reply_fields[] = {
 };
 
 static const s_field_t s_stats_reply_fields[] = {
-    F_CUSTOM(1, "counters", msg_stats_reply_t, counters, OPT, MSG_COUNTERS_MAX,
-             &s_counters_ops),
+    F_CUSTOM(1, "counters", msg_stats_reply_t, counters, OPT, MSG_COUNTERS_MAX, &s_counters_ops),
     F_CUSTOM(2, "histograms", msg_stats_reply_t, histograms, OPT, MSG_HISTOGRAMS_MAX,
              &s_histograms_ops),
 };
@@ -833,20 +862,25 @@ static int s_check_read_reply(s_ctx_t *ctx, const msg_t *m)
         return s_bad(ctx, "page_count", "%" PRIu32 ", but the span has %" PRIu32 " pages",
                      r->page_count, expect);
     if (m->header.frames != r->page_count)
-        return s_bad(ctx, "page_count", "%" PRIu32 ", but the header announces %" PRIu32
-                     " frames", r->page_count, m->header.frames);
+        return s_bad(ctx, "page_count", "%" PRIu32 ", but the header announces %" PRIu32 " frames",
+                     r->page_count, m->header.frames);
+    if (r->more && r->length == 0)
+        return s_bad(ctx, "more", "a partial reply must carry bytes (length is 0)");
     return 0;
 }
 
 /* One body type. */
 typedef struct s_body {
-    const s_field_t *fields;                       /* NULL for an empty body */
-    size_t field_count;                            /* entries in fields */
-    int (*check)(s_ctx_t *ctx, const msg_t *m);    /* cross-field checks, or NULL */
-    const char *name;                              /* msg_type_name() */
+    const s_field_t *fields;                    /* NULL for an empty body */
+    size_t field_count;                         /* entries in fields */
+    int (*check)(s_ctx_t *ctx, const msg_t *m); /* cross-field checks, or NULL */
+    const char *name;                           /* msg_type_name() */
 } s_body_t;
 
-#define BODY(t, chk, n) {t, sizeof t / sizeof t[0], chk, n}
+#define BODY(t, chk, n)                                                                            \
+    {                                                                                              \
+        t, sizeof t / sizeof t[0], chk, n                                                          \
+    }
 
 static const s_body_t s_bodies[MSG_TYPE_DATA_LAST + 1] = {
     [MSG_ERROR] = BODY(s_error_fields, NULL, "ERROR"),
@@ -923,9 +957,8 @@ void msg_read_request(msg_t *m, uint64_t request_id, uint64_t view_version, cons
                       const char *version, uint64_t offset, uint64_t length, uint32_t flags)
 {
     msg_init(m, MSG_READ_REQ, request_id, view_version);
-    m->body.read_request =
-        (msg_read_request_t){.uri = uri, .version = version, .offset = offset, .length = length,
-                             .flags = flags};
+    m->body.read_request = (msg_read_request_t){
+        .uri = uri, .version = version, .offset = offset, .length = length, .flags = flags};
 }
 
 void msg_read_reply(msg_t *m, uint64_t request_id, uint64_t view_version, uint64_t file_size,
@@ -934,13 +967,15 @@ void msg_read_reply(msg_t *m, uint64_t request_id, uint64_t view_version, uint64
 {
     msg_init(m, MSG_READ_REP, request_id, view_version);
     m->header.frames = page_count;
-    m->body.read_reply = (msg_read_reply_t){.file_size = file_size, .version = version,
-                                            .offset = offset, .length = length,
-                                            .page_count = page_count, .page_size = page_size};
+    m->body.read_reply = (msg_read_reply_t){.file_size = file_size,
+                                            .version = version,
+                                            .offset = offset,
+                                            .length = length,
+                                            .page_count = page_count,
+                                            .page_size = page_size};
 }
 
-void msg_error(msg_t *m, uint64_t request_id, uint64_t view_version, int code,
-               const char *message)
+void msg_error(msg_t *m, uint64_t request_id, uint64_t view_version, int code, const char *message)
 {
     msg_init(m, MSG_ERROR, request_id, view_version);
     m->body.error = (msg_error_t){.code = code, .message = message};
@@ -963,12 +998,10 @@ uint64_t msg_read_frame_length(const msg_read_reply_t *reply, uint32_t index)
     if (page > UINT64_MAX / reply->page_size)
         return 0;
     uint64_t page_start = page * reply->page_size;
-    uint64_t page_end = page_start > UINT64_MAX - reply->page_size
-                            ? UINT64_MAX
-                            : page_start + reply->page_size;
-    uint64_t span_end = reply->length > UINT64_MAX - reply->offset
-                            ? UINT64_MAX
-                            : reply->offset + reply->length;
+    uint64_t page_end =
+        page_start > UINT64_MAX - reply->page_size ? UINT64_MAX : page_start + reply->page_size;
+    uint64_t span_end =
+        reply->length > UINT64_MAX - reply->offset ? UINT64_MAX : reply->offset + reply->length;
     uint64_t start = page_start > reply->offset ? page_start : reply->offset;
     uint64_t end = page_end < span_end ? page_end : span_end;
     return end > start ? end - start : 0;
@@ -1053,8 +1086,7 @@ int msg_encode(const msg_t *m, msg_buf_t *out)
     else
         msg_buf_append(out, m->body.raw.data, m->body.raw.len);
     if (out->err)
-        return shoal_fail(out->err, "%s: encoding: %s", ctx.type_name,
-                          shoal_strerror(out->err));
+        return shoal_fail(out->err, "%s: encoding: %s", ctx.type_name, shoal_strerror(out->err));
     if (out->len > MSG_FRAME_MAX)
         return shoal_fail(SHOAL_EMSGSIZE, "%s: %zu bytes, over the %u-byte frame limit",
                           ctx.type_name, out->len, MSG_FRAME_MAX);
@@ -1068,8 +1100,8 @@ int msg_header_decode(const void *data, size_t len, msg_header_t *header, msg_ra
     memset(header, 0, sizeof *header);
     memset(body, 0, sizeof *body);
     if (len > MSG_FRAME_MAX)
-        return shoal_fail(SHOAL_EMSGSIZE, "header frame of %zu bytes, over the %u-byte limit",
-                          len, MSG_FRAME_MAX);
+        return shoal_fail(SHOAL_EMSGSIZE, "header frame of %zu bytes, over the %u-byte limit", len,
+                          MSG_FRAME_MAX);
     mp_reader_t reader;
     mp_reader_init(&reader, data, len);
     uint32_t count;
@@ -1094,8 +1126,10 @@ int msg_header_decode(const void *data, size_t len, msg_header_t *header, msg_ra
                           MSG_READ_PAGES_MAX);
     const uint8_t *body_start = reader.pos;
     if (mp_skip(&reader))
-        return shoal_fail(SHOAL_EPROTO, "header: body is malformed msgpack (or nested deeper "
-                                        "than %d)", MP_DEPTH_MAX);
+        return shoal_fail(SHOAL_EPROTO,
+                          "header: body is malformed msgpack (or nested deeper "
+                          "than %d)",
+                          MP_DEPTH_MAX);
     const uint8_t *body_end = reader.pos;
     for (uint32_t i = 6; i < count; i++)
         if (mp_skip(&reader))
@@ -1122,7 +1156,9 @@ int msg_decode(const void *data, size_t len, msg_t *out)
     if (rc)
         return rc;
     const s_body_t *body = s_body_of(header.type);
-    s_ctx_t ctx = {.type_name = msg_type_name(header.type), .code = SHOAL_EPROTO, .m = out,
+    s_ctx_t ctx = {.type_name = msg_type_name(header.type),
+                   .code = SHOAL_EPROTO,
+                   .m = out,
                    .hint = 2 * raw.len + 256};
     out->header = header;
     if (body) {
@@ -1155,8 +1191,8 @@ int msg_decode(const void *data, size_t len, msg_t *out)
 
 bool msg_equal(const msg_t *a, const msg_t *b)
 {
-    if (a->header.proto_version != b->header.proto_version ||
-        a->header.type != b->header.type || a->header.request_id != b->header.request_id ||
+    if (a->header.proto_version != b->header.proto_version || a->header.type != b->header.type ||
+        a->header.request_id != b->header.request_id ||
         a->header.view_version != b->header.view_version || a->header.frames != b->header.frames)
         return false;
     const s_body_t *body = s_body_of(a->header.type);

@@ -84,9 +84,12 @@ extern "C" {
  *                        2 next_cursor str [""] ("" = listing complete; <= 4096)
  *     8   READ_REQ       1 uri str req   2 version str [""] ("" = current version)
  *                        3 offset uint req   4 length uint req   5 flags uint [0]
- *                          (bit 0 FORWARDED, bit 1 NO_CACHE; other bits refused)
+ *                          (bit 0 FORWARDED, bit 1 NO_CACHE, bit 2 STREAM; other bits
+ *                          refused)
  *     9   READ_REP       1 file_size uint req   2 version str [""]   3 offset uint req
  *                        4 length uint req   5 page_count uint req   6 page_size uint req
+ *                        7 more bool [false] (a partial reply: more replies for this request
+ *                          id follow; only to a READ_REQ with STREAM)
  *     10  LOAD_REQ       1 uri str req   2 version str [""]   3 offset uint [0]
  *                        4 length uint [0] (0 = to the end of the file)
  *                        5 replicas uint [1] (1 .. 16: owners that should hold each page)
@@ -114,6 +117,24 @@ extern "C" {
  * page_count is the number of pieces (0 when length is 0) and must equal header.frames;
  * msg_read_frame_length() gives the expected length of each frame, so a receiver checks every
  * frame before using it. Any request may be answered by ERROR instead of its reply.
+ *
+ * Streamed READ (flag STREAM, "the client accepts a READ answered by several replies"): the
+ * node may answer with a sequence of READ_REPs for the one request id, every one but the last
+ * with more = true, so that bytes leave while the rest of the range is still arriving from the
+ * UFS. Each partial reply is a complete READ_REP by the rules above (its own span, its own
+ * page_count frames cut at page_size). The spans are contiguous and in order: the first starts
+ * where a single reply would, each next one starts where the previous ended, and all of them
+ * together are exactly the span one reply would have carried; every partial span is non-empty.
+ * The sequence ends with a reply with more = false, or with an ERROR (the bytes already received
+ * are right, but the request failed: retry the whole request). A receiver refuses a partial
+ * span that is not contiguous with what it got, lies outside what it asked for, or changes
+ * file_size, version or page_size between replies, as it refuses a malformed reply. Without
+ * STREAM (old clients, node-to-node forwards) a READ gets exactly one reply, more = false.
+ *
+ *   READ_REQ STREAM [0, 4 MiB) of a cold range, 1 MiB pages:
+ *     READ_REP offset 0      length 1 MiB  page_count 1  more true   (page 0 arrived)
+ *     READ_REP offset 1 MiB  length 2 MiB  page_count 2  more true   (pages 1-2 arrived)
+ *     READ_REP offset 3 MiB  length 1 MiB  page_count 1  more false  (the last page)
  *
  * Encoders write every field of the type (optional ones too, with their defaults) in key
  * order; decoders accept the fields in any order and any subset that has the required ones.
@@ -156,21 +177,21 @@ extern "C" {
 
 /* Message types. The numbers are the wire values: never renumber, only add. */
 typedef enum msg_type {
-    MSG_ERROR = 1,      /* reply to any request: code + message */
-    MSG_VIEW_REQ = 2,   /* ask for the membership view */
-    MSG_VIEW_REP = 3,   /* the view: cluster settings and members */
-    MSG_STAT_REQ = 4,   /* metadata of one uri */
-    MSG_STAT_REP = 5,   /* size, mtime, version, is_dir */
-    MSG_LIST_REQ = 6,   /* one page of a listing */
-    MSG_LIST_REP = 7,   /* entries + continuation cursor */
-    MSG_READ_REQ = 8,   /* bytes of one file version */
-    MSG_READ_REP = 9,   /* span description; page bytes follow as raw frames */
-    MSG_LOAD_REQ = 10,  /* warm a byte range into the cache */
-    MSG_LOAD_REP = 11,  /* what the load did */
-    MSG_EVICT_REQ = 12, /* drop cached pages of a uri (or prefix) */
-    MSG_EVICT_REP = 13, /* what the eviction freed */
-    MSG_STATS_REQ = 14, /* node counters and histograms */
-    MSG_STATS_REP = 15, /* counters and histograms */
+    MSG_ERROR = 1,           /* reply to any request: code + message */
+    MSG_VIEW_REQ = 2,        /* ask for the membership view */
+    MSG_VIEW_REP = 3,        /* the view: cluster settings and members */
+    MSG_STAT_REQ = 4,        /* metadata of one uri */
+    MSG_STAT_REP = 5,        /* size, mtime, version, is_dir */
+    MSG_LIST_REQ = 6,        /* one page of a listing */
+    MSG_LIST_REP = 7,        /* entries + continuation cursor */
+    MSG_READ_REQ = 8,        /* bytes of one file version */
+    MSG_READ_REP = 9,        /* span description; page bytes follow as raw frames */
+    MSG_LOAD_REQ = 10,       /* warm a byte range into the cache */
+    MSG_LOAD_REP = 11,       /* what the load did */
+    MSG_EVICT_REQ = 12,      /* drop cached pages of a uri (or prefix) */
+    MSG_EVICT_REP = 13,      /* what the eviction freed */
+    MSG_STATS_REQ = 14,      /* node counters and histograms */
+    MSG_STATS_REP = 15,      /* counters and histograms */
     MSG_TYPE_DATA_LAST = 15, /* highest data-path type in v1 */
 
     /* Reserved for gossip/, which encodes the bodies itself over this header layout. */
@@ -188,7 +209,8 @@ typedef enum msg_type {
 /* READ request flags (a bitset). */
 #define MSG_READ_FORWARDED 1u /* sent by a node on behalf of a client: never forward again */
 #define MSG_READ_NO_CACHE  2u /* read through to the UFS without storing the pages */
-#define MSG_READ_FLAGS_ALL (MSG_READ_FORWARDED | MSG_READ_NO_CACHE)
+#define MSG_READ_STREAM    4u /* the client accepts several READ_REPs (partial replies) */
+#define MSG_READ_FLAGS_ALL (MSG_READ_FORWARDED | MSG_READ_NO_CACHE | MSG_READ_STREAM)
 
 /* Member states, as carried in a VIEW reply (same numbers as gossip's). */
 typedef enum msg_member_state {
@@ -231,11 +253,11 @@ typedef struct msg_member {
 } msg_member_t;
 
 typedef struct msg_view_reply {
-    uint64_t view_version;        /* version of this view */
-    uint64_t page_size;           /* cluster page size in bytes */
-    uint32_t range_pages;         /* pages per placement range */
-    uint32_t member_count;        /* entries in members */
-    const msg_member_t *members;  /* member_count members */
+    uint64_t view_version;       /* version of this view */
+    uint64_t page_size;          /* cluster page size in bytes */
+    uint32_t range_pages;        /* pages per placement range */
+    uint32_t member_count;       /* entries in members */
+    const msg_member_t *members; /* member_count members */
 } msg_view_reply_t;
 
 typedef struct msg_stat_request {
@@ -286,6 +308,7 @@ typedef struct msg_read_reply {
     uint64_t length;     /* bytes in all raw frames together */
     uint32_t page_count; /* raw frames that follow; equals header.frames */
     uint64_t page_size;  /* where the span is cut into frames */
+    bool more;           /* a partial reply: more READ_REPs for this request follow */
 } msg_read_reply_t;
 
 typedef struct msg_load_request {
@@ -318,16 +341,16 @@ typedef struct msg_counter {
 } msg_counter_t;
 
 typedef struct msg_histogram {
-    const char *name;        /* "read_latency_us" */
-    uint32_t bucket_count;   /* entries in bounds and in counts (<= MSG_BUCKETS_MAX) */
-    const uint64_t *bounds;  /* bucket upper bounds, strictly increasing */
-    const uint64_t *counts;  /* observations per bucket */
+    const char *name;       /* "read_latency_us" */
+    uint32_t bucket_count;  /* entries in bounds and in counts (<= MSG_BUCKETS_MAX) */
+    const uint64_t *bounds; /* bucket upper bounds, strictly increasing */
+    const uint64_t *counts; /* observations per bucket */
 } msg_histogram_t;
 
 typedef struct msg_stats_reply {
-    uint32_t counter_count;           /* entries in counters */
-    const msg_counter_t *counters;    /* counter_count counters */
-    uint32_t histogram_count;         /* entries in histograms */
+    uint32_t counter_count;            /* entries in counters */
+    const msg_counter_t *counters;     /* counter_count counters */
+    uint32_t histogram_count;          /* entries in histograms */
     const msg_histogram_t *histograms; /* histogram_count histograms */
 } msg_stats_reply_t;
 
@@ -346,20 +369,20 @@ struct msg_arena; /* decoded strings and arrays; private to proto.c */
 typedef struct msg {
     msg_header_t header; /* envelope */
     union {
-        msg_error_t error;                /* MSG_ERROR */
-        msg_view_reply_t view_reply;      /* MSG_VIEW_REP (VIEW_REQ has no body) */
-        msg_stat_request_t stat_request;  /* MSG_STAT_REQ */
-        msg_stat_reply_t stat_reply;      /* MSG_STAT_REP */
-        msg_list_request_t list_request;  /* MSG_LIST_REQ */
-        msg_list_reply_t list_reply;      /* MSG_LIST_REP */
-        msg_read_request_t read_request;  /* MSG_READ_REQ */
-        msg_read_reply_t read_reply;      /* MSG_READ_REP */
-        msg_load_request_t load_request;  /* MSG_LOAD_REQ */
-        msg_load_reply_t load_reply;      /* MSG_LOAD_REP */
+        msg_error_t error;                 /* MSG_ERROR */
+        msg_view_reply_t view_reply;       /* MSG_VIEW_REP (VIEW_REQ has no body) */
+        msg_stat_request_t stat_request;   /* MSG_STAT_REQ */
+        msg_stat_reply_t stat_reply;       /* MSG_STAT_REP */
+        msg_list_request_t list_request;   /* MSG_LIST_REQ */
+        msg_list_reply_t list_reply;       /* MSG_LIST_REP */
+        msg_read_request_t read_request;   /* MSG_READ_REQ */
+        msg_read_reply_t read_reply;       /* MSG_READ_REP */
+        msg_load_request_t load_request;   /* MSG_LOAD_REQ */
+        msg_load_reply_t load_reply;       /* MSG_LOAD_REP */
         msg_evict_request_t evict_request; /* MSG_EVICT_REQ */
-        msg_evict_reply_t evict_reply;    /* MSG_EVICT_REP */
-        msg_stats_reply_t stats_reply;    /* MSG_STATS_REP (STATS_REQ has no body) */
-        msg_raw_body_t raw;               /* MSG_GOSSIP_FIRST .. MSG_GOSSIP_LAST */
+        msg_evict_reply_t evict_reply;     /* MSG_EVICT_REP */
+        msg_stats_reply_t stats_reply;     /* MSG_STATS_REP (STATS_REQ has no body) */
+        msg_raw_body_t raw;                /* MSG_GOSSIP_FIRST .. MSG_GOSSIP_LAST */
     } body;
     struct msg_arena *arena; /* memory of a decoded message; NULL when built by hand */
 } msg_t;
@@ -377,12 +400,12 @@ void msg_fini(msg_t *m);
  * strings are borrowed until the message is encoded. */
 void msg_read_request(msg_t *m, uint64_t request_id, uint64_t view_version, const char *uri,
                       const char *version, uint64_t offset, uint64_t length, uint32_t flags);
-/* Also sets header.frames = page_count. */
+/* Also sets header.frames = page_count; more = false (set body.read_reply.more for a partial
+ * reply). */
 void msg_read_reply(msg_t *m, uint64_t request_id, uint64_t view_version, uint64_t file_size,
                     const char *version, uint64_t offset, uint64_t length, uint32_t page_count,
                     uint64_t page_size);
-void msg_error(msg_t *m, uint64_t request_id, uint64_t view_version, int code,
-               const char *message);
+void msg_error(msg_t *m, uint64_t request_id, uint64_t view_version, int code, const char *message);
 
 /* Encodes `m` as one header frame into `out`, replacing its contents (out->len is the frame
  * length on success). Validates what it writes against the limits above, so it never produces

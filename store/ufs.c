@@ -166,6 +166,12 @@ int ufs_list(ufs_t *ufs, const char *uri, bool recursive, ufs_list_t *out)
 int64_t ufs_read(ufs_t *ufs, const char *uri, const char *version, uint64_t offset, void *buf,
                  size_t length)
 {
+    return ufs_read_progress(ufs, uri, version, offset, buf, length, NULL);
+}
+
+int64_t ufs_read_progress(ufs_t *ufs, const char *uri, const char *version, uint64_t offset,
+                          void *buf, size_t length, const ufs_progress_t *progress)
+{
     size_t i;
     int rc = s_dispatch(ufs, uri, &i);
     if (rc < 0)
@@ -178,7 +184,9 @@ int64_t ufs_read(ufs_t *ufs, const char *uri, const char *version, uint64_t offs
         return 0;
     if (version && !version[0])
         version = NULL;
-    return s_connectors[i]->read(ufs->states[i], uri, version, offset, buf, length);
+    if (progress && !progress->fn)
+        progress = NULL;
+    return s_connectors[i]->read(ufs->states[i], uri, version, offset, buf, length, progress);
 }
 
 /* ---- listings ---------------------------------------------------------------------------- */

@@ -18,10 +18,10 @@
 
 /* What stat learns about one object or directory. */
 typedef struct ufs_stat {
-    uint64_t size;                  /* bytes; 0 for directories */
-    int64_t mtime;                  /* seconds since the epoch; 0 when unknown */
-    bool is_dir;                    /* a directory or a common prefix */
-    char version[UFS_VERSION_MAX];  /* ETag (quotes stripped) or "<size>-<mtime>"; "" for dirs */
+    uint64_t size;                 /* bytes; 0 for directories */
+    int64_t mtime;                 /* seconds since the epoch; 0 when unknown */
+    bool is_dir;                   /* a directory or a common prefix */
+    char version[UFS_VERSION_MAX]; /* ETag (quotes stripped) or "<size>-<mtime>"; "" for dirs */
 } ufs_stat_t;
 
 /* One entry of a listing. */
@@ -76,6 +76,29 @@ int ufs_list(ufs_t *ufs, const char *uri, bool recursive, ufs_list_t *out);
  * short data. */
 int64_t ufs_read(ufs_t *ufs, const char *uri, const char *version, uint64_t offset, void *buf,
                  size_t length);
+
+/*
+ * Progress of a read, for a caller that wants to use bytes while the rest are still arriving
+ * (the node streams a cold range to its client). `fn(arg, filled)` is called on the reading
+ * thread, from inside the read, zero or more times with strictly increasing `filled`: the first
+ * `filled` bytes of the buffer are final. They are bytes of the object at the version asked for
+ * (checked before the first report: a status, Content-Range and version gate on the reply's
+ * headers) and are never written again by this read: if an attempt is cut short and retried,
+ * the retry compares the bytes it gets below `filled` with those in the buffer instead of
+ * writing them, and a difference fails the read with SHOAL_ESTALE. If the read fails after
+ * reports, the reported bytes stay right; only the rest is missing. `fn` must not call back
+ * into the UFS. Which reads report (others report nothing and just return at the end):
+ * s3, az, http(s), and hf once its version check is done (replies after an LFS redirect, or
+ * reads without a version); file:// reports nothing.
+ */
+typedef struct ufs_progress {
+    void (*fn)(void *arg, size_t filled); /* called with the bytes of buf that are final */
+    void *arg;                            /* passed to fn */
+} ufs_progress_t;
+
+/* ufs_read with progress reports (see ufs_progress_t); `progress` may be NULL. */
+int64_t ufs_read_progress(ufs_t *ufs, const char *uri, const char *version, uint64_t offset,
+                          void *buf, size_t length, const ufs_progress_t *progress);
 
 void ufs_list_init(ufs_list_t *list);
 /* Frees every entry and the array; leaves an empty list. */

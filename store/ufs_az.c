@@ -17,22 +17,22 @@
 
 #include <sodium.h>
 
-#define AZ_VERSION          "2021-08-06" /* x-ms-version we speak */
-#define AZ_MAX_RESULTS      5000         /* List Blobs' own maximum page */
-#define AZ_KEY_MAX          128          /* decoded account key (64 bytes in practice) */
+#define AZ_VERSION     "2021-08-06" /* x-ms-version we speak */
+#define AZ_MAX_RESULTS 5000         /* List Blobs' own maximum page */
+#define AZ_KEY_MAX     128          /* decoded account key (64 bytes in practice) */
 
 /* The connector's configuration; read-only after init, so shared by every thread.
  * Invariant: at most one of sas and key_len is set; neither means anonymous requests. */
 typedef struct s_az {
-    ufs_t *ufs;                     /* owner, for the HTTP layer; borrowed */
-    char account[64];               /* storage account name */
-    char endpoint[512];             /* blob endpoint without a trailing '/' */
-    char *sas;                      /* SAS token without its '?' (malloc'd), or NULL */
-    unsigned char key[AZ_KEY_MAX];  /* decoded Shared Key */
-    size_t key_len;                 /* bytes in key; 0 when not signing */
-    char auth_source[160];          /* how requests authenticate, for error messages */
-    int max_results;                /* List Blobs maxresults (SHOAL_AZ_MAX_RESULTS) */
-    char config_error[512];         /* when set, every call fails with SHOAL_EACCES and this */
+    ufs_t *ufs;                    /* owner, for the HTTP layer; borrowed */
+    char account[64];              /* storage account name */
+    char endpoint[512];            /* blob endpoint without a trailing '/' */
+    char *sas;                     /* SAS token without its '?' (malloc'd), or NULL */
+    unsigned char key[AZ_KEY_MAX]; /* decoded Shared Key */
+    size_t key_len;                /* bytes in key; 0 when not signing */
+    char auth_source[160];         /* how requests authenticate, for error messages */
+    int max_results;               /* List Blobs maxresults (SHOAL_AZ_MAX_RESULTS) */
+    char config_error[512];        /* when set, every call fails with SHOAL_EACCES and this */
 } s_az_t;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -47,12 +47,12 @@ static const char *s_env(const char *name)
 
 /* Settings gathered from the connection string, then overridden by the single variables. */
 typedef struct s_settings {
-    char account[64];         /* AccountName */
-    char key[256];            /* AccountKey, base64 */
-    char endpoint[512];       /* BlobEndpoint */
-    char sas[4096];           /* SharedAccessSignature */
-    char protocol[8];         /* DefaultEndpointsProtocol: "https" or "http" */
-    char suffix[128];         /* EndpointSuffix, e.g. "core.windows.net" */
+    char account[64];   /* AccountName */
+    char key[256];      /* AccountKey, base64 */
+    char endpoint[512]; /* BlobEndpoint */
+    char sas[4096];     /* SharedAccessSignature */
+    char protocol[8];   /* DefaultEndpointsProtocol: "https" or "http" */
+    char suffix[128];   /* EndpointSuffix, e.g. "core.windows.net" */
 } s_settings_t;
 
 /* Parses "Name=Value;Name=Value" (values may contain '='; names case-insensitive). Unknown
@@ -183,8 +183,8 @@ static void s_configure(s_az_t *state, s_settings_t *settings)
             snprintf(state->config_error, sizeof state->config_error,
                      "az: the account key is not valid base64");
         } else {
-            snprintf(state->auth_source, sizeof state->auth_source,
-                     "Shared Key of account %s", state->account);
+            snprintf(state->auth_source, sizeof state->auth_source, "Shared Key of account %s",
+                     state->account);
         }
     } else {
         snprintf(state->auth_source, sizeof state->auth_source,
@@ -221,8 +221,8 @@ static void *s_az_init(ufs_t *ufs, const ufs_options_t *options)
 
 /* Builds ENDPOINT/CONTAINER/BLOB (blob percent-encoded, '/' kept) with `query` (encoded; any
  * order: Shared Key sorts it) and the SAS token. Returns 0 or SHOAL_EINVAL (too long). */
-static int s_url(const void *opaque, const char *container, const char *blob,
-                 const char *query, char *out, size_t out_len)
+static int s_url(const void *opaque, const char *container, const char *blob, const char *query,
+                 char *out, size_t out_len)
 {
     const s_az_t *state = opaque;
     int n = snprintf(out, out_len, "%s/%s%s", state->endpoint, container, blob[0] ? "/" : "");
@@ -286,8 +286,8 @@ static int s_perform(const void *opaque, ufs_http_request_t *request, const char
         /* Sign what will be sent: these headers plus the Range libcurl adds (ufs_conn.h). */
         struct curl_slist *signed_headers = headers, *range = NULL;
         if (request->ranged) {
-            snprintf(line, sizeof line, "Range: bytes=%" PRIu64 "-%" PRIu64,
-                     request->range_offset, request->range_offset + request->range_length - 1);
+            snprintf(line, sizeof line, "Range: bytes=%" PRIu64 "-%" PRIu64, request->range_offset,
+                     request->range_offset + request->range_length - 1);
             range = curl_slist_append(NULL, line);
             ok = range != NULL;
             if (range) {
@@ -386,18 +386,18 @@ static int s_az_stat(void *opaque, const char *uri, ufs_stat_t *out)
 static int s_az_list(void *opaque, const char *uri, bool recursive, ufs_list_t *out)
 {
     const s_az_t *state = opaque;
-    return ufs_cloud_list(&s_az_ops, state, state->config_error, uri, recursive,
-                          state->max_results, out);
+    return ufs_cloud_list(&s_az_ops, state, state->config_error, uri, recursive, state->max_results,
+                          out);
 }
 
 /* A ranged GET straight into buf, pinned with If-Match (412 -> ESTALE). A 416 past the end is
  * a read of 0 bytes once a stat confirms the version (a 416 carries no ETag). */
 static int64_t s_az_read(void *opaque, const char *uri, const char *version, uint64_t offset,
-                         void *buf, size_t length)
+                         void *buf, size_t length, const ufs_progress_t *progress)
 {
     const s_az_t *state = opaque;
-    return ufs_cloud_read(&s_az_ops, state, state->config_error, uri, version, offset, buf,
-                          length);
+    return ufs_cloud_read(&s_az_ops, state, state->config_error, uri, version, offset, buf, length,
+                          progress);
 }
 
 const ufs_connector_t ufs_az_connector = {

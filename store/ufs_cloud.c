@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ufs_cloud_begin(const char *config_error, const char *scheme, const char *uri,
-                    char *container, const char **key)
+int ufs_cloud_begin(const char *config_error, const char *scheme, const char *uri, char *container,
+                    const char **key)
 {
     if (config_error[0])
         return shoal_fail(SHOAL_EACCES, "%s (for %.200s)", config_error, uri);
@@ -21,8 +21,8 @@ int ufs_cloud_begin(const char *config_error, const char *scheme, const char *ur
 /* Fetches one listing page of `prefix` (one level with delimiter '/', or everything below it
  * when recursive) into *page, from `marker` (NULL first). */
 static int s_list_page(const ufs_cloud_ops_t *ops, const void *state, const char *uri,
-                       const char *container, const char *prefix, bool recursive,
-                       int max_results, const char *marker, ufs_xml_listing_t *page)
+                       const char *container, const char *prefix, bool recursive, int max_results,
+                       const char *marker, ufs_xml_listing_t *page)
 {
     char query[UFS_CLOUD_URL_MAX];
     int rc = ops->list_query(query, sizeof query, prefix, recursive, max_results, marker);
@@ -31,8 +31,8 @@ static int s_list_page(const ufs_cloud_ops_t *ops, const void *state, const char
         rc = ops->url(state, container, "", query, url, sizeof url);
     if (rc < 0)
         return rc;
-    ufs_http_request_t request = {.method = "GET", .url = url, .collect_body = true,
-                                  .body_max = UFS_XML_BODY_MAX};
+    ufs_http_request_t request = {
+        .method = "GET", .url = url, .collect_body = true, .body_max = UFS_XML_BODY_MAX};
     ufs_http_response_t response;
     rc = ops->perform(state, &request, NULL, &response);
     if (rc == 0 && response.status != 200)
@@ -127,8 +127,7 @@ int ufs_cloud_list(const ufs_cloud_ops_t *ops, const void *state, const char *co
     char *marker = NULL;
     do {
         ufs_xml_listing_t page;
-        rc = s_list_page(ops, state, uri, container, prefix, recursive, max_results, marker,
-                         &page);
+        rc = s_list_page(ops, state, uri, container, prefix, recursive, max_results, marker, &page);
         if (rc < 0)
             break;
         rc = ufs_cloud_push_listing(out, ops->scheme, container, prefix, &page);
@@ -147,7 +146,7 @@ int ufs_cloud_list(const ufs_cloud_ops_t *ops, const void *state, const char *co
 
 int64_t ufs_cloud_read(const ufs_cloud_ops_t *ops, const void *state, const char *config_error,
                        const char *uri, const char *version, uint64_t offset, void *buf,
-                       size_t length)
+                       size_t length, const ufs_progress_t *progress)
 {
     char container[64];
     const char *key;
@@ -162,9 +161,14 @@ int64_t ufs_cloud_read(const ufs_cloud_ops_t *ops, const void *state, const char
     rc = ops->url(state, container, key, NULL, url, sizeof url);
     if (rc < 0)
         return rc;
-    ufs_http_request_t request = {.method = "GET", .url = url, .ranged = true,
-                                  .range_offset = offset, .range_length = length, .buf = buf,
-                                  .buf_len = length};
+    ufs_http_request_t request = {.method = "GET",
+                                  .url = url,
+                                  .ranged = true,
+                                  .range_offset = offset,
+                                  .range_length = length,
+                                  .buf = buf,
+                                  .buf_len = length,
+                                  .progress = progress};
     ufs_http_response_t response;
     rc = ops->perform(state, &request, version, &response);
     int64_t result = rc;

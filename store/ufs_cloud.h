@@ -1,8 +1,8 @@
 /*
  * ufs_cloud.h - the request logic the s3:// and az:// connectors share: stat (HEAD, else a
  * one-key listing for directories) and listing (following continuation tokens or markers to
- * the end) and ranged reads. Each connector describes its URLs, signing and error mapping in a ufs_cloud_ops_t.
- * Not for use outside store/.
+ * the end) and ranged reads. Each connector describes its URLs, signing and error mapping in a
+ * ufs_cloud_ops_t. Not for use outside store/.
  */
 #ifndef SHOAL_UFS_CLOUD_H
 #define SHOAL_UFS_CLOUD_H
@@ -17,9 +17,9 @@
 /* What a connector tells the shared code. `state` below is the connector's own handle,
  * borrowed for the call. The table is static and constant. */
 typedef struct ufs_cloud_ops {
-    const char *scheme;      /* "s3" or "az": URIs, listing entries and messages */
-    const char *entry_name;  /* "object" or "blob": STAT's ENOENT message */
-    const char *marker_name; /* "continuation token" or "marker": LIST's EPROTO message */
+    const char *scheme;        /* "s3" or "az": URIs, listing entries and messages */
+    const char *entry_name;    /* "object" or "blob": STAT's ENOENT message */
+    const char *marker_name;   /* "continuation token" or "marker": LIST's EPROTO message */
     ufs_xml_dialect_t dialect; /* which listing XML the service answers */
     bool bad_range_past_end;   /* a read past the end may get a 206 with a reversed range */
     /* Writes the query string of one listing page of `prefix` (delimiter '/' unless
@@ -45,8 +45,8 @@ typedef struct ufs_cloud_ops {
 /* Refuses calls with `config_error` ("" when the configuration is fine) as EACCES, else splits
  * uri as ufs_cloud_uri_split with `scheme` (container holds 64 bytes, *key is borrowed from
  * uri). Returns 0 or a negative error with a last error. */
-int ufs_cloud_begin(const char *config_error, const char *scheme, const char *uri,
-                    char *container, const char **key);
+int ufs_cloud_begin(const char *config_error, const char *scheme, const char *uri, char *container,
+                    const char **key);
 
 /* Stats uri: a HEAD of the key; on 404 (and for the container and keys ending in '/') a
  * directory when one listing page of one entry below "key/" is not empty. Fails as begin,
@@ -64,9 +64,10 @@ int ufs_cloud_list(const ufs_cloud_ops_t *ops, const void *state, const char *co
  * ESTALE). Returns the bytes read or a negative error; EISDIR for the container and keys ending
  * in '/'. Past the end the server answers 416 (or, with ops->bad_range_past_end, a 206 the HTTP
  * layer refuses): that is a read of 0 bytes after a stat confirms the version (a 416 carries no
- * ETag) and, for the 206, that the offset is at or past the end. */
+ * ETag) and, for the 206, that the offset is at or past the end. Reports progress (NULL for
+ * none): If-Match makes every 2xx byte one of `version`. */
 int64_t ufs_cloud_read(const ufs_cloud_ops_t *ops, const void *state, const char *config_error,
                        const char *uri, const char *version, uint64_t offset, void *buf,
-                       size_t length);
+                       size_t length, const ufs_progress_t *progress);
 
 #endif

@@ -21,8 +21,9 @@ typedef struct ufs_connector {
     void (*fini)(void *state);
     int (*stat)(void *state, const char *uri, ufs_stat_t *out);
     int (*list)(void *state, const char *uri, bool recursive, ufs_list_t *out);
-    int64_t (*read)(void *state, const char *uri, const char *version, uint64_t offset,
-                    void *buf, size_t length);
+    /* `progress` (NULL for none): see ufs_progress_t; a connector may ignore it. */
+    int64_t (*read)(void *state, const char *uri, const char *version, uint64_t offset, void *buf,
+                    size_t length, const ufs_progress_t *progress);
 } ufs_connector_t;
 
 extern const ufs_connector_t ufs_file_connector;
@@ -34,6 +35,8 @@ extern const ufs_connector_t ufs_hf_connector;
 
 /* Appends an entry (copies uri). Returns 0 or SHOAL_ENOMEM. */
 int ufs_list_push(ufs_list_t *list, const char *uri, const ufs_stat_t *stat);
+
+struct ufs_http_response;
 
 /* One HTTP request for the shared layer. */
 typedef struct ufs_http_request {
@@ -50,6 +53,16 @@ typedef struct ufs_http_request {
     bool collect_body;                /* else collect the body into response.body (malloc) */
     size_t body_max;                  /* with collect_body: refuse bodies over this (0 = 64 MiB) */
     bool follow_redirects;            /* follow 3xx (at most 8 hops); else a 3xx is the reply */
+    /* Ranged reads into buf only: report final bytes (ufs_progress_t; NULL for none). Before
+     * the first report of an attempt the layer checks the final reply's headers: a 206 whose
+     * Content-Range starts at range_offset and ends inside the range (or at the object's end),
+     * a Content-Length that agrees, then `accept` when set (say, the reply's version); a
+     * failed check ends the read with that check's error, not retried. */
+    const ufs_progress_t *progress;
+    /* Called with the final reply's headers parsed (status, content_length, range_total,
+     * header_block); returns 0 to accept the bytes, or a negative code with a last error. */
+    int (*accept)(void *arg, const struct ufs_http_response *response);
+    void *accept_arg; /* passed to accept */
 } ufs_http_request_t;
 
 /* What came back. Set up by ufs_http_perform; freed with ufs_http_response_fini. */
@@ -74,8 +87,7 @@ typedef struct ufs_http_response {
  * negative error with a last error naming the URL. For a non-2xx reply, response.body holds
  * the first 64 KiB of the error document (S3/Azure error XML), whatever collect_body says.
  * The response is always safe to pass to ufs_http_response_fini. */
-int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request,
-                     ufs_http_response_t *response);
+int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request, ufs_http_response_t *response);
 
 /* Returns the value of response header `name` (case-insensitive) copied into out (trimmed,
  * NUL-terminated), or NULL when absent. */

@@ -122,6 +122,10 @@ typedef struct s_transfer {
     bool refused_200;                  /* a ranged request got a 200: aborted */
     bool overflow;                     /* the body was longer than buf or body_max: aborted */
     bool out_of_memory;                /* growing a buffer failed: aborted */
+    bool gate_done;                    /* progress: the headers were checked this attempt */
+    int gate_error;                    /* progress: the header check failed (aborted) */
+    bool changed;                      /* progress: a retry got other bytes than reported */
+    size_t *reported;                  /* progress: bytes of buf reported, over all attempts */
 } s_transfer_t;
 
 /* Appends to a malloc'd, NUL-terminated buffer. Returns false when out of memory. */
@@ -140,6 +144,59 @@ static bool s_append(char **data, size_t *len, size_t *cap, const char *bytes, s
     memcpy(*data + *len, bytes, n);
     *len += n;
     (*data)[*len] = '\0';
+    return true;
+}
+
+static bool s_parse_content_range(const char *value, uint64_t *first, uint64_t *last,
+                                  int64_t *total);
+static void s_parse_headers(CURL *curl, ufs_http_response_t *response);
+
+/* Progress gate, at the first 2xx body byte of an attempt (the final reply's headers are all
+ * in): the bytes are the range asked for (a 206 starting at range_offset, no longer than the
+ * range, shorter only at the object's end, Content-Length agreeing) and the caller accepts
+ * them (request->accept: say, the version). Returns 0 or an error with a last error. */
+static int s_gate(s_transfer_t *t, long status)
+{
+    const ufs_http_request_t *request = t->request;
+    ufs_http_response_t *response = t->response;
+    s_parse_headers(t->curl, response);
+    char value[128];
+    uint64_t first, last;
+    int64_t total;
+    uint64_t want_last = request->range_offset + request->range_length - 1;
+    if (status != 206 || !ufs_http_header(response, "Content-Range", value, sizeof value) ||
+        !s_parse_content_range(value, &first, &last, &total) || first == UINT64_MAX ||
+        first != request->range_offset || last > want_last ||
+        (last != want_last && !(total >= 0 && last + 1 == (uint64_t)total)) ||
+        (response->content_length >= 0 && (uint64_t)response->content_length != last - first + 1))
+        return ufs_fail(SHOAL_EIO, "%s %s: HTTP %ld, not the bytes %" PRIu64 "-%" PRIu64 " asked",
+                        request->method, request->url, status, request->range_offset, want_last);
+    response->status = status;
+    return request->accept ? request->accept(request->accept_arg, response) : 0;
+}
+
+/* Body bytes of a ranged read with progress: below what earlier attempts reported, compare
+ * (never write bytes the caller may be using); above, copy; then report. Returns false to
+ * abort the transfer. */
+static bool s_body_progress(s_transfer_t *t, const char *data, size_t n)
+{
+    const ufs_http_request_t *request = t->request;
+    ufs_http_response_t *response = t->response;
+    char *at = (char *)request->buf + response->body_len;
+    size_t seen = 0;
+    if (response->body_len < *t->reported) {
+        seen = *t->reported - response->body_len < n ? *t->reported - response->body_len : n;
+        if (memcmp(at, data, seen) != 0) {
+            t->changed = true;
+            return false;
+        }
+    }
+    memcpy(at + seen, data + seen, n - seen);
+    response->body_len += n;
+    if (response->body_len > *t->reported) {
+        *t->reported = response->body_len;
+        request->progress->fn(request->progress->arg, response->body_len);
+    }
     return true;
 }
 
@@ -174,6 +231,15 @@ static size_t s_on_body(char *data, size_t size, size_t nmemb, void *userdata)
         if (n > request->buf_len - response->body_len) {
             t->overflow = true;
             return 0;
+        }
+        if (request->progress && request->ranged) {
+            if (!t->gate_done) {
+                t->gate_done = true;
+                t->gate_error = s_gate(t, status);
+            }
+            if (t->gate_error < 0 || !s_body_progress(t, data, n))
+                return 0;
+            return n;
         }
         memcpy((char *)request->buf + response->body_len, data, n);
         response->body_len += n;
@@ -487,10 +553,12 @@ int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request, ufs_http_res
         return ufs_fail(SHOAL_ENOMEM, "curl_easy_init failed");
     int result = 0;
     char errbuf[CURL_ERROR_SIZE];
+    size_t reported = 0; /* bytes of buf reported to request->progress, over all attempts */
     for (int attempt = 0;; attempt++) {
         ufs_http_response_fini(response);
         response->attempts = attempt + 1;
-        s_transfer_t t = {.request = request, .response = response, .curl = curl};
+        s_transfer_t t = {
+            .request = request, .response = response, .curl = curl, .reported = &reported};
         errbuf[0] = '\0';
         curl_easy_reset(curl);
         if (!s_setup(curl, options, request, &t, errbuf)) {
@@ -517,6 +585,17 @@ int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request, ufs_http_res
         }
         if (t.out_of_memory) {
             result = ufs_fail(SHOAL_ENOMEM, "%s %s: out of memory", request->method, request->url);
+            break;
+        }
+        if (t.gate_error < 0) {
+            result = t.gate_error; /* last error set by s_gate */
+            break;
+        }
+        if (t.changed) {
+            result = ufs_fail(SHOAL_ESTALE,
+                              "%s %s: attempt %d got other bytes than an earlier attempt: the "
+                              "object changed",
+                              request->method, request->url, attempt + 1);
             break;
         }
         if (rc != CURLE_OK) {

@@ -370,10 +370,12 @@ static int s_read_uring(struct io_uring *ring, int fd, const char *uri, uint64_t
 /* Reads part of a regular file. With a version, the file's "<size>-<mtime_ns>" must match
  * before the read, and in every case it must not change during the read (checked again after
  * it), else SHOAL_ESTALE. Directories are SHOAL_EISDIR, other non-regular files SHOAL_EINVAL
- * (a fifo would block, a device has no size). */
+ * (a fifo would block, a device has no size). Reports no progress (ufs_progress_t): the read is
+ * checked for a change only after it, so no byte is final before the end. */
 static int64_t s_file_read(void *opaque, const char *uri, const char *version, uint64_t offset,
-                           void *buf, size_t length)
+                           void *buf, size_t length, const ufs_progress_t *progress)
 {
+    (void)progress;
     s_file_t *state = opaque;
     const char *path = NULL;
     int rc = s_path(uri, &path);

@@ -446,9 +446,10 @@ done:
 /* A ranged GET on the resolve URL, redirects followed by hand (credentials only to the
  * endpoint's origin). With a version, the first reply that names one (X-Linked-Etag on an LFS
  * redirect, else the ETag of a direct reply) must match it, else SHOAL_ESTALE before any byte
- * is fetched from a CDN. */
+ * is fetched from a CDN. Progress is reported by a reply after that check (a CDN's after an LFS
+ * redirect, or any reply when no version is asked for); a direct reply reports nothing. */
 static int64_t s_hf_read(void *opaque, const char *uri, const char *version, uint64_t offset,
-                         void *buf, size_t length)
+                         void *buf, size_t length, const ufs_progress_t *progress)
 {
     s_hf_t *state = opaque;
     if (length == 0)
@@ -467,7 +468,9 @@ static int64_t s_hf_read(void *opaque, const char *uri, const char *version, uin
                                       .range_offset = offset,
                                       .range_length = length,
                                       .buf = buf,
-                                      .buf_len = length};
+                                      .buf_len = length,
+                                      /* progress only once the version is known to match */
+                                      .progress = checked ? progress : NULL};
         ufs_http_response_t response;
         rc = ufs_http_perform(state->ufs, &request, &response);
         if (rc < 0) {

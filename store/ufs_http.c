@@ -139,12 +139,27 @@ static int s_http_list(void *opaque, const char *uri, bool recursive, ufs_list_t
                     uri);
 }
 
+/* The progress gate of a versioned read (ufs_http_request_t.accept): the reply's version, as
+ * s_http_read checks it after the transfer, must be `arg`, else SHOAL_ESTALE. */
+static int s_accept_version(void *arg, const ufs_http_response_t *response)
+{
+    const char *version = arg;
+    char seen[UFS_VERSION_MAX];
+    int64_t mtime;
+    uint64_t size = response->range_total >= 0 ? (uint64_t)response->range_total : 0;
+    s_response_version(response, size, seen, &mtime);
+    if (strcmp(seen, version) != 0)
+        return ufs_fail(SHOAL_ESTALE, "GET: the reply's version is %s, not %s", seen, version);
+    return 0;
+}
+
 /* One ranged GET into buf. With a version: a strong ETag is sent as If-Match (the server then
  * answers 412 instead of new bytes), and whatever the server supports, the reply's own version
  * (ETag, or size and Last-Modified) must equal it, else SHOAL_ESTALE. 416 (offset at or past
- * the end) is a read of 0 bytes. */
+ * the end) is a read of 0 bytes. With progress, that version check runs on the headers before
+ * the first byte is reported (s_accept_version). */
 static int64_t s_http_read(void *opaque, const char *uri, const char *version, uint64_t offset,
-                           void *buf, size_t length)
+                           void *buf, size_t length, const ufs_progress_t *progress)
 {
     s_http_t *state = opaque;
     if (length == 0)
@@ -165,7 +180,10 @@ static int64_t s_http_read(void *opaque, const char *uri, const char *version, u
                                   .range_length = length,
                                   .buf = buf,
                                   .buf_len = length,
-                                  .follow_redirects = true};
+                                  .follow_redirects = true,
+                                  .progress = progress,
+                                  .accept = version ? s_accept_version : NULL,
+                                  .accept_arg = (void *)version};
     ufs_http_response_t response;
     int64_t result = ufs_http_perform(state->ufs, &request, &response);
     curl_slist_free_all(headers);

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S3_MAX_KEYS_DEFAULT 1000    /* ListObjectsV2's own maximum page */
+#define S3_MAX_KEYS_DEFAULT 1000       /* ListObjectsV2's own maximum page */
 #define S3_CREDENTIALS_MAX  (1u << 20) /* a credentials file larger than this is refused */
 /* SHA-256 of the empty body: every request we send is a GET or HEAD without one. */
 #define S3_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -23,17 +23,17 @@
 /* The connector's configuration; read-only after init, so shared by every thread.
  * Invariant: signing == (userpwd != NULL); path_style whenever endpoint is custom. */
 typedef struct s_s3 {
-    ufs_t *ufs;                /* owner, for the HTTP layer; borrowed */
-    char region[64];           /* signing region, e.g. "us-east-1" */
-    char endpoint[512];        /* "scheme://host[:port][/base]" without a trailing '/' or "" */
-    bool path_style;           /* ENDPOINT/BUCKET/KEY rather than BUCKET.ENDPOINT/KEY */
-    bool signing;              /* sign with SigV4; false: anonymous requests */
-    char sigv4[96];            /* CURLOPT_AWS_SIGV4 value "aws:amz:REGION:s3" */
-    char *userpwd;             /* "KEY:SECRET" (malloc'd), or NULL when anonymous */
-    char *token_header;        /* "x-amz-security-token: TOKEN" (malloc'd), or NULL */
+    ufs_t *ufs;                  /* owner, for the HTTP layer; borrowed */
+    char region[64];             /* signing region, e.g. "us-east-1" */
+    char endpoint[512];          /* "scheme://host[:port][/base]" without a trailing '/' or "" */
+    bool path_style;             /* ENDPOINT/BUCKET/KEY rather than BUCKET.ENDPOINT/KEY */
+    bool signing;                /* sign with SigV4; false: anonymous requests */
+    char sigv4[96];              /* CURLOPT_AWS_SIGV4 value "aws:amz:REGION:s3" */
+    char *userpwd;               /* "KEY:SECRET" (malloc'd), or NULL when anonymous */
+    char *token_header;          /* "x-amz-security-token: TOKEN" (malloc'd), or NULL */
     char credential_source[256]; /* where the credentials came from, for error messages */
-    int max_keys;              /* ListObjectsV2 max-keys (SHOAL_S3_MAX_KEYS, default 1000) */
-    char config_error[512];    /* when set, every call fails with SHOAL_EACCES and this */
+    int max_keys;                /* ListObjectsV2 max-keys (SHOAL_S3_MAX_KEYS, default 1000) */
+    char config_error[512];      /* when set, every call fails with SHOAL_EACCES and this */
 } s_s3_t;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -367,8 +367,8 @@ static int s_head_fail(const void *opaque, const char *uri, const char *url,
 {
     const s_s3_t *state = opaque;
     char byte;
-    ufs_http_request_t request = {.method = "GET", .url = url, .ranged = true,
-                                  .range_length = 1, .buf = &byte, .buf_len = 1};
+    ufs_http_request_t request = {
+        .method = "GET", .url = url, .ranged = true, .range_length = 1, .buf = &byte, .buf_len = 1};
     ufs_http_response_t response;
     int rc = s_perform(state, &request, NULL, &response);
     if (rc == 0 && response.status == head->status)
@@ -405,19 +405,19 @@ static int s_s3_stat(void *opaque, const char *uri, ufs_stat_t *out)
 static int s_s3_list(void *opaque, const char *uri, bool recursive, ufs_list_t *out)
 {
     const s_s3_t *state = opaque;
-    return ufs_cloud_list(&s_s3_ops, state, state->config_error, uri, recursive,
-                          state->max_keys, out);
+    return ufs_cloud_list(&s_s3_ops, state, state->config_error, uri, recursive, state->max_keys,
+                          out);
 }
 
 /* A ranged GET straight into buf, pinned to `version` with If-Match (412 -> ESTALE). Past the
  * end the server answers 416: that is a read of 0 bytes, after checking with HEAD that the
  * object still has the version asked for (a 416 carries no ETag). */
 static int64_t s_s3_read(void *opaque, const char *uri, const char *version, uint64_t offset,
-                         void *buf, size_t length)
+                         void *buf, size_t length, const ufs_progress_t *progress)
 {
     const s_s3_t *state = opaque;
-    return ufs_cloud_read(&s_s3_ops, state, state->config_error, uri, version, offset, buf,
-                          length);
+    return ufs_cloud_read(&s_s3_ops, state, state->config_error, uri, version, offset, buf, length,
+                          progress);
 }
 
 const ufs_connector_t ufs_s3_connector = {

@@ -265,8 +265,8 @@ static xmlDoc *s_parse(const char *xml, size_t len, const char *what)
         const char *message = error && error->message ? error->message : "unknown error";
         /* libxml2's messages end with a newline; drop it for one-line logs. */
         int message_len = (int)strcspn(message, "\n");
-        shoal_fail(SHOAL_EPROTO, "%s: malformed XML (line %d): %.*s", what,
-                   error ? error->line : 0, message_len, message);
+        shoal_fail(SHOAL_EPROTO, "%s: malformed XML (line %d): %.*s", what, error ? error->line : 0,
+                   message_len, message);
         return NULL;
     }
     return doc;
@@ -336,8 +336,8 @@ int ufs_xml_error_code(const char *xml, size_t len, char *out, size_t out_len)
 /* URIs, encoding, time                                                                      */
 /* ---------------------------------------------------------------------------------------- */
 
-int ufs_cloud_uri_split(const char *uri, const char *scheme, char *container,
-                        size_t container_len, const char **path)
+int ufs_cloud_uri_split(const char *uri, const char *scheme, char *container, size_t container_len,
+                        const char **path)
 {
     size_t scheme_len = strlen(scheme);
     if (!uri || strncmp(uri, scheme, scheme_len) != 0 || strncmp(uri + scheme_len, "://", 3))
@@ -408,8 +408,12 @@ int64_t ufs_cloud_parse_time(const char *text)
         if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
             second > 60)
             return 0;
-        struct tm tm = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day,
-                        .tm_hour = hour, .tm_min = minute, .tm_sec = second};
+        struct tm tm = {.tm_year = year - 1900,
+                        .tm_mon = month - 1,
+                        .tm_mday = day,
+                        .tm_hour = hour,
+                        .tm_min = minute,
+                        .tm_sec = second};
         return (int64_t)timegm(&tm);
     }
     time_t when = curl_getdate(text, NULL);
@@ -504,8 +508,8 @@ int ufs_s3_credentials_parse(const char *text, const char *profile, ufs_s3_crede
 {
     char section[256] = "";
     bool in_profile = false;
-    bool have_key = false;   /* a key line was seen in the current section */
-    size_t key_indent = 0;   /* indentation of that key line */
+    bool have_key = false; /* a key line was seen in the current section */
+    size_t key_indent = 0; /* indentation of that key line */
     bool found = false;
     memset(out, 0, sizeof *out);
     for (const char *line = text; line && *line;) {
@@ -792,9 +796,17 @@ int ufs_az_string_to_sign(const char *method, const char *url, const struct curl
                           const char *account, char *out, size_t out_len)
 {
     static const char *const standard[] = {
-        "Content-Encoding", "Content-Language",    "Content-Length", "Content-MD5",
-        "Content-Type",     "Date",                "If-Modified-Since", "If-Match",
-        "If-None-Match",    "If-Unmodified-Since", "Range",
+        "Content-Encoding",
+        "Content-Language",
+        "Content-Length",
+        "Content-MD5",
+        "Content-Type",
+        "Date",
+        "If-Modified-Since",
+        "If-Match",
+        "If-None-Match",
+        "If-Unmodified-Since",
+        "Range",
     };
     s_out_t cursor = {.buf = out, .len = out_len, .pos = 0, .rc = 0};
     if (out_len == 0)

@@ -77,8 +77,8 @@ int ufs_xml_error_code(const char *xml, size_t len, char *out, size_t out_len);
  * 64 bytes or more) and *path (borrowed: points into uri after the first '/', "" when there is
  * none). Containers are 1..63 characters of [A-Za-z0-9._-]. Returns 0 or SHOAL_EINVAL with a
  * last error. */
-int ufs_cloud_uri_split(const char *uri, const char *scheme, char *container,
-                        size_t container_len, const char **path);
+int ufs_cloud_uri_split(const char *uri, const char *scheme, char *container, size_t container_len,
+                        const char **path);
 
 /* Keys and blob names are encoded with ufs_url_append_encoded (ufs_conn.h): SigV4's canonical
  * URI and Azure's both want RFC 3986 unreserved characters kept and every other byte as %XX. */

@@ -83,40 +83,45 @@ Test(client_range, file_key_is_blake2b_of_uri_nul_version)
 
 enum fake_mode {
     FAKE_GOOD = 0,
-    FAKE_SHORT_FRAME,    /* last frame one byte short */
-    FAKE_MISSING_FRAME,  /* one frame fewer than the header says */
-    FAKE_EXTRA_FRAME,    /* one frame more */
-    FAKE_WRONG_ID,       /* reply to another request id */
-    FAKE_GARBAGE,        /* header frame is not msgpack */
-    FAKE_OTHER_VERSION,  /* READ reply for another version */
-    FAKE_SHORT_SPAN,     /* span does not cover the request */
-    FAKE_SILENT_READS,   /* never answers READ */
-    FAKE_ERROR_BUSY,     /* ERROR EBUSY to every READ */
-    FAKE_CLOSE_ON_READ,  /* closes its ROUTER on the first READ (a killed node) */
-    FAKE_SLOW_READS,     /* answers each READ correctly after slow_ms */
+    FAKE_SHORT_FRAME,   /* last frame one byte short */
+    FAKE_MISSING_FRAME, /* one frame fewer than the header says */
+    FAKE_EXTRA_FRAME,   /* one frame more */
+    FAKE_WRONG_ID,      /* reply to another request id */
+    FAKE_GARBAGE,       /* header frame is not msgpack */
+    FAKE_OTHER_VERSION, /* READ reply for another version */
+    FAKE_SHORT_SPAN,    /* span does not cover the request */
+    FAKE_SILENT_READS,  /* never answers READ */
+    FAKE_ERROR_BUSY,    /* ERROR EBUSY to every READ */
+    FAKE_CLOSE_ON_READ, /* closes its ROUTER on the first READ (a killed node) */
+    FAKE_SLOW_READS,    /* answers each READ correctly after slow_ms */
+    FAKE_STREAM,        /* a READ with STREAM: one reply per page, all but the last partial */
+    FAKE_STREAM_GAP,    /* ... the second reply starts a byte after the first ended */
+    FAKE_STREAM_PAST,   /* ... the first partial reply already covers the whole request */
+    FAKE_STREAM_CUT,    /* ... only the first partial reply, then silence */
+    FAKE_STREAM_ERROR,  /* ... the first partial reply, then ERROR EIO */
 };
 
 typedef struct fake_node {
-    void *context;            /* its own ZeroMQ context */
-    void *router;             /* bound to a free loopback port */
-    char endpoint[64];        /* tcp://127.0.0.1:PORT */
-    char other_endpoint[64];  /* a second member listed in the view ("" = none) */
-    pthread_t thread;         /* serving thread */
-    atomic_bool stop;         /* ask the thread to end */
-    _Atomic int mode;         /* enum fake_mode for READ replies */
-    _Atomic int reads;        /* READ requests seen */
-    _Atomic int stats;        /* STAT requests seen */
-    char uri[512];            /* the one file it serves */
-    uint8_t *data;            /* its bytes */
-    size_t size;              /* its size */
-    char version[64];         /* its version */
-    uint8_t *data_v2;         /* the file after it changed (same size), or NULL */
-    atomic_bool changed;      /* serve data_v2 as version "v2" */
-    uint64_t page_size;       /* view page size */
-    uint32_t range_pages;     /* view range pages */
+    void *context;                 /* its own ZeroMQ context */
+    void *router;                  /* bound to a free loopback port */
+    char endpoint[64];             /* tcp://127.0.0.1:PORT */
+    char other_endpoint[64];       /* a second member listed in the view ("" = none) */
+    pthread_t thread;              /* serving thread */
+    atomic_bool stop;              /* ask the thread to end */
+    _Atomic int mode;              /* enum fake_mode for READ replies */
+    _Atomic int reads;             /* READ requests seen */
+    _Atomic int stats;             /* STAT requests seen */
+    char uri[512];                 /* the one file it serves */
+    uint8_t *data;                 /* its bytes */
+    size_t size;                   /* its size */
+    char version[64];              /* its version */
+    uint8_t *data_v2;              /* the file after it changed (same size), or NULL */
+    atomic_bool changed;           /* serve data_v2 as version "v2" */
+    uint64_t page_size;            /* view page size */
+    uint32_t range_pages;          /* view range pages */
     _Atomic uint64_t view_version; /* sent in every header */
-    int slow_ms;              /* FAKE_SLOW_READS delay */
-    atomic_bool closed;       /* FAKE_CLOSE_ON_READ closed the ROUTER (router is NULL) */
+    int slow_ms;                   /* FAKE_SLOW_READS delay */
+    atomic_bool closed;            /* FAKE_CLOSE_ON_READ closed the ROUTER (router is NULL) */
 } fake_node_t;
 
 static void s_send_frames(void *router, zmq_msg_t *identity, const void *header, size_t len,
@@ -127,6 +132,64 @@ static void s_send_frames(void *router, zmq_msg_t *identity, const void *header,
     zmq_msg_copy(&copy, identity);
     zmq_msg_send(&copy, router, ZMQ_SNDMORE);
     zmq_send(router, header, len, more ? ZMQ_SNDMORE : 0);
+}
+
+/* Sends one READ reply for [start, end) of `bytes` with its frames, `more` as given. */
+static void s_fake_reply(fake_node_t *fake, zmq_msg_t *identity, uint64_t id, uint64_t vv,
+                         const char *version, const uint8_t *bytes, uint64_t start, uint64_t end,
+                         bool more)
+{
+    msg_t reply;
+    msg_buf_t out;
+    msg_buf_init(&out);
+    uint32_t pages = msg_read_page_count(start, end - start, fake->page_size);
+    msg_read_reply(&reply, id, vv, fake->size, version, start, end - start, pages, fake->page_size);
+    reply.body.read_reply.more = more;
+    cr_assert_eq(msg_encode(&reply, &out), 0, "%s", shoal_last_error());
+    s_send_frames(fake->router, identity, out.data, out.len, pages > 0);
+    for (uint32_t i = 0; i < pages; i++) {
+        uint64_t piece = msg_read_frame_length(&reply.body.read_reply, i);
+        uint64_t piece_start = i == 0 ? start : (start / fake->page_size + i) * fake->page_size;
+        zmq_send(fake->router, bytes + piece_start, piece, i + 1 < pages ? ZMQ_SNDMORE : 0);
+    }
+    msg_buf_fini(&out);
+}
+
+/* A streamed answer to a READ for [start, end) (whole pages): one reply per page, spoiled as
+ * `mode` says. */
+static void s_fake_stream(fake_node_t *fake, zmq_msg_t *identity, uint64_t id, uint64_t vv,
+                          const char *version, const uint8_t *bytes, uint64_t start, uint64_t end,
+                          int mode)
+{
+    uint64_t page = fake->page_size;
+    if (mode == FAKE_STREAM_PAST) {
+        s_fake_reply(fake, identity, id, vv, version, bytes, start, end, true);
+        s_fake_reply(fake, identity, id, vv, version, bytes, end - 1, end, false);
+        return;
+    }
+    uint32_t index = 0;
+    for (uint64_t at = start; at < end; index++) {
+        uint64_t next = (at / page + 1) * page < end ? (at / page + 1) * page : end;
+        if (mode == FAKE_STREAM_GAP && index == 1) {
+            at++; /* the next reply starts one byte after the previous one ended */
+            s_fake_reply(fake, identity, id, vv, version, bytes, at, end, false);
+            return;
+        }
+        s_fake_reply(fake, identity, id, vv, version, bytes, at, next, next < end);
+        if ((mode == FAKE_STREAM_CUT || mode == FAKE_STREAM_ERROR) && next < end) {
+            if (mode == FAKE_STREAM_ERROR) {
+                msg_t reply;
+                msg_buf_t out;
+                msg_buf_init(&out);
+                msg_error(&reply, id, vv, SHOAL_EIO, "the origin failed mid-range");
+                cr_assert_eq(msg_encode(&reply, &out), 0);
+                s_send_frames(fake->router, identity, out.data, out.len, 0);
+                msg_buf_fini(&out);
+            }
+            return;
+        }
+        at = next;
+    }
 }
 
 /* Answers one request according to the mode. */
@@ -140,11 +203,15 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
     int mode = atomic_load(&fake->mode);
     switch (request->header.type) {
     case MSG_VIEW_REQ: {
-        msg_member_t members[2] = {{.name = "fake", .data_endpoint = fake->endpoint,
-                                    .gossip_endpoint = "", .state = MSG_MEMBER_ALIVE,
+        msg_member_t members[2] = {{.name = "fake",
+                                    .data_endpoint = fake->endpoint,
+                                    .gossip_endpoint = "",
+                                    .state = MSG_MEMBER_ALIVE,
                                     .weight = 1 << 30},
-                                   {.name = "other", .data_endpoint = fake->other_endpoint,
-                                    .gossip_endpoint = "", .state = MSG_MEMBER_ALIVE,
+                                   {.name = "other",
+                                    .data_endpoint = fake->other_endpoint,
+                                    .gossip_endpoint = "",
+                                    .state = MSG_MEMBER_ALIVE,
                                     .weight = 1 << 30}};
         memset(members[0].id, 0xaa, 16);
         memset(members[1].id, 0xbb, 16);
@@ -152,8 +219,7 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
         reply.body.view_reply = (msg_view_reply_t){.view_version = vv,
                                                    .page_size = fake->page_size,
                                                    .range_pages = fake->range_pages,
-                                                   .member_count =
-                                                       fake->other_endpoint[0] ? 2 : 1,
+                                                   .member_count = fake->other_endpoint[0] ? 2 : 1,
                                                    .members = members};
         cr_assert_eq(msg_encode(&reply, &out), 0);
         s_send_frames(fake->router, identity, out.data, out.len, 0);
@@ -211,10 +277,15 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
             end = fake->size;
         if (mode == FAKE_SHORT_SPAN)
             end = rq->offset + rq->length - 1;
+        if (mode >= FAKE_STREAM) {
+            cr_assert(rq->flags & MSG_READ_STREAM, "libshoal did not set MSG_READ_STREAM");
+            s_fake_stream(fake, identity, id, vv, current, bytes, start, end, mode);
+            break;
+        }
         uint32_t pages = msg_read_page_count(start, end - start, fake->page_size);
         msg_read_reply(&reply, mode == FAKE_WRONG_ID ? id + 1000 : id, vv, fake->size,
-                       mode == FAKE_OTHER_VERSION ? "other" : current, start,
-                       end - start, pages, fake->page_size);
+                       mode == FAKE_OTHER_VERSION ? "other" : current, start, end - start, pages,
+                       fake->page_size);
         cr_assert_eq(msg_encode(&reply, &out), 0, "%s", shoal_last_error());
         uint32_t send_pages = pages;
         if (mode == FAKE_MISSING_FRAME)
@@ -336,8 +407,8 @@ Test(client_fake, reads_whole_file_and_ranges_across_boundaries)
     uint8_t *data = s_pattern(FILE_SIZE, 1);
     fake_node_t fake;
     s_fake_start(&fake, "file:///fake/a", data, FILE_SIZE, "v1");
-    shoal_client_options_t options = {.seeds = s_seed(&fake), .timeout_ms = 2000,
-                                      .no_ufs_fallback = true};
+    shoal_client_options_t options = {
+        .seeds = s_seed(&fake), .timeout_ms = 2000, .no_ufs_fallback = true};
     shoal_client_t *client = shoal_client_new(&options);
     cr_assert_not_null(client, "%s", shoal_last_error());
 
@@ -358,8 +429,8 @@ Test(client_fake, reads_whole_file_and_ranges_across_boundaries)
         for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
             memset(buf, 0xee, FILE_SIZE);
             got = shoal_pread(client, "file:///fake/a", buf, lengths[l], offsets[o]);
-            uint64_t want = FILE_SIZE - offsets[o] < lengths[l] ? FILE_SIZE - offsets[o]
-                                                                : lengths[l];
+            uint64_t want =
+                FILE_SIZE - offsets[o] < lengths[l] ? FILE_SIZE - offsets[o] : lengths[l];
             cr_assert_eq(got, (int64_t)want, "off %llu len %zu: %lld %s",
                          (unsigned long long)offsets[o], lengths[l], (long long)got,
                          shoal_last_error());
@@ -374,8 +445,8 @@ Test(client_fake, reads_whole_file_and_ranges_across_boundaries)
     shoal_read_t reads[40];
     uint8_t *bufs = malloc(40 * 5000);
     for (size_t i = 0; i < 40; i++)
-        reads[i] = (shoal_read_t){.uri = "file:///fake/a", .offset = i * 700, .length = 5000,
-                                  .buf = bufs + i * 5000};
+        reads[i] = (shoal_read_t){
+            .uri = "file:///fake/a", .offset = i * 700, .length = 5000, .buf = bufs + i * 5000};
     cr_assert_eq(shoal_pread_many(client, reads, 40), 0, "%s", shoal_last_error());
     for (size_t i = 0; i < 40; i++) {
         uint64_t left = reads[i].offset >= FILE_SIZE ? 0 : FILE_SIZE - reads[i].offset;
@@ -406,19 +477,59 @@ Test(client_fake, reads_whole_file_and_ranges_across_boundaries)
     free(data);
 }
 
+/* A node that answers in parts (one reply per page): the parts are put together at their
+ * spans, for whole files, spans across page and range boundaries and ragged tails. */
+Test(client_fake, streamed_replies_are_put_together)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 7);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/s", data, FILE_SIZE, "v1");
+    atomic_store(&fake.mode, FAKE_STREAM);
+    shoal_client_options_t options = {
+        .seeds = s_seed(&fake), .timeout_ms = 2000, .no_ufs_fallback = true};
+    shoal_client_t *client = shoal_client_new(&options);
+    cr_assert_not_null(client, "%s", shoal_last_error());
+    uint8_t *buf = malloc(FILE_SIZE + 100);
+    int64_t got = shoal_pread(client, "file:///fake/s", buf, FILE_SIZE + 100, 0);
+    cr_assert_eq(got, FILE_SIZE, "%lld: %s", (long long)got, shoal_last_error());
+    cr_assert(memcmp(buf, data, FILE_SIZE) == 0);
+    uint64_t offsets[] = {0, 1, 4095, 4096, 8191, 8193, 16384 + 17, FILE_SIZE - 1};
+    size_t lengths[] = {1, 4096, 8192, 8193, 20000};
+    for (size_t o = 0; o < sizeof offsets / sizeof *offsets; o++) {
+        for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+            memset(buf, 0xee, FILE_SIZE);
+            got = shoal_pread(client, "file:///fake/s", buf, lengths[l], offsets[o]);
+            uint64_t want =
+                FILE_SIZE - offsets[o] < lengths[l] ? FILE_SIZE - offsets[o] : lengths[l];
+            cr_assert_eq(got, (int64_t)want, "off %llu len %zu: %lld %s",
+                         (unsigned long long)offsets[o], lengths[l], (long long)got,
+                         shoal_last_error());
+            cr_assert(memcmp(buf, data + offsets[o], want) == 0, "off %llu len %zu",
+                      (unsigned long long)offsets[o], lengths[l]);
+        }
+    }
+    cr_assert_gt(s_counter(client, "partial_replies"), 0);
+    cr_assert_eq(s_counter(client, "bad_replies"), 0);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
+
 /* Every kind of bad reply is an error (no fallback allowed), never wrong bytes. */
 Test(client_fake, bad_replies_are_errors_never_wrong_bytes)
 {
     uint8_t *data = s_pattern(FILE_SIZE, 2);
     fake_node_t fake;
     s_fake_start(&fake, "file:///fake/b", data, FILE_SIZE, "v1");
-    shoal_client_options_t options = {.seeds = s_seed(&fake), .timeout_ms = 300,
-                                      .no_ufs_fallback = true};
+    shoal_client_options_t options = {
+        .seeds = s_seed(&fake), .timeout_ms = 300, .no_ufs_fallback = true};
     shoal_client_t *client = shoal_client_new(&options);
     cr_assert_not_null(client);
     int modes[] = {FAKE_SHORT_FRAME, FAKE_MISSING_FRAME, FAKE_EXTRA_FRAME, FAKE_WRONG_ID,
                    FAKE_GARBAGE,     FAKE_OTHER_VERSION, FAKE_SHORT_SPAN,  FAKE_SILENT_READS,
-                   FAKE_ERROR_BUSY};
+                   FAKE_ERROR_BUSY,  FAKE_STREAM_GAP,    FAKE_STREAM_PAST, FAKE_STREAM_CUT,
+                   FAKE_STREAM_ERROR};
     uint8_t *buf = malloc(FILE_SIZE);
     for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
         atomic_store(&fake.mode, modes[m]);
@@ -521,8 +632,8 @@ Test(client_fake, closed_node_fails_over_at_once_without_timeout)
     fake_node_t good, closer;
     s_fake_pair(&good, &closer, "file:///fake/c", data, SILENT_FILE_SIZE);
     atomic_store(&closer.mode, FAKE_CLOSE_ON_READ);
-    shoal_client_options_t options = {.seeds = s_seed(&good), .timeout_ms = 30000,
-                                      .no_ufs_fallback = true};
+    shoal_client_options_t options = {
+        .seeds = s_seed(&good), .timeout_ms = 30000, .no_ufs_fallback = true};
     shoal_client_t *client = shoal_client_new(&options);
     cr_assert_not_null(client);
     uint8_t *buf = malloc(SILENT_FILE_SIZE);
@@ -564,8 +675,8 @@ Test(client_fake, slow_connected_node_is_not_failed)
     s_fake_start(&fake, "file:///fake/slow", data, FILE_SIZE, "v1");
     fake.slow_ms = CLIENT_HEARTBEAT_IVL_MS + CLIENT_HEARTBEAT_TIMEOUT_MS;
     atomic_store(&fake.mode, FAKE_SLOW_READS);
-    shoal_client_options_t options = {.seeds = s_seed(&fake), .timeout_ms = 10000,
-                                      .no_ufs_fallback = true};
+    shoal_client_options_t options = {
+        .seeds = s_seed(&fake), .timeout_ms = 10000, .no_ufs_fallback = true};
     shoal_client_t *client = shoal_client_new(&options);
     uint8_t buf[5000];
     cr_assert_eq(shoal_pread(client, "file:///fake/slow", buf, sizeof buf, 100), 5000, "%s",
@@ -587,8 +698,7 @@ Test(client_fake, mute_peer_fails_over_before_timeout)
 {
     int listener = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(listener, 0);
-    struct sockaddr_in address = {.sin_family = AF_INET,
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(bind(listener, (struct sockaddr *)&address, sizeof address), 0);
     cr_assert_eq(listen(listener, 64), 0);
     socklen_t address_len = sizeof address;
@@ -599,8 +709,8 @@ Test(client_fake, mute_peer_fails_over_before_timeout)
     s_fake_start(&good, "file:///fake/m", data, SILENT_FILE_SIZE, "v1");
     snprintf(good.other_endpoint, sizeof good.other_endpoint, "tcp://127.0.0.1:%d",
              ntohs(address.sin_port));
-    shoal_client_options_t options = {.seeds = s_seed(&good), .timeout_ms = 30000,
-                                      .no_ufs_fallback = true};
+    shoal_client_options_t options = {
+        .seeds = s_seed(&good), .timeout_ms = 30000, .no_ufs_fallback = true};
     shoal_client_t *client = shoal_client_new(&options);
     uint8_t *buf = malloc(SILENT_FILE_SIZE);
     int64_t start = tp_now_ms();
@@ -728,8 +838,8 @@ Test(client_fake, forked_children_get_working_sockets)
     uint8_t *data = s_pattern(FILE_SIZE, 6);
     fake_node_t fake;
     s_fake_start(&fake, "file:///fake/t", data, FILE_SIZE, "v1");
-    shoal_client_options_t options = {.seeds = s_seed(&fake), .no_ufs_fallback = true,
-                                      .timeout_ms = 5000};
+    shoal_client_options_t options = {
+        .seeds = s_seed(&fake), .no_ufs_fallback = true, .timeout_ms = 5000};
     shoal_client_t *client = shoal_client_new(&options);
     uint8_t *buf = malloc(FILE_SIZE);
     cr_assert_eq(shoal_pread(client, "file:///fake/t", buf, FILE_SIZE, 0), FILE_SIZE);
@@ -799,8 +909,8 @@ Test(client_fake, estale_restats_and_reads_the_new_version)
     fake_node_t fake;
     s_fake_start(&fake, "file:///fake/s", data, FILE_SIZE, "v1");
     fake.data_v2 = s_pattern(FILE_SIZE, 9);
-    shoal_client_options_t options = {.seeds = s_seed(&fake), .no_ufs_fallback = true,
-                                      .metadata_ttl_ms = 60000};
+    shoal_client_options_t options = {
+        .seeds = s_seed(&fake), .no_ufs_fallback = true, .metadata_ttl_ms = 60000};
     shoal_client_t *client = shoal_client_new(&options);
     uint8_t *buf = malloc(FILE_SIZE);
     cr_assert_eq(shoal_pread(client, "file:///fake/s", buf, FILE_SIZE, 0), FILE_SIZE);

@@ -37,10 +37,10 @@ static test_file_t s_files[] = {
 };
 #define FILE_COUNT (sizeof s_files / sizeof *s_files)
 
-static char *s_dir;        /* temp dir: data/ and db/ */
-static tp_proc_t s_node;   /* shoald */
-static int s_port;         /* its data port */
-static char s_seeds[64];   /* "127.0.0.1:PORT" */
+static char *s_dir;                       /* temp dir: data/ and db/ */
+static tp_proc_t s_node;                  /* shoald */
+static int s_port;                        /* its data port */
+static char s_seeds[64];                  /* "127.0.0.1:PORT" */
 static char s_root_uri[TP_PATH_MAX + 16]; /* file://DIR/data/ */
 
 static void s_start_node(void)
@@ -59,10 +59,11 @@ static void s_start_node(void)
     snprintf(mount, sizeof mount, "file://%s/", data_dir);
     snprintf(page, sizeof page, "%d", PAGE_SIZE);
     snprintf(range, sizeof range, "%d", RANGE_PAGES);
-    const char *argv[] = {shoald, "--name", "n1", "--data-dir", db_dir, "--capacity", "256M",
-                          "--listen", listen, "--mount", mount, "--page-size", page,
-                          "--range-pages", range, "--threads", "2", "--fetch-threads", "4",
-                          NULL};
+    const char *argv[] = {shoald, "--name",          "n1",   "--data-dir",
+                          db_dir, "--capacity",      "256M", "--listen",
+                          listen, "--mount",         mount,  "--page-size",
+                          page,   "--range-pages",   range,  "--threads",
+                          "2",    "--fetch-threads", "4",    NULL};
     cr_assert_eq(tp_spawn(&s_node, argv, log), 0, "cannot start %s", shoald);
     if (tp_wait_port(s_port, 20000) != 0) {
         size_t len = 0;
@@ -90,8 +91,11 @@ static void s_setup(void)
     s_start_node();
 }
 
+static void s_streaming_stop(void);
+
 static void s_teardown(void)
 {
+    s_streaming_stop();
     tp_stop(&s_node, 5000);
     for (size_t i = 0; i < FILE_COUNT; i++) {
         free(s_files[i].data);
@@ -201,8 +205,16 @@ Test(client_node, random_ranges_across_page_and_range_boundaries)
     shoal_client_t *client = s_client(5000);
     const test_file_t *file = &s_files[3];
     uint8_t *buf = malloc(file->size + 1);
-    uint64_t edges[] = {0, 1, PAGE_SIZE - 1, PAGE_SIZE, PAGE_SIZE + 1, RANGE_BYTES - 1,
-                        RANGE_BYTES, RANGE_BYTES + 1, 3 * RANGE_BYTES + 7, file->size - 1,
+    uint64_t edges[] = {0,
+                        1,
+                        PAGE_SIZE - 1,
+                        PAGE_SIZE,
+                        PAGE_SIZE + 1,
+                        RANGE_BYTES - 1,
+                        RANGE_BYTES,
+                        RANGE_BYTES + 1,
+                        3 * RANGE_BYTES + 7,
+                        file->size - 1,
                         file->size};
     size_t lengths[] = {1, 2, PAGE_SIZE, RANGE_BYTES, RANGE_BYTES + 1, 3 * RANGE_BYTES - 5};
     for (size_t e = 0; e < sizeof edges / sizeof *edges; e++)
@@ -220,7 +232,8 @@ Test(client_node, random_ranges_across_page_and_range_boundaries)
     for (size_t i = 0; i < 32; i++) {
         const test_file_t *target = &s_files[i % FILE_COUNT];
         uint64_t offset = target->size ? (uint64_t)rand_r(&seed) % target->size : 0;
-        reads[i] = (shoal_read_t){.uri = target->uri, .offset = offset,
+        reads[i] = (shoal_read_t){.uri = target->uri,
+                                  .offset = offset,
                                   .length = (size_t)rand_r(&seed) % RANGE_BYTES + 1,
                                   .buf = bufs + i * (size_t)RANGE_BYTES};
     }
@@ -329,8 +342,7 @@ Test(client_node, load_stats_members_evict)
     shoal_free(text);
     json_t *members = json_object_get(root, "members");
     cr_assert_eq(json_array_size(members), 1);
-    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(members, 0), "name")),
-                     "n1");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(members, 0), "name")), "n1");
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(members, 0), "state")),
                      "alive");
     cr_assert_eq(json_integer_value(json_object_get(root, "page_size")), PAGE_SIZE);
@@ -387,10 +399,177 @@ Test(client_node, long_listing_pages_with_cursors)
     cr_assert_eq(shoal_list(client, uri, false, &listing), 0, "%s", shoal_last_error());
     cr_assert_eq(shoal_listing_count(listing), 1500);
     for (size_t i = 1; i < 1500; i++)
-        cr_assert_neq(strcmp(shoal_listing_uri(listing, i - 1), shoal_listing_uri(listing, i)),
-                      0, "entry %zu repeated", i);
+        cr_assert_neq(strcmp(shoal_listing_uri(listing, i - 1), shoal_listing_uri(listing, i)), 0,
+                      "entry %zu repeated", i);
     shoal_listing_destroy(&listing);
     cr_assert_eq(s_counter(client, "fallback_ufs"), 0);
     cr_assert_geq(s_counter(client, "requests"), 3, "two LIST pages at least");
+    shoal_client_destroy(&client);
+}
+
+/* ---- a node over an HTTP origin that streams cold ranges (MSG_READ_STREAM) ------------- */
+
+typedef struct s_streaming {
+    tp_server_t origin; /* badhttp.py over data/ */
+    tp_proc_t node;     /* shoald mounted on it */
+    char seeds[64];     /* its "127.0.0.1:PORT" */
+} s_streaming_t;
+
+static s_streaming_t s_st; /* stopped by s_teardown, also when a test fails */
+
+static void s_streaming_start(s_streaming_t *st)
+{
+    memset(st, 0, sizeof *st);
+    char root[TP_PATH_MAX];
+    snprintf(root, sizeof root, "%s/data", s_dir);
+    cr_assert_eq(tp_badhttp_start(&st->origin, root), 0);
+    char shoald[TP_PATH_MAX], db_dir[TP_PATH_MAX], log[TP_PATH_MAX], listen[64];
+    char mount[300], page[16], range[16];
+    const char *build = getenv("SHOAL_BUILD_DIR");
+    snprintf(shoald, sizeof shoald, "%s/node/shoald", build ? build : ".");
+    snprintf(db_dir, sizeof db_dir, "%s/db-streaming", s_dir);
+    snprintf(log, sizeof log, "%s/shoald-streaming.log", s_dir);
+    int port = tp_free_port();
+    snprintf(listen, sizeof listen, "tcp://127.0.0.1:%d", port);
+    snprintf(st->seeds, sizeof st->seeds, "127.0.0.1:%d", port);
+    snprintf(mount, sizeof mount, "%s/", st->origin.base_url);
+    snprintf(page, sizeof page, "%d", PAGE_SIZE);
+    snprintf(range, sizeof range, "%d", RANGE_PAGES);
+    const char *argv[] = {
+        shoald, "--name",        "n2",     "--data-dir", db_dir, "--capacity",
+        "256M", "--listen",      listen,   "--mount",    mount,  "--page-size",
+        page,   "--range-pages", range,    "--threads",  "2",    "--fetch-threads",
+        "4",    "--store",       "memory", NULL};
+    cr_assert_eq(tp_spawn(&st->node, argv, log), 0, "cannot start %s", shoald);
+    cr_assert_eq(tp_wait_port(port, 20000), 0, "shoald did not listen on %d", port);
+}
+
+static void s_streaming_stop(void)
+{
+    if (s_st.node.pid > 0)
+        tp_stop(&s_st.node, 5000);
+    tp_server_stop(&s_st.origin);
+    memset(&s_st, 0, sizeof s_st);
+}
+
+/* read_partial_replies of the node `admin` talks to. */
+static uint64_t s_node_partials(shoal_client_t *admin)
+{
+    char *text = NULL;
+    cr_assert_eq(shoal_stats(admin, &text), 0, "%s", shoal_last_error());
+    json_t *root = json_loads(text, 0, NULL);
+    shoal_free(text);
+    json_t *counters =
+        json_object_get(json_array_get(json_object_get(root, "nodes"), 0), "counters");
+    json_t *value = json_object_get(counters, "read_partial_replies");
+    cr_assert(json_is_integer(value), "no read_partial_replies counter");
+    uint64_t partials = (uint64_t)json_integer_value(value);
+    json_decref(root);
+    return partials;
+}
+
+/* One whole-file read on its own thread (it blocks while the origin pauses). */
+typedef struct s_bg_read {
+    shoal_client_t *client; /* reads with it */
+    char uri[400];          /* what */
+    uint8_t *buf;           /* where */
+    size_t length;          /* how much */
+    int64_t result;         /* shoal_pread's answer */
+    pthread_t thread;       /* the reader */
+} s_bg_read_t;
+
+static void *s_bg_reader(void *arg)
+{
+    s_bg_read_t *read = arg;
+    read->result = shoal_pread(read->client, read->uri, read->buf, read->length, 0);
+    return NULL;
+}
+
+/* Waits until the node has sent more than `before` partial replies. */
+static void s_wait_partials(shoal_client_t *admin, uint64_t before)
+{
+    int64_t deadline = tp_now_ms() + 20000;
+    while (s_node_partials(admin) <= before && tp_now_ms() < deadline)
+        usleep(10000);
+    cr_assert_gt(s_node_partials(admin), before, "the node sent no partial reply");
+}
+
+/* Creates data/.go-TOKEN: the origin's /pause/TOKEN/ replies send their second half. */
+static void s_go(const char *token)
+{
+    char path[TP_PATH_MAX];
+    snprintf(path, sizeof path, "%s/data/.go-%s", s_dir, token);
+    cr_assert_eq(tp_write_file(path, "", 0), 0);
+}
+
+/* libshoal through a node that streams: cold reads of whole files and spans across page and
+ * range boundaries get the origin's bytes, in parts while the origin is still sending; then
+ * the node is killed while it streams, and the read still succeeds (from the UFS). */
+Test(client_node, streaming_node_reads_and_dies_mid_stream)
+{
+    s_streaming_start(&s_st);
+    shoal_client_options_t options = {.seeds = s_st.seeds, .timeout_ms = 5000};
+    shoal_client_t *client = shoal_client_new(&options);
+    shoal_client_t *admin = shoal_client_new(&options);
+    cr_assert(client && admin, "%s", shoal_last_error());
+    const test_file_t *file = &s_files[3]; /* 3 MiB + 12345: 13 ranges, a ragged tail */
+    uint8_t *buf = malloc(file->size);
+
+    /* Paused at half of every range: the node's partial replies are out before the rest. */
+    s_bg_read_t read = {.client = client, .buf = buf, .length = file->size};
+    snprintf(read.uri, sizeof read.uri, "%s/pause/a/%s", s_st.origin.base_url, file->name);
+    memset(buf, 0xa5, file->size);
+    cr_assert_eq(pthread_create(&read.thread, NULL, s_bg_reader, &read), 0);
+    s_wait_partials(admin, 0);
+    s_go("a");
+    pthread_join(read.thread, NULL);
+    cr_assert_eq(read.result, (int64_t)file->size, "%lld: %s", (long long)read.result,
+                 shoal_last_error());
+    cr_assert(memcmp(buf, file->data, file->size) == 0, "streamed bytes differ");
+    cr_assert_gt(s_counter(client, "partial_replies"), 0);
+    cr_assert_eq(s_counter(client, "bad_replies"), 0);
+    cr_assert_eq(s_counter(client, "fallback_ufs"), 0);
+
+    /* Spans across page and range boundaries, cold (new uris) and then hot. */
+    char uri[400];
+    uint64_t offsets[] = {1, PAGE_SIZE - 1, RANGE_BYTES - 7, 5 * RANGE_BYTES + 3, file->size - 9};
+    size_t lengths[] = {2, PAGE_SIZE + 2, 2 * RANGE_BYTES + 5, 20};
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t o = 0; o < sizeof offsets / sizeof *offsets; o++) {
+            for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+                snprintf(uri, sizeof uri, "%s/%s", s_st.origin.base_url, file->name);
+                uint64_t want =
+                    file->size - offsets[o] < lengths[l] ? file->size - offsets[o] : lengths[l];
+                memset(buf, 0xa5, want);
+                int64_t got = shoal_pread(client, uri, buf, lengths[l], offsets[o]);
+                cr_assert_eq(got, (int64_t)want, "[%llu, +%zu): %lld %s",
+                             (unsigned long long)offsets[o], lengths[l], (long long)got,
+                             shoal_last_error());
+                cr_assert(memcmp(buf, file->data + offsets[o], want) == 0, "[%llu, +%zu)",
+                          (unsigned long long)offsets[o], lengths[l]);
+            }
+        }
+    }
+
+    /* Killed while streaming: the read goes on elsewhere (here: the client's own UFS). */
+    uint64_t partials = s_node_partials(admin);
+    s_bg_read_t killed = {.client = client, .buf = buf, .length = file->size};
+    snprintf(killed.uri, sizeof killed.uri, "%s/pause/b/%s", s_st.origin.base_url, file->name);
+    memset(buf, 0xa5, file->size);
+    cr_assert_eq(pthread_create(&killed.thread, NULL, s_bg_reader, &killed), 0);
+    s_wait_partials(admin, partials);
+    kill(-s_st.node.pid, SIGKILL);
+    int64_t deadline = tp_now_ms() + 10000;
+    while (tp_alive(&s_st.node) && tp_now_ms() < deadline)
+        usleep(10000);
+    cr_assert_not(tp_alive(&s_st.node));
+    s_go("b");
+    pthread_join(killed.thread, NULL);
+    cr_assert_eq(killed.result, (int64_t)file->size, "%lld: %s", (long long)killed.result,
+                 shoal_last_error());
+    cr_assert(memcmp(buf, file->data, file->size) == 0, "bytes differ after the node died");
+    cr_assert_gt(s_counter(client, "fallback_ufs"), 0);
+    free(buf);
+    shoal_client_destroy(&admin);
     shoal_client_destroy(&client);
 }

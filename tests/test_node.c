@@ -20,30 +20,31 @@
 #include "proto.h"
 #include "testproc.h"
 
-#define PAGE   65536u          /* --page-size 64K */
-#define RANGE  (4u * PAGE)     /* --range-pages 4 */
-#define WAIT_MS 20000          /* longest wait for one reply */
+#define PAGE    65536u      /* --page-size 64K */
+#define RANGE   (4u * PAGE) /* --range-pages 4 */
+#define WAIT_MS 20000       /* longest wait for one reply */
 
 /* One running shoald and a DEALER connected to it. */
 typedef struct s_node {
-    tp_proc_t proc;     /* the daemon */
-    int port;           /* its data port */
-    char *dir;          /* temp dir: data dir and log */
-    void *context;      /* ZeroMQ context of the test */
-    void *dealer;       /* connected to the node */
-    uint64_t next_id;   /* request ids */
+    tp_proc_t proc;   /* the daemon */
+    int port;         /* its data port */
+    char *dir;        /* temp dir: data dir and log */
+    void *context;    /* ZeroMQ context of the test */
+    void *dealer;     /* connected to the node */
+    uint64_t next_id; /* request ids */
 } s_node_t;
 
 /* A reply: decoded header frame and its raw frames. */
 typedef struct s_reply {
-    msg_t msg;              /* decoded */
-    zmq_msg_t frames[64];   /* raw frames (up to 64 kept) */
-    size_t frame_count;     /* raw frames received */
+    msg_t msg;            /* decoded */
+    zmq_msg_t frames[64]; /* raw frames (up to 64 kept) */
+    size_t frame_count;   /* raw frames received */
 } s_reply_t;
 
 static s_node_t s_node;
-static char *s_origin;          /* temp dir with the files */
-static tp_server_t s_nginx;     /* http origin, when started */
+static char *s_origin;      /* temp dir with the files */
+static tp_server_t s_nginx; /* http origin, when started */
+static tp_server_t s_bad;   /* badhttp.py origin, when started */
 
 static void s_reply_fini(s_reply_t *reply)
 {
@@ -85,10 +86,18 @@ static void s_start(const char *mount, const char *ttl, const char *flag, const 
     for (int attempt = 0; attempt < 3; attempt++) {
         s_node.port = tp_free_port();
         snprintf(listen, sizeof listen, "tcp://127.0.0.1:%d", s_node.port);
-        const char *argv[] = {s_shoald(), "--listen", listen, "--data-dir", data,
-                              "--capacity", "256M", "--page-size", "64K", "--range-pages", "4",
-                              "--metadata-ttl", ttl, "--mount", mount, "--threads", "2",
-                              "--fetch-threads", "8", "--log-level", "debug", flag, value, NULL};
+        const char *argv[] = {s_shoald(), "--listen",
+                              listen,     "--data-dir",
+                              data,       "--capacity",
+                              "256M",     "--page-size",
+                              "64K",      "--range-pages",
+                              "4",        "--metadata-ttl",
+                              ttl,        "--mount",
+                              mount,      "--threads",
+                              "2",        "--fetch-threads",
+                              "8",        "--log-level",
+                              "debug",    flag,
+                              value,      NULL};
         cr_assert_eq(tp_spawn(&s_node.proc, argv, log), 0);
         if (tp_wait_port(s_node.port, 15000) == 0 && tp_alive(&s_node.proc))
             break;
@@ -117,6 +126,8 @@ static void s_teardown(void)
     memset(&s_node, 0, sizeof s_node);
     tp_server_stop(&s_nginx);
     memset(&s_nginx, 0, sizeof s_nginx);
+    tp_server_stop(&s_bad);
+    memset(&s_bad, 0, sizeof s_bad);
     if (s_origin) {
         tp_rmtree(s_origin);
         free(s_origin);
@@ -329,14 +340,14 @@ static void s_check_reads(const char *base, const char *name, const uint8_t *wan
     struct {
         uint64_t offset, length;
     } spans[] = {
-        {0, size},                          /* whole file */
-        {0, 1},                             /* first byte */
-        {PAGE - 1, 2},                      /* across a page boundary */
-        {RANGE - 10, 20},                   /* across a range boundary */
-        {PAGE + 7, RANGE + PAGE},           /* several pages and ranges, unaligned */
-        {size - 5, 5},                      /* the tail */
-        {size - 5, 1000},                   /* past the end: clipped */
-        {3 * PAGE, PAGE},                   /* exactly one page */
+        {0, size},                /* whole file */
+        {0, 1},                   /* first byte */
+        {PAGE - 1, 2},            /* across a page boundary */
+        {RANGE - 10, 20},         /* across a range boundary */
+        {PAGE + 7, RANGE + PAGE}, /* several pages and ranges, unaligned */
+        {size - 5, 5},            /* the tail */
+        {size - 5, 1000},         /* past the end: clipped */
+        {3 * PAGE, PAGE},         /* exactly one page */
     };
     for (size_t i = 0; i < sizeof spans / sizeof spans[0]; i++) {
         uint64_t offset = spans[i].offset, length = spans[i].length;
@@ -345,8 +356,8 @@ static void s_check_reads(const char *base, const char *name, const uint8_t *wan
         uint64_t expect = offset + length > size ? size - offset : length;
         memset(got, 0xEE, expect);
         int64_t n = s_read(s_uri(base, name), "", offset, length, 0, got, NULL);
-        cr_assert_eq(n, (int64_t)expect, "%s [%llu,+%llu): %lld", name,
-                     (unsigned long long)offset, (unsigned long long)length, (long long)n);
+        cr_assert_eq(n, (int64_t)expect, "%s [%llu,+%llu): %lld", name, (unsigned long long)offset,
+                     (unsigned long long)length, (long long)n);
         cr_assert(memcmp(got, want + offset, expect) == 0, "%s [%llu,+%llu): wrong bytes", name,
                   (unsigned long long)offset, (unsigned long long)length);
     }
@@ -402,7 +413,7 @@ Test(node, read_serves_exact_slices)
     s_start(mount, "60", "--store", "rocksdb");
     char uri[TP_PATH_MAX];
     snprintf(uri, sizeof uri, "%s", s_uri(mount, "s.bin")); /* s_uri's buffer is reused */
-    uint64_t odd = 5 * PAGE + 12345; /* a 64 KiB read here spans two pages */
+    uint64_t odd = 5 * PAGE + 12345;                        /* a 64 KiB read here spans two pages */
     uint64_t misses = s_counter("page_misses");
     s_check_exact_span(uri, data, odd, 65536, 0); /* miss: from the range buffer */
     cr_assert(s_counter("page_misses") > misses, "the first read was not a miss");
@@ -412,11 +423,11 @@ Test(node, read_serves_exact_slices)
     s_check_exact_span(uri, data, odd, 65536, 0); /* hit: slices of pinned pages */
     cr_assert_eq(s_counter("page_hits"), hits + 2, "the second read was not two page hits");
     cr_assert_eq(s_counter("ufs_reads"), ufs_reads);
-    s_check_exact_span(uri, data, odd + 1, 1, 0);               /* one byte inside a page */
-    s_check_exact_span(uri, data, RANGE - 7, 14, 0);            /* across a range boundary */
-    s_check_exact_span(uri, data, 2 * PAGE + 1, 3 * PAGE, 0);   /* four pieces, two ranges */
-    s_check_exact_span(uri, data, size - 100, 100, 0);          /* the tail */
-    s_check_exact_span(uri, data, 3 * RANGE + 9, 65536, 0);     /* a miss in another range */
+    s_check_exact_span(uri, data, odd + 1, 1, 0);             /* one byte inside a page */
+    s_check_exact_span(uri, data, RANGE - 7, 14, 0);          /* across a range boundary */
+    s_check_exact_span(uri, data, 2 * PAGE + 1, 3 * PAGE, 0); /* four pieces, two ranges */
+    s_check_exact_span(uri, data, size - 100, 100, 0);        /* the tail */
+    s_check_exact_span(uri, data, 3 * RANGE + 9, 65536, 0);   /* a miss in another range */
     s_check_exact_span(s_uri(mount, "nc.bin"), other, 3 * PAGE - 3, 70, MSG_READ_NO_CACHE);
     /* clipped at the end of the file: the span ends there */
     msg_t request;
@@ -518,9 +529,14 @@ Test(node, outside_mount_and_traversal_are_eacces)
     s_start(mount, "60", "--store", "memory");
     uint8_t buf[16];
     cr_assert_eq(s_read(s_uri(mount, "ok.bin"), "", 0, 10, 0, buf, NULL), 10);
-    const char *bad[] = {"/secret.bin", "/inside/../secret.bin", "/inside/%2e%2e/secret.bin",
-                         "/inside/.%2E/secret.bin", "/inside/..%2fsecret.bin",
-                         "/inside/x/../../secret.bin", "/insidex/ok.bin", "/inside/ok.bin%00"};
+    const char *bad[] = {"/secret.bin",
+                         "/inside/../secret.bin",
+                         "/inside/%2e%2e/secret.bin",
+                         "/inside/.%2E/secret.bin",
+                         "/inside/..%2fsecret.bin",
+                         "/inside/x/../../secret.bin",
+                         "/insidex/ok.bin",
+                         "/inside/ok.bin%00"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char uri[TP_PATH_MAX];
         snprintf(uri, sizeof uri, "%s%s", base, bad[i]);
@@ -568,7 +584,8 @@ Test(node, http_mount_caches_and_coalesces)
     for (int i = 0; i < N; i++) {
         s_reply_t reply;
         cr_assert_eq(s_recv_any(&s_node, &reply, WAIT_MS), 0);
-        cr_assert(reply.msg.header.request_id >= ids[0] && reply.msg.header.request_id <= ids[N - 1]);
+        cr_assert(reply.msg.header.request_id >= ids[0] &&
+                  reply.msg.header.request_id <= ids[N - 1]);
         cr_assert_eq(reply.msg.header.type, MSG_READ_REP, "error %d", s_code(&reply));
         cr_assert_eq(s_extract(&reply, 0, RANGE, got), RANGE);
         cr_assert(memcmp(got, slow, RANGE) == 0);
@@ -725,10 +742,11 @@ Test(node, load_evict_view_stats)
     msg_init(&request, MSG_STATS_REQ, 0, 0);
     s_call(&s_node, &request, &reply);
     const msg_stats_reply_t *stats = &reply.msg.body.stats_reply;
-    const char *names[] = {"page_hits", "page_misses", "bytes_served", "ufs_bytes_read",
-                           "ufs_requests", "ufs_errors", "evictions", "used_bytes",
-                           "capacity_bytes", "singleflight_joins", "store_write_errors",
-                           "range_buffers_mapped", "range_buffers_reused", "pagestore_faults"};
+    const char *names[] = {"page_hits",           "page_misses",        "bytes_served",
+                           "ufs_bytes_read",      "ufs_requests",       "ufs_errors",
+                           "evictions",           "used_bytes",         "capacity_bytes",
+                           "singleflight_joins",  "store_write_errors", "range_buffers_mapped",
+                           "range_buffers_reused", "pagestore_faults",  "read_partial_replies"};
     for (size_t n = 0; n < sizeof names / sizeof names[0]; n++) {
         bool found = false;
         for (uint32_t i = 0; i < stats->counter_count; i++)
@@ -890,10 +908,10 @@ Test(node, bad_flags_exit_2_naming_the_value)
     const char *help[] = {"--help", NULL};
     int status = s_run_shoald(help, log);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    const char *flags[] = {"--name", "--data-dir", "--capacity", "--listen", "--gossip", "--seeds",
-                           "--mount", "--cluster-key", "--insecure", "--metadata-ttl",
-                           "--threads", "--fetch-threads", "--page-size", "--range-pages",
-                           "--log-level", "--config"};
+    const char *flags[] = {"--name",      "--data-dir",     "--capacity",  "--listen",
+                           "--gossip",    "--seeds",        "--mount",     "--cluster-key",
+                           "--insecure",  "--metadata-ttl", "--threads",   "--fetch-threads",
+                           "--page-size", "--range-pages",  "--log-level", "--config"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         cr_expect(tp_count_lines(log, flags[i]) >= 1, "--help does not document %s", flags[i]);
 }
@@ -1024,4 +1042,135 @@ Test(node, pipelined_inline_hits_worker_hits_and_misses)
               (unsigned long long)fetched);
     free(out);
     free(data);
+}
+
+/* ---- streamed READs (MSG_READ_STREAM) ---------------------------------------------------- */
+
+/* Receives every reply of streamed READ `id` for [offset, offset + length) until one with
+ * more = false or an ERROR; checks that the spans are contiguous, start at `offset` and cover
+ * the request (clipped at EOF), and copies the bytes into out. Returns the replies received;
+ * *error_out is the ERROR code that ended it, or 0. `first` (may be NULL) is a reply already
+ * received for it. */
+static int s_collect_stream(uint64_t id, uint64_t offset, uint64_t length, const s_reply_t *first,
+                            uint8_t *out, int *error_out)
+{
+    int replies = 0;
+    uint64_t at = offset;
+    *error_out = 0;
+    for (;;) {
+        s_reply_t reply;
+        if (first && replies == 0) {
+            reply = *first;
+        } else {
+            cr_assert_eq(s_recv_any(&s_node, &reply, WAIT_MS), 0, "no reply %d", replies);
+        }
+        cr_assert_eq(reply.msg.header.request_id, id);
+        replies++;
+        if (reply.msg.header.type == MSG_ERROR) {
+            *error_out = reply.msg.body.error.code;
+            s_reply_fini(&reply);
+            return replies;
+        }
+        cr_assert_eq(reply.msg.header.type, MSG_READ_REP);
+        const msg_read_reply_t *r = &reply.msg.body.read_reply;
+        cr_assert_eq(r->offset, at, "reply %d starts at %llu, not %llu", replies,
+                     (unsigned long long)r->offset, (unsigned long long)at);
+        uint64_t end = offset + length < r->file_size ? offset + length : r->file_size;
+        cr_assert_leq(r->offset + r->length, end);
+        cr_assert_eq(s_extract(&reply, r->offset, r->length, out + (r->offset - offset)),
+                     r->length);
+        at = r->offset + r->length;
+        bool more = r->more;
+        if (more)
+            cr_assert_gt(r->length, 0);
+        else
+            cr_assert_eq(at, end, "the last reply ends at %llu, not %llu", (unsigned long long)at,
+                         (unsigned long long)end);
+        s_reply_fini(&reply);
+        if (!more)
+            return replies;
+    }
+}
+
+/* Creates origin/.go-TOKEN: badhttp.py's /pause/TOKEN/ replies send their second half. */
+static void s_release(const char *token)
+{
+    char path[TP_PATH_MAX];
+    snprintf(path, sizeof path, "%s/.go-%s", s_origin, token);
+    cr_assert_eq(tp_write_file(path, "", 0), 0);
+}
+
+Test(node, streamed_read_sends_pages_while_the_origin_sends_the_rest)
+{
+    size_t size = 2 * RANGE + 1000;
+    uint8_t *want = s_make_file("slow.bin", size, 31);
+    cr_assert_eq(tp_badhttp_start(&s_bad, s_origin), 0);
+    char mount[300];
+    snprintf(mount, sizeof mount, "%s/", s_bad.base_url);
+    s_start(mount, "60", "--threads", "2");
+    uint8_t *got = malloc(size);
+
+    /* One cold range. The origin sends half of it (2 pages), then waits for .go-t1: the first
+     * reply must arrive while it waits, so it cannot be the whole range. */
+    char uri[400];
+    snprintf(uri, sizeof uri, "%s/pause/t1/slow.bin", s_bad.base_url);
+    msg_t request;
+    msg_read_request(&request, 0, 0, uri, "", 0, RANGE, MSG_READ_STREAM);
+    uint64_t id = s_send(&s_node, &request);
+    s_reply_t first;
+    cr_assert_eq(s_recv_any(&s_node, &first, WAIT_MS), 0);
+    cr_assert_eq(first.msg.header.type, MSG_READ_REP, "%s",
+                 first.msg.header.type == MSG_ERROR ? first.msg.body.error.message : "");
+    cr_assert(first.msg.body.read_reply.more, "the first reply is not a partial one");
+    cr_assert_eq(first.msg.body.read_reply.offset, 0);
+    cr_assert_eq(first.msg.body.read_reply.length, RANGE / 2);
+    s_release("t1");
+    int error = 0;
+    int replies = s_collect_stream(id, 0, RANGE, &first, got, &error);
+    cr_assert_eq(error, 0);
+    cr_assert_geq(replies, 2);
+    cr_assert(memcmp(got, want, RANGE) == 0, "streamed bytes differ from the origin's");
+    cr_assert_geq(s_counter("read_partial_replies"), 1);
+
+    /* Two ranges with a ragged tail, from mid-page: partial replies in order, then the last. */
+    snprintf(uri, sizeof uri, "%s/pause/t2/slow.bin", s_bad.base_url);
+    s_release("t2");
+    memset(got, 0, size);
+    msg_read_request(&request, 0, 0, uri, "", RANGE + 100, 2 * RANGE, MSG_READ_STREAM);
+    id = s_send(&s_node, &request);
+    replies = s_collect_stream(id, RANGE + 100, 2 * RANGE, NULL, got, &error);
+    cr_assert_eq(error, 0);
+    cr_assert_geq(replies, 2);
+    cr_assert(memcmp(got, want + RANGE + 100, size - RANGE - 100) == 0);
+
+    /* Without the flag: one reply, however cold (old clients, forwards). */
+    uint64_t partials = s_counter("read_partial_replies");
+    snprintf(uri, sizeof uri, "%s/slow.bin", s_bad.base_url);
+    memset(got, 0, size);
+    cr_assert_eq(s_read(uri, "", 0, size, 0, got, NULL), (int64_t)size);
+    cr_assert(memcmp(got, want, size) == 0);
+    cr_assert_eq(s_counter("read_partial_replies"), partials);
+
+    /* A hit with the flag: one reply too. */
+    s_wait_stored();
+    msg_read_request(&request, 0, 0, uri, "", 0, size, MSG_READ_STREAM);
+    id = s_send(&s_node, &request);
+    memset(got, 0, size);
+    cr_assert_eq(s_collect_stream(id, 0, size, NULL, got, &error), 1);
+    cr_assert_eq(error, 0);
+    cr_assert(memcmp(got, want, size) == 0);
+    cr_assert_eq(s_counter("read_partial_replies"), partials);
+
+    /* The origin dies after half of every attempt: partial replies, then an ERROR for the id. */
+    snprintf(uri, sizeof uri, "%s/die/slow.bin", s_bad.base_url);
+    msg_read_request(&request, 0, 0, uri, "", 0, RANGE, MSG_READ_STREAM);
+    id = s_send(&s_node, &request);
+    memset(got, 0, size);
+    replies = s_collect_stream(id, 0, RANGE, NULL, got, &error);
+    cr_assert_eq(error, SHOAL_EIO, "ended with %d after %d replies", error, replies);
+    cr_assert_geq(replies, 2, "no partial reply before the error");
+    cr_assert(memcmp(got, want, RANGE / 2) == 0);
+    s_expect_alive();
+    free(got);
+    free(want);
 }

@@ -24,8 +24,7 @@ static size_t s_roundtrip(const msg_t *m)
     msg_t back;
     rc = msg_decode(buf.data, buf.len, &back);
     cr_assert_eq(rc, 0, "decode %s: %s", msg_type_name(m->header.type), shoal_last_error());
-    cr_assert(msg_equal(m, &back), "%s differs after a round trip",
-              msg_type_name(m->header.type));
+    cr_assert(msg_equal(m, &back), "%s differs after a round trip", msg_type_name(m->header.type));
     cr_assert_eq(back.header.proto_version, MSG_PROTO_VERSION);
     /* encoding the decoded copy gives the same bytes */
     msg_buf_t again;
@@ -66,8 +65,8 @@ static void s_expect_fail(const void *data, size_t len, int code, const char *ne
     msg_t m;
     shoal_clear_error();
     int rc = msg_decode(data, len, &m);
-    cr_assert_eq(rc, code, "expected %d (%s), got %d; last error: %s", code,
-                 shoal_strerror(code), rc, shoal_last_error());
+    cr_assert_eq(rc, code, "expected %d (%s), got %d; last error: %s", code, shoal_strerror(code),
+                 rc, shoal_last_error());
     if (needle)
         cr_assert(strstr(shoal_last_error(), needle), "last error \"%s\" lacks \"%s\"",
                   shoal_last_error(), needle);
@@ -78,8 +77,8 @@ static void s_expect_fail(const void *data, size_t len, int code, const char *ne
 
 Test(proto, header_roundtrip_and_gossip_body)
 {
-    msg_header_t h = {.type = MSG_PING, .request_id = UINT64_MAX, .view_version = 1ull << 40,
-                      .frames = 0};
+    msg_header_t h = {
+        .type = MSG_PING, .request_id = UINT64_MAX, .view_version = 1ull << 40, .frames = 0};
     msg_buf_t buf;
     msg_buf_init(&buf);
     cr_assert_eq(msg_header_encode(&h, &buf), 0);
@@ -89,8 +88,7 @@ Test(proto, header_roundtrip_and_gossip_body)
     cr_assert_eq(buf.err, 0);
     msg_header_t back;
     msg_raw_body_t body;
-    cr_assert_eq(msg_header_decode(buf.data, buf.len, &back, &body), 0, "%s",
-                 shoal_last_error());
+    cr_assert_eq(msg_header_decode(buf.data, buf.len, &back, &body), 0, "%s", shoal_last_error());
     cr_assert_eq(back.proto_version, MSG_PROTO_VERSION);
     cr_assert_eq(back.type, MSG_PING);
     cr_assert_eq(back.request_id, UINT64_MAX);
@@ -136,9 +134,9 @@ Test(proto, read_request_bytes_match_the_drawing)
     cr_assert_eq(buf.len, sizeof expect);
     cr_assert_eq(memcmp(buf.data, expect, sizeof expect), 0);
     /* the minimal form (optional fields left out) decodes too */
-    static const uint8_t minimal[] = {0x96, 0x01, 0x08, 0x07, 0x03, 0x00, 0x83, 0x01,
-                                      0xa8, 's',  '3',  ':',  '/',  '/',  'b',  '/',
-                                      'k',  0x03, 0x00, 0x04, 0x0a};
+    static const uint8_t minimal[] = {0x96, 0x01, 0x08, 0x07, 0x03, 0x00, 0x83,
+                                      0x01, 0xa8, 's',  '3',  ':',  '/',  '/',
+                                      'b',  '/',  'k',  0x03, 0x00, 0x04, 0x0a};
     msg_t back;
     cr_assert_eq(msg_decode(minimal, sizeof minimal, &back), 0, "%s", shoal_last_error());
     cr_assert(msg_equal(&m, &back));
@@ -173,8 +171,8 @@ Test(proto, view_reply)
 {
     msg_t m;
     msg_init(&m, MSG_VIEW_REP, 1, 42);
-    m.body.view_reply = (msg_view_reply_t){.view_version = 42, .page_size = 1 << 20,
-                                           .range_pages = 4};
+    m.body.view_reply =
+        (msg_view_reply_t){.view_version = 42, .page_size = 1 << 20, .range_pages = 4};
     s_roundtrip(&m); /* no members */
 
     char *name = s_string(MSG_NAME_MAX, 'n');
@@ -271,8 +269,8 @@ Test(proto, stat_list_load_evict)
     msg_init(&m, MSG_LOAD_REQ, 1, 1);
     m.body.load_request.uri = "file:///data/x";
     s_roundtrip(&m);
-    m.body.load_request = (msg_load_request_t){uri, version, UINT64_MAX, UINT64_MAX,
-                                               MSG_REPLICAS_MAX};
+    m.body.load_request =
+        (msg_load_request_t){uri, version, UINT64_MAX, UINT64_MAX, MSG_REPLICAS_MAX};
     s_roundtrip(&m);
     m.body.load_request.replicas = 0;
     cr_assert_eq(msg_encode(&m, &(msg_buf_t){0}), SHOAL_EINVAL);
@@ -309,7 +307,9 @@ Test(proto, read_request_and_reply)
     msg_read_request(&m, UINT64_MAX, UINT64_MAX, uri, version, UINT64_MAX - 10, 10,
                      MSG_READ_FORWARDED | MSG_READ_NO_CACHE);
     s_roundtrip(&m);
-    msg_read_request(&m, 1, 1, "x", "", 0, 1, 4); /* unknown flag */
+    msg_read_request(&m, 1, 1, "x", "", 0, 1, MSG_READ_STREAM | MSG_READ_NO_CACHE);
+    s_roundtrip(&m);
+    msg_read_request(&m, 1, 1, "x", "", 0, 1, 8); /* unknown flag */
     cr_assert_eq(msg_encode(&m, &(msg_buf_t){0}), SHOAL_EINVAL);
     msg_read_request(&m, 1, 1, "x", "", 1, UINT64_MAX, 0);
     cr_assert_eq(msg_encode(&m, &(msg_buf_t){0}), SHOAL_EINVAL);
@@ -342,6 +342,12 @@ Test(proto, read_request_and_reply)
     for (uint32_t i = 0; i < MSG_READ_PAGES_MAX; i++)
         sum += msg_read_frame_length(&m.body.read_reply, i);
     cr_assert_eq(sum, length);
+    /* a partial reply of a streamed READ: more survives the round trip, and is false unless
+     * set */
+    msg_read_reply(&m, 1, 1, 1 << 20, "v", 4096, 8192, 2, 4096);
+    cr_assert_not(m.body.read_reply.more);
+    m.body.read_reply.more = true;
+    s_roundtrip(&m);
 
     msg_buf_t buf;
     msg_buf_init(&buf);
@@ -353,6 +359,9 @@ Test(proto, read_request_and_reply)
     m.header.frames = 2; /* header disagrees */
     cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
     msg_read_reply(&m, 1, 1, 100, "", 0, 10, 1, 0); /* no page size */
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    msg_read_reply(&m, 1, 1, 100, "", 10, 0, 0, 4096); /* a partial reply without bytes */
+    m.body.read_reply.more = true;
     cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
     msg_init(&m, MSG_STAT_REQ, 1, 1);
     m.body.stat_request.uri = "x";
@@ -380,8 +389,7 @@ Test(proto, stats_reply)
     msg_histogram_t *hists = calloc(MSG_HISTOGRAMS_MAX, sizeof *hists);
     for (uint32_t i = 0; i < MSG_HISTOGRAMS_MAX; i++)
         hists[i] = (msg_histogram_t){name, i % (MSG_BUCKETS_MAX + 1), bounds, counts};
-    m.body.stats_reply = (msg_stats_reply_t){MSG_COUNTERS_MAX, counters, MSG_HISTOGRAMS_MAX,
-                                             hists};
+    m.body.stats_reply = (msg_stats_reply_t){MSG_COUNTERS_MAX, counters, MSG_HISTOGRAMS_MAX, hists};
     s_roundtrip(&m);
     msg_buf_t buf;
     msg_buf_init(&buf);
@@ -425,27 +433,34 @@ typedef struct tspec {
     size_t count;           /* entries in fields */
 } tspec_t;
 struct tfield {
-    uint8_t key;          /* wire key */
-    char kind;            /* s str, u uint, i int, b bool, d id, m array of maps, c counters,
-                             h histograms */
-    bool required;        /* missing -> refused */
-    uint64_t max;         /* s: max length; u: max value; m/c/h: max count */
-    int64_t good;         /* a valid value for u and i */
-    const tspec_t *elem;  /* m: element map */
-    uint64_t min;         /* u: min value */
+    uint8_t key;         /* wire key */
+    char kind;           /* s str, u uint, i int, b bool, d id, m array of maps, c counters,
+                            h histograms */
+    bool required;       /* missing -> refused */
+    uint64_t max;        /* s: max length; u: max value; m/c/h: max count */
+    int64_t good;        /* a valid value for u and i */
+    const tspec_t *elem; /* m: element map */
+    uint64_t min;        /* u: min value */
 };
 
-#define TSPEC(a) {a, sizeof a / sizeof a[0]}
+#define TSPEC(a)                                                                                   \
+    {                                                                                              \
+        a, sizeof a / sizeof a[0]                                                                  \
+    }
 static const tfield_t t_member[] = {
-    {1, 'd', true, 0, 0, NULL, 0},           {2, 's', false, MSG_NAME_MAX, 0, NULL, 0},
-    {3, 's', true, MSG_ENDPOINT_MAX, 0, NULL, 0}, {4, 's', false, MSG_ENDPOINT_MAX, 0, NULL, 0},
-    {5, 'u', true, 3, 1, NULL, 0},           {6, 'u', false, UINT64_MAX, 7, NULL, 0},
-    {7, 'u', false, UINT64_MAX, 1 << 30, NULL, 0}, {8, 'u', false, UINT64_MAX, 12, NULL, 0},
+    {1, 'd', true, 0, 0, NULL, 0},
+    {2, 's', false, MSG_NAME_MAX, 0, NULL, 0},
+    {3, 's', true, MSG_ENDPOINT_MAX, 0, NULL, 0},
+    {4, 's', false, MSG_ENDPOINT_MAX, 0, NULL, 0},
+    {5, 'u', true, 3, 1, NULL, 0},
+    {6, 'u', false, UINT64_MAX, 7, NULL, 0},
+    {7, 'u', false, UINT64_MAX, 1 << 30, NULL, 0},
+    {8, 'u', false, UINT64_MAX, 12, NULL, 0},
 };
 static const tspec_t t_member_spec = TSPEC(t_member);
 static const tfield_t t_entry[] = {
-    {1, 's', true, MSG_URI_MAX, 0, NULL, 0},     {2, 'u', false, UINT64_MAX, 5, NULL, 0},
-    {3, 'i', false, 0, -3, NULL, 0},             {4, 's', false, MSG_VERSION_MAX, 0, NULL, 0},
+    {1, 's', true, MSG_URI_MAX, 0, NULL, 0}, {2, 'u', false, UINT64_MAX, 5, NULL, 0},
+    {3, 'i', false, 0, -3, NULL, 0},         {4, 's', false, MSG_VERSION_MAX, 0, NULL, 0},
     {5, 'b', false, 0, 0, NULL, 0},
 };
 static const tspec_t t_entry_spec = TSPEC(t_entry);
@@ -459,29 +474,34 @@ static const tfield_t t_view_rep[] = {
     {4, 'm', true, MSG_MEMBERS_MAX, 0, &t_member_spec, 0},
 };
 static const tfield_t t_stat_req[] = {{1, 's', true, MSG_URI_MAX, 0, NULL, 0}};
-static const tfield_t t_stat_rep[] = {
-    {1, 'u', true, UINT64_MAX, 9, NULL, 0}, {2, 'i', false, 0, 1700000000, NULL, 0},
-    {3, 's', false, MSG_VERSION_MAX, 0, NULL, 0}, {4, 'b', false, 0, 0, NULL, 0}};
-static const tfield_t t_list_req[] = {
-    {1, 's', true, MSG_URI_MAX, 0, NULL, 0}, {2, 'b', false, 0, 0, NULL, 0},
-    {3, 's', false, MSG_CURSOR_MAX, 0, NULL, 0},
-    {4, 'u', false, MSG_LIST_ENTRIES_MAX, 10, NULL, 0}};
-static const tfield_t t_list_rep[] = {
-    {1, 'm', true, MSG_LIST_ENTRIES_MAX, 0, &t_entry_spec, 0},
-    {2, 's', false, MSG_CURSOR_MAX, 0, NULL, 0}};
-static const tfield_t t_read_req[] = {
-    {1, 's', true, MSG_URI_MAX, 0, NULL, 0}, {2, 's', false, MSG_VERSION_MAX, 0, NULL, 0},
-    {3, 'u', true, UINT64_MAX, 0, NULL, 0},  {4, 'u', true, UINT64_MAX, 10, NULL, 0},
-    {5, 'u', false, 3, 1, NULL, 0}};
+static const tfield_t t_stat_rep[] = {{1, 'u', true, UINT64_MAX, 9, NULL, 0},
+                                      {2, 'i', false, 0, 1700000000, NULL, 0},
+                                      {3, 's', false, MSG_VERSION_MAX, 0, NULL, 0},
+                                      {4, 'b', false, 0, 0, NULL, 0}};
+static const tfield_t t_list_req[] = {{1, 's', true, MSG_URI_MAX, 0, NULL, 0},
+                                      {2, 'b', false, 0, 0, NULL, 0},
+                                      {3, 's', false, MSG_CURSOR_MAX, 0, NULL, 0},
+                                      {4, 'u', false, MSG_LIST_ENTRIES_MAX, 10, NULL, 0}};
+static const tfield_t t_list_rep[] = {{1, 'm', true, MSG_LIST_ENTRIES_MAX, 0, &t_entry_spec, 0},
+                                      {2, 's', false, MSG_CURSOR_MAX, 0, NULL, 0}};
+static const tfield_t t_read_req[] = {{1, 's', true, MSG_URI_MAX, 0, NULL, 0},
+                                      {2, 's', false, MSG_VERSION_MAX, 0, NULL, 0},
+                                      {3, 'u', true, UINT64_MAX, 0, NULL, 0},
+                                      {4, 'u', true, UINT64_MAX, 10, NULL, 0},
+                                      {5, 'u', false, MSG_READ_FLAGS_ALL, 1, NULL, 0}};
 /* file_size 100, span [0, 10), one page: header frames = 1 */
-static const tfield_t t_read_rep[] = {
-    {1, 'u', true, UINT64_MAX, 100, NULL, 0}, {2, 's', false, MSG_VERSION_MAX, 0, NULL, 0},
-    {3, 'u', true, UINT64_MAX, 0, NULL, 0},   {4, 'u', true, UINT64_MAX, 10, NULL, 0},
-    {5, 'u', true, 1, 1, NULL, 1},            {6, 'u', true, MSG_PAGE_SIZE_MAX, 4096, NULL, 1}};
-static const tfield_t t_load_req[] = {
-    {1, 's', true, MSG_URI_MAX, 0, NULL, 0}, {2, 's', false, MSG_VERSION_MAX, 0, NULL, 0},
-    {3, 'u', false, UINT64_MAX, 0, NULL, 0}, {4, 'u', false, UINT64_MAX, 0, NULL, 0},
-    {5, 'u', false, MSG_REPLICAS_MAX, 2, NULL, 1}};
+static const tfield_t t_read_rep[] = {{1, 'u', true, UINT64_MAX, 100, NULL, 0},
+                                      {2, 's', false, MSG_VERSION_MAX, 0, NULL, 0},
+                                      {3, 'u', true, UINT64_MAX, 0, NULL, 0},
+                                      {4, 'u', true, UINT64_MAX, 10, NULL, 0},
+                                      {5, 'u', true, 1, 1, NULL, 1},
+                                      {6, 'u', true, MSG_PAGE_SIZE_MAX, 4096, NULL, 1},
+                                      {7, 'b', false, 0, 0, NULL, 0}};
+static const tfield_t t_load_req[] = {{1, 's', true, MSG_URI_MAX, 0, NULL, 0},
+                                      {2, 's', false, MSG_VERSION_MAX, 0, NULL, 0},
+                                      {3, 'u', false, UINT64_MAX, 0, NULL, 0},
+                                      {4, 'u', false, UINT64_MAX, 0, NULL, 0},
+                                      {5, 'u', false, MSG_REPLICAS_MAX, 2, NULL, 1}};
 static const tfield_t t_load_rep[] = {{1, 'u', false, UINT64_MAX, 1, NULL, 0},
                                       {2, 'u', false, UINT64_MAX, 2, NULL, 0},
                                       {3, 'u', false, UINT64_MAX, 3, NULL, 0}};
@@ -493,8 +513,8 @@ static const tfield_t t_stats_rep[] = {{1, 'c', false, MSG_COUNTERS_MAX, 0, NULL
                                        {2, 'h', false, MSG_HISTOGRAMS_MAX, 0, NULL, 0}};
 
 typedef struct tbody {
-    uint32_t type;  /* message type */
-    tspec_t spec;   /* its body */
+    uint32_t type;   /* message type */
+    tspec_t spec;    /* its body */
     uint32_t frames; /* header frames for the valid form */
 } tbody_t;
 
@@ -509,13 +529,20 @@ static const tbody_t t_bodies[] = {
     {MSG_STATS_REP, TSPEC(t_stats_rep), 0},
 };
 
-enum { MUT_NONE, MUT_WRONG_KIND, MUT_TOO_BIG, MUT_TOO_SMALL, MUT_MISSING, MUT_TWICE, MUT_NUL,
-       MUT_COUNT };
+enum {
+    MUT_NONE,
+    MUT_WRONG_KIND,
+    MUT_TOO_BIG,
+    MUT_TOO_SMALL,
+    MUT_MISSING,
+    MUT_TWICE,
+    MUT_NUL,
+    MUT_COUNT
+};
 static const char *const t_mut_names[] = {"none",    "wrong kind", "too big", "too small",
                                           "missing", "twice",      "NUL"};
 
-static void t_write_map(msg_buf_t *buf, const tspec_t *spec, const int *path, int depth,
-                        int mut);
+static void t_write_map(msg_buf_t *buf, const tspec_t *spec, const int *path, int depth, int mut);
 
 /* Writes n copies of a valid element of an array field. */
 static void t_write_elements(msg_buf_t *buf, const tfield_t *f, uint32_t n, const int *path,
@@ -525,7 +552,9 @@ static void t_write_elements(msg_buf_t *buf, const tfield_t *f, uint32_t n, cons
     for (uint32_t i = 0; i < n; i++) {
         bool target = i == 0 && depth > 0;
         switch (f->kind) {
-        case 'm': t_write_map(buf, f->elem, path, target ? depth : -1, mut); break;
+        case 'm':
+            t_write_map(buf, f->elem, path, target ? depth : -1, mut);
+            break;
         case 'c':
             mp_write_array(buf, 2);
             mp_write_cstr(buf, "reads");
@@ -585,20 +614,22 @@ static void t_write_value(msg_buf_t *buf, const tfield_t *f, int mut)
         else
             mp_write_int(buf, f->good);
         break;
-    case 'b': mp_write_bool(buf, true); break;
+    case 'b':
+        mp_write_bool(buf, true);
+        break;
     case 'd': {
         uint8_t id[MSG_NODE_ID_SIZE + 1] = {1, 2, 3};
         mp_write_bin(buf, id, mut == MUT_TOO_BIG ? sizeof id : MSG_NODE_ID_SIZE);
         break;
     }
-    default: t_write_elements(buf, f, mut == MUT_TOO_BIG ? (uint32_t)f->max + 1 : 1, NULL, 0, 0);
+    default:
+        t_write_elements(buf, f, mut == MUT_TOO_BIG ? (uint32_t)f->max + 1 : 1, NULL, 0, 0);
     }
 }
 
 /* Writes a body map. path[0..depth) names the field to spoil (path[0] at this level, path[1]
  * inside element 0 of an array field); depth < 1 writes everything valid. */
-static void t_write_map(msg_buf_t *buf, const tspec_t *spec, const int *path, int depth,
-                        int mut)
+static void t_write_map(msg_buf_t *buf, const tspec_t *spec, const int *path, int depth, int mut)
 {
     size_t count = spec ? spec->count : 0;
     bool here = depth == 1;
@@ -633,22 +664,26 @@ static bool t_applies(const tfield_t *f, int mut)
 {
     switch (mut) {
     case MUT_WRONG_KIND:
-    case MUT_TWICE: return true;
-    case MUT_MISSING: return f->required;
-    case MUT_NUL: return f->kind == 's';
+    case MUT_TWICE:
+        return true;
+    case MUT_MISSING:
+        return f->required;
+    case MUT_NUL:
+        return f->kind == 's';
     case MUT_TOO_BIG:
         return f->kind == 's' || f->kind == 'd' || f->kind == 'm' || f->kind == 'c' ||
                f->kind == 'h' || (f->kind == 'u' && f->max < UINT64_MAX) ||
                (f->kind == 'i' && f->good < 0);
-    case MUT_TOO_SMALL: return f->kind == 'u';
+    case MUT_TOO_SMALL:
+        return f->kind == 'u';
     }
     return false;
 }
 
 static void t_frame(msg_buf_t *buf, const tbody_t *body, const int *path, int depth, int mut)
 {
-    msg_header_t h = {.type = body->type, .request_id = 77, .view_version = 5,
-                      .frames = body->frames};
+    msg_header_t h = {
+        .type = body->type, .request_id = 77, .view_version = 5, .frames = body->frames};
     cr_assert_eq(msg_header_encode(&h, buf), 0);
     t_write_map(buf, body->spec.count ? &body->spec : NULL, path, depth, mut);
     cr_assert_eq(buf->err, 0);
@@ -676,8 +711,8 @@ Test(proto, malformed_field_by_field)
                     int path[1] = {(int)j};
                     t_frame(&buf, body, path, 1, mut);
                     cr_assert_eq(msg_decode(buf.data, buf.len, &m), SHOAL_EPROTO,
-                                 "%s field %u %s was accepted", msg_type_name(body->type),
-                                 f->key, t_mut_names[mut]);
+                                 "%s field %u %s was accepted", msg_type_name(body->type), f->key,
+                                 t_mut_names[mut]);
                     msg_fini(&m);
                     checked++;
                 }
@@ -870,8 +905,8 @@ Test(proto, envelope_checks)
     mp_write_nil(&buf);
     s_expect_fail(buf.data, buf.len, SHOAL_EPROTO, "trailing");
     /* non-canonical integers are fine: type as uint64, request id as int8 */
-    static const uint8_t odd[] = {0x96, 0x01, 0xcf, 0, 0, 0, 0, 0, 0, 0, MSG_VIEW_REQ,
-                                  0xd0, 0x05, 0x00, 0x00, 0x80};
+    static const uint8_t odd[] = {0x96, 0x01, 0xcf,         0,    0,    0,    0,    0,
+                                  0,    0,    MSG_VIEW_REQ, 0xd0, 0x05, 0x00, 0x00, 0x80};
     cr_assert_eq(msg_decode(odd, sizeof odd, &m), 0, "%s", shoal_last_error());
     cr_assert_eq(m.header.type, MSG_VIEW_REQ);
     cr_assert_eq(m.header.request_id, 5);
@@ -1072,8 +1107,9 @@ Test(proto, mp_reader_bounds)
     cr_assert_eq(mp_read_int(&r, &s), 0);
     cr_assert_eq(s, -32);
     /* skipping every kind, including ext and float */
-    static const uint8_t mixed[] = {0x94, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0xd5, 0x01, 0xaa, 0xbb,
-                                    0xc7, 0x02, 0x05, 0x01, 0x02, 0x81, 0xc0, 0xc3};
+    static const uint8_t mixed[] = {0x94, 0xcb, 0,    0,    0,    0,    0,    0,
+                                    0,    0,    0xd5, 0x01, 0xaa, 0xbb, 0xc7, 0x02,
+                                    0x05, 0x01, 0x02, 0x81, 0xc0, 0xc3};
     mp_reader_init(&r, mixed, sizeof mixed);
     cr_assert_eq(mp_skip(&r), 0);
     cr_assert_eq(mp_reader_left(&r), 0);
@@ -1084,9 +1120,28 @@ Test(proto, mp_reader_bounds)
     /* round trip of every integer width through the writer */
     msg_buf_t buf;
     msg_buf_init(&buf);
-    int64_t values[] = {0, 1, 127, 128, 255, 256, 65535, 65536, INT32_MAX, (int64_t)UINT32_MAX,
-                        (int64_t)UINT32_MAX + 1, INT64_MAX, -1, -32, -33, -128, -129,
-                        -32768, -32769, INT32_MIN, (int64_t)INT32_MIN - 1, INT64_MIN};
+    int64_t values[] = {0,
+                        1,
+                        127,
+                        128,
+                        255,
+                        256,
+                        65535,
+                        65536,
+                        INT32_MAX,
+                        (int64_t)UINT32_MAX,
+                        (int64_t)UINT32_MAX + 1,
+                        INT64_MAX,
+                        -1,
+                        -32,
+                        -33,
+                        -128,
+                        -129,
+                        -32768,
+                        -32769,
+                        INT32_MIN,
+                        (int64_t)INT32_MIN - 1,
+                        INT64_MIN};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
         mp_write_int(&buf, values[i]);
     mp_reader_init(&r, buf.data, buf.len);

@@ -515,3 +515,94 @@ Test(http_bad, stalled_server_times_out)
     cr_assert_eq(tp_count_synced(&s_bad, "GET /stall/"), 2); /* 1 + 1 retry */
     ufs_destroy(&quick);
 }
+
+/* ---- progress reports (ufs_read_progress) ------------------------------------------------- */
+
+/* What a progress callback saw: every report must grow, and at each report the bytes reported
+ * must already be the object's. */
+typedef struct s_seen {
+    const unsigned char *buf;    /* the read's buffer */
+    const unsigned char *expect; /* the object's bytes at the read's offset */
+    size_t reports;              /* calls */
+    size_t last;                 /* last `filled` */
+    bool bad;                    /* a report did not grow, or its bytes were wrong */
+} s_seen_t;
+
+static void s_on_progress(void *arg, size_t filled)
+{
+    s_seen_t *seen = arg;
+    if (filled <= seen->last || memcmp(seen->buf, seen->expect, filled) != 0)
+        seen->bad = true;
+    seen->reports++;
+    seen->last = filled;
+}
+
+/* Reads [offset, offset + length) of file i at `url` with progress; checks the bytes and the
+ * reports; returns the number of reports. */
+static size_t s_check_progress(const char *url, const char *version, size_t i, uint64_t offset,
+                               size_t length)
+{
+    unsigned char *buf = calloc(1, length);
+    s_seen_t seen = {.buf = buf, .expect = s_data[i] + offset};
+    ufs_progress_t progress = {.fn = s_on_progress, .arg = &seen};
+    int64_t got = ufs_read_progress(s_ufs, url, version, offset, buf, length, &progress);
+    cr_assert_eq(got, (int64_t)length, "%s: %" PRId64 " (%s)", url, got, shoal_last_error());
+    cr_assert(memcmp(buf, s_data[i] + offset, length) == 0, "%s: bytes", url);
+    cr_assert_not(seen.bad, "%s: a report shrank or named bytes not yet right", url);
+    cr_assert_eq(seen.last, length, "%s: last report %zu of %zu", url, seen.last, length);
+    free(buf);
+    return seen.reports;
+}
+
+Test(http, progress_reports_grow_to_the_whole_read)
+{
+    char url[256];
+    s_url(url, sizeof url, &s_nginx, "", 3);
+    ufs_stat_t st;
+    cr_assert_eq(ufs_stat(s_ufs, url, &st), 0, "%s", shoal_last_error());
+    cr_assert_geq(s_check_progress(url, NULL, 3, 0, 3 * PAGE), 1);
+    cr_assert_geq(s_check_progress(url, st.version, 3, PAGE - 7, PAGE + 9), 1);
+    /* NULL progress is plain ufs_read */
+    unsigned char buf[64];
+    cr_assert_eq(ufs_read_progress(s_ufs, url, NULL, 0, buf, sizeof buf, NULL), 64);
+}
+
+Test(http_bad, progress_survives_a_retry_of_the_same_bytes)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/dieonce/1/p/%s", s_bad.base_url, s_files[3].name);
+    cr_assert_geq(s_check_progress(url, NULL, 3, 0, 3 * PAGE), 1);
+    cr_assert_eq(tp_count_synced(&s_bad, "GET /dieonce/1/p/pages.bin"), 2);
+}
+
+Test(http_bad, progress_refuses_a_retry_with_other_bytes)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/dieflip/q/%s", s_bad.base_url, s_files[3].name);
+    size_t length = 3 * PAGE;
+    unsigned char *buf = calloc(1, length);
+    s_seen_t seen = {.buf = buf, .expect = s_data[3]};
+    ufs_progress_t progress = {.fn = s_on_progress, .arg = &seen};
+    cr_assert_eq(ufs_read_progress(s_ufs, url, NULL, 0, buf, length, &progress), SHOAL_ESTALE, "%s",
+                 shoal_last_error());
+    cr_assert(strstr(shoal_last_error(), "other bytes"), "%s", shoal_last_error());
+    /* the first attempt reported some bytes; they were never overwritten */
+    cr_assert_gt(seen.last, 0);
+    cr_assert_not(seen.bad);
+    cr_assert(memcmp(buf, s_data[3], seen.last) == 0, "reported bytes were overwritten");
+    free(buf);
+}
+
+Test(http_bad, progress_checks_the_version_before_the_first_report)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/noetag/%s", s_bad.base_url, s_files[3].name);
+    unsigned char *buf = calloc(1, PAGE);
+    s_seen_t seen = {.buf = buf, .expect = s_data[3]};
+    ufs_progress_t progress = {.fn = s_on_progress, .arg = &seen};
+    /* a size-mtime version (no If-Match is sent) that is not the object's */
+    cr_assert_eq(ufs_read_progress(s_ufs, url, "1-2", 0, buf, PAGE, &progress), SHOAL_ESTALE, "%s",
+                 shoal_last_error());
+    cr_assert_eq(seen.reports, 0, "bytes of another version were reported");
+    free(buf);
+}

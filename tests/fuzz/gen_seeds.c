@@ -58,8 +58,14 @@ int main(int argc, char **argv)
     msg_init(&m, MSG_VIEW_REQ, 1, 2);
     s_emit(dir, &m, "view_req");
     msg_member_t members[2] = {
-        {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, "host-a",
-         "tcp://10.0.0.1:7070", "tcp://10.0.0.1:7071", MSG_MEMBER_ALIVE, 3, 1ull << 40, 120},
+        {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+         "host-a",
+         "tcp://10.0.0.1:7070",
+         "tcp://10.0.0.1:7071",
+         MSG_MEMBER_ALIVE,
+         3,
+         1ull << 40,
+         120},
         {{0xff}, "", "tcp://10.0.0.2:7070", "", MSG_MEMBER_SUSPECT, 0, 0, 5000},
     };
     msg_init(&m, MSG_VIEW_REP, 1, 9);
@@ -84,6 +90,11 @@ int main(int argc, char **argv)
     s_emit(dir, &m, "read_req");
     msg_read_reply(&m, 1, 2, 10 << 20, "etag", 1000, 5000, 2, 4096);
     s_emit(dir, &m, "read_rep");
+    msg_read_request(&m, 1, 2, "s3://bucket/train/0001.tar", "etag", 0, 4 << 20, MSG_READ_STREAM);
+    s_emit(dir, &m, "read_req_stream");
+    msg_read_reply(&m, 1, 2, 10 << 20, "etag", 4096, 8192, 2, 4096);
+    m.body.read_reply.more = true;
+    s_emit(dir, &m, "read_rep_partial");
     msg_init(&m, MSG_LOAD_REQ, 1, 2);
     m.body.load_request = (msg_load_request_t){"hf://datasets/o/n/x", "v", 0, 0, 2};
     s_emit(dir, &m, "load_req");

@@ -13,6 +13,11 @@ plain static server. A URL prefix picks a misbehaviour for the file named after 
   /long/PATH        a 206 whose body is 10 bytes longer than the range asked for
   /noetag/PATH      no ETag header (version falls back to size and Last-Modified)
   /nohead/PATH      HEAD gets 405 (stat must fall back to a ranged GET)
+  /dieonce/N/ID/PATH  the first N GETs for this exact URL die like /die/, then PATH is served
+  /dieflip/ID/PATH  the first GET dies like /die/; later ones serve every byte inverted (the
+                    object "changed" under the same headers)
+  /pause/TOKEN/PATH sends full headers and the first half of the body, then waits until the
+                    file ROOT/.go-TOKEN exists (at most 60 s), then sends the rest
 Every request is logged to ACCESS_LOG as "METHOD URI STATUS range=RANGE" before the reply is
 sent, so a test can count attempts as soon as it has its answer.
 """
@@ -75,6 +80,17 @@ class Handler(BaseHTTPRequestHandler):
                     return
                 return self.simple(503, b"busy\n")
             path = m.group(4)
+        elif re.match(r"^/(dieonce/\d+|dieflip)/[^/]+/", path) and self.command == "GET":
+            m = re.match(r"^/(dieonce/(\d+)|dieflip)/([^/]+)(/.*)$", path)
+            with LOG_LOCK:
+                seen = COUNTS.get(self.path, 0)
+                COUNTS[self.path] = seen + 1
+            limit = int(m.group(2)) if m.group(2) else 1
+            mode = "die" if seen < limit else ("flip" if m.group(1) == "dieflip" else "")
+            path = m.group(4)
+        elif re.match(r"^/pause/[A-Za-z0-9_-]+/", path):
+            m = re.match(r"^/pause/([A-Za-z0-9_-]+)(/.*)$", path)
+            mode, token, path = "pause", m.group(1), m.group(2)
         elif path.startswith("/stall/"):
             log(self.command, self.path, 0, self.headers.get("Range"))
             time.sleep(5)
@@ -111,6 +127,8 @@ class Handler(BaseHTTPRequestHandler):
             body = f.read(max(0, last - first + 1))
         if mode == "long":
             body += b"X" * 10
+        if mode == "flip":
+            body = bytes(b ^ 0xFF for b in body)
         log(self.command, self.path, status, rng)
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
@@ -128,6 +146,15 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
+            return
+        if mode == "pause":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            go = os.path.join(ROOT, ".go-" + token)
+            deadline = time.monotonic() + 60
+            while not os.path.exists(go) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.wfile.write(body[len(body) // 2 :])
             return
         self.wfile.write(body)
 
