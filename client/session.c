@@ -24,6 +24,7 @@ typedef struct client_conn {
     char *endpoint;      /* "tcp://host:port"; owned */
     void *socket;        /* DEALER, or NULL after a failure (re-made on next use) */
     void *monitor;       /* PAIR receiving the DEALER's connection events, or NULL */
+    int monitor_fd;      /* its ZMQ_FD, polled as a plain fd (see s_monitor_drain), or -1 */
     uint32_t inflight;   /* requests of the running call waiting on this socket */
     int64_t progress_ms; /* last sign of life while busy: a matched reply, or the send that
                           * made it busy; the node times out at progress_ms + timeout_ms */
@@ -152,7 +153,10 @@ static void *s_monitor_new(void *context, void *socket)
 
 /* Reads every event waiting on a connection's monitor. Returns whether one of them said the
  * link went down. Each event is two frames: 6 bytes (uint16 event, uint32 value), then the
- * endpoint. */
+ * endpoint. It always reads until EAGAIN, and nothing else reads the monitor: so afterwards the
+ * monitor's pipe is read empty, the next event signals its ZMQ_FD, and client_session_run can
+ * poll that fd as a plain one (zmq_poll then skips the ZMQ_EVENTS query it makes of every
+ * socket item before and after sleeping, a poll and a getpid each, twice a request). */
 static bool s_monitor_drain(client_conn_t *conn)
 {
     bool down = false;
@@ -241,6 +245,10 @@ static int s_conn_get(client_session_t *session, const char *endpoint, uint32_t 
         }
         conn->socket = socket;
         conn->monitor = monitor;
+        conn->monitor_fd = -1;
+        size_t fd_size = sizeof conn->monitor_fd;
+        if (monitor && zmq_getsockopt(monitor, ZMQ_FD, &conn->monitor_fd, &fd_size) != 0)
+            conn->monitor_fd = -1;
     }
     *index_out = (uint32_t)index;
     return 0;
@@ -252,6 +260,7 @@ static void s_conn_close(client_conn_t *conn)
     if (conn->monitor) {
         zmq_close(conn->monitor);
         conn->monitor = NULL;
+        conn->monitor_fd = -1;
     }
     if (conn->socket) {
         zmq_close(conn->socket);
@@ -787,7 +796,9 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
             if (!conn->monitor)
                 continue;
             session->items[item_count] =
-                (zmq_pollitem_t){.socket = conn->monitor, .events = ZMQ_POLLIN};
+                conn->monitor_fd >= 0
+                    ? (zmq_pollitem_t){.fd = conn->monitor_fd, .events = ZMQ_POLLIN}
+                    : (zmq_pollitem_t){.socket = conn->monitor, .events = ZMQ_POLLIN};
             session->item_conn[item_count++] = session->item_conn[k];
         }
         int64_t earliest = INT64_MAX;
@@ -808,8 +819,10 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
         /* Monitors after the replies; a connection failed meanwhile has no monitor left. */
         for (int k = dealer_count; ready > 0 && k < item_count && rc == 0; k++) {
             client_conn_t *conn = &session->conns[session->item_conn[k]];
-            if ((session->items[k].revents & ZMQ_POLLIN) && conn->monitor &&
-                conn->monitor == session->items[k].socket && conn->inflight > 0)
+            const zmq_pollitem_t *item = &session->items[k];
+            bool same = item->socket ? item->socket == conn->monitor
+                                     : item->fd == conn->monitor_fd;
+            if ((item->revents & ZMQ_POLLIN) && conn->monitor && same && conn->inflight > 0)
                 rc = s_conn_monitor_event(&call, session->item_conn[k]);
         }
         now = client_now_ms();

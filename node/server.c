@@ -1,13 +1,18 @@
 /*
  * server.c - the router thread and the hit workers (see server.h for the picture). The router
- * thread does no decoding: it splits the envelope from the header frame, stamps the arrival
- * time, and forwards; it also drops oversized and frame-less messages. Workers decode, refuse
- * malformed requests with ERROR EPROTO when a request id can be read, and dispatch (ops.h).
+ * thread splits the envelope from the header frame, stamps the arrival time, decodes (refusing
+ * malformed requests with ERROR EPROTO when a request id can be read), and answers READ hits
+ * itself, straight onto the ROUTER; every other request (and every READ while it delegates
+ * after a store read that waited on the disk) goes to a hit worker, which dispatches (ops.h).
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include "server.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -19,14 +24,15 @@
 
 #define SERVER_WORK_ENDPOINT  "inproc://shoal-work"
 #define SERVER_REPLY_ENDPOINT "inproc://shoal-replies"
-#define SERVER_BATCH          256    /* messages moved per socket per poll round */
-#define SERVER_DRAIN_MS       10000  /* longest wait for in-flight requests at stop */
-#define SERVER_LINGER_MS      2000   /* time the ROUTER gets to flush its last replies */
-#define SERVER_SNDHWM         200000 /* frames queued per client before ROUTER drops */
-#define SERVER_POLL_MS        100    /* router wakes this often to check for stop */
+#define SERVER_BATCH          256          /* messages moved per socket per poll round */
+#define SERVER_DRAIN_MS       10000        /* longest wait for in-flight requests at stop */
+#define SERVER_LINGER_MS      2000         /* time the ROUTER gets to flush its last replies */
+#define SERVER_SNDHWM         200000       /* frames queued per client before ROUTER drops */
+#define SERVER_POLL_MS        100          /* router wakes this often to check for stop */
+#define SERVER_SLOW_NS        1000000ll    /* an inline request this long may have hit the disk */
+#define SERVER_DELEGATE_NS    1000000000ll /* then READs go to the workers for this long */
 
-/* What the router thread tells a worker about a request, in the frame between the routing id
- * and the header. */
+/* What the router thread knows of a request besides its frames. */
 typedef struct s_info {
     int64_t received_ns;   /* arrival time */
     uint32_t extra_frames; /* frames after the header (requests must have none) */
@@ -34,15 +40,18 @@ typedef struct s_info {
 } s_info_t;
 
 struct server {
-    node_t *node;          /* borrowed */
-    void *frontend;        /* ROUTER, the data endpoint; router thread only */
-    void *work;            /* PUSH to the workers; router thread only */
-    void *replies;         /* PULL from workers and fetchers; router thread only */
-    pthread_t router;      /* the router thread */
-    bool router_running;   /* router thread started and not joined */
-    pthread_t *workers;    /* hit workers */
-    uint32_t worker_count; /* started workers */
-    _Atomic bool stopping; /* set by server_stop */
+    node_t *node;              /* borrowed */
+    void *frontend;            /* ROUTER, the data endpoint; router thread only */
+    void *work;                /* PUSH to the workers; router thread only */
+    void *replies;             /* PULL from workers and fetchers; router thread only */
+    reply_sink_t sink;         /* the router thread's own replies, sent on frontend; router only */
+    int64_t delegate_until_ns; /* READs go to the workers until then; router thread only */
+    long io_waits;             /* router thread's major faults + block inputs at the last check */
+    pthread_t router;          /* the router thread */
+    bool router_running;       /* router thread started and not joined */
+    pthread_t *workers;        /* hit workers */
+    uint32_t worker_count;     /* started workers */
+    _Atomic bool stopping;     /* set by server_stop */
 };
 
 server_t *server_new(node_t *node)
@@ -106,10 +115,174 @@ static uint32_t s_discard_rest(void *socket)
     return count;
 }
 
+/* Reads a request id from a header frame that did not decode, if its envelope is readable
+ * that far ([version, type, id, ...]), so even a request of another protocol version gets an
+ * answer instead of a timeout. */
+static bool s_salvage_header(const void *data, size_t len, msg_header_t *header)
+{
+    mp_reader_t reader;
+    mp_reader_init(&reader, data, len);
+    uint32_t count = 0;
+    uint64_t version = 0, type = 0, id = 0;
+    if (mp_read_array(&reader, &count) < 0 || count < 3 || mp_read_uint(&reader, &version) < 0 ||
+        mp_read_uint(&reader, &type) < 0 || mp_read_uint(&reader, &id) < 0)
+        return false;
+    memset(header, 0, sizeof *header);
+    header->proto_version = MSG_PROTO_VERSION;
+    header->type = type <= UINT32_MAX ? (uint32_t)type : 0;
+    header->request_id = id;
+    return true;
+}
+
+/* Decodes a request taken off the ROUTER; takes `identity` and `header`. A malformed request
+ * is answered ERROR on `sink` (or dropped when no request id can be read) and NULL returned;
+ * else the caller owns the request (counted in node->inflight until request_finish). */
+static node_request_t *s_decode(node_t *node, reply_sink_t *sink, zmq_msg_t *identity,
+                                const s_info_t *info, zmq_msg_t *header)
+{
+    node_request_t *request = calloc(1, sizeof *request);
+    if (request == NULL) {
+        zmq_msg_close(identity);
+        zmq_msg_close(header);
+        atomic_fetch_sub(&node->inflight, 1);
+        return NULL;
+    }
+    zmq_msg_init(&request->identity);
+    zmq_msg_move(&request->identity, identity);
+    request->has_delimiter = info->has_delimiter != 0;
+    request->received_ns = info->received_ns;
+
+    int rc = msg_decode(zmq_msg_data(header), zmq_msg_size(header), &request->msg);
+    if (rc < 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", shoal_last_error());
+        stats_add(&node->stats, STATS_MALFORMED, 1);
+        msg_header_t salvaged;
+        bool answerable = s_salvage_header(zmq_msg_data(header), zmq_msg_size(header), &salvaged);
+        zmq_msg_close(header);
+        if (!answerable) {
+            log_debug("dropped a malformed request: %s", why);
+            stats_add(&node->stats, STATS_DROPPED, 1);
+            request_finish(node, &request);
+            return NULL;
+        }
+        request->msg.header = salvaged;
+        reply_error(sink, request, rc == SHOAL_EMSGSIZE ? SHOAL_EMSGSIZE : SHOAL_EPROTO,
+                    "malformed request: %s", why);
+        request_finish(node, &request);
+        return NULL;
+    }
+    zmq_msg_close(header);
+    if (info->extra_frames > 0 || request->msg.header.frames != 0) {
+        stats_add(&node->stats, STATS_MALFORMED, 1);
+        reply_error(sink, request, SHOAL_EPROTO, "requests carry no raw frames (got %u)",
+                    info->extra_frames);
+        request_finish(node, &request);
+        return NULL;
+    }
+    if (!msg_type_is_request(request->msg.header.type)) {
+        stats_add(&node->stats, STATS_MALFORMED, 1);
+        reply_error(sink, request, SHOAL_EPROTO, "%s (type %u) is not a data request",
+                    msg_type_name(request->msg.header.type), request->msg.header.type);
+        request_finish(node, &request);
+        return NULL;
+    }
+    return request;
+}
+
+/* A hit worker: receives requests (a pointer each, from the router thread, which gives up
+ * ownership) and dispatches them, until the context is shut down. */
+static void *s_worker_main(void *arg)
+{
+    server_t *self = arg;
+    node_t *node = self->node;
+    node_thread_name("shoal-hit");
+    reply_sink_t sink;
+    if (reply_sink_init(&sink, node) < 0)
+        return NULL;
+    void *work = zmq_socket(node->zmq_context, ZMQ_PULL);
+    int zero = 0;
+    zmq_setsockopt(work, ZMQ_LINGER, &zero, sizeof zero);
+    if (work == NULL || zmq_connect(work, SERVER_WORK_ENDPOINT) != 0) {
+        log_error("worker: connect %s: %s", SERVER_WORK_ENDPOINT, zmq_strerror(zmq_errno()));
+        if (work)
+            zmq_close(work);
+        reply_sink_fini(&sink);
+        return NULL;
+    }
+    for (;;) {
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, work, 0) < 0) {
+            int error = zmq_errno();
+            zmq_msg_close(&frame);
+            if (error == ETERM)
+                break;
+            continue;
+        }
+        node_request_t *request = NULL;
+        if (zmq_msg_size(&frame) == sizeof request) /* always: only the router sends here */
+            memcpy(&request, zmq_msg_data(&frame), sizeof request);
+        zmq_msg_close(&frame);
+        if (request != NULL)
+            ops_dispatch(node, &sink, &request);
+    }
+    zmq_close(work);
+    reply_sink_fini(&sink);
+    return NULL;
+}
+/* Whether the router thread has waited on the disk since the last call: its major page faults
+ * (a mapped page of the store read from disk) or block inputs (a RocksDB read that missed the
+ * page cache) went up. A failing getrusage counts as a wait. */
+static bool s_waited_on_io(server_t *self)
+{
+    struct rusage usage;
+    if (getrusage(RUSAGE_THREAD, &usage) != 0)
+        return true;
+    long waits = usage.ru_majflt + usage.ru_inblock;
+    bool waited = waits != self->io_waits;
+    self->io_waits = waits;
+    return waited;
+}
+
+/*
+ * Whether the router thread answers `request` itself instead of a hit worker: READs of at most
+ * one range (a hit is a few index lookups, one mapped slice and an XXH3 per 64 KiB chunk read;
+ * the libshoal client never asks more than a range at once, larger spans go to the workers),
+ * unless a recent inline request waited on the disk (s_serve_inline). Misses go on to the fetch
+ * pool from here without waiting (fetch_pool_submit only queues).
+ */
+static bool s_inline_ok(const server_t *self, const node_request_t *request, int64_t now_ns)
+{
+    const node_t *node = self->node;
+    return request->msg.header.type == MSG_READ_REQ && now_ns >= self->delegate_until_ns &&
+           request->msg.body.read_request.length <= node->page_size * node->range_pages;
+}
+
+/*
+ * Answers a request on the router thread (see s_inline_ok) and bounds what a slow store can
+ * cost: a request that took over SERVER_SLOW_NS while the thread waited on the disk (a store
+ * page that was not in memory) sends every READ to the hit workers for SERVER_DELEGATE_NS, as
+ * before this path existed, so a store larger than RAM stalls the router at most once a second
+ * by one store read. Slowness without disk waits (preemption on a busy machine) does not.
+ */
+static void s_serve_inline(server_t *self, node_request_t **request_p)
+{
+    int64_t start = stats_now_ns();
+    ops_dispatch(self->node, &self->sink, request_p);
+    int64_t end = stats_now_ns();
+    if (end - start > SERVER_SLOW_NS && s_waited_on_io(self)) {
+        self->delegate_until_ns = end + SERVER_DELEGATE_NS;
+        log_debug("an inline read waited %lld us on the disk: READs go to the hit workers "
+                  "for %lld ms",
+                  (long long)((end - start) / 1000), SERVER_DELEGATE_NS / 1000000);
+    }
+}
+
 /*
  * Takes one request off the ROUTER: routing id, optional empty delimiter, header frame, and
- * anything after (counted, discarded: requests carry no raw frames). Forwards
- * [routing id][info][header] to a worker. Returns 0, or -1 when nothing was waiting.
+ * anything after (counted, discarded: requests carry no raw frames). Decodes it, then answers
+ * it here (s_inline_ok) or hands it to a hit worker. Returns 0, or -1 when nothing was waiting.
  */
 static int s_take_request(server_t *self)
 {
@@ -146,24 +319,28 @@ static int s_take_request(server_t *self)
     if (zmq_msg_more(&header))
         info.extra_frames = s_discard_rest(self->frontend);
 
-    zmq_msg_t info_frame;
-    zmq_msg_init_size(&info_frame, sizeof info);
-    memcpy(zmq_msg_data(&info_frame), &info, sizeof info);
     atomic_fetch_add(&node->inflight, 1);
-    if (zmq_msg_send(&identity, self->work, ZMQ_SNDMORE) < 0 ||
-        zmq_msg_send(&info_frame, self->work, ZMQ_SNDMORE) < 0 ||
-        zmq_msg_send(&header, self->work, 0) < 0) {
-        atomic_fetch_sub(&node->inflight, 1);
-        zmq_msg_close(&identity);
-        zmq_msg_close(&info_frame);
-        zmq_msg_close(&header);
+    node_request_t *request = s_decode(node, &self->sink, &identity, &info, &header);
+    if (request == NULL)
+        return 0;
+    if (s_inline_ok(self, request, info.received_ns)) {
+        s_serve_inline(self, &request);
+        return 0;
+    }
+    zmq_msg_t pointer;
+    zmq_msg_init_size(&pointer, sizeof request);
+    memcpy(zmq_msg_data(&pointer), &request, sizeof request);
+    if (zmq_msg_send(&pointer, self->work, 0) < 0) { /* only when the context is terminated */
+        zmq_msg_close(&pointer);
+        request_finish(node, &request);
     }
     return 0;
 }
 
 /*
  * The router thread. It polls the ROUTER (until stop) and the reply PULL; replies go first so
- * a flood of requests cannot starve answers. At stop it keeps routing replies until every
+ * a flood of requests cannot starve answers. Each wake-up drains up to SERVER_BATCH messages of
+ * each socket before polling again. At stop it keeps routing replies until every
  * forwarded request has been answered, or SERVER_DRAIN_MS passed.
  */
 static void *s_router_main(void *arg)
@@ -172,6 +349,17 @@ static void *s_router_main(void *arg)
     node_t *node = self->node;
     int64_t deadline = 0;
     node_thread_name("shoal-router");
+    memset(&self->sink, 0, sizeof self->sink); /* a sink whose socket is the ROUTER itself */
+    msg_buf_init(&self->sink.buf);
+    self->sink.node = node;
+    self->sink.socket = self->frontend;
+    (void)s_waited_on_io(self); /* the baseline */
+    int replies_fd = -1, frontend_fd = -1;
+    size_t fd_size = sizeof replies_fd;
+    zmq_getsockopt(self->replies, ZMQ_FD, &replies_fd, &fd_size);
+    fd_size = sizeof frontend_fd;
+    zmq_getsockopt(self->frontend, ZMQ_FD, &frontend_fd, &fd_size);
+    bool replies_pending = true, requests_pending = true; /* see the comment above */
     for (;;) {
         bool stopping = atomic_load(&self->stopping);
         if (stopping) {
@@ -188,24 +376,32 @@ static void *s_router_main(void *arg)
                 break;
             }
         }
-        zmq_pollitem_t items[2] = {
-            {.socket = self->replies, .events = ZMQ_POLLIN},
-            {.socket = self->frontend, .events = ZMQ_POLLIN},
+        struct pollfd fds[2] = {
+            {.fd = replies_fd, .events = POLLIN},
+            {.fd = frontend_fd, .events = POLLIN},
         };
-        int ready = zmq_poll(items, stopping ? 1 : 2, stopping ? 10 : SERVER_POLL_MS);
+        bool pending = replies_pending || (!stopping && requests_pending);
+        int ready = poll(fds, stopping ? 1 : 2, pending ? 0 : stopping ? 10 : SERVER_POLL_MS);
         if (ready < 0) {
-            if (zmq_errno() == EINTR)
+            if (errno == EINTR)
                 continue;
-            log_error("router poll: %s", zmq_strerror(zmq_errno()));
+            log_error("router poll: %s", strerror(errno));
             break;
         }
-        if (items[0].revents & ZMQ_POLLIN)
-            for (int i = 0; i < SERVER_BATCH && s_forward(self->replies, self->frontend) == 0;
-                 i++) {
-            }
-        if (!stopping && (items[1].revents & ZMQ_POLLIN))
-            for (int i = 0; i < SERVER_BATCH && s_take_request(self) == 0; i++) {
-            }
+        if (replies_pending || fds[0].revents != 0) {
+            int moved = 0;
+            while (moved < SERVER_BATCH && s_forward(self->replies, self->frontend) == 0)
+                moved++;
+            replies_pending = moved == SERVER_BATCH;
+            if (moved > 0)
+                requests_pending = true; /* the sends may have taken the ROUTER's signal */
+        }
+        if (!stopping && (requests_pending || fds[1].revents != 0)) {
+            int taken = 0;
+            while (taken < SERVER_BATCH && s_take_request(self) == 0)
+                taken++;
+            requests_pending = taken == SERVER_BATCH;
+        }
     }
     int linger = SERVER_LINGER_MS;
     zmq_setsockopt(self->frontend, ZMQ_LINGER, &linger, sizeof linger);
@@ -213,133 +409,8 @@ static void *s_router_main(void *arg)
     zmq_close(self->work);
     zmq_close(self->replies);
     self->frontend = self->work = self->replies = NULL;
-    return NULL;
-}
-
-/* Reads a request id from a header frame that did not decode, if its envelope is readable
- * that far ([version, type, id, ...]), so even a request of another protocol version gets an
- * answer instead of a timeout. */
-static bool s_salvage_header(const void *data, size_t len, msg_header_t *header)
-{
-    mp_reader_t reader;
-    mp_reader_init(&reader, data, len);
-    uint32_t count = 0;
-    uint64_t version = 0, type = 0, id = 0;
-    if (mp_read_array(&reader, &count) < 0 || count < 3 || mp_read_uint(&reader, &version) < 0 ||
-        mp_read_uint(&reader, &type) < 0 || mp_read_uint(&reader, &id) < 0)
-        return false;
-    memset(header, 0, sizeof *header);
-    header->proto_version = MSG_PROTO_VERSION;
-    header->type = type <= UINT32_MAX ? (uint32_t)type : 0;
-    header->request_id = id;
-    return true;
-}
-
-/* Decodes one forwarded request and dispatches it. Takes the three frames. */
-static void s_handle(node_t *node, reply_sink_t *sink, zmq_msg_t *identity, zmq_msg_t *info_frame,
-                     zmq_msg_t *header)
-{
-    node_request_t *request = calloc(1, sizeof *request);
-    if (request == NULL) {
-        zmq_msg_close(identity);
-        zmq_msg_close(info_frame);
-        zmq_msg_close(header);
-        atomic_fetch_sub(&node->inflight, 1);
-        return;
-    }
-    zmq_msg_init(&request->identity);
-    zmq_msg_move(&request->identity, identity);
-    s_info_t info = {0};
-    if (zmq_msg_size(info_frame) == sizeof info)
-        memcpy(&info, zmq_msg_data(info_frame), sizeof info);
-    zmq_msg_close(info_frame);
-    request->has_delimiter = info.has_delimiter != 0;
-    request->received_ns = info.received_ns;
-
-    int rc = msg_decode(zmq_msg_data(header), zmq_msg_size(header), &request->msg);
-    if (rc < 0) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", shoal_last_error());
-        stats_add(&node->stats, STATS_MALFORMED, 1);
-        msg_header_t salvaged;
-        bool answerable = s_salvage_header(zmq_msg_data(header), zmq_msg_size(header), &salvaged);
-        zmq_msg_close(header);
-        if (!answerable) {
-            log_debug("dropped a malformed request: %s", why);
-            stats_add(&node->stats, STATS_DROPPED, 1);
-            request_finish(node, &request);
-            return;
-        }
-        request->msg.header = salvaged;
-        reply_error(sink, request, rc == SHOAL_EMSGSIZE ? SHOAL_EMSGSIZE : SHOAL_EPROTO,
-                    "malformed request: %s", why);
-        request_finish(node, &request);
-        return;
-    }
-    zmq_msg_close(header);
-    if (info.extra_frames > 0 || request->msg.header.frames != 0) {
-        stats_add(&node->stats, STATS_MALFORMED, 1);
-        reply_error(sink, request, SHOAL_EPROTO, "requests carry no raw frames (got %u)",
-                    info.extra_frames);
-        request_finish(node, &request);
-        return;
-    }
-    if (!msg_type_is_request(request->msg.header.type)) {
-        stats_add(&node->stats, STATS_MALFORMED, 1);
-        reply_error(sink, request, SHOAL_EPROTO, "%s (type %u) is not a data request",
-                    msg_type_name(request->msg.header.type), request->msg.header.type);
-        request_finish(node, &request);
-        return;
-    }
-    ops_dispatch(node, sink, &request);
-}
-
-/* A hit worker: receives [routing id][info][header] until the context is shut down. */
-static void *s_worker_main(void *arg)
-{
-    server_t *self = arg;
-    node_t *node = self->node;
-    node_thread_name("shoal-hit");
-    reply_sink_t sink;
-    if (reply_sink_init(&sink, node) < 0)
-        return NULL;
-    void *work = zmq_socket(node->zmq_context, ZMQ_PULL);
-    int zero = 0;
-    zmq_setsockopt(work, ZMQ_LINGER, &zero, sizeof zero);
-    if (work == NULL || zmq_connect(work, SERVER_WORK_ENDPOINT) != 0) {
-        log_error("worker: connect %s: %s", SERVER_WORK_ENDPOINT, zmq_strerror(zmq_errno()));
-        if (work)
-            zmq_close(work);
-        reply_sink_fini(&sink);
-        return NULL;
-    }
-    for (;;) {
-        zmq_msg_t frames[3];
-        int got = 0, error = 0;
-        bool more = true;
-        while (got < 3 && more) {
-            zmq_msg_init(&frames[got]);
-            if (zmq_msg_recv(&frames[got], work, 0) < 0) {
-                error = zmq_errno();
-                zmq_msg_close(&frames[got]);
-                break;
-            }
-            more = zmq_msg_more(&frames[got]);
-            got++;
-        }
-        if (got == 3 && !more) {
-            s_handle(node, &sink, &frames[0], &frames[1], &frames[2]);
-            continue;
-        }
-        for (int i = 0; i < got; i++)
-            zmq_msg_close(&frames[i]);
-        if (error == ETERM)
-            break;
-        if (got > 0 && !more)
-            atomic_fetch_sub(&node->inflight, 1); /* cannot happen: the router sends 3 frames */
-    }
-    zmq_close(work);
-    reply_sink_fini(&sink);
+    self->sink.socket = NULL;
+    msg_buf_fini(&self->sink.buf);
     return NULL;
 }
 

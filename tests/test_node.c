@@ -986,6 +986,64 @@ Test(node, sigterm_with_requests_in_flight_answers_them)
     cr_assert(tp_now_ms() - start < 10000);
 }
 
+/* READ hits of at most one range are answered by the router thread itself, larger spans and
+ * misses by the hit workers and the fetch pool (node/README.md, Threading model). Pipelined on
+ * one connection, a mix of all three gets every reply, each with exactly its bytes, and the
+ * hits (inline and through a worker) read nothing from the UFS. */
+Test(node, pipelined_inline_hits_worker_hits_and_misses)
+{
+    enum { COUNT = 48 };
+    size_t size = 4 * RANGE;
+    uint8_t *data = s_make_file("mix.bin", size, 21);
+    char mount[TP_PATH_MAX];
+    snprintf(mount, sizeof mount, "file://%s/", s_origin);
+    s_start(mount, "60", "--store", "rocksdb");
+    char uri[TP_PATH_MAX];
+    snprintf(uri, sizeof uri, "%s", s_uri(mount, "mix.bin"));
+    uint8_t *out = malloc(size);
+    cr_assert_eq(s_read(uri, "", 0, 2 * RANGE, 0, out, NULL), (int64_t)(2 * RANGE));
+    cr_assert(memcmp(out, data, 2 * RANGE) == 0);
+    s_wait_stored(); /* ranges 0 and 1 are stored, 2 and 3 are not */
+    uint64_t ufs_reads = s_counter("ufs_reads");
+
+    uint64_t offsets[COUNT], lengths[COUNT], ids[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        if (i % 8 == 7) { /* a hit over two ranges: a worker's */
+            offsets[i] = PAGE / 2;
+            lengths[i] = RANGE + PAGE;
+        } else if (i % 4 == 3) { /* a miss in range 2 or 3 */
+            offsets[i] = 2 * RANGE + (uint64_t)(i % 3) * RANGE / 2 + (uint64_t)i * 1000;
+            lengths[i] = PAGE;
+        } else { /* a hit inside range 0 or 1, on the router thread */
+            offsets[i] = (uint64_t)i * 37501 % (2 * RANGE - PAGE);
+            lengths[i] = PAGE - (uint64_t)i;
+        }
+        msg_t request;
+        msg_read_request(&request, 0, 0, uri, "", offsets[i], lengths[i], 0);
+        ids[i] = s_send(&s_node, &request);
+    }
+    for (int answered = 0; answered < COUNT; answered++) {
+        s_reply_t reply;
+        cr_assert_eq(s_recv_any(&s_node, &reply, WAIT_MS), 0, "only %d of %d answered", answered,
+                     COUNT);
+        int i = 0;
+        while (i < COUNT && ids[i] != reply.msg.header.request_id)
+            i++;
+        cr_assert(i < COUNT, "a reply to an unknown request id");
+        ids[i] = 0; /* answered once */
+        cr_assert_eq(reply.msg.header.type, MSG_READ_REP, "request %d: error %d", i,
+                     s_code(&reply));
+        cr_assert_eq(s_extract(&reply, offsets[i], lengths[i], out), lengths[i]);
+        cr_assert(memcmp(out, data + offsets[i], lengths[i]) == 0, "request %d: wrong bytes", i);
+        s_reply_fini(&reply);
+    }
+    uint64_t fetched = s_counter("ufs_reads") - ufs_reads;
+    cr_assert(fetched >= 1 && fetched <= COUNT / 8, "%llu UFS reads for ranges 2 and 3",
+              (unsigned long long)fetched);
+    free(out);
+    free(data);
+}
+
 /* ---- streamed READs (MSG_READ_STREAM) ---------------------------------------------------- */
 
 /* Receives every reply of streamed READ `id` for [offset, offset + length) until one with
