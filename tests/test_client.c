@@ -402,6 +402,27 @@ static uint8_t *s_pattern(size_t size, uint64_t seed)
     return data;
 }
 
+/* Reads every (offset, length) pair of `uri` into `buf` (at least FILE_SIZE bytes) and checks
+ * the bytes against `data` (the file's FILE_SIZE bytes), clipped at the end of the file. */
+static void s_check_spans(shoal_client_t *client, const char *uri, const uint8_t *data,
+                          uint8_t *buf, const uint64_t *offsets, size_t offset_count,
+                          const size_t *lengths, size_t length_count)
+{
+    for (size_t o = 0; o < offset_count; o++) {
+        for (size_t l = 0; l < length_count; l++) {
+            memset(buf, 0xee, FILE_SIZE);
+            int64_t got = shoal_pread(client, uri, buf, lengths[l], offsets[o]);
+            uint64_t want =
+                FILE_SIZE - offsets[o] < lengths[l] ? FILE_SIZE - offsets[o] : lengths[l];
+            cr_assert_eq(got, (int64_t)want, "off %llu len %zu: %lld %s",
+                         (unsigned long long)offsets[o], lengths[l], (long long)got,
+                         shoal_last_error());
+            cr_assert(memcmp(buf, data + offsets[o], want) == 0, "off %llu len %zu",
+                      (unsigned long long)offsets[o], lengths[l]);
+        }
+    }
+}
+
 Test(client_fake, reads_whole_file_and_ranges_across_boundaries)
 {
     uint8_t *data = s_pattern(FILE_SIZE, 1);
@@ -425,19 +446,8 @@ Test(client_fake, reads_whole_file_and_ranges_across_boundaries)
 
     uint64_t offsets[] = {0, 1, 4095, 4096, 8191, 8192, 8193, 16384 + 17, FILE_SIZE - 1};
     size_t lengths[] = {1, 2, 4096, 8192, 8193, 20000, 3};
-    for (size_t o = 0; o < sizeof offsets / sizeof *offsets; o++) {
-        for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
-            memset(buf, 0xee, FILE_SIZE);
-            got = shoal_pread(client, "file:///fake/a", buf, lengths[l], offsets[o]);
-            uint64_t want =
-                FILE_SIZE - offsets[o] < lengths[l] ? FILE_SIZE - offsets[o] : lengths[l];
-            cr_assert_eq(got, (int64_t)want, "off %llu len %zu: %lld %s",
-                         (unsigned long long)offsets[o], lengths[l], (long long)got,
-                         shoal_last_error());
-            cr_assert(memcmp(buf, data + offsets[o], want) == 0, "off %llu len %zu",
-                      (unsigned long long)offsets[o], lengths[l]);
-        }
-    }
+    s_check_spans(client, "file:///fake/a", data, buf, offsets, sizeof offsets / sizeof *offsets,
+                  lengths, sizeof lengths / sizeof *lengths);
     cr_assert_eq(shoal_pread(client, "file:///fake/a", buf, 10, FILE_SIZE), 0);
     cr_assert_eq(shoal_pread(client, "file:///fake/a", buf, 10, FILE_SIZE + 5), 0);
 
@@ -495,19 +505,8 @@ Test(client_fake, streamed_replies_are_put_together)
     cr_assert(memcmp(buf, data, FILE_SIZE) == 0);
     uint64_t offsets[] = {0, 1, 4095, 4096, 8191, 8193, 16384 + 17, FILE_SIZE - 1};
     size_t lengths[] = {1, 4096, 8192, 8193, 20000};
-    for (size_t o = 0; o < sizeof offsets / sizeof *offsets; o++) {
-        for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
-            memset(buf, 0xee, FILE_SIZE);
-            got = shoal_pread(client, "file:///fake/s", buf, lengths[l], offsets[o]);
-            uint64_t want =
-                FILE_SIZE - offsets[o] < lengths[l] ? FILE_SIZE - offsets[o] : lengths[l];
-            cr_assert_eq(got, (int64_t)want, "off %llu len %zu: %lld %s",
-                         (unsigned long long)offsets[o], lengths[l], (long long)got,
-                         shoal_last_error());
-            cr_assert(memcmp(buf, data + offsets[o], want) == 0, "off %llu len %zu",
-                      (unsigned long long)offsets[o], lengths[l]);
-        }
-    }
+    s_check_spans(client, "file:///fake/s", data, buf, offsets, sizeof offsets / sizeof *offsets,
+                  lengths, sizeof lengths / sizeof *lengths);
     cr_assert_gt(s_counter(client, "partial_replies"), 0);
     cr_assert_eq(s_counter(client, "bad_replies"), 0);
     free(buf);
