@@ -485,6 +485,18 @@ static void *s_bg_reader(void *arg)
     return NULL;
 }
 
+/* Starts a thread reading all of `file` into `buf` (poisoned first) through the origin's
+ * /pause/TOKEN/ path, which holds each range at half until s_go(TOKEN). */
+static void s_bg_start(s_bg_read_t *read, shoal_client_t *client, uint8_t *buf, const char *token,
+                       const test_file_t *file)
+{
+    *read = (s_bg_read_t){.client = client, .buf = buf, .length = file->size};
+    snprintf(read->uri, sizeof read->uri, "%s/pause/%s/%s", s_st.origin.base_url, token,
+             file->name);
+    memset(buf, 0xa5, file->size);
+    cr_assert_eq(pthread_create(&read->thread, NULL, s_bg_reader, read), 0);
+}
+
 /* Waits until the node has sent more than `before` partial replies. */
 static void s_wait_partials(shoal_client_t *admin, uint64_t before)
 {
@@ -516,10 +528,8 @@ Test(client_node, streaming_node_reads_and_dies_mid_stream)
     uint8_t *buf = malloc(file->size);
 
     /* Paused at half of every range: the node's partial replies are out before the rest. */
-    s_bg_read_t read = {.client = client, .buf = buf, .length = file->size};
-    snprintf(read.uri, sizeof read.uri, "%s/pause/a/%s", s_st.origin.base_url, file->name);
-    memset(buf, 0xa5, file->size);
-    cr_assert_eq(pthread_create(&read.thread, NULL, s_bg_reader, &read), 0);
+    s_bg_read_t read;
+    s_bg_start(&read, client, buf, "a", file);
     s_wait_partials(admin, 0);
     s_go("a");
     pthread_join(read.thread, NULL);
@@ -553,10 +563,8 @@ Test(client_node, streaming_node_reads_and_dies_mid_stream)
 
     /* Killed while streaming: the read goes on elsewhere (here: the client's own UFS). */
     uint64_t partials = s_node_partials(admin);
-    s_bg_read_t killed = {.client = client, .buf = buf, .length = file->size};
-    snprintf(killed.uri, sizeof killed.uri, "%s/pause/b/%s", s_st.origin.base_url, file->name);
-    memset(buf, 0xa5, file->size);
-    cr_assert_eq(pthread_create(&killed.thread, NULL, s_bg_reader, &killed), 0);
+    s_bg_read_t killed;
+    s_bg_start(&killed, client, buf, "b", file);
     s_wait_partials(admin, partials);
     kill(-s_st.node.pid, SIGKILL);
     int64_t deadline = tp_now_ms() + 10000;
