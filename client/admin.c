@@ -11,16 +11,22 @@
 
 #include "client_internal.h"
 
-#define LOAD_SPARE_OWNERS 2 /* owners after the top `replicas` that take a LOAD a replica missed */
+/* Owners after the top `replicas` that take a LOAD a replica missed. */
+#define LOAD_SPARE_OWNERS 2
 
 static const char *s_state_name(uint32_t state)
 {
     switch (state) {
-    case MSG_MEMBER_ALIVE: return "alive";
-    case MSG_MEMBER_SUSPECT: return "suspect";
-    case MSG_MEMBER_DEAD: return "dead";
-    case MSG_MEMBER_LEFT: return "left";
-    default: return "unknown";
+    case MSG_MEMBER_ALIVE:
+        return "alive";
+    case MSG_MEMBER_SUSPECT:
+        return "suspect";
+    case MSG_MEMBER_DEAD:
+        return "dead";
+    case MSG_MEMBER_LEFT:
+        return "left";
+    default:
+        return "unknown";
     }
 }
 
@@ -63,8 +69,8 @@ static int s_load_once(client_ctx_t *ctx, const char *uri, const shoal_stat_t *s
         uint8_t key[HRW_RANGE_KEY_LEN];
         hrw_range_key(file_key, ranges[r].range_index, key);
         client_target_t order[HRW_R_MAX];
-        size_t found = client_view_targets(view, key, sizeof key, replicas + LOAD_SPARE_OWNERS,
-                                           0, 0, 0, order, HRW_R_MAX);
+        size_t found = client_view_targets(view, key, sizeof key, replicas + LOAD_SPARE_OWNERS, 0,
+                                           0, 0, order, HRW_R_MAX);
         for (uint32_t j = 0; j < replicas && j < found; j++, n++) {
             client_op_t *op = &ops[n];
             client_op_init(op, MSG_LOAD_REQ);
@@ -115,8 +121,7 @@ int shoal_load(shoal_client_t *client, const char *uri, int replicas, uint64_t *
     for (int attempt = 0; rc == 0 && attempt <= CLIENT_STALE_RETRIES; attempt++) {
         shoal_stat_t stat;
         int result = 0;
-        rc = client_stat_many(client, ctx.proc, ctx.session, &uri, 1, attempt > 0, &stat,
-                              &result);
+        rc = client_stat_many(client, ctx.proc, ctx.session, &uri, 1, attempt > 0, &stat, &result);
         if (rc == 0)
             rc = result;
         if (rc == 0 && stat.is_dir)
@@ -153,8 +158,7 @@ static size_t s_fanout(const client_view_t *view, msg_type_t type, client_op_t *
     return n;
 }
 
-int shoal_evict(shoal_client_t *client, const char *uri, bool recursive,
-                uint64_t *bytes_evicted)
+int shoal_evict(shoal_client_t *client, const char *uri, bool recursive, uint64_t *bytes_evicted)
 {
     if (!client || !uri)
         return shoal_fail(SHOAL_EINVAL, "shoal_evict: NULL argument");
@@ -177,8 +181,8 @@ int shoal_evict(shoal_client_t *client, const char *uri, bool recursive,
     }
     size_t n = s_fanout(ctx.view, MSG_EVICT_REQ, ops, member_of);
     for (size_t k = 0; k < n; k++)
-        ops[k].request.body.evict_request = (msg_evict_request_t){.uri = uri,
-                                                                  .recursive = recursive};
+        ops[k].request.body.evict_request =
+            (msg_evict_request_t){.uri = uri, .recursive = recursive};
     rc = client_session_run(ctx.session, ops, n, ctx.view->version, false);
     int first_error = 0;
     for (size_t k = 0; rc == 0 && k < n; k++) {
@@ -215,11 +219,11 @@ static json_t *s_member_json(const client_member_t *member)
 {
     char hex[2 * MSG_NODE_ID_SIZE + 1];
     s_id_hex(member->id, hex);
-    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I}", "id", hex, "name",
-                     member->name, "state", s_state_name(member->state), "incarnation",
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I}", "id", hex, "name", member->name,
+                     "state", s_state_name(member->state), "incarnation",
                      (json_int_t)member->incarnation, "data", member->endpoint, "gossip",
-                     member->gossip_endpoint, "weight", (json_int_t)member->weight,
-                     "last_heard_ms", (json_int_t)member->last_heard_ms);
+                     member->gossip_endpoint, "weight", (json_int_t)member->weight, "last_heard_ms",
+                     (json_int_t)member->last_heard_ms);
 }
 
 /* Serialises `root` (stealing the reference) into *json_out. */
@@ -297,9 +301,8 @@ int shoal_stats(shoal_client_t *client, char **json_out)
     }
     json_t *root = json_pack("{s:o, s:o, s:I, s:I, s:I}", "nodes", nodes, "client",
                              client_counters_json(client), "view_version",
-                             (json_int_t)view->version, "page_size",
-                             (json_int_t)view->page_size, "range_pages",
-                             (json_int_t)view->range_pages);
+                             (json_int_t)view->version, "page_size", (json_int_t)view->page_size,
+                             "range_pages", (json_int_t)view->range_pages);
     if (rc == 0)
         rc = s_dump(root, json_out);
     else
@@ -338,11 +341,10 @@ int shoal_members(shoal_client_t *client, char **json_out)
         json_t *members = json_array();
         for (size_t i = 0; i < ctx.view->count; i++)
             json_array_append_new(members, s_member_json(&ctx.view->members[i]));
-        json_t *root = json_pack("{s:I, s:I, s:I, s:s, s:o}", "view_version",
-                                 (json_int_t)ctx.view->version, "page_size",
-                                 (json_int_t)ctx.view->page_size, "range_pages",
-                                 (json_int_t)ctx.view->range_pages, "answered_by",
-                                 ctx.view->answered_by, "members", members);
+        json_t *root = json_pack(
+            "{s:I, s:I, s:I, s:s, s:o}", "view_version", (json_int_t)ctx.view->version, "page_size",
+            (json_int_t)ctx.view->page_size, "range_pages", (json_int_t)ctx.view->range_pages,
+            "answered_by", ctx.view->answered_by, "members", members);
         rc = s_dump(root, json_out);
     }
     client_ctx_end(&ctx);

@@ -167,7 +167,7 @@ static client_proc_t *s_proc_new(pid_t pid)
     int socket_limit = zmq_ctx_get(proc->zmq_context, ZMQ_SOCKET_LIMIT);
     zmq_ctx_set(proc->zmq_context, ZMQ_MAX_SOCKETS,
                 socket_limit > 0 && socket_limit < CLIENT_MAX_SOCKETS ? socket_limit
-                                                                       : CLIENT_MAX_SOCKETS);
+                                                                      : CLIENT_MAX_SOCKETS);
     pthread_mutex_init(&proc->mutex, NULL);
     return proc;
 }
@@ -239,8 +239,8 @@ void shoal_free(void *ptr)
 /* Adds the client counters to `object` as {"name": value, ...} plus the view it uses. */
 static void s_counters_json(shoal_client_t *client, json_t *object)
 {
-#define CLIENT_COUNTER_JSON(name)                                                           \
-    json_object_set_new(object, #name,                                                      \
+#define CLIENT_COUNTER_JSON(name)                                                                  \
+    json_object_set_new(object, #name,                                                             \
                         json_integer((json_int_t)atomic_load(&client->counters.name)));
     CLIENT_COUNTERS(CLIENT_COUNTER_JSON)
 #undef CLIENT_COUNTER_JSON

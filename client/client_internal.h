@@ -17,19 +17,20 @@
 #include "proto.h"
 #include "shoal.h"
 
-#define CLIENT_TIMEOUT_MS_DEFAULT   10000 /* options.timeout_ms when 0 */
-#define CLIENT_META_TTL_MS_DEFAULT  1000  /* options.metadata_ttl_ms when 0 */
-#define CLIENT_TARGETS_MAX          4     /* nodes one request may try before the UFS */
-#define CLIENT_OWNER_TRIES          2     /* owners in HRW order tried with a normal READ */
-#define CLIENT_NO_CACHE_TRIES       1     /* other live nodes then tried with NO_CACHE */
-#define CLIENT_DOWN_MS              2000  /* a node that timed out is skipped this long */
-#define CLIENT_STALE_RETRIES        2     /* re-stat and re-read this often on ESTALE */
-#define CLIENT_STAT_CACHE_SLOTS     512   /* direct-mapped stat cache entries per process */
-#define CLIENT_VIEW_RETRY_MS        1000  /* after a failed view fetch, wait this long */
-#define CLIENT_VIEW_STALE_GAP_MS    200   /* refresh on a newer view_version at most this often */
-#define CLIENT_HEARTBEAT_IVL_MS     1000  /* ZMTP PING to each node this often */
-#define CLIENT_HEARTBEAT_TIMEOUT_MS 3000  /* no byte from a node this long after a PING: link down \
-                                           */
+#define CLIENT_TIMEOUT_MS_DEFAULT  10000 /* options.timeout_ms when 0 */
+#define CLIENT_META_TTL_MS_DEFAULT 1000  /* options.metadata_ttl_ms when 0 */
+#define CLIENT_TARGETS_MAX         4     /* nodes one request may try before the UFS */
+#define CLIENT_OWNER_TRIES         2     /* owners in HRW order tried with a normal READ */
+#define CLIENT_NO_CACHE_TRIES      1     /* other live nodes then tried with NO_CACHE */
+#define CLIENT_DOWN_MS             2000  /* a node that timed out is skipped this long */
+#define CLIENT_STALE_RETRIES       2     /* re-stat and re-read this often on ESTALE */
+#define CLIENT_STAT_CACHE_SLOTS    512   /* direct-mapped stat cache entries per process */
+#define CLIENT_VIEW_RETRY_MS       1000  /* after a failed view fetch, wait this long */
+#define CLIENT_VIEW_STALE_GAP_MS   200   /* refresh on a newer view_version at most this often */
+#define CLIENT_HEARTBEAT_IVL_MS    1000  /* ZMTP PING to each node this often */
+#define CLIENT_HEARTBEAT_TIMEOUT_MS                                                                \
+    3000                               /* no byte from a node this long after a PING: link down    \
+                                        */
 #define CLIENT_CONNECT_TIMEOUT_MS 3000 /* TCP connect and ZMTP handshake bound: link down after */
 #define CLIENT_MAX_SOCKETS        8192 /* ZMQ_MAX_SOCKETS per process (3 per node per session) */
 #define CLIENT_MALLOC_PRIME_BYTES (16u << 20) /* glibc mmap threshold s_malloc_prime sets */

@@ -74,9 +74,9 @@ void client_stat_cache_clear(client_proc_t *proc)
 /* Fills targets: the metadata owners of `uri` in HRW order. */
 static void s_meta_targets(const client_view_t *view, const char *uri, client_op_t *op)
 {
-    op->target_count = (uint32_t)client_view_targets(view, (const uint8_t *)uri, strlen(uri),
-                                                     META_OWNER_TRIES, 0, 0, 0, op->targets,
-                                                     CLIENT_TARGETS_MAX);
+    op->target_count =
+        (uint32_t)client_view_targets(view, (const uint8_t *)uri, strlen(uri), META_OWNER_TRIES, 0,
+                                      0, 0, op->targets, CLIENT_TARGETS_MAX);
 }
 
 static void s_stat_from_reply(const msg_stat_reply_t *reply, shoal_stat_t *out)
@@ -124,8 +124,8 @@ static int s_dedupe(const char *const *uris, const int *results, size_t count, s
  * for the stats no node could answer, the UFS one by one. The first failure sets the last
  * error. */
 int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session_t *session,
-                     const char *const *uris, size_t count, bool bypass_cache,
-                     shoal_stat_t *stats, int *results)
+                     const char *const *uris, size_t count, bool bypass_cache, shoal_stat_t *stats,
+                     int *results)
 {
     size_t *first = calloc(count ? count : 1, sizeof *first);
     size_t *op_for = calloc(count ? count : 1, sizeof *op_for);
@@ -188,8 +188,8 @@ int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session
             snprintf(copy, sizeof copy, "%s",
                      op_for[i] != SIZE_MAX ? ops[op_for[i]].detail
                                            : (view ? "no node to ask" : shoal_last_error()));
-            results[i] = shoal_fail(SHOAL_EUNAVAIL, "stat %s: no node answered (%s)", uris[i],
-                                    copy);
+            results[i] =
+                shoal_fail(SHOAL_EUNAVAIL, "stat %s: no node answered (%s)", uris[i], copy);
         } else {
             CLIENT_COUNT(client, fallback_ufs, 1);
             results[i] = client_ufs_stat(client, uris[i], &stats[i]);
@@ -311,16 +311,16 @@ static int s_list_nodes(client_ctx_t *ctx, const char *uri, bool recursive,
         const msg_list_reply_t *reply = &op.reply.body.list_reply;
         for (uint32_t i = 0; rc == 0 && i < reply->entry_count; i++) {
             const msg_entry_t *entry = &reply->entries[i];
-            shoal_stat_t stat = {.size = entry->size, .mtime = entry->mtime,
-                                 .is_dir = entry->is_dir};
+            shoal_stat_t stat = {
+                .size = entry->size, .mtime = entry->mtime, .is_dir = entry->is_dir};
             snprintf(stat.version, sizeof stat.version, "%s", entry->version);
             rc = s_listing_push(listing, entry->uri, &stat);
         }
         if (rc != 0 || reply->next_cursor[0] == '\0')
             break;
         if (strcmp(reply->next_cursor, cursor) == 0) {
-            rc = shoal_fail(SHOAL_EPROTO, "list %s: %s repeated cursor '%s'", uri, answered,
-                            cursor);
+            rc =
+                shoal_fail(SHOAL_EPROTO, "list %s: %s repeated cursor '%s'", uri, answered, cursor);
             break;
         }
         free(cursor);

@@ -12,13 +12,13 @@
 
 /* One read of a call, with what the current round learned. */
 typedef struct read_job {
-    shoal_read_t *read;    /* the caller's request and result */
-    shoal_stat_t stat;     /* the version all bytes come from */
-    int stat_result;       /* 0 or the stat's error */
-    uint64_t length;       /* bytes to read after clipping at the end of the file */
-    bool pending;          /* still to be (re)done in this round */
-    bool stale;            /* the version changed: redo with a fresh stat */
-    int error;             /* first error of this round */
+    shoal_read_t *read; /* the caller's request and result */
+    shoal_stat_t stat;  /* the version all bytes come from */
+    int stat_result;    /* 0 or the stat's error */
+    uint64_t length;    /* bytes to read after clipping at the end of the file */
+    bool pending;       /* still to be (re)done in this round */
+    bool stale;         /* the version changed: redo with a fresh stat */
+    int error;          /* first error of this round */
 } read_job_t;
 
 /* Records the first error of a job with its detail as the thread's last error. */
@@ -42,8 +42,8 @@ static int s_ufs_read(shoal_client_t *client, read_job_t *job, uint64_t offset, 
                       uint64_t length)
 {
     CLIENT_COUNT(client, fallback_ufs, 1);
-    int64_t got = client_ufs_read(client, job->read->uri, job->stat.version, offset, dest,
-                                  (size_t)length);
+    int64_t got =
+        client_ufs_read(client, job->read->uri, job->stat.version, offset, dest, (size_t)length);
     if (got < 0)
         return (int)got;
     if ((uint64_t)got != length)
@@ -73,8 +73,8 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
     for (size_t i = 0, k = 0; i < count; i++)
         if (jobs[i].pending)
             uris[k++] = jobs[i].read->uri;
-    int rc = client_stat_many(client, ctx->proc, ctx->session, uris, pending, bypass_cache,
-                              stats, results);
+    int rc = client_stat_many(client, ctx->proc, ctx->session, uris, pending, bypass_cache, stats,
+                              results);
     for (size_t i = 0, k = 0; rc == 0 && i < count; i++) {
         read_job_t *job = &jobs[i];
         if (!job->pending)
@@ -124,8 +124,7 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
             continue;
         uint8_t file_key[16];
         client_file_key(job->read->uri, job->stat.version, file_key);
-        size_t pieces =
-            client_range_split(job->read->offset, job->length, range_bytes, &ranges[n]);
+        size_t pieces = client_range_split(job->read->offset, job->length, range_bytes, &ranges[n]);
         for (size_t p = 0; p < pieces; p++, n++) {
             client_op_t *op = &ops[n];
             const client_range_t *range = &ranges[n];
@@ -214,8 +213,8 @@ static int s_read_jobs(shoal_client_t *client, read_job_t *jobs, size_t count)
         if (rc != 0)
             job->read->result = rc;
         else if (job->stale)
-            job->read->result = shoal_fail(SHOAL_ESTALE, "read %s: the file kept changing",
-                                           job->read->uri);
+            job->read->result =
+                shoal_fail(SHOAL_ESTALE, "read %s: the file kept changing", job->read->uri);
         else if (job->error != 0)
             job->read->result = job->error;
         else {

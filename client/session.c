@@ -820,8 +820,7 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
         for (int k = dealer_count; ready > 0 && k < item_count && rc == 0; k++) {
             client_conn_t *conn = &session->conns[session->item_conn[k]];
             const zmq_pollitem_t *item = &session->items[k];
-            bool same = item->socket ? item->socket == conn->monitor
-                                     : item->fd == conn->monitor_fd;
+            bool same = item->socket ? item->socket == conn->monitor : item->fd == conn->monitor_fd;
             if ((item->revents & ZMQ_POLLIN) && conn->monitor && same && conn->inflight > 0)
                 rc = s_conn_monitor_event(&call, session->item_conn[k]);
         }

@@ -132,8 +132,8 @@ void client_view_force_stale(client_proc_t *proc)
 /* Asks every known endpoint (the members of the old view first, then the seeds) for the VIEW
  * at once and takes the first answer, so one dead seed costs nothing while another answers.
  * Returns 0 and a new snapshot, or a negative code when no node answered in timeout_ms. */
-static int s_view_fetch(shoal_client_t *client, client_session_t *session,
-                        const client_view_t *old, client_view_t **out)
+static int s_view_fetch(shoal_client_t *client, client_session_t *session, const client_view_t *old,
+                        client_view_t **out)
 {
     size_t max = client->seed_count + (old ? old->count : 0);
     client_op_t *ops = calloc(max, sizeof *ops);

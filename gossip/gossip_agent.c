@@ -18,33 +18,32 @@
 #include "swim_proto.h"
 #include "swim_zmq.h"
 
-#define AGENT_POLL_MAX_MS 50 /* longest poll: bounds how late a stop or leave request is seen */
-#define AGENT_REFRESH_MS 1000 /* republish at least this often, so last_heard_ms stays fresh */
+#define AGENT_POLL_MAX_MS 50   /* longest poll: bounds how late a stop or leave request is seen */
+#define AGENT_REFRESH_MS  1000 /* republish at least this often, so last_heard_ms stays fresh */
 
 struct gossip_agent {
-    gossip_agent_opts_t opts;      /* settings (seeds copied below) */
-    char **seeds;                  /* owned copies of the seeds */
-    void *zctx;                    /* own ZeroMQ context */
-    swim_zmq_t *zmq;               /* transport (agent thread only after start) */
-    swim_t *swim;                  /* core (agent thread only after start) */
-    swim_clock_t clock;            /* monotonic clock */
-    view_holder_t *views;          /* current snapshot, shared */
-    pthread_t thread;              /* the gossip thread */
-    bool started;                  /* thread running */
-    atomic_bool stop;              /* ask the thread to exit */
-    atomic_bool leave;             /* ask the thread to leave */
-    atomic_bool left;              /* the thread has left */
-    bool dirty;                    /* membership changed since the last publish (thread) */
-    uint64_t published_ms;         /* when the last snapshot was published (thread) */
-    uint8_t *buf;                  /* receive buffer, SWIM_MSG_MAX bytes (thread) */
-    pthread_mutex_t lock;          /* guards status and message */
-    int status;                    /* sticky error */
-    char message[256];             /* its detail */
+    gossip_agent_opts_t opts; /* settings (seeds copied below) */
+    char **seeds;             /* owned copies of the seeds */
+    void *zctx;               /* own ZeroMQ context */
+    swim_zmq_t *zmq;          /* transport (agent thread only after start) */
+    swim_t *swim;             /* core (agent thread only after start) */
+    swim_clock_t clock;       /* monotonic clock */
+    view_holder_t *views;     /* current snapshot, shared */
+    pthread_t thread;         /* the gossip thread */
+    bool started;             /* thread running */
+    atomic_bool stop;         /* ask the thread to exit */
+    atomic_bool leave;        /* ask the thread to leave */
+    atomic_bool left;         /* the thread has left */
+    bool dirty;               /* membership changed since the last publish (thread) */
+    uint64_t published_ms;    /* when the last snapshot was published (thread) */
+    uint8_t *buf;             /* receive buffer, SWIM_MSG_MAX bytes (thread) */
+    pthread_mutex_t lock;     /* guards status and message */
+    int status;               /* sticky error */
+    char message[256];        /* its detail */
 };
 
 /* Core events, on the agent thread: open connections early, close forgotten ones. */
-static void
-s_on_event(void *ctx, const swim_event_t *ev)
+static void s_on_event(void *ctx, const swim_event_t *ev)
 {
     gossip_agent_t *a = ctx;
     if (ev->kind == SWIM_EVENT_ERROR) {
@@ -64,8 +63,7 @@ s_on_event(void *ctx, const swim_event_t *ev)
         swim_zmq_connect(a->zmq, ev->member.gossip_ep);
 }
 
-gossip_agent_t *
-gossip_agent_new(const gossip_agent_opts_t *opts)
+gossip_agent_t *gossip_agent_new(const gossip_agent_opts_t *opts)
 {
     gossip_agent_t *a = calloc(1, sizeof *a);
     if (a == NULL) {
@@ -106,8 +104,7 @@ fail:
 }
 
 /* Publishes a snapshot if anything changed, and tells the owner. */
-static void
-s_publish(gossip_agent_t *a)
+static void s_publish(gossip_agent_t *a)
 {
     uint64_t now = swim_clock_now(&a->clock);
     if (!a->dirty && now - a->published_ms < AGENT_REFRESH_MS)
@@ -124,8 +121,7 @@ s_publish(gossip_agent_t *a)
     view_holder_publish(a->views, &v);
 }
 
-static void *
-s_thread(void *arg)
+static void *s_thread(void *arg)
 {
     gossip_agent_t *a = arg;
     /* Connect first and give the connections a moment: with ZMQ_IMMEDIATE a JOIN sent on a
@@ -136,8 +132,7 @@ s_thread(void *arg)
         struct timespec settle = {0, 20 * 1000 * 1000};
         nanosleep(&settle, NULL);
     }
-    swim_join(a->swim, (const char *const *)a->seeds, a->opts.n_seeds,
-              swim_clock_now(&a->clock));
+    swim_join(a->swim, (const char *const *)a->seeds, a->opts.n_seeds, swim_clock_now(&a->clock));
     while (!atomic_load(&a->stop)) {
         uint64_t now = swim_clock_now(&a->clock);
         if (atomic_load(&a->leave) && !atomic_load(&a->left)) {
@@ -164,8 +159,7 @@ s_thread(void *arg)
     return NULL;
 }
 
-int
-gossip_agent_start(gossip_agent_t *agent)
+int gossip_agent_start(gossip_agent_t *agent)
 {
     if (agent->started)
         return SHOAL_EINVAL;
@@ -175,8 +169,7 @@ gossip_agent_start(gossip_agent_t *agent)
     return 0;
 }
 
-int
-gossip_agent_leave(gossip_agent_t *agent, uint32_t linger_ms)
+int gossip_agent_leave(gossip_agent_t *agent, uint32_t linger_ms)
 {
     if (!agent->started)
         return SHOAL_EINVAL;
@@ -192,8 +185,7 @@ gossip_agent_leave(gossip_agent_t *agent, uint32_t linger_ms)
     return 0;
 }
 
-void
-gossip_agent_destroy(gossip_agent_t **agent_p)
+void gossip_agent_destroy(gossip_agent_t **agent_p)
 {
     gossip_agent_t *a = *agent_p;
     if (a == NULL)
@@ -216,20 +208,17 @@ gossip_agent_destroy(gossip_agent_t **agent_p)
     *agent_p = NULL;
 }
 
-const char *
-gossip_agent_endpoint(const gossip_agent_t *agent)
+const char *gossip_agent_endpoint(const gossip_agent_t *agent)
 {
     return swim_zmq_endpoint(agent->zmq);
 }
 
-view_t *
-gossip_agent_view(gossip_agent_t *agent)
+view_t *gossip_agent_view(gossip_agent_t *agent)
 {
     return view_holder_get(agent->views);
 }
 
-int
-gossip_agent_status(gossip_agent_t *agent, char *message, size_t cap)
+int gossip_agent_status(gossip_agent_t *agent, char *message, size_t cap)
 {
     pthread_mutex_lock(&agent->lock);
     int status = agent->status;

@@ -35,7 +35,7 @@ typedef struct gossip_agent_opts {
      * a second even without one (same version; fresh last_heard_ms), with the new snapshot
      * (borrowed for the call; view_ref it to keep it). Optional. */
     void (*on_view)(void *ctx, view_t *view);
-    void *ctx;                    /* passed to on_view */
+    void *ctx; /* passed to on_view */
 } gossip_agent_opts_t;
 
 /* Creates the agent and binds its socket (so gossip_agent_endpoint is known before start);

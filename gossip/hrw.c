@@ -17,16 +17,14 @@
 const uint8_t hrw_hash_key[16] = {'s', 'h', 'o', 'a', 'l', '-', 'h', 'r',
                                   'w', '-', 'v', '1', 0,   0,   0,   0};
 
-void
-hrw_range_key(const uint8_t file_key[16], uint64_t range_index, uint8_t out[HRW_RANGE_KEY_LEN])
+void hrw_range_key(const uint8_t file_key[16], uint64_t range_index, uint8_t out[HRW_RANGE_KEY_LEN])
 {
     memcpy(out, file_key, 16);
     for (int i = 0; i < 8; i++)
         out[16 + i] = (uint8_t)(range_index >> (56 - 8 * i));
 }
 
-uint64_t
-hrw_hash(const uint8_t id[HRW_ID_LEN], const uint8_t *key, size_t key_len)
+uint64_t hrw_hash(const uint8_t id[HRW_ID_LEN], const uint8_t *key, size_t key_len)
 {
     uint8_t input[HRW_ID_LEN + HRW_KEY_MAX];
     uint8_t out[crypto_shorthash_BYTES];
@@ -48,8 +46,7 @@ hrw_hash(const uint8_t id[HRW_ID_LEN], const uint8_t *key, size_t key_len)
  * double (53-bit mantissa) and rounds to 1.0 for the largest h, so we keep the top 52 bits:
  * x + 0.5 with x < 2^52 needs at most 53 significant bits, and dividing by 2^52 is exact.
  */
-double
-hrw_score(const uint8_t id[HRW_ID_LEN], uint64_t weight, const uint8_t *key, size_t key_len)
+double hrw_score(const uint8_t id[HRW_ID_LEN], uint64_t weight, const uint8_t *key, size_t key_len)
 {
     uint64_t h = hrw_hash(id, key, key_len);
     double u = ((double)(h >> 12) + 0.5) / 4503599627370496.0; /* 2^52 */
@@ -57,17 +54,15 @@ hrw_score(const uint8_t id[HRW_ID_LEN], uint64_t weight, const uint8_t *key, siz
 }
 
 /* Is candidate a (score sa) ranked before candidate b (score sb)? */
-static bool
-s_before(double sa, const uint8_t *ida, double sb, const uint8_t *idb)
+static bool s_before(double sa, const uint8_t *ida, double sb, const uint8_t *idb)
 {
     if (sa != sb)
         return sa > sb;
     return memcmp(ida, idb, HRW_ID_LEN) < 0;
 }
 
-size_t
-hrw_owners(const hrw_member_t *members, size_t n, const uint8_t *key, size_t key_len, size_t r,
-           size_t *out_indexes)
+size_t hrw_owners(const hrw_member_t *members, size_t n, const uint8_t *key, size_t key_len,
+                  size_t r, size_t *out_indexes)
 {
     double scores[HRW_R_MAX];
     size_t count = 0;

@@ -16,9 +16,9 @@
 extern "C" {
 #endif
 
-#define HRW_ID_LEN 16     /* bytes of a member id */
-#define HRW_KEY_MAX 256   /* longest key hrw_score accepts (a range key is 24 bytes) */
-#define HRW_RANGE_KEY_LEN 24 /* 16-byte file key + 8-byte big-endian range index */
+#define HRW_ID_LEN        16  /* bytes of a member id */
+#define HRW_KEY_MAX       256 /* longest key hrw_score accepts (a range key is 24 bytes) */
+#define HRW_RANGE_KEY_LEN 24  /* 16-byte file key + 8-byte big-endian range index */
 
 /* The fixed SipHash-2-4 key of placement: the ASCII bytes "shoal-hrw-v1\0\0\0\0". Changing it
  * moves every range in every cluster, so it is part of the protocol. */
@@ -42,8 +42,7 @@ uint64_t hrw_hash(const uint8_t id[HRW_ID_LEN], const uint8_t *key, size_t key_l
 
 /* The score of member (id, weight) for `key`: -weight / ln(u), u = ((h >> 12) + 0.5) / 2^52,
  * h = hrw_hash(id, key). Higher wins. u is exactly representable and strictly inside (0, 1). */
-double hrw_score(const uint8_t id[HRW_ID_LEN], uint64_t weight, const uint8_t *key,
-                 size_t key_len);
+double hrw_score(const uint8_t id[HRW_ID_LEN], uint64_t weight, const uint8_t *key, size_t key_len);
 
 /* Writes the indexes (into `members`) of the top-`r` live members for `key` to out_indexes,
  * best first; ties in score are broken by the smaller id (memcmp). Returns how many were

@@ -11,20 +11,23 @@
 #include "shoal_err.h"
 #include "swim_int.h"
 
-const char *
-swim_state_name(int state)
+const char *swim_state_name(int state)
 {
     switch (state) {
-    case SWIM_ALIVE: return "alive";
-    case SWIM_SUSPECT: return "suspect";
-    case SWIM_DEAD: return "dead";
-    case SWIM_LEFT: return "left";
-    default: return "?";
+    case SWIM_ALIVE:
+        return "alive";
+    case SWIM_SUSPECT:
+        return "suspect";
+    case SWIM_DEAD:
+        return "dead";
+    case SWIM_LEFT:
+        return "left";
+    default:
+        return "?";
     }
 }
 
-void
-swim_opts_default(swim_opts_t *opts)
+void swim_opts_default(swim_opts_t *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->name = "";
@@ -34,7 +37,7 @@ swim_opts_default(swim_opts_t *opts)
     opts->probe_interval_ms = 1000;
     opts->probe_timeout_ms = 500;
     opts->indirect_checks = 3;
-    opts->suspicion_mult = 0.5;   /* memberlist: 4 (see gossip/README.md, "Tuning") */
+    opts->suspicion_mult = 0.5;    /* memberlist: 4 (see gossip/README.md, "Tuning") */
     opts->suspicion_min_ms = 1500; /* memberlist: none */
     opts->suspicion_max_mult = 6;
     opts->suspicion_confirmations = 2; /* memberlist: suspicion_mult - 2 */
@@ -51,8 +54,7 @@ swim_opts_default(swim_opts_t *opts)
     opts->leave_fanout = 8;
 }
 
-void
-swim_opts_memberlist(swim_opts_t *opts)
+void swim_opts_memberlist(swim_opts_t *opts)
 {
     opts->probe_interval_ms = 1000;
     opts->probe_timeout_ms = 500;
@@ -69,8 +71,7 @@ swim_opts_memberlist(swim_opts_t *opts)
     opts->dead_forget_ms = 30000;
 }
 
-uint64_t
-swim_rand(swim_t *swim)
+uint64_t swim_rand(swim_t *swim)
 {
     uint64_t x = swim->rng;
     x ^= x >> 12;
@@ -80,8 +81,7 @@ swim_rand(swim_t *swim)
     return x * 0x2545f4914f6cdd1dULL;
 }
 
-static bool
-s_live(swim_state_t state)
+static bool s_live(swim_state_t state)
 {
     return state == SWIM_ALIVE || state == SWIM_SUSPECT;
 }
@@ -90,8 +90,7 @@ s_live(swim_state_t state)
  * Member state
  * ------------------------------------------------------------------------------------- */
 
-static void
-s_info(const swim_t *swim, const swim_member_t *m, swim_member_info_t *info)
+static void s_info(const swim_t *swim, const swim_member_t *m, swim_member_info_t *info)
 {
     memcpy(info->id, m->id, SWIM_ID_LEN);
     info->name = m->name;
@@ -106,8 +105,8 @@ s_info(const swim_t *swim, const swim_member_t *m, swim_member_info_t *info)
 }
 
 /* Every visible change goes through here: bumps the version and tells the owner. */
-void
-swim_emit(swim_t *swim, swim_member_t *member, swim_state_t old_state, bool added, bool removed)
+void swim_emit(swim_t *swim, swim_member_t *member, swim_state_t old_state, bool added,
+               bool removed)
 {
     swim->version++;
     if (swim->opts.on_event == NULL)
@@ -123,8 +122,7 @@ swim_emit(swim_t *swim, swim_member_t *member, swim_state_t old_state, bool adde
     swim->opts.on_event(swim->opts.event_ctx, &ev);
 }
 
-static void
-s_timers_link(swim_t *swim, swim_member_t *m)
+static void s_timers_link(swim_t *swim, swim_member_t *m)
 {
     if (m->in_timers)
         return;
@@ -136,8 +134,7 @@ s_timers_link(swim_t *swim, swim_member_t *m)
     swim->timers = m;
 }
 
-static void
-s_timers_unlink(swim_t *swim, swim_member_t *m)
+static void s_timers_unlink(swim_t *swim, swim_member_t *m)
 {
     if (!m->in_timers)
         return;
@@ -154,8 +151,7 @@ s_timers_unlink(swim_t *swim, swim_member_t *m)
 /* Changes a member's state and keeps the invariants: timer list, suspicion record, n_live.
  * If no suspicion record can be allocated the member goes straight to dead: a failure
  * detector that cannot track a suspicion must not keep a failed member alive. */
-void
-swim_set_state(swim_t *swim, swim_member_t *m, swim_state_t state, uint64_t now_ms)
+void swim_set_state(swim_t *swim, swim_member_t *m, swim_state_t state, uint64_t now_ms)
 {
     swim_state_t old = m->state;
     if (old == state)
@@ -182,16 +178,14 @@ swim_set_state(swim_t *swim, swim_member_t *m, swim_state_t state, uint64_t now_
     swim_emit(swim, m, old, false, false);
 }
 
-void
-swim_queue(swim_t *swim, swim_member_t *member)
+void swim_queue(swim_t *swim, swim_member_t *member)
 {
     swim_dissem_push(&swim->dq, member);
 }
 
 /* Adds a member from a record. Returns it, or NULL when out of memory (the record is then
  * simply not learned; gossip or push-pull brings it again). */
-static swim_member_t *
-s_add(swim_t *swim, const swim_update_t *u, uint64_t now_ms)
+static swim_member_t *s_add(swim_t *swim, const swim_update_t *u, uint64_t now_ms)
 {
     swim_member_t *m = swim_table_add(&swim->table, u->id, u->name, u->gossip_ep, u->data_ep);
     if (m == NULL)
@@ -207,8 +201,7 @@ s_add(swim_t *swim, const swim_update_t *u, uint64_t now_ms)
 }
 
 /* Forgets a dead or left member for good. */
-static void
-s_forget(swim_t *swim, swim_member_t *m)
+static void s_forget(swim_t *swim, swim_member_t *m)
 {
     swim_dissem_remove(&swim->dq, m);
     s_timers_unlink(swim, m);
@@ -227,8 +220,7 @@ s_forget(swim_t *swim, swim_member_t *m)
  * healed partition must not kill members that can still refute.
  * ------------------------------------------------------------------------------------- */
 
-static void
-s_refute(swim_t *swim, uint64_t incarnation, bool accused)
+static void s_refute(swim_t *swim, uint64_t incarnation, bool accused)
 {
     swim_member_t *self = swim->self;
     self->incarnation = (incarnation > self->incarnation ? incarnation : self->incarnation) + 1;
@@ -238,8 +230,7 @@ s_refute(swim_t *swim, uint64_t incarnation, bool accused)
     swim_queue(swim, self);
 }
 
-static void
-s_about_self(swim_t *swim, const swim_update_t *u, swim_state_t state)
+static void s_about_self(swim_t *swim, const swim_update_t *u, swim_state_t state)
 {
     swim_member_t *self = swim->self;
     if (swim->leaving) {
@@ -272,9 +263,8 @@ s_about_self(swim_t *swim, const swim_update_t *u, swim_state_t state)
     }
 }
 
-static void
-s_apply(swim_t *swim, const swim_update_t *u, const uint8_t sender[16], bool from_sync,
-        uint64_t now_ms)
+static void s_apply(swim_t *swim, const swim_update_t *u, const uint8_t sender[16], bool from_sync,
+                    uint64_t now_ms)
 {
     swim_state_t state = (swim_state_t)u->state;
     if (from_sync && state == SWIM_DEAD)
@@ -310,8 +300,7 @@ s_apply(swim_t *swim, const swim_update_t *u, const uint8_t sender[16], bool fro
             return;
         bool data_changed = !swim_member_strings_equal(m, u->name, u->gossip_ep, u->data_ep) ||
                             u->weight != m->weight;
-        if (data_changed &&
-            swim_member_set_strings(m, u->name, u->gossip_ep, u->data_ep) != 0)
+        if (data_changed && swim_member_set_strings(m, u->name, u->gossip_ep, u->data_ep) != 0)
             return;
         m->incarnation = u->incarnation;
         m->weight = u->weight;
@@ -347,8 +336,7 @@ s_apply(swim_t *swim, const swim_update_t *u, const uint8_t sender[16], bool fro
  * Sending
  * ------------------------------------------------------------------------------------- */
 
-static void
-s_fill_update(const swim_member_t *m, swim_update_t *u)
+static void s_fill_update(const swim_member_t *m, swim_update_t *u)
 {
     memcpy(u->id, m->id, SWIM_ID_LEN);
     u->name = swim_str(m->name);
@@ -362,8 +350,7 @@ s_fill_update(const swim_member_t *m, swim_update_t *u)
         memcpy(u->suspecter, m->suspicion->suspecter, 16);
 }
 
-void
-swim_msg_init(swim_t *swim, swim_msg_t *msg, uint32_t type)
+void swim_msg_init(swim_t *swim, swim_msg_t *msg, uint32_t type)
 {
     memset(msg, 0, sizeof *msg);
     msg->type = type;
@@ -374,33 +361,29 @@ swim_msg_init(swim_t *swim, swim_msg_t *msg, uint32_t type)
 }
 
 /* Retransmit limit: retransmit_mult x ceil(log10(N + 1)), as memberlist. */
-static uint32_t
-s_retransmit_limit(const swim_t *swim)
+static uint32_t s_retransmit_limit(const swim_t *swim)
 {
     double n = (double)swim->table.count;
     return swim->opts.retransmit_mult * (uint32_t)ceil(log10(n + 1.0));
 }
 
-static int
-s_transmit(swim_t *swim, const char *to)
+static int s_transmit(swim_t *swim, const char *to)
 {
     if (swim->buf.len == 0)
         return swim->buf.err;
     swim->stats.msgs_sent++;
     swim->stats.bytes_sent += swim->buf.len;
-    return swim->opts.transport.send(swim->opts.transport.ctx, to, swim->buf.data,
-                                     swim->buf.len);
+    return swim->opts.transport.send(swim->opts.transport.ctx, to, swim->buf.data, swim->buf.len);
 }
 
 /* Sends a non-SYNC message carrying `extra` (the records of those members, always) and then
  * as many queued records as max_piggyback allows. */
-int
-swim_send_records(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *const *extra,
-                  size_t n_extra)
+int swim_send_records(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *const *extra,
+                      size_t n_extra)
 {
     swim_update_t updates[SWIM_UPDATES_MAX];
-    size_t max = swim->opts.max_piggyback < SWIM_UPDATES_MAX ? swim->opts.max_piggyback
-                                                             : SWIM_UPDATES_MAX;
+    size_t max =
+        swim->opts.max_piggyback < SWIM_UPDATES_MAX ? swim->opts.max_piggyback : SWIM_UPDATES_MAX;
     size_t n = 0;
     for (size_t i = 0; i < n_extra && n < SWIM_UPDATES_MAX; i++)
         s_fill_update(extra[i], &updates[n++]);
@@ -425,8 +408,7 @@ swim_send_records(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *
 }
 
 /* Sends a non-SYNC message with queued records; `first` (may be NULL) always goes too. */
-int
-swim_send(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *first)
+int swim_send(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *first)
 {
     if (first != NULL && first->dq_bucket >= 0) {
         /* Count this transmission of a queued record like any other. */
@@ -437,8 +419,7 @@ swim_send(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *first)
 }
 
 /* Sends a SYNC or JOIN carrying `members` (all of them when NULL) to `to`. */
-static int
-s_send_state(swim_t *swim, const char *to, uint32_t type, uint32_t kind, bool only_self)
+static int s_send_state(swim_t *swim, const char *to, uint32_t type, uint32_t kind, bool only_self)
 {
     size_t n = only_self || kind == SWIM_SYNC_REFUSED ? (only_self ? 1 : 0) : swim->table.count;
     if (n > swim->scratch_cap) {
@@ -462,8 +443,8 @@ s_send_state(swim_t *swim, const char *to, uint32_t type, uint32_t kind, bool on
 
 /* A random member other than self that `ok` accepts, or NULL; O(1) expected for large
  * tables, a bounded scan for small ones. */
-static swim_member_t *
-s_random_member(swim_t *swim, bool (*ok)(const swim_t *, const swim_member_t *))
+static swim_member_t *s_random_member(swim_t *swim,
+                                      bool (*ok)(const swim_t *, const swim_member_t *))
 {
     size_t count = swim->table.count;
     for (int tries = 0; tries < 16; tries++) {
@@ -480,8 +461,7 @@ s_random_member(swim_t *swim, bool (*ok)(const swim_t *, const swim_member_t *))
     return NULL;
 }
 
-static bool
-s_ok_alive(const swim_t *swim, const swim_member_t *m)
+static bool s_ok_alive(const swim_t *swim, const swim_member_t *m)
 {
     (void)swim;
     return m->state == SWIM_ALIVE;
@@ -489,8 +469,7 @@ s_ok_alive(const swim_t *swim, const swim_member_t *m)
 
 /* Gossip targets: live members, and dead ones for a while so that a member wrongly declared
  * dead (partition) hears it and refutes. */
-static bool
-s_ok_gossip(const swim_t *swim, const swim_member_t *m)
+static bool s_ok_gossip(const swim_t *swim, const swim_member_t *m)
 {
     if (s_live(m->state))
         return true;
@@ -501,15 +480,13 @@ s_ok_gossip(const swim_t *swim, const swim_member_t *m)
  * Lifecycle and API
  * ------------------------------------------------------------------------------------- */
 
-swim_t *
-swim_new(const swim_opts_t *opts, uint64_t now_ms)
+swim_t *swim_new(const swim_opts_t *opts, uint64_t now_ms)
 {
     if (opts->gossip_ep == NULL || opts->gossip_ep[0] == 0 ||
         strlen(opts->gossip_ep) > SWIM_ADDR_MAX ||
         (opts->name && strlen(opts->name) > SWIM_NAME_MAX) ||
-        (opts->data_ep && strlen(opts->data_ep) > SWIM_ADDR_MAX) ||
-        opts->transport.send == NULL || opts->probe_interval_ms == 0 ||
-        opts->awareness_max_mult == 0) {
+        (opts->data_ep && strlen(opts->data_ep) > SWIM_ADDR_MAX) || opts->transport.send == NULL ||
+        opts->probe_interval_ms == 0 || opts->awareness_max_mult == 0) {
         shoal_fail(SHOAL_EINVAL, "swim: bad options (endpoint, name, transport or intervals)");
         return NULL;
     }
@@ -551,8 +528,7 @@ nomem:
     return NULL;
 }
 
-void
-swim_destroy(swim_t **swim_p)
+void swim_destroy(swim_t **swim_p)
 {
     swim_t *swim = *swim_p;
     if (swim == NULL)
@@ -568,8 +544,7 @@ swim_destroy(swim_t **swim_p)
     *swim_p = NULL;
 }
 
-int
-swim_join(swim_t *swim, const char *const *seeds, size_t n_seeds, uint64_t now_ms)
+int swim_join(swim_t *swim, const char *const *seeds, size_t n_seeds, uint64_t now_ms)
 {
     char **copy = calloc(n_seeds + 1, sizeof *copy);
     if (copy == NULL)
@@ -596,8 +571,7 @@ swim_join(swim_t *swim, const char *const *seeds, size_t n_seeds, uint64_t now_m
     return swim_tick(swim, now_ms);
 }
 
-int
-swim_leave(swim_t *swim, uint64_t now_ms)
+int swim_leave(swim_t *swim, uint64_t now_ms)
 {
     if (swim->leaving)
         return 0;
@@ -622,8 +596,7 @@ swim_leave(swim_t *swim, uint64_t now_ms)
     return 0;
 }
 
-void
-swim_set_weight(swim_t *swim, uint64_t weight, uint64_t now_ms)
+void swim_set_weight(swim_t *swim, uint64_t weight, uint64_t now_ms)
 {
     (void)now_ms;
     if (swim->self->weight == weight)
@@ -636,8 +609,7 @@ swim_set_weight(swim_t *swim, uint64_t weight, uint64_t now_ms)
 
 /* Suspicions that expired become deaths; dead and left members are forgotten after
  * dead_forget_ms. O(members in the timer list): few, in a healthy cluster. */
-static void
-s_timers_tick(swim_t *swim, uint64_t now_ms)
+static void s_timers_tick(swim_t *swim, uint64_t now_ms)
 {
     swim_member_t *next;
     for (swim_member_t *m = swim->timers; m != NULL; m = next) {
@@ -661,8 +633,7 @@ s_timers_tick(swim_t *swim, uint64_t now_ms)
     }
 }
 
-static uint64_t
-s_push_pull_interval(const swim_t *swim)
+static uint64_t s_push_pull_interval(const swim_t *swim)
 {
     /* memberlist pushPullScale: one more interval per doubling above 32 members, so the
      * O(N) state exchange costs each member the same whatever N. */
@@ -673,8 +644,7 @@ s_push_pull_interval(const swim_t *swim)
     return interval * (uint64_t)(ceil(log2(n) - log2(32.0)) + 1);
 }
 
-int
-swim_tick(swim_t *swim, uint64_t now_ms)
+int swim_tick(swim_t *swim, uint64_t now_ms)
 {
     if (swim->status != 0)
         return swim->status;
@@ -703,9 +673,8 @@ swim_tick(swim_t *swim, uint64_t now_ms)
     }
     if (swim->opts.push_pull_interval_ms > 0 && now_ms >= swim->next_push_pull_ms) {
         swim->next_push_pull_ms = now_ms + s_push_pull_interval(swim);
-        swim_member_t *m = swim->table.count > 1 && !swim->leaving
-                               ? s_random_member(swim, s_ok_alive)
-                               : NULL;
+        swim_member_t *m =
+            swim->table.count > 1 && !swim->leaving ? s_random_member(swim, s_ok_alive) : NULL;
         if (m != NULL)
             s_send_state(swim, m->gossip_ep, SWIM_MSG_SYNC, SWIM_SYNC_PUSH, false);
     }
@@ -726,8 +695,7 @@ swim_tick(swim_t *swim, uint64_t now_ms)
     return 0;
 }
 
-uint64_t
-swim_next_deadline(const swim_t *swim)
+uint64_t swim_next_deadline(const swim_t *swim)
 {
     if (swim->status != 0)
         return UINT64_MAX;
@@ -753,8 +721,8 @@ swim_next_deadline(const swim_t *swim)
  * Receiving
  * ------------------------------------------------------------------------------------- */
 
-static void
-s_apply_all(swim_t *swim, swim_msg_t *msg, bool from_sync, uint64_t now_ms, const char *peer)
+static void s_apply_all(swim_t *swim, swim_msg_t *msg, bool from_sync, uint64_t now_ms,
+                        const char *peer)
 {
     swim_update_t u;
     swim->n_stale = 0;
@@ -770,8 +738,7 @@ s_apply_all(swim_t *swim, swim_msg_t *msg, bool from_sync, uint64_t now_ms, cons
 
 /* Cluster settings check of JOIN and SYNC. On a mismatch the sender gets a SYNC "refused"
  * carrying our settings, and is never added. */
-static int
-s_check_settings(swim_t *swim, const swim_msg_t *msg, const char *peer)
+static int s_check_settings(swim_t *swim, const swim_msg_t *msg, const char *peer)
 {
     if (msg->page_size == swim->opts.page_size && msg->range_pages == swim->opts.range_pages)
         return 0;
@@ -785,8 +752,7 @@ s_check_settings(swim_t *swim, const swim_msg_t *msg, const char *peer)
 }
 
 /* The cluster refused us: stop for good and tell the owner why. */
-static int
-s_refused(swim_t *swim, int rc)
+static int s_refused(swim_t *swim, int rc)
 {
     swim->status = rc;
     if (swim->opts.on_event != NULL) {
@@ -801,8 +767,7 @@ s_refused(swim_t *swim, int rc)
     return rc;
 }
 
-int
-swim_receive(swim_t *swim, uint64_t now_ms, const char *from, const uint8_t *bytes, size_t len)
+int swim_receive(swim_t *swim, uint64_t now_ms, const char *from, const uint8_t *bytes, size_t len)
 {
     swim_msg_t msg;
     if (swim->status != 0)
@@ -873,7 +838,8 @@ swim_receive(swim_t *swim, uint64_t now_ms, const char *from, const uint8_t *byt
         else
             s_send_state(swim, peer, SWIM_MSG_SYNC, SWIM_SYNC_REPLY, false);
         return 0;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -881,38 +847,32 @@ swim_receive(swim_t *swim, uint64_t now_ms, const char *from, const uint8_t *byt
  * Accessors
  * ------------------------------------------------------------------------------------- */
 
-int
-swim_status(const swim_t *swim)
+int swim_status(const swim_t *swim)
 {
     return swim->status;
 }
 
-bool
-swim_is_joined(const swim_t *swim)
+bool swim_is_joined(const swim_t *swim)
 {
     return swim->joined;
 }
 
-uint64_t
-swim_version(const swim_t *swim)
+uint64_t swim_version(const swim_t *swim)
 {
     return swim->version;
 }
 
-size_t
-swim_member_count(const swim_t *swim)
+size_t swim_member_count(const swim_t *swim)
 {
     return swim->table.count;
 }
 
-void
-swim_member_at(const swim_t *swim, size_t i, swim_member_info_t *info)
+void swim_member_at(const swim_t *swim, size_t i, swim_member_info_t *info)
 {
     s_info(swim, swim->table.members[i], info);
 }
 
-int
-swim_member_find(const swim_t *swim, const uint8_t id[SWIM_ID_LEN], swim_member_info_t *info)
+int swim_member_find(const swim_t *swim, const uint8_t id[SWIM_ID_LEN], swim_member_info_t *info)
 {
     swim_member_t *m = swim_table_find(&swim->table, id);
     if (m == NULL)
@@ -921,26 +881,22 @@ swim_member_find(const swim_t *swim, const uint8_t id[SWIM_ID_LEN], swim_member_
     return 0;
 }
 
-size_t
-swim_queue_length(const swim_t *swim)
+size_t swim_queue_length(const swim_t *swim)
 {
     return swim->dq.count;
 }
 
-uint32_t
-swim_lhm(const swim_t *swim)
+uint32_t swim_lhm(const swim_t *swim)
 {
     return swim->lhm;
 }
 
-uint64_t
-swim_incarnation(const swim_t *swim)
+uint64_t swim_incarnation(const swim_t *swim)
 {
     return swim->self->incarnation;
 }
 
-void
-swim_get_stats(const swim_t *swim, swim_stats_t *stats)
+void swim_get_stats(const swim_t *swim, swim_stats_t *stats)
 {
     *stats = swim->stats;
 }

@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-#define SWIM_ID_LEN 16    /* bytes of a node id */
+#define SWIM_ID_LEN   16  /* bytes of a node id */
 #define SWIM_NAME_MAX 63  /* longest node name (bytes, without the NUL) */
 #define SWIM_ADDR_MAX 255 /* longest endpoint string (bytes, without the NUL) */
 
@@ -40,16 +40,16 @@ const char *swim_state_name(int state);
 /* A read-only copy of one member's record. Strings are borrowed from the core until the next
  * swim_tick, swim_receive, swim_join, swim_leave or swim_set_weight call. */
 typedef struct swim_member_info {
-    uint8_t id[SWIM_ID_LEN];  /* node id */
-    const char *name;         /* human name (may be "") */
-    const char *gossip_ep;    /* gossip endpoint, e.g. "tcp://10.0.0.5:7947" */
-    const char *data_ep;      /* data endpoint for page requests */
-    uint64_t incarnation;     /* raised only by the member itself (refutation, restart, leave) */
-    swim_state_t state;       /* alive, suspect, dead or left */
-    uint64_t weight;          /* cache capacity in bytes (placement weight) */
-    uint64_t last_heard_ms;   /* driver time of the last message from it (0: never) */
-    uint64_t state_since_ms;  /* driver time of the last state change */
-    bool is_self;             /* this is the local node */
+    uint8_t id[SWIM_ID_LEN]; /* node id */
+    const char *name;        /* human name (may be "") */
+    const char *gossip_ep;   /* gossip endpoint, e.g. "tcp://10.0.0.5:7947" */
+    const char *data_ep;     /* data endpoint for page requests */
+    uint64_t incarnation;    /* raised only by the member itself (refutation, restart, leave) */
+    swim_state_t state;      /* alive, suspect, dead or left */
+    uint64_t weight;         /* cache capacity in bytes (placement weight) */
+    uint64_t last_heard_ms;  /* driver time of the last message from it (0: never) */
+    uint64_t state_since_ms; /* driver time of the last state change */
+    bool is_self;            /* this is the local node */
 } swim_member_info_t;
 
 /* What the core tells its owner. */
@@ -59,27 +59,27 @@ typedef enum swim_event_kind {
 } swim_event_kind_t;
 
 typedef struct swim_event {
-    swim_event_kind_t kind;     /* which of the two */
-    swim_member_info_t member;  /* SWIM_EVENT_MEMBER: the member after the change */
-    swim_state_t old_state;     /* state before (== member.state if only data changed) */
-    bool added;                 /* the member is new to this node */
-    bool removed;               /* the member was forgotten (dead/left long enough) */
-    int error;                  /* SWIM_EVENT_ERROR: the SHOAL_E* code */
-    const char *message;        /* SWIM_EVENT_ERROR: detail (borrowed for the callback) */
-    uint64_t version;           /* membership version after the change */
+    swim_event_kind_t kind;    /* which of the two */
+    swim_member_info_t member; /* SWIM_EVENT_MEMBER: the member after the change */
+    swim_state_t old_state;    /* state before (== member.state if only data changed) */
+    bool added;                /* the member is new to this node */
+    bool removed;              /* the member was forgotten (dead/left long enough) */
+    int error;                 /* SWIM_EVENT_ERROR: the SHOAL_E* code */
+    const char *message;       /* SWIM_EVENT_ERROR: detail (borrowed for the callback) */
+    uint64_t version;          /* membership version after the change */
 } swim_event_t;
 
 /* Settings. swim_opts_default() fills the defaults (see gossip/README.md); fields marked
  * "required" have none. Strings are copied by swim_new. */
 typedef struct swim_opts {
-    uint8_t id[SWIM_ID_LEN];          /* required: this node's id (persist it across restarts) */
-    const char *name;                 /* node name ("" allowed) */
-    const char *gossip_ep;            /* required: where peers reach this node's gossip */
-    const char *data_ep;              /* data endpoint advertised to peers ("" allowed) */
-    uint64_t weight;                  /* placement weight: capacity bytes */
-    uint64_t incarnation;             /* starting incarnation (persisted + 1 after a restart) */
-    uint32_t page_size;               /* cluster setting: must match every member's */
-    uint32_t range_pages;             /* cluster setting: must match every member's */
+    uint8_t id[SWIM_ID_LEN]; /* required: this node's id (persist it across restarts) */
+    const char *name;        /* node name ("" allowed) */
+    const char *gossip_ep;   /* required: where peers reach this node's gossip */
+    const char *data_ep;     /* data endpoint advertised to peers ("" allowed) */
+    uint64_t weight;         /* placement weight: capacity bytes */
+    uint64_t incarnation;    /* starting incarnation (persisted + 1 after a restart) */
+    uint32_t page_size;      /* cluster setting: must match every member's */
+    uint32_t range_pages;    /* cluster setting: must match every member's */
 
     uint32_t probe_interval_ms;       /* one probe per interval (x LHM+1) */
     uint32_t probe_timeout_ms;        /* direct ack deadline before indirect probes (x LHM+1) */
@@ -101,9 +101,9 @@ typedef struct swim_opts {
     uint32_t leave_fanout;            /* members sent the LEAVE message directly */
     uint64_t seed;                    /* PRNG seed (0: derived from the id) */
 
-    swim_transport_t transport;       /* required: how to send (borrowed; must outlive swim) */
+    swim_transport_t transport; /* required: how to send (borrowed; must outlive swim) */
     void (*on_event)(void *ctx, const swim_event_t *event); /* optional; must not re-enter */
-    void *event_ctx;                  /* passed to on_event */
+    void *event_ctx;                                        /* passed to on_event */
 } swim_opts_t;
 
 /* Fills `opts` with the shoal defaults (memberlist LAN profile, tuned as gossip/README.md
@@ -156,8 +156,7 @@ int swim_tick(swim_t *swim, uint64_t now_ms);
  * transport-level source for logs only. Returns 0, SHOAL_EPROTO for a malformed message
  * (counted and dropped; never a crash), or SHOAL_ECONFIG when the message came from a node
  * with different cluster settings (refused; shoal_last_error() says which). */
-int swim_receive(swim_t *swim, uint64_t now_ms, const char *from, const uint8_t *bytes,
-                 size_t len);
+int swim_receive(swim_t *swim, uint64_t now_ms, const char *from, const uint8_t *bytes, size_t len);
 
 /* The earliest time at which swim_tick has something to do. */
 uint64_t swim_next_deadline(const swim_t *swim);

@@ -6,8 +6,7 @@
 
 #include <time.h>
 
-static uint64_t
-s_monotonic_ms(void *ctx)
+static uint64_t s_monotonic_ms(void *ctx)
 {
     (void)ctx;
     struct timespec ts;
@@ -15,8 +14,7 @@ s_monotonic_ms(void *ctx)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-swim_clock_t
-swim_clock_monotonic(void)
+swim_clock_t swim_clock_monotonic(void)
 {
     swim_clock_t clock = {s_monotonic_ms, NULL};
     return clock;

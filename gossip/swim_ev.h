@@ -19,8 +19,7 @@ typedef struct swim_clock {
 } swim_clock_t;
 
 /* Reads the clock. */
-static inline uint64_t
-swim_clock_now(const swim_clock_t *clock)
+static inline uint64_t swim_clock_now(const swim_clock_t *clock)
 {
     return clock->now_ms(clock->ctx);
 }

@@ -11,26 +11,26 @@
 #include "shoal_err.h"
 
 typedef struct s_msg {
-    uint64_t at;     /* delivery time */
-    uint64_t order;  /* tie-break: send order, so runs are deterministic */
-    uint32_t from;   /* sending node */
-    uint32_t to;     /* receiving node */
-    uint8_t *bytes;  /* owned copy */
-    size_t len;      /* bytes */
+    uint64_t at;    /* delivery time */
+    uint64_t order; /* tie-break: send order, so runs are deterministic */
+    uint32_t from;  /* sending node */
+    uint32_t to;    /* receiving node */
+    uint8_t *bytes; /* owned copy */
+    size_t len;     /* bytes */
 } s_msg_t;
 
 typedef struct s_node {
-    swim_fake_net_t *net;  /* back pointer for the transport */
-    uint32_t index;        /* own index */
-    swim_t *swim;          /* the core (owned), NULL after removal */
-    char addr[32];         /* "sim:<index>" */
-    int up;                /* ticking and reachable */
-    uint64_t wake;         /* next swim_tick time */
-    double loss;           /* extra loss to or from this node */
-    uint32_t slow_ms;      /* extra delay to or from this node */
-    uint32_t group;        /* partition group */
+    swim_fake_net_t *net; /* back pointer for the transport */
+    uint32_t index;       /* own index */
+    swim_t *swim;         /* the core (owned), NULL after removal */
+    char addr[32];        /* "sim:<index>" */
+    int up;               /* ticking and reachable */
+    uint64_t wake;        /* next swim_tick time */
+    double loss;          /* extra loss to or from this node */
+    uint32_t slow_ms;     /* extra delay to or from this node */
+    uint32_t group;       /* partition group */
     void (*user_event)(void *ctx, const swim_event_t *event); /* the caller's on_event */
-    void *user_ctx;        /* its ctx */
+    void *user_ctx;                                           /* its ctx */
 } s_node_t;
 
 typedef struct s_link {
@@ -39,27 +39,26 @@ typedef struct s_link {
 } s_link_t;
 
 struct swim_fake_net {
-    uint64_t now;          /* virtual time */
-    uint64_t rng;          /* xorshift64* state */
-    uint64_t order;        /* messages sent so far */
-    uint64_t dropped;      /* messages dropped */
-    double loss;           /* global loss */
-    uint32_t delay_min;    /* min delay */
-    uint32_t delay_max;    /* max delay */
-    s_node_t **nodes;      /* nodes (owned) */
-    size_t n_nodes;        /* count */
-    size_t cap_nodes;      /* allocated */
-    s_msg_t *heap;         /* messages in flight, min-heap by (at, order) */
-    size_t n_heap;         /* count */
-    size_t cap_heap;       /* allocated */
-    s_link_t *links;       /* per-link loss */
-    size_t n_links;        /* count */
+    uint64_t now;           /* virtual time */
+    uint64_t rng;           /* xorshift64* state */
+    uint64_t order;         /* messages sent so far */
+    uint64_t dropped;       /* messages dropped */
+    double loss;            /* global loss */
+    uint32_t delay_min;     /* min delay */
+    uint32_t delay_max;     /* max delay */
+    s_node_t **nodes;       /* nodes (owned) */
+    size_t n_nodes;         /* count */
+    size_t cap_nodes;       /* allocated */
+    s_msg_t *heap;          /* messages in flight, min-heap by (at, order) */
+    size_t n_heap;          /* count */
+    size_t cap_heap;        /* allocated */
+    s_link_t *links;        /* per-link loss */
+    size_t n_links;         /* count */
     swim_fake_hook_fn hook; /* event hook */
-    void *hook_ctx;        /* its ctx */
+    void *hook_ctx;         /* its ctx */
 };
 
-static uint64_t
-s_rand(swim_fake_net_t *net)
+static uint64_t s_rand(swim_fake_net_t *net)
 {
     uint64_t x = net->rng;
     x ^= x >> 12;
@@ -69,14 +68,12 @@ s_rand(swim_fake_net_t *net)
     return x * 0x2545f4914f6cdd1dULL;
 }
 
-static double
-s_rand01(swim_fake_net_t *net)
+static double s_rand01(swim_fake_net_t *net)
 {
     return (double)(s_rand(net) >> 11) / 9007199254740992.0;
 }
 
-swim_fake_net_t *
-swim_fake_net_new(uint64_t seed, uint64_t start_ms)
+swim_fake_net_t *swim_fake_net_new(uint64_t seed, uint64_t start_ms)
 {
     swim_fake_net_t *net = calloc(1, sizeof *net);
     if (net == NULL)
@@ -88,8 +85,7 @@ swim_fake_net_new(uint64_t seed, uint64_t start_ms)
     return net;
 }
 
-void
-swim_fake_net_destroy(swim_fake_net_t **net_p)
+void swim_fake_net_destroy(swim_fake_net_t **net_p)
 {
     swim_fake_net_t *net = *net_p;
     if (net == NULL)
@@ -107,20 +103,17 @@ swim_fake_net_destroy(swim_fake_net_t **net_p)
     *net_p = NULL;
 }
 
-uint64_t
-swim_fake_now(const swim_fake_net_t *net)
+uint64_t swim_fake_now(const swim_fake_net_t *net)
 {
     return net->now;
 }
 
-static uint64_t
-s_clock_now(void *ctx)
+static uint64_t s_clock_now(void *ctx)
 {
     return ((swim_fake_net_t *)ctx)->now;
 }
 
-swim_clock_t
-swim_fake_clock(swim_fake_net_t *net)
+swim_clock_t swim_fake_clock(swim_fake_net_t *net)
 {
     swim_clock_t clock = {s_clock_now, net};
     return clock;
@@ -128,14 +121,12 @@ swim_fake_clock(swim_fake_net_t *net)
 
 /* ---- heap ---- */
 
-static int
-s_less(const s_msg_t *a, const s_msg_t *b)
+static int s_less(const s_msg_t *a, const s_msg_t *b)
 {
     return a->at < b->at || (a->at == b->at && a->order < b->order);
 }
 
-static int
-s_heap_push(swim_fake_net_t *net, s_msg_t msg)
+static int s_heap_push(swim_fake_net_t *net, s_msg_t msg)
 {
     if (net->n_heap == net->cap_heap) {
         size_t cap = net->cap_heap ? net->cap_heap * 2 : 1024;
@@ -157,8 +148,7 @@ s_heap_push(swim_fake_net_t *net, s_msg_t msg)
     return 0;
 }
 
-static s_msg_t
-s_heap_pop(swim_fake_net_t *net)
+static s_msg_t s_heap_pop(swim_fake_net_t *net)
 {
     s_msg_t top = net->heap[0];
     s_msg_t last = net->heap[--net->n_heap];
@@ -181,8 +171,7 @@ s_heap_pop(swim_fake_net_t *net)
 
 /* ---- transport ---- */
 
-static int
-s_parse_addr(const swim_fake_net_t *net, const char *to, uint32_t *index)
+static int s_parse_addr(const swim_fake_net_t *net, const char *to, uint32_t *index)
 {
     if (strncmp(to, "sim:", 4) != 0)
         return SHOAL_EINVAL;
@@ -194,8 +183,7 @@ s_parse_addr(const swim_fake_net_t *net, const char *to, uint32_t *index)
     return 0;
 }
 
-static double
-s_link_loss(const swim_fake_net_t *net, uint32_t from, uint32_t to)
+static double s_link_loss(const swim_fake_net_t *net, uint32_t from, uint32_t to)
 {
     double loss = 0;
     for (size_t i = 0; i < net->n_links; i++)
@@ -204,8 +192,7 @@ s_link_loss(const swim_fake_net_t *net, uint32_t from, uint32_t to)
     return loss;
 }
 
-static int
-s_send(void *ctx, const char *to, const uint8_t *bytes, size_t len)
+static int s_send(void *ctx, const char *to, const uint8_t *bytes, size_t len)
 {
     s_node_t *src = ctx;
     swim_fake_net_t *net = src->net;
@@ -223,10 +210,10 @@ s_send(void *ctx, const char *to, const uint8_t *bytes, size_t len)
         return 0;
     }
     uint32_t span = net->delay_max > net->delay_min ? net->delay_max - net->delay_min : 0;
-    uint64_t delay = net->delay_min + (span ? s_rand(net) % (span + 1) : 0) + src->slow_ms +
-                     dst->slow_ms;
+    uint64_t delay =
+        net->delay_min + (span ? s_rand(net) % (span + 1) : 0) + src->slow_ms + dst->slow_ms;
     s_msg_t msg = {net->now + (delay ? delay : 1), net->order++, src->index, dst_index,
-                   malloc(len ? len : 1), len};
+                   malloc(len ? len : 1),          len};
     if (msg.bytes == NULL)
         return SHOAL_ENOMEM;
     memcpy(msg.bytes, bytes, len);
@@ -237,8 +224,7 @@ s_send(void *ctx, const char *to, const uint8_t *bytes, size_t len)
     return 0;
 }
 
-static void
-s_on_event(void *ctx, const swim_event_t *event)
+static void s_on_event(void *ctx, const swim_event_t *event)
 {
     s_node_t *node = ctx;
     if (node->user_event)
@@ -249,8 +235,7 @@ s_on_event(void *ctx, const swim_event_t *event)
 
 /* ---- nodes ---- */
 
-int
-swim_fake_add(swim_fake_net_t *net, const swim_opts_t *opts)
+int swim_fake_add(swim_fake_net_t *net, const swim_opts_t *opts)
 {
     if (net->n_nodes == net->cap_nodes) {
         size_t cap = net->cap_nodes ? net->cap_nodes * 2 : 64;
@@ -286,64 +271,54 @@ swim_fake_add(swim_fake_net_t *net, const swim_opts_t *opts)
     return (int)node->index;
 }
 
-swim_t *
-swim_fake_swim(swim_fake_net_t *net, size_t node)
+swim_t *swim_fake_swim(swim_fake_net_t *net, size_t node)
 {
     return node < net->n_nodes ? net->nodes[node]->swim : NULL;
 }
 
-const char *
-swim_fake_addr(const swim_fake_net_t *net, size_t node)
+const char *swim_fake_addr(const swim_fake_net_t *net, size_t node)
 {
     return net->nodes[node]->addr;
 }
 
-size_t
-swim_fake_count(const swim_fake_net_t *net)
+size_t swim_fake_count(const swim_fake_net_t *net)
 {
     return net->n_nodes;
 }
 
-void
-swim_fake_crash(swim_fake_net_t *net, size_t node)
+void swim_fake_crash(swim_fake_net_t *net, size_t node)
 {
     net->nodes[node]->up = 0;
 }
 
-int
-swim_fake_is_up(const swim_fake_net_t *net, size_t node)
+int swim_fake_is_up(const swim_fake_net_t *net, size_t node)
 {
     return net->nodes[node]->up;
 }
 
-void
-swim_fake_remove(swim_fake_net_t *net, size_t node)
+void swim_fake_remove(swim_fake_net_t *net, size_t node)
 {
     net->nodes[node]->up = 0;
     swim_destroy(&net->nodes[node]->swim);
 }
 
-void
-swim_fake_set_loss(swim_fake_net_t *net, double loss)
+void swim_fake_set_loss(swim_fake_net_t *net, double loss)
 {
     net->loss = loss;
 }
 
-void
-swim_fake_set_delay(swim_fake_net_t *net, uint32_t min_ms, uint32_t max_ms)
+void swim_fake_set_delay(swim_fake_net_t *net, uint32_t min_ms, uint32_t max_ms)
 {
     net->delay_min = min_ms;
     net->delay_max = max_ms < min_ms ? min_ms : max_ms;
 }
 
-void
-swim_fake_set_node_loss(swim_fake_net_t *net, size_t node, double loss)
+void swim_fake_set_node_loss(swim_fake_net_t *net, size_t node, double loss)
 {
     net->nodes[node]->loss = loss;
 }
 
-int
-swim_fake_set_link_loss(swim_fake_net_t *net, size_t from, size_t to, double loss)
+int swim_fake_set_link_loss(swim_fake_net_t *net, size_t from, size_t to, double loss)
 {
     s_link_t *links = realloc(net->links, (net->n_links + 1) * sizeof *links);
     if (links == NULL)
@@ -353,35 +328,30 @@ swim_fake_set_link_loss(swim_fake_net_t *net, size_t from, size_t to, double los
     return 0;
 }
 
-void
-swim_fake_clear_link_loss(swim_fake_net_t *net)
+void swim_fake_clear_link_loss(swim_fake_net_t *net)
 {
     free(net->links);
     net->links = NULL;
     net->n_links = 0;
 }
 
-void
-swim_fake_set_slow(swim_fake_net_t *net, size_t node, uint32_t extra_ms)
+void swim_fake_set_slow(swim_fake_net_t *net, size_t node, uint32_t extra_ms)
 {
     net->nodes[node]->slow_ms = extra_ms;
 }
 
-void
-swim_fake_set_group(swim_fake_net_t *net, size_t node, uint32_t group)
+void swim_fake_set_group(swim_fake_net_t *net, size_t node, uint32_t group)
 {
     net->nodes[node]->group = group;
 }
 
-void
-swim_fake_set_hook(swim_fake_net_t *net, swim_fake_hook_fn hook, void *ctx)
+void swim_fake_set_hook(swim_fake_net_t *net, swim_fake_hook_fn hook, void *ctx)
 {
     net->hook = hook;
     net->hook_ctx = ctx;
 }
 
-uint64_t
-swim_fake_dropped(const swim_fake_net_t *net)
+uint64_t swim_fake_dropped(const swim_fake_net_t *net)
 {
     return net->dropped;
 }
@@ -390,8 +360,7 @@ swim_fake_dropped(const swim_fake_net_t *net)
 
 /* After a receive a deadline that is already due is ticked in the same instant; after a tick
  * it moves on by at least 1 ms, so the loop never spins at one instant. */
-static void
-s_rewake(s_node_t *node, uint64_t now, int after_tick)
+static void s_rewake(s_node_t *node, uint64_t now, int after_tick)
 {
     uint64_t wake = swim_next_deadline(node->swim);
     uint64_t floor = after_tick ? now + 1 : now;
@@ -404,8 +373,7 @@ s_rewake(s_node_t *node, uint64_t now, int after_tick)
  * is a scan over the nodes: O(N) per step but only a compare each, which keeps the wake time
  * exact without a second heap.
  */
-void
-swim_fake_run_until(swim_fake_net_t *net, uint64_t until_ms)
+void swim_fake_run_until(swim_fake_net_t *net, uint64_t until_ms)
 {
     for (;;) {
         uint64_t next = UINT64_MAX;
@@ -424,8 +392,7 @@ swim_fake_run_until(swim_fake_net_t *net, uint64_t until_ms)
             s_msg_t msg = s_heap_pop(net);
             s_node_t *dst = net->nodes[msg.to];
             if (dst->up && dst->swim && dst->group == net->nodes[msg.from]->group) {
-                swim_receive(dst->swim, net->now, net->nodes[msg.from]->addr, msg.bytes,
-                             msg.len);
+                swim_receive(dst->swim, net->now, net->nodes[msg.from]->addr, msg.bytes, msg.len);
                 s_rewake(dst, net->now, 0);
             } else {
                 net->dropped++;
@@ -444,8 +411,7 @@ swim_fake_run_until(swim_fake_net_t *net, uint64_t until_ms)
         net->now = until_ms;
 }
 
-void
-swim_fake_run(swim_fake_net_t *net, uint64_t duration_ms)
+void swim_fake_run(swim_fake_net_t *net, uint64_t duration_ms)
 {
     swim_fake_run_until(net, net->now + duration_ms);
 }

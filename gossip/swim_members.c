@@ -11,8 +11,7 @@
 
 #include "shoal_err.h"
 
-swim_str_t
-swim_str(const char *cstr)
+swim_str_t swim_str(const char *cstr)
 {
     swim_str_t s = {cstr ? cstr : "", cstr ? strlen(cstr) : 0};
     return s;
@@ -20,8 +19,7 @@ swim_str(const char *cstr)
 
 /* Ids are random, but a peer chooses its own: mix all 16 bytes so a chosen id cannot pile
  * up in one slot cheaply (it still costs only that peer's own lookups). */
-static size_t
-s_hash(const uint8_t id[SWIM_ID_LEN])
+static size_t s_hash(const uint8_t id[SWIM_ID_LEN])
 {
     uint64_t a, b;
     memcpy(&a, id, 8);
@@ -32,8 +30,7 @@ s_hash(const uint8_t id[SWIM_ID_LEN])
     return (size_t)(z ^ (z >> 31));
 }
 
-int
-swim_table_init(swim_table_t *table)
+int swim_table_init(swim_table_t *table)
 {
     memset(table, 0, sizeof *table);
     table->slot_cap = 16;
@@ -41,16 +38,14 @@ swim_table_init(swim_table_t *table)
     return table->slots ? 0 : SHOAL_ENOMEM;
 }
 
-static void
-s_member_free(swim_member_t *member)
+static void s_member_free(swim_member_t *member)
 {
     free(member->suspicion);
     free(member->strings);
     free(member);
 }
 
-void
-swim_table_fini(swim_table_t *table)
+void swim_table_fini(swim_table_t *table)
 {
     for (size_t i = 0; i < table->count; i++)
         s_member_free(table->members[i]);
@@ -59,8 +54,7 @@ swim_table_fini(swim_table_t *table)
     memset(table, 0, sizeof *table);
 }
 
-swim_member_t *
-swim_table_find(const swim_table_t *table, const uint8_t id[SWIM_ID_LEN])
+swim_member_t *swim_table_find(const swim_table_t *table, const uint8_t id[SWIM_ID_LEN])
 {
     size_t mask = table->slot_cap - 1;
     for (size_t i = s_hash(id) & mask;; i = (i + 1) & mask) {
@@ -72,8 +66,7 @@ swim_table_find(const swim_table_t *table, const uint8_t id[SWIM_ID_LEN])
     }
 }
 
-static void
-s_slot_insert(swim_member_t **slots, size_t slot_cap, swim_member_t *member)
+static void s_slot_insert(swim_member_t **slots, size_t slot_cap, swim_member_t *member)
 {
     size_t mask = slot_cap - 1;
     size_t i = s_hash(member->id) & mask;
@@ -83,8 +76,7 @@ s_slot_insert(swim_member_t **slots, size_t slot_cap, swim_member_t *member)
 }
 
 /* Doubles the hash when it would pass half full. */
-static int
-s_slots_grow(swim_table_t *table)
+static int s_slots_grow(swim_table_t *table)
 {
     if ((table->count + 1) * 2 <= table->slot_cap)
         return 0;
@@ -100,9 +92,8 @@ s_slots_grow(swim_table_t *table)
     return 0;
 }
 
-int
-swim_member_set_strings(swim_member_t *member, swim_str_t name, swim_str_t gossip_ep,
-                        swim_str_t data_ep)
+int swim_member_set_strings(swim_member_t *member, swim_str_t name, swim_str_t gossip_ep,
+                            swim_str_t data_ep)
 {
     char *strings = malloc(name.len + gossip_ep.len + data_ep.len + 3);
     if (strings == NULL)
@@ -124,23 +115,20 @@ swim_member_set_strings(swim_member_t *member, swim_str_t name, swim_str_t gossi
     return 0;
 }
 
-static bool
-s_str_eq(const char *cstr, swim_str_t s)
+static bool s_str_eq(const char *cstr, swim_str_t s)
 {
     return strlen(cstr) == s.len && memcmp(cstr, s.ptr, s.len) == 0;
 }
 
-bool
-swim_member_strings_equal(const swim_member_t *member, swim_str_t name, swim_str_t gossip_ep,
-                          swim_str_t data_ep)
+bool swim_member_strings_equal(const swim_member_t *member, swim_str_t name, swim_str_t gossip_ep,
+                               swim_str_t data_ep)
 {
     return s_str_eq(member->name, name) && s_str_eq(member->gossip_ep, gossip_ep) &&
            s_str_eq(member->data_ep, data_ep);
 }
 
-swim_member_t *
-swim_table_add(swim_table_t *table, const uint8_t id[SWIM_ID_LEN], swim_str_t name,
-               swim_str_t gossip_ep, swim_str_t data_ep)
+swim_member_t *swim_table_add(swim_table_t *table, const uint8_t id[SWIM_ID_LEN], swim_str_t name,
+                              swim_str_t gossip_ep, swim_str_t data_ep)
 {
     assert(swim_table_find(table, id) == NULL);
     if (s_slots_grow(table) != 0)
@@ -170,8 +158,7 @@ swim_table_add(swim_table_t *table, const uint8_t id[SWIM_ID_LEN], swim_str_t na
 
 /* Deletes a slot with backward-shift (no tombstones): later members of the same run move
  * up into the hole when their home slot allows it. */
-static void
-s_slot_delete(swim_table_t *table, const swim_member_t *member)
+static void s_slot_delete(swim_table_t *table, const swim_member_t *member)
 {
     size_t mask = table->slot_cap - 1;
     size_t i = s_hash(member->id) & mask;
@@ -190,8 +177,7 @@ s_slot_delete(swim_table_t *table, const swim_member_t *member)
     table->slots[hole] = NULL;
 }
 
-void
-swim_table_remove(swim_table_t *table, swim_member_t *member)
+void swim_table_remove(swim_table_t *table, swim_member_t *member)
 {
     assert(member->dq_bucket < 0 && !member->in_timers);
     s_slot_delete(table, member);
@@ -206,8 +192,7 @@ swim_table_remove(swim_table_t *table, swim_member_t *member)
  * Dissemination queue
  * ------------------------------------------------------------------------------------- */
 
-static void
-s_dq_link(swim_dissem_t *dq, swim_member_t *m, int32_t bucket)
+static void s_dq_link(swim_dissem_t *dq, swim_member_t *m, int32_t bucket)
 {
     m->dq_bucket = bucket;
     m->dq_next = NULL;
@@ -220,8 +205,7 @@ s_dq_link(swim_dissem_t *dq, swim_member_t *m, int32_t bucket)
     dq->count++;
 }
 
-void
-swim_dissem_remove(swim_dissem_t *dq, swim_member_t *m)
+void swim_dissem_remove(swim_dissem_t *dq, swim_member_t *m)
 {
     if (m->dq_bucket < 0)
         return;
@@ -239,23 +223,20 @@ swim_dissem_remove(swim_dissem_t *dq, swim_member_t *m)
     dq->count--;
 }
 
-void
-swim_dissem_push(swim_dissem_t *dq, swim_member_t *m)
+void swim_dissem_push(swim_dissem_t *dq, swim_member_t *m)
 {
     swim_dissem_remove(dq, m);
     s_dq_link(dq, m, 0);
 }
 
-size_t
-swim_member_wire_size(const swim_member_t *m)
+size_t swim_member_wire_size(const swim_member_t *m)
 {
     /* As swim_update_size: array, id, 3 string headers, strings, 3 uints, suspecter. */
     return 1 + 18 + 6 + strlen(m->name) + strlen(m->gossip_ep) + strlen(m->data_ep) + 27 + 18;
 }
 
-size_t
-swim_dissem_take(swim_dissem_t *dq, size_t max, size_t budget, uint32_t limit,
-                 swim_member_t *first, swim_member_t **out)
+size_t swim_dissem_take(swim_dissem_t *dq, size_t max, size_t budget, uint32_t limit,
+                        swim_member_t *first, swim_member_t **out)
 {
     size_t n = 0, bytes = 0;
     if (limit > SWIM_DQ_BUCKETS)
@@ -265,8 +246,7 @@ swim_dissem_take(swim_dissem_t *dq, size_t max, size_t budget, uint32_t limit,
         bytes += swim_member_wire_size(first);
     }
     for (uint32_t b = 0; b < SWIM_DQ_BUCKETS && n < max && bytes < budget; b++)
-        for (swim_member_t *m = dq->head[b]; m != NULL && n < max && bytes < budget;
-             m = m->dq_next)
+        for (swim_member_t *m = dq->head[b]; m != NULL && n < max && bytes < budget; m = m->dq_next)
             if (m != first) {
                 out[n++] = m;
                 bytes += swim_member_wire_size(m);

@@ -21,38 +21,38 @@
 /* Lifeguard suspicion of one member; allocated while the member is suspect.
  * Invariant: n_confirmers <= k <= SWIM_CONFIRM_MAX; min_ms <= max_ms. */
 typedef struct swim_suspicion {
-    uint64_t start_ms;                            /* when this node started suspecting */
-    uint64_t min_ms;                              /* timeout with k confirmations */
-    uint64_t max_ms;                              /* timeout with none */
-    uint32_t k;                                   /* confirmations expected */
-    uint32_t n_confirmers;                        /* independent confirmations so far */
-    uint8_t confirmers[SWIM_CONFIRM_MAX][16];     /* who confirmed (first suspecter excluded) */
-    uint8_t suspecter[16];                        /* the suspecter gossiped with the update */
-    bool reminded;                                /* re-gossiped once halfway (swim.c) */
+    uint64_t start_ms;                        /* when this node started suspecting */
+    uint64_t min_ms;                          /* timeout with k confirmations */
+    uint64_t max_ms;                          /* timeout with none */
+    uint32_t k;                               /* confirmations expected */
+    uint32_t n_confirmers;                    /* independent confirmations so far */
+    uint8_t confirmers[SWIM_CONFIRM_MAX][16]; /* who confirmed (first suspecter excluded) */
+    uint8_t suspecter[16];                    /* the suspecter gossiped with the update */
+    bool reminded;                            /* re-gossiped once halfway (swim.c) */
 } swim_suspicion_t;
 
 typedef struct swim_member swim_member_t;
 struct swim_member {
-    uint8_t id[SWIM_ID_LEN];       /* node id: the key of the table */
-    char *name;                    /* points into strings */
-    char *gossip_ep;               /* points into strings */
-    char *data_ep;                 /* points into strings */
-    char *strings;                 /* one allocation holding the three strings */
-    uint64_t incarnation;          /* latest incarnation seen */
-    uint64_t weight;               /* capacity bytes */
-    swim_state_t state;            /* alive, suspect, dead or left */
-    uint64_t last_heard_ms;        /* last message from it */
-    uint64_t state_since_ms;       /* last state change */
-    size_t index;                  /* position in swim_table_t.members */
-    swim_suspicion_t *suspicion;   /* non-NULL iff state == SWIM_SUSPECT */
+    uint8_t id[SWIM_ID_LEN];     /* node id: the key of the table */
+    char *name;                  /* points into strings */
+    char *gossip_ep;             /* points into strings */
+    char *data_ep;               /* points into strings */
+    char *strings;               /* one allocation holding the three strings */
+    uint64_t incarnation;        /* latest incarnation seen */
+    uint64_t weight;             /* capacity bytes */
+    swim_state_t state;          /* alive, suspect, dead or left */
+    uint64_t last_heard_ms;      /* last message from it */
+    uint64_t state_since_ms;     /* last state change */
+    size_t index;                /* position in swim_table_t.members */
+    swim_suspicion_t *suspicion; /* non-NULL iff state == SWIM_SUSPECT */
     /* dissemination queue (swim_dissem.c) */
-    swim_member_t *dq_prev;        /* previous in its bucket */
-    swim_member_t *dq_next;        /* next in its bucket */
-    int32_t dq_bucket;             /* transmissions so far, or -1 when not queued */
+    swim_member_t *dq_prev; /* previous in its bucket */
+    swim_member_t *dq_next; /* next in its bucket */
+    int32_t dq_bucket;      /* transmissions so far, or -1 when not queued */
     /* timer list: members in state suspect, dead or left */
-    swim_member_t *tm_prev;        /* previous in the timer list */
-    swim_member_t *tm_next;        /* next in the timer list */
-    bool in_timers;                /* linked into the timer list */
+    swim_member_t *tm_prev; /* previous in the timer list */
+    swim_member_t *tm_next; /* next in the timer list */
+    bool in_timers;         /* linked into the timer list */
 };
 
 /* Invariant: members[i]->index == i; every member is in exactly one hash slot; slot_cap is a
@@ -73,14 +73,14 @@ void swim_table_fini(swim_table_t *table);
 swim_member_t *swim_table_find(const swim_table_t *table, const uint8_t id[SWIM_ID_LEN]);
 /* Adds a member (alive, incarnation 0, strings copied) that must not exist yet. Returns the
  * new member (owned by the table) or NULL when out of memory. */
-swim_member_t *swim_table_add(swim_table_t *table, const uint8_t id[SWIM_ID_LEN],
-                              swim_str_t name, swim_str_t gossip_ep, swim_str_t data_ep);
+swim_member_t *swim_table_add(swim_table_t *table, const uint8_t id[SWIM_ID_LEN], swim_str_t name,
+                              swim_str_t gossip_ep, swim_str_t data_ep);
 /* Replaces a member's strings (copied). Returns 0 or SHOAL_ENOMEM (member unchanged). */
 int swim_member_set_strings(swim_member_t *member, swim_str_t name, swim_str_t gossip_ep,
                             swim_str_t data_ep);
 /* True if the member's strings equal these. */
-bool swim_member_strings_equal(const swim_member_t *member, swim_str_t name,
-                               swim_str_t gossip_ep, swim_str_t data_ep);
+bool swim_member_strings_equal(const swim_member_t *member, swim_str_t name, swim_str_t gossip_ep,
+                               swim_str_t data_ep);
 /* Removes and frees a member. The caller must have unlinked it from the queue and timers. */
 void swim_table_remove(swim_table_t *table, swim_member_t *member);
 /* Builds a swim_str_t from a C string. */
@@ -100,11 +100,10 @@ typedef struct swim_dissem {
 void swim_dissem_push(swim_dissem_t *dq, swim_member_t *member);
 /* Unqueues a member if queued. */
 void swim_dissem_remove(swim_dissem_t *dq, swim_member_t *member);
-/* Takes up to `max` records (and stops once `budget` bytes are reached), least-sent first, into out (caller's array); each one's count
- * goes up by one and a record sent `limit` times leaves the queue. `first` (may be NULL) is
- * put first, queued or not (the buddy system: a probed suspect hears of its suspicion in the
- * probe itself).
- * Returns how many were taken. */
+/* Takes up to `max` records (and stops once `budget` bytes are reached), least-sent first, into out
+ * (caller's array); each one's count goes up by one and a record sent `limit` times leaves the
+ * queue. `first` (may be NULL) is put first, queued or not (the buddy system: a probed suspect
+ * hears of its suspicion in the probe itself). Returns how many were taken. */
 size_t swim_dissem_take(swim_dissem_t *dq, size_t max, size_t budget, uint32_t limit,
                         swim_member_t *first, swim_member_t **out);
 /* Encoded size of a member's record (upper bound), for the byte budget above. */

@@ -16,8 +16,7 @@
  * starved of CPU probes less and waits longer before accusing others.
  * ------------------------------------------------------------------------------------- */
 
-void
-swim_lhm_apply(swim_t *swim, int delta)
+void swim_lhm_apply(swim_t *swim, int delta)
 {
     int max = (int)swim->opts.awareness_max_mult - 1;
     int v = (int)swim->lhm + delta;
@@ -33,12 +32,11 @@ swim_lhm_apply(swim_t *swim, int delta)
  * shrinks toward min as independent members confirm the suspicion:
  *     timeout = max(min, max - (max - min) * log(C + 1) / log(K + 1))
  * min = max(suspicion_min_ms, suspicion_mult x max(1, log10 N) x probe_interval): the time a
- * refutation needs to travel O(log N) gossip hops back. K = suspicion_confirmations, 0 when fewer than K + 2
- * members could confirm.
+ * refutation needs to travel O(log N) gossip hops back. K = suspicion_confirmations, 0 when fewer
+ * than K + 2 members could confirm.
  * ------------------------------------------------------------------------------------- */
 
-uint64_t
-swim_suspicion_deadline(const swim_member_t *member)
+uint64_t swim_suspicion_deadline(const swim_member_t *member)
 {
     const swim_suspicion_t *s = member->suspicion;
     double timeout = (double)s->min_ms;
@@ -51,8 +49,7 @@ swim_suspicion_deadline(const swim_member_t *member)
     return s->start_ms + (uint64_t)timeout;
 }
 
-uint64_t
-swim_suspicion_reminder(const swim_member_t *member)
+uint64_t swim_suspicion_reminder(const swim_member_t *member)
 {
     const swim_suspicion_t *s = member->suspicion;
     uint64_t deadline = swim_suspicion_deadline(member);
@@ -61,8 +58,7 @@ swim_suspicion_reminder(const swim_member_t *member)
     return s->start_ms + (deadline - s->start_ms) / 2;
 }
 
-bool
-swim_suspect(swim_t *swim, swim_member_t *member, const uint8_t suspecter[16], uint64_t now_ms)
+bool swim_suspect(swim_t *swim, swim_member_t *member, const uint8_t suspecter[16], uint64_t now_ms)
 {
     swim_suspicion_t *s = member->suspicion;
     if (member->state == SWIM_SUSPECT && s != NULL) {
@@ -84,7 +80,8 @@ swim_suspect(swim_t *swim, swim_member_t *member, const uint8_t suspecter[16], u
     double n = (double)swim->n_live;
     double scale = n > 10 ? log10(n) : 1.0;
     s->start_ms = now_ms;
-    s->min_ms = (uint64_t)(swim->opts.suspicion_mult * scale * (double)swim->opts.probe_interval_ms);
+    s->min_ms =
+        (uint64_t)(swim->opts.suspicion_mult * scale * (double)swim->opts.probe_interval_ms);
     if (s->min_ms < swim->opts.suspicion_min_ms)
         s->min_ms = swim->opts.suspicion_min_ms;
     s->max_ms = s->min_ms * swim->opts.suspicion_max_mult;
@@ -102,8 +99,7 @@ swim_suspect(swim_t *swim, swim_member_t *member, const uint8_t suspecter[16], u
  * is put at a random place in the rest of the current round (as memberlist does).
  * ------------------------------------------------------------------------------------- */
 
-void
-swim_probe_add_member(swim_t *swim, swim_member_t *member)
+void swim_probe_add_member(swim_t *swim, swim_member_t *member)
 {
     if (swim->probe_len == swim->probe_cap) {
         size_t cap = swim->probe_cap ? swim->probe_cap * 2 : 16;
@@ -119,8 +115,7 @@ swim_probe_add_member(swim_t *swim, swim_member_t *member)
     swim->probe_order[at] = member;
 }
 
-void
-swim_probe_remove_member(swim_t *swim, swim_member_t *member)
+void swim_probe_remove_member(swim_t *swim, swim_member_t *member)
 {
     for (size_t i = 0; i < swim->probe_len; i++) {
         if (swim->probe_order[i] != member)
@@ -136,8 +131,7 @@ swim_probe_remove_member(swim_t *swim, swim_member_t *member)
 
 /* Refills probe_order with every member but self and shuffles it (Fisher-Yates). O(N) once
  * per N probes. */
-static void
-s_probe_rebuild(swim_t *swim)
+static void s_probe_rebuild(swim_t *swim)
 {
     swim->probe_len = 0;
     swim->probe_pos = 0;
@@ -160,8 +154,7 @@ s_probe_rebuild(swim_t *swim)
     }
 }
 
-static swim_member_t *
-s_next_target(swim_t *swim)
+static swim_member_t *s_next_target(swim_t *swim)
 {
     for (size_t tries = 0; tries <= swim->table.count * 2 + 1; tries++) {
         if (swim->probe_pos >= swim->probe_len) {
@@ -181,8 +174,7 @@ s_next_target(swim_t *swim)
  * no ACK (direct or relayed) by the end of the probe interval -> suspect the target.
  * ------------------------------------------------------------------------------------- */
 
-static void
-s_send_indirect(swim_t *swim, swim_member_t *target)
+static void s_send_indirect(swim_t *swim, swim_member_t *target)
 {
     swim_member_t *chosen[16];
     uint32_t k = swim->opts.indirect_checks < 16 ? swim->opts.indirect_checks : 16;
@@ -190,9 +182,9 @@ s_send_indirect(swim_t *swim, swim_member_t *target)
     size_t count = swim->table.count;
     /* Random sampling with a bounded number of tries; small tables fall back to a scan. */
     for (size_t tries = 0; n < k && tries < (size_t)k * 8 + count; tries++) {
-        swim_member_t *m = swim->table.members[tries < (size_t)k * 8
-                                                   ? swim_rand(swim) % count
-                                                   : tries - (size_t)k * 8];
+        swim_member_t *m =
+            swim->table
+                .members[tries < (size_t)k * 8 ? swim_rand(swim) % count : tries - (size_t)k * 8];
         if (m == swim->self || m == target || m->state != SWIM_ALIVE)
             continue;
         bool dup = false;
@@ -211,8 +203,7 @@ s_send_indirect(swim_t *swim, swim_member_t *target)
     swim->probe.expected_nacks = n;
 }
 
-static void
-s_probe_failed(swim_t *swim, uint64_t now_ms)
+static void s_probe_failed(swim_t *swim, uint64_t now_ms)
 {
     swim_probe_t *p = &swim->probe;
     swim_member_t *m = swim_table_find(&swim->table, p->target);
@@ -228,8 +219,7 @@ s_probe_failed(swim_t *swim, uint64_t now_ms)
         swim_queue(swim, m);
 }
 
-void
-swim_probe_tick(swim_t *swim, uint64_t now_ms)
+void swim_probe_tick(swim_t *swim, uint64_t now_ms)
 {
     swim_probe_t *p = &swim->probe;
     if (p->active) {
@@ -269,8 +259,7 @@ swim_probe_tick(swim_t *swim, uint64_t now_ms)
     swim_send(swim, target->gossip_ep, &msg, target->state == SWIM_SUSPECT ? target : NULL);
 }
 
-uint64_t
-swim_probe_deadline(const swim_t *swim)
+uint64_t swim_probe_deadline(const swim_t *swim)
 {
     uint64_t t = UINT64_MAX;
     if (swim->probe.active)
@@ -284,8 +273,7 @@ swim_probe_deadline(const swim_t *swim)
 }
 
 /* An ACK ends our probe (seq matches) or completes a relay (we forward it). */
-void
-swim_probe_on_ack(swim_t *swim, const swim_msg_t *msg, uint64_t now_ms)
+void swim_probe_on_ack(swim_t *swim, const swim_msg_t *msg, uint64_t now_ms)
 {
     (void)now_ms;
     swim_probe_t *p = &swim->probe;
@@ -308,16 +296,14 @@ swim_probe_on_ack(swim_t *swim, const swim_msg_t *msg, uint64_t now_ms)
     }
 }
 
-void
-swim_probe_on_nack(swim_t *swim, const swim_msg_t *msg)
+void swim_probe_on_nack(swim_t *swim, const swim_msg_t *msg)
 {
     if (swim->probe.active && msg->seq == swim->probe.seq)
         swim->probe.nacks++;
 }
 
 /* PING_REQ: ping the target for the requester; relays time out in swim_probe_relays. */
-void
-swim_probe_on_ping_req(swim_t *swim, const swim_msg_t *msg, uint64_t now_ms)
+void swim_probe_on_ping_req(swim_t *swim, const swim_msg_t *msg, uint64_t now_ms)
 {
     swim_relay_t *slot = NULL;
     for (size_t i = 0; i < SWIM_RELAY_MAX && slot == NULL; i++)
@@ -343,8 +329,7 @@ swim_probe_on_ping_req(swim_t *swim, const swim_msg_t *msg, uint64_t now_ms)
 }
 
 /* Relays whose target stayed silent: NACK the requester so it knows we tried. */
-void
-swim_probe_relays(swim_t *swim, uint64_t now_ms)
+void swim_probe_relays(swim_t *swim, uint64_t now_ms)
 {
     for (size_t i = 0; i < SWIM_RELAY_MAX; i++) {
         swim_relay_t *r = &swim->relays[i];

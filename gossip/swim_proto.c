@@ -16,16 +16,14 @@
  * Encoding
  * ------------------------------------------------------------------------------------- */
 
-void
-swim_buf_fini(swim_buf_t *buf)
+void swim_buf_fini(swim_buf_t *buf)
 {
     free(buf->data);
     memset(buf, 0, sizeof *buf);
 }
 
 /* msgpack_packer write callback: appends to a swim_buf_t, doubling its allocation. */
-static int
-s_buf_write(void *data, const char *bytes, size_t len)
+static int s_buf_write(void *data, const char *bytes, size_t len)
 {
     swim_buf_t *buf = data;
     if (buf->err != 0)
@@ -51,29 +49,25 @@ s_buf_write(void *data, const char *bytes, size_t len)
     return 0;
 }
 
-static void
-s_pack_bin16(msgpack_packer *pk, const uint8_t *id)
+static void s_pack_bin16(msgpack_packer *pk, const uint8_t *id)
 {
     msgpack_pack_bin(pk, 16);
     msgpack_pack_bin_body(pk, id, 16);
 }
 
-static void
-s_pack_str(msgpack_packer *pk, swim_str_t str)
+static void s_pack_str(msgpack_packer *pk, swim_str_t str)
 {
     msgpack_pack_str(pk, str.len);
     if (str.len > 0)
         msgpack_pack_str_body(pk, str.ptr, str.len);
 }
 
-static bool
-s_update_ok(const swim_update_t *u)
+static bool s_update_ok(const swim_update_t *u)
 {
     return u->name.len <= 63 && u->gossip_ep.len <= 255 && u->data_ep.len <= 255 && u->state <= 3;
 }
 
-size_t
-swim_update_size(const swim_update_t *u)
+size_t swim_update_size(const swim_update_t *u)
 {
     /* array(1) + bin16(18) + 3 str headers (<= 2 each) + strings + 3 uints (<= 9 each)
      * + suspecter (18 or 1) */
@@ -81,8 +75,7 @@ swim_update_size(const swim_update_t *u)
            (u->has_suspecter ? 18 : 1);
 }
 
-static void
-s_pack_update(msgpack_packer *pk, const swim_update_t *u)
+static void s_pack_update(msgpack_packer *pk, const swim_update_t *u)
 {
     msgpack_pack_array(pk, 8);
     s_pack_bin16(pk, u->id);
@@ -98,26 +91,42 @@ s_pack_update(msgpack_packer *pk, const swim_update_t *u)
         msgpack_pack_nil(pk);
 }
 
-int
-swim_msg_encode(swim_buf_t *buf, const swim_msg_t *msg, const swim_update_t *updates, size_t n)
+int swim_msg_encode(swim_buf_t *buf, const swim_msg_t *msg, const swim_update_t *updates, size_t n)
 {
     msgpack_packer pk;
     size_t body;
     buf->len = 0;
     buf->err = 0;
     switch (msg->type) {
-    case SWIM_MSG_PING: body = 3; break;
-    case SWIM_MSG_ACK: body = 2; break;
-    case SWIM_MSG_PING_REQ: body = 4; break;
-    case SWIM_MSG_NACK: body = 2; break;
-    case SWIM_MSG_SYNC: body = 4; break;
-    case SWIM_MSG_JOIN: body = 3; break;
-    case SWIM_MSG_LEAVE: body = 1; break;
-    case SWIM_MSG_GOSSIP: body = 1; break;
-    default: return shoal_fail(SHOAL_EINVAL, "swim: cannot encode message type %u", msg->type);
+    case SWIM_MSG_PING:
+        body = 3;
+        break;
+    case SWIM_MSG_ACK:
+        body = 2;
+        break;
+    case SWIM_MSG_PING_REQ:
+        body = 4;
+        break;
+    case SWIM_MSG_NACK:
+        body = 2;
+        break;
+    case SWIM_MSG_SYNC:
+        body = 4;
+        break;
+    case SWIM_MSG_JOIN:
+        body = 3;
+        break;
+    case SWIM_MSG_LEAVE:
+        body = 1;
+        break;
+    case SWIM_MSG_GOSSIP:
+        body = 1;
+        break;
+    default:
+        return shoal_fail(SHOAL_EINVAL, "swim: cannot encode message type %u", msg->type);
     }
-    size_t limit = msg->type == SWIM_MSG_SYNC || msg->type == SWIM_MSG_JOIN ? SWIM_SYNC_MAX
-                                                                             : SWIM_UPDATES_MAX;
+    size_t limit =
+        msg->type == SWIM_MSG_SYNC || msg->type == SWIM_MSG_JOIN ? SWIM_SYNC_MAX : SWIM_UPDATES_MAX;
     if (n > limit || msg->from_addr.len > 255 || msg->target_addr.len > 255)
         return shoal_fail(SHOAL_EINVAL, "swim: message too large to encode");
     for (size_t i = 0; i < n; i++)
@@ -141,7 +150,9 @@ swim_msg_encode(swim_buf_t *buf, const swim_msg_t *msg, const swim_update_t *upd
         s_pack_str(&pk, msg->target_addr);
         break;
     case SWIM_MSG_ACK:
-    case SWIM_MSG_NACK: msgpack_pack_uint64(&pk, msg->seq); break;
+    case SWIM_MSG_NACK:
+        msgpack_pack_uint64(&pk, msg->seq);
+        break;
     case SWIM_MSG_SYNC:
         msgpack_pack_uint32(&pk, msg->sync_kind);
         msgpack_pack_uint32(&pk, msg->page_size);
@@ -151,7 +162,8 @@ swim_msg_encode(swim_buf_t *buf, const swim_msg_t *msg, const swim_update_t *upd
         msgpack_pack_uint32(&pk, msg->page_size);
         msgpack_pack_uint32(&pk, msg->range_pages);
         break;
-    default: break;
+    default:
+        break;
     }
     msgpack_pack_array(&pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++)
@@ -169,8 +181,7 @@ typedef struct s_rd {
     const uint8_t *end; /* one past the last byte */
 } s_rd_t;
 
-static bool
-s_take(s_rd_t *rd, size_t n, const uint8_t **out)
+static bool s_take(s_rd_t *rd, size_t n, const uint8_t **out)
 {
     if ((size_t)(rd->end - rd->pos) < n)
         return false;
@@ -179,8 +190,7 @@ s_take(s_rd_t *rd, size_t n, const uint8_t **out)
     return true;
 }
 
-static uint64_t
-s_be(const uint8_t *p, size_t n)
+static uint64_t s_be(const uint8_t *p, size_t n)
 {
     uint64_t v = 0;
     for (size_t i = 0; i < n; i++)
@@ -188,8 +198,7 @@ s_be(const uint8_t *p, size_t n)
     return v;
 }
 
-static bool
-s_read_uint(s_rd_t *rd, uint64_t *out)
+static bool s_read_uint(s_rd_t *rd, uint64_t *out)
 {
     const uint8_t *p;
     if (!s_take(rd, 1, &p))
@@ -201,11 +210,20 @@ s_read_uint(s_rd_t *rd, uint64_t *out)
         return true;
     }
     switch (b) {
-    case 0xcc: n = 1; break;
-    case 0xcd: n = 2; break;
-    case 0xce: n = 4; break;
-    case 0xcf: n = 8; break;
-    default: return false; /* negative ints and everything else */
+    case 0xcc:
+        n = 1;
+        break;
+    case 0xcd:
+        n = 2;
+        break;
+    case 0xce:
+        n = 4;
+        break;
+    case 0xcf:
+        n = 8;
+        break;
+    default:
+        return false; /* negative ints and everything else */
     }
     if (!s_take(rd, n, &p))
         return false;
@@ -213,8 +231,7 @@ s_read_uint(s_rd_t *rd, uint64_t *out)
     return true;
 }
 
-static bool
-s_read_array(s_rd_t *rd, uint32_t *count)
+static bool s_read_array(s_rd_t *rd, uint32_t *count)
 {
     const uint8_t *p;
     if (!s_take(rd, 1, &p))
@@ -231,8 +248,7 @@ s_read_array(s_rd_t *rd, uint32_t *count)
 }
 
 /* Reads a str (is_bin false) or bin (is_bin true) of at most `max` bytes. */
-static bool
-s_read_bytes(s_rd_t *rd, bool is_bin, size_t max, const uint8_t **data, size_t *len)
+static bool s_read_bytes(s_rd_t *rd, bool is_bin, size_t max, const uint8_t **data, size_t *len)
 {
     const uint8_t *p;
     size_t n = 0;
@@ -255,8 +271,7 @@ s_read_bytes(s_rd_t *rd, bool is_bin, size_t max, const uint8_t **data, size_t *
     return s_take(rd, *len, data);
 }
 
-static bool
-s_read_id(s_rd_t *rd, uint8_t id[16])
+static bool s_read_id(s_rd_t *rd, uint8_t id[16])
 {
     const uint8_t *data;
     size_t len;
@@ -266,8 +281,7 @@ s_read_id(s_rd_t *rd, uint8_t id[16])
     return true;
 }
 
-static bool
-s_read_str(s_rd_t *rd, size_t max, swim_str_t *out)
+static bool s_read_str(s_rd_t *rd, size_t max, swim_str_t *out)
 {
     const uint8_t *data;
     if (!s_read_bytes(rd, false, max, &data, &out->len))
@@ -277,8 +291,7 @@ s_read_str(s_rd_t *rd, size_t max, swim_str_t *out)
     return memchr(data, 0, out->len) == NULL;
 }
 
-static bool
-s_read_u32(s_rd_t *rd, uint32_t *out)
+static bool s_read_u32(s_rd_t *rd, uint32_t *out)
 {
     uint64_t v;
     if (!s_read_uint(rd, &v) || v > UINT32_MAX)
@@ -288,8 +301,7 @@ s_read_u32(s_rd_t *rd, uint32_t *out)
 }
 
 /* Reads one record; `field` names the field that failed, for the error message. */
-static bool
-s_read_update(s_rd_t *rd, swim_update_t *u, const char **field)
+static bool s_read_update(s_rd_t *rd, swim_update_t *u, const char **field)
 {
     uint32_t count;
     uint64_t state;
@@ -313,8 +325,7 @@ s_read_update(s_rd_t *rd, swim_update_t *u, const char **field)
     return s_read_id(rd, u->suspecter);
 }
 
-int
-swim_msg_decode(swim_msg_t *msg, const uint8_t *bytes, size_t len)
+int swim_msg_decode(swim_msg_t *msg, const uint8_t *bytes, size_t len)
 {
     s_rd_t rd = {bytes, bytes + len};
     uint32_t count, body;
@@ -332,15 +343,32 @@ swim_msg_decode(swim_msg_t *msg, const uint8_t *bytes, size_t len)
     if (!s_read_uint(&rd, &type))
         goto bad;
     switch (type) {
-    case SWIM_MSG_PING: body = 3; break;
-    case SWIM_MSG_ACK: body = 2; break;
-    case SWIM_MSG_PING_REQ: body = 4; break;
-    case SWIM_MSG_NACK: body = 2; break;
-    case SWIM_MSG_SYNC: body = 4; break;
-    case SWIM_MSG_JOIN: body = 3; break;
-    case SWIM_MSG_LEAVE: body = 1; break;
-    case SWIM_MSG_GOSSIP: body = 1; break;
-    default: goto bad;
+    case SWIM_MSG_PING:
+        body = 3;
+        break;
+    case SWIM_MSG_ACK:
+        body = 2;
+        break;
+    case SWIM_MSG_PING_REQ:
+        body = 4;
+        break;
+    case SWIM_MSG_NACK:
+        body = 2;
+        break;
+    case SWIM_MSG_SYNC:
+        body = 4;
+        break;
+    case SWIM_MSG_JOIN:
+        body = 3;
+        break;
+    case SWIM_MSG_LEAVE:
+        body = 1;
+        break;
+    case SWIM_MSG_GOSSIP:
+        body = 1;
+        break;
+    default:
+        goto bad;
     }
     msg->type = (uint32_t)type;
     field = "field count";
@@ -382,15 +410,15 @@ swim_msg_decode(swim_msg_t *msg, const uint8_t *bytes, size_t len)
         if (!s_read_u32(&rd, &msg->range_pages))
             goto bad;
         break;
-    default: break;
+    default:
+        break;
     }
     field = "updates";
     if (!s_read_array(&rd, &msg->n_updates))
         goto bad;
     uint32_t limit =
         type == SWIM_MSG_SYNC || type == SWIM_MSG_JOIN ? SWIM_SYNC_MAX : SWIM_UPDATES_MAX;
-    if (msg->n_updates > limit ||
-        msg->n_updates > (size_t)(rd.end - rd.pos) / SWIM_RECORD_MIN)
+    if (msg->n_updates > limit || msg->n_updates > (size_t)(rd.end - rd.pos) / SWIM_RECORD_MIN)
         goto bad;
     msg->cursor = rd.pos;
     for (uint32_t i = 0; i < msg->n_updates; i++) {
@@ -407,8 +435,7 @@ bad:
     return shoal_fail(SHOAL_EPROTO, "swim: malformed message: bad %s", field);
 }
 
-int
-swim_msg_next_update(swim_msg_t *msg, swim_update_t *update)
+int swim_msg_next_update(swim_msg_t *msg, swim_update_t *update)
 {
     const char *field;
     if (msg->cursor == NULL || msg->cursor >= msg->end)

@@ -41,10 +41,10 @@ extern "C" {
 #endif
 
 #define SWIM_PROTO_VERSION 1
-#define SWIM_UPDATES_MAX 256      /* records in a non-SYNC message */
-#define SWIM_SYNC_MAX 65536       /* records in a SYNC or JOIN message */
-#define SWIM_MSG_MAX (16u << 20)  /* largest message accepted (a 65536-member SYNC fits) */
-#define SWIM_RECORD_MIN 25        /* smallest possible encoded record, to bound counts */
+#define SWIM_UPDATES_MAX   256         /* records in a non-SYNC message */
+#define SWIM_SYNC_MAX      65536       /* records in a SYNC or JOIN message */
+#define SWIM_MSG_MAX       (16u << 20) /* largest message accepted (a 65536-member SYNC fits) */
+#define SWIM_RECORD_MIN    25          /* smallest possible encoded record, to bound counts */
 
 enum swim_msg_type {
     SWIM_MSG_PING = 64,
@@ -72,15 +72,15 @@ typedef struct swim_str {
 /* One member record as it travels. Encoding borrows the strings from the caller; decoding
  * points them into the message bytes. */
 typedef struct swim_update {
-    uint8_t id[16];         /* member id */
-    swim_str_t name;        /* <= 63 bytes */
-    swim_str_t gossip_ep;   /* <= 255 bytes */
-    swim_str_t data_ep;     /* <= 255 bytes */
-    uint64_t incarnation;   /* member's incarnation */
-    uint8_t state;          /* swim_state_t, 0..3 */
-    uint64_t weight;        /* capacity bytes */
-    bool has_suspecter;     /* suspecter is meaningful */
-    uint8_t suspecter[16];  /* who suspected it (state suspect) */
+    uint8_t id[16];        /* member id */
+    swim_str_t name;       /* <= 63 bytes */
+    swim_str_t gossip_ep;  /* <= 255 bytes */
+    swim_str_t data_ep;    /* <= 255 bytes */
+    uint64_t incarnation;  /* member's incarnation */
+    uint8_t state;         /* swim_state_t, 0..3 */
+    uint64_t weight;       /* capacity bytes */
+    bool has_suspecter;    /* suspecter is meaningful */
+    uint8_t suspecter[16]; /* who suspected it (state suspect) */
 } swim_update_t;
 
 /* A message header. For encoding fill the fields the type uses; decoding fills them and
@@ -114,8 +114,7 @@ void swim_buf_fini(swim_buf_t *buf);
 
 /* Encodes `msg` with `n` records (borrowed) into buf (reset first). Returns 0, SHOAL_EINVAL
  * for an unknown type or overlong field, SHOAL_ENOMEM or SHOAL_EMSGSIZE. */
-int swim_msg_encode(swim_buf_t *buf, const swim_msg_t *msg, const swim_update_t *updates,
-                    size_t n);
+int swim_msg_encode(swim_buf_t *buf, const swim_msg_t *msg, const swim_update_t *updates, size_t n);
 
 /* Encoded size of one record (to fill a message up to a budget). */
 size_t swim_update_size(const swim_update_t *update);

@@ -21,17 +21,16 @@ typedef struct s_peer {
 } s_peer_t;
 
 struct swim_zmq {
-    void *ctx;                              /* borrowed context */
-    void *router;                           /* bound ROUTER */
-    char endpoint[SWIM_ADDR_MAX + 1];       /* resolved bound endpoint */
-    int sndhwm;                             /* per-peer queue */
-    s_peer_t *peers;                        /* open addressing by endpoint hash */
-    size_t n_peers;                         /* used slots */
-    size_t cap_peers;                       /* slots (power of two) */
+    void *ctx;                        /* borrowed context */
+    void *router;                     /* bound ROUTER */
+    char endpoint[SWIM_ADDR_MAX + 1]; /* resolved bound endpoint */
+    int sndhwm;                       /* per-peer queue */
+    s_peer_t *peers;                  /* open addressing by endpoint hash */
+    size_t n_peers;                   /* used slots */
+    size_t cap_peers;                 /* slots (power of two) */
 };
 
-static size_t
-s_hash(const char *s)
+static size_t s_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
     for (; *s; s++)
@@ -39,8 +38,7 @@ s_hash(const char *s)
     return (size_t)h;
 }
 
-swim_zmq_t *
-swim_zmq_new(void *zmq_ctx, const swim_zmq_opts_t *opts)
+swim_zmq_t *swim_zmq_new(void *zmq_ctx, const swim_zmq_opts_t *opts)
 {
     if (opts->curve_secret_key != NULL || opts->curve_public_key != NULL) {
         shoal_fail(SHOAL_ENOTSUP, "gossip: CurveZMQ encryption is not implemented yet");
@@ -75,14 +73,12 @@ swim_zmq_new(void *zmq_ctx, const swim_zmq_opts_t *opts)
         goto fail;
     return z;
 fail:
-    shoal_fail(SHOAL_EIO, "gossip: cannot set up the gossip socket: %s",
-               zmq_strerror(zmq_errno()));
+    shoal_fail(SHOAL_EIO, "gossip: cannot set up the gossip socket: %s", zmq_strerror(zmq_errno()));
     swim_zmq_destroy(&z);
     return NULL;
 }
 
-void
-swim_zmq_destroy(swim_zmq_t **zmq_p)
+void swim_zmq_destroy(swim_zmq_t **zmq_p)
 {
     swim_zmq_t *z = *zmq_p;
     if (z == NULL)
@@ -100,20 +96,17 @@ swim_zmq_destroy(swim_zmq_t **zmq_p)
     *zmq_p = NULL;
 }
 
-const char *
-swim_zmq_endpoint(const swim_zmq_t *zmq)
+const char *swim_zmq_endpoint(const swim_zmq_t *zmq)
 {
     return zmq->endpoint;
 }
 
-void *
-swim_zmq_socket(swim_zmq_t *zmq)
+void *swim_zmq_socket(swim_zmq_t *zmq)
 {
     return zmq->router;
 }
 
-static s_peer_t *
-s_slot(swim_zmq_t *z, const char *endpoint)
+static s_peer_t *s_slot(swim_zmq_t *z, const char *endpoint)
 {
     size_t mask = z->cap_peers - 1;
     for (size_t i = s_hash(endpoint) & mask;; i = (i + 1) & mask)
@@ -122,8 +115,7 @@ s_slot(swim_zmq_t *z, const char *endpoint)
 }
 
 /* Doubles the table when it would pass half full. */
-static int
-s_grow(swim_zmq_t *z)
+static int s_grow(swim_zmq_t *z)
 {
     if ((z->n_peers + 1) * 2 <= z->cap_peers)
         return 0;
@@ -141,8 +133,7 @@ s_grow(swim_zmq_t *z)
     return 0;
 }
 
-static s_peer_t *
-s_peer(swim_zmq_t *z, const char *endpoint)
+static s_peer_t *s_peer(swim_zmq_t *z, const char *endpoint)
 {
     s_peer_t *p = s_slot(z, endpoint);
     if (p->endpoint != NULL)
@@ -172,16 +163,16 @@ s_peer(swim_zmq_t *z, const char *endpoint)
     return p;
 }
 
-int
-swim_zmq_connect(swim_zmq_t *zmq, const char *endpoint)
+int swim_zmq_connect(swim_zmq_t *zmq, const char *endpoint)
 {
     if (strcmp(endpoint, zmq->endpoint) == 0)
         return 0;
-    return s_peer(zmq, endpoint) ? 0 : shoal_fail(SHOAL_EINVAL, "gossip: cannot connect to %s", endpoint);
+    return s_peer(zmq, endpoint)
+               ? 0
+               : shoal_fail(SHOAL_EINVAL, "gossip: cannot connect to %s", endpoint);
 }
 
-void
-swim_zmq_forget(swim_zmq_t *zmq, const char *endpoint)
+void swim_zmq_forget(swim_zmq_t *zmq, const char *endpoint)
 {
     s_peer_t *p = s_slot(zmq, endpoint);
     if (p->endpoint == NULL)
@@ -201,8 +192,7 @@ swim_zmq_forget(swim_zmq_t *zmq, const char *endpoint)
     }
 }
 
-static int
-s_send(void *ctx, const char *to, const uint8_t *bytes, size_t len)
+static int s_send(void *ctx, const char *to, const uint8_t *bytes, size_t len)
 {
     swim_zmq_t *z = ctx;
     s_peer_t *p = s_peer(z, to);
@@ -215,15 +205,13 @@ s_send(void *ctx, const char *to, const uint8_t *bytes, size_t len)
     return 0;
 }
 
-swim_transport_t
-swim_zmq_transport(swim_zmq_t *zmq)
+swim_transport_t swim_zmq_transport(swim_zmq_t *zmq)
 {
     swim_transport_t t = {s_send, zmq};
     return t;
 }
 
-int
-swim_zmq_recv(swim_zmq_t *zmq, uint8_t *buf, size_t cap)
+int swim_zmq_recv(swim_zmq_t *zmq, uint8_t *buf, size_t cap)
 {
     zmq_msg_t identity, payload;
     zmq_msg_init(&identity);

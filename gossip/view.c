@@ -12,22 +12,20 @@
 
 /* Invariant: members sorted by id; hrw[i] describes members[i]; refs >= 1 while reachable. */
 struct view {
-    atomic_uint refs;         /* references */
-    uint64_t version;         /* membership version */
-    size_t count;             /* members */
-    size_t live;              /* members alive or suspect */
-    view_member_t *members;   /* points into the same allocation */
-    hrw_member_t *hrw;        /* points into the same allocation */
+    atomic_uint refs;       /* references */
+    uint64_t version;       /* membership version */
+    size_t count;           /* members */
+    size_t live;            /* members alive or suspect */
+    view_member_t *members; /* points into the same allocation */
+    hrw_member_t *hrw;      /* points into the same allocation */
 };
 
-static int
-s_cmp_id(const void *a, const void *b)
+static int s_cmp_id(const void *a, const void *b)
 {
     return memcmp(((const view_member_t *)a)->id, ((const view_member_t *)b)->id, SWIM_ID_LEN);
 }
 
-static view_t *
-s_alloc(uint64_t version, size_t n)
+static view_t *s_alloc(uint64_t version, size_t n)
 {
     view_t *v = calloc(1, sizeof *v + n * (sizeof(view_member_t) + sizeof(hrw_member_t)));
     if (v == NULL)
@@ -41,8 +39,7 @@ s_alloc(uint64_t version, size_t n)
 }
 
 /* Sorts, fills the placement array and counts live members. */
-static view_t *
-s_finish(view_t *v)
+static view_t *s_finish(view_t *v)
 {
     qsort(v->members, v->count, sizeof *v->members, s_cmp_id);
     for (size_t i = 0; i < v->count; i++) {
@@ -55,8 +52,7 @@ s_finish(view_t *v)
     return v;
 }
 
-view_t *
-view_from_swim(const swim_t *swim)
+view_t *view_from_swim(const swim_t *swim)
 {
     size_t n = swim_member_count(swim);
     view_t *v = s_alloc(swim_version(swim), n);
@@ -79,8 +75,7 @@ view_from_swim(const swim_t *swim)
     return s_finish(v);
 }
 
-view_t *
-view_new(uint64_t version, const view_member_t *members, size_t n)
+view_t *view_new(uint64_t version, const view_member_t *members, size_t n)
 {
     view_t *v = s_alloc(version, n);
     if (v == NULL)
@@ -90,15 +85,13 @@ view_new(uint64_t version, const view_member_t *members, size_t n)
     return s_finish(v);
 }
 
-view_t *
-view_ref(view_t *view)
+view_t *view_ref(view_t *view)
 {
     atomic_fetch_add_explicit(&view->refs, 1, memory_order_relaxed);
     return view;
 }
 
-void
-view_unref(view_t **view_p)
+void view_unref(view_t **view_p)
 {
     view_t *v = *view_p;
     if (v == NULL)
@@ -108,40 +101,34 @@ view_unref(view_t **view_p)
         free(v);
 }
 
-uint64_t
-view_version(const view_t *view)
+uint64_t view_version(const view_t *view)
 {
     return view->version;
 }
 
-size_t
-view_count(const view_t *view)
+size_t view_count(const view_t *view)
 {
     return view->count;
 }
 
-const view_member_t *
-view_member(const view_t *view, size_t i)
+const view_member_t *view_member(const view_t *view, size_t i)
 {
     return i < view->count ? &view->members[i] : NULL;
 }
 
-const view_member_t *
-view_find(const view_t *view, const uint8_t id[SWIM_ID_LEN])
+const view_member_t *view_find(const view_t *view, const uint8_t id[SWIM_ID_LEN])
 {
     view_member_t key;
     memcpy(key.id, id, SWIM_ID_LEN);
     return bsearch(&key, view->members, view->count, sizeof key, s_cmp_id);
 }
 
-size_t
-view_live_count(const view_t *view)
+size_t view_live_count(const view_t *view)
 {
     return view->live;
 }
 
-const hrw_member_t *
-view_hrw(const view_t *view)
+const hrw_member_t *view_hrw(const view_t *view)
 {
     return view->hrw;
 }
@@ -153,8 +140,7 @@ struct view_holder {
     view_t *current;      /* one reference owned by the holder, never NULL */
 };
 
-view_holder_t *
-view_holder_new(void)
+view_holder_t *view_holder_new(void)
 {
     view_holder_t *h = calloc(1, sizeof *h);
     if (h == NULL)
@@ -168,8 +154,7 @@ view_holder_new(void)
     return h;
 }
 
-void
-view_holder_destroy(view_holder_t **holder_p)
+void view_holder_destroy(view_holder_t **holder_p)
 {
     view_holder_t *h = *holder_p;
     if (h == NULL)
@@ -180,8 +165,7 @@ view_holder_destroy(view_holder_t **holder_p)
     *holder_p = NULL;
 }
 
-void
-view_holder_publish(view_holder_t *holder, view_t **view_p)
+void view_holder_publish(view_holder_t *holder, view_t **view_p)
 {
     view_t *v = *view_p, *old = NULL;
     *view_p = NULL;
@@ -198,8 +182,7 @@ view_holder_publish(view_holder_t *holder, view_t **view_p)
     view_unref(&old); /* outside the lock: freeing can take a while */
 }
 
-view_t *
-view_holder_get(view_holder_t *holder)
+view_t *view_holder_get(view_holder_t *holder)
 {
     pthread_mutex_lock(&holder->lock);
     view_t *v = view_ref(holder->current);

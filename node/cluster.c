@@ -17,19 +17,19 @@
 #include "identity.h"
 #include "log.h"
 
-#define CLUSTER_JOIN_WAIT_MS 3000 /* cluster_start waits this long for a seed's answer */
-#define CLUSTER_LEAVE_LINGER_MS 500 /* keep answering gossip this long after leaving */
+#define CLUSTER_JOIN_WAIT_MS    3000 /* cluster_start waits this long for a seed's answer */
+#define CLUSTER_LEAVE_LINGER_MS 500  /* keep answering gossip this long after leaving */
 
 struct cluster {
-    node_t *node;              /* borrowed */
-    gossip_agent_t *agent;     /* the gossip member */
-    char **seeds;              /* "tcp://host:port" seed endpoints, owned */
-    size_t seed_count;         /* entries in seeds */
+    node_t *node;                             /* borrowed */
+    gossip_agent_t *agent;                    /* the gossip member */
+    char **seeds;                             /* "tcp://host:port" seed endpoints, owned */
+    size_t seed_count;                        /* entries in seeds */
     char gossip_ep[CONFIG_ENDPOINT_MAX + 64]; /* advertised gossip endpoint */
-    membership_member_t *scratch; /* on_view conversion buffer (gossip thread only) */
-    size_t scratch_cap;        /* entries allocated in scratch */
-    bool started;              /* thread running */
-    bool left;                 /* cluster_leave ran */
+    membership_member_t *scratch;             /* on_view conversion buffer (gossip thread only) */
+    size_t scratch_cap;                       /* entries allocated in scratch */
+    bool started;                             /* thread running */
+    bool left;                                /* cluster_leave ran */
 };
 
 static int64_t s_ms_to_monotonic_ns(uint64_t ms)

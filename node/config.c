@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CONFIG_DEFAULT_LISTEN "tcp://127.0.0.1:7070"
-#define CONFIG_DEFAULT_GOSSIP "tcp://127.0.0.1:7071"
-#define CONFIG_LINE_MAX       8192
+#define CONFIG_DEFAULT_LISTEN  "tcp://127.0.0.1:7070"
+#define CONFIG_DEFAULT_GOSSIP  "tcp://127.0.0.1:7071"
+#define CONFIG_LINE_MAX        8192
 #define CONFIG_RANGE_BYTES_MAX (256u << 20) /* one UFS read buffer: page_size * range_pages */
 
 /* How a flag takes its value. */
@@ -226,11 +226,24 @@ int config_parse_size(const char *text, uint64_t *out)
         return SHOAL_EINVAL;
     uint64_t unit = 1;
     switch (toupper((unsigned char)*end)) {
-    case 'K': unit = 1ull << 10; end++; break;
-    case 'M': unit = 1ull << 20; end++; break;
-    case 'G': unit = 1ull << 30; end++; break;
-    case 'T': unit = 1ull << 40; end++; break;
-    default: break;
+    case 'K':
+        unit = 1ull << 10;
+        end++;
+        break;
+    case 'M':
+        unit = 1ull << 20;
+        end++;
+        break;
+    case 'G':
+        unit = 1ull << 30;
+        end++;
+        break;
+    case 'T':
+        unit = 1ull << 40;
+        end++;
+        break;
+    default:
+        break;
     }
     if (unit > 1 && (*end == 'i' || *end == 'I'))
         end++;
@@ -304,8 +317,8 @@ int config_parse_endpoint(const char *text, char out[CONFIG_ENDPOINT_MAX], bool 
     }
     for (size_t i = 0; i < host_len; i++) {
         unsigned char c = (unsigned char)host[i];
-        if (!(isalnum(c) || c == '.' || c == '-' || c == '_' || c == ':' || c == '[' ||
-              c == ']' || c == '*' || c == '%'))
+        if (!(isalnum(c) || c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']' ||
+              c == '*' || c == '%'))
             return SHOAL_EINVAL;
     }
     const char *port_text = colon + 1;
@@ -371,14 +384,14 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
     case S_SIZE:
         if (config_parse_size(value, &number) < 0)
             return s_error(error, error_len,
-                           "%s: bad size '%s' for --%s (use bytes or 10G, 512M, 4K)", where,
-                           value, name);
+                           "%s: bad size '%s' for --%s (use bytes or 10G, 512M, 4K)", where, value,
+                           name);
         if (strcmp(name, "capacity") == 0) {
             config->capacity_bytes = number;
         } else {
             if (number < 4096 || number > (64u << 20))
-                return s_error(error, error_len,
-                               "%s: --page-size '%s' out of range (4K .. 64M)", where, value);
+                return s_error(error, error_len, "%s: --page-size '%s' out of range (4K .. 64M)",
+                               where, value);
             config->page_size = (uint32_t)number;
         }
         return 0;
@@ -396,8 +409,8 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
             return 0;
         }
         if (ns < 1000000 || ns > 86400ll * 1000000000ll)
-            return s_error(error, error_len, "%s: --%s '%s' out of range (1ms .. 24h)", where,
-                           name, value);
+            return s_error(error, error_len, "%s: --%s '%s' out of range (1ms .. 24h)", where, name,
+                           value);
         uint32_t ms = (uint32_t)(ns / 1000000);
         if (strcmp(name, "probe-interval") == 0)
             config->probe_interval_ms = ms;
@@ -442,12 +455,11 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
         if (value == NULL || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
             strcmp(value, "1") == 0)
             config->insecure = true;
-        else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
-                 strcmp(value, "0") == 0)
+        else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 || strcmp(value, "0") == 0)
             config->insecure = false;
         else
-            return s_error(error, error_len, "%s: bad value '%s' for --%s (true or false)",
-                           where, value, name);
+            return s_error(error, error_len, "%s: bad value '%s' for --%s (true or false)", where,
+                           value, name);
         return 0;
     case S_ENDPOINT:
         if (config_parse_endpoint(value, endpoint, &loopback) < 0)
@@ -465,8 +477,7 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
     case S_LEVEL:
         if (log_level_parse(value, &config->log_level) < 0)
             return s_error(error, error_len,
-                           "%s: bad log level '%s' (use error, warn, info or debug)", where,
-                           value);
+                           "%s: bad log level '%s' (use error, warn, info or debug)", where, value);
         return 0;
     case S_MOUNT: {
         if (value[0] == '\0' || strlen(value) > 4096)
@@ -492,8 +503,7 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
         return 0;
     case S_CONFIG:
     case S_HELP:
-        return s_error(error, error_len, "%s: --%s is not allowed in a config file", where,
-                       name);
+        return s_error(error, error_len, "%s: --%s is not allowed in a config file", where, name);
     }
     return SHOAL_EINVAL;
 }
@@ -514,8 +524,7 @@ static int s_load_file(node_config_t *config, const char *path, char *error, siz
 {
     FILE *file = fopen(path, "r");
     if (file == NULL)
-        return s_error(error, error_len, "--config: cannot open '%s': %s", path,
-                       strerror(errno));
+        return s_error(error, error_len, "--config: cannot open '%s': %s", path, strerror(errno));
     char line[CONFIG_LINE_MAX];
     int line_number = 0;
     int rc = 0;
@@ -608,8 +617,7 @@ static int s_validate(node_config_t *config, char *error, size_t error_len)
  * --help, which wins over everything); then the file is applied; the second pass applies the
  * flags, so they override the file. A --mount on the command line drops the file's mounts.
  */
-int config_parse(node_config_t *config, int argc, char *const argv[], char *error,
-                 size_t error_len)
+int config_parse(node_config_t *config, int argc, char *const argv[], char *error, size_t error_len)
 {
     if (error && error_len)
         error[0] = '\0';
@@ -619,8 +627,8 @@ int config_parse(node_config_t *config, int argc, char *const argv[], char *erro
         for (int i = 1; i < argc; i++) {
             const char *arg = argv[i];
             if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
-                return s_error(error, error_len, "unexpected argument '%s' (flags are --name value)",
-                               arg);
+                return s_error(error, error_len,
+                               "unexpected argument '%s' (flags are --name value)", arg);
             const char *name = arg + 2;
             const char *equals = strchr(name, '=');
             size_t name_len = equals ? (size_t)(equals - name) : strlen(name);
@@ -671,13 +679,12 @@ int config_parse(node_config_t *config, int argc, char *const argv[], char *erro
 
 void config_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: shoald --mount URI [--mount URI ...] [flags]\n"
-            "\n"
-            "shoald is one node of a shoal cluster: a read cache for files under the mounts,\n"
-            "kept on the local disk and served over ZeroMQ.\n"
-            "\n"
-            "flags (also `name = value` lines in a --config file; flags win):\n");
+    fprintf(out, "usage: shoald --mount URI [--mount URI ...] [flags]\n"
+                 "\n"
+                 "shoald is one node of a shoal cluster: a read cache for files under the mounts,\n"
+                 "kept on the local disk and served over ZeroMQ.\n"
+                 "\n"
+                 "flags (also `name = value` lines in a --config file; flags win):\n");
     for (size_t i = 0; i < S_FLAG_COUNT; i++) {
         char left[64];
         if (s_flags[i].arg)

@@ -14,8 +14,8 @@
 #include "log.h"
 #include "shoal_err.h"
 
-#define CONFIG_ENDPOINT_MAX 256  /* "tcp://host:port" incl. the NUL (MSG_ENDPOINT_MAX) */
-#define CONFIG_ERROR_MAX    512  /* room for a parse error message */
+#define CONFIG_ENDPOINT_MAX 256 /* "tcp://host:port" incl. the NUL (MSG_ENDPOINT_MAX) */
+#define CONFIG_ERROR_MAX    512 /* room for a parse error message */
 
 /* Every setting of one node. Strings are owned by the config (freed by config_fini). */
 typedef struct node_config {
@@ -41,15 +41,15 @@ typedef struct node_config {
     bool memory_store;                /* --store memory: pages in RAM, nothing on disk (tests) */
     char *config_path;                /* --config: the file read, or NULL */
     /* gossip timings (gossip/README.md; defaults from swim_opts_default) */
-    uint32_t probe_interval_ms;       /* --probe-interval [1s] */
-    uint32_t probe_timeout_ms;        /* --probe-timeout [500ms] */
-    uint32_t indirect_checks;         /* --indirect-checks [3] */
-    double suspicion_mult;            /* --suspicion-mult [0.5] */
-    uint32_t retransmit_mult;         /* --retransmit-mult [4] */
-    uint32_t push_pull_interval_ms;   /* --push-pull-interval [30s] */
-    uint32_t dead_forget_ms;          /* --dead-forget [30s] */
-    uint32_t forward_timeout_ms;      /* --forward-timeout: wait for an owner [2s] */
-    int64_t flush_interval_ns;        /* --flush-interval: write new pages to disk [10s]; 0 never */
+    uint32_t probe_interval_ms;     /* --probe-interval [1s] */
+    uint32_t probe_timeout_ms;      /* --probe-timeout [500ms] */
+    uint32_t indirect_checks;       /* --indirect-checks [3] */
+    double suspicion_mult;          /* --suspicion-mult [0.5] */
+    uint32_t retransmit_mult;       /* --retransmit-mult [4] */
+    uint32_t push_pull_interval_ms; /* --push-pull-interval [30s] */
+    uint32_t dead_forget_ms;        /* --dead-forget [30s] */
+    uint32_t forward_timeout_ms;    /* --forward-timeout: wait for an owner [2s] */
+    int64_t flush_interval_ns;      /* --flush-interval: write new pages to disk [10s]; 0 never */
 } node_config_t;
 
 /* Fills *config with the defaults. Allocates (the default data dir and name); returns 0 or

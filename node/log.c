@@ -46,9 +46,10 @@ void log_write(log_level_t level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &now);
     struct tm tm;
     gmtime_r(&now.tv_sec, &tm);
-    int head = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s shoald: ",
-                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                        tm.tm_sec, now.tv_nsec / 1000000, s_names[level]);
+    int head = snprintf(line, sizeof line,
+                        "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s shoald: ", tm.tm_year + 1900,
+                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                        now.tv_nsec / 1000000, s_names[level]);
     if (head < 0)
         return;
     va_list ap;

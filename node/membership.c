@@ -16,13 +16,13 @@
 
 /* Invariant: hrw[i] describes members[i] (live = alive or suspect with a data endpoint). */
 struct membership {
-    pthread_mutex_t lock;            /* guards members, hrw and member_count */
-    membership_member_t *members;    /* member_count members, owned */
-    hrw_member_t *hrw;               /* member_count placement entries, owned */
-    size_t member_count;             /* entries in members */
-    _Atomic uint64_t version;        /* see membership.h */
-    uint64_t page_size;              /* cluster page size, carried in VIEW replies */
-    uint32_t range_pages;            /* cluster range size in pages */
+    pthread_mutex_t lock;              /* guards members, hrw and member_count */
+    membership_member_t *members;      /* member_count members, owned */
+    hrw_member_t *hrw;                 /* member_count placement entries, owned */
+    size_t member_count;               /* entries in members */
+    _Atomic uint64_t version;          /* see membership.h */
+    uint64_t page_size;                /* cluster page size, carried in VIEW replies */
+    uint32_t range_pages;              /* cluster range size in pages */
     uint8_t self_id[MSG_NODE_ID_SIZE]; /* this node */
 };
 
@@ -96,9 +96,8 @@ int membership_set_members(membership_t *self, const membership_member_t *member
         for (size_t i = 0; i < count; i++) {
             memcpy(hrw[i].id, copy[i].id, HRW_ID_LEN);
             hrw[i].weight = copy[i].weight;
-            hrw[i].live = copy[i].data_endpoint[0] != '\0' &&
-                          (copy[i].state == MSG_MEMBER_ALIVE ||
-                           copy[i].state == MSG_MEMBER_SUSPECT);
+            hrw[i].live = copy[i].data_endpoint[0] != '\0' && (copy[i].state == MSG_MEMBER_ALIVE ||
+                                                               copy[i].state == MSG_MEMBER_SUSPECT);
         }
     }
     pthread_mutex_lock(&self->lock);

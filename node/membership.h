@@ -22,14 +22,14 @@
 
 /* One member as the node holds it (a copy; no pointers). */
 typedef struct membership_member {
-    uint8_t id[MSG_NODE_ID_SIZE];                  /* node id (16 random bytes) */
-    char name[MSG_NAME_MAX + 1];                   /* --name */
-    char data_endpoint[MSG_ENDPOINT_MAX + 1];      /* "tcp://host:port" for data requests */
-    char gossip_endpoint[MSG_ENDPOINT_MAX + 1];    /* gossip endpoint, may be "" */
-    uint32_t state;                                /* msg_member_state_t */
-    uint64_t incarnation;                          /* SWIM incarnation */
-    uint64_t weight;                               /* cache capacity in bytes */
-    int64_t last_heard_ns;                         /* CLOCK_MONOTONIC of last contact; 0 = self */
+    uint8_t id[MSG_NODE_ID_SIZE];               /* node id (16 random bytes) */
+    char name[MSG_NAME_MAX + 1];                /* --name */
+    char data_endpoint[MSG_ENDPOINT_MAX + 1];   /* "tcp://host:port" for data requests */
+    char gossip_endpoint[MSG_ENDPOINT_MAX + 1]; /* gossip endpoint, may be "" */
+    uint32_t state;                             /* msg_member_state_t */
+    uint64_t incarnation;                       /* SWIM incarnation */
+    uint64_t weight;                            /* cache capacity in bytes */
+    int64_t last_heard_ns;                      /* CLOCK_MONOTONIC of last contact; 0 = self */
 } membership_member_t;
 
 /* The membership. Thread safe: readers (any worker) and the writer (the gossip thread) may

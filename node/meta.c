@@ -13,26 +13,26 @@
 
 /* One URI's metadata. */
 typedef struct s_entry {
-    struct s_entry *next;               /* next in the bucket chain */
-    char *uri;                          /* key, owned */
-    uint64_t hash;                      /* hash of uri */
-    uint64_t size;                      /* bytes */
-    int64_t mtime;                      /* seconds since the epoch */
-    bool is_dir;                        /* directory or prefix */
-    char *version;                      /* current version, owned */
+    struct s_entry *next;                  /* next in the bucket chain */
+    char *uri;                             /* key, owned */
+    uint64_t hash;                         /* hash of uri */
+    uint64_t size;                         /* bytes */
+    int64_t mtime;                         /* seconds since the epoch */
+    bool is_dir;                           /* directory or prefix */
+    char *version;                         /* current version, owned */
     char *old_versions[META_OLD_VERSIONS]; /* earlier versions, newest first, owned or NULL */
-    int64_t fetched_ns;                 /* when the UFS said so; 0 = expired */
+    int64_t fetched_ns;                    /* when the UFS said so; 0 = expired */
 } s_entry_t;
 
 struct meta_cache {
-    pthread_mutex_t lock;         /* guards everything below */
-    int64_t ttl_ns;               /* freshness */
-    s_entry_t **buckets;          /* bucket_count chains */
-    size_t bucket_count;          /* a power of two */
-    size_t entry_count;           /* entries in all chains */
-    size_t max_entries;           /* bound on entry_count */
-    meta_listing_t **listings;    /* max_listings slots, NULL when empty */
-    size_t max_listings;          /* slots */
+    pthread_mutex_t lock;      /* guards everything below */
+    int64_t ttl_ns;            /* freshness */
+    s_entry_t **buckets;       /* bucket_count chains */
+    size_t bucket_count;       /* a power of two */
+    size_t entry_count;        /* entries in all chains */
+    size_t max_entries;        /* bound on entry_count */
+    meta_listing_t **listings; /* max_listings slots, NULL when empty */
+    size_t max_listings;       /* slots */
 };
 
 static uint64_t s_hash(const char *text)

@@ -41,8 +41,8 @@ static int s_hex_value(char c)
 
 static bool s_is_unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 static bool s_is_control(unsigned char c)
@@ -60,8 +60,7 @@ static int s_decode_path(const char *uri, const char *path, size_t len, char *de
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)path[i];
         if (s_is_control(c))
-            return shoal_fail(SHOAL_EINVAL, "uri has a control character (0x%02x): %.200s", c,
-                              uri);
+            return shoal_fail(SHOAL_EINVAL, "uri has a control character (0x%02x): %.200s", c, uri);
         if (c == '?' || c == '#')
             return shoal_fail(SHOAL_EINVAL, "uri has a '%c' (escape it as %%%02X): %.200s", c, c,
                               uri);

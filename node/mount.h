@@ -11,8 +11,8 @@
 
 #include "shoal_err.h"
 
-#define MOUNT_URI_MAX  4096 /* longest URI, excluding the NUL (MSG_URI_MAX) */
-#define MOUNT_MAX      64   /* mounts per node */
+#define MOUNT_URI_MAX 4096 /* longest URI, excluding the NUL (MSG_URI_MAX) */
+#define MOUNT_MAX     64   /* mounts per node */
 
 /*
  * Normal form. A URI is `scheme://authority/path`:

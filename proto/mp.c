@@ -237,12 +237,15 @@ mp_kind_t mp_peek(const mp_reader_t *reader)
     if (b <= 0xbf)
         return MP_STR;
     switch (b) {
-    case 0xc0: return MP_NIL;
+    case 0xc0:
+        return MP_NIL;
     case 0xc2:
-    case 0xc3: return MP_BOOL;
+    case 0xc3:
+        return MP_BOOL;
     case 0xc4:
     case 0xc5:
-    case 0xc6: return MP_BIN;
+    case 0xc6:
+        return MP_BIN;
     case 0xc7:
     case 0xc8:
     case 0xc9:
@@ -250,9 +253,11 @@ mp_kind_t mp_peek(const mp_reader_t *reader)
     case 0xd5:
     case 0xd6:
     case 0xd7:
-    case 0xd8: return MP_EXT;
+    case 0xd8:
+        return MP_EXT;
     case 0xca:
-    case 0xcb: return MP_FLOAT;
+    case 0xcb:
+        return MP_FLOAT;
     case 0xcc:
     case 0xcd:
     case 0xce:
@@ -260,15 +265,20 @@ mp_kind_t mp_peek(const mp_reader_t *reader)
     case 0xd0:
     case 0xd1:
     case 0xd2:
-    case 0xd3: return MP_INT;
+    case 0xd3:
+        return MP_INT;
     case 0xd9:
     case 0xda:
-    case 0xdb: return MP_STR;
+    case 0xdb:
+        return MP_STR;
     case 0xdc:
-    case 0xdd: return MP_ARRAY;
+    case 0xdd:
+        return MP_ARRAY;
     case 0xde:
-    case 0xdf: return MP_MAP;
-    default: return MP_NONE; /* 0xc1 is never used */
+    case 0xdf:
+        return MP_MAP;
+    default:
+        return MP_NONE; /* 0xc1 is never used */
     }
 }
 
@@ -327,15 +337,32 @@ static int s_read_integer(mp_reader_t *reader, bool *neg, uint64_t *bits)
     unsigned size;
     bool is_signed;
     switch (b) {
-    case 0xcc: size = 1, is_signed = false; break;
-    case 0xcd: size = 2, is_signed = false; break;
-    case 0xce: size = 4, is_signed = false; break;
-    case 0xcf: size = 8, is_signed = false; break;
-    case 0xd0: size = 1, is_signed = true; break;
-    case 0xd1: size = 2, is_signed = true; break;
-    case 0xd2: size = 4, is_signed = true; break;
-    case 0xd3: size = 8, is_signed = true; break;
-    default: return SHOAL_EPROTO;
+    case 0xcc:
+        size = 1, is_signed = false;
+        break;
+    case 0xcd:
+        size = 2, is_signed = false;
+        break;
+    case 0xce:
+        size = 4, is_signed = false;
+        break;
+    case 0xcf:
+        size = 8, is_signed = false;
+        break;
+    case 0xd0:
+        size = 1, is_signed = true;
+        break;
+    case 0xd1:
+        size = 2, is_signed = true;
+        break;
+    case 0xd2:
+        size = 4, is_signed = true;
+        break;
+    case 0xd3:
+        size = 8, is_signed = true;
+        break;
+    default:
+        return SHOAL_EPROTO;
     }
     if (!s_has(reader, p, size))
         return SHOAL_EPROTO;
@@ -394,13 +421,26 @@ static int s_read_bytes(mp_reader_t *reader, bool is_bin, const uint8_t **out, u
         n = b & 0x1f;
     } else {
         switch (b) {
-        case 0xd9: size = 1; break;
-        case 0xda: size = 2; break;
-        case 0xdb: size = 4; break;
-        case 0xc4: size = 1; break;
-        case 0xc5: size = 2; break;
-        case 0xc6: size = 4; break;
-        default: return SHOAL_EPROTO;
+        case 0xd9:
+            size = 1;
+            break;
+        case 0xda:
+            size = 2;
+            break;
+        case 0xdb:
+            size = 4;
+            break;
+        case 0xc4:
+            size = 1;
+            break;
+        case 0xc5:
+            size = 2;
+            break;
+        case 0xc6:
+            size = 4;
+            break;
+        default:
+            return SHOAL_EPROTO;
         }
         if (is_bin != (b >= 0xc4 && b <= 0xc6))
             return SHOAL_EPROTO;
@@ -481,8 +521,11 @@ static int s_skip(mp_reader_t *reader, int depth)
     bool flag;
     uint64_t u;
     switch (mp_peek(reader)) {
-    case MP_NIL: reader->pos++; return 0;
-    case MP_BOOL: return mp_read_bool(reader, &flag);
+    case MP_NIL:
+        reader->pos++;
+        return 0;
+    case MP_BOOL:
+        return mp_read_bool(reader, &flag);
     case MP_INT: {
         bool neg;
         return s_read_integer(reader, &neg, &u);
@@ -494,8 +537,10 @@ static int s_skip(mp_reader_t *reader, int depth)
         reader->pos += 1 + size;
         return 0;
     }
-    case MP_STR: return s_read_bytes(reader, false, &p, &n);
-    case MP_BIN: return s_read_bytes(reader, true, &p, &n);
+    case MP_STR:
+        return s_read_bytes(reader, false, &p, &n);
+    case MP_BIN:
+        return s_read_bytes(reader, true, &p, &n);
     case MP_EXT: {
         uint8_t b = reader->pos[0];
         const uint8_t *q = reader->pos + 1;
@@ -529,7 +574,8 @@ static int s_skip(mp_reader_t *reader, int depth)
         }
         return 0;
     }
-    default: return SHOAL_EPROTO;
+    default:
+        return SHOAL_EPROTO;
     }
 }
 

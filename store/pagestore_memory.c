@@ -13,9 +13,9 @@
 
 /* A stored page. The map holds one reference; every pinned handle holds one more. */
 typedef struct s_entry {
-    _Atomic int refs;      /* map + handles */
-    size_t size;           /* length of bytes */
-    uint8_t bytes[];       /* the page */
+    _Atomic int refs; /* map + handles */
+    size_t size;      /* length of bytes */
+    uint8_t bytes[];  /* the page */
 } s_entry_t;
 
 typedef struct s_gen {
@@ -222,8 +222,10 @@ static int s_page_get(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_PAG
                           offset, length, size);
     }
     handle->entry = entry;
-    handle->page = (pagestore_page_t){.data = entry->bytes + offset, .size = length,
-                                      .page_size = entry->size, .release = s_handle_release};
+    handle->page = (pagestore_page_t){.data = entry->bytes + offset,
+                                      .size = length,
+                                      .page_size = entry->size,
+                                      .release = s_handle_release};
     *out = &handle->page;
     return 0;
 }
@@ -240,8 +242,7 @@ static int s_page_delete(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_
     return 0;
 }
 
-static int s_file_delete(void *self_, uint64_t gen,
-                         const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE])
+static int s_file_delete(void *self_, uint64_t gen, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE])
 {
     s_memory_t *self = self_;
     pthread_mutex_lock(&self->lock);
@@ -263,8 +264,8 @@ static int s_file_delete(void *self_, uint64_t gen,
 
 /* Calls fn under the lock: fn must not call back into the store (the front end's scan does
  * not). */
-static int s_page_scan(void *self_, uint64_t gen, const uint8_t *file_key,
-                       pagestore_record_fn fn, void *arg)
+static int s_page_scan(void *self_, uint64_t gen, const uint8_t *file_key, pagestore_record_fn fn,
+                       void *arg)
 {
     s_memory_t *self = self_;
     int rc = 0;

@@ -10,13 +10,11 @@
 
 #include "hrw.h"
 
-
 #define N_MEMBERS 100
-#define N_KEYS 1000000
+#define N_KEYS    1000000
 
 /* Deterministic ids: 16 bytes from a splitmix64 stream. */
-static uint64_t
-s_splitmix(uint64_t *state)
+static uint64_t s_splitmix(uint64_t *state)
 {
     uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -24,8 +22,7 @@ s_splitmix(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-static void
-s_fill(uint8_t *out, size_t len, uint64_t *state)
+static void s_fill(uint8_t *out, size_t len, uint64_t *state)
 {
     for (size_t i = 0; i < len; i += 8) {
         uint64_t v = s_splitmix(state);
@@ -34,8 +31,7 @@ s_fill(uint8_t *out, size_t len, uint64_t *state)
     }
 }
 
-static void
-s_members(hrw_member_t *members, size_t n, uint64_t seed)
+static void s_members(hrw_member_t *members, size_t n, uint64_t seed)
 {
     static const uint64_t gib = 1ULL << 30;
     static const uint64_t weights[] = {100 * gib, 200 * gib, 400 * gib, 50 * gib};
@@ -79,8 +75,8 @@ Test(hrw, shares_follow_weights_and_churn_moves_little)
             }
         }
         share[best]++;
-        double joiner = hrw_score(members[N_MEMBERS].id, members[N_MEMBERS].weight, key,
-                                  sizeof key);
+        double joiner =
+            hrw_score(members[N_MEMBERS].id, members[N_MEMBERS].weight, key, sizeof key);
         if (joiner > best_s)
             moved_join++;
         if (best == leaver) {
@@ -102,7 +98,8 @@ Test(hrw, shares_follow_weights_and_churn_moves_little)
     }
     double limit = 1.2 / N_MEMBERS * N_KEYS;
     cr_expect((double)moved_join <= limit, "join moved %zu keys (limit %.0f)", moved_join, limit);
-    cr_expect((double)moved_leave <= limit, "leave moved %zu keys (limit %.0f)", moved_leave, limit);
+    cr_expect((double)moved_leave <= limit, "leave moved %zu keys (limit %.0f)", moved_leave,
+              limit);
     cr_expect(moved_join > 0 && moved_leave > 0);
 }
 
@@ -172,7 +169,8 @@ Test(hrw, ties_broken_by_smaller_id)
 /*
  * Known answers. Inputs: member i (0..4) has id bytes 16*i .. 16*i+15 (id[j] = 16*i + j) and
  * weight (i + 1) GiB; file key bytes 0xf0..0xff; range index r gives key
- * file_key || be64(r). gossip/hrw_ref.py (pure Python) prints the same. The vectors pin hrw_hash, hrw_score's u mapping and the ordering.
+ * file_key || be64(r). gossip/hrw_ref.py (pure Python) prints the same. The vectors pin hrw_hash,
+ * hrw_score's u mapping and the ordering.
  */
 Test(hrw, known_answer_vectors)
 {
@@ -216,7 +214,7 @@ Test(hrw, known_answer_vectors)
         hrw_range_key(file_key, r, key);
         cr_assert_eq(hrw_owners(members, 5, key, sizeof key, 3, owners), 3);
         for (int i = 0; i < 3; i++)
-            cr_assert_eq(owners[i], expected[r][i], "range %llu owner %d",
-                         (unsigned long long)r, i);
+            cr_assert_eq(owners[i], expected[r][i], "range %llu owner %d", (unsigned long long)r,
+                         i);
     }
 }

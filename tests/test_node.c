@@ -742,11 +742,21 @@ Test(node, load_evict_view_stats)
     msg_init(&request, MSG_STATS_REQ, 0, 0);
     s_call(&s_node, &request, &reply);
     const msg_stats_reply_t *stats = &reply.msg.body.stats_reply;
-    const char *names[] = {"page_hits",           "page_misses",        "bytes_served",
-                           "ufs_bytes_read",      "ufs_requests",       "ufs_errors",
-                           "evictions",           "used_bytes",         "capacity_bytes",
-                           "singleflight_joins",  "store_write_errors", "range_buffers_mapped",
-                           "range_buffers_reused", "pagestore_faults",  "read_partial_replies"};
+    const char *names[] = {"page_hits",
+                           "page_misses",
+                           "bytes_served",
+                           "ufs_bytes_read",
+                           "ufs_requests",
+                           "ufs_errors",
+                           "evictions",
+                           "used_bytes",
+                           "capacity_bytes",
+                           "singleflight_joins",
+                           "store_write_errors",
+                           "range_buffers_mapped",
+                           "range_buffers_reused",
+                           "pagestore_faults",
+                           "read_partial_replies"};
     for (size_t n = 0; n < sizeof names / sizeof names[0]; n++) {
         bool found = false;
         for (uint32_t i = 0; i < stats->counter_count; i++)

@@ -20,10 +20,10 @@ static int s_norm(const char *in)
     return mount_normalize(in, s_out, sizeof s_out, NULL);
 }
 
-#define EXPECT_NORM(in, want)                                                                   \
-    do {                                                                                        \
-        cr_assert_eq(s_norm(in), 0, "%s: %s", in, shoal_last_error());                          \
-        cr_assert_str_eq(s_out, want, "%s", in);                                                \
+#define EXPECT_NORM(in, want)                                                                      \
+    do {                                                                                           \
+        cr_assert_eq(s_norm(in), 0, "%s: %s", in, shoal_last_error());                             \
+        cr_assert_str_eq(s_out, want, "%s", in);                                                   \
     } while (0)
 
 Test(mount_normalize, plain_uris_are_unchanged)
@@ -87,28 +87,28 @@ Test(mount_normalize, climbing_above_the_root_is_refused)
 Test(mount_normalize, malformed_is_refused)
 {
     const char *bad[] = {
-        "",                    /* empty */
-        "no-scheme/path",      /* no :// */
-        "s3:/b/x",             /* one slash */
-        "://b/x",              /* empty scheme */
-        "3s://b/x",            /* scheme starts with a digit */
-        "s 3://b/x",           /* space in scheme */
-        "s3://b/x%",           /* truncated escape */
-        "s3://b/x%4",          /* truncated escape */
-        "s3://b/x%zz",         /* not hex */
-        "s3://b/x%00y",        /* escaped NUL */
-        "s3://b/x%0ay",        /* escaped newline */
-        "s3://b/x%7f",         /* escaped DEL */
-        "s3://b/x\ny",         /* raw newline */
-        "s3://b/x\ty",         /* raw tab */
-        "s3://b/x\x7fy",       /* raw DEL */
-        "s3://b/x%2fy",        /* escaped slash */
-        "s3://b/x%2F..%2Fy",   /* escaped slash traversal */
-        "s3://b/x%5c..%5cy",   /* escaped backslash */
-        "s3://b/x?y",          /* query */
-        "s3://b/x#y",          /* fragment */
-        "s3://b%2f/x",         /* escape in the authority */
-        "s3://b\\/x",          /* backslash in the authority */
+        "",                  /* empty */
+        "no-scheme/path",    /* no :// */
+        "s3:/b/x",           /* one slash */
+        "://b/x",            /* empty scheme */
+        "3s://b/x",          /* scheme starts with a digit */
+        "s 3://b/x",         /* space in scheme */
+        "s3://b/x%",         /* truncated escape */
+        "s3://b/x%4",        /* truncated escape */
+        "s3://b/x%zz",       /* not hex */
+        "s3://b/x%00y",      /* escaped NUL */
+        "s3://b/x%0ay",      /* escaped newline */
+        "s3://b/x%7f",       /* escaped DEL */
+        "s3://b/x\ny",       /* raw newline */
+        "s3://b/x\ty",       /* raw tab */
+        "s3://b/x\x7fy",     /* raw DEL */
+        "s3://b/x%2fy",      /* escaped slash */
+        "s3://b/x%2F..%2Fy", /* escaped slash traversal */
+        "s3://b/x%5c..%5cy", /* escaped backslash */
+        "s3://b/x?y",        /* query */
+        "s3://b/x#y",        /* fragment */
+        "s3://b%2f/x",       /* escape in the authority */
+        "s3://b\\/x",        /* backslash in the authority */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_eq(s_norm(bad[i]), SHOAL_EINVAL, "'%s' gave %d", bad[i], s_norm(bad[i]));
@@ -213,9 +213,9 @@ Test(mount_check, traversal_is_refused)
         "file:///data/%2E%2E/etc/passwd",
         "file:///data/.%2e/etc/passwd",
         "file:///data/x/../../etc/passwd",
-        "file:///data/../data/x",       /* leaves the mount and comes back */
+        "file:///data/../data/x", /* leaves the mount and comes back */
         "file:///data/%2e%2e/data/x",
-        "file:///other/../data/x",      /* reaches the mount only through '..' */
+        "file:///other/../data/x", /* reaches the mount only through '..' */
         "file:///data/..%2f..%2fetc/passwd",
         "file:///data/x%00/../../etc",
         "file:///../../etc/passwd",
@@ -319,8 +319,8 @@ Test(config, endpoints)
     cr_assert(!loopback);
     cr_assert_eq(config_parse_endpoint("*:7070", out, &loopback), 0);
     cr_assert(!loopback);
-    const char *bad[] = {"7070", "host", "host:", "host:0", "host:65536", "udp://h:1",
-                         "::1:7070", "h:12x", "a b:1"};
+    const char *bad[] = {"7070",      "host",     "host:", "host:0", "host:65536",
+                         "udp://h:1", "::1:7070", "h:12x", "a b:1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_eq(config_parse_endpoint(bad[i], out, &loopback), SHOAL_EINVAL, "'%s'", bad[i]);
 }
@@ -339,9 +339,9 @@ Test(config, flags_and_defaults)
 {
     node_config_t config;
     char error[CONFIG_ERROR_MAX];
-    const char *args[] = {"shoald", "--mount", "file:///d/", "--mount=s3://b/", "--capacity",
-                          "1G", "--metadata-ttl", "500ms", "--threads=2", "--log-level",
-                          "debug", NULL};
+    const char *args[] = {"shoald",      "--mount",     "file:///d/",     "--mount=s3://b/",
+                          "--capacity",  "1G",          "--metadata-ttl", "500ms",
+                          "--threads=2", "--log-level", "debug",          NULL};
     cr_assert_eq(s_parse(&config, args, error, sizeof error), 0, "%s", error);
     cr_assert_eq(config.mount_count, 2);
     cr_assert_eq(config.capacity_bytes, 1ull << 30);
@@ -364,17 +364,17 @@ Test(config, bad_values_are_named)
     struct {
         const char *flag, *value, *needle;
     } cases[] = {
-        {"--capacity", "12Q", "12Q"},      {"--metadata-ttl", "soon", "soon"},
-        {"--threads", "0", "'0'"},          {"--page-size", "1K", "1K"},
+        {"--capacity", "12Q", "12Q"},        {"--metadata-ttl", "soon", "soon"},
+        {"--threads", "0", "'0'"},           {"--page-size", "1K", "1K"},
         {"--range-pages", "70000", "70000"}, {"--log-level", "loud", "loud"},
-        {"--listen", "nowhere", "nowhere"}, {"--listen", "10.1.2.3:7070", "10.1.2.3"},
+        {"--listen", "nowhere", "nowhere"},  {"--listen", "10.1.2.3:7070", "10.1.2.3"},
         {"--store", "tape", "tape"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         node_config_t config;
         char error[CONFIG_ERROR_MAX] = "";
-        const char *args[] = {"shoald", "--mount", "file:///d/", cases[i].flag, cases[i].value,
-                              NULL};
+        const char *args[] = {"shoald",      "--mount",      "file:///d/",
+                              cases[i].flag, cases[i].value, NULL};
         cr_expect_eq(s_parse(&config, args, error, sizeof error), SHOAL_EINVAL, "%s %s",
                      cases[i].flag, cases[i].value);
         cr_expect(strstr(error, cases[i].needle) != NULL, "error '%s' does not name '%s'", error,
@@ -386,10 +386,10 @@ Test(config, bad_values_are_named)
 Test(config, structure_errors)
 {
     const char *const cases[][4] = {
-        {"shoald", NULL},                                  /* no mount */
-        {"shoald", "--mount", NULL},                       /* missing value */
-        {"shoald", "--nope", "1", NULL},                   /* unknown flag */
-        {"shoald", "stray", NULL},                         /* not a flag */
+        {"shoald", NULL},                /* no mount */
+        {"shoald", "--mount", NULL},     /* missing value */
+        {"shoald", "--nope", "1", NULL}, /* unknown flag */
+        {"shoald", "stray", NULL},       /* not a flag */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         node_config_t config;
@@ -403,8 +403,8 @@ Test(config, structure_errors)
     const char *help[] = {"shoald", "--capacity", "bad", "--help", NULL};
     cr_assert_eq(s_parse(&config, help, error, sizeof error), 1);
     config_fini(&config);
-    const char *insecure[] = {"shoald", "--mount", "s3://b/", "--listen", "0.0.0.0:7070",
-                              "--insecure", NULL};
+    const char *insecure[] = {"shoald",       "--mount",    "s3://b/", "--listen",
+                              "0.0.0.0:7070", "--insecure", NULL};
     cr_assert_eq(s_parse(&config, insecure, error, sizeof error), 0, "%s", error);
     cr_assert(!config.listen_loopback);
     config_fini(&config);

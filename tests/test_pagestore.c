@@ -40,16 +40,16 @@ static pagestore_t *s_open(pagestore_kind_t kind, uint64_t pages)
 }
 
 /* Runs body(kind) as two Criterion tests, one per backend. */
-#define CONFORMANCE(name, timeout_s)                                                            \
-    static void name(pagestore_kind_t kind);                                                    \
-    Test(pagestore_rocksdb, name, .init = s_setup, .fini = s_teardown, .timeout = timeout_s)    \
-    {                                                                                           \
-        name(PAGESTORE_ROCKSDB);                                                                \
-    }                                                                                           \
-    Test(pagestore_memory, name, .init = s_setup, .fini = s_teardown, .timeout = timeout_s)     \
-    {                                                                                           \
-        name(PAGESTORE_MEMORY);                                                                 \
-    }                                                                                           \
+#define CONFORMANCE(name, timeout_s)                                                               \
+    static void name(pagestore_kind_t kind);                                                       \
+    Test(pagestore_rocksdb, name, .init = s_setup, .fini = s_teardown, .timeout = timeout_s)       \
+    {                                                                                              \
+        name(PAGESTORE_ROCKSDB);                                                                   \
+    }                                                                                              \
+    Test(pagestore_memory, name, .init = s_setup, .fini = s_teardown, .timeout = timeout_s)        \
+    {                                                                                              \
+        name(PAGESTORE_MEMORY);                                                                    \
+    }                                                                                              \
     static void name(pagestore_kind_t kind)
 
 Test(pagestore, file_key_is_blake2b_128_of_uri_nul_version)
@@ -136,8 +136,9 @@ CONFORMANCE(get_range_returns_exactly_the_slice, 30)
     cr_assert_eq(t_put(ps, 1, 0, size), 0);
     cr_assert_eq(t_put(ps, 1, 1, 10), 0);
     const size_t cases[][2] = {
-        {0, 1},         {0, PAGE},        {PAGE - 1, 2},      {PAGE, PAGE},   {100, 3 * PAGE},
-        {size - 1, 1},  {5 * PAGE, 1234}, {4 * PAGE + 7, PAGE + 1000}, {0, size}, {PAGE / 2, 1},
+        {0, 1},          {0, PAGE},     {PAGE - 1, 2},    {PAGE, PAGE},
+        {100, 3 * PAGE}, {size - 1, 1}, {5 * PAGE, 1234}, {4 * PAGE + 7, PAGE + 1000},
+        {0, size},       {PAGE / 2, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         cr_assert_eq(t_get_range(ps, 1, 0, size, cases[i][0], cases[i][1]), 1, "case %zu", i);
@@ -318,16 +319,16 @@ CONFORMANCE(hot_set_survives_churn, 60)
                 (unsigned long long)hits, (unsigned long long)reads,
                 (unsigned long long)stats.promotions, (unsigned long long)stats.evictions);
     cr_assert_gt(stats.evictions, 3);
-    cr_assert_geq(hits * 10, reads * 9, "hit ratio %llu/%llu below 90%%",
-                  (unsigned long long)hits, (unsigned long long)reads);
+    cr_assert_geq(hits * 10, reads * 9, "hit ratio %llu/%llu below 90%%", (unsigned long long)hits,
+                  (unsigned long long)reads);
     pagestore_close(&ps);
 }
 
 /* Many threads put and get at once under eviction: every page returned has the right bytes. */
 typedef struct s_worker {
-    pagestore_t *ps;   /* shared store */
-    unsigned seed;     /* per-thread PRNG */
-    unsigned hits;     /* pages read back */
+    pagestore_t *ps; /* shared store */
+    unsigned seed;   /* per-thread PRNG */
+    unsigned hits;   /* pages read back */
 } s_worker_t;
 
 static void *s_worker_run(void *arg)
@@ -343,8 +344,8 @@ static void *s_worker_run(void *arg)
         else if (dice < 4)
             worker->hits += (unsigned)t_get(worker->ps, file, index, size);
         else
-            worker->hits += (unsigned)t_get_range(worker->ps, file, index, size, size / 3,
-                                                  size / 2);
+            worker->hits +=
+                (unsigned)t_get_range(worker->ps, file, index, size, size / 3, size / 2);
     }
     return NULL;
 }

@@ -115,8 +115,8 @@ static inline int t_get(pagestore_t *ps, unsigned file, uint64_t index, size_t s
         return 0;
     cr_assert_eq(rc, 0, "get %u/%llu: %s", file, (unsigned long long)index, shoal_strerror(rc));
     cr_assert_eq(pagestore_page_size(page), size);
-    cr_assert(t_check(pagestore_page_data(page), size, file, index),
-              "page %u/%llu has wrong bytes", file, (unsigned long long)index);
+    cr_assert(t_check(pagestore_page_data(page), size, file, index), "page %u/%llu has wrong bytes",
+              file, (unsigned long long)index);
     pagestore_page_release(&page);
     cr_assert_null(page);
     return 1;

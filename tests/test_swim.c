@@ -16,23 +16,22 @@
 #define MAX_EVENTS 4096
 
 typedef struct ev_log {
-    size_t n;                   /* events recorded */
+    size_t n; /* events recorded */
     struct {
-        size_t node;            /* observer */
-        uint8_t about;          /* id[0] of the subject */
-        swim_state_t state;     /* new state */
-        bool removed;           /* forgotten */
-        uint64_t at;            /* virtual time */
+        size_t node;        /* observer */
+        uint8_t about;      /* id[0] of the subject */
+        swim_state_t state; /* new state */
+        bool removed;       /* forgotten */
+        uint64_t at;        /* virtual time */
     } ev[MAX_EVENTS];
-    swim_fake_net_t *net;       /* for the time */
-    char error[256];            /* last SWIM_EVENT_ERROR message */
-    int error_code;             /* its code */
+    swim_fake_net_t *net; /* for the time */
+    char error[256];      /* last SWIM_EVENT_ERROR message */
+    int error_code;       /* its code */
 } ev_log_t;
 
 static ev_log_t g_log;
 
-static void
-s_hook(void *ctx, size_t node, const swim_event_t *ev)
+static void s_hook(void *ctx, size_t node, const swim_event_t *ev)
 {
     ev_log_t *log = ctx;
     if (ev->kind == SWIM_EVENT_ERROR) {
@@ -50,8 +49,7 @@ s_hook(void *ctx, size_t node, const swim_event_t *ev)
     log->n++;
 }
 
-static swim_opts_t
-s_opts(uint8_t id)
+static swim_opts_t s_opts(uint8_t id)
 {
     swim_opts_t o;
     swim_opts_default(&o);
@@ -63,8 +61,7 @@ s_opts(uint8_t id)
     return o;
 }
 
-static swim_fake_net_t *
-s_net(void)
+static swim_fake_net_t *s_net(void)
 {
     memset(&g_log, 0, sizeof g_log);
     swim_fake_net_t *net = swim_fake_net_new(1, 1000);
@@ -75,8 +72,7 @@ s_net(void)
 }
 
 /* State of subject (by id[0]) as seen by observer; -1 if unknown. */
-static int
-s_state(swim_fake_net_t *net, size_t observer, uint8_t subject, swim_member_info_t *out)
+static int s_state(swim_fake_net_t *net, size_t observer, uint8_t subject, swim_member_info_t *out)
 {
     swim_t *swim = swim_fake_swim(net, observer);
     for (size_t i = 0; i < swim_member_count(swim); i++) {
@@ -92,8 +88,7 @@ s_state(swim_fake_net_t *net, size_t observer, uint8_t subject, swim_member_info
 }
 
 /* Does every listed up node see every listed node alive? */
-static bool
-s_all_alive(swim_fake_net_t *net, const size_t *nodes, size_t n)
+static bool s_all_alive(swim_fake_net_t *net, const size_t *nodes, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++)
@@ -104,8 +99,7 @@ s_all_alive(swim_fake_net_t *net, const size_t *nodes, size_t n)
 
 /* Builds an n-node cluster (ids 0..n-1 = node indexes) joined through node 0 and waits until
  * everyone sees everyone alive. */
-static swim_fake_net_t *
-s_cluster(size_t n, const swim_opts_t *base)
+static swim_fake_net_t *s_cluster(size_t n, const swim_opts_t *base)
 {
     swim_fake_net_t *net = s_net();
     size_t nodes[256];
@@ -127,20 +121,18 @@ s_cluster(size_t n, const swim_opts_t *base)
     return net;
 }
 
-static int
-s_first_event(size_t node, uint8_t about, swim_state_t state, uint64_t *at)
+static int s_first_event(size_t node, uint8_t about, swim_state_t state, uint64_t *at)
 {
     for (size_t i = 0; i < g_log.n; i++)
-        if (g_log.ev[i].node == node && g_log.ev[i].about == about &&
-            g_log.ev[i].state == state && !g_log.ev[i].removed) {
+        if (g_log.ev[i].node == node && g_log.ev[i].about == about && g_log.ev[i].state == state &&
+            !g_log.ev[i].removed) {
             *at = g_log.ev[i].at;
             return 1;
         }
     return 0;
 }
 
-static size_t
-s_count_events(uint8_t about, swim_state_t state)
+static size_t s_count_events(uint8_t about, swim_state_t state)
 {
     size_t n = 0;
     for (size_t i = 0; i < g_log.n; i++)
@@ -416,8 +408,7 @@ Test(swim, page_size_mismatch_is_refused)
 
 /* ---- restart and address change ---- */
 
-static size_t
-s_count_id(swim_t *swim, uint8_t id0)
+static size_t s_count_id(swim_t *swim, uint8_t id0)
 {
     size_t n = 0;
     for (size_t i = 0; i < swim_member_count(swim); i++) {

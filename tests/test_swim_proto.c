@@ -10,8 +10,7 @@
 #include "shoal_err.h"
 #include "swim_proto.h"
 
-static swim_update_t
-s_update(uint8_t id0)
+static swim_update_t s_update(uint8_t id0)
 {
     swim_update_t u;
     memset(&u, 0, sizeof u);
@@ -27,8 +26,7 @@ s_update(uint8_t id0)
     return u;
 }
 
-static void
-s_encode(swim_buf_t *buf, uint32_t type)
+static void s_encode(swim_buf_t *buf, uint32_t type)
 {
     swim_msg_t m;
     memset(&m, 0, sizeof m);
@@ -49,8 +47,8 @@ s_encode(swim_buf_t *buf, uint32_t type)
 
 Test(swim_proto, round_trip_every_type)
 {
-    static const uint32_t types[] = {SWIM_MSG_PING, SWIM_MSG_ACK,  SWIM_MSG_PING_REQ,
-                                     SWIM_MSG_NACK, SWIM_MSG_SYNC, SWIM_MSG_JOIN,
+    static const uint32_t types[] = {SWIM_MSG_PING,  SWIM_MSG_ACK,   SWIM_MSG_PING_REQ,
+                                     SWIM_MSG_NACK,  SWIM_MSG_SYNC,  SWIM_MSG_JOIN,
                                      SWIM_MSG_LEAVE, SWIM_MSG_GOSSIP};
     swim_buf_t buf = {0};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
@@ -116,21 +114,42 @@ typedef struct field_case {
 } field_case_t;
 
 enum {
-    F_NONE, F_TOP_NOT_ARRAY, F_COUNT, F_VERSION, F_TYPE, F_FROM_ID, F_FROM_ADDR_LONG,
-    F_FROM_ADDR_NUL, F_SEQ, F_TARGET_ID, F_TARGET_ADDR, F_UPDATES_TYPE, F_UPDATES_COUNT,
-    F_RECORD_COUNT, F_ID, F_NAME, F_GOSSIP_EP, F_DATA_EP, F_INCARNATION, F_STATE, F_WEIGHT,
-    F_SUSPECTER, F_TRAILING, F_SYNC_KIND, F_PAGE_SIZE, F_RANGE_PAGES, F_END
+    F_NONE,
+    F_TOP_NOT_ARRAY,
+    F_COUNT,
+    F_VERSION,
+    F_TYPE,
+    F_FROM_ID,
+    F_FROM_ADDR_LONG,
+    F_FROM_ADDR_NUL,
+    F_SEQ,
+    F_TARGET_ID,
+    F_TARGET_ADDR,
+    F_UPDATES_TYPE,
+    F_UPDATES_COUNT,
+    F_RECORD_COUNT,
+    F_ID,
+    F_NAME,
+    F_GOSSIP_EP,
+    F_DATA_EP,
+    F_INCARNATION,
+    F_STATE,
+    F_WEIGHT,
+    F_SUSPECTER,
+    F_TRAILING,
+    F_SYNC_KIND,
+    F_PAGE_SIZE,
+    F_RANGE_PAGES,
+    F_END
 };
 
-static void
-s_str(msgpack_packer *pk, const char *s, size_t len)
+static void s_str(msgpack_packer *pk, const char *s, size_t len)
 {
     msgpack_pack_str(pk, len);
     msgpack_pack_str_body(pk, s, len);
 }
 
-static void
-s_bin(msgpack_packer *pk, size_t len)
+static void s_bin(msgpack_packer *pk, size_t len)
 {
     uint8_t id[32] = {1};
     msgpack_pack_bin(pk, len);
@@ -138,8 +157,7 @@ s_bin(msgpack_packer *pk, size_t len)
 }
 
 /* Writes a PING_REQ (or a SYNC for the sync fields) with field `bad` corrupted. */
-static void
-s_write(msgpack_sbuffer *sb, int bad)
+static void s_write(msgpack_sbuffer *sb, int bad)
 {
     msgpack_packer pk;
     char big[300];
@@ -214,10 +232,12 @@ s_write(msgpack_sbuffer *sb, int bad)
 Test(swim_proto, malformed_field_is_refused)
 {
     static const char *names[] = {
-        "valid",   "top level",   "field count", "version",   "type",      "from_id",
-        "from_addr length", "from_addr NUL", "seq", "target_id", "target_addr", "updates type",
-        "updates count", "record count", "id", "name", "gossip_ep", "data_ep", "incarnation",
-        "state", "weight", "suspecter", "trailing", "sync kind", "page_size", "range_pages"};
+        "valid",       "top level",        "field count",   "version",      "type",
+        "from_id",     "from_addr length", "from_addr NUL", "seq",          "target_id",
+        "target_addr", "updates type",     "updates count", "record count", "id",
+        "name",        "gossip_ep",        "data_ep",       "incarnation",  "state",
+        "weight",      "suspecter",        "trailing",      "sync kind",    "page_size",
+        "range_pages"};
     for (int bad = F_NONE; bad < F_END; bad++) {
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);

@@ -12,8 +12,7 @@
 #include "shoal_err.h"
 #include "swim_ev.h"
 
-static gossip_agent_t *
-s_agent(uint8_t id, const char *seed)
+static gossip_agent_t *s_agent(uint8_t id, const char *seed)
 {
     gossip_agent_opts_t o;
     memset(&o, 0, sizeof o);
@@ -40,8 +39,7 @@ s_agent(uint8_t id, const char *seed)
 }
 
 /* State of member `id0` in agent's view, or -1. */
-static int
-s_state(gossip_agent_t *a, uint8_t id0)
+static int s_state(gossip_agent_t *a, uint8_t id0)
 {
     view_t *v = gossip_agent_view(a);
     int state = -1;
@@ -53,8 +51,7 @@ s_state(gossip_agent_t *a, uint8_t id0)
 }
 
 /* Polls until agent sees member id0 in `state`, or the deadline passes. */
-static bool
-s_wait(gossip_agent_t *a, uint8_t id0, int state, uint64_t timeout_ms)
+static bool s_wait(gossip_agent_t *a, uint8_t id0, int state, uint64_t timeout_ms)
 {
     swim_clock_t clock = swim_clock_monotonic();
     uint64_t end = swim_clock_now(&clock) + timeout_ms;

@@ -18,12 +18,13 @@
 #define PAGE      (1u << 20)
 #define ACCOUNT   "devstoreaccount1"
 #define CONTAINER "shoal-test"
-#define DEV_KEY   "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+#define DEV_KEY                                                                                    \
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
-static char *s_dir;           /* temp dir: Azurite's data and log */
-static tp_proc_t s_azurite;   /* the server */
-static char s_endpoint[96];   /* "http://127.0.0.1:PORT/devstoreaccount1" */
-static ufs_t *s_ufs;          /* under test */
+static char *s_dir;         /* temp dir: Azurite's data and log */
+static tp_proc_t s_azurite; /* the server */
+static char s_endpoint[96]; /* "http://127.0.0.1:PORT/devstoreaccount1" */
+static ufs_t *s_ufs;        /* under test */
 
 static void s_azurite_start(void)
 {
@@ -36,9 +37,10 @@ static void s_azurite_start(void)
     snprintf(port_text, sizeof port_text, "%d", port);
     snprintf(bin, sizeof bin, "%s/node_modules/.bin/azurite-blob",
              getenv("SHOAL_AZURITE_DIR") ? getenv("SHOAL_AZURITE_DIR") : "/opt/shoal-azurite");
-    const char *argv[] = {bin,    "--blobHost", "127.0.0.1", "--blobPort", port_text,
-                          "--location", data, "--silent", "--skipApiVersionCheck", "--loose",
-                          NULL};
+    const char *argv[] = {bin,          "--blobHost", "127.0.0.1",
+                          "--blobPort", port_text,    "--location",
+                          data,         "--silent",   "--skipApiVersionCheck",
+                          "--loose",    NULL};
     cr_assert_eq(tp_spawn(&s_azurite, argv, log_path), 0, "cannot start %s", bin);
     cr_assert_eq(tp_wait_http(port, "/", 30000), 0, "Azurite did not answer (log %s)", log_path);
     snprintf(s_endpoint, sizeof s_endpoint, "http://127.0.0.1:%d/" ACCOUNT, port);
@@ -46,8 +48,11 @@ static void s_azurite_start(void)
 
 static ufs_t *s_new_ufs(void)
 {
-    ufs_options_t options = {.connect_timeout_ms = 2000, .timeout_ms = 20000,
-                             .low_speed_ms = 5000, .max_retries = 2, .retry_base_ms = 5};
+    ufs_options_t options = {.connect_timeout_ms = 2000,
+                             .timeout_ms = 20000,
+                             .low_speed_ms = 5000,
+                             .max_retries = 2,
+                             .retry_base_ms = 5};
     ufs_t *ufs = ufs_new(&options);
     cr_assert_not_null(ufs);
     return ufs;
@@ -109,8 +114,8 @@ static void s_put(const char *blob, const void *data, size_t len)
     cr_assert_eq(ufs_az_string_to_sign("PUT", url, headers, ACCOUNT, sts, sizeof sts), 0);
     unsigned char key[64];
     size_t key_len;
-    cr_assert_eq(sodium_base642bin(key, sizeof key, DEV_KEY, strlen(DEV_KEY), NULL, &key_len,
-                                   NULL, sodium_base64_VARIANT_ORIGINAL),
+    cr_assert_eq(sodium_base642bin(key, sizeof key, DEV_KEY, strlen(DEV_KEY), NULL, &key_len, NULL,
+                                   sodium_base64_VARIANT_ORIGINAL),
                  0);
     cr_assert_eq(ufs_az_sign(sts, key, key_len, signature, sizeof signature), 0);
     snprintf(line, sizeof line, "Authorization: SharedKey " ACCOUNT ":%s", signature);
@@ -173,21 +178,20 @@ Test(ufs_az, stat_and_read_every_boundary, .init = s_setup, .fini = s_teardown, 
         cr_assert_eq(got, (int64_t)size, "%s whole: %" PRId64 " (%s)", uri, got,
                      shoal_last_error());
         cr_assert(size == 0 || memcmp(buf, data[i], size) == 0);
-        const uint64_t offsets[] = {0, PAGE - 1, PAGE, PAGE + 1, size ? size - 1 : 0, size,
-                                    size + 1, size + PAGE};
+        const uint64_t offsets[] = {0,    PAGE - 1, PAGE,       PAGE + 1, size ? size - 1 : 0,
+                                    size, size + 1, size + PAGE};
         const size_t lengths[] = {1, 2, PAGE - 1, PAGE, PAGE + 1};
         for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++) {
             for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++) {
                 uint64_t offset = offsets[o];
                 size_t length = lengths[l];
-                int64_t want = offset >= size ? 0
-                                              : (int64_t)(size - offset < length ? size - offset
-                                                                                 : length);
+                int64_t want =
+                    offset >= size ? 0 : (int64_t)(size - offset < length ? size - offset : length);
                 memset(buf, 0xAA, length);
                 got = ufs_read(s_ufs, uri, st.version, offset, buf, length);
-                cr_assert_eq(got, want, "%s @%" PRIu64 "+%zu: got %" PRId64 " want %" PRId64
-                                        " (%s)",
-                             uri, offset, length, got, want, shoal_last_error());
+                cr_assert_eq(got, want,
+                             "%s @%" PRIu64 "+%zu: got %" PRId64 " want %" PRId64 " (%s)", uri,
+                             offset, length, got, want, shoal_last_error());
                 cr_assert(want == 0 || memcmp(buf, data[i] + offset, (size_t)want) == 0,
                           "%s @%" PRIu64 "+%zu: wrong bytes", uri, offset, length);
             }
@@ -251,8 +255,8 @@ Test(ufs_az, listing_pages_and_directories, .init = s_setup, .fini = s_teardown,
     cr_assert(strstr(shoal_last_error(), "ContainerNotFound"), "%s", shoal_last_error());
     ufs_list_fini(&list);
 
-    const char *dirs[] = {"az://" CONTAINER, "az://" CONTAINER "/many",
-                          "az://" CONTAINER "/many/", "az://" CONTAINER "/many/sub/deeper"};
+    const char *dirs[] = {"az://" CONTAINER, "az://" CONTAINER "/many", "az://" CONTAINER "/many/",
+                          "az://" CONTAINER "/many/sub/deeper"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         cr_assert_eq(ufs_stat(s_ufs, dirs[i], &st), 0, "%s: %s", dirs[i], shoal_last_error());
         cr_assert(st.is_dir, "%s", dirs[i]);
@@ -267,7 +271,7 @@ Test(ufs_az, listing_pages_and_directories, .init = s_setup, .fini = s_teardown,
 Test(ufs_az, odd_names, .init = s_setup, .fini = s_teardown, .timeout = 120)
 {
     static const char *const names[] = {
-        "odd/a b+c.bin", "odd/\xc3\xbc\xe6\x97\xa5\xe6\x9c\xac.txt", "odd/q?x=1&y=2#frag",
+        "odd/a b+c.bin",  "odd/\xc3\xbc\xe6\x97\xa5\xe6\x9c\xac.txt", "odd/q?x=1&y=2#frag",
         "odd/per%20cent", "odd/semi;colon,comma:at@$!'()*",
     };
     const size_t count = sizeof names / sizeof names[0];
@@ -328,8 +332,8 @@ static void s_make_sas(char *out, size_t out_len, const char *key_b64)
     snprintf(sts, sizeof sts, "%s\nrl\nb\nsco\n\n%s\n\nhttps,http\n%s\n", ACCOUNT, expiry, version);
     unsigned char key[64];
     size_t key_len;
-    cr_assert_eq(sodium_base642bin(key, sizeof key, key_b64, strlen(key_b64), NULL, &key_len,
-                                   NULL, sodium_base64_VARIANT_ORIGINAL),
+    cr_assert_eq(sodium_base642bin(key, sizeof key, key_b64, strlen(key_b64), NULL, &key_len, NULL,
+                                   sodium_base64_VARIANT_ORIGINAL),
                  0);
     cr_assert_eq(ufs_az_sign(sts, key, key_len, signature, sizeof signature), 0);
     snprintf(out, out_len, "?sv=%s&ss=b&srt=sco&sp=rl&se=%s&spr=https,http&sig=", version,
@@ -348,8 +352,10 @@ Test(ufs_az, credentials, .init = s_setup, .fini = s_teardown, .timeout = 120)
     ufs_destroy(&s_ufs);
 
     /* A wrong key (valid base64, another account's). */
-    setenv("AZURE_STORAGE_KEY", "AAAAvdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq"
-                                "/K1SZFPTOtr/KBHBeksoGMGw==", 1);
+    setenv("AZURE_STORAGE_KEY",
+           "AAAAvdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq"
+           "/K1SZFPTOtr/KBHBeksoGMGw==",
+           1);
     s_ufs = s_new_ufs();
     cr_assert_eq(ufs_stat(s_ufs, "az://" CONTAINER "/k", &st), SHOAL_EACCES);
     cr_assert(strstr(shoal_last_error(), "HTTP 403"), "%s", shoal_last_error());
@@ -385,8 +391,9 @@ Test(ufs_az, credentials, .init = s_setup, .fini = s_teardown, .timeout = 120)
     cr_assert_eq(list.count, 1);
     ufs_list_fini(&list);
     ufs_destroy(&s_ufs);
-    s_make_sas(sas, sizeof sas,
-               "AAAAvdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==");
+    s_make_sas(
+        sas, sizeof sas,
+        "AAAAvdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==");
     setenv("AZURE_STORAGE_SAS_TOKEN", sas + 1, 1); /* also without the '?' */
     s_ufs = s_new_ufs();
     cr_assert_eq(ufs_stat(s_ufs, "az://" CONTAINER "/k", &st), SHOAL_EACCES);

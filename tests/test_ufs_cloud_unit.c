@@ -32,8 +32,8 @@ static const char s3_page[] =
 Test(ufs_xml, s3_listing_page)
 {
     ufs_xml_listing_t listing;
-    cr_assert_eq(ufs_xml_parse_listing(s3_page, sizeof s3_page - 1, UFS_XML_S3, &listing), 0,
-                 "%s", shoal_last_error());
+    cr_assert_eq(ufs_xml_parse_listing(s3_page, sizeof s3_page - 1, UFS_XML_S3, &listing), 0, "%s",
+                 shoal_last_error());
     cr_assert_eq(listing.object_count, 2);
     cr_assert_str_eq(listing.objects[0].name, "dir/a b+c.bin");
     cr_assert_eq(listing.objects[0].size, 1048576);
@@ -81,8 +81,8 @@ static const char az_page[] =
 Test(ufs_xml, az_listing_page)
 {
     ufs_xml_listing_t listing;
-    cr_assert_eq(ufs_xml_parse_listing(az_page, sizeof az_page - 1, UFS_XML_AZ, &listing), 0,
-                 "%s", shoal_last_error());
+    cr_assert_eq(ufs_xml_parse_listing(az_page, sizeof az_page - 1, UFS_XML_AZ, &listing), 0, "%s",
+                 shoal_last_error());
     cr_assert_eq(listing.object_count, 2);
     cr_assert_str_eq(listing.objects[0].name, "dir/one");
     cr_assert_eq(listing.objects[0].size, 5);
@@ -95,8 +95,7 @@ Test(ufs_xml, az_listing_page)
     cr_assert_str_eq(listing.next_token, "2!88!MDAwMDE5IWRpci90d28-");
     ufs_xml_listing_fini(&listing);
 
-    static const char last[] =
-        "<EnumerationResults><Blobs /><NextMarker /></EnumerationResults>";
+    static const char last[] = "<EnumerationResults><Blobs /><NextMarker /></EnumerationResults>";
     cr_assert_eq(ufs_xml_parse_listing(last, sizeof last - 1, UFS_XML_AZ, &listing), 0);
     cr_assert_not(listing.truncated);
     cr_assert_null(listing.next_token);
@@ -141,8 +140,9 @@ Test(ufs_xml, malformed_listings)
          SHOAL_EPROTO},
         {UFS_XML_S3, "<EnumerationResults/>", SHOAL_EPROTO},
         {UFS_XML_AZ, "<ListBucketResult/>", SHOAL_EPROTO},
-        {UFS_XML_AZ, "<EnumerationResults><Blobs><Blob><Name>a</Name></Blob></Blobs>"
-                     "</EnumerationResults>",
+        {UFS_XML_AZ,
+         "<EnumerationResults><Blobs><Blob><Name>a</Name></Blob></Blobs>"
+         "</EnumerationResults>",
          SHOAL_EPROTO},
         {UFS_XML_AZ, "<EnumerationResults><Blobs><BlobPrefix/></Blobs></EnumerationResults>",
          SHOAL_EPROTO},
@@ -158,8 +158,8 @@ Test(ufs_xml, malformed_listings)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ufs_xml_listing_t listing;
         shoal_clear_error();
-        int rc = ufs_xml_parse_listing(cases[i].xml, strlen(cases[i].xml), cases[i].dialect,
-                                       &listing);
+        int rc =
+            ufs_xml_parse_listing(cases[i].xml, strlen(cases[i].xml), cases[i].dialect, &listing);
         cr_expect_eq(rc, cases[i].rc, "case %zu: rc %d (%s)", i, rc, shoal_last_error());
         cr_expect_neq(shoal_last_error()[0], '\0', "case %zu has no message", i);
         cr_expect_null(listing.objects, "case %zu left objects", i);
@@ -174,15 +174,14 @@ Test(ufs_xml, size_bounds)
     size_t len = name_len + 200;
     char *xml = malloc(len);
     cr_assert_not_null(xml);
-    int written = snprintf(xml, len, "<ListBucketResult><Contents><Key>%0*d</Key><Size>1</Size>"
-                                     "</Contents></ListBucketResult>",
+    int written = snprintf(xml, len,
+                           "<ListBucketResult><Contents><Key>%0*d</Key><Size>1</Size>"
+                           "</Contents></ListBucketResult>",
                            (int)name_len, 7);
     ufs_xml_listing_t listing;
-    cr_assert_eq(ufs_xml_parse_listing(xml, (size_t)written, UFS_XML_S3, &listing),
-                 SHOAL_EMSGSIZE);
+    cr_assert_eq(ufs_xml_parse_listing(xml, (size_t)written, UFS_XML_S3, &listing), SHOAL_EMSGSIZE);
     free(xml);
-    cr_assert_eq(ufs_xml_parse_listing("<x/>", (size_t)UFS_XML_BODY_MAX + 1, UFS_XML_S3,
-                                       &listing),
+    cr_assert_eq(ufs_xml_parse_listing("<x/>", (size_t)UFS_XML_BODY_MAX + 1, UFS_XML_S3, &listing),
                  SHOAL_EMSGSIZE);
 }
 
@@ -216,19 +215,22 @@ Test(ufs_cloud, uri_split)
 {
     char container[64];
     const char *path;
-    cr_assert_eq(ufs_cloud_uri_split("s3://bucket/a/b c", "s3", container, sizeof container,
-                                     &path),
+    cr_assert_eq(ufs_cloud_uri_split("s3://bucket/a/b c", "s3", container, sizeof container, &path),
                  0);
     cr_assert_str_eq(container, "bucket");
     cr_assert_str_eq(path, "a/b c");
-    cr_assert_eq(ufs_cloud_uri_split("s3://my.bucket-1", "s3", container, sizeof container,
-                                     &path),
+    cr_assert_eq(ufs_cloud_uri_split("s3://my.bucket-1", "s3", container, sizeof container, &path),
                  0);
     cr_assert_str_eq(container, "my.bucket-1");
     cr_assert_str_eq(path, "");
     cr_assert_eq(ufs_cloud_uri_split("az://c/", "az", container, sizeof container, &path), 0);
     cr_assert_str_eq(path, "");
-    const char *bad[] = {"s3://", "s3:///key", "az://c/x", "s3:/b/k", "s3://b?x/k", "s3://b k/x",
+    const char *bad[] = {"s3://",
+                         "s3:///key",
+                         "az://c/x",
+                         "s3:/b/k",
+                         "s3://b?x/k",
+                         "s3://b k/x",
                          "s3://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_eq(ufs_cloud_uri_split(bad[i], "s3", container, sizeof container, &path),
@@ -284,8 +286,8 @@ Test(ufs_cloud, push_listing_and_status)
         {.name = "dir/sub/", .size = 0},
     };
     char *prefixes[] = {"dir/p/"};
-    ufs_xml_listing_t page = {.objects = objects, .object_count = 4, .prefixes = prefixes,
-                              .prefix_count = 1};
+    ufs_xml_listing_t page = {
+        .objects = objects, .object_count = 4, .prefixes = prefixes, .prefix_count = 1};
     ufs_list_t list;
     ufs_list_init(&list);
     cr_assert_eq(ufs_cloud_push_listing(&list, "s3", "bkt", "dir/", &page), 0);
@@ -301,8 +303,7 @@ Test(ufs_cloud, push_listing_and_status)
 
     cr_assert_eq(ufs_cloud_status_fail(403, "GET", "s3://b/k", "InvalidAccessKeyId", "key AK"),
                  SHOAL_EACCES);
-    cr_assert(strstr(shoal_last_error(), "HTTP 403 InvalidAccessKeyId"), "%s",
-              shoal_last_error());
+    cr_assert(strstr(shoal_last_error(), "HTTP 403 InvalidAccessKeyId"), "%s", shoal_last_error());
     cr_assert(strstr(shoal_last_error(), "key AK"));
     cr_assert_eq(ufs_cloud_status_fail(404, "HEAD", "s3://b/k", "", "key AK"), SHOAL_ENOENT);
     cr_assert_null(strstr(shoal_last_error(), "key AK"));
@@ -315,29 +316,28 @@ Test(ufs_cloud, push_listing_and_status)
 /* AWS credentials file                                                                      */
 /* ---------------------------------------------------------------------------------------- */
 
-static const char credentials_file[] =
-    "# shared credentials\r\n"
-    "[default]\r\n"
-    "aws_access_key_id = AKIADEFAULT\r\n"
-    "aws_secret_access_key=secret/with+chars=\r\n"
-    "\r\n"
-    "; another comment\n"
-    "[ profile work ]\n"
-    "  AWS_Access_Key_Id   =   AKIAWORK   \n"
-    "aws_secret_access_key = work secret with spaces\n"
-    "aws_session_token = FwoGZXIvYXdzE#not-a-comment\n"
-    "s3 =\n"
-    "    aws_access_key_id = NESTED-IGNORED\n"
-    "[partial]\n"
-    "aws_access_key_id = ONLYKEY\n"
-    "[dup]\n"
-    "aws_access_key_id = FIRST\n"
-    "aws_secret_access_key = s1\n"
-    "[dup]\n"
-    "aws_access_key_id = SECOND\n"
-    "[default-ish]\n"
-    "aws_access_key_id = NOPE\n"
-    "aws_secret_access_key = NOPE";
+static const char credentials_file[] = "# shared credentials\r\n"
+                                       "[default]\r\n"
+                                       "aws_access_key_id = AKIADEFAULT\r\n"
+                                       "aws_secret_access_key=secret/with+chars=\r\n"
+                                       "\r\n"
+                                       "; another comment\n"
+                                       "[ profile work ]\n"
+                                       "  AWS_Access_Key_Id   =   AKIAWORK   \n"
+                                       "aws_secret_access_key = work secret with spaces\n"
+                                       "aws_session_token = FwoGZXIvYXdzE#not-a-comment\n"
+                                       "s3 =\n"
+                                       "    aws_access_key_id = NESTED-IGNORED\n"
+                                       "[partial]\n"
+                                       "aws_access_key_id = ONLYKEY\n"
+                                       "[dup]\n"
+                                       "aws_access_key_id = FIRST\n"
+                                       "aws_secret_access_key = s1\n"
+                                       "[dup]\n"
+                                       "aws_access_key_id = SECOND\n"
+                                       "[default-ish]\n"
+                                       "aws_access_key_id = NOPE\n"
+                                       "aws_secret_access_key = NOPE";
 
 Test(ufs_s3_credentials, profiles)
 {
@@ -347,8 +347,8 @@ Test(ufs_s3_credentials, profiles)
     cr_assert_str_eq(creds.secret_key, "secret/with+chars=");
     cr_assert_str_eq(creds.session_token, "");
 
-    cr_assert_eq(ufs_s3_credentials_parse(credentials_file, "work", &creds), 0,
-                 "%s", shoal_last_error());
+    cr_assert_eq(ufs_s3_credentials_parse(credentials_file, "work", &creds), 0, "%s",
+                 shoal_last_error());
     cr_assert_str_eq(creds.access_key, "AKIAWORK");
     cr_assert_str_eq(creds.secret_key, "work secret with spaces");
     cr_assert_str_eq(creds.session_token, "FwoGZXIvYXdzE#not-a-comment");
@@ -388,8 +388,9 @@ Test(ufs_s3_credentials, value_too_long)
 /* Azure Shared Key                                                                          */
 /* ---------------------------------------------------------------------------------------- */
 
-static const char devstore_key_b64[] = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6"
-                                       "tq/K1SZFPTOtr/KBHBeksoGMGw==";
+static const char devstore_key_b64[] =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6"
+    "tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 static size_t s_devstore_key(unsigned char *key, size_t key_len)
 {
@@ -457,8 +458,8 @@ Test(ufs_az_sign, headers_and_query)
     cr_assert_eq(ufs_az_sign(sts, key, key_len, signature, 20), SHOAL_EMSGSIZE);
 
     /* No path: the resource is the account root; too small an output fails cleanly. */
-    cr_assert_eq(ufs_az_string_to_sign("GET", "https://acct.blob.core.windows.net?comp=list",
-                                       NULL, "acct", sts, sizeof sts),
+    cr_assert_eq(ufs_az_string_to_sign("GET", "https://acct.blob.core.windows.net?comp=list", NULL,
+                                       "acct", sts, sizeof sts),
                  0);
     cr_assert(strstr(sts, "\n/acct/\ncomp:list"), "%s", sts);
     cr_assert_eq(ufs_az_string_to_sign("GET", "https://acct.blob.core.windows.net/c", headers,

@@ -16,11 +16,11 @@
 #define PAGE   (1u << 20)
 #define BUCKET "shoal-test"
 
-static char *s_dir;          /* temp dir: server log, credentials file, HOME */
-static tp_proc_t s_moto;     /* moto_server */
-static int s_port;           /* its port */
-static char s_endpoint[64];  /* "http://127.0.0.1:PORT" */
-static ufs_t *s_ufs;         /* under test */
+static char *s_dir;         /* temp dir: server log, credentials file, HOME */
+static tp_proc_t s_moto;    /* moto_server */
+static int s_port;          /* its port */
+static char s_endpoint[64]; /* "http://127.0.0.1:PORT" */
+static ufs_t *s_ufs;        /* under test */
 
 /* Starts moto_server (or $SHOAL_MOTO_SERVER) on a free port; IAM auth on when `auth` (moto's
  * INITIAL_NO_AUTH_ACTION_COUNT=0: unknown access keys are refused with 403). */
@@ -46,8 +46,11 @@ static void s_moto_start(bool auth)
 
 static ufs_t *s_new_ufs(void)
 {
-    ufs_options_t options = {.connect_timeout_ms = 2000, .timeout_ms = 20000,
-                             .low_speed_ms = 5000, .max_retries = 2, .retry_base_ms = 5};
+    ufs_options_t options = {.connect_timeout_ms = 2000,
+                             .timeout_ms = 20000,
+                             .low_speed_ms = 5000,
+                             .max_retries = 2,
+                             .retry_base_ms = 5};
     ufs_t *ufs = ufs_new(&options);
     cr_assert_not_null(ufs);
     return ufs;
@@ -57,9 +60,10 @@ static ufs_t *s_new_ufs(void)
  * HOME without ~/.aws so nothing of the machine's leaks in. */
 static void s_env(void)
 {
-    static const char *const cleared[] = {"AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                                          "AWS_SHARED_CREDENTIALS_FILE", "AWS_DEFAULT_REGION",
-                                          "AWS_S3_FORCE_PATH_STYLE", "SHOAL_S3_PATH_STYLE"};
+    static const char *const cleared[] = {"AWS_ENDPOINT_URL",   "AWS_SESSION_TOKEN",
+                                          "AWS_PROFILE",        "AWS_SHARED_CREDENTIALS_FILE",
+                                          "AWS_DEFAULT_REGION", "AWS_S3_FORCE_PATH_STYLE",
+                                          "SHOAL_S3_PATH_STYLE"};
     for (size_t i = 0; i < sizeof cleared / sizeof cleared[0]; i++)
         unsetenv(cleared[i]);
     setenv("AWS_ENDPOINT_URL_S3", s_endpoint, 1);
@@ -171,21 +175,20 @@ Test(ufs_s3, stat_and_read_every_boundary, .init = s_setup, .fini = s_teardown, 
         cr_assert_eq(got, (int64_t)size, "%s whole: %" PRId64 " (%s)", uri, got,
                      shoal_last_error());
         cr_assert(size == 0 || memcmp(buf, data[i], size) == 0);
-        const uint64_t offsets[] = {0, PAGE - 1, PAGE, PAGE + 1, size ? size - 1 : 0, size,
-                                    size + 1, size + PAGE};
+        const uint64_t offsets[] = {0,    PAGE - 1, PAGE,       PAGE + 1, size ? size - 1 : 0,
+                                    size, size + 1, size + PAGE};
         const size_t lengths[] = {1, 2, PAGE - 1, PAGE, PAGE + 1};
         for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++) {
             for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++) {
                 uint64_t offset = offsets[o];
                 size_t length = lengths[l];
-                int64_t want = offset >= size ? 0
-                                              : (int64_t)(size - offset < length ? size - offset
-                                                                                 : length);
+                int64_t want =
+                    offset >= size ? 0 : (int64_t)(size - offset < length ? size - offset : length);
                 memset(buf, 0xAA, length);
                 got = ufs_read(s_ufs, uri, st.version, offset, buf, length);
-                cr_assert_eq(got, want, "%s @%" PRIu64 "+%zu: got %" PRId64 " want %" PRId64
-                                        " (%s)",
-                             uri, offset, length, got, want, shoal_last_error());
+                cr_assert_eq(got, want,
+                             "%s @%" PRIu64 "+%zu: got %" PRId64 " want %" PRId64 " (%s)", uri,
+                             offset, length, got, want, shoal_last_error());
                 cr_assert(want == 0 || memcmp(buf, data[i] + offset, (size_t)want) == 0,
                           "%s @%" PRIu64 "+%zu: wrong bytes", uri, offset, length);
             }
@@ -238,8 +241,7 @@ Test(ufs_s3, listing_pages_and_directories, .init = s_setup, .fini = s_teardown,
     ufs_list_fini(&list);
 
     /* Recursive: every object, no directories, no marker. */
-    cr_assert_eq(ufs_list(s_ufs, "s3://" BUCKET "/many", true, &list), 0, "%s",
-                 shoal_last_error());
+    cr_assert_eq(ufs_list(s_ufs, "s3://" BUCKET "/many", true, &list), 0, "%s", shoal_last_error());
     cr_assert_eq(list.count, 23);
     cr_assert_str_eq(list.entries[20].uri, "s3://" BUCKET "/many/sub/deeper/y");
     cr_assert_str_eq(list.entries[22].uri, "s3://" BUCKET "/many/sub2/z");
@@ -265,8 +267,11 @@ Test(ufs_s3, listing_pages_and_directories, .init = s_setup, .fini = s_teardown,
 
     /* Directories by stat. */
     ufs_stat_t st;
-    const char *dirs[] = {"s3://" BUCKET, "s3://" BUCKET "/", "s3://" BUCKET "/many",
-                          "s3://" BUCKET "/many/", "s3://" BUCKET "/many/sub/deeper",
+    const char *dirs[] = {"s3://" BUCKET,
+                          "s3://" BUCKET "/",
+                          "s3://" BUCKET "/many",
+                          "s3://" BUCKET "/many/",
+                          "s3://" BUCKET "/many/sub/deeper",
                           "s3://" BUCKET "/many/marker"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         cr_assert_eq(ufs_stat(s_ufs, dirs[i], &st), 0, "%s: %s", dirs[i], shoal_last_error());
@@ -289,8 +294,8 @@ Test(ufs_s3, listing_pages_and_directories, .init = s_setup, .fini = s_teardown,
 Test(ufs_s3, odd_keys, .init = s_setup, .fini = s_teardown, .timeout = 120)
 {
     static const char *const keys[] = {
-        "odd/a b+c.bin", "odd/\xc3\xbc\xe6\x97\xa5\xe6\x9c\xac.txt", "odd/q?x=1&y=2#frag",
-        "odd/per%20cent", "odd/semi;colon,comma:at@$!'()*", "odd/tilde~under_dash-dot.",
+        "odd/a b+c.bin",  "odd/\xc3\xbc\xe6\x97\xa5\xe6\x9c\xac.txt", "odd/q?x=1&y=2#frag",
+        "odd/per%20cent", "odd/semi;colon,comma:at@$!'()*",           "odd/tilde~under_dash-dot.",
     };
     const size_t count = sizeof keys / sizeof keys[0];
     s_put(NULL, NULL, 0);
@@ -308,8 +313,7 @@ Test(ufs_s3, odd_keys, .init = s_setup, .fini = s_teardown, .timeout = 120)
     }
     ufs_list_t list;
     ufs_list_init(&list);
-    cr_assert_eq(ufs_list(s_ufs, "s3://" BUCKET "/odd", false, &list), 0, "%s",
-                 shoal_last_error());
+    cr_assert_eq(ufs_list(s_ufs, "s3://" BUCKET "/odd", false, &list), 0, "%s", shoal_last_error());
     cr_assert_eq(list.count, count);
     for (size_t i = 0; i < count; i++) {
         snprintf(uri, sizeof uri, "s3://" BUCKET "/%s", keys[i]);
@@ -395,7 +399,6 @@ Test(ufs_s3, refused_credentials, .init = s_setup_auth, .fini = s_teardown, .tim
     cr_assert_eq(ufs_stat(s_ufs, "s3://" BUCKET "/k", &st), SHOAL_EACCES);
     cr_assert(strstr(shoal_last_error(), "no profile [nope]"), "%s", shoal_last_error());
     ufs_destroy(&s_ufs);
-
 }
 
 /* No credentials at all: anonymous, unsigned requests. moto (without IAM auth) refuses them on

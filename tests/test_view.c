@@ -71,8 +71,7 @@ typedef struct reader_arg {
     int ok;                /* versions never went backwards */
 } reader_arg_t;
 
-static void *
-s_reader(void *p)
+static void *s_reader(void *p)
 {
     reader_arg_t *arg = p;
     uint64_t last = 0;

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 DEBS=(
-    build-essential cmake pkg-config clang libclang-rt-14-dev
+    build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
     libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev librocksdb-dev libxxhash-dev liburing-dev
     libcriterion-dev libcurl4-openssl-dev libxml2-dev libjansson-dev
     python3 python3-fsspec python3-pytest python3-numpy

@@ -21,8 +21,8 @@
 
 #include "shoal.h"
 
-#define CLI_EXIT_FAILED 1 /* the command ran and something failed */
-#define CLI_EXIT_USAGE  2 /* bad command line */
+#define CLI_EXIT_FAILED 1          /* the command ran and something failed */
+#define CLI_EXIT_USAGE  2          /* bad command line */
 #define CLI_CHUNK       (8u << 20) /* cat reads this much per call */
 
 static const char s_usage[] =
@@ -82,12 +82,30 @@ static bool s_parse_u64(const char *text, uint64_t *out)
         return false;
     unsigned shift = 0;
     switch (*end) {
-    case '\0': break;
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    case 't': case 'T': shift = 40; end++; break;
-    default: return false;
+    case '\0':
+        break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    case 't':
+    case 'T':
+        shift = 40;
+        end++;
+        break;
+    default:
+        return false;
     }
     if (*end == 'i' || *end == 'B')
         end++;
@@ -174,8 +192,7 @@ static int s_command_options(int argc, char **argv, const char *short_options,
 /* Checks that exactly one URI is left after the options of command `name` and connects.
  * Returns -1 with *client_p set (caller owns: shoal_client_destroy) to go on, or an exit
  * status. */
-static int s_uri_command(const cli_t *cli, int argc, const char *name,
-                         shoal_client_t **client_p)
+static int s_uri_command(const cli_t *cli, int argc, const char *name, shoal_client_t **client_p)
 {
     if (argc - optind != 1)
         return s_usage_error("%s: expected exactly one URI", name);
@@ -252,8 +269,8 @@ static int s_members(const cli_t *cli, int argc, char **argv)
            json_integer_value(json_object_get(root, "view_version")),
            json_integer_value(json_object_get(root, "page_size")),
            json_integer_value(json_object_get(root, "range_pages")));
-    printf("%-20s %-8s %11s %-24s %10s %10s\n", "NAME", "STATE", "INCARNATION", "ADDRESS",
-           "WEIGHT", "LAST HEARD");
+    printf("%-20s %-8s %11s %-24s %10s %10s\n", "NAME", "STATE", "INCARNATION", "ADDRESS", "WEIGHT",
+           "LAST HEARD");
     size_t index;
     json_t *member;
     json_array_foreach(json_object_get(root, "members"), index, member)
@@ -267,8 +284,8 @@ static int s_members(const cli_t *cli, int argc, char **argv)
         const char *address = json_string_value(json_object_get(member, "data"));
         printf("%-20s %-8s %11" JSON_INTEGER_FORMAT " %-24s %10s %10s\n",
                name && *name ? name : "-", json_string_value(json_object_get(member, "state")),
-               json_integer_value(json_object_get(member, "incarnation")),
-               address ? address : "-", weight, heard);
+               json_integer_value(json_object_get(member, "incarnation")), address ? address : "-",
+               weight, heard);
     }
     json_decref(root);
     return 0;
@@ -426,8 +443,7 @@ static int s_on_nothing(int option, const char *arg, void *state)
     return -1;
 }
 
-static const struct option s_help_only[] = {{"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
+static const struct option s_help_only[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 
 static int s_stat(const cli_t *cli, int argc, char **argv)
 {
@@ -458,10 +474,10 @@ static int s_stat(const cli_t *cli, int argc, char **argv)
 /* ---- cat ---- */
 
 typedef struct cat_flags {
-    uint64_t offset;  /* --offset */
-    uint64_t length;  /* --length */
-    bool has_length;  /* --length given */
-    const char *bad;  /* a value that did not parse */
+    uint64_t offset; /* --offset */
+    uint64_t length; /* --length */
+    bool has_length; /* --length given */
+    const char *bad; /* a value that did not parse */
 } cat_flags_t;
 
 static int s_on_cat(int option, const char *arg, void *state)
@@ -557,27 +573,27 @@ typedef struct warm_flags {
 static int s_on_warm(int option, const char *arg, void *state)
 {
     warm_flags_t *flags = state;
-    if ((option == 'p' && (!s_parse_u64(arg, &flags->parallel) || flags->parallel == 0 ||
-                           flags->parallel > 1024)) ||
-        (option == 'r' && (!s_parse_u64(arg, &flags->replicas) || flags->replicas == 0 ||
-                           flags->replicas > 16)))
+    if ((option == 'p' &&
+         (!s_parse_u64(arg, &flags->parallel) || flags->parallel == 0 || flags->parallel > 1024)) ||
+        (option == 'r' &&
+         (!s_parse_u64(arg, &flags->replicas) || flags->replicas == 0 || flags->replicas > 16)))
         flags->bad = arg;
     return -1;
 }
 
 /* The shared state of a warmup: workers take files by index. */
 typedef struct warm {
-    shoal_client_t *client;    /* shared by the workers */
-    int replicas;              /* per range */
-    size_t count;              /* files */
-    char **uris;               /* count files */
-    uint64_t *sizes;           /* their sizes (from the listing) */
-    int *results;              /* per file: 0 or a negative code */
-    char **errors;             /* per file: detail of a failure, or NULL */
-    _Atomic size_t next;       /* next file to take */
-    _Atomic size_t done;       /* files finished */
-    _Atomic uint64_t bytes;    /* bytes of finished files */
-    uint64_t total_bytes;      /* bytes of all files */
+    shoal_client_t *client; /* shared by the workers */
+    int replicas;           /* per range */
+    size_t count;           /* files */
+    char **uris;            /* count files */
+    uint64_t *sizes;        /* their sizes (from the listing) */
+    int *results;           /* per file: 0 or a negative code */
+    char **errors;          /* per file: detail of a failure, or NULL */
+    _Atomic size_t next;    /* next file to take */
+    _Atomic size_t done;    /* files finished */
+    _Atomic uint64_t bytes; /* bytes of finished files */
+    uint64_t total_bytes;   /* bytes of all files */
 } warm_t;
 
 static void *s_warm_worker(void *arg)
@@ -884,8 +900,7 @@ int main(int argc, char **argv)
         case 't': {
             uint64_t timeout = 0;
             if (!s_parse_u64(optarg, &timeout) || timeout == 0 || timeout > 3600000)
-                return s_usage_error("--timeout: '%s' is not a time in ms (1..3600000)",
-                                     optarg);
+                return s_usage_error("--timeout: '%s' is not a time in ms (1..3600000)", optarg);
             cli.timeout_ms = (int)timeout;
             break;
         }

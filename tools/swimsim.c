@@ -15,45 +15,43 @@
 #include "swim_fake.h"
 
 typedef struct sim_opts {
-    size_t nodes;            /* cluster size */
-    double duration_s;       /* measured virtual time after convergence */
-    double loss;             /* global loss 0..1 */
-    size_t crashes;          /* nodes crashed at random times in the first 2/3 */
-    size_t slow;             /* slow members */
-    uint32_t slow_ms;        /* their extra delay per message */
-    double partition_at;     /* seconds into the measured phase (< 0: none) */
-    double partition_for;    /* seconds */
-    uint32_t delay_min;      /* network delay range */
-    uint32_t delay_max;      /* network delay range */
-    size_t runs;             /* independent runs (seed, seed+1, ...) */
-    uint64_t seed;           /* first seed */
-    int memberlist;          /* use memberlist's unmodified LAN defaults */
-    swim_opts_t swim;        /* core options */
+    size_t nodes;         /* cluster size */
+    double duration_s;    /* measured virtual time after convergence */
+    double loss;          /* global loss 0..1 */
+    size_t crashes;       /* nodes crashed at random times in the first 2/3 */
+    size_t slow;          /* slow members */
+    uint32_t slow_ms;     /* their extra delay per message */
+    double partition_at;  /* seconds into the measured phase (< 0: none) */
+    double partition_for; /* seconds */
+    uint32_t delay_min;   /* network delay range */
+    uint32_t delay_max;   /* network delay range */
+    size_t runs;          /* independent runs (seed, seed+1, ...) */
+    uint64_t seed;        /* first seed */
+    int memberlist;       /* use memberlist's unmodified LAN defaults */
+    swim_opts_t swim;     /* core options */
 } sim_opts_t;
 
 typedef struct sim_state {
-    const sim_opts_t *opts;  /* settings */
-    swim_fake_net_t *net;    /* the network */
-    size_t n;                /* nodes */
-    uint8_t *crashed;        /* crashed[i]: node i was crashed */
-    uint64_t *crash_at;      /* crash time of node i */
-    uint64_t **dead_at;      /* dead_at[crash][node]: when node marked crash victim dead */
-    size_t *crash_index;     /* node -> crash number + 1 (0: never crashed) */
-    int measuring;           /* counting false positives */
-    int partitioned;         /* a partition is in force (deaths across it are expected) */
+    const sim_opts_t *opts;    /* settings */
+    swim_fake_net_t *net;      /* the network */
+    size_t n;                  /* nodes */
+    uint8_t *crashed;          /* crashed[i]: node i was crashed */
+    uint64_t *crash_at;        /* crash time of node i */
+    uint64_t **dead_at;        /* dead_at[crash][node]: when node marked crash victim dead */
+    size_t *crash_index;       /* node -> crash number + 1 (0: never crashed) */
+    int measuring;             /* counting false positives */
+    int partitioned;           /* a partition is in force (deaths across it are expected) */
     uint64_t false_suspicions; /* healthy member marked suspect */
-    uint64_t false_deaths;   /* healthy member marked dead (outside partitions) */
+    uint64_t false_deaths;     /* healthy member marked dead (outside partitions) */
     uint64_t partition_deaths; /* deaths of healthy members during/after a partition */
 } sim_state_t;
 
-static size_t
-s_node_of(const uint8_t id[16])
+static size_t s_node_of(const uint8_t id[16])
 {
     return (size_t)id[0] | (size_t)id[1] << 8 | (size_t)id[2] << 16;
 }
 
-static void
-s_hook(void *ctx, size_t node, const swim_event_t *ev)
+static void s_hook(void *ctx, size_t node, const swim_event_t *ev)
 {
     sim_state_t *st = ctx;
     if (ev->kind != SWIM_EVENT_MEMBER || ev->removed || ev->member.is_self)
@@ -85,16 +83,14 @@ s_hook(void *ctx, size_t node, const swim_event_t *ev)
     }
 }
 
-static int
-s_cmp_u64(const void *a, const void *b)
+static int s_cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
 /* Number of up nodes that see every other non-crashed node alive. */
-static size_t
-s_converged(sim_state_t *st)
+static size_t s_converged(sim_state_t *st)
 {
     size_t healthy = 0, good = 0;
     for (size_t i = 0; i < st->n; i++)
@@ -117,18 +113,17 @@ s_converged(sim_state_t *st)
 }
 
 typedef struct sim_result {
-    uint64_t *detect_ms;    /* per detected crash */
-    size_t n_detect;        /* detected crashes */
-    size_t n_missed;        /* crashes not detected by all before the end */
-    double converge_s;      /* join convergence time */
-    double heal_s;          /* partition heal time (-1: none or not healed) */
+    uint64_t *detect_ms; /* per detected crash */
+    size_t n_detect;     /* detected crashes */
+    size_t n_missed;     /* crashes not detected by all before the end */
+    double converge_s;   /* join convergence time */
+    double heal_s;       /* partition heal time (-1: none or not healed) */
     uint64_t false_suspicions, false_deaths, partition_deaths;
     double msgs_per_member_s, bytes_per_member_s;
-    double real_s;          /* wall clock */
+    double real_s; /* wall clock */
 } sim_result_t;
 
-static void
-s_run(const sim_opts_t *o, uint64_t seed, sim_result_t *res)
+static void s_run(const sim_opts_t *o, uint64_t seed, sim_result_t *res)
 {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -288,8 +283,7 @@ s_run(const sim_opts_t *o, uint64_t seed, sim_result_t *res)
     res->real_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 }
 
-static void
-s_usage(void)
+static void s_usage(void)
 {
     printf("usage: swimsim [options]\n"
            "  -n, --nodes N           cluster size (default 100)\n"
@@ -306,11 +300,11 @@ s_usage(void)
            "      --memberlist        HashiCorp memberlist LAN defaults, untuned\n"
            "      --suspicion-mult N, --suspicion-max-mult N, --confirmations N,\n"
            "      --gossip-interval MS, --gossip-nodes N, --piggyback N, --retransmit-mult N,\n"
-           "      --probe-interval MS, --probe-timeout MS, --suspicion-min MS   override core options\n");
+           "      --probe-interval MS, --probe-timeout MS, --suspicion-min MS   override core "
+           "options\n");
 }
 
-int
-main(int argc, char **argv)
+int main(int argc, char **argv)
 {
     sim_opts_t o;
     memset(&o, 0, sizeof o);
@@ -325,52 +319,108 @@ main(int argc, char **argv)
     o.runs = 1;
     o.seed = 1;
     swim_opts_default(&o.swim);
-    static const struct option longopts[] = {
-        {"nodes", 1, 0, 'n'},          {"duration", 1, 0, 'd'},
-        {"loss", 1, 0, 'l'},           {"crashes", 1, 0, 'c'},
-        {"slow", 1, 0, 1},             {"slow-ms", 1, 0, 2},
-        {"partition-at", 1, 0, 3},     {"partition-for", 1, 0, 4},
-        {"delay", 1, 0, 5},            {"runs", 1, 0, 'r'},
-        {"seed", 1, 0, 's'},           {"memberlist", 0, 0, 6},
-        {"suspicion-mult", 1, 0, 7},   {"suspicion-max-mult", 1, 0, 8},
-        {"confirmations", 1, 0, 9},    {"gossip-interval", 1, 0, 10},
-        {"gossip-nodes", 1, 0, 11},    {"piggyback", 1, 0, 12},
-        {"retransmit-mult", 1, 0, 13}, {"probe-interval", 1, 0, 14},
-        {"probe-timeout", 1, 0, 15},   {"suspicion-min", 1, 0, 16},
-        {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"nodes", 1, 0, 'n'},
+                                             {"duration", 1, 0, 'd'},
+                                             {"loss", 1, 0, 'l'},
+                                             {"crashes", 1, 0, 'c'},
+                                             {"slow", 1, 0, 1},
+                                             {"slow-ms", 1, 0, 2},
+                                             {"partition-at", 1, 0, 3},
+                                             {"partition-for", 1, 0, 4},
+                                             {"delay", 1, 0, 5},
+                                             {"runs", 1, 0, 'r'},
+                                             {"seed", 1, 0, 's'},
+                                             {"memberlist", 0, 0, 6},
+                                             {"suspicion-mult", 1, 0, 7},
+                                             {"suspicion-max-mult", 1, 0, 8},
+                                             {"confirmations", 1, 0, 9},
+                                             {"gossip-interval", 1, 0, 10},
+                                             {"gossip-nodes", 1, 0, 11},
+                                             {"piggyback", 1, 0, 12},
+                                             {"retransmit-mult", 1, 0, 13},
+                                             {"probe-interval", 1, 0, 14},
+                                             {"probe-timeout", 1, 0, 15},
+                                             {"suspicion-min", 1, 0, 16},
+                                             {"help", 0, 0, 'h'},
+                                             {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "n:d:l:c:r:s:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'n': o.nodes = strtoul(optarg, NULL, 10); break;
-        case 'd': o.duration_s = atof(optarg); break;
-        case 'l': o.loss = atof(optarg) / 100.0; break;
-        case 'c': o.crashes = strtoul(optarg, NULL, 10); break;
-        case 1: o.slow = strtoul(optarg, NULL, 10); break;
-        case 2: o.slow_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 3: o.partition_at = atof(optarg); break;
-        case 4: o.partition_for = atof(optarg); break;
+        case 'n':
+            o.nodes = strtoul(optarg, NULL, 10);
+            break;
+        case 'd':
+            o.duration_s = atof(optarg);
+            break;
+        case 'l':
+            o.loss = atof(optarg) / 100.0;
+            break;
+        case 'c':
+            o.crashes = strtoul(optarg, NULL, 10);
+            break;
+        case 1:
+            o.slow = strtoul(optarg, NULL, 10);
+            break;
+        case 2:
+            o.slow_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 3:
+            o.partition_at = atof(optarg);
+            break;
+        case 4:
+            o.partition_for = atof(optarg);
+            break;
         case 5:
             if (sscanf(optarg, "%u:%u", &o.delay_min, &o.delay_max) != 2) {
                 s_usage();
                 return 2;
             }
             break;
-        case 'r': o.runs = strtoul(optarg, NULL, 10); break;
-        case 's': o.seed = strtoull(optarg, NULL, 10); break;
-        case 6: o.memberlist = 1; break;
-        case 7: o.swim.suspicion_mult = atof(optarg); break;
-        case 8: o.swim.suspicion_max_mult = (uint32_t)atoi(optarg); break;
-        case 9: o.swim.suspicion_confirmations = (uint32_t)atoi(optarg); break;
-        case 10: o.swim.gossip_interval_ms = (uint32_t)atoi(optarg); break;
-        case 11: o.swim.gossip_nodes = (uint32_t)atoi(optarg); break;
-        case 12: o.swim.max_piggyback = (uint32_t)atoi(optarg); break;
-        case 13: o.swim.retransmit_mult = (uint32_t)atoi(optarg); break;
-        case 14: o.swim.probe_interval_ms = (uint32_t)atoi(optarg); break;
-        case 15: o.swim.probe_timeout_ms = (uint32_t)atoi(optarg); break;
-        case 16: o.swim.suspicion_min_ms = (uint32_t)atoi(optarg); break;
-        case 'h': s_usage(); return 0;
-        default: s_usage(); return 2;
+        case 'r':
+            o.runs = strtoul(optarg, NULL, 10);
+            break;
+        case 's':
+            o.seed = strtoull(optarg, NULL, 10);
+            break;
+        case 6:
+            o.memberlist = 1;
+            break;
+        case 7:
+            o.swim.suspicion_mult = atof(optarg);
+            break;
+        case 8:
+            o.swim.suspicion_max_mult = (uint32_t)atoi(optarg);
+            break;
+        case 9:
+            o.swim.suspicion_confirmations = (uint32_t)atoi(optarg);
+            break;
+        case 10:
+            o.swim.gossip_interval_ms = (uint32_t)atoi(optarg);
+            break;
+        case 11:
+            o.swim.gossip_nodes = (uint32_t)atoi(optarg);
+            break;
+        case 12:
+            o.swim.max_piggyback = (uint32_t)atoi(optarg);
+            break;
+        case 13:
+            o.swim.retransmit_mult = (uint32_t)atoi(optarg);
+            break;
+        case 14:
+            o.swim.probe_interval_ms = (uint32_t)atoi(optarg);
+            break;
+        case 15:
+            o.swim.probe_timeout_ms = (uint32_t)atoi(optarg);
+            break;
+        case 16:
+            o.swim.suspicion_min_ms = (uint32_t)atoi(optarg);
+            break;
+        case 'h':
+            s_usage();
+            return 0;
+        default:
+            s_usage();
+            return 2;
         }
     }
     if (o.memberlist)
@@ -404,15 +454,17 @@ main(int argc, char **argv)
     }
     qsort(all, n_all, sizeof *all, s_cmp_u64);
     double median = n_all ? (double)all[n_all / 2] / 1000.0 : -1;
-    double p99 = n_all ? (double)all[(n_all * 99) / 100 < n_all ? (n_all * 99) / 100 : n_all - 1] / 1000.0 : -1;
+    double p99 =
+        n_all ? (double)all[(n_all * 99) / 100 < n_all ? (n_all * 99) / 100 : n_all - 1] / 1000.0
+              : -1;
     double worst = n_all ? (double)all[n_all - 1] / 1000.0 : -1;
     printf("nodes %zu loss %.1f%% crashes %zu x %zu runs: detected by all: median %.2f s, "
            "p99 %.2f s, max %.2f s, missed %zu\n",
            o.nodes, o.loss * 100, o.crashes, o.runs, median, p99, worst, missed);
-    printf("false suspect events %llu, false dead events %llu (partition deaths %llu), join converged "
-           "in %.1f s, partition healed in %.1f s\n",
-           (unsigned long long)fs, (unsigned long long)fd, (unsigned long long)pd, converge,
-           heal);
+    printf(
+        "false suspect events %llu, false dead events %llu (partition deaths %llu), join converged "
+        "in %.1f s, partition healed in %.1f s\n",
+        (unsigned long long)fs, (unsigned long long)fd, (unsigned long long)pd, converge, heal);
     printf("per member: %.2f msgs/s, %.0f bytes/s sent; real time %.1f s\n", msgs, bytes, real);
     printf("| %zu | %.0f%% | %.2f | %.2f | %llu | %llu | %.2f | %.0f |\n", o.nodes, o.loss * 100,
            median, p99, (unsigned long long)fs, (unsigned long long)fd, msgs, bytes);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# test.sh - runs every test: installs dependencies, builds with warnings as errors, runs the
-# suite with ctest, then builds again with ASan+UBSan (clang) and runs the suite and the
-# libFuzzer targets there. Exit status is non-zero if anything failed.
+# test.sh - runs every test: installs dependencies, checks the C formatting (tools/check-format.sh),
+# builds with warnings as errors, runs the suite with ctest, then builds again with ASan+UBSan
+# (clang) and runs the suite and the libFuzzer targets there. Exit status is non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -41,6 +41,13 @@ s_ctest() {
     passed=$((passed + total - bad))
     failed=$((failed + bad))
 }
+
+echo "== format (clang-format, .clang-format)"
+if bash tools/check-format.sh; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
 
 echo "== release build (gcc, warnings are errors)"
 cmake -S . -B build -DSHOAL_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1

@@ -32,11 +32,11 @@ typedef struct shoal_client shoal_client_t;
 
 /* Client settings; zero fields take the defaults in brackets. */
 typedef struct shoal_client_options {
-    const char *seeds;         /* "host:port[,host:port...]" data endpoints of any nodes */
-    int timeout_ms;            /* [10000] per request to a node before trying the next one */
-    int metadata_ttl_ms;       /* [1000] how long the client trusts a stat it made */
-    bool no_ufs_fallback;      /* [false] true: never read the under storage directly */
-    const char *cluster_key;   /* path of the cluster key file (`shoal keygen`), or NULL */
+    const char *seeds;       /* "host:port[,host:port...]" data endpoints of any nodes */
+    int timeout_ms;          /* [10000] per request to a node before trying the next one */
+    int metadata_ttl_ms;     /* [1000] how long the client trusts a stat it made */
+    bool no_ufs_fallback;    /* [false] true: never read the under storage directly */
+    const char *cluster_key; /* path of the cluster key file (`shoal keygen`), or NULL */
 } shoal_client_options_t;
 
 /* What stat learns about a file or directory. */
@@ -49,11 +49,11 @@ typedef struct shoal_stat {
 
 /* One read of shoal_pread_many. */
 typedef struct shoal_read {
-    const char *uri;  /* file to read; borrowed for the call */
-    uint64_t offset;  /* first byte */
-    size_t length;    /* bytes wanted */
-    void *buf;        /* at least `length` bytes; borrowed for the call */
-    int64_t result;   /* out: bytes read (short only at end of file) or a negative code */
+    const char *uri; /* file to read; borrowed for the call */
+    uint64_t offset; /* first byte */
+    size_t length;   /* bytes wanted */
+    void *buf;       /* at least `length` bytes; borrowed for the call */
+    int64_t result;  /* out: bytes read (short only at end of file) or a negative code */
 } shoal_read_t;
 
 typedef struct shoal_listing shoal_listing_t;
@@ -96,8 +96,7 @@ int shoal_load(shoal_client_t *client, const char *uri, int replicas, uint64_t *
 
 /* Drops every cached page of `uri` (and of every file below it when `recursive`) on every
  * node. Adds the bytes freed to *bytes_evicted when not NULL. */
-int shoal_evict(shoal_client_t *client, const char *uri, bool recursive,
-                uint64_t *bytes_evicted);
+int shoal_evict(shoal_client_t *client, const char *uri, bool recursive, uint64_t *bytes_evicted);
 
 /* Cluster statistics as a JSON document: {"nodes": [{"name":..., "counters": {...},
  * "latency": {...}}, ...], "client": {...}}. On success *json_out is a NUL-terminated string

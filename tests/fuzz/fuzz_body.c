@@ -11,8 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
-    msg_header_t header = {.type = data[0], .request_id = 1, .view_version = 2,
-                           .frames = data[1]};
+    msg_header_t header = {.type = data[0], .request_id = 1, .view_version = 2, .frames = data[1]};
     msg_buf_t frame;
     msg_buf_init(&frame);
     if (msg_header_encode(&header, &frame) != 0)

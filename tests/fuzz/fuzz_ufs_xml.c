@@ -60,9 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             s_die("push_listing: more entries than the page had");
         for (size_t i = 0; i < list.count; i++) {
             const char *uri = list.entries[i].uri;
-            if (strlen(uri) > UFS_URI_MAX || strncmp(uri, dialect == UFS_XML_AZ ? "az://bucket/"
-                                                                                 : "s3://bucket/",
-                                                     12) != 0)
+            if (strlen(uri) > UFS_URI_MAX ||
+                strncmp(uri, dialect == UFS_XML_AZ ? "az://bucket/" : "s3://bucket/", 12) != 0)
                 s_die("push_listing: an entry outside the bucket or over UFS_URI_MAX");
         }
         ufs_list_fini(&list);

@@ -100,7 +100,8 @@ long tp_count_synced(const tp_server_t *server, const char *needle);
 int tp_nginx_start(tp_server_t *server, const char *root, const char *server_extra);
 
 /* Starts tests/support/badhttp.py (python3) serving `root`; see that file for its URL
- * prefixes (/flaky/N/, /busy/N/, /stall/, /norange/, /die/, /long/, /noetag/, /nohead/). 0 or -1. */
+ * prefixes (/flaky/N/, /busy/N/, /stall/, /norange/, /die/, /long/, /noetag/, /nohead/). 0 or -1.
+ */
 int tp_badhttp_start(tp_server_t *server, const char *root);
 
 /* Stops the server and removes its temp dir. Safe on a server never started. */

@@ -37,7 +37,7 @@ typedef struct target {
 } target_t;
 
 typedef struct worker {
-    shoal_client_t *client; /* shared client */
+    shoal_client_t *client;  /* shared client */
     const target_t *targets; /* files */
     int target_count;        /* entries in targets */
     size_t read_size;        /* bytes per read */
@@ -111,8 +111,10 @@ static int s_sequential(shoal_client_t *client, const target_t *targets, int cou
         for (uint64_t offset = 0; offset < targets[i].size;) {
             int n = 0;
             for (; n < depth && offset < targets[i].size; n++, offset += block)
-                reads[n] = (shoal_read_t){.uri = targets[i].uri, .offset = offset,
-                                          .length = block, .buf = buf + (size_t)n * block};
+                reads[n] = (shoal_read_t){.uri = targets[i].uri,
+                                          .offset = offset,
+                                          .length = block,
+                                          .buf = buf + (size_t)n * block};
             int rc = depth == 1 ? 0 : p_pread_many(client, reads, (size_t)n);
             if (depth == 1)
                 reads[0].result = p_pread(client, reads[0].uri, buf, block, reads[0].offset);
@@ -141,8 +143,11 @@ static int s_random(shoal_client_t *client, const target_t *targets, int count, 
     pthread_t *ids = calloc((size_t)threads, sizeof *ids);
     double start = s_now();
     for (int i = 0; i < threads; i++) {
-        workers[i] = (worker_t){.client = client, .targets = targets, .target_count = count,
-                                .read_size = size, .stop_at = start + seconds,
+        workers[i] = (worker_t){.client = client,
+                                .targets = targets,
+                                .target_count = count,
+                                .read_size = size,
+                                .stop_at = start + seconds,
                                 .seed = (unsigned)(12345 + i * 7919)};
         pthread_create(&ids[i], NULL, s_random_reads, &workers[i]);
     }
@@ -211,15 +216,15 @@ int main(int argc, char **argv)
         shoal_stat_t st;
         int rc = p_stat(client, argv[first_uri + i], &st);
         if (rc < 0) {
-            fprintf(stderr, "bench_pread: stat %s: %s: %s\n", argv[first_uri + i],
-                    p_strerror(rc), p_last_error());
+            fprintf(stderr, "bench_pread: stat %s: %s: %s\n", argv[first_uri + i], p_strerror(rc),
+                    p_last_error());
             return 1;
         }
         targets[i] = (target_t){.uri = argv[first_uri + i], .size = st.size};
     }
-    int rc = seq ? s_sequential(client, targets, count, atoi(argv[4]), (size_t)atol(argv[5]))
-                 : s_random(client, targets, count, atoi(argv[4]), atof(argv[5]),
-                            (size_t)atol(argv[6]));
+    int rc =
+        seq ? s_sequential(client, targets, count, atoi(argv[4]), (size_t)atol(argv[5]))
+            : s_random(client, targets, count, atoi(argv[4]), atof(argv[5]), (size_t)atol(argv[6]));
     free(targets);
     p_client_destroy(&client);
     return rc;

@@ -13,11 +13,11 @@
 #include <zmq.h>
 
 typedef struct pump {
-    void *context;        /* shared ZeroMQ context */
-    char endpoint[64];    /* where the PULL socket is bound */
-    long count;           /* messages to send */
-    size_t size;          /* bytes per message */
-    int failed;           /* set by the sender on error */
+    void *context;     /* shared ZeroMQ context */
+    char endpoint[64]; /* where the PULL socket is bound */
+    long count;        /* messages to send */
+    size_t size;       /* bytes per message */
+    int failed;        /* set by the sender on error */
 } pump_t;
 
 static double s_now(void)
