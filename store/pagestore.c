@@ -58,12 +58,33 @@ struct pagestore {
         corruptions, write_errors, read_errors;
 };
 
-static void s_sanity(pagestore_t *self)
+/* Checks every invariant stated above (SQLite style: assert-only, nothing under NDEBUG). The
+ * caller holds the write lock, or is alone with the store (open): puts raise a generation's
+ * bytes and the usage one after the other under the read lock, so the sum holds only when no
+ * put is in flight. */
+static void s_sanity_locked(pagestore_t *self)
 {
 #ifndef NDEBUG
+    assert(atomic_load(&self->refs) >= 1);
+    assert(self->gen_target > 0 && self->gen_target <= self->capacity);
     assert(self->gen_count >= 1 && self->gen_count <= S_GENERATIONS_MAX + 1);
-    for (size_t i = 1; i < self->gen_count; i++)
+    uint64_t sum = atomic_load(&self->gens[0].bytes);
+    for (size_t i = 1; i < self->gen_count; i++) {
         assert(self->gens[i - 1].gen < self->gens[i].gen);
+        sum += atomic_load(&self->gens[i].bytes);
+    }
+    assert(atomic_load(&self->usage) == sum);
+#else
+    (void)self;
+#endif
+}
+
+void pagestore_sanity(pagestore_t *self)
+{
+#ifndef NDEBUG
+    pthread_rwlock_wrlock(&self->lock);
+    s_sanity_locked(self);
+    pthread_rwlock_unlock(&self->lock);
 #else
     (void)self;
 #endif
@@ -172,7 +193,7 @@ static int s_load_gens(pagestore_t *self)
         atomic_store(&self->gens[0].pages, 0);
         self->gen_count = 1;
     }
-    s_sanity(self);
+    s_sanity_locked(self);
     return 0;
 }
 
@@ -313,6 +334,7 @@ static int s_check_writable(pagestore_t *self)
     if (rc != 0) {
         pthread_rwlock_wrlock(&self->lock);
         int recovered = self->backend->recover(self->backend_self);
+        s_sanity_locked(self);
         pthread_rwlock_unlock(&self->lock);
         if (recovered == 0) {
             atomic_store(&self->write_error, 0);
@@ -373,7 +395,7 @@ static void s_maintain_locked(pagestore_t *self)
         memmove(&self->gens[0], &self->gens[1], (self->gen_count - 1) * sizeof self->gens[0]);
         self->gen_count--;
     }
-    s_sanity(self);
+    s_sanity_locked(self);
 }
 
 /* Whether the generations need maintenance; read under either lock. */
@@ -432,6 +454,7 @@ int pagestore_put(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_S
     atomic_fetch_add(&self->puts, 1);
     if (maintain)
         s_maintain(self);
+    pagestore_sanity(self);
     return 0;
 }
 
@@ -514,12 +537,14 @@ static int s_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SI
     pagestore_page_t *page = NULL;
     size_t gen_index = 0;
     bool maintain = false;
+    bool promoted = false;
     pthread_rwlock_rdlock(&self->lock);
     int rc = s_find_locked(self, key, offset, length, &page, &gen_index);
     if (rc == 0 && s_at_risk_locked(self, gen_index) && atomic_load(&self->write_error) == 0) {
         int put_rc = s_promote_locked(self, key, gen_index, page);
         if (put_rc == 0) {
             atomic_fetch_add(&self->promotions, 1);
+            promoted = true;
             maintain = s_needs_maintenance(self);
         } else if (put_rc != SHOAL_ECORRUPT) {
             /* SHOAL_ECORRUPT: the mapped source bytes became unreadable (file cut) since the
@@ -528,6 +553,8 @@ static int s_get(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SI
         }
     }
     pthread_rwlock_unlock(&self->lock);
+    if (promoted)
+        pagestore_sanity(self);
     if (rc < 0) {
         atomic_fetch_add(&self->misses, 1);
         return rc;
@@ -624,6 +651,7 @@ int pagestore_delete(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KE
     for (size_t i = 0; i < self->gen_count && rc == 0; i++)
         rc = self->backend->page_delete(self->backend_self, self->gens[i].gen, key);
     pthread_rwlock_unlock(&self->lock);
+    pagestore_sanity(self);
     return rc;
 }
 
@@ -636,6 +664,7 @@ int pagestore_delete_file(pagestore_t *self, const uint8_t file_key[PAGESTORE_FI
     for (size_t i = 0; i < self->gen_count && rc == 0; i++)
         rc = self->backend->file_delete(self->backend_self, self->gens[i].gen, file_key);
     pthread_rwlock_unlock(&self->lock);
+    pagestore_sanity(self);
     return rc;
 }
 

@@ -201,6 +201,12 @@ int pagestore_count(pagestore_t *self, const uint8_t *file_key, uint64_t *pages_
  * Returns 0, SHOAL_ENOSPC or SHOAL_EIO. */
 int pagestore_flush(pagestore_t *self);
 
+/* Checks the store's invariants (generation count and order, usage == the sum of the
+ * generations' bytes) with assert(); does nothing when NDEBUG is defined (RelWithDebInfo and
+ * Release builds). Takes the write lock for the check. Called after every mutating call in
+ * debug builds; tests may call it too. */
+void pagestore_sanity(pagestore_t *self);
+
 #ifdef __cplusplus
 }
 #endif

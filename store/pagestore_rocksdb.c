@@ -8,6 +8,7 @@
  * under a SIGBUS guard. Layout, crash semantics and measurements: store/README.md.
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -104,6 +105,25 @@ typedef struct s_pinned {
     void *buffer;          /* from s_buffer_get (NULL when map is set) */
     size_t capacity;       /* its size */
 } s_pinned_t;
+
+/* Checks the invariant of s_rocks_t and of each s_gen_t (SQLite style: assert-only, nothing
+ * under NDEBUG): gens[] oldest first with strictly growing numbers, each with its column
+ * family and its data file open, its free offset a multiple of S_ALIGN. Called after every
+ * call that changes gens[] (open, gen_create, gen_drop, recover), which run alone. */
+static void s_rocks_sanity(const s_rocks_t *self)
+{
+#ifndef NDEBUG
+    assert(self->gen_count <= S_MAX_CFS);
+    for (size_t i = 0; i < self->gen_count; i++) {
+        const s_gen_t *gen = self->gens[i];
+        assert(gen != NULL && gen->handle != NULL && gen->fd >= 0);
+        assert(atomic_load(&gen->end) % S_ALIGN == 0);
+        assert(i == 0 || self->gens[i - 1]->gen < gen->gen);
+    }
+#else
+    (void)self;
+#endif
+}
 
 /* ---- index records and checksums ----------------------------------------------------------
  *
@@ -643,6 +663,7 @@ static int s_open(const pagestore_options_t *options, void **self_out)
         s_close(self);
         return rc;
     }
+    s_rocks_sanity(self);
     *self_out = self;
     return 0;
 }
@@ -717,6 +738,7 @@ static int s_gen_create(void *self_, uint64_t number)
         return s_error(err, "create column family");
     }
     self->gens[self->gen_count++] = gen;
+    s_rocks_sanity(self);
     return 0;
 }
 
@@ -738,8 +760,12 @@ static int s_gen_drop(void *self_, uint64_t number)
 {
     s_rocks_t *self = self_;
     for (size_t i = 0; i < self->gen_count; i++) {
-        if (self->gens[i]->gen == number)
-            return s_drop_at(self, i);
+        if (self->gens[i]->gen == number) {
+            int rc = s_drop_at(self, i);
+            if (rc == 0)
+                s_rocks_sanity(self);
+            return rc;
+        }
     }
     return 0;
 }
@@ -1169,6 +1195,8 @@ static int s_recover(void *self_)
     rc = s_kv_put(self, PAGESTORE_TABLE_STATE, probe_key, sizeof probe_key - 1, "", 0, true);
     if (rc == 0)
         rc = s_kv_delete(self, PAGESTORE_TABLE_STATE, probe_key, sizeof probe_key - 1);
+    if (rc == 0)
+        s_rocks_sanity(self);
     return rc;
 }
 

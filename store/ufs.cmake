@@ -1,8 +1,11 @@
 # store/ufs.cmake: shoal_ufs, the under-storage connectors (file, http(s), hf, and s3/az once
-# their sources exist on this branch) over the shared libcurl layer in ufs_curl.c.
+# their sources exist on this branch) over the shared libcurl layer in ufs_curl.c,
+# with URL redaction (ufs_redact.c) and URI splitting and percent coding (ufs_uri.c).
 set(SHOAL_UFS_SOURCES
     ${CMAKE_CURRENT_SOURCE_DIR}/ufs.c
     ${CMAKE_CURRENT_SOURCE_DIR}/ufs_curl.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/ufs_redact.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/ufs_uri.c
     ${CMAKE_CURRENT_SOURCE_DIR}/ufs_http.c
     ${CMAKE_CURRENT_SOURCE_DIR}/ufs_hf.c
     ${CMAKE_CURRENT_SOURCE_DIR}/ufs_file.c)

@@ -6,7 +6,9 @@
  * environment variables and the connection string, read once when the UFS handle is made.
  */
 #include "ufs_cloud.h"
+#include "ufs_az_sign.h"
 #include "ufs_conn.h"
+#include "ufs_uri.h"
 #include "ufs_xml.h"
 
 #include <inttypes.h>

@@ -1,5 +1,5 @@
 /*
- * ufs_cloud.c - stat and list for the s3:// and az:// connectors: the same requests and the
+ * ufs_cloud.c - stat, list and read for the s3:// and az:// connectors: the same requests and the
  * same loops over either service, the differences (URLs, signing, error codes) coming from the
  * connector's ufs_cloud_ops_t. See ufs_cloud.h for the contracts.
  */
@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ufs_time.h"
+#include "ufs_uri.h"
 
 int ufs_cloud_begin(const char *config_error, const char *scheme, const char *uri, char *container,
                     const char **key)
@@ -199,4 +202,68 @@ int64_t ufs_cloud_read(const ufs_cloud_ops_t *ops, const void *state, const char
     }
     ufs_http_response_fini(&response);
     return result;
+}
+/* ---------------------------------------------------------------------------------------- */
+/* Listing entries and errors                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+int ufs_cloud_push_listing(ufs_list_t *out, const char *scheme, const char *container,
+                           const char *prefix, const ufs_xml_listing_t *page)
+{
+    char uri[UFS_URI_MAX + 1];
+    for (size_t i = 0; i < page->object_count; i++) {
+        const ufs_xml_object_t *object = &page->objects[i];
+        size_t len = strlen(object->name);
+        if (strcmp(object->name, prefix) == 0 || object->name[len - 1] == '/')
+            continue;
+        int n = snprintf(uri, sizeof uri, "%s://%s/%s", scheme, container, object->name);
+        if (n < 0 || n > UFS_URI_MAX)
+            continue;
+        ufs_stat_t stat = {.size = object->size, .mtime = object->mtime, .is_dir = false};
+        if (object->etag[0])
+            memcpy(stat.version, object->etag, sizeof stat.version);
+        else
+            snprintf(stat.version, sizeof stat.version, "%" PRIu64 "-%" PRId64, object->size,
+                     object->mtime);
+        int rc = ufs_list_push(out, uri, &stat);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < page->prefix_count; i++) {
+        const char *name = page->prefixes[i];
+        int len = (int)strlen(name);
+        if (len > 1 && name[len - 1] == '/')
+            len--;
+        int n = snprintf(uri, sizeof uri, "%s://%s/%.*s", scheme, container, len, name);
+        if (n < 0 || n > UFS_URI_MAX)
+            continue;
+        ufs_stat_t stat = {.is_dir = true};
+        int rc = ufs_list_push(out, uri, &stat);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int ufs_cloud_past_end(const char *uri, const char *version, const ufs_stat_t *now)
+{
+    if (version && strcmp(now->version, version) != 0)
+        return shoal_fail(SHOAL_ESTALE, "GET %s: version %s is gone (now %s)", uri, version,
+                          now->version);
+    return 0;
+}
+
+int ufs_cloud_status_fail(long status, const char *method, const char *uri, const char *code,
+                          const char *auth_hint)
+{
+    char what[32];
+    snprintf(what, sizeof what, "%s", method);
+    int rc = ufs_http_status_error(status, what);
+    if (rc == 0)
+        rc = SHOAL_EIO; /* 416 where no empty read was expected */
+    bool refused = status == 401 || status == 403;
+    return shoal_fail(rc, "%s %.300s: HTTP %ld%s%s (%s)%s%s", method, uri, status,
+                      code && code[0] ? " " : "", code ? code : "", shoal_strerror(rc),
+                      refused && auth_hint ? "; credentials: " : "",
+                      refused && auth_hint ? auth_hint : "");
 }

@@ -1,7 +1,8 @@
 /*
  * ufs_cloud.h - the request logic the s3:// and az:// connectors share: stat (HEAD, else a
  * one-key listing for directories) and listing (following continuation tokens or markers to
- * the end) and ranged reads. Each connector describes its URLs, signing and error mapping in a
+ * the end) and ranged reads, the conversion of a listing page to entries, and the mapping of
+ * a failed reply to an error. Each connector describes its URLs, signing and error mapping in a
  * ufs_cloud_ops_t. Not for use outside store/.
  */
 #ifndef SHOAL_UFS_CLOUD_H
@@ -13,6 +14,8 @@
 
 #include "ufs_conn.h"
 #include "ufs_xml.h"
+
+#define UFS_CLOUD_URL_MAX 16384 /* longest URL we build (a 4 KiB key encodes to 12 KiB) */
 
 /* What a connector tells the shared code. `state` below is the connector's own handle,
  * borrowed for the call. The table is static and constant. */
@@ -69,5 +72,25 @@ int ufs_cloud_list(const ufs_cloud_ops_t *ops, const void *state, const char *co
 int64_t ufs_cloud_read(const ufs_cloud_ops_t *ops, const void *state, const char *config_error,
                        const char *uri, const char *version, uint64_t offset, void *buf,
                        size_t length, const ufs_progress_t *progress);
+
+/* Appends the entries of one listing page to *out as "SCHEME://CONTAINER/NAME". Objects named
+ * exactly `prefix` or ending in '/' (the empty "directory marker" objects that consoles create)
+ * are skipped, as are names whose URI would exceed UFS_URI_MAX (no other call could use them).
+ * Prefixes become directory entries without their trailing '/'. An object without an ETag gets
+ * the version "<size>-<mtime>". Returns 0 or SHOAL_ENOMEM. */
+int ufs_cloud_push_listing(ufs_list_t *out, const char *scheme, const char *container,
+                           const char *prefix, const ufs_xml_listing_t *page);
+
+/* A read at or past the end is empty if the object still has `version` (NULL: any version).
+ * The server's 416 carries no ETag, so the caller stat'ed the object into `now`. Returns 0 or
+ * SHOAL_ESTALE naming both versions. */
+int ufs_cloud_past_end(const char *uri, const char *version, const ufs_stat_t *now);
+
+/* Maps a failed reply's HTTP status to a shoal error (ufs_http_status_error: 404 ENOENT,
+ * 401/403 EACCES, 412 ESTALE, else EIO) and records "METHOD URI: HTTP STATUS CODE" as the last
+ * error, CODE being the service's error code when known, and for 401/403 `auth_hint` (which
+ * credentials were used; may be NULL). Returns the error. */
+int ufs_cloud_status_fail(long status, const char *method, const char *uri, const char *code,
+                          const char *auth_hint);
 
 #endif

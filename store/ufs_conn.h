@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 
 #include "ufs.h"
+#include "ufs_redact.h" /* every connector reports through ufs_fail */
 
 /* One scheme's implementation. `state` is what init returned; ops are called from many
  * threads at once and must be thread safe. */
@@ -118,28 +119,6 @@ void ufs_list_sort(ufs_list_t *list);
 /* Normalises an ETag header value into a version: strips the quotes, keeps a "W/" prefix of a
  * weak tag ("W/\"x\"" -> "W/x"). Returns out, "" for NULL or empty input. */
 char *ufs_etag_version(const char *etag, char *out, size_t out_len);
-
-/* Appends `text` to `out` (capacity out_len, NUL-terminated), percent-encoding every byte
- * outside RFC 3986 unreserved characters (ASCII letters, digits, "-._~"; bytes >= 0x80 always
- * encoded, whatever the locale), except '/' when keep_slash. 0, or SHOAL_EINVAL when the
- * result does not fit. */
-int ufs_url_append_encoded(char *out, size_t out_len, const char *text, bool keep_slash);
-
-#define UFS_ERROR_MAX 512 /* bytes of a last error (shoal_last_error's buffer) */
-
-/* Copies `text` into out (capacity out_len, always NUL-terminated, cut to fit) with every
- * HTTP URL in it ("http(s)://..." up to whitespace, a quote or '<' '>'; a ':' or ',' ending it is
- * punctuation) made safe to log: a password in the authority becomes "<redacted>", and so does
- * the value of every query parameter except the listing parameters the connectors send
- * themselves (prefix, delimiter, marker, max-keys, comp, recursive, ...: see ufs_curl.c). So a
- * SAS token (sig, se, sp, sv...), a presigned S3 URL (X-Amz-Signature, X-Amz-Credential,
- * X-Amz-Security-Token) or any other signed query never reaches a log. Returns the length. */
-size_t ufs_redact(const char *text, char *out, size_t out_len);
-
-/* shoal_fail for the UFS: formats the message, passes it through ufs_redact, records it as the
- * last error and returns `code`. Every message of the shared HTTP layer and of the connectors
- * that may name a URL goes through here, so no connector needs its own redaction. */
-int ufs_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The pool of reusable libcurl easy handles behind ufs_http_perform. One per ufs_t. Fork aware:
  * after fork() the child abandons the parent's handles (never cleans them up: that could talk

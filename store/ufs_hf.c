@@ -10,6 +10,7 @@
  *                                         tree/REV/PATH?recursive=true|false&expand=false
  */
 #include "ufs_conn.h"
+#include "ufs_uri.h"
 
 #include <ctype.h>
 #include <inttypes.h>

@@ -5,8 +5,10 @@
  * libcurl's CURLOPT_AWS_SIGV4; configuration comes from the AWS environment variables and the
  * shared credentials file, read once when the UFS handle is made.
  */
+#include "ufs_aws_cred.h"
 #include "ufs_cloud.h"
 #include "ufs_conn.h"
+#include "ufs_uri.h"
 #include "ufs_xml.h"
 
 #include <ctype.h>
@@ -15,8 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S3_MAX_KEYS_DEFAULT 1000       /* ListObjectsV2's own maximum page */
-#define S3_CREDENTIALS_MAX  (1u << 20) /* a credentials file larger than this is refused */
+#define S3_MAX_KEYS_DEFAULT 1000 /* ListObjectsV2's own maximum page */
 /* SHA-256 of the empty body: every request we send is a GET or HEAD without one. */
 #define S3_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -40,35 +41,11 @@ typedef struct s_s3 {
 /* Configuration                                                                             */
 /* ---------------------------------------------------------------------------------------- */
 
-/* Environment value or NULL when unset or empty. */
-static const char *s_env(const char *name)
-{
-    const char *value = getenv(name);
-    return value && *value ? value : NULL;
-}
-
 static bool s_env_true(const char *name)
 {
-    const char *value = s_env(name);
+    const char *value = ufs_aws_env(name);
     return value && (strcmp(value, "1") == 0 || strcasecmp(value, "true") == 0 ||
                      strcasecmp(value, "yes") == 0);
-}
-
-/* Reads a whole small file; NULL if it is missing, unreadable or over S3_CREDENTIALS_MAX. */
-static char *s_read_small_file(const char *path)
-{
-    FILE *file = fopen(path, "rb");
-    if (!file)
-        return NULL;
-    char *text = malloc(S3_CREDENTIALS_MAX + 1);
-    size_t len = text ? fread(text, 1, S3_CREDENTIALS_MAX + 1, file) : 0;
-    fclose(file);
-    if (!text || len > S3_CREDENTIALS_MAX) {
-        free(text);
-        return NULL;
-    }
-    text[len] = '\0';
-    return text;
 }
 
 /* Takes the keys in *creds into the state (and wipes them from *creds). */
@@ -91,68 +68,20 @@ static int s_use_credentials(s_s3_t *state, ufs_s3_credentials_t *creds)
     return 0;
 }
 
-/* Credentials, in the order the AWS SDKs use for static keys: the environment, then the shared
- * credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile AWS_PROFILE or
- * "default"). None at all means anonymous requests (public buckets). A profile that was asked
- * for by name but cannot be found is a configuration error, not a silent anonymous fallback. */
+/* Credentials from the environment or the shared credentials file (ufs_aws_cred.h). None at
+ * all means anonymous requests (public buckets). */
 static int s_load_credentials(s_s3_t *state)
 {
     ufs_s3_credentials_t *creds = calloc(1, sizeof *creds);
     if (!creds)
         return SHOAL_ENOMEM;
     int rc = 0;
-    const char *key = s_env("AWS_ACCESS_KEY_ID");
-    const char *secret = s_env("AWS_SECRET_ACCESS_KEY");
-    const char *token = s_env("AWS_SESSION_TOKEN");
-    if (key && secret) {
-        if (strlen(key) >= sizeof creds->access_key || strlen(secret) >= sizeof creds->secret_key ||
-            (token && strlen(token) >= sizeof creds->session_token)) {
-            snprintf(state->config_error, sizeof state->config_error,
-                     "s3: AWS credentials in the environment are too long");
-        } else {
-            snprintf(creds->access_key, sizeof creds->access_key, "%s", key);
-            snprintf(creds->secret_key, sizeof creds->secret_key, "%s", secret);
-            snprintf(creds->session_token, sizeof creds->session_token, "%s", token ? token : "");
-            snprintf(state->credential_source, sizeof state->credential_source,
-                     "key %.40s from the environment", key);
-            rc = s_use_credentials(state, creds);
-        }
-        free(creds);
-        return rc;
-    }
-
-    const char *profile = s_env("AWS_PROFILE");
-    const char *file = s_env("AWS_SHARED_CREDENTIALS_FILE");
-    char path[4096];
-    if (file) {
-        snprintf(path, sizeof path, "%s", file);
-    } else if (s_env("HOME")) {
-        snprintf(path, sizeof path, "%s/.aws/credentials", s_env("HOME"));
-    } else {
-        path[0] = '\0';
-    }
-    char *text = path[0] ? s_read_small_file(path) : NULL;
-    if (text) {
-        shoal_clear_error();
-        int found = ufs_s3_credentials_parse(text, profile ? profile : "default", creds);
-        if (found == 0) {
-            snprintf(state->credential_source, sizeof state->credential_source,
-                     "key %.40s from profile [%.40s] of %.60s", creds->access_key,
-                     profile ? profile : "default", path);
-            rc = s_use_credentials(state, creds);
-        } else if (profile || file) {
-            snprintf(state->config_error, sizeof state->config_error, "s3: %s (file %s)",
-                     shoal_last_error(), path);
-        }
-        memset(text, 0, strlen(text)); /* the file held secrets */
-        free(text);
-    } else if (profile || file) {
-        snprintf(state->config_error, sizeof state->config_error,
-                 "s3: cannot read the credentials file %s for profile [%s]", path[0] ? path : "~",
-                 profile ? profile : "default");
-    }
+    if (ufs_aws_credentials_load(creds, state->credential_source, sizeof state->credential_source,
+                                 state->config_error, sizeof state->config_error) > 0)
+        rc = s_use_credentials(state, creds);
+    memset(creds, 0, sizeof *creds);
     free(creds);
-    if (!state->signing && !state->config_error[0])
+    if (rc == 0 && !state->signing && !state->config_error[0])
         snprintf(state->credential_source, sizeof state->credential_source,
                  "anonymous: no AWS credentials configured");
     return rc;
@@ -161,9 +90,9 @@ static int s_load_credentials(s_s3_t *state)
 /* Endpoint, addressing style, region and page size. */
 static void s_load_endpoint(s_s3_t *state)
 {
-    const char *region = s_env("AWS_REGION");
+    const char *region = ufs_aws_env("AWS_REGION");
     if (!region)
-        region = s_env("AWS_DEFAULT_REGION");
+        region = ufs_aws_env("AWS_DEFAULT_REGION");
     if (!region)
         region = "us-east-1";
     bool region_ok = strlen(region) < sizeof state->region;
@@ -177,9 +106,9 @@ static void s_load_endpoint(s_s3_t *state)
     snprintf(state->region, sizeof state->region, "%s", region);
     snprintf(state->sigv4, sizeof state->sigv4, "aws:amz:%s:s3", state->region);
 
-    const char *endpoint = s_env("AWS_ENDPOINT_URL_S3");
+    const char *endpoint = ufs_aws_env("AWS_ENDPOINT_URL_S3");
     if (!endpoint)
-        endpoint = s_env("AWS_ENDPOINT_URL");
+        endpoint = ufs_aws_env("AWS_ENDPOINT_URL");
     if (endpoint) {
         size_t len = strlen(endpoint);
         while (len > 0 && endpoint[len - 1] == '/')
@@ -198,7 +127,7 @@ static void s_load_endpoint(s_s3_t *state)
         state->path_style = true;
 
     state->max_keys = S3_MAX_KEYS_DEFAULT;
-    const char *max_keys = s_env("SHOAL_S3_MAX_KEYS");
+    const char *max_keys = ufs_aws_env("SHOAL_S3_MAX_KEYS");
     if (max_keys) {
         long value = strtol(max_keys, NULL, 10);
         if (value >= 1 && value <= S3_MAX_KEYS_DEFAULT)

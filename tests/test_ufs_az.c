@@ -13,7 +13,9 @@
 #include <sodium.h>
 
 #include "testproc.h"
-#include "ufs_xml.h"
+#include "ufs.h"
+#include "ufs_az_sign.h"
+#include "ufs_uri.h"
 
 #define PAGE      (1u << 20)
 #define ACCOUNT   "devstoreaccount1"

@@ -10,6 +10,11 @@
 
 #include <sodium.h>
 
+#include "ufs_aws_cred.h"
+#include "ufs_az_sign.h"
+#include "ufs_cloud.h"
+#include "ufs_time.h"
+#include "ufs_uri.h"
 #include "ufs_xml.h"
 
 /* ---------------------------------------------------------------------------------------- */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ufs_conn.h"
+#include "ufs_uri.h"
 
 Test(ufs_core, uri_validation)
 {

@@ -12,6 +12,7 @@
 
 #include "testproc.h"
 #include "ufs_conn.h"
+#include "ufs_uri.h"
 
 #define PAGE   (1u << 20)
 #define BUCKET "shoal-test"

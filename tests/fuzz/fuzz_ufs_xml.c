@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ufs_cloud.h"
 #include "ufs_xml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
