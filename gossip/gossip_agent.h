@@ -38,6 +38,13 @@ typedef struct gossip_agent_opts {
     void *ctx; /* passed to on_view */
 } gossip_agent_opts_t;
 
+/* Sets up the process's one ZeroMQ context, czmq's (zsys_handler_set(NULL), then
+ * zsys_init()), without czmq's SIGINT/SIGTERM handlers: for a program that takes signals
+ * itself (shoald, with sigwait). Call once, early, before other threads start; a program that
+ * skips it gets czmq's defaults at the first gossip_agent_new. Returns the raw libzmq context
+ * (borrowed: czmq terminates it at exit, so no socket in it may outlive main) or NULL. */
+void *gossip_agent_process_init(void);
+
 /* Creates the agent and binds its socket (so gossip_agent_endpoint is known before start);
  * does not start the thread. Returns NULL with shoal_last_error() set on failure. Caller
  * owns the result. */
