@@ -5,6 +5,7 @@
  */
 #include "gossip_agent.h"
 
+#include <assert.h>
 #include <czmq.h>
 #include <limits.h>
 #include <pthread.h>
@@ -40,6 +41,14 @@ struct gossip_agent {
     int status;               /* sticky error */
     char message[256];        /* its detail */
 };
+
+/* The invariant above, and that the actor's thread alone holds what it needs (debug builds). */
+static void s_agent_sanity(const gossip_agent_t *a)
+{
+    assert(a->swim != NULL && a->zmq != NULL && a->buf != NULL && a->views != NULL);
+    assert(!a->leave_owed || a->left);
+    (void)a;
+}
 
 /* Core events, on the actor thread: open connections early, close forgotten ones. */
 static void s_on_event(void *ctx, const swim_event_t *ev)
@@ -260,6 +269,7 @@ static void s_actor(zsock_t *pipe, void *arg)
     swim_join(a->swim, (const char *const *)a->seeds, a->opts.n_seeds, swim_clock_now(&a->clock));
     bool running = true;
     while (running) {
+        s_agent_sanity(a);
         void *which = zpoller_wait(poller, s_timeout(a, swim_clock_now(&a->clock)));
         if (which == pipe)
             running = s_command(a, pipe);
