@@ -3,8 +3,9 @@
  *
  * Members live in a dense array (for uniform random choice and iteration) plus an
  * open-addressing hash by id (for O(1) lookup on every received record). A member also
- * carries the intrusive links of the dissemination queue (swim_dissem.c) and of the timer
- * list (suspect, dead and left members), so no per-message allocation is ever needed.
+ * carries the intrusive links of the dissemination queue (swim_dissem_*, also in
+ * swim_members.c) and of the timer list (suspect, dead and left members), so no per-message
+ * allocation is ever needed.
  */
 #ifndef SHOAL_SWIM_MEMBERS_H
 #define SHOAL_SWIM_MEMBERS_H
@@ -45,7 +46,7 @@ struct swim_member {
     uint64_t state_since_ms;     /* last state change */
     size_t index;                /* position in swim_table_t.members */
     swim_suspicion_t *suspicion; /* non-NULL iff state == SWIM_SUSPECT */
-    /* dissemination queue (swim_dissem.c) */
+    /* dissemination queue (swim_dissem_*, swim_members.c) */
     swim_member_t *dq_prev; /* previous in its bucket */
     swim_member_t *dq_next; /* next in its bucket */
     int32_t dq_bucket;      /* transmissions so far, or -1 when not queued */

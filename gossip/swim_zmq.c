@@ -114,6 +114,11 @@ static s_peer_t *s_slot(swim_zmq_t *z, const char *endpoint)
             return &z->peers[i];
 }
 
+void *swim_zmq_peer_socket(swim_zmq_t *zmq, const char *endpoint)
+{
+    return s_slot(zmq, endpoint)->dealer;
+}
+
 /* Doubles the table when it would pass half full. */
 static int s_grow(swim_zmq_t *z)
 {

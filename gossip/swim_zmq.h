@@ -5,6 +5,7 @@
  * ZMQ_IMMEDIATE=1 (queue only to a completed connection), a small SNDHWM and LINGER 0, and
  * every send is non-blocking: a message to a dead or slow peer is dropped, never queued,
  * exactly the loss model SWIM assumes. Not thread-safe: the gossip agent's thread owns it.
+ * Plain libzmq, no czmq: the sockets are raw handles, which a czmq zpoller polls as is.
  *
  * Encryption hook: CurveZMQ is not wired yet. swim_zmq_opts_t carries the key fields it will
  * use; setting them today fails with SHOAL_ENOTSUP rather than silently sending plaintext.
@@ -30,7 +31,8 @@ typedef struct swim_zmq_opts {
     const char *curve_public_key; /* future: Z85 public key of this node */
 } swim_zmq_opts_t;
 
-/* Binds the ROUTER in `zmq_ctx` (borrowed; must outlive the transport). Returns the transport
+/* Binds the ROUTER in `zmq_ctx` (a raw libzmq context, borrowed; must outlive the transport:
+ * the gossip agent passes czmq's process context from zsys_init()). Returns the transport
  * (caller owns it) or NULL with shoal_last_error() set (bind failure, or curve keys given). */
 swim_zmq_t *swim_zmq_new(void *zmq_ctx, const swim_zmq_opts_t *opts);
 /* Closes every socket (unsent messages are dropped: LINGER 0) and frees; sets *zmq_p to NULL.
@@ -42,8 +44,11 @@ void swim_zmq_destroy(swim_zmq_t **zmq_p);
 const char *swim_zmq_endpoint(const swim_zmq_t *zmq);
 /* The transport seam for swim_opts_t.transport (ctx is `zmq`). */
 swim_transport_t swim_zmq_transport(swim_zmq_t *zmq);
-/* The ROUTER socket, for zmq_poll (borrowed). */
+/* The ROUTER socket, for zmq_poll or a czmq zpoller (borrowed). */
 void *swim_zmq_socket(swim_zmq_t *zmq);
+/* The DEALER open to `endpoint` (borrowed), or NULL when none is. For ZMQ_POLLOUT: with
+ * ZMQ_IMMEDIATE it is writable exactly once its connection is complete. */
+void *swim_zmq_peer_socket(swim_zmq_t *zmq, const char *endpoint);
 
 /* Opens the DEALER to `endpoint` now, so that its connection is up before the first probe
  * (with ZMQ_IMMEDIATE a message to a connection still in progress is dropped). Returns 0 or

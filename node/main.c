@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "gossip_agent.h"
 #include "log.h"
 #include "node.h"
 
@@ -40,6 +41,12 @@ int main(int argc, char **argv)
     sigaddset(&signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* One ZeroMQ context per process, czmq's (the gossip actor lives in it), set up before any
+     * thread starts and without czmq's own SIGINT/SIGTERM handlers: sigwait takes them. */
+    if (gossip_agent_process_init() == NULL) {
+        fprintf(stderr, "shoald: cannot create the ZeroMQ context\n");
+        return 1;
+    }
 
     node_t *node = node_new(&config);
     config_fini(&config);

@@ -18,8 +18,8 @@ add_library(shoal_node STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/forward.c
     ${CMAKE_CURRENT_SOURCE_DIR}/membership.c)
 target_include_directories(shoal_node PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(shoal_node PUBLIC shoal_proto shoal_pagestore shoal_ufs shoal_gossip PkgConfig::ZMQ
-    PkgConfig::SODIUM Threads::Threads m)
+target_link_libraries(shoal_node PUBLIC shoal_proto shoal_pagestore shoal_ufs shoal_gossip_agent
+    PkgConfig::ZMQ PkgConfig::SODIUM Threads::Threads m)
 
 add_executable(shoald ${CMAKE_CURRENT_SOURCE_DIR}/main.c)
 target_link_libraries(shoald PRIVATE shoal_node)
