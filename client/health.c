@@ -2,6 +2,7 @@
  * health.c - the down-list (nodes that timed out or dropped their link, skipped for a while)
  * and the view's stale flag, shared by every session of a process behind one mutex.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -27,6 +28,20 @@ struct client_health {
     _Atomic uint64_t view_version;  /* version of the installed view (0 = none) */
     _Atomic int64_t down_until_max; /* no node is marked down after this (monotonic ms) */
 };
+
+/* Debug-build check of the invariants above; the caller holds the mutex. */
+static void s_health_sanity(client_health_t *health)
+{
+#ifndef NDEBUG
+    int64_t until_max = atomic_load(&health->down_until_max);
+    for (size_t i = 0; i < health->down_count; i++) {
+        assert(health->down[i].endpoint != NULL);
+        assert(health->down[i].until_ms <= until_max);
+    }
+#else
+    (void)health;
+#endif
+}
 
 client_health_t *client_health_new(void)
 {
@@ -62,6 +77,7 @@ void client_health_mark_down(client_health_t *health, const char *endpoint)
     for (size_t i = 0; i < health->down_count; i++) {
         if (strcmp(health->down[i].endpoint, endpoint) == 0) {
             health->down[i].until_ms = until;
+            s_health_sanity(health);
             pthread_mutex_unlock(&health->mutex);
             return;
         }
@@ -82,6 +98,7 @@ void client_health_mark_down(client_health_t *health, const char *endpoint)
             free(copy); /* out of memory: the node is just not skipped */
         }
     }
+    s_health_sanity(health);
     pthread_mutex_unlock(&health->mutex);
 }
 
