@@ -9,7 +9,9 @@
 
 #include <jansson.h>
 
-#include "client_internal.h"
+#include "client.h"
+#include "meta.h"
+#include "range.h"
 
 /* Owners after the top `replicas` that take a LOAD a replica missed. */
 #define LOAD_SPARE_OWNERS 2
@@ -121,7 +123,7 @@ int shoal_load(shoal_client_t *client, const char *uri, int replicas, uint64_t *
     for (int attempt = 0; rc == 0 && attempt <= CLIENT_STALE_RETRIES; attempt++) {
         shoal_stat_t stat;
         int result = 0;
-        rc = client_stat_many(client, ctx.proc, ctx.session, &uri, 1, attempt > 0, &stat, &result);
+        rc = client_stat_many(&ctx, &uri, 1, attempt > 0, &stat, &result);
         if (rc == 0)
             rc = result;
         if (rc == 0 && stat.is_dir)
@@ -132,7 +134,7 @@ int shoal_load(shoal_client_t *client, const char *uri, int replicas, uint64_t *
         if (rc != SHOAL_ESTALE)
             break;
         if (attempt < CLIENT_STALE_RETRIES) {
-            CLIENT_COUNT(client, stale_retries, 1);
+            CLIENT_COUNT(ctx.counters, stale_retries, 1);
             rc = 0;
         }
     }
@@ -194,7 +196,7 @@ int shoal_evict(shoal_client_t *client, const char *uri, bool recursive, uint64_
                                      ctx.view->members[member_of[k]].name, ops[k].detail);
         }
     }
-    client_stat_cache_clear(ctx.proc);
+    client_stat_cache_clear(ctx.stats);
     for (size_t k = 0; k < n; k++)
         client_op_fini(&ops[k]);
     free(ops);
@@ -300,7 +302,7 @@ int shoal_stats(shoal_client_t *client, char **json_out)
         json_array_append_new(nodes, node);
     }
     json_t *root = json_pack("{s:o, s:o, s:I, s:I, s:I}", "nodes", nodes, "client",
-                             client_counters_json(client), "view_version",
+                             client_counters_json(ctx.counters), "view_version",
                              (json_int_t)view->version, "page_size", (json_int_t)view->page_size,
                              "range_pages", (json_int_t)view->range_pages);
     if (rc == 0)
@@ -320,16 +322,16 @@ int shoal_members(shoal_client_t *client, char **json_out)
     if (!client || !json_out)
         return shoal_fail(SHOAL_EINVAL, "shoal_members: NULL argument");
     *json_out = NULL;
-    uint64_t fetches_before = atomic_load(&client->counters.view_refreshes) +
-                              atomic_load(&client->counters.view_failures);
+    client_counters_t *counters = client_counters(client);
+    uint64_t fetches_before =
+        atomic_load(&counters->view_refreshes) + atomic_load(&counters->view_failures);
     client_ctx_t ctx;
     int rc = client_ctx_begin(client, &ctx);
     /* Always a fresh view: fetch again unless this very call just tried (other threads'
      * fetches may make us skip one; their view is as fresh). */
-    if (rc == 0 && atomic_load(&client->counters.view_refreshes) +
-                           atomic_load(&client->counters.view_failures) ==
+    if (rc == 0 && atomic_load(&counters->view_refreshes) + atomic_load(&counters->view_failures) ==
                        fetches_before) {
-        client_view_t *fresh = client_view_acquire(client, ctx.proc, ctx.session, true);
+        client_view_t *fresh = client_view_acquire(ctx.views, ctx.session, true);
         if (fresh) {
             client_view_unref(&ctx.view);
             ctx.view = fresh;

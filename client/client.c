@@ -1,25 +1,44 @@
 /*
- * client.c - the client object: options and seeds, the per-process state (ZeroMQ context,
- * session pool, view, stat cache) with its fork detection, and the client counters.
+ * client.c - the composition root: the client object (options and seeds), the per-process
+ * state it builds from the modules below (ZeroMQ context, session pool, health record, view
+ * cache, stat cache) with its fork detection, and the call context every public call holds.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <zmq.h>
 
-#include "client_internal.h"
+#include "client.h"
+#include "fallback.h"
+#include "health.h"
+#include "meta.h"
+#include "session.h"
+#include "view.h"
 
-int64_t client_now_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
+#define CLIENT_TIMEOUT_MS_DEFAULT  10000 /* options.timeout_ms when 0 */
+#define CLIENT_META_TTL_MS_DEFAULT 1000  /* options.metadata_ttl_ms when 0 */
+#define CLIENT_MAX_SOCKETS         8192  /* ZMQ_MAX_SOCKETS per process (3 per node per session) */
+#define CLIENT_MALLOC_PRIME_BYTES  (16u << 20) /* glibc mmap threshold s_malloc_prime sets */
+
+/* Everything that belongs to one process: a forked child never uses its parent's copy (whose
+ * mutexes may be held by a thread that does not exist in the child, and whose ZeroMQ context
+ * must not be touched); it abandons it and builds its own on first use. Each part is
+ * thread-safe on its own; the pointers are fixed once built.
+ * Invariant: every part is non-NULL; pool, views and stats belong to zmq_context and health. */
+struct client_proc {
+    pid_t pid;                  /* process that built this state */
+    void *zmq_context;          /* ZeroMQ context of this process */
+    client_health_t *health;    /* nodes found dead recently, the view's stale flag */
+    client_pool_t *pool;        /* sessions (sockets) of this process */
+    client_view_cache_t *views; /* current view */
+    client_stat_cache_t *stats; /* stat cache */
+};
 
 /* Frees the seed list built by s_seeds_parse. */
 static void s_seeds_free(char **seeds, size_t count)
@@ -147,8 +166,20 @@ static void s_malloc_prime(void)
 #endif
 }
 
+/* Frees the state of the calling process (also a partly built one): closes every session's
+ * sockets and terminates the context. Only ever called by the process that built it. */
+static void s_proc_destroy(client_proc_t *proc)
+{
+    client_pool_destroy(&proc->pool); /* every socket closed before the context goes */
+    zmq_ctx_term(proc->zmq_context);
+    client_view_cache_destroy(&proc->views);
+    client_stat_cache_destroy(&proc->stats);
+    client_health_destroy(&proc->health);
+    free(proc);
+}
+
 /* Builds the state of the calling process: a fresh ZeroMQ context and empty caches. */
-static client_proc_t *s_proc_new(pid_t pid)
+static client_proc_t *s_proc_new(shoal_client_t *client, pid_t pid)
 {
     client_proc_t *proc = calloc(1, sizeof *proc);
     if (!proc)
@@ -168,28 +199,19 @@ static client_proc_t *s_proc_new(pid_t pid)
     zmq_ctx_set(proc->zmq_context, ZMQ_MAX_SOCKETS,
                 socket_limit > 0 && socket_limit < CLIENT_MAX_SOCKETS ? socket_limit
                                                                       : CLIENT_MAX_SOCKETS);
-    pthread_mutex_init(&proc->mutex, NULL);
-    return proc;
-}
-
-/* Frees the state of the calling process: closes every session's sockets and terminates the
- * context. Only ever called by the process that built it. */
-static void s_proc_destroy(client_proc_t *proc)
-{
-    while (proc->all) {
-        client_session_t *session = proc->all;
-        proc->all = NULL;
-        client_session_destroy(session); /* frees the whole chain; see session.c */
+    proc->health = client_health_new();
+    proc->pool = proc->health ? client_pool_new(proc->zmq_context, proc->health, &client->counters,
+                                                client->timeout_ms)
+                              : NULL;
+    proc->views = proc->health ? client_view_cache_new(client->seeds, client->seed_count,
+                                                       proc->health, &client->counters)
+                               : NULL;
+    proc->stats = client_stat_cache_new(client->metadata_ttl_ms);
+    if (!proc->health || !proc->pool || !proc->views || !proc->stats) {
+        s_proc_destroy(proc);
+        return NULL;
     }
-    zmq_ctx_term(proc->zmq_context);
-    client_view_unref(&proc->view);
-    for (size_t i = 0; i < proc->down_count; i++)
-        free(proc->down[i].endpoint);
-    free(proc->down);
-    for (size_t i = 0; i < CLIENT_STAT_CACHE_SLOTS; i++)
-        free(proc->stat_cache[i].uri);
-    pthread_mutex_destroy(&proc->mutex);
-    free(proc);
+    return proc;
 }
 
 /* The fork rule: state whose pid is not ours was inherited from a parent. We never touch its
@@ -202,14 +224,14 @@ client_proc_t *client_proc_get(shoal_client_t *client)
     client_proc_t *proc = atomic_load_explicit(&client->proc, memory_order_acquire);
     if (proc && proc->pid == pid)
         return proc;
-    client_proc_t *fresh = s_proc_new(pid);
+    client_proc_t *fresh = s_proc_new(client, pid);
     if (!fresh) {
         shoal_fail(SHOAL_ENOMEM, "cannot create the ZeroMQ context: %s", zmq_strerror(errno));
         return NULL;
     }
     if (atomic_compare_exchange_strong(&client->proc, &proc, fresh)) {
         if (proc) /* inherited from the parent: abandoned, never freed (see README) */
-            CLIENT_COUNT(client, forks, 1);
+            CLIENT_COUNT(&client->counters, forks, 1);
         return fresh;
     }
     s_proc_destroy(fresh);
@@ -236,22 +258,9 @@ void shoal_free(void *ptr)
     free(ptr);
 }
 
-/* Adds the client counters to `object` as {"name": value, ...} plus the view it uses. */
-static void s_counters_json(shoal_client_t *client, json_t *object)
+client_counters_t *client_counters(shoal_client_t *client)
 {
-#define CLIENT_COUNTER_JSON(name)                                                                  \
-    json_object_set_new(object, #name,                                                             \
-                        json_integer((json_int_t)atomic_load(&client->counters.name)));
-    CLIENT_COUNTERS(CLIENT_COUNTER_JSON)
-#undef CLIENT_COUNTER_JSON
-}
-
-json_t *client_counters_json(shoal_client_t *client)
-{
-    json_t *object = json_object();
-    if (object)
-        s_counters_json(client, object);
-    return object;
+    return &client->counters;
 }
 
 int shoal_client_counters_json(shoal_client_t *client, char **json_out)
@@ -259,7 +268,7 @@ int shoal_client_counters_json(shoal_client_t *client, char **json_out)
     shoal_clear_error();
     if (!client || !json_out)
         return shoal_fail(SHOAL_EINVAL, "shoal_client_counters_json: NULL argument");
-    json_t *object = client_counters_json(client);
+    json_t *object = client_counters_json(&client->counters);
     char *text = object ? json_dumps(object, JSON_COMPACT) : NULL;
     json_decref(object);
     if (!text)
@@ -272,14 +281,17 @@ int client_ctx_begin(shoal_client_t *client, client_ctx_t *ctx)
 {
     shoal_clear_error();
     memset(ctx, 0, sizeof *ctx);
-    ctx->client = client;
-    ctx->proc = client_proc_get(client);
-    if (!ctx->proc)
+    ctx->counters = &client->counters;
+    ctx->ufs = client->ufs;
+    client_proc_t *proc = client_proc_get(client);
+    if (!proc)
         return SHOAL_ENOMEM;
-    ctx->session = client_session_acquire(client, ctx->proc);
+    ctx->stats = proc->stats;
+    ctx->views = proc->views;
+    ctx->session = client_session_acquire(proc->pool);
     if (!ctx->session)
         return SHOAL_ENOMEM;
-    ctx->view = client_view_acquire(client, ctx->proc, ctx->session, false);
+    ctx->view = client_view_acquire(ctx->views, ctx->session, false);
     return 0;
 }
 

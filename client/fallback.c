@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "client_internal.h"
+#include "fallback.h"
 #include "ufs.h"
 
 struct ufs *client_ufs_new(void)
@@ -28,33 +28,33 @@ static void s_stat_copy(const ufs_stat_t *from, shoal_stat_t *to)
     snprintf(to->version, sizeof to->version, "%s", from->version);
 }
 
-int client_ufs_stat(shoal_client_t *client, const char *uri, shoal_stat_t *out)
+int client_ufs_stat(struct ufs *ufs, const char *uri, shoal_stat_t *out)
 {
-    if (!client->ufs)
+    if (!ufs)
         return SHOAL_EUNAVAIL;
     ufs_stat_t stat;
-    int rc = ufs_stat(client->ufs, uri, &stat);
+    int rc = ufs_stat(ufs, uri, &stat);
     if (rc == 0)
         s_stat_copy(&stat, out);
     return rc;
 }
 
-int64_t client_ufs_read(shoal_client_t *client, const char *uri, const char *version,
-                        uint64_t offset, void *buf, size_t length)
+int64_t client_ufs_read(struct ufs *ufs, const char *uri, const char *version, uint64_t offset,
+                        void *buf, size_t length)
 {
-    if (!client->ufs)
+    if (!ufs)
         return SHOAL_EUNAVAIL;
-    return ufs_read(client->ufs, uri, version, offset, buf, length);
+    return ufs_read(ufs, uri, version, offset, buf, length);
 }
 
-int client_ufs_list(shoal_client_t *client, const char *uri, bool recursive,
-                    client_list_push_fn push, void *arg)
+int client_ufs_list(struct ufs *ufs, const char *uri, bool recursive, client_list_push_fn push,
+                    void *arg)
 {
-    if (!client->ufs)
+    if (!ufs)
         return SHOAL_EUNAVAIL;
     ufs_list_t list;
     ufs_list_init(&list);
-    int rc = ufs_list(client->ufs, uri, recursive, &list);
+    int rc = ufs_list(ufs, uri, recursive, &list);
     for (size_t i = 0; rc == 0 && i < list.count; i++) {
         shoal_stat_t stat;
         s_stat_copy(&list.entries[i].stat, &stat);

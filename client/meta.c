@@ -1,15 +1,32 @@
 /*
- * meta.c - stat and list: stat goes to the uri's metadata owner (HRW of the uri bytes) through
- * a short per-process stat cache; list pages through LIST replies with cursors until the
- * listing is complete. Both fall back to the under storage when no node answers.
+ * meta.c - the metadata engine: stat goes to the uri's metadata owner (HRW of the uri bytes)
+ * through a short per-process stat cache, many uris at once, and falls back to the under
+ * storage when no node answers. The public stat and list calls are in list.c.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client_internal.h"
+#include "clock.h"
+#include "fallback.h"
+#include "meta.h"
 
-#define META_OWNER_TRIES 3 /* metadata owners tried in HRW order before the UFS */
+#define META_OWNER_TRIES        3   /* metadata owners tried in HRW order before the UFS */
+#define CLIENT_STAT_CACHE_SLOTS 512 /* direct-mapped stat cache entries per process */
+
+/* One stat cache slot. */
+typedef struct client_stat_slot {
+    char *uri;          /* key; NULL = empty */
+    shoal_stat_t stat;  /* cached answer */
+    int64_t expires_ms; /* monotonic ms after which the slot is ignored */
+} client_stat_slot_t;
+
+struct client_stat_cache {
+    int ttl_ms;                                        /* < 0: off */
+    pthread_mutex_t mutex;                             /* guards slots */
+    client_stat_slot_t slots[CLIENT_STAT_CACHE_SLOTS]; /* direct-mapped by uri hash */
+};
 
 /* FNV-1a of a uri. */
 static size_t s_hash(const char *uri)
@@ -26,53 +43,72 @@ static size_t s_slot(const char *uri)
     return s_hash(uri) % CLIENT_STAT_CACHE_SLOTS;
 }
 
-static bool s_cache_get(shoal_client_t *client, client_proc_t *proc, const char *uri,
-                        shoal_stat_t *out)
+client_stat_cache_t *client_stat_cache_new(int ttl_ms)
 {
-    if (client->metadata_ttl_ms < 0)
+    client_stat_cache_t *cache = calloc(1, sizeof *cache);
+    if (!cache)
+        return NULL;
+    cache->ttl_ms = ttl_ms;
+    pthread_mutex_init(&cache->mutex, NULL);
+    return cache;
+}
+
+void client_stat_cache_destroy(client_stat_cache_t **cache_p)
+{
+    if (!cache_p || !*cache_p)
+        return;
+    client_stat_cache_t *cache = *cache_p;
+    *cache_p = NULL;
+    for (size_t i = 0; i < CLIENT_STAT_CACHE_SLOTS; i++)
+        free(cache->slots[i].uri);
+    pthread_mutex_destroy(&cache->mutex);
+    free(cache);
+}
+
+static bool s_cache_get(client_stat_cache_t *cache, const char *uri, shoal_stat_t *out)
+{
+    if (cache->ttl_ms < 0)
         return false;
     bool hit = false;
     int64_t now = client_now_ms();
-    pthread_mutex_lock(&proc->mutex);
-    client_stat_slot_t *slot = &proc->stat_cache[s_slot(uri)];
+    pthread_mutex_lock(&cache->mutex);
+    client_stat_slot_t *slot = &cache->slots[s_slot(uri)];
     if (slot->uri && slot->expires_ms > now && strcmp(slot->uri, uri) == 0) {
         *out = slot->stat;
         hit = true;
     }
-    pthread_mutex_unlock(&proc->mutex);
+    pthread_mutex_unlock(&cache->mutex);
     return hit;
 }
 
 /* Stores a stat; a collision replaces the older entry (the cache is a speed-up only). */
-static void s_cache_put(shoal_client_t *client, client_proc_t *proc, const char *uri,
-                        const shoal_stat_t *stat)
+static void s_cache_put(client_stat_cache_t *cache, const char *uri, const shoal_stat_t *stat)
 {
-    if (client->metadata_ttl_ms < 0)
+    if (cache->ttl_ms < 0)
         return;
     char *copy = strdup(uri);
     if (!copy)
         return;
-    pthread_mutex_lock(&proc->mutex);
-    client_stat_slot_t *slot = &proc->stat_cache[s_slot(uri)];
+    pthread_mutex_lock(&cache->mutex);
+    client_stat_slot_t *slot = &cache->slots[s_slot(uri)];
     free(slot->uri);
     slot->uri = copy;
     slot->stat = *stat;
-    slot->expires_ms = client_now_ms() + client->metadata_ttl_ms;
-    pthread_mutex_unlock(&proc->mutex);
+    slot->expires_ms = client_now_ms() + cache->ttl_ms;
+    pthread_mutex_unlock(&cache->mutex);
 }
 
-void client_stat_cache_clear(client_proc_t *proc)
+void client_stat_cache_clear(client_stat_cache_t *cache)
 {
-    pthread_mutex_lock(&proc->mutex);
+    pthread_mutex_lock(&cache->mutex);
     for (size_t i = 0; i < CLIENT_STAT_CACHE_SLOTS; i++) {
-        free(proc->stat_cache[i].uri);
-        proc->stat_cache[i].uri = NULL;
+        free(cache->slots[i].uri);
+        cache->slots[i].uri = NULL;
     }
-    pthread_mutex_unlock(&proc->mutex);
+    pthread_mutex_unlock(&cache->mutex);
 }
 
-/* Fills targets: the metadata owners of `uri` in HRW order. */
-static void s_meta_targets(const client_view_t *view, const char *uri, client_op_t *op)
+void client_meta_targets(const client_view_t *view, const char *uri, client_op_t *op)
 {
     op->target_count =
         (uint32_t)client_view_targets(view, (const uint8_t *)uri, strlen(uri), META_OWNER_TRIES, 0,
@@ -123,10 +159,10 @@ static int s_dedupe(const char *const *uris, const int *results, size_t count, s
 /* Cache hits first; then every distinct miss in flight at once to its metadata owner; then,
  * for the stats no node could answer, the UFS one by one. The first failure sets the last
  * error. */
-int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session_t *session,
-                     const char *const *uris, size_t count, bool bypass_cache, shoal_stat_t *stats,
-                     int *results)
+int client_stat_many(client_ctx_t *ctx, const char *const *uris, size_t count, bool bypass_cache,
+                     shoal_stat_t *stats, int *results)
 {
+    client_counters_t *counters = ctx->counters;
     size_t *first = calloc(count ? count : 1, sizeof *first);
     size_t *op_for = calloc(count ? count : 1, sizeof *op_for);
     client_op_t *ops = NULL;
@@ -139,15 +175,15 @@ int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session
     for (size_t i = 0; i < count; i++) {
         results[i] = 1; /* pending */
         op_for[i] = SIZE_MAX;
-        if (!bypass_cache && s_cache_get(client, proc, uris[i], &stats[i])) {
+        if (!bypass_cache && s_cache_get(ctx->stats, uris[i], &stats[i])) {
             results[i] = 0;
-            CLIENT_COUNT(client, stat_cache_hits, 1);
+            CLIENT_COUNT(counters, stat_cache_hits, 1);
         } else {
             misses++;
-            CLIENT_COUNT(client, stat_cache_misses, 1);
+            CLIENT_COUNT(counters, stat_cache_misses, 1);
         }
     }
-    client_view_t *view = misses ? client_view_acquire(client, proc, session, false) : NULL;
+    client_view_t *view = misses ? client_view_acquire(ctx->views, ctx->session, false) : NULL;
     int rc = misses ? s_dedupe(uris, results, count, first) : 0;
     if (rc == 0 && misses > 0 && view) {
         ops = calloc(misses, sizeof *ops);
@@ -161,18 +197,18 @@ int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session
                 continue;
             client_op_init(&ops[n], MSG_STAT_REQ);
             ops[n].request.body.stat_request.uri = uris[i];
-            ops[n].probe_when_all_down = client->ufs == NULL;
-            s_meta_targets(view, uris[i], &ops[n]);
+            ops[n].probe_when_all_down = ctx->ufs == NULL;
+            client_meta_targets(view, uris[i], &ops[n]);
             op_for[i] = n++;
         }
-        rc = client_session_run(session, ops, n, view->version, false);
+        rc = client_session_run(ctx->session, ops, n, view->version, false);
         for (size_t i = 0; rc == 0 && i < count; i++) {
             if (op_for[i] == SIZE_MAX)
                 continue;
             client_op_t *op = &ops[op_for[i]];
             if (op->result == 0) {
                 s_stat_from_reply(&op->reply.body.stat_reply, &stats[i]);
-                s_cache_put(client, proc, uris[i], &stats[i]);
+                s_cache_put(ctx->stats, uris[i], &stats[i]);
                 results[i] = 0;
             } else if (!op->exhausted) {
                 results[i] = op->result;
@@ -183,7 +219,7 @@ int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session
     for (size_t i = 0; rc == 0 && i < count; i++) {
         if (results[i] != 1 || first[i] != i)
             continue;
-        if (!client->ufs) {
+        if (!ctx->ufs) {
             char copy[512]; /* may be the last-error buffer that shoal_fail rewrites */
             snprintf(copy, sizeof copy, "%s",
                      op_for[i] != SIZE_MAX ? ops[op_for[i]].detail
@@ -191,10 +227,10 @@ int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session
             results[i] =
                 shoal_fail(SHOAL_EUNAVAIL, "stat %s: no node answered (%s)", uris[i], copy);
         } else {
-            CLIENT_COUNT(client, fallback_ufs, 1);
-            results[i] = client_ufs_stat(client, uris[i], &stats[i]);
+            CLIENT_COUNT(counters, fallback_ufs, 1);
+            results[i] = client_ufs_stat(ctx->ufs, uris[i], &stats[i]);
             if (results[i] == 0)
-                s_cache_put(client, proc, uris[i], &stats[i]);
+                s_cache_put(ctx->stats, uris[i], &stats[i]);
         }
     }
     for (size_t i = 0; i < count; i++) {
@@ -212,185 +248,4 @@ int client_stat_many(shoal_client_t *client, client_proc_t *proc, client_session
     free(op_for);
     client_view_unref(&view);
     return rc;
-}
-
-int shoal_stat(shoal_client_t *client, const char *uri, shoal_stat_t *out)
-{
-    if (!client || !uri || !out)
-        return shoal_fail(SHOAL_EINVAL, "shoal_stat: NULL argument");
-    client_ctx_t ctx;
-    int rc = client_ctx_begin(client, &ctx);
-    int result = rc;
-    if (rc == 0)
-        rc = client_stat_many(client, ctx.proc, ctx.session, &uri, 1, false, out, &result);
-    client_ctx_end(&ctx);
-    return rc ? rc : result;
-}
-
-/* ---- listings ---- */
-
-struct shoal_listing {
-    size_t count;        /* entries */
-    size_t cap;          /* entries allocated */
-    char **uris;         /* count owned strings */
-    shoal_stat_t *stats; /* count stats */
-};
-
-/* Appends one entry (copying the uri). */
-static int s_listing_push(void *arg, const char *uri, const shoal_stat_t *stat)
-{
-    shoal_listing_t *listing = arg;
-    if (listing->count == listing->cap) {
-        size_t cap = listing->cap ? listing->cap * 2 : 64;
-        char **uris = realloc(listing->uris, cap * sizeof *uris);
-        if (uris)
-            listing->uris = uris;
-        shoal_stat_t *stats = realloc(listing->stats, cap * sizeof *stats);
-        if (stats)
-            listing->stats = stats;
-        if (!uris || !stats)
-            return shoal_fail(SHOAL_ENOMEM, "out of memory");
-        listing->cap = cap;
-    }
-    char *copy = strdup(uri);
-    if (!copy)
-        return shoal_fail(SHOAL_ENOMEM, "out of memory");
-    listing->uris[listing->count] = copy;
-    listing->stats[listing->count] = *stat;
-    listing->count++;
-    return 0;
-}
-
-static void s_listing_clear(shoal_listing_t *listing)
-{
-    for (size_t i = 0; i < listing->count; i++)
-        free(listing->uris[i]);
-    listing->count = 0;
-}
-
-/* Pages through LIST replies: the first page goes to the metadata owners in HRW order, later
- * pages first to the node that answered the previous one (a cursor may be that node's own).
- * Returns 0, a final node error, or SHOAL_EUNAVAIL with *exhausted when no node answered. */
-static int s_list_nodes(client_ctx_t *ctx, const char *uri, bool recursive,
-                        shoal_listing_t *listing, bool *exhausted)
-{
-    char *cursor = strdup("");
-    if (!cursor)
-        return shoal_fail(SHOAL_ENOMEM, "out of memory");
-    client_op_t op;
-    client_op_init(&op, MSG_LIST_REQ);
-    int rc = 0;
-    const char *answered = NULL;
-    for (;;) {
-        client_op_fini(&op);
-        client_op_init(&op, MSG_LIST_REQ);
-        op.request.body.list_request.uri = uri;
-        op.request.body.list_request.recursive = recursive;
-        op.request.body.list_request.cursor = cursor;
-        op.probe_when_all_down = ctx->client->ufs == NULL;
-        s_meta_targets(ctx->view, uri, &op);
-        if (answered) { /* move the node that answered last to the front */
-            for (uint32_t i = 0; i < op.target_count; i++) {
-                if (strcmp(op.targets[i].endpoint, answered) == 0) {
-                    client_target_t first = op.targets[i];
-                    memmove(&op.targets[1], &op.targets[0], i * sizeof first);
-                    op.targets[0] = first;
-                    break;
-                }
-            }
-        }
-        rc = client_session_run(ctx->session, &op, 1, ctx->view->version, false);
-        if (rc != 0)
-            break;
-        if (op.result != 0) {
-            *exhausted = op.exhausted;
-            rc = shoal_fail(op.result, "list %s: %s", uri, op.detail);
-            break;
-        }
-        answered = op.targets[op.sent_to].endpoint;
-        const msg_list_reply_t *reply = &op.reply.body.list_reply;
-        for (uint32_t i = 0; rc == 0 && i < reply->entry_count; i++) {
-            const msg_entry_t *entry = &reply->entries[i];
-            shoal_stat_t stat = {
-                .size = entry->size, .mtime = entry->mtime, .is_dir = entry->is_dir};
-            snprintf(stat.version, sizeof stat.version, "%s", entry->version);
-            rc = s_listing_push(listing, entry->uri, &stat);
-        }
-        if (rc != 0 || reply->next_cursor[0] == '\0')
-            break;
-        if (strcmp(reply->next_cursor, cursor) == 0) {
-            rc =
-                shoal_fail(SHOAL_EPROTO, "list %s: %s repeated cursor '%s'", uri, answered, cursor);
-            break;
-        }
-        free(cursor);
-        cursor = strdup(reply->next_cursor);
-        if (!cursor) {
-            rc = shoal_fail(SHOAL_ENOMEM, "out of memory");
-            break;
-        }
-    }
-    client_op_fini(&op);
-    free(cursor);
-    return rc;
-}
-
-int shoal_list(shoal_client_t *client, const char *uri, bool recursive, shoal_listing_t **out)
-{
-    if (!client || !uri || !out)
-        return shoal_fail(SHOAL_EINVAL, "shoal_list: NULL argument");
-    *out = NULL;
-    shoal_listing_t *listing = calloc(1, sizeof *listing);
-    if (!listing)
-        return shoal_fail(SHOAL_ENOMEM, "out of memory");
-    client_ctx_t ctx;
-    int rc = client_ctx_begin(client, &ctx);
-    if (rc == 0) {
-        bool exhausted = ctx.view == NULL;
-        if (ctx.view)
-            rc = s_list_nodes(&ctx, uri, recursive, listing, &exhausted);
-        if (exhausted && client->ufs) {
-            s_listing_clear(listing);
-            CLIENT_COUNT(client, fallback_ufs, 1);
-            rc = client_ufs_list(client, uri, recursive, s_listing_push, listing);
-        } else if (exhausted && rc == 0) {
-            char copy[512]; /* the last-error buffer that shoal_fail rewrites */
-            snprintf(copy, sizeof copy, "%s", shoal_last_error());
-            rc = shoal_fail(SHOAL_EUNAVAIL, "list %s: %s", uri, copy);
-        }
-    }
-    client_ctx_end(&ctx);
-    if (rc != 0) {
-        shoal_listing_destroy(&listing);
-        return rc;
-    }
-    *out = listing;
-    return 0;
-}
-
-size_t shoal_listing_count(const shoal_listing_t *listing)
-{
-    return listing ? listing->count : 0;
-}
-
-const char *shoal_listing_uri(const shoal_listing_t *listing, size_t index)
-{
-    return listing && index < listing->count ? listing->uris[index] : NULL;
-}
-
-const shoal_stat_t *shoal_listing_stat(const shoal_listing_t *listing, size_t index)
-{
-    return listing && index < listing->count ? &listing->stats[index] : NULL;
-}
-
-void shoal_listing_destroy(shoal_listing_t **listing_p)
-{
-    if (!listing_p || !*listing_p)
-        return;
-    shoal_listing_t *listing = *listing_p;
-    *listing_p = NULL;
-    s_listing_clear(listing);
-    free(listing->uris);
-    free(listing->stats);
-    free(listing);
 }

@@ -3,7 +3,7 @@
  * offset + length) becomes one request per range it touches, each cut at multiples of
  * page_size * range_pages so that every piece has exactly one set of owners.
  */
-#include "client_internal.h"
+#include "range.h"
 
 size_t client_range_count(uint64_t offset, uint64_t length, uint64_t range_bytes)
 {

@@ -8,7 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client_internal.h"
+#include "client.h"
+#include "fallback.h"
+#include "meta.h"
+#include "range.h"
+
+#define CLIENT_OWNER_TRIES    2 /* owners in HRW order tried with a normal READ */
+#define CLIENT_NO_CACHE_TRIES 1 /* other live nodes then tried with NO_CACHE */
 
 /* One read of a call, with what the current round learned. */
 typedef struct read_job {
@@ -38,12 +44,12 @@ static void s_job_fail(read_job_t *job, int code, const char *what, const char *
 
 /* Reads a span straight from the UFS into the buffer. A short answer inside the file means the
  * object changed or the transfer broke: never success with fewer bytes than the stat promised. */
-static int s_ufs_read(shoal_client_t *client, read_job_t *job, uint64_t offset, uint8_t *dest,
+static int s_ufs_read(client_ctx_t *ctx, read_job_t *job, uint64_t offset, uint8_t *dest,
                       uint64_t length)
 {
-    CLIENT_COUNT(client, fallback_ufs, 1);
+    CLIENT_COUNT(ctx->counters, fallback_ufs, 1);
     int64_t got =
-        client_ufs_read(client, job->read->uri, job->stat.version, offset, dest, (size_t)length);
+        client_ufs_read(ctx->ufs, job->read->uri, job->stat.version, offset, dest, (size_t)length);
     if (got < 0)
         return (int)got;
     if ((uint64_t)got != length)
@@ -57,7 +63,6 @@ static int s_ufs_read(shoal_client_t *client, read_job_t *job, uint64_t offset, 
  * the UFS. Leaves each job's error or stale flag set. */
 static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypass_cache)
 {
-    shoal_client_t *client = ctx->client;
     size_t pending = 0;
     for (size_t i = 0; i < count; i++)
         pending += jobs[i].pending;
@@ -73,8 +78,7 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
     for (size_t i = 0, k = 0; i < count; i++)
         if (jobs[i].pending)
             uris[k++] = jobs[i].read->uri;
-    int rc = client_stat_many(client, ctx->proc, ctx->session, uris, pending, bypass_cache, stats,
-                              results);
+    int rc = client_stat_many(ctx, uris, pending, bypass_cache, stats, results);
     for (size_t i = 0, k = 0; rc == 0 && i < count; i++) {
         read_job_t *job = &jobs[i];
         if (!job->pending)
@@ -140,7 +144,7 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
             op->dest_length = range->length;
             op->expect_size = job->stat.size;
             op->expect_version = job->stat.version;
-            op->probe_when_all_down = client->ufs == NULL;
+            op->probe_when_all_down = ctx->ufs == NULL;
             uint8_t key[HRW_RANGE_KEY_LEN];
             hrw_range_key(file_key, range->range_index, key);
             op->target_count = (uint32_t)client_view_targets(
@@ -149,7 +153,7 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
             op_job[n] = i;
         }
     }
-    CLIENT_COUNT(client, ranges, n);
+    CLIENT_COUNT(ctx->counters, ranges, n);
     rc = n ? client_session_run(ctx->session, ops, n, view->version, false) : 0;
     for (size_t k = 0; rc == 0 && k < n; k++) {
         client_op_t *op = &ops[k];
@@ -158,8 +162,8 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
             continue;
         if (!op->exhausted) {
             s_job_fail(job, op->result, NULL, op->detail);
-        } else if (client->ufs) {
-            int got = s_ufs_read(client, job, op->dest_offset, op->dest, op->dest_length);
+        } else if (ctx->ufs) {
+            int got = s_ufs_read(ctx, job, op->dest_offset, op->dest, op->dest_length);
             if (got != 0)
                 s_job_fail(job, got, NULL, shoal_last_error());
         } else {
@@ -171,11 +175,11 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
         read_job_t *job = &jobs[i];
         if (!job->pending || job->error != 0 || job->length == 0)
             continue;
-        if (!client->ufs) {
+        if (!ctx->ufs) {
             s_job_fail(job, SHOAL_EUNAVAIL, NULL, shoal_last_error());
             continue;
         }
-        int got = s_ufs_read(client, job, job->read->offset, job->read->buf, job->length);
+        int got = s_ufs_read(ctx, job, job->read->offset, job->read->buf, job->length);
         if (got != 0)
             s_job_fail(job, got, NULL, shoal_last_error());
     }
@@ -204,10 +208,10 @@ static int s_read_jobs(shoal_client_t *client, read_job_t *jobs, size_t count)
         if (!again)
             break;
         if (round < CLIENT_STALE_RETRIES)
-            CLIENT_COUNT(client, stale_retries, 1);
+            CLIENT_COUNT(ctx.counters, stale_retries, 1);
     }
     client_ctx_end(&ctx);
-    CLIENT_COUNT(client, reads, count);
+    CLIENT_COUNT(ctx.counters, reads, count);
     for (size_t i = 0; i < count; i++) {
         read_job_t *job = &jobs[i];
         if (rc != 0)
@@ -219,7 +223,7 @@ static int s_read_jobs(shoal_client_t *client, read_job_t *jobs, size_t count)
             job->read->result = job->error;
         else {
             job->read->result = (int64_t)job->length;
-            CLIENT_COUNT(client, bytes_read, job->length);
+            CLIENT_COUNT(ctx.counters, bytes_read, job->length);
         }
     }
     return rc;

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
 #include <zmq.h>
 
-#include "client_internal.h"
+#include "clock.h"
+#include "session.h"
 
 /* One DEALER socket to one node endpoint. Index-stable inside the session.
  * Invariant: monitor is NULL whenever socket is (they are made and closed together); a
@@ -30,10 +32,20 @@ typedef struct client_conn {
                           * made it busy; the node times out at progress_ms + timeout_ms */
 } client_conn_t;
 
+/* The sessions of one process, and what they share. */
+struct client_pool {
+    void *zmq_context;           /* context of the process; borrowed */
+    client_health_t *health;     /* down-list and stale flag of the process; borrowed */
+    client_counters_t *counters; /* the client's counters; borrowed */
+    int timeout_ms;              /* a busy node answering nothing this long is failed */
+    pthread_mutex_t mutex;       /* guards idle and all */
+    struct client_session *idle; /* sessions not in use (a stack) */
+    struct client_session *all;  /* every session, for destroy */
+};
+
 /* Invariant: used by one thread at a time (taken from the pool, given back). */
 struct client_session {
-    shoal_client_t *client;           /* owner of the counters and timeout */
-    client_proc_t *proc;              /* process state this session belongs to */
+    client_pool_t *pool;              /* the pool it belongs to */
     client_conn_t *conns;             /* connections, conn_count used */
     size_t conn_count;                /* entries in use */
     size_t conn_cap;                  /* entries allocated */
@@ -60,45 +72,22 @@ void client_op_fini(client_op_t *op)
     msg_fini(&op->reply);
 }
 
-client_session_t *client_session_acquire(shoal_client_t *client, client_proc_t *proc)
+client_pool_t *client_pool_new(void *zmq_context, client_health_t *health,
+                               client_counters_t *counters, int timeout_ms)
 {
-    pthread_mutex_lock(&proc->mutex);
-    client_session_t *session = proc->idle;
-    if (session)
-        proc->idle = session->next_idle;
-    pthread_mutex_unlock(&proc->mutex);
-    if (session)
-        return session;
-    session = calloc(1, sizeof *session);
-    if (!session) {
-        shoal_fail(SHOAL_ENOMEM, "out of memory");
+    client_pool_t *pool = calloc(1, sizeof *pool);
+    if (!pool)
         return NULL;
-    }
-    session->client = client;
-    session->proc = proc;
-    session->next_request_id = 1;
-    msg_buf_init(&session->out);
-    session->out.limit = MSG_FRAME_MAX;
-    pthread_mutex_lock(&proc->mutex);
-    session->next_all = proc->all;
-    proc->all = session;
-    pthread_mutex_unlock(&proc->mutex);
-    return session;
-}
-
-void client_session_release(client_session_t *session)
-{
-    if (!session)
-        return;
-    client_proc_t *proc = session->proc;
-    pthread_mutex_lock(&proc->mutex);
-    session->next_idle = proc->idle;
-    proc->idle = session;
-    pthread_mutex_unlock(&proc->mutex);
+    pool->zmq_context = zmq_context;
+    pool->health = health;
+    pool->counters = counters;
+    pool->timeout_ms = timeout_ms;
+    pthread_mutex_init(&pool->mutex, NULL);
+    return pool;
 }
 
 /* Destroys `session` and every session chained after it through next_all. */
-void client_session_destroy(client_session_t *session)
+static void s_session_destroy_all(client_session_t *session)
 {
     while (session) {
         client_session_t *next = session->next_all;
@@ -117,6 +106,53 @@ void client_session_destroy(client_session_t *session)
         free(session);
         session = next;
     }
+}
+
+void client_pool_destroy(client_pool_t **pool_p)
+{
+    if (!pool_p || !*pool_p)
+        return;
+    client_pool_t *pool = *pool_p;
+    *pool_p = NULL;
+    s_session_destroy_all(pool->all);
+    pthread_mutex_destroy(&pool->mutex);
+    free(pool);
+}
+
+client_session_t *client_session_acquire(client_pool_t *pool)
+{
+    pthread_mutex_lock(&pool->mutex);
+    client_session_t *session = pool->idle;
+    if (session)
+        pool->idle = session->next_idle;
+    pthread_mutex_unlock(&pool->mutex);
+    if (session)
+        return session;
+    session = calloc(1, sizeof *session);
+    if (!session) {
+        shoal_fail(SHOAL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    session->pool = pool;
+    session->next_request_id = 1;
+    msg_buf_init(&session->out);
+    session->out.limit = MSG_FRAME_MAX;
+    pthread_mutex_lock(&pool->mutex);
+    session->next_all = pool->all;
+    pool->all = session;
+    pthread_mutex_unlock(&pool->mutex);
+    return session;
+}
+
+void client_session_release(client_session_t *session)
+{
+    if (!session)
+        return;
+    client_pool_t *pool = session->pool;
+    pthread_mutex_lock(&pool->mutex);
+    session->next_idle = pool->idle;
+    pool->idle = session;
+    pthread_mutex_unlock(&pool->mutex);
 }
 
 /* Connection events that mean the node cannot answer what waits on it: an established
@@ -219,7 +255,7 @@ static int s_conn_get(client_session_t *session, const char *endpoint, uint32_t 
     }
     client_conn_t *conn = &session->conns[index];
     if (!conn->socket) {
-        void *socket = zmq_socket(session->proc->zmq_context, ZMQ_DEALER);
+        void *socket = zmq_socket(session->pool->zmq_context, ZMQ_DEALER);
         if (!socket)
             return shoal_fail(SHOAL_EIO, "zmq_socket: %s", zmq_strerror(errno));
         int zero = 0;
@@ -235,7 +271,7 @@ static int s_conn_get(client_session_t *session, const char *endpoint, uint32_t 
         zmq_setsockopt(socket, ZMQ_HEARTBEAT_TIMEOUT, &heartbeat_timeout, sizeof heartbeat_timeout);
         zmq_setsockopt(socket, ZMQ_CONNECT_TIMEOUT, &connect_timeout, sizeof connect_timeout);
         zmq_setsockopt(socket, ZMQ_HANDSHAKE_IVL, &connect_timeout, sizeof connect_timeout);
-        void *monitor = s_monitor_new(session->proc->zmq_context, socket);
+        void *monitor = s_monitor_new(session->pool->zmq_context, socket);
         if (zmq_connect(socket, endpoint) != 0) {
             int error = errno;
             if (monitor)
@@ -337,19 +373,20 @@ static void s_op_done(client_op_t *op, int result, bool exhausted, const char *d
 static int s_op_start(client_call_t *call, size_t op_index, int last_code)
 {
     client_session_t *session = call->session;
-    shoal_client_t *client = session->client;
+    client_counters_t *counters = session->pool->counters;
     client_op_t *op = &call->ops[op_index];
     bool probe = false;
     if (op->probe_when_all_down && !op->ignore_down && op->target_next == 0) {
         probe = true;
         for (uint32_t i = 0; i < op->target_count; i++)
-            if (!client_down_check(session->proc, op->targets[i].endpoint))
+            if (!client_health_is_down(session->pool->health, op->targets[i].endpoint))
                 probe = false;
     }
     while (op->target_next < op->target_count) {
         uint32_t target_index = op->target_next++;
         client_target_t *target = &op->targets[target_index];
-        if (!op->ignore_down && !probe && client_down_check(session->proc, target->endpoint)) {
+        if (!op->ignore_down && !probe &&
+            client_health_is_down(session->pool->health, target->endpoint)) {
             snprintf(op->detail, sizeof op->detail, "%s did not answer recently", target->endpoint);
             continue;
         }
@@ -397,14 +434,14 @@ static int s_op_start(client_call_t *call, size_t op_index, int last_code)
             continue;
         }
         session->sent_ops[call->sent++] = (uint32_t)op_index;
-        CLIENT_COUNT(client, requests, 1);
+        CLIENT_COUNT(counters, requests, 1);
         if (target_index > 0 || op->result != 0) {
             if (op->result != 0)
-                CLIENT_COUNT(client, retries, 1);
+                CLIENT_COUNT(counters, retries, 1);
             if (target_index > 0 && target->owner)
-                CLIENT_COUNT(client, fallback_next_owner, 1);
+                CLIENT_COUNT(counters, fallback_next_owner, 1);
             else if (target_index > 0 && (target->read_flags & MSG_READ_NO_CACHE))
-                CLIENT_COUNT(client, fallback_no_cache, 1);
+                CLIENT_COUNT(counters, fallback_no_cache, 1);
         }
         op->state = CLIENT_OP_INFLIGHT;
         op->conn = conn_index;
@@ -443,8 +480,8 @@ static int s_conn_fail(client_call_t *call, uint32_t conn_index, int code, const
 {
     client_session_t *session = call->session;
     client_conn_t *conn = &session->conns[conn_index];
-    client_down_mark(session->proc, conn->endpoint);
-    client_view_force_stale(session->proc);
+    client_health_mark_down(session->pool->health, conn->endpoint);
+    client_health_force_stale(session->pool->health);
     s_conn_close(conn);
     for (size_t i = 0; i < call->count; i++) {
         client_op_t *op = &call->ops[i];
@@ -587,7 +624,7 @@ static int s_read_copy(client_op_t *op, const msg_t *reply, void *socket, char *
 static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first)
 {
     client_session_t *session = call->session;
-    shoal_client_t *client = session->client;
+    client_counters_t *counters = session->pool->counters;
     client_conn_t *conn = &session->conns[conn_index];
     void *socket = conn->socket;
     char detail[sizeof((client_op_t *)0)->detail];
@@ -596,7 +633,7 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
     int rc = msg_decode(zmq_msg_data(first), zmq_msg_size(first), &reply);
     if (rc != 0) {
         s_skip_rest(socket);
-        CLIENT_COUNT(client, bad_replies, 1);
+        CLIENT_COUNT(counters, bad_replies, 1);
         snprintf(detail, sizeof detail, "bad message from %s: %s", conn->endpoint,
                  shoal_last_error());
         return s_conn_fail(call, conn_index, SHOAL_EPROTO, detail);
@@ -614,7 +651,7 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
         msg_fini(&reply);
         return 0;
     }
-    client_view_mark_stale(session->proc, reply.header.view_version);
+    client_health_seen_version(session->pool->health, reply.header.view_version);
     conn->progress_ms = client_now_ms();
     client_op_t *op = &call->ops[op_index];
     uint32_t request_type = op->request.header.type;
@@ -623,7 +660,7 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
         int code = reply.body.error.code;
         if (code >= 0 || code < -1000)
             code = SHOAL_EPROTO;
-        CLIENT_COUNT(client, node_errors, 1);
+        CLIENT_COUNT(counters, node_errors, 1);
         snprintf(detail, sizeof detail, "%s: %s%s%s", conn->endpoint, shoal_strerror(code),
                  reply.body.error.message[0] ? ": " : "", reply.body.error.message);
         msg_fini(&reply);
@@ -636,7 +673,7 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
     }
     if (reply.header.type != request_type + 1) {
         s_skip_rest(socket);
-        CLIENT_COUNT(client, bad_replies, 1);
+        CLIENT_COUNT(counters, bad_replies, 1);
         snprintf(detail, sizeof detail, "%s answered %s to %s", conn->endpoint,
                  msg_type_name(reply.header.type), msg_type_name(request_type));
         msg_fini(&reply);
@@ -649,7 +686,7 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
         rc = s_read_copy(op, &reply, socket, detail + prefix, sizeof detail - (size_t)prefix);
         msg_fini(&reply);
         if (rc == 1) { /* a partial reply: the op waits for the rest (progress_ms was reset) */
-            CLIENT_COUNT(client, partial_replies, 1);
+            CLIENT_COUNT(counters, partial_replies, 1);
             return 0;
         }
         if (rc == SHOAL_ESTALE) {
@@ -659,14 +696,14 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
             return 0;
         }
         if (rc != 0) {
-            CLIENT_COUNT(client, bad_replies, 1);
+            CLIENT_COUNT(counters, bad_replies, 1);
             return s_op_retry(call, op_index, rc, detail);
         }
     } else {
         bool extra = reply.header.frames != 0 || s_more(socket);
         s_skip_rest(socket);
         if (extra) {
-            CLIENT_COUNT(client, bad_replies, 1);
+            CLIENT_COUNT(counters, bad_replies, 1);
             snprintf(detail, sizeof detail, "%s sent raw frames with %s", conn->endpoint,
                      msg_type_name(reply.header.type));
             msg_fini(&reply);
@@ -737,7 +774,7 @@ static int s_conn_monitor_event(client_call_t *call, uint32_t conn_index)
     char detail[160];
     snprintf(detail, sizeof detail, "connection to %s lost with %u requests waiting",
              conn->endpoint, conn->inflight);
-    CLIENT_COUNT(session->client, disconnects, 1);
+    CLIENT_COUNT(session->pool->counters, disconnects, 1);
     return s_conn_fail(call, conn_index, SHOAL_EUNAVAIL, detail);
 }
 
@@ -804,8 +841,8 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
         int64_t earliest = INT64_MAX;
         for (size_t c = 0; c < session->conn_count; c++)
             if (session->conns[c].inflight > 0 &&
-                session->conns[c].progress_ms + session->client->timeout_ms < earliest)
-                earliest = session->conns[c].progress_ms + session->client->timeout_ms;
+                session->conns[c].progress_ms + session->pool->timeout_ms < earliest)
+                earliest = session->conns[c].progress_ms + session->pool->timeout_ms;
         int64_t now = client_now_ms();
         long wait_ms = earliest <= now ? 0 : (long)(earliest - now);
         int ready = zmq_poll(session->items, item_count, wait_ms);
@@ -827,12 +864,12 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
         now = client_now_ms();
         for (size_t c = 0; c < session->conn_count && rc == 0; c++) {
             client_conn_t *conn = &session->conns[c];
-            if (conn->inflight == 0 || conn->progress_ms + session->client->timeout_ms > now)
+            if (conn->inflight == 0 || conn->progress_ms + session->pool->timeout_ms > now)
                 continue;
             char detail[160];
             snprintf(detail, sizeof detail, "%s answered none of %u requests within %d ms",
-                     conn->endpoint, conn->inflight, session->client->timeout_ms);
-            CLIENT_COUNT(session->client, timeouts, 1);
+                     conn->endpoint, conn->inflight, session->pool->timeout_ms);
+            CLIENT_COUNT(session->pool->counters, timeouts, 1);
             rc = s_conn_fail(&call, (uint32_t)c, SHOAL_ETIMEDOUT, detail);
         }
     }

@@ -1,17 +1,32 @@
 /*
  * view.c - the client's picture of the cluster: fetches the VIEW from any seed or member,
- * keeps it as a shared immutable snapshot, refreshes it when a reply carries a newer
- * view_version or a node stops answering, remembers nodes that timed out, and computes the
- * HRW targets of a key.
+ * keeps it as a shared immutable snapshot, refreshes it when the health record says a reply
+ * carried a newer view_version or a node stopped answering, and computes the HRW targets of a
+ * key.
  */
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
-#include "client_internal.h"
+#include "clock.h"
+#include "view.h"
+
+/* Invariant: view is NULL or holds one reference of its own; with a view, the health record
+ * knows its version (client_health_view_installed). */
+struct client_view_cache {
+    char *const *seeds;          /* seed endpoints; borrowed from the client */
+    size_t seed_count;           /* entries in seeds */
+    client_health_t *health;     /* stale flag and installed version; borrowed */
+    client_counters_t *counters; /* view_refreshes, view_failures; borrowed */
+    pthread_mutex_t mutex;       /* guards the fields below */
+    client_view_t *view;         /* current view, or NULL before the first fetch */
+    int64_t view_retry_after_ms; /* no fetch before this (after a failed one) */
+    int64_t view_fetched_ms;     /* when the current view was fetched */
+};
 
 void client_file_key(const char *uri, const char *version, uint8_t out[16])
 {
@@ -23,7 +38,7 @@ void client_file_key(const char *uri, const char *version, uint8_t out[16])
     crypto_generichash_final(&state, out, 16);
 }
 
-/* Debug-build check of the snapshot invariants (client_internal.h). */
+/* Debug-build check of the snapshot invariants (view.h). */
 static void s_view_sanity(const client_view_t *view)
 {
 #ifndef NDEBUG
@@ -111,31 +126,38 @@ static int s_view_from_reply(const msg_view_reply_t *reply, const char *answered
     return 0;
 }
 
-void client_view_mark_stale(client_proc_t *proc, uint64_t seen_version)
+client_view_cache_t *client_view_cache_new(char *const *seeds, size_t seed_count,
+                                           client_health_t *health, client_counters_t *counters)
 {
-    /* Every reply calls this: the common case (not newer) takes no lock. */
-    if (seen_version <= atomic_load(&proc->view_version))
-        return;
-    pthread_mutex_lock(&proc->mutex);
-    if (!proc->view || seen_version > proc->view->version)
-        proc->view_stale = true;
-    pthread_mutex_unlock(&proc->mutex);
+    client_view_cache_t *cache = calloc(1, sizeof *cache);
+    if (!cache)
+        return NULL;
+    cache->seeds = seeds;
+    cache->seed_count = seed_count;
+    cache->health = health;
+    cache->counters = counters;
+    pthread_mutex_init(&cache->mutex, NULL);
+    return cache;
 }
 
-void client_view_force_stale(client_proc_t *proc)
+void client_view_cache_destroy(client_view_cache_t **cache_p)
 {
-    pthread_mutex_lock(&proc->mutex);
-    proc->view_stale = true;
-    pthread_mutex_unlock(&proc->mutex);
+    if (!cache_p || !*cache_p)
+        return;
+    client_view_cache_t *cache = *cache_p;
+    *cache_p = NULL;
+    client_view_unref(&cache->view);
+    pthread_mutex_destroy(&cache->mutex);
+    free(cache);
 }
 
 /* Asks every known endpoint (the members of the old view first, then the seeds) for the VIEW
  * at once and takes the first answer, so one dead seed costs nothing while another answers.
  * Returns 0 and a new snapshot, or a negative code when no node answered in timeout_ms. */
-static int s_view_fetch(shoal_client_t *client, client_session_t *session, const client_view_t *old,
-                        client_view_t **out)
+static int s_view_fetch(const client_view_cache_t *cache, client_session_t *session,
+                        const client_view_t *old, client_view_t **out)
 {
-    size_t max = client->seed_count + (old ? old->count : 0);
+    size_t max = cache->seed_count + (old ? old->count : 0);
     client_op_t *ops = calloc(max, sizeof *ops);
     if (!ops)
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
@@ -147,7 +169,7 @@ static int s_view_fetch(shoal_client_t *client, client_session_t *session, const
                 continue;
             endpoint = old->members[i].endpoint;
         } else {
-            endpoint = client->seeds[i - (old ? old->count : 0)];
+            endpoint = cache->seeds[i - (old ? old->count : 0)];
         }
         bool seen = false;
         for (size_t k = 0; k < count && !seen; k++)
@@ -183,47 +205,48 @@ static int s_view_fetch(shoal_client_t *client, client_session_t *session, const
 /* A view is refetched when there is none, when `force`, or when it was marked stale (at most
  * every CLIENT_VIEW_STALE_GAP_MS). After a failed fetch the next attempt waits
  * CLIENT_VIEW_RETRY_MS, so a dead cluster costs one timeout per second, not one per call;
- * meanwhile the old view (or none) is used. Several threads may fetch at once: harmless. */
-client_view_t *client_view_acquire(shoal_client_t *client, client_proc_t *proc,
-                                   client_session_t *session, bool force)
+ * meanwhile the old view (or none) is used. Several threads may fetch at once: harmless.
+ * Lock order: the cache's mutex, then the health record's (which never calls out). */
+client_view_t *client_view_acquire(client_view_cache_t *cache, client_session_t *session,
+                                   bool force)
 {
     int64_t now = client_now_ms();
-    pthread_mutex_lock(&proc->mutex);
-    client_view_t *old = proc->view;
+    pthread_mutex_lock(&cache->mutex);
+    client_view_t *old = cache->view;
     if (old)
         client_view_ref(old);
     bool fetch = force || !old ||
-                 (proc->view_stale && now - proc->view_fetched_ms >= CLIENT_VIEW_STALE_GAP_MS);
-    if (!force && now < proc->view_retry_after_ms)
+                 (client_health_stale(cache->health) &&
+                  now - cache->view_fetched_ms >= CLIENT_VIEW_STALE_GAP_MS);
+    if (!force && now < cache->view_retry_after_ms)
         fetch = false;
-    pthread_mutex_unlock(&proc->mutex);
+    pthread_mutex_unlock(&cache->mutex);
     if (!fetch) {
         if (!old)
             shoal_fail(SHOAL_EUNAVAIL, "no node answered VIEW recently (seeds: %s%s)",
-                       client->seeds[0], client->seed_count > 1 ? ", ..." : "");
+                       cache->seeds[0], cache->seed_count > 1 ? ", ..." : "");
         return old;
     }
     client_view_t *fresh = NULL;
-    int rc = s_view_fetch(client, session, old, &fresh);
+    int rc = s_view_fetch(cache, session, old, &fresh);
     now = client_now_ms();
-    pthread_mutex_lock(&proc->mutex);
+    pthread_mutex_lock(&cache->mutex);
     if (rc == 0) {
-        CLIENT_COUNT(client, view_refreshes, 1);
-        client_view_t *replaced = proc->view;
+        CLIENT_COUNT(cache->counters, view_refreshes, 1);
+        client_view_t *replaced = cache->view;
         client_view_ref(fresh);
-        proc->view = fresh;
-        atomic_store(&proc->view_version, fresh->version);
-        proc->view_stale = false;
-        proc->view_fetched_ms = now;
-        proc->view_retry_after_ms = 0;
-        pthread_mutex_unlock(&proc->mutex);
+        cache->view = fresh;
+        client_health_view_installed(cache->health, fresh->version);
+        cache->view_fetched_ms = now;
+        cache->view_retry_after_ms = 0;
+        pthread_mutex_unlock(&cache->mutex);
         client_view_unref(&replaced);
         client_view_unref(&old);
         return fresh;
     }
-    CLIENT_COUNT(client, view_failures, 1);
-    proc->view_retry_after_ms = now + CLIENT_VIEW_RETRY_MS;
-    pthread_mutex_unlock(&proc->mutex);
+    CLIENT_COUNT(cache->counters, view_failures, 1);
+    cache->view_retry_after_ms = now + CLIENT_VIEW_RETRY_MS;
+    pthread_mutex_unlock(&cache->mutex);
     return old; /* possibly NULL: the last error says why */
 }
 
@@ -246,51 +269,4 @@ size_t client_view_targets(const client_view_t *view, const uint8_t *key, size_t
         out[i].read_flags = i < owner_tries ? owner_flags : other_flags;
     }
     return found;
-}
-
-void client_down_mark(client_proc_t *proc, const char *endpoint)
-{
-    int64_t until = client_now_ms() + CLIENT_DOWN_MS;
-    pthread_mutex_lock(&proc->mutex);
-    if (atomic_load(&proc->down_until_max) < until)
-        atomic_store(&proc->down_until_max, until);
-    size_t free_slot = SIZE_MAX;
-    for (size_t i = 0; i < proc->down_count; i++) {
-        if (strcmp(proc->down[i].endpoint, endpoint) == 0) {
-            proc->down[i].until_ms = until;
-            pthread_mutex_unlock(&proc->mutex);
-            return;
-        }
-        if (proc->down[i].until_ms < client_now_ms() && free_slot == SIZE_MAX)
-            free_slot = i;
-    }
-    char *copy = strdup(endpoint);
-    if (copy && free_slot != SIZE_MAX) {
-        free(proc->down[free_slot].endpoint);
-        proc->down[free_slot] = (client_down_t){.endpoint = copy, .until_ms = until};
-    } else if (copy) {
-        client_down_t *grown = realloc(proc->down, (proc->down_count + 1) * sizeof *grown);
-        if (grown) {
-            proc->down = grown;
-            proc->down[proc->down_count++] = (client_down_t){.endpoint = copy, .until_ms = until};
-        } else {
-            free(copy); /* out of memory: the node is just not skipped */
-        }
-    }
-    pthread_mutex_unlock(&proc->mutex);
-}
-
-bool client_down_check(client_proc_t *proc, const char *endpoint)
-{
-    int64_t now = client_now_ms();
-    if (atomic_load(&proc->down_until_max) <= now) /* nobody is down: no lock */
-        return false;
-    bool down = false;
-    pthread_mutex_lock(&proc->mutex);
-    {
-        for (size_t i = 0; i < proc->down_count && !down; i++)
-            down = proc->down[i].until_ms > now && strcmp(proc->down[i].endpoint, endpoint) == 0;
-    }
-    pthread_mutex_unlock(&proc->mutex);
-    return down;
 }

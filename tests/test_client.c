@@ -22,7 +22,9 @@
 #include <malloc.h>
 #include <zmq.h>
 
-#include "client_internal.h"
+#include "client.h"
+#include "range.h"
+#include "session.h"
 #include "testproc.h"
 #include "ufs.h"
 

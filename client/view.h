@@ -1,0 +1,81 @@
+/*
+ * view.h - the client's picture of the cluster (view.c): the immutable view snapshot, the
+ * process's current view with its refresh rules (fetched over the request engine), the HRW
+ * targets of a key and the file key. Sits on the engine (session.h) and the health record.
+ */
+#ifndef SHOAL_CLIENT_VIEW_H
+#define SHOAL_CLIENT_VIEW_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "counters.h"
+#include "health.h"
+#include "hrw.h"
+#include "proto.h"
+#include "session.h"
+
+#define CLIENT_VIEW_RETRY_MS     1000 /* after a failed view fetch, wait this long */
+#define CLIENT_VIEW_STALE_GAP_MS 200  /* refresh on a newer view_version at most this often */
+
+/* One member of a view, as the VIEW reply described it. Strings are owned by the view. */
+typedef struct client_member {
+    uint8_t id[MSG_NODE_ID_SIZE]; /* node id */
+    char *name;                   /* --name of the node; may be "" */
+    char *endpoint;               /* data endpoint "tcp://host:port" */
+    char *gossip_endpoint;        /* gossip endpoint; may be "" */
+    uint32_t state;               /* msg_member_state_t */
+    uint64_t incarnation;         /* SWIM incarnation */
+    uint64_t weight;              /* capacity bytes: HRW weight */
+    uint64_t last_heard_ms;       /* as the answering node reported it */
+} client_member_t;
+
+/* An immutable membership snapshot, shared by reference count between the view cache and
+ * the calls using it; callers read its fields, only view.c writes them.
+ * Invariant: hrw[i] describes members[i]; page_size, range_pages > 0. */
+typedef struct client_view {
+    _Atomic int refs;         /* references; freed at 0 */
+    uint64_t version;         /* view_version of the answering node */
+    uint64_t page_size;       /* cluster page size */
+    uint32_t range_pages;     /* pages per range */
+    size_t count;             /* members */
+    client_member_t *members; /* count members */
+    hrw_member_t *hrw;        /* count placement entries (live = alive or suspect) */
+    char *answered_by;        /* endpoint that sent this view */
+} client_view_t;
+
+/* Takes a reference (the caller then owns one). */
+void client_view_ref(client_view_t *view);
+/* Drops a reference and sets *view_p to NULL; safe on NULL. */
+void client_view_unref(client_view_t **view_p);
+
+/* The current view of one process and when to fetch it again. Thread-safe (one mutex, never
+ * held across I/O; several threads may fetch at once, which is harmless). */
+typedef struct client_view_cache client_view_cache_t;
+
+/* A cache without a view, fetching from the `seed_count` seed endpoints `seeds` (borrowed, as
+ * are `health` and `counters`: they must outlive it). Caller owns it; NULL on out of memory. */
+client_view_cache_t *client_view_cache_new(char *const *seeds, size_t seed_count,
+                                           client_health_t *health, client_counters_t *counters);
+/* Drops the cached view, frees the cache, sets *cache_p to NULL; safe on NULL. */
+void client_view_cache_destroy(client_view_cache_t **cache_p);
+
+/* Returns a referenced current view (caller unrefs), fetching one over `session` (borrowed)
+ * when there is none, when the health record says it is stale, or when `force`. NULL with a
+ * last error when no node answers and there is no old view to fall back on. */
+client_view_t *client_view_acquire(client_view_cache_t *cache, client_session_t *session,
+                                   bool force);
+
+/* Fills up to `max` targets for `key` in HRW order among live members: the first
+ * `owner_tries` as owners with `owner_flags`, the next `other_tries` with `other_flags`.
+ * Returns how many were written; their endpoints are borrowed from the view. */
+size_t client_view_targets(const client_view_t *view, const uint8_t *key, size_t key_len,
+                           size_t owner_tries, uint32_t owner_flags, size_t other_tries,
+                           uint32_t other_flags, client_target_t *out, size_t max);
+
+/* The 16-byte file key of (uri, version): BLAKE2b-128 of uri "\0" version. */
+void client_file_key(const char *uri, const char *version, uint8_t out[16]);
+
+#endif
