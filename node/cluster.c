@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "gossip_agent.h"
 #include "identity.h"
 #include "log.h"
@@ -21,7 +22,7 @@
 #define CLUSTER_LEAVE_LINGER_MS 500  /* keep answering gossip this long after leaving */
 
 struct cluster {
-    node_t *node;                             /* borrowed */
+    cluster_deps_t deps;                      /* the node's settings and objects (copied) */
     gossip_agent_t *agent;                    /* the gossip member */
     char **seeds;                             /* "tcp://host:port" seed endpoints, owned */
     size_t seed_count;                        /* entries in seeds */
@@ -42,11 +43,11 @@ static void s_log_changes(cluster_t *self, const membership_member_t *members, s
 {
     for (size_t i = 0; i < count; i++) {
         membership_member_t old;
-        bool known = membership_find(self->node->members, members[i].id, &old) == 0;
+        bool known = membership_find(self->deps.members, members[i].id, &old) == 0;
         if (known && old.state == members[i].state && old.incarnation == members[i].incarnation &&
             strcmp(old.data_endpoint, members[i].data_endpoint) == 0)
             continue;
-        if (memcmp(members[i].id, self->node->id, MSG_NODE_ID_SIZE) == 0)
+        if (memcmp(members[i].id, self->deps.id, MSG_NODE_ID_SIZE) == 0)
             continue;
         log_info("member %s (%s) is %s, incarnation %llu%s", members[i].name,
                  members[i].data_endpoint, swim_state_name((int)members[i].state),
@@ -83,7 +84,7 @@ static void s_on_view(void *ctx, view_t *view)
         to->last_heard_ns = from->is_self ? 0 : s_ms_to_monotonic_ns(from->last_heard_ms);
     }
     s_log_changes(self, self->scratch, count);
-    membership_set_members(self->node->members, self->scratch, count);
+    membership_set_members(self->deps.members, self->scratch, count);
 }
 
 /* "tcp://0.0.0.0:P" or a "*" host -> "tcp://HOSTNAME:P"; anything else as is. */
@@ -138,18 +139,18 @@ static int s_parse_seeds(cluster_t *self, const char *text)
 static void s_opts(cluster_t *self, const char *data_endpoint, const char *bind_ep,
                    gossip_agent_opts_t *opts)
 {
-    const node_t *node = self->node;
-    const node_config_t *config = &node->config;
+    const cluster_deps_t *deps = &self->deps;
+    const node_config_t *config = deps->config;
     memset(opts, 0, sizeof *opts);
     swim_opts_default(&opts->swim);
-    memcpy(opts->swim.id, node->id, SWIM_ID_LEN);
+    memcpy(opts->swim.id, deps->id, SWIM_ID_LEN);
     opts->swim.name = config->name;
     opts->swim.gossip_ep = NULL; /* set by the caller once bound */
     opts->swim.data_ep = data_endpoint;
     opts->swim.weight = config->capacity_bytes;
-    opts->swim.incarnation = node->incarnation;
-    opts->swim.page_size = (uint32_t)node->page_size;
-    opts->swim.range_pages = node->range_pages;
+    opts->swim.incarnation = deps->incarnation;
+    opts->swim.page_size = (uint32_t)deps->page_size;
+    opts->swim.range_pages = deps->range_pages;
     opts->swim.probe_interval_ms = config->probe_interval_ms;
     opts->swim.probe_timeout_ms = config->probe_timeout_ms;
     opts->swim.indirect_checks = config->indirect_checks;
@@ -170,19 +171,19 @@ static void s_opts(cluster_t *self, const char *data_endpoint, const char *bind_
 
 /* Makes the agent, which binds at once. A taken default port is retried as an ephemeral one
  * (unit tests start many nodes on free data ports whose neighbours may be busy). */
-cluster_t *cluster_new(node_t *node, const char *data_endpoint)
+cluster_t *cluster_new(const cluster_deps_t *deps, const char *data_endpoint)
 {
     cluster_t *self = calloc(1, sizeof *self);
     if (self == NULL) {
         log_error("out of memory");
         return NULL;
     }
-    self->node = node;
-    if (s_parse_seeds(self, node->config.seeds) < 0) {
+    self->deps = *deps;
+    if (s_parse_seeds(self, deps->config->seeds) < 0) {
         cluster_destroy(&self);
         return NULL;
     }
-    const char *bind_ep = node->config.gossip;
+    const char *bind_ep = deps->config->gossip;
     char ephemeral[CONFIG_ENDPOINT_MAX + 8];
     for (int attempt = 0; attempt < 2; attempt++) {
         gossip_agent_opts_t opts;
@@ -194,10 +195,10 @@ cluster_t *cluster_new(node_t *node, const char *data_endpoint)
         self->agent = gossip_agent_new(&opts);
         if (self->agent != NULL)
             break;
-        if (attempt == 0 && node->config.gossip_defaulted) {
-            const char *colon = strrchr(node->config.gossip, ':');
-            int host_len = (int)(colon - node->config.gossip);
-            snprintf(ephemeral, sizeof ephemeral, "%.*s:*", host_len, node->config.gossip);
+        if (attempt == 0 && deps->config->gossip_defaulted) {
+            const char *colon = strrchr(deps->config->gossip, ':');
+            int host_len = (int)(colon - deps->config->gossip);
+            snprintf(ephemeral, sizeof ephemeral, "%.*s:*", host_len, deps->config->gossip);
             log_warn("%s; the default gossip port is taken, so gossip uses an ephemeral port "
                      "(give --gossip to choose one)",
                      shoal_last_error());
@@ -236,7 +237,7 @@ int cluster_start(cluster_t *self)
     self->started = true;
     log_info("gossip on %s (advertised %s), %zu seed(s), probe %u ms",
              gossip_agent_endpoint(self->agent), self->gossip_ep, self->seed_count,
-             self->node->config.probe_interval_ms);
+             self->deps.config->probe_interval_ms);
     if (self->seed_count == 0)
         return 0;
     int64_t deadline = s_now_ms() + CLUSTER_JOIN_WAIT_MS;
@@ -289,9 +290,9 @@ void cluster_destroy(cluster_t **self_p)
     cluster_t *self = *self_p;
     if (self->agent != NULL) {
         view_t *view = gossip_agent_view(self->agent);
-        const view_member_t *me = view ? view_find(view, self->node->id) : NULL;
-        if (me != NULL && self->node->store != NULL &&
-            identity_save_incarnation(self->node->store, me->incarnation) < 0)
+        const view_member_t *me = view ? view_find(view, self->deps.id) : NULL;
+        if (me != NULL && self->deps.store != NULL &&
+            identity_save_incarnation(self->deps.store, me->incarnation) < 0)
             log_warn("cannot store the incarnation: %s", shoal_last_error());
         view_unref(&view);
         gossip_agent_destroy(&self->agent);
@@ -302,4 +303,17 @@ void cluster_destroy(cluster_t **self_p)
     free(self->scratch);
     free(self);
     *self_p = NULL;
+}
+
+void cluster_config_defaults(struct node_config *config)
+{
+    swim_opts_t swim;
+    swim_opts_default(&swim);
+    config->probe_interval_ms = swim.probe_interval_ms;
+    config->probe_timeout_ms = swim.probe_timeout_ms;
+    config->indirect_checks = swim.indirect_checks;
+    config->suspicion_mult = swim.suspicion_mult;
+    config->retransmit_mult = swim.retransmit_mult;
+    config->push_pull_interval_ms = swim.push_pull_interval_ms;
+    config->dead_forget_ms = swim.dead_forget_ms;
 }

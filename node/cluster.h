@@ -12,15 +12,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "node.h"
+#include "membership.h"
+#include "pagestore.h"
+
+struct node_config; /* config.h; not included, so config.c may include this header */
 
 typedef struct cluster cluster_t;
+
+/* Fills the gossip settings of `config` (probe interval and timeout, indirect checks,
+ * suspicion and retransmit multipliers, push-pull interval, dead-forget time) with the gossip
+ * layer's defaults, so config.c needs no gossip header. */
+void cluster_config_defaults(struct node_config *config);
+
+/* What the agent carries and feeds (pointers borrowed; they must outlive the cluster). */
+typedef struct cluster_deps {
+    const struct node_config *config; /* gossip settings, seeds, name, capacity */
+    pagestore_t *store;               /* where the last incarnation is kept */
+    membership_t *members;            /* fed with every new snapshot */
+    const uint8_t *id;                /* this node's id (MSG_NODE_ID_SIZE bytes) */
+    uint64_t incarnation;             /* this start's incarnation */
+    uint64_t page_size;               /* cluster page size (a differing cluster refuses us) */
+    uint32_t range_pages;             /* pages per range (likewise) */
+} cluster_deps_t;
 
 /* Makes the agent and binds the gossip endpoint (--gossip; when that was not given and its
  * default port is taken, an ephemeral port is used, with a warning). `data_endpoint` is what
  * the others should use for data requests. Does not start the thread. Returns NULL with a
- * logged error. Borrows the node, which must outlive the cluster. Caller owns the result. */
-cluster_t *cluster_new(node_t *node, const char *data_endpoint);
+ * logged error. Copies `deps`. Caller owns the result. */
+cluster_t *cluster_new(const cluster_deps_t *deps, const char *data_endpoint);
 
 /* Starts the gossip thread and joins through the seeds. With seeds, waits until one answers
  * (up to 3 s; a seed that is down is not an error: the agent keeps trying) or refuses us.

@@ -4,7 +4,7 @@
  */
 #include "config.h"
 
-#include "swim.h"
+#include "cluster.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -146,15 +146,7 @@ int config_init(node_config_t *config)
     config->page_size = 1u << 20;
     config->range_pages = 4;
     config->log_level = LOG_INFO;
-    swim_opts_t swim;
-    swim_opts_default(&swim);
-    config->probe_interval_ms = swim.probe_interval_ms;
-    config->probe_timeout_ms = swim.probe_timeout_ms;
-    config->indirect_checks = swim.indirect_checks;
-    config->suspicion_mult = swim.suspicion_mult;
-    config->retransmit_mult = swim.retransmit_mult;
-    config->push_pull_interval_ms = swim.push_pull_interval_ms;
-    config->dead_forget_ms = swim.dead_forget_ms;
+    cluster_config_defaults(config);
     config->forward_timeout_ms = 2000;
     config->flush_interval_ns = 10ll * 1000000000ll;
     return 0;

@@ -4,27 +4,31 @@
  */
 #include "fetch.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "log.h"
-#include "ops.h"
 
 struct fetch_pool {
-    node_t *node;          /* borrowed */
-    pthread_mutex_t lock;  /* guards the queue and stopping */
-    pthread_cond_t ready;  /* signalled on submit and stop */
-    node_request_t *head;  /* oldest queued request */
-    node_request_t *tail;  /* newest queued request */
-    size_t depth;          /* queued requests */
-    bool stopping;         /* no more submits; drain with ECANCELED */
-    pthread_t *threads;    /* the threads */
-    uint32_t thread_count; /* threads to start */
-    uint32_t started;      /* threads started and not joined */
+    const request_env_t *env;   /* for each thread's reply sink (borrowed) */
+    request_handler_fn handler; /* answers a request */
+    void *arg;                  /* handler's argument (borrowed) */
+    pthread_mutex_t lock;       /* guards the queue and stopping */
+    pthread_cond_t ready;       /* signalled on submit and stop */
+    node_request_t *head;       /* oldest queued request */
+    node_request_t *tail;       /* newest queued request */
+    size_t depth;               /* queued requests */
+    bool stopping;              /* no more submits; drain with ECANCELED */
+    pthread_t *threads;         /* the threads */
+    uint32_t thread_count;      /* threads to start */
+    uint32_t started;           /* threads started and not joined */
 };
 
-fetch_pool_t *fetch_pool_new(node_t *node, uint32_t threads)
+fetch_pool_t *fetch_pool_new(const request_env_t *env, uint32_t threads, request_handler_fn handler,
+                             void *arg)
 {
+    assert(env != NULL && handler != NULL);
     fetch_pool_t *self = calloc(1, sizeof *self);
     if (self == NULL)
         return NULL;
@@ -33,7 +37,9 @@ fetch_pool_t *fetch_pool_new(node_t *node, uint32_t threads)
         free(self);
         return NULL;
     }
-    self->node = node;
+    self->env = env;
+    self->handler = handler;
+    self->arg = arg;
     self->thread_count = threads ? threads : 1;
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->ready, NULL);
@@ -43,10 +49,9 @@ fetch_pool_t *fetch_pool_new(node_t *node, uint32_t threads)
 static void *s_fetch_main(void *arg)
 {
     fetch_pool_t *self = arg;
-    node_t *node = self->node;
     node_thread_name("shoal-fetch");
     reply_sink_t sink;
-    bool have_sink = reply_sink_init(&sink, node) == 0;
+    bool have_sink = reply_sink_init(&sink, self->env) == 0;
     for (;;) {
         pthread_mutex_lock(&self->lock);
         while (self->head == NULL && !self->stopping)
@@ -64,12 +69,12 @@ static void *s_fetch_main(void *arg)
         if (request == NULL)
             break; /* stopping and drained */
         if (!have_sink)
-            request_finish(node, &request);
+            request_finish(&request);
         else if (stopping) {
             reply_error(&sink, request, SHOAL_ECANCELED, "the node is shutting down");
-            request_finish(node, &request);
+            request_finish(&request);
         } else {
-            ops_fetch(node, &sink, &request);
+            self->handler(self->arg, &sink, &request);
         }
     }
     if (have_sink)
@@ -93,6 +98,7 @@ int fetch_pool_start(fetch_pool_t *self)
 
 int fetch_pool_submit(fetch_pool_t *self, node_request_t *request)
 {
+    assert(self != NULL && request != NULL && request->next == NULL);
     pthread_mutex_lock(&self->lock);
     if (self->stopping) {
         pthread_mutex_unlock(&self->lock);
@@ -151,7 +157,7 @@ void fetch_pool_destroy(fetch_pool_t **self_p)
     node_request_t *request = self->head;
     while (request) {
         node_request_t *next = request->next;
-        request_finish(self->node, &request);
+        request_finish(&request);
         request = next;
     }
     pthread_cond_destroy(&self->ready);

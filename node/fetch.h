@@ -9,15 +9,18 @@
 
 #include <stddef.h>
 
-#include "node.h"
 #include "request.h"
 
 #define FETCH_QUEUE_MAX 65536 /* queued requests before EBUSY */
 
 typedef struct fetch_pool fetch_pool_t;
 
-/* Makes a pool of `threads` threads for `node` (borrowed). NULL when out of memory. */
-fetch_pool_t *fetch_pool_new(node_t *node, uint32_t threads);
+/* Makes a pool of `threads` threads that hand each request to `handler(arg, ...)`, which
+ * answers it in full. `env` (each
+ * thread's reply sink) and `arg` are borrowed for the pool's life. NULL when out of memory.
+ * Caller owns the result. */
+fetch_pool_t *fetch_pool_new(const request_env_t *env, uint32_t threads, request_handler_fn handler,
+                             void *arg);
 
 /* Starts the threads. Returns 0 or SHOAL_EIO (logged) when none could start. */
 int fetch_pool_start(fetch_pool_t *self);

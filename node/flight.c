@@ -5,6 +5,8 @@
  */
 #include "flight.h"
 
+#include <assert.h>
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +240,33 @@ static bool s_key_equal(const flight_key_t *a, const flight_key_t *b)
            memcmp(a->file_key, b->file_key, sizeof a->file_key) == 0;
 }
 
+/*
+ * Checks the table's invariants (assert-only: compiled out under NDEBUG). Lock held. Every
+ * flight in the list is not gone and has a user; at most one flight per key (the single
+ * flight); serials are below next_serial and strictly decrease along the list (new flights go
+ * first), which flight_quiesce relies on; a done flight still listed succeeded (failed ones
+ * leave at once) and is held by its leader. O(n^2) in the flights, which are bounded by the
+ * fetch threads plus the ranges in the store queue.
+ */
+static void flight_table_sanity(const flight_table_t *self)
+{
+#ifndef NDEBUG
+    uint64_t above = self->next_serial;
+    for (const flight_t *flight = self->flights; flight; flight = flight->next) {
+        assert(!flight->gone);
+        assert(flight->users > 0);
+        assert(flight->serial < above);
+        above = flight->serial;
+        assert(!flight->done || flight->result >= 0);
+        assert(flight->done || flight->buf == NULL);
+        for (const flight_t *other = flight->next; other; other = other->next)
+            assert(!s_key_equal(&flight->key, &other->key));
+    }
+#else
+    (void)self;
+#endif
+}
+
 /* Drops one user of a done flight; the last one frees it. Lock held. */
 static void s_put(flight_t *flight)
 {
@@ -262,6 +291,7 @@ static void s_unlink(flight_table_t *self, flight_t *flight)
 int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void *arg,
               bool wait_stored, range_buf_t **buf_out, bool *joined, flight_t **held_out)
 {
+    assert(self != NULL && key != NULL && fn != NULL && buf_out != NULL && joined != NULL);
     *buf_out = NULL;
     *joined = false;
     if (held_out)
@@ -291,6 +321,7 @@ int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void 
     flight->users = 1;
     flight->next = self->flights;
     self->flights = flight;
+    flight_table_sanity(self);
     pthread_mutex_unlock(&self->lock);
 
     range_buf_t *buf = NULL;
@@ -311,6 +342,7 @@ int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void 
         s_unlink(self, flight);
         s_put(flight);
     }
+    flight_table_sanity(self);
     pthread_mutex_unlock(&self->lock);
     return result;
 }
@@ -322,8 +354,10 @@ void flight_release(flight_table_t *self, flight_t **held_p)
     flight_t *flight = *held_p;
     *held_p = NULL;
     pthread_mutex_lock(&self->lock);
+    assert(flight->done && !flight->gone && flight->users > 0);
     s_unlink(self, flight);
     s_put(flight);
+    flight_table_sanity(self);
     pthread_mutex_unlock(&self->lock);
 }
 

@@ -6,6 +6,7 @@
  */
 #include "forward.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,17 +29,18 @@ typedef struct forward_conn {
 } forward_conn_t;
 
 struct forward {
-    node_t *node;         /* borrowed */
+    forward_deps_t deps;  /* context, membership, buffers, counters, settings */
     pthread_mutex_t lock; /* guards idle */
     forward_conn_t *idle; /* connections not in use */
 };
 
-forward_t *forward_new(node_t *node)
+forward_t *forward_new(const forward_deps_t *deps)
 {
+    assert(deps != NULL && deps->zmq_context != NULL && deps->members != NULL);
     forward_t *self = calloc(1, sizeof *self);
     if (self == NULL)
         return NULL;
-    self->node = node;
+    self->deps = *deps;
     pthread_mutex_init(&self->lock, NULL);
     return self;
 }
@@ -69,14 +71,14 @@ void forward_destroy(forward_t **self_p)
     *self_p = NULL;
 }
 
-bool forward_owner(node_t *node, uint32_t flags, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
+bool forward_owner(forward_t *self, uint32_t flags, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
                    uint64_t range_index, char *endpoint, size_t cap)
 {
     if (flags & (MSG_READ_FORWARDED | MSG_READ_NO_CACHE))
         return false;
     uint8_t key[HRW_RANGE_KEY_LEN];
     hrw_range_key(file_key, range_index, key);
-    return membership_owner(node->members, key, sizeof key, endpoint, cap) == 0;
+    return membership_owner(self->deps.members, key, sizeof key, endpoint, cap) == 0;
 }
 
 /* Takes an idle connection to `endpoint`, or makes one: LINGER 0 (a closed socket drops what
@@ -100,14 +102,14 @@ static forward_conn_t *s_conn_take(forward_t *self, const char *endpoint)
         return NULL;
     snprintf(conn->endpoint, sizeof conn->endpoint, "%s", endpoint);
     conn->next_request_id = 1;
-    conn->socket = zmq_socket(self->node->zmq_context, ZMQ_DEALER);
+    conn->socket = zmq_socket(self->deps.zmq_context, ZMQ_DEALER);
     if (conn->socket == NULL) {
         free(conn);
         return NULL;
     }
     int zero = 0, one = 1;
     /* a live owner is connected in a millisecond or two; a dead one must cost little */
-    int send_timeout = (int)self->node->config.forward_timeout_ms;
+    int send_timeout = (int)self->deps.timeout_ms;
     if (send_timeout > FORWARD_CONNECT_MS)
         send_timeout = FORWARD_CONNECT_MS;
     zmq_setsockopt(conn->socket, ZMQ_LINGER, &zero, sizeof zero);
@@ -212,12 +214,13 @@ static int s_copy_reply(const msg_t *reply, void *socket, const char *version, u
 
 /* One request and its answer on `conn`, by the deadline. On any failure the caller closes
  * the connection, so a late answer can never be taken for the next request's. */
-static int s_exchange(node_t *node, forward_conn_t *conn, const char *uri, const char *version,
-                      uint64_t file_size, uint64_t offset, range_buf_t *buf, int64_t deadline)
+static int s_exchange(const forward_deps_t *deps, forward_conn_t *conn, const char *uri,
+                      const char *version, uint64_t file_size, uint64_t offset, range_buf_t *buf,
+                      int64_t deadline)
 {
     uint64_t request_id = conn->next_request_id++;
     msg_t request;
-    msg_read_request(&request, request_id, membership_version(node->members), uri, version, offset,
+    msg_read_request(&request, request_id, membership_version(deps->members), uri, version, offset,
                      buf->len, MSG_READ_FORWARDED);
     msg_buf_t out;
     msg_buf_init(&out);
@@ -230,7 +233,7 @@ static int s_exchange(node_t *node, forward_conn_t *conn, const char *uri, const
         int64_t wait = deadline - s_now_ms();
         if (wait <= 0)
             return shoal_fail(SHOAL_ETIMEDOUT, "%s did not answer in %u ms", conn->endpoint,
-                              node->config.forward_timeout_ms);
+                              deps->timeout_ms);
         zmq_pollitem_t item = {conn->socket, 0, ZMQ_POLLIN, 0};
         int ready = zmq_poll(&item, 1, (long)wait);
         if (ready < 0 && errno == EINTR)
@@ -281,34 +284,36 @@ static int s_exchange(node_t *node, forward_conn_t *conn, const char *uri, const
     return rc;
 }
 
-int forward_read_range(node_t *node, const char *endpoint, const char *uri, const char *version,
+int forward_read_range(forward_t *self, const char *endpoint, const char *uri, const char *version,
                        uint64_t file_size, uint64_t range_index, range_buf_t **buf_out)
 {
-    uint64_t range_bytes = node->page_size * node->range_pages;
+    assert(self != NULL && endpoint != NULL && uri != NULL && buf_out != NULL);
+    const forward_deps_t *deps = &self->deps;
+    uint64_t range_bytes = deps->page_size * deps->range_pages;
     uint64_t offset = range_index * range_bytes;
     if (offset >= file_size)
         return shoal_fail(SHOAL_EINTERNAL, "range %llu is past the end of %s",
                           (unsigned long long)range_index, uri);
     uint64_t want = file_size - offset < range_bytes ? file_size - offset : range_bytes;
-    stats_add(&node->stats, STATS_FORWARDS, 1);
-    int64_t deadline = s_now_ms() + node->config.forward_timeout_ms;
-    range_buf_t *buf = range_buf_get(node->ranges, want);
-    forward_conn_t *conn = buf ? s_conn_take(node->forward, endpoint) : NULL;
+    stats_add(deps->stats, STATS_FORWARDS, 1);
+    int64_t deadline = s_now_ms() + deps->timeout_ms;
+    range_buf_t *buf = range_buf_get(deps->ranges, want);
+    forward_conn_t *conn = buf ? s_conn_take(self, endpoint) : NULL;
     int rc;
     if (buf == NULL || conn == NULL) {
         rc = shoal_fail(SHOAL_ENOMEM, "forward to %s: out of memory or sockets", endpoint);
     } else {
         buf->len = (size_t)want;
-        rc = s_exchange(node, conn, uri, version, file_size, offset, buf, deadline);
+        rc = s_exchange(deps, conn, uri, version, file_size, offset, buf, deadline);
     }
     if (rc == 0) {
-        s_conn_give(node->forward, conn);
+        s_conn_give(self, conn);
         *buf_out = buf;
         return 0;
     }
     s_conn_close(&conn);
     range_buf_release(&buf);
-    stats_add(&node->stats, STATS_FORWARD_FAILURES, 1);
+    stats_add(deps->stats, STATS_FORWARD_FAILURES, 1);
     log_debug("forward of %s range %llu to %s failed (%s): reading the UFS", uri,
               (unsigned long long)range_index, endpoint, shoal_last_error());
     return rc;

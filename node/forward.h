@@ -16,13 +16,25 @@
 #include <stdint.h>
 
 #include "flight.h"
-#include "node.h"
+#include "membership.h"
+#include "stats.h"
 
 typedef struct forward forward_t;
 
-/* Makes the connection pool. Borrows the node (its ZeroMQ context and settings). Returns NULL
- * when out of memory. Caller owns the result. */
-forward_t *forward_new(node_t *node);
+/* What forwarding needs (pointers borrowed for the pool's life). */
+typedef struct forward_deps {
+    void *zmq_context;     /* the node's context, for the DEALERs */
+    membership_t *members; /* who owns a range, and the view version of a request */
+    range_pool_t *ranges;  /* buffers for the forwarded bytes */
+    stats_t *stats;        /* forwards, forward_failures */
+    uint64_t page_size;    /* cluster page size */
+    uint32_t range_pages;  /* pages per range */
+    uint32_t timeout_ms;   /* --forward-timeout */
+} forward_deps_t;
+
+/* Makes the connection pool (copying `deps`). Returns NULL when out of memory. Caller owns
+ * the result. */
+forward_t *forward_new(const forward_deps_t *deps);
 
 /* Closes every pooled socket (none may be in use: call after the fetch threads are joined and
  * before the ZeroMQ context is terminated), frees, sets *self_p to NULL. Safe on NULL. */
@@ -31,7 +43,7 @@ void forward_destroy(forward_t **self_p);
 /* Whether range `range_index` of the file version `file_key` should be asked of another node
  * for a READ with `flags`: true (and the owner's data endpoint in `endpoint`, cap bytes) when
  * the flags allow forwarding and another live member owns the range in the current view. */
-bool forward_owner(node_t *node, uint32_t flags, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
+bool forward_owner(forward_t *self, uint32_t flags, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
                    uint64_t range_index, char *endpoint, size_t cap);
 
 /* Reads the whole range `range_index` (clipped at `file_size`) of (uri, version) from the node
@@ -39,7 +51,7 @@ bool forward_owner(node_t *node, uint32_t flags, const uint8_t file_key[PAGESTOR
  * buffer of exactly the range's bytes in *buf_out (one reference, caller releases), or a
  * negative code with a last error (no answer, an ERROR reply, a reply that does not match):
  * the caller then reads the UFS itself. Counts `forwards` and `forward_failures`. */
-int forward_read_range(node_t *node, const char *endpoint, const char *uri, const char *version,
+int forward_read_range(forward_t *self, const char *endpoint, const char *uri, const char *version,
                        uint64_t file_size, uint64_t range_index, range_buf_t **buf_out);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,4 +66,9 @@ void log_write(log_level_t level, const char *fmt, ...)
     line[len++] = '\n';
     ssize_t ignored = write(STDERR_FILENO, line, len);
     (void)ignored;
+}
+
+void node_thread_name(const char *name)
+{
+    (void)prctl(PR_SET_NAME, name, 0, 0, 0); /* a name is a convenience: never fails a thread */
 }

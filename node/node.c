@@ -4,10 +4,10 @@
  */
 #include "node.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -57,6 +57,85 @@ static void s_advertised(const node_config_t *config, char *out, size_t out_len)
     } else {
         snprintf(out, out_len, "%s", config->listen);
     }
+}
+
+/* The ops handlers as the server's dispatch and the fetch pool's handler. */
+static void s_dispatch(void *arg, reply_sink_t *sink, node_request_t **request_p)
+{
+    ops_dispatch(arg, sink, request_p);
+}
+
+static void s_fetch(void *arg, reply_sink_t *sink, node_request_t **request_p)
+{
+    ops_fetch(arg, sink, request_p);
+}
+
+/*
+ * Wires the request path once the store, caches, membership and context exist: the store
+ * queue and the forwarder get their own dependencies, the fetch pool and the server a handler
+ * (ops.h) with its narrow context, and every request thread the shared request_env_t. Nothing
+ * here is started. Returns 0 or -1 when out of memory (the caller destroys the node).
+ */
+static int s_wire(node_t *self)
+{
+    self->env = (request_env_t){
+        .zmq_context = self->zmq_context,
+        .members = self->members,
+        .stats = &self->stats,
+        .inflight = &self->inflight,
+    };
+    storeq_deps_t storeq = {
+        .store = self->store,
+        .flights = self->flights,
+        .stats = &self->stats,
+        .page_size = self->page_size,
+        .range_pages = self->range_pages,
+    };
+    forward_deps_t forward = {
+        .zmq_context = self->zmq_context,
+        .members = self->members,
+        .ranges = self->ranges,
+        .stats = &self->stats,
+        .page_size = self->page_size,
+        .range_pages = self->range_pages,
+        .timeout_ms = self->config.forward_timeout_ms,
+    };
+    self->storeq = storeq_new(&storeq, STOREQ_BYTES_MAX);
+    self->forward = forward_new(&forward);
+    self->fetch = fetch_pool_new(&self->env, self->config.fetch_threads, s_fetch, &self->ops);
+    server_options_t server = {
+        .env = &self->env,
+        .listen = self->config.listen,
+        .threads = self->config.threads,
+        .inline_max_bytes = self->page_size * self->range_pages,
+        .dispatch = s_dispatch,
+        .dispatch_arg = &self->ops,
+    };
+    self->server = server_new(&server);
+    if (self->fetch == NULL || self->server == NULL || self->forward == NULL ||
+        self->storeq == NULL)
+        return -1;
+    self->ops = (ops_ctx_t){
+        .read =
+            {
+                .store = self->store,
+                .ufs = self->ufs,
+                .flights = self->flights,
+                .ranges = self->ranges,
+                .meta = self->meta,
+                .stats = &self->stats,
+                .storeq = self->storeq,
+                .forward = self->forward,
+                .page_size = self->page_size,
+                .range_pages = self->range_pages,
+            },
+        .mounts = self->mounts,
+        .members = self->members,
+        .fetch = self->fetch,
+        .inflight = &self->inflight,
+        .flushed_puts = &self->flushed_puts,
+    };
+    return 0;
 }
 
 node_t *node_new(const node_config_t *config)
@@ -128,14 +207,18 @@ node_t *node_new(const node_config_t *config)
         self->zmq_context == NULL)
         goto fail;
     zmq_ctx_set(self->zmq_context, ZMQ_BLOCKY, 0);
-    self->fetch = fetch_pool_new(self, config->fetch_threads);
-    self->server = server_new(self);
-    self->forward = forward_new(self);
-    self->storeq = storeq_new(self, STOREQ_BYTES_MAX);
-    if (self->fetch == NULL || self->server == NULL || self->forward == NULL ||
-        self->storeq == NULL)
+    if (s_wire(self) < 0)
         goto fail;
-    self->cluster = cluster_new(self, me.data_endpoint);
+    cluster_deps_t cluster = {
+        .config = &self->config,
+        .store = self->store,
+        .members = self->members,
+        .id = self->id,
+        .incarnation = self->incarnation,
+        .page_size = self->page_size,
+        .range_pages = self->range_pages,
+    };
+    self->cluster = cluster_new(&cluster, me.data_endpoint);
     if (self->cluster == NULL)
         goto fail;
 
@@ -159,6 +242,7 @@ fail:
 
 int node_start(node_t *self)
 {
+    assert(self != NULL && self->server != NULL && self->zmq_context != NULL);
     storeq_start(self->storeq); /* without it fetch threads store themselves */
     /* Join before serving: a client that asks this node for the VIEW first then gets the
      * cluster's membership, not a view of this node alone that would send it every range. */
@@ -177,6 +261,7 @@ int node_start(node_t *self)
 
 void node_tick(node_t *self)
 {
+    assert(self != NULL);
     int64_t now = stats_now_ns();
     if (self->config.flush_interval_ns <= 0 || self->config.memory_store ||
         now - self->flushed_ns < self->config.flush_interval_ns)
@@ -196,6 +281,7 @@ void node_tick(node_t *self)
 
 int node_status(node_t *self, char *message, size_t cap)
 {
+    assert(self != NULL);
     return cluster_status(self->cluster, message, cap);
 }
 
@@ -246,9 +332,4 @@ void node_destroy(node_t **self_p)
     config_fini(&self->config);
     free(self);
     *self_p = NULL;
-}
-
-void node_thread_name(const char *name)
-{
-    (void)prctl(PR_SET_NAME, name, 0, 0, 0); /* a name is a convenience: never fails a thread */
 }

@@ -1,7 +1,9 @@
 /*
  * node.h - one shoal node: owns the store, the UFS handle, the mounts, the view, the caches,
- * the counters and the threads (server.h, fetch.h), and wires them together. main.c makes one
- * from the config, starts it, and stops it on SIGTERM. Nothing outside node/ includes this.
+ * the counters and the threads (server.h, fetch.h), and wires them together: the composition
+ * root, the only file that knows every part. Each part gets its own dependencies (or a narrow
+ * context: ops.h, read.h) from node.c and never sees node_t. main.c makes one from the
+ * config, starts it, and stops it on SIGTERM. Only node.c and main.c include this.
  */
 #ifndef SHOAL_NODE_NODE_H
 #define SHOAL_NODE_NODE_H
@@ -18,6 +20,8 @@
 #include "stats.h"
 #include "ufs.h"
 #include "membership.h"
+#include "ops.h"
+#include "request.h"
 
 struct server;
 struct fetch_pool;
@@ -50,6 +54,8 @@ typedef struct node {
     _Atomic int64_t inflight;      /* requests forwarded to workers and not answered yet */
     int64_t flushed_ns;            /* last periodic flush (node_tick, main thread only) */
     _Atomic uint64_t flushed_puts; /* pagestore puts on disk by that flush (main writes) */
+    request_env_t env;             /* what the request threads share (points into this node) */
+    ops_ctx_t ops;                 /* what ops.c and read.c see of this node (points into it) */
 } node_t;
 
 /* Opens the store (creating the data dir), loads the identity, builds the membership (this
@@ -78,9 +84,5 @@ void node_stop(node_t *self);
 
 /* Stops the node if it runs, closes the store and frees everything; sets *self_p to NULL. */
 void node_destroy(node_t **self_p);
-
-/* Names the calling thread (at most 15 bytes show), so `top -H`, `perf report --sort pid` and
- * /proc/PID/task/TID/comm tell the router, hit workers, fetch threads and store thread apart. */
-void node_thread_name(const char *name);
 
 #endif

@@ -4,6 +4,7 @@
  */
 #include "ops.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,7 +36,7 @@ static const char *s_request_uri(const msg_t *msg)
     }
 }
 
-static void s_reply_stat(node_t *node, reply_sink_t *sink, node_request_t *request,
+static void s_reply_stat(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t *request,
                          const ufs_stat_t *stat)
 {
     msg_t reply;
@@ -45,22 +46,23 @@ static void s_reply_stat(node_t *node, reply_sink_t *sink, node_request_t *reque
     reply.body.stat_reply.version = stat->version;
     reply.body.stat_reply.is_dir = stat->is_dir;
     reply_send(sink, request, &reply, NULL, 0);
-    stats_observe(&node->stats, STATS_LAT_STAT, stats_now_ns() - request->received_ns);
+    stats_observe(ctx->read.stats, STATS_LAT_STAT, stats_now_ns() - request->received_ns);
 }
 
 /* STAT, from the cache if fresh (hit worker) or from the UFS (fetch thread). Returns false
  * when it needs the UFS but may not ask it. */
-static bool s_stat(node_t *node, reply_sink_t *sink, node_request_t *request, bool may_ask_ufs)
+static bool s_stat(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t *request,
+                   bool may_ask_ufs)
 {
     ufs_stat_t stat;
-    int rc = read_resolve(node, request->uri, NULL, may_ask_ufs, &stat);
+    int rc = read_resolve(&ctx->read, request->uri, NULL, may_ask_ufs, &stat);
     if (rc == 1)
         return false;
     if (rc < 0) {
         reply_error(sink, request, rc, "%s", shoal_last_error());
-        stats_observe(&node->stats, STATS_LAT_STAT, stats_now_ns() - request->received_ns);
+        stats_observe(ctx->read.stats, STATS_LAT_STAT, stats_now_ns() - request->received_ns);
     } else {
-        s_reply_stat(node, sink, request, &stat);
+        s_reply_stat(ctx, sink, request, &stat);
     }
     return true;
 }
@@ -70,7 +72,7 @@ static bool s_stat(node_t *node, reply_sink_t *sink, node_request_t *request, bo
  * and at most what fits in one header frame; next_cursor is the last uri sent when more
  * remain.
  */
-static void s_reply_list(node_t *node, reply_sink_t *sink, node_request_t *request,
+static void s_reply_list(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t *request,
                          const meta_listing_t *listing)
 {
     const msg_list_request_t *list = &request->msg.body.list_request;
@@ -112,41 +114,42 @@ static void s_reply_list(node_t *node, reply_sink_t *sink, node_request_t *reque
     }
     reply_send(sink, request, &reply, NULL, 0);
     free(entries);
-    stats_observe(&node->stats, STATS_LAT_LIST, stats_now_ns() - request->received_ns);
+    stats_observe(ctx->read.stats, STATS_LAT_LIST, stats_now_ns() - request->received_ns);
 }
 
 /* LIST from a fresh cached listing (hit worker) or the UFS (fetch thread). */
-static bool s_list(node_t *node, reply_sink_t *sink, node_request_t *request, bool may_ask_ufs)
+static bool s_list(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t *request,
+                   bool may_ask_ufs)
 {
     const msg_list_request_t *list = &request->msg.body.list_request;
     meta_listing_t *listing =
-        meta_cache_listing_get(node->meta, request->uri, list->recursive, stats_now_ns());
+        meta_cache_listing_get(ctx->read.meta, request->uri, list->recursive, stats_now_ns());
     if (listing) {
-        stats_add(&node->stats, STATS_META_HITS, 1);
+        stats_add(ctx->read.stats, STATS_META_HITS, 1);
     } else {
         if (!may_ask_ufs)
             return false;
-        stats_add(&node->stats, STATS_META_MISSES, 1);
-        stats_add(&node->stats, STATS_UFS_REQUESTS, 1);
+        stats_add(ctx->read.stats, STATS_META_MISSES, 1);
+        stats_add(ctx->read.stats, STATS_UFS_REQUESTS, 1);
         ufs_list_t entries;
         ufs_list_init(&entries);
-        int rc = ufs_list(node->ufs, request->uri, list->recursive, &entries);
+        int rc = ufs_list(ctx->read.ufs, request->uri, list->recursive, &entries);
         if (rc < 0) {
-            stats_add(&node->stats, STATS_UFS_ERRORS, 1);
+            stats_add(ctx->read.stats, STATS_UFS_ERRORS, 1);
             ufs_list_fini(&entries);
             if (rc != SHOAL_ENOENT)
                 log_warn("list %s: %s", request->uri, shoal_last_error());
             reply_error(sink, request, rc, "%s", shoal_last_error());
             return true;
         }
-        listing = meta_cache_listing_put(node->meta, request->uri, list->recursive, &entries,
+        listing = meta_cache_listing_put(ctx->read.meta, request->uri, list->recursive, &entries,
                                          stats_now_ns());
         if (listing == NULL) {
             reply_error(sink, request, SHOAL_ENOMEM, "out of memory");
             return true;
         }
     }
-    s_reply_list(node, sink, request, listing);
+    s_reply_list(ctx, sink, request, listing);
     meta_listing_release(&listing);
     return true;
 }
@@ -159,15 +162,15 @@ static void s_counter(msg_counter_t *counters, uint32_t *count, const char *name
     (*count)++;
 }
 
-static void s_stats(node_t *node, reply_sink_t *sink, node_request_t *request)
+static void s_stats(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t *request)
 {
     msg_counter_t counters[STATS_COUNTER_COUNT + 28];
     uint32_t count = 0;
     for (int i = 0; i < STATS_COUNTER_COUNT; i++)
         s_counter(counters, &count, stats_counter_name((stats_counter_t)i),
-                  stats_get(&node->stats, (stats_counter_t)i));
+                  stats_get(ctx->read.stats, (stats_counter_t)i));
     pagestore_stats_t store;
-    pagestore_stats(node->store, &store);
+    pagestore_stats(ctx->read.store, &store);
     s_counter(counters, &count, "used_bytes", store.usage_bytes);
     s_counter(counters, &count, "capacity_bytes", store.capacity_bytes);
     s_counter(counters, &count, "pages_stored", store.pages);
@@ -175,7 +178,7 @@ static void s_stats(node_t *node, reply_sink_t *sink, node_request_t *request)
     s_counter(counters, &count, "evicted_pages", store.evicted_pages);
     s_counter(counters, &count, "evicted_bytes", store.evicted_bytes);
     s_counter(counters, &count, "pagestore_puts", store.puts);
-    s_counter(counters, &count, "flushed_puts", atomic_load(&node->flushed_puts));
+    s_counter(counters, &count, "flushed_puts", atomic_load(ctx->flushed_puts));
     s_counter(counters, &count, "pagestore_hits", store.hits);
     s_counter(counters, &count, "pagestore_misses", store.misses);
     s_counter(counters, &count, "pagestore_promotions", store.promotions);
@@ -184,16 +187,16 @@ static void s_stats(node_t *node, reply_sink_t *sink, node_request_t *request)
     s_counter(counters, &count, "pagestore_read_errors", store.read_errors);
     s_counter(counters, &count, "pagestore_faults", store.faults);
     s_counter(counters, &count, "pagestore_generations", store.generations);
-    s_counter(counters, &count, "fetch_queue_depth", fetch_pool_depth(node->fetch));
-    s_counter(counters, &count, "store_queue_depth", storeq_depth(node->storeq));
-    int64_t inflight = atomic_load(&node->inflight);
+    s_counter(counters, &count, "fetch_queue_depth", fetch_pool_depth(ctx->fetch));
+    s_counter(counters, &count, "store_queue_depth", storeq_depth(ctx->read.storeq));
+    int64_t inflight = atomic_load(ctx->inflight);
     s_counter(counters, &count, "inflight_requests", inflight > 0 ? (uint64_t)inflight : 0);
-    s_counter(counters, &count, "view_version", membership_version(node->members));
-    s_counter(counters, &count, "view_members", membership_member_count(node->members));
-    s_counter(counters, &count, "page_size", node->page_size);
-    s_counter(counters, &count, "range_pages", node->range_pages);
+    s_counter(counters, &count, "view_version", membership_version(ctx->members));
+    s_counter(counters, &count, "view_members", membership_member_count(ctx->members));
+    s_counter(counters, &count, "page_size", ctx->read.page_size);
+    s_counter(counters, &count, "range_pages", ctx->read.range_pages);
     uint64_t buffers_mapped, buffers_reused;
-    range_pool_counts(node->ranges, &buffers_mapped, &buffers_reused);
+    range_pool_counts(ctx->read.ranges, &buffers_mapped, &buffers_reused);
     s_counter(counters, &count, "range_buffers_mapped", buffers_mapped);
     s_counter(counters, &count, "range_buffers_reused", buffers_reused);
 
@@ -204,7 +207,8 @@ static void s_stats(node_t *node, reply_sink_t *sink, node_request_t *request)
         bounds[b] = stats_bucket_bound(b);
     for (int h = 0; h < STATS_HISTOGRAM_COUNT; h++) {
         for (int b = 0; b < STATS_BUCKETS; b++)
-            counts[h][b] = atomic_load_explicit(&node->stats.buckets[h][b], memory_order_relaxed);
+            counts[h][b] =
+                atomic_load_explicit(&ctx->read.stats->buckets[h][b], memory_order_relaxed);
         histograms[h].name = stats_histogram_name((stats_histogram_t)h);
         histograms[h].bucket_count = STATS_BUCKETS;
         histograms[h].bounds = bounds;
@@ -221,11 +225,11 @@ static void s_stats(node_t *node, reply_sink_t *sink, node_request_t *request)
 
 /* Drops every page of each known version of one file (`version_hint` adds one, may be NULL),
  * asking the UFS for the current version when none is known. Adds to the totals. */
-static int s_evict_file(node_t *node, const char *uri, const char *version_hint, bool may_stat,
-                        uint64_t *pages, uint64_t *bytes)
+static int s_evict_file(const ops_ctx_t *ctx, const char *uri, const char *version_hint,
+                        bool may_stat, uint64_t *pages, uint64_t *bytes)
 {
     char versions[OPS_EVICT_VERSIONS][UFS_VERSION_MAX];
-    size_t count = meta_cache_versions(node->meta, uri, versions, OPS_EVICT_VERSIONS - 1);
+    size_t count = meta_cache_versions(ctx->read.meta, uri, versions, OPS_EVICT_VERSIONS - 1);
     if (version_hint && version_hint[0]) {
         bool known = false;
         for (size_t i = 0; i < count; i++)
@@ -235,10 +239,10 @@ static int s_evict_file(node_t *node, const char *uri, const char *version_hint,
     }
     if (count == 0 && may_stat) {
         ufs_stat_t stat;
-        stats_add(&node->stats, STATS_UFS_REQUESTS, 1);
-        int rc = ufs_stat(node->ufs, uri, &stat);
+        stats_add(ctx->read.stats, STATS_UFS_REQUESTS, 1);
+        int rc = ufs_stat(ctx->read.ufs, uri, &stat);
         if (rc < 0)
-            stats_add(&node->stats, STATS_UFS_ERRORS, 1);
+            stats_add(ctx->read.stats, STATS_UFS_ERRORS, 1);
         if (rc == 0 && !stat.is_dir)
             snprintf(versions[count++], UFS_VERSION_MAX, "%s", stat.version);
         else if (rc < 0 && rc != SHOAL_ENOENT)
@@ -248,14 +252,14 @@ static int s_evict_file(node_t *node, const char *uri, const char *version_hint,
         uint8_t file_key[PAGESTORE_FILE_KEY_SIZE];
         pagestore_file_key(uri, versions[i], file_key);
         uint64_t file_pages = 0, file_bytes = 0;
-        pagestore_count(node->store, file_key, &file_pages, &file_bytes);
-        int rc = pagestore_delete_file(node->store, file_key);
+        pagestore_count(ctx->read.store, file_key, &file_pages, &file_bytes);
+        int rc = pagestore_delete_file(ctx->read.store, file_key);
         if (rc < 0)
             return rc;
         *pages += file_pages;
         *bytes += file_bytes;
     }
-    meta_cache_forget(node->meta, uri);
+    meta_cache_forget(ctx->read.meta, uri);
     return 0;
 }
 
@@ -264,38 +268,38 @@ static int s_evict_file(node_t *node, const char *uri, const char *version_hint,
  * the metadata cache remembers (files deleted at the UFS still have their pages dropped, as
  * long as the cache knows them).
  */
-static void s_evict(node_t *node, reply_sink_t *sink, node_request_t *request)
+static void s_evict(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t *request)
 {
     const msg_evict_request_t *evict = &request->msg.body.evict_request;
     uint64_t pages = 0, bytes = 0;
     int rc = 0;
     /* reads answered before this EVICT may still be storing their pages: let them finish, or
      * their puts would bring pages back after the delete */
-    flight_quiesce(node->flights);
+    flight_quiesce(ctx->read.flights);
     if (!evict->recursive) {
-        rc = s_evict_file(node, request->uri, NULL, true, &pages, &bytes);
+        rc = s_evict_file(ctx, request->uri, NULL, true, &pages, &bytes);
     } else {
         ufs_list_t listing;
         ufs_list_init(&listing);
-        stats_add(&node->stats, STATS_UFS_REQUESTS, 1);
-        int list_rc = ufs_list(node->ufs, request->uri, true, &listing);
+        stats_add(ctx->read.stats, STATS_UFS_REQUESTS, 1);
+        int list_rc = ufs_list(ctx->read.ufs, request->uri, true, &listing);
         if (list_rc < 0 && list_rc != SHOAL_ENOENT) {
-            stats_add(&node->stats, STATS_UFS_ERRORS, 1);
+            stats_add(ctx->read.stats, STATS_UFS_ERRORS, 1);
             log_warn("evict: list %s: %s (evicting what the cache knows)", request->uri,
                      shoal_last_error());
         }
         for (size_t i = 0; rc == 0 && i < listing.count; i++)
             if (!listing.entries[i].stat.is_dir)
-                rc = s_evict_file(node, listing.entries[i].uri, listing.entries[i].stat.version,
+                rc = s_evict_file(ctx, listing.entries[i].uri, listing.entries[i].stat.version,
                                   false, &pages, &bytes);
         ufs_list_fini(&listing);
         char **uris = NULL;
         size_t uri_count = 0;
         if (rc == 0)
-            rc = meta_cache_uris_under(node->meta, request->uri, &uris, &uri_count);
+            rc = meta_cache_uris_under(ctx->read.meta, request->uri, &uris, &uri_count);
         for (size_t i = 0; i < uri_count; i++) {
             if (rc == 0)
-                rc = s_evict_file(node, uris[i], NULL, false, &pages, &bytes);
+                rc = s_evict_file(ctx, uris[i], NULL, false, &pages, &bytes);
             free(uris[i]);
         }
         free(uris);
@@ -304,8 +308,8 @@ static void s_evict(node_t *node, reply_sink_t *sink, node_request_t *request)
         reply_error(sink, request, rc, "evict %s: %s", request->uri, shoal_last_error());
         return;
     }
-    stats_add(&node->stats, STATS_EVICT_PAGES, pages);
-    stats_add(&node->stats, STATS_EVICT_BYTES, bytes);
+    stats_add(ctx->read.stats, STATS_EVICT_PAGES, pages);
+    stats_add(ctx->read.stats, STATS_EVICT_BYTES, bytes);
     log_info("evicted %s%s: %llu pages, %llu bytes", request->uri,
              evict->recursive ? " (recursive)" : "", (unsigned long long)pages,
              (unsigned long long)bytes);
@@ -316,40 +320,41 @@ static void s_evict(node_t *node, reply_sink_t *sink, node_request_t *request)
     reply_send(sink, request, &reply, NULL, 0);
 }
 
-void ops_dispatch(node_t *node, reply_sink_t *sink, node_request_t **request_p)
+void ops_dispatch(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t **request_p)
 {
+    assert(ctx != NULL && sink != NULL && request_p != NULL && *request_p != NULL);
     node_request_t *request = *request_p;
     *request_p = NULL;
     uint32_t type = request->msg.header.type;
     const char *uri = s_request_uri(&request->msg);
-    if (uri != NULL && mount_check(node->mounts, uri, request->uri, sizeof request->uri) < 0) {
+    if (uri != NULL && mount_check(ctx->mounts, uri, request->uri, sizeof request->uri) < 0) {
         reply_error(sink, request, SHOAL_EACCES, "%s", shoal_last_error());
-        request_finish(node, &request);
+        request_finish(&request);
         return;
     }
     bool answered = false;
     switch (type) {
     case MSG_VIEW_REQ:
-        if (membership_encode_reply(node->members, request->msg.header.request_id, &sink->buf) == 0)
+        if (membership_encode_reply(ctx->members, request->msg.header.request_id, &sink->buf) == 0)
             reply_send_encoded(sink, request);
         else
             reply_error(sink, request, SHOAL_EINTERNAL, "cannot encode the view");
         answered = true;
         break;
     case MSG_STATS_REQ:
-        s_stats(node, sink, request);
+        s_stats(ctx, sink, request);
         answered = true;
         break;
     case MSG_STAT_REQ:
-        answered = s_stat(node, sink, request, false);
+        answered = s_stat(ctx, sink, request, false);
         break;
     case MSG_LIST_REQ:
-        answered = s_list(node, sink, request, false);
+        answered = s_list(ctx, sink, request, false);
         break;
     case MSG_READ_REQ:
         if (request->msg.body.read_request.flags & MSG_READ_FORWARDED)
-            stats_add(&node->stats, STATS_FORWARDED_IN, 1);
-        answered = read_try_hit(node, sink, request);
+            stats_add(ctx->read.stats, STATS_FORWARDED_IN, 1);
+        answered = read_try_hit(&ctx->read, sink, request);
         break;
     case MSG_LOAD_REQ:
     case MSG_EVICT_REQ:
@@ -360,44 +365,45 @@ void ops_dispatch(node_t *node, reply_sink_t *sink, node_request_t **request_p)
         break;
     }
     if (answered) {
-        request_finish(node, &request);
+        request_finish(&request);
         return;
     }
-    int rc = fetch_pool_submit(node->fetch, request);
+    int rc = fetch_pool_submit(ctx->fetch, request);
     if (rc < 0) {
         if (rc == SHOAL_EBUSY)
-            stats_add(&node->stats, STATS_BUSY, 1);
+            stats_add(ctx->read.stats, STATS_BUSY, 1);
         reply_error(sink, request, rc,
                     rc == SHOAL_EBUSY ? "the node's fetch queue is full; try another node"
                                       : "the node is shutting down");
-        request_finish(node, &request);
+        request_finish(&request);
     }
 }
 
-void ops_fetch(node_t *node, reply_sink_t *sink, node_request_t **request_p)
+void ops_fetch(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t **request_p)
 {
+    assert(ctx != NULL && sink != NULL && request_p != NULL && *request_p != NULL);
     node_request_t *request = *request_p;
     *request_p = NULL;
     switch (request->msg.header.type) {
     case MSG_STAT_REQ:
-        s_stat(node, sink, request, true);
+        s_stat(ctx, sink, request, true);
         break;
     case MSG_LIST_REQ:
-        s_list(node, sink, request, true);
+        s_list(ctx, sink, request, true);
         break;
     case MSG_READ_REQ:
-        read_serve(node, sink, request);
+        read_serve(&ctx->read, sink, request);
         break;
     case MSG_LOAD_REQ:
-        read_load(node, sink, request);
+        read_load(&ctx->read, sink, request);
         break;
     case MSG_EVICT_REQ:
-        s_evict(node, sink, request);
+        s_evict(ctx, sink, request);
         break;
     default:
         reply_error(sink, request, SHOAL_EINTERNAL, "unexpected %s on a fetch thread",
                     msg_type_name(request->msg.header.type));
         break;
     }
-    request_finish(node, &request);
+    request_finish(&request);
 }

@@ -4,6 +4,7 @@
  */
 #include "request.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,24 +14,27 @@
 
 #define REPLY_ENDPOINT "inproc://shoal-replies"
 
-void request_finish(node_t *node, node_request_t **request_p)
+void request_finish(node_request_t **request_p)
 {
     if (request_p == NULL || *request_p == NULL)
         return;
     node_request_t *request = *request_p;
+    assert(request->inflight != NULL);
+    _Atomic int64_t *inflight = request->inflight;
     zmq_msg_close(&request->identity);
     msg_fini(&request->msg);
     free(request);
     *request_p = NULL;
-    atomic_fetch_sub(&node->inflight, 1);
+    atomic_fetch_sub(inflight, 1);
 }
 
-int reply_sink_init(reply_sink_t *sink, node_t *node)
+int reply_sink_init(reply_sink_t *sink, const request_env_t *env)
 {
+    assert(sink != NULL && env != NULL && env->zmq_context != NULL);
     memset(sink, 0, sizeof *sink);
     msg_buf_init(&sink->buf);
-    sink->node = node;
-    sink->socket = zmq_socket(node->zmq_context, ZMQ_PUSH);
+    sink->env = env;
+    sink->socket = zmq_socket(env->zmq_context, ZMQ_PUSH);
     if (sink->socket == NULL) {
         log_error("reply socket: %s", zmq_strerror(zmq_errno()));
         return SHOAL_EIO;
@@ -90,9 +94,9 @@ int reply_send_partial(reply_sink_t *sink, node_request_t *request, msg_t *reply
 static int s_send(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq_msg_t *frames,
                   uint32_t frame_count, bool keep_identity)
 {
-    node_t *node = sink->node;
+    const request_env_t *env = sink->env;
     reply->header.request_id = request->msg.header.request_id;
-    reply->header.view_version = membership_version(node->members);
+    reply->header.view_version = membership_version(env->members);
     int rc = msg_encode(reply, &sink->buf);
     if (rc < 0) {
         log_warn("cannot encode %s reply to request %llu: %s", msg_type_name(reply->header.type),
@@ -101,11 +105,11 @@ static int s_send(reply_sink_t *sink, node_request_t *request, msg_t *reply, zmq
             zmq_msg_close(&frames[i]);
         frame_count = 0;
         msg_t error;
-        msg_error(&error, request->msg.header.request_id, membership_version(node->members),
+        msg_error(&error, request->msg.header.request_id, membership_version(env->members),
                   SHOAL_EINTERNAL, "the node could not encode its reply");
         if (msg_encode(&error, &sink->buf) < 0)
             return SHOAL_EINTERNAL;
-        stats_add(&node->stats, STATS_ERRORS_REPLIED, 1);
+        stats_add(env->stats, STATS_ERRORS_REPLIED, 1);
     }
     return s_send_encoded(sink, request, frames, frame_count, keep_identity);
 }
@@ -167,9 +171,9 @@ int reply_error(reply_sink_t *sink, node_request_t *request, int code, const cha
     msg_t reply;
     msg_error(&reply, request->msg.header.request_id, 0, code < 0 ? code : SHOAL_EINTERNAL,
               message);
-    stats_add(&sink->node->stats, STATS_ERRORS_REPLIED, 1);
+    stats_add(sink->env->stats, STATS_ERRORS_REPLIED, 1);
     if (code == SHOAL_ECANCELED)
-        stats_add(&sink->node->stats, STATS_CANCELED, 1);
+        stats_add(sink->env->stats, STATS_CANCELED, 1);
     log_debug("request %llu (%s): %s: %s", (unsigned long long)request->msg.header.request_id,
               msg_type_name(request->msg.header.type), shoal_strerror(code), message);
     return reply_send(sink, request, &reply, NULL, 0);

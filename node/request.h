@@ -6,13 +6,25 @@
 #ifndef SHOAL_NODE_REQUEST_H
 #define SHOAL_NODE_REQUEST_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <zmq.h>
 
+#include "membership.h"
 #include "mount.h"
-#include "node.h"
 #include "proto.h"
+#include "stats.h"
+
+/* What every thread that answers requests shares (borrowed from the node, which outlives its
+ * threads): the ZeroMQ context for each thread's PUSH, the view version each reply carries,
+ * the counters, and the count of requests taken off the ROUTER and not finished yet. */
+typedef struct request_env {
+    void *zmq_context;         /* the node's context */
+    membership_t *members;     /* membership (thread safe), for the view version */
+    stats_t *stats;            /* counters (atomics) */
+    _Atomic int64_t *inflight; /* requests taken and not finished */
+} request_env_t;
 
 /* A decoded request and its route back. */
 typedef struct node_request {
@@ -22,22 +34,29 @@ typedef struct node_request {
     int64_t received_ns;         /* CLOCK_MONOTONIC when the router thread got it */
     msg_t msg;                   /* the decoded request (owned) */
     char uri[MOUNT_URI_MAX + 2]; /* its uri after mount_check, for uri-bearing types */
+    _Atomic int64_t *inflight;   /* counted into this when taken (borrowed; request_env_t) */
 } node_request_t;
 
-/* Frees a request that was answered (or dropped), counts it out of node->inflight, and sets
+/* Frees a request that was answered (or dropped), counts it out of its `inflight`, and sets
  * *request_p to NULL; safe on NULL. */
-void request_finish(node_t *node, node_request_t **request_p);
+void request_finish(node_request_t **request_p);
 
 /* A thread's way back to the router: its own PUSH socket to inproc://replies (ZeroMQ sockets
  * are never shared between threads) and a reusable encode buffer. */
 typedef struct reply_sink {
-    void *socket;  /* PUSH, connected to the router thread's PULL */
-    msg_buf_t buf; /* encode buffer, reused */
-    node_t *node;  /* for the view version and the counters */
+    void *socket;             /* PUSH, connected to the router thread's PULL */
+    msg_buf_t buf;            /* encode buffer, reused */
+    const request_env_t *env; /* for the view version and the counters (borrowed) */
 } reply_sink_t;
 
-/* Connects a sink for the calling thread. Returns 0 or SHOAL_EIO (logged). */
-int reply_sink_init(reply_sink_t *sink, node_t *node);
+/* What a thread does with a request it took: answers `*request_p` (or queues it on), takes
+ * ownership and sets it to NULL. `arg` is the handler's own state, given with it. The hit
+ * workers' dispatch (server.h) and the fetch threads' handler (fetch.h) have this shape. */
+typedef void (*request_handler_fn)(void *arg, reply_sink_t *sink, node_request_t **request_p);
+
+/* Connects a sink for the calling thread to the router's PULL. `env` is borrowed for the
+ * sink's life. Returns 0 or SHOAL_EIO (logged). */
+int reply_sink_init(reply_sink_t *sink, const request_env_t *env);
 
 /* Closes the socket and frees the buffer. */
 void reply_sink_fini(reply_sink_t *sink);

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE /* RUSAGE_THREAD */
 #include "server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -15,12 +16,11 @@
 #include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <zmq.h>
 
-#include "fetch.h"
 #include "log.h"
-#include "ops.h"
-#include "request.h"
 
 #define SERVER_WORK_ENDPOINT  "inproc://shoal-work"
 #define SERVER_REPLY_ENDPOINT "inproc://shoal-replies"
@@ -28,7 +28,7 @@
 #define SERVER_DRAIN_MS       10000        /* longest wait for in-flight requests at stop */
 #define SERVER_LINGER_MS      2000         /* time the ROUTER gets to flush its last replies */
 #define SERVER_SNDHWM         200000       /* frames queued per client before ROUTER drops */
-#define SERVER_POLL_MS        100          /* router wakes this often to check for stop */
+#define SERVER_DRAIN_POLL_MS  10           /* at stop, how often drained requests are counted */
 #define SERVER_SLOW_NS        1000000ll    /* an inline request this long may have hit the disk */
 #define SERVER_DELEGATE_NS    1000000000ll /* then READs go to the workers for this long */
 
@@ -40,7 +40,8 @@ typedef struct s_info {
 } s_info_t;
 
 struct server {
-    node_t *node;              /* borrowed */
+    server_options_t options;  /* settings, env and dispatch (copied) */
+    int stop_fd;               /* eventfd in the router's poll set: server_stop writes it */
     void *frontend;            /* ROUTER, the data endpoint; router thread only */
     void *work;                /* PUSH to the workers; router thread only */
     void *replies;             /* PULL from workers and fetchers; router thread only */
@@ -54,14 +55,20 @@ struct server {
     _Atomic bool stopping;     /* set by server_stop */
 };
 
-server_t *server_new(node_t *node)
+server_t *server_new(const server_options_t *options)
 {
+    assert(options != NULL && options->env != NULL && options->listen != NULL &&
+           options->dispatch != NULL && options->threads > 0);
     server_t *self = calloc(1, sizeof *self);
     if (self == NULL)
         return NULL;
-    self->node = node;
-    self->workers = calloc(node->config.threads, sizeof *self->workers);
-    if (self->workers == NULL) {
+    self->options = *options;
+    self->workers = calloc(options->threads, sizeof *self->workers);
+    self->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (self->workers == NULL || self->stop_fd < 0) {
+        if (self->stop_fd >= 0)
+            close(self->stop_fd);
+        free(self->workers);
         free(self);
         return NULL;
     }
@@ -136,17 +143,18 @@ static bool s_salvage_header(const void *data, size_t len, msg_header_t *header)
 
 /* Decodes a request taken off the ROUTER; takes `identity` and `header`. A malformed request
  * is answered ERROR on `sink` (or dropped when no request id can be read) and NULL returned;
- * else the caller owns the request (counted in node->inflight until request_finish). */
-static node_request_t *s_decode(node_t *node, reply_sink_t *sink, zmq_msg_t *identity,
+ * else the caller owns the request (counted in env->inflight until request_finish). */
+static node_request_t *s_decode(const request_env_t *env, reply_sink_t *sink, zmq_msg_t *identity,
                                 const s_info_t *info, zmq_msg_t *header)
 {
     node_request_t *request = calloc(1, sizeof *request);
     if (request == NULL) {
         zmq_msg_close(identity);
         zmq_msg_close(header);
-        atomic_fetch_sub(&node->inflight, 1);
+        atomic_fetch_sub(env->inflight, 1);
         return NULL;
     }
+    request->inflight = env->inflight;
     zmq_msg_init(&request->identity);
     zmq_msg_move(&request->identity, identity);
     request->has_delimiter = info->has_delimiter != 0;
@@ -156,35 +164,35 @@ static node_request_t *s_decode(node_t *node, reply_sink_t *sink, zmq_msg_t *ide
     if (rc < 0) {
         char why[512];
         snprintf(why, sizeof why, "%s", shoal_last_error());
-        stats_add(&node->stats, STATS_MALFORMED, 1);
+        stats_add(env->stats, STATS_MALFORMED, 1);
         msg_header_t salvaged;
         bool answerable = s_salvage_header(zmq_msg_data(header), zmq_msg_size(header), &salvaged);
         zmq_msg_close(header);
         if (!answerable) {
             log_debug("dropped a malformed request: %s", why);
-            stats_add(&node->stats, STATS_DROPPED, 1);
-            request_finish(node, &request);
+            stats_add(env->stats, STATS_DROPPED, 1);
+            request_finish(&request);
             return NULL;
         }
         request->msg.header = salvaged;
         reply_error(sink, request, rc == SHOAL_EMSGSIZE ? SHOAL_EMSGSIZE : SHOAL_EPROTO,
                     "malformed request: %s", why);
-        request_finish(node, &request);
+        request_finish(&request);
         return NULL;
     }
     zmq_msg_close(header);
     if (info->extra_frames > 0 || request->msg.header.frames != 0) {
-        stats_add(&node->stats, STATS_MALFORMED, 1);
+        stats_add(env->stats, STATS_MALFORMED, 1);
         reply_error(sink, request, SHOAL_EPROTO, "requests carry no raw frames (got %u)",
                     info->extra_frames);
-        request_finish(node, &request);
+        request_finish(&request);
         return NULL;
     }
     if (!msg_type_is_request(request->msg.header.type)) {
-        stats_add(&node->stats, STATS_MALFORMED, 1);
+        stats_add(env->stats, STATS_MALFORMED, 1);
         reply_error(sink, request, SHOAL_EPROTO, "%s (type %u) is not a data request",
                     msg_type_name(request->msg.header.type), request->msg.header.type);
-        request_finish(node, &request);
+        request_finish(&request);
         return NULL;
     }
     return request;
@@ -195,12 +203,11 @@ static node_request_t *s_decode(node_t *node, reply_sink_t *sink, zmq_msg_t *ide
 static void *s_worker_main(void *arg)
 {
     server_t *self = arg;
-    node_t *node = self->node;
     node_thread_name("shoal-hit");
     reply_sink_t sink;
-    if (reply_sink_init(&sink, node) < 0)
+    if (reply_sink_init(&sink, self->options.env) < 0)
         return NULL;
-    void *work = zmq_socket(node->zmq_context, ZMQ_PULL);
+    void *work = zmq_socket(self->options.env->zmq_context, ZMQ_PULL);
     int zero = 0;
     zmq_setsockopt(work, ZMQ_LINGER, &zero, sizeof zero);
     if (work == NULL || zmq_connect(work, SERVER_WORK_ENDPOINT) != 0) {
@@ -225,7 +232,7 @@ static void *s_worker_main(void *arg)
             memcpy(&request, zmq_msg_data(&frame), sizeof request);
         zmq_msg_close(&frame);
         if (request != NULL)
-            ops_dispatch(node, &sink, &request);
+            self->options.dispatch(self->options.dispatch_arg, &sink, &request);
     }
     zmq_close(work);
     reply_sink_fini(&sink);
@@ -254,9 +261,8 @@ static bool s_waited_on_io(server_t *self)
  */
 static bool s_inline_ok(const server_t *self, const node_request_t *request, int64_t now_ns)
 {
-    const node_t *node = self->node;
     return request->msg.header.type == MSG_READ_REQ && now_ns >= self->delegate_until_ns &&
-           request->msg.body.read_request.length <= node->page_size * node->range_pages;
+           request->msg.body.read_request.length <= self->options.inline_max_bytes;
 }
 
 /*
@@ -269,7 +275,7 @@ static bool s_inline_ok(const server_t *self, const node_request_t *request, int
 static void s_serve_inline(server_t *self, node_request_t **request_p)
 {
     int64_t start = stats_now_ns();
-    ops_dispatch(self->node, &self->sink, request_p);
+    self->options.dispatch(self->options.dispatch_arg, &self->sink, request_p);
     int64_t end = stats_now_ns();
     if (end - start > SERVER_SLOW_NS && s_waited_on_io(self)) {
         self->delegate_until_ns = end + SERVER_DELEGATE_NS;
@@ -286,18 +292,18 @@ static void s_serve_inline(server_t *self, node_request_t **request_p)
  */
 static int s_take_request(server_t *self)
 {
-    node_t *node = self->node;
+    const request_env_t *env = self->options.env;
     zmq_msg_t identity, header;
     zmq_msg_init(&identity);
     if (zmq_msg_recv(&identity, self->frontend, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&identity);
         return -1;
     }
-    stats_add(&node->stats, STATS_REQUESTS, 1);
+    stats_add(env->stats, STATS_REQUESTS, 1);
     s_info_t info = {.received_ns = stats_now_ns()};
     if (!zmq_msg_more(&identity)) {
         zmq_msg_close(&identity);
-        stats_add(&node->stats, STATS_DROPPED, 1);
+        stats_add(env->stats, STATS_DROPPED, 1);
         return 0;
     }
     zmq_msg_init(&header);
@@ -319,8 +325,8 @@ static int s_take_request(server_t *self)
     if (zmq_msg_more(&header))
         info.extra_frames = s_discard_rest(self->frontend);
 
-    atomic_fetch_add(&node->inflight, 1);
-    node_request_t *request = s_decode(node, &self->sink, &identity, &info, &header);
+    atomic_fetch_add(env->inflight, 1);
+    node_request_t *request = s_decode(env, &self->sink, &identity, &info, &header);
     if (request == NULL)
         return 0;
     if (s_inline_ok(self, request, info.received_ns)) {
@@ -332,7 +338,7 @@ static int s_take_request(server_t *self)
     memcpy(zmq_msg_data(&pointer), &request, sizeof request);
     if (zmq_msg_send(&pointer, self->work, 0) < 0) { /* only when the context is terminated */
         zmq_msg_close(&pointer);
-        request_finish(node, &request);
+        request_finish(&request);
     }
     return 0;
 }
@@ -346,12 +352,12 @@ static int s_take_request(server_t *self)
 static void *s_router_main(void *arg)
 {
     server_t *self = arg;
-    node_t *node = self->node;
+    const request_env_t *env = self->options.env;
     int64_t deadline = 0;
     node_thread_name("shoal-router");
     memset(&self->sink, 0, sizeof self->sink); /* a sink whose socket is the ROUTER itself */
     msg_buf_init(&self->sink.buf);
-    self->sink.node = node;
+    self->sink.env = env;
     self->sink.socket = self->frontend;
     (void)s_waited_on_io(self); /* the baseline */
     int replies_fd = -1, frontend_fd = -1;
@@ -365,23 +371,27 @@ static void *s_router_main(void *arg)
         if (stopping) {
             if (deadline == 0)
                 deadline = stats_now_ns() + (int64_t)SERVER_DRAIN_MS * 1000000;
-            if (atomic_load(&node->inflight) <= 0) {
+            if (atomic_load(env->inflight) <= 0) {
                 while (s_forward(self->replies, self->frontend) == 0) {
                 }
                 break;
             }
             if (stats_now_ns() > deadline) {
                 log_warn("stop: %lld requests still in flight after %d ms; closing anyway",
-                         (long long)atomic_load(&node->inflight), SERVER_DRAIN_MS);
+                         (long long)atomic_load(env->inflight), SERVER_DRAIN_MS);
                 break;
             }
         }
-        struct pollfd fds[2] = {
+        /* the stop signal is the third fd: no timeout while serving. While draining only
+         * replies are polled, with a short timeout, since a request finished without a reply
+         * (dropped) signals nothing */
+        struct pollfd fds[3] = {
             {.fd = replies_fd, .events = POLLIN},
             {.fd = frontend_fd, .events = POLLIN},
+            {.fd = self->stop_fd, .events = POLLIN},
         };
         bool pending = replies_pending || (!stopping && requests_pending);
-        int ready = poll(fds, stopping ? 1 : 2, pending ? 0 : stopping ? 10 : SERVER_POLL_MS);
+        int ready = poll(fds, stopping ? 1 : 3, pending ? 0 : stopping ? SERVER_DRAIN_POLL_MS : -1);
         if (ready < 0) {
             if (errno == EINTR)
                 continue;
@@ -415,9 +425,9 @@ static void *s_router_main(void *arg)
 }
 
 /* Creates and binds one socket; logs and returns NULL on failure. */
-static void *s_bind(node_t *node, int type, const char *endpoint)
+static void *s_bind(void *zmq_context, int type, const char *endpoint)
 {
-    void *socket = zmq_socket(node->zmq_context, type);
+    void *socket = zmq_socket(zmq_context, type);
     if (socket == NULL) {
         log_error("socket: %s", zmq_strerror(zmq_errno()));
         return NULL;
@@ -444,10 +454,11 @@ static void *s_bind(node_t *node, int type, const char *endpoint)
 
 int server_start(server_t *self)
 {
-    node_t *node = self->node;
-    self->replies = s_bind(node, ZMQ_PULL, SERVER_REPLY_ENDPOINT);
-    self->work = self->replies ? s_bind(node, ZMQ_PUSH, SERVER_WORK_ENDPOINT) : NULL;
-    self->frontend = self->work ? s_bind(node, ZMQ_ROUTER, node->config.listen) : NULL;
+    assert(self != NULL && !self->router_running);
+    void *context = self->options.env->zmq_context;
+    self->replies = s_bind(context, ZMQ_PULL, SERVER_REPLY_ENDPOINT);
+    self->work = self->replies ? s_bind(context, ZMQ_PUSH, SERVER_WORK_ENDPOINT) : NULL;
+    self->frontend = self->work ? s_bind(context, ZMQ_ROUTER, self->options.listen) : NULL;
     if (self->frontend == NULL) {
         if (self->work)
             zmq_close(self->work);
@@ -456,7 +467,7 @@ int server_start(server_t *self)
         self->work = self->replies = NULL;
         return SHOAL_EIO;
     }
-    for (uint32_t i = 0; i < node->config.threads; i++) {
+    for (uint32_t i = 0; i < self->options.threads; i++) {
         if (pthread_create(&self->workers[i], NULL, s_worker_main, self) != 0) {
             log_error("cannot start hit worker %u", i);
             break;
@@ -480,6 +491,9 @@ void server_stop(server_t *self)
     if (self == NULL || !self->router_running)
         return;
     atomic_store(&self->stopping, true);
+    uint64_t one = 1;
+    if (write(self->stop_fd, &one, sizeof one) != (ssize_t)sizeof one) /* wakes the poll */
+        log_warn("router stop signal: %s", strerror(errno));
     pthread_join(self->router, NULL);
     self->router_running = false;
 }
@@ -500,6 +514,7 @@ void server_destroy(server_t **self_p)
     server_t *self = *self_p;
     server_stop(self);
     server_join(self);
+    close(self->stop_fd);
     free(self->workers);
     free(self);
     *self_p = NULL;

@@ -12,12 +12,25 @@
 #ifndef SHOAL_NODE_SERVER_H
 #define SHOAL_NODE_SERVER_H
 
-#include "node.h"
+#include <stdint.h>
+
+#include "request.h"
 
 typedef struct server server_t;
 
-/* Makes the server of `node` (borrowed for the server's life). NULL when out of memory. */
-server_t *server_new(node_t *node);
+/* The server's settings and what it hands requests to. */
+typedef struct server_options {
+    const request_env_t *env;    /* context, membership, counters, inflight (borrowed) */
+    const char *listen;          /* data endpoint to bind (borrowed) */
+    uint32_t threads;            /* hit workers */
+    uint64_t inline_max_bytes;   /* READs up to this length may run on the router thread */
+    request_handler_fn dispatch; /* answers a decoded request or queues it on (ops_dispatch) */
+    void *dispatch_arg;          /* its argument (borrowed) */
+} server_options_t;
+
+/* Makes a server (copying `options`; what they point to must outlive it). NULL when out of
+ * memory or when the stop signal (an eventfd) cannot be made. Caller owns the result. */
+server_t *server_new(const server_options_t *options);
 
 /* Binds the data endpoint and the inproc endpoints on the calling thread, then starts the
  * router thread and the hit workers. Returns 0, or SHOAL_EIO with a logged error (address in

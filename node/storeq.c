@@ -4,6 +4,7 @@
  */
 #include "storeq.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ typedef struct s_entry {
 } s_entry_t;
 
 struct storeq {
-    node_t *node;         /* borrowed */
+    storeq_deps_t deps;   /* store, flights, counters, geometry */
     size_t max_bytes;     /* bound on queued range bytes */
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t ready; /* signalled on submit and stop */
@@ -36,25 +37,28 @@ struct storeq {
     pthread_t thread;     /* the store thread */
 };
 
-void storeq_store(node_t *node, const uint8_t *file_key, uint64_t range_index,
+void storeq_store(storeq_t *self, const uint8_t *file_key, uint64_t range_index,
                   const range_buf_t *buf)
 {
-    uint64_t index = range_index * node->range_pages;
-    for (size_t at = 0; at < buf->len; at += node->page_size, index++) {
-        size_t len = buf->len - at < node->page_size ? buf->len - at : node->page_size;
-        if (pagestore_put(node->store, file_key, index, buf->data + at, len) < 0) {
-            stats_add(&node->stats, STATS_STORE_WRITE_ERRORS, 1);
+    assert(self != NULL && file_key != NULL && buf != NULL);
+    const storeq_deps_t *deps = &self->deps;
+    uint64_t index = range_index * deps->range_pages;
+    for (size_t at = 0; at < buf->len; at += deps->page_size, index++) {
+        size_t len = buf->len - at < deps->page_size ? buf->len - at : deps->page_size;
+        if (pagestore_put(deps->store, file_key, index, buf->data + at, len) < 0) {
+            stats_add(deps->stats, STATS_STORE_WRITE_ERRORS, 1);
             break;
         }
     }
 }
 
-storeq_t *storeq_new(node_t *node, size_t max_bytes)
+storeq_t *storeq_new(const storeq_deps_t *deps, size_t max_bytes)
 {
+    assert(deps != NULL && deps->store != NULL && deps->flights != NULL && deps->page_size > 0);
     storeq_t *self = calloc(1, sizeof *self);
     if (self == NULL)
         return NULL;
-    self->node = node;
+    self->deps = *deps;
     self->max_bytes = max_bytes;
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->ready, NULL);
@@ -66,7 +70,6 @@ storeq_t *storeq_new(node_t *node, size_t max_bytes)
 static void *s_store_main(void *arg)
 {
     storeq_t *self = arg;
-    node_t *node = self->node;
     node_thread_name("shoal-store");
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), STOREQ_NICE) != 0)
         log_debug("store thread: cannot lower its priority; storing at normal priority");
@@ -83,8 +86,8 @@ static void *s_store_main(void *arg)
         pthread_mutex_unlock(&self->lock);
         if (entry == NULL)
             break; /* stopping and drained */
-        storeq_store(node, entry->file_key, entry->range_index, entry->buf);
-        flight_release(node->flights, &entry->held);
+        storeq_store(self, entry->file_key, entry->range_index, entry->buf);
+        flight_release(self->deps.flights, &entry->held);
         pthread_mutex_lock(&self->lock);
         self->bytes -= entry->buf->len;
         self->depth--; /* counted until stored, so depth 0 means every page is in the store */
@@ -110,6 +113,7 @@ int storeq_start(storeq_t *self)
 bool storeq_submit(storeq_t *self, const uint8_t *file_key, uint64_t range_index,
                    range_buf_t **buf_p, flight_t **held_p)
 {
+    assert(self != NULL && file_key != NULL && buf_p != NULL && *buf_p != NULL && held_p != NULL);
     size_t len = (*buf_p)->len;
     s_entry_t *entry = malloc(sizeof *entry);
     if (entry == NULL)

@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 #include "flight.h"
-#include "node.h"
+#include "pagestore.h"
+#include "stats.h"
 
 #define STOREQ_BYTES_MAX (128u << 20) /* range bytes waiting at most; past it callers store */
 #define STOREQ_NICE      10           /* nice value of the store thread (serving runs at 0) */
@@ -20,8 +21,18 @@
 /* The queue. Thread safe. */
 typedef struct storeq storeq_t;
 
-/* Returns a new, not started queue or NULL when out of memory. Caller owns it. */
-storeq_t *storeq_new(node_t *node, size_t max_bytes);
+/* What the queue stores into and reports to (every pointer borrowed for the queue's life). */
+typedef struct storeq_deps {
+    pagestore_t *store;      /* where pages go (thread safe) */
+    flight_table_t *flights; /* the table the held flights belong to */
+    stats_t *stats;          /* store_write_errors */
+    uint64_t page_size;      /* cluster page size */
+    uint32_t range_pages;    /* pages per range */
+} storeq_deps_t;
+
+/* Returns a new, not started queue (copying `deps`) or NULL when out of memory. Caller owns
+ * it. */
+storeq_t *storeq_new(const storeq_deps_t *deps, size_t max_bytes);
 
 /* Starts the store thread. Returns 0 or SHOAL_EIO (logged); without it every submit fails and
  * callers store themselves. */
@@ -37,7 +48,7 @@ bool storeq_submit(storeq_t *self, const uint8_t *file_key, uint64_t range_index
 /* Stores each page of a fetched range now, on the calling thread. A failed put is counted in
  * store_write_errors and the remaining puts of the range skipped (the disk is likely full);
  * the bytes were served anyway. */
-void storeq_store(node_t *node, const uint8_t *file_key, uint64_t range_index,
+void storeq_store(storeq_t *self, const uint8_t *file_key, uint64_t range_index,
                   const range_buf_t *buf);
 
 /* Ranges waiting (for STATS). */
