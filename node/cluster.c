@@ -304,16 +304,3 @@ void cluster_destroy(cluster_t **self_p)
     free(self);
     *self_p = NULL;
 }
-
-void cluster_config_defaults(struct node_config *config)
-{
-    swim_opts_t swim;
-    swim_opts_default(&swim);
-    config->probe_interval_ms = swim.probe_interval_ms;
-    config->probe_timeout_ms = swim.probe_timeout_ms;
-    config->indirect_checks = swim.indirect_checks;
-    config->suspicion_mult = swim.suspicion_mult;
-    config->retransmit_mult = swim.retransmit_mult;
-    config->push_pull_interval_ms = swim.push_pull_interval_ms;
-    config->dead_forget_ms = swim.dead_forget_ms;
-}

@@ -15,14 +15,9 @@
 #include "membership.h"
 #include "pagestore.h"
 
-struct node_config; /* config.h; not included, so config.c may include this header */
+struct node_config; /* config.h */
 
 typedef struct cluster cluster_t;
-
-/* Fills the gossip settings of `config` (probe interval and timeout, indirect checks,
- * suspicion and retransmit multipliers, push-pull interval, dead-forget time) with the gossip
- * layer's defaults, so config.c needs no gossip header. */
-void cluster_config_defaults(struct node_config *config);
 
 /* What the agent carries and feeds (pointers borrowed; they must outlive the cluster). */
 typedef struct cluster_deps {

@@ -4,8 +4,6 @@
  */
 #include "config.h"
 
-#include "cluster.h"
-
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -13,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "swim.h" /* swim_opts_default only: the gossip flags default to the core's values */
 
 #define CONFIG_DEFAULT_LISTEN  "tcp://127.0.0.1:7070"
 #define CONFIG_DEFAULT_GOSSIP  "tcp://127.0.0.1:7071"
@@ -107,6 +107,20 @@ static int s_error(char *error, size_t error_len, const char *fmt, ...)
     return SHOAL_EINVAL;
 }
 
+/* Fills the gossip settings of `config` with the SWIM core's own defaults (one source for them). */
+static void s_gossip_defaults(node_config_t *config)
+{
+    swim_opts_t swim;
+    swim_opts_default(&swim);
+    config->probe_interval_ms = swim.probe_interval_ms;
+    config->probe_timeout_ms = swim.probe_timeout_ms;
+    config->indirect_checks = swim.indirect_checks;
+    config->suspicion_mult = swim.suspicion_mult;
+    config->retransmit_mult = swim.retransmit_mult;
+    config->push_pull_interval_ms = swim.push_pull_interval_ms;
+    config->dead_forget_ms = swim.dead_forget_ms;
+}
+
 static int s_set_string(char **slot, const char *value)
 {
     char *copy = strdup(value);
@@ -146,7 +160,7 @@ int config_init(node_config_t *config)
     config->page_size = 1u << 20;
     config->range_pages = 4;
     config->log_level = LOG_INFO;
-    cluster_config_defaults(config);
+    s_gossip_defaults(config);
     config->forward_timeout_ms = 2000;
     config->flush_interval_ns = 10ll * 1000000000ll;
     return 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test.sh - runs every test: installs dependencies, checks the C formatting (tools/check-format.sh),
-# builds with warnings as errors, runs the suite with ctest, then builds again with ASan+UBSan
+# test.sh - runs every test: installs dependencies, checks the C formatting (tools/check-format.sh)
+# and the include graph (tools/check-includes.sh), builds with warnings as errors, runs the suite with ctest, then builds again with ASan+UBSan
 # (clang) and runs the suite and the libFuzzer targets there. Exit status is non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +44,13 @@ s_ctest() {
 
 echo "== format (clang-format, .clang-format)"
 if bash tools/check-format.sh; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
+
+echo "== includes (no circles, module include rules)"
+if bash tools/check-includes.sh; then
     passed=$((passed + 1))
 else
     failed=$((failed + 1))
