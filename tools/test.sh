@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# test.sh - runs every test: installs dependencies, checks the C formatting (tools/check-format.sh)
-# and the include graph (tools/check-includes.sh), builds with warnings as errors, runs the suite with ctest, then builds again with ASan+UBSan
-# (clang) and runs the suite and the libFuzzer targets there. Exit status is non-zero if anything failed.
+# test.sh - runs every test: installs dependencies, checks the C formatting
+# (tools/check-format.sh) and the include graph (tools/check-includes.sh), builds with warnings
+# as errors, runs the suite with ctest, then builds again with ASan+UBSan (clang) and runs the
+# suite and the libFuzzer targets there. Exit status is non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
