@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "shoal_err.h"
 
 #ifdef __cplusplus
@@ -17,29 +18,6 @@ extern "C" {
 #endif
 
 #define MP_DEPTH_MAX 16 /* deepest nesting mp_skip accepts in an unknown value */
-
-/* A growable byte buffer. Set up with msg_buf_init (zeroed memory is also a valid empty
- * buffer); the caller owns it and frees it with msg_buf_fini. Writers never fail one by one:
- * the first failure (out of memory, or growing past `limit`) is kept in `err` and later writes
- * do nothing, so a sequence of writes is checked once at the end.
- * Invariant: len <= cap; data is NULL iff cap == 0. */
-typedef struct msg_buf {
-    uint8_t *data; /* bytes written so far; owned by the buffer */
-    size_t len;    /* bytes in use */
-    size_t cap;    /* bytes allocated */
-    size_t limit;  /* refuse to grow past this many bytes (SHOAL_EMSGSIZE); 0 = no limit */
-    int err;       /* 0, or the first error of a write since the last reset */
-} msg_buf_t;
-
-/* Sets up an empty buffer with no limit. Does not allocate. */
-void msg_buf_init(msg_buf_t *buf);
-/* Frees the bytes; leaves an empty buffer that may be used again. Safe on a zeroed buffer. */
-void msg_buf_fini(msg_buf_t *buf);
-/* Forgets the contents and the sticky error but keeps the allocation, so a buffer reused for
- * every message costs no allocation in steady state. */
-void msg_buf_reset(msg_buf_t *buf);
-/* Appends `len` raw bytes (copied). Errors are sticky in buf->err. */
-void msg_buf_append(msg_buf_t *buf, const void *data, size_t len);
 
 /* Writers: append one msgpack value in its smallest encoding. Errors are sticky in buf->err.
  * Strings and bins longer than UINT32_MAX set SHOAL_EMSGSIZE. */
