@@ -98,35 +98,35 @@ int swim_msg_encode(swim_buf_t *buf, const swim_msg_t *msg, const swim_update_t 
     buf->len = 0;
     buf->err = 0;
     switch (msg->type) {
-    case SWIM_MSG_PING:
+    case MSG_PING:
         body = 3;
         break;
-    case SWIM_MSG_ACK:
+    case MSG_ACK:
         body = 2;
         break;
-    case SWIM_MSG_PING_REQ:
+    case MSG_PING_REQ:
         body = 4;
         break;
-    case SWIM_MSG_NACK:
+    case MSG_NACK:
         body = 2;
         break;
-    case SWIM_MSG_SYNC:
+    case MSG_SYNC:
         body = 4;
         break;
-    case SWIM_MSG_JOIN:
+    case MSG_JOIN:
         body = 3;
         break;
-    case SWIM_MSG_LEAVE:
+    case MSG_LEAVE:
         body = 1;
         break;
-    case SWIM_MSG_GOSSIP:
+    case MSG_GOSSIP:
         body = 1;
         break;
     default:
         return shoal_fail(SHOAL_EINVAL, "swim: cannot encode message type %u", msg->type);
     }
     size_t limit =
-        msg->type == SWIM_MSG_SYNC || msg->type == SWIM_MSG_JOIN ? SWIM_SYNC_MAX : SWIM_UPDATES_MAX;
+        msg->type == MSG_SYNC || msg->type == MSG_JOIN ? SWIM_SYNC_MAX : SWIM_UPDATES_MAX;
     if (n > limit || msg->from_addr.len > 255 || msg->target_addr.len > 255)
         return shoal_fail(SHOAL_EINVAL, "swim: message too large to encode");
     for (size_t i = 0; i < n; i++)
@@ -140,25 +140,25 @@ int swim_msg_encode(swim_buf_t *buf, const swim_msg_t *msg, const swim_update_t 
     s_pack_bin16(&pk, msg->from_id);
     s_pack_str(&pk, msg->from_addr);
     switch (msg->type) {
-    case SWIM_MSG_PING:
+    case MSG_PING:
         msgpack_pack_uint64(&pk, msg->seq);
         s_pack_bin16(&pk, msg->target_id);
         break;
-    case SWIM_MSG_PING_REQ:
+    case MSG_PING_REQ:
         msgpack_pack_uint64(&pk, msg->seq);
         s_pack_bin16(&pk, msg->target_id);
         s_pack_str(&pk, msg->target_addr);
         break;
-    case SWIM_MSG_ACK:
-    case SWIM_MSG_NACK:
+    case MSG_ACK:
+    case MSG_NACK:
         msgpack_pack_uint64(&pk, msg->seq);
         break;
-    case SWIM_MSG_SYNC:
+    case MSG_SYNC:
         msgpack_pack_uint32(&pk, msg->sync_kind);
         msgpack_pack_uint32(&pk, msg->page_size);
         msgpack_pack_uint32(&pk, msg->range_pages);
         break;
-    case SWIM_MSG_JOIN:
+    case MSG_JOIN:
         msgpack_pack_uint32(&pk, msg->page_size);
         msgpack_pack_uint32(&pk, msg->range_pages);
         break;
@@ -343,28 +343,28 @@ int swim_msg_decode(swim_msg_t *msg, const uint8_t *bytes, size_t len)
     if (!s_read_uint(&rd, &type))
         goto bad;
     switch (type) {
-    case SWIM_MSG_PING:
+    case MSG_PING:
         body = 3;
         break;
-    case SWIM_MSG_ACK:
+    case MSG_ACK:
         body = 2;
         break;
-    case SWIM_MSG_PING_REQ:
+    case MSG_PING_REQ:
         body = 4;
         break;
-    case SWIM_MSG_NACK:
+    case MSG_NACK:
         body = 2;
         break;
-    case SWIM_MSG_SYNC:
+    case MSG_SYNC:
         body = 4;
         break;
-    case SWIM_MSG_JOIN:
+    case MSG_JOIN:
         body = 3;
         break;
-    case SWIM_MSG_LEAVE:
+    case MSG_LEAVE:
         body = 1;
         break;
-    case SWIM_MSG_GOSSIP:
+    case MSG_GOSSIP:
         body = 1;
         break;
     default:
@@ -381,28 +381,28 @@ int swim_msg_decode(swim_msg_t *msg, const uint8_t *bytes, size_t len)
     if (!s_read_str(&rd, 255, &msg->from_addr))
         goto bad;
     switch (type) {
-    case SWIM_MSG_PING:
-    case SWIM_MSG_PING_REQ:
-    case SWIM_MSG_ACK:
-    case SWIM_MSG_NACK:
+    case MSG_PING:
+    case MSG_PING_REQ:
+    case MSG_ACK:
+    case MSG_NACK:
         field = "seq";
         if (!s_read_uint(&rd, &msg->seq))
             goto bad;
-        if (type == SWIM_MSG_ACK || type == SWIM_MSG_NACK)
+        if (type == MSG_ACK || type == MSG_NACK)
             break;
         field = "target_id";
         if (!s_read_id(&rd, msg->target_id))
             goto bad;
         field = "target_addr";
-        if (type == SWIM_MSG_PING_REQ && !s_read_str(&rd, 255, &msg->target_addr))
+        if (type == MSG_PING_REQ && !s_read_str(&rd, 255, &msg->target_addr))
             goto bad;
         break;
-    case SWIM_MSG_SYNC:
+    case MSG_SYNC:
         field = "sync kind";
         if (!s_read_u32(&rd, &msg->sync_kind) || msg->sync_kind > SWIM_SYNC_REFUSED)
             goto bad;
         /* fall through */
-    case SWIM_MSG_JOIN:
+    case MSG_JOIN:
         field = "page_size";
         if (!s_read_u32(&rd, &msg->page_size))
             goto bad;
@@ -416,8 +416,7 @@ int swim_msg_decode(swim_msg_t *msg, const uint8_t *bytes, size_t len)
     field = "updates";
     if (!s_read_array(&rd, &msg->n_updates))
         goto bad;
-    uint32_t limit =
-        type == SWIM_MSG_SYNC || type == SWIM_MSG_JOIN ? SWIM_SYNC_MAX : SWIM_UPDATES_MAX;
+    uint32_t limit = type == MSG_SYNC || type == MSG_JOIN ? SWIM_SYNC_MAX : SWIM_UPDATES_MAX;
     if (msg->n_updates > limit || msg->n_updates > (size_t)(rd.end - rd.pos) / SWIM_RECORD_MIN)
         goto bad;
     msg->cursor = rd.pos;

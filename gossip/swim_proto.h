@@ -4,8 +4,8 @@
  * No I/O and no state. The decoder trusts nothing: every length is bounded, every field's type
  * checked, and a message is validated whole before the core applies any part of it.
  *
- * Every message is one msgpack array (protocol version 1; types 64..79 are reserved for
- * gossip in proto/, 71 is ours too):
+ * Every message is one msgpack array (protocol version 1; the type numbers are proto.h's
+ * enum msg_type, MSG_PING 64 .. MSG_GOSSIP 71, from the range 64..79 kept for gossip there):
  *
  *   [ version, type, from_id, from_addr, <body by type> ]
  *     uint=1   uint  bin16    str<=255
@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -45,17 +47,6 @@ extern "C" {
 #define SWIM_SYNC_MAX      65536       /* records in a SYNC or JOIN message */
 #define SWIM_MSG_MAX       (16u << 20) /* largest message accepted (a 65536-member SYNC fits) */
 #define SWIM_RECORD_MIN    25          /* smallest possible encoded record, to bound counts */
-
-enum swim_msg_type {
-    SWIM_MSG_PING = 64,
-    SWIM_MSG_ACK = 65,
-    SWIM_MSG_PING_REQ = 66,
-    SWIM_MSG_NACK = 67,
-    SWIM_MSG_SYNC = 68,
-    SWIM_MSG_JOIN = 69,
-    SWIM_MSG_LEAVE = 70,
-    SWIM_MSG_GOSSIP = 71,
-};
 
 enum swim_sync_kind {
     SWIM_SYNC_PUSH = 0,    /* here is my state; answer with yours */
@@ -86,7 +77,7 @@ typedef struct swim_update {
 /* A message header. For encoding fill the fields the type uses; decoding fills them and
  * leaves a cursor on the records. Strings are borrowed as in swim_update_t. */
 typedef struct swim_msg {
-    uint32_t type;          /* enum swim_msg_type */
+    uint32_t type;          /* enum msg_type (proto.h), MSG_PING .. MSG_GOSSIP */
     uint8_t from_id[16];    /* sender id */
     swim_str_t from_addr;   /* sender's gossip endpoint (replies go there) */
     uint64_t seq;           /* PING, ACK, PING_REQ, NACK: probe sequence number */

@@ -49,9 +49,8 @@ static void s_encode(swim_buf_t *buf, uint32_t type)
 
 Test(swim_proto, round_trip_every_type)
 {
-    static const uint32_t types[] = {SWIM_MSG_PING,  SWIM_MSG_ACK,   SWIM_MSG_PING_REQ,
-                                     SWIM_MSG_NACK,  SWIM_MSG_SYNC,  SWIM_MSG_JOIN,
-                                     SWIM_MSG_LEAVE, SWIM_MSG_GOSSIP};
+    static const uint32_t types[] = {MSG_PING, MSG_ACK,  MSG_PING_REQ, MSG_NACK,
+                                     MSG_SYNC, MSG_JOIN, MSG_LEAVE,    MSG_GOSSIP};
     swim_buf_t buf = {0};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         s_encode(&buf, types[t]);
@@ -62,12 +61,12 @@ Test(swim_proto, round_trip_every_type)
         cr_assert_eq(m.from_id[0], 7);
         cr_assert_eq(m.from_addr.len, 19);
         cr_assert_eq(m.n_updates, 2);
-        if (types[t] == SWIM_MSG_PING_REQ) {
+        if (types[t] == MSG_PING_REQ) {
             cr_assert_eq(m.seq, 123456789);
             cr_assert_eq(m.target_id[0], 8);
             cr_assert_eq(memcmp(m.target_addr.ptr, "tcp://10.0.0.3:7947", 19), 0);
         }
-        if (types[t] == SWIM_MSG_SYNC) {
+        if (types[t] == MSG_SYNC) {
             cr_assert_eq(m.sync_kind, SWIM_SYNC_REPLY);
             cr_assert_eq(m.page_size, 1u << 20);
             cr_assert_eq(m.range_pages, 4);
@@ -96,7 +95,7 @@ Test(swim_proto, encoder_refuses_bad_input)
     memset(&m, 0, sizeof m);
     m.type = 12;
     cr_assert_eq(swim_msg_encode(&buf, &m, NULL, 0), SHOAL_EINVAL);
-    m.type = SWIM_MSG_GOSSIP;
+    m.type = MSG_GOSSIP;
     swim_update_t u = s_update(1);
     u.state = 4;
     cr_assert_eq(swim_msg_encode(&buf, &m, &u, 1), SHOAL_EINVAL);
@@ -172,7 +171,7 @@ static void s_write(msgpack_sbuffer *sb, int bad)
     }
     msgpack_pack_array(&pk, bad == F_COUNT ? 7 : 8);
     msgpack_pack_uint8(&pk, bad == F_VERSION ? 2 : 1);
-    msgpack_pack_uint8(&pk, bad == F_TYPE ? 63 : sync ? SWIM_MSG_SYNC : SWIM_MSG_PING_REQ);
+    msgpack_pack_uint8(&pk, bad == F_TYPE ? 63 : sync ? MSG_SYNC : MSG_PING_REQ);
     s_bin(&pk, bad == F_FROM_ID ? 15 : 16);
     if (bad == F_FROM_ADDR_LONG)
         s_str(&pk, big, 256);
@@ -258,7 +257,7 @@ Test(swim_proto, malformed_field_is_refused)
 Test(swim_proto, every_truncation_is_refused)
 {
     swim_buf_t buf = {0};
-    s_encode(&buf, SWIM_MSG_PING_REQ);
+    s_encode(&buf, MSG_PING_REQ);
     for (size_t len = 0; len < buf.len; len++) {
         uint8_t *copy = malloc(len ? len : 1); /* exact size: ASan catches overreads */
         memcpy(copy, buf.data, len);
@@ -275,7 +274,7 @@ Test(swim_proto, random_corruption_never_crashes)
     swim_buf_t buf = {0};
     uint64_t x = 88172645463325252ULL;
     for (int iter = 0; iter < 20000; iter++) {
-        s_encode(&buf, (uint32_t)(SWIM_MSG_PING + iter % 8));
+        s_encode(&buf, (uint32_t)(MSG_PING + iter % 8));
         uint8_t *copy = malloc(buf.len);
         memcpy(copy, buf.data, buf.len);
         int flips = 1 + iter % 4;
