@@ -539,7 +539,7 @@ void swim_destroy(swim_t **swim_p)
     free(swim->seeds);
     free(swim->probe_order);
     free(swim->scratch);
-    swim_buf_fini(&swim->buf);
+    msg_buf_fini(&swim->buf);
     free(swim);
     *swim_p = NULL;
 }

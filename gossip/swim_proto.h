@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+#include "mp.h"
 #include "proto.h"
 
 #ifdef __cplusplus
@@ -87,25 +89,13 @@ typedef struct swim_msg {
     uint32_t page_size;     /* SYNC, JOIN: cluster setting */
     uint32_t range_pages;   /* SYNC, JOIN: cluster setting */
     uint32_t n_updates;     /* decoded: number of records */
-    const uint8_t *cursor;  /* decoded: next record to read (internal) */
-    const uint8_t *end;     /* decoded: end of the message (internal) */
+    mp_reader_t records;    /* decoded: over the records not yet read (internal) */
 } swim_msg_t;
 
-/* A growable output buffer. Zeroed memory is an empty buffer; the owner frees it with
- * swim_buf_fini. Errors are sticky in `err` so a sequence of writes is checked once. */
-typedef struct swim_buf {
-    uint8_t *data; /* bytes (owned) */
-    size_t len;    /* bytes written */
-    size_t cap;    /* bytes allocated */
-    int err;       /* 0 or the first error (SHOAL_ENOMEM, SHOAL_EMSGSIZE) */
-} swim_buf_t;
-
-/* Frees the buffer's bytes; it stays usable (empty). */
-void swim_buf_fini(swim_buf_t *buf);
-
-/* Encodes `msg` with `n` records (borrowed) into buf (reset first). Returns 0, SHOAL_EINVAL
- * for an unknown type or overlong field, SHOAL_ENOMEM or SHOAL_EMSGSIZE. */
-int swim_msg_encode(swim_buf_t *buf, const swim_msg_t *msg, const swim_update_t *updates, size_t n);
+/* Encodes `msg` with `n` records (borrowed) into buf (the caller's msg_buf_t, reset first;
+ * its limit is lowered to SWIM_MSG_MAX when unset or larger). Returns 0, SHOAL_EINVAL for an
+ * unknown type or overlong field, SHOAL_ENOMEM or SHOAL_EMSGSIZE. */
+int swim_msg_encode(msg_buf_t *buf, const swim_msg_t *msg, const swim_update_t *updates, size_t n);
 
 /* Encoded size of one record (to fill a message up to a budget). */
 size_t swim_update_size(const swim_update_t *update);

@@ -28,7 +28,7 @@ static swim_update_t s_update(uint8_t id0)
     return u;
 }
 
-static void s_encode(swim_buf_t *buf, uint32_t type)
+static void s_encode(msg_buf_t *buf, uint32_t type)
 {
     swim_msg_t m;
     memset(&m, 0, sizeof m);
@@ -51,7 +51,7 @@ Test(swim_proto, round_trip_every_type)
 {
     static const uint32_t types[] = {MSG_PING, MSG_ACK,  MSG_PING_REQ, MSG_NACK,
                                      MSG_SYNC, MSG_JOIN, MSG_LEAVE,    MSG_GOSSIP};
-    swim_buf_t buf = {0};
+    msg_buf_t buf = {0};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         s_encode(&buf, types[t]);
         swim_msg_t m;
@@ -85,12 +85,12 @@ Test(swim_proto, round_trip_every_type)
         cr_assert_not(u.has_suspecter);
         cr_assert_eq(swim_msg_next_update(&m, &u), 0);
     }
-    swim_buf_fini(&buf);
+    msg_buf_fini(&buf);
 }
 
 Test(swim_proto, encoder_refuses_bad_input)
 {
-    swim_buf_t buf = {0};
+    msg_buf_t buf = {0};
     swim_msg_t m;
     memset(&m, 0, sizeof m);
     m.type = 12;
@@ -104,7 +104,7 @@ Test(swim_proto, encoder_refuses_bad_input)
     memset(long_name, 'x', sizeof long_name);
     u.name = (swim_str_t){long_name, 64};
     cr_assert_eq(swim_msg_encode(&buf, &m, &u, 1), SHOAL_EINVAL);
-    swim_buf_fini(&buf);
+    msg_buf_fini(&buf);
 }
 
 /* ---- one malformed input per field, written by hand with msgpack-c ---- */
@@ -256,7 +256,7 @@ Test(swim_proto, malformed_field_is_refused)
 /* Every prefix of a valid message is refused (truncation at every byte). */
 Test(swim_proto, every_truncation_is_refused)
 {
-    swim_buf_t buf = {0};
+    msg_buf_t buf = {0};
     s_encode(&buf, MSG_PING_REQ);
     for (size_t len = 0; len < buf.len; len++) {
         uint8_t *copy = malloc(len ? len : 1); /* exact size: ASan catches overreads */
@@ -265,13 +265,13 @@ Test(swim_proto, every_truncation_is_refused)
         cr_assert_eq(swim_msg_decode(&m, copy, len), SHOAL_EPROTO, "prefix %zu accepted", len);
         free(copy);
     }
-    swim_buf_fini(&buf);
+    msg_buf_fini(&buf);
 }
 
 /* Random corruption: never a crash, and anything accepted walks cleanly. */
 Test(swim_proto, random_corruption_never_crashes)
 {
-    swim_buf_t buf = {0};
+    msg_buf_t buf = {0};
     uint64_t x = 88172645463325252ULL;
     for (int iter = 0; iter < 20000; iter++) {
         s_encode(&buf, (uint32_t)(MSG_PING + iter % 8));
@@ -294,7 +294,7 @@ Test(swim_proto, random_corruption_never_crashes)
         }
         free(copy);
     }
-    swim_buf_fini(&buf);
+    msg_buf_fini(&buf);
 }
 /* ---- known vectors: the bytes the previous encoder (msgpack-c's packer) wrote ---- */
 /* Captured from the build before the codec moved onto proto/mp.h, so a node of the previous
@@ -439,7 +439,7 @@ static uint8_t *s_unhex(const char *hex, size_t *len)
 
 Test(swim_proto, encoder_writes_the_known_vectors)
 {
-    swim_buf_t buf = {0};
+    msg_buf_t buf = {0};
     for (int t = 0; t < 8; t++) {
         swim_msg_t m;
         swim_update_t u[17];
@@ -451,7 +451,7 @@ Test(swim_proto, encoder_writes_the_known_vectors)
         cr_assert_eq(memcmp(buf.data, want, len), 0, "type %d: bytes differ", 64 + t);
         free(want);
     }
-    swim_buf_fini(&buf);
+    msg_buf_fini(&buf);
 }
 
 Test(swim_proto, decoder_reads_the_known_vectors)
