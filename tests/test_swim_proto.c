@@ -1,7 +1,10 @@
 /*
- * test_swim_proto.c - the gossip wire codec: round trips of every message type, a malformed
- * input per field (each refused with SHOAL_EPROTO), every truncation, and random corruption
- * that must never crash or read out of bounds (run under ASan in tools/test.sh).
+ * test_swim_proto.c - the gossip wire codec: round trips of every message type, known vectors
+ * from the previous (msgpack-c) encoder written and read, a malformed input per field and for
+ * every field a wrong type and an out-of-range value (each refused with SHOAL_EPROTO; the
+ * format is positional arrays, so there are no duplicate keys), every truncation, and random
+ * corruption that must never crash or read out of bounds (run under ASan in tools/test.sh).
+ * msgpack-c writes the hand-made inputs: an independent implementation.
  */
 #include <criterion/criterion.h>
 #include <msgpack.h>
@@ -498,4 +501,163 @@ Test(swim_proto, decoder_reads_the_known_vectors)
         cr_assert_eq(swim_msg_next_update(&m, &extra), 0);
         free(bytes);
     }
+}
+
+/* ---- every field: a wrong type and an out-of-range value, each refused ---- */
+
+/* The fields of a PING_REQ (then SYNC body fields), in wire order. */
+enum {
+    P_VERSION,
+    P_TYPE,
+    P_FROM_ID,
+    P_FROM_ADDR,
+    P_SEQ,
+    P_TARGET_ID,
+    P_TARGET_ADDR,
+    P_SYNC_KIND,
+    P_PAGE_SIZE,
+    P_RANGE_PAGES,
+    P_UPDATES,
+    P_RECORD,
+    P_ID,
+    P_NAME,
+    P_GOSSIP_EP,
+    P_DATA_EP,
+    P_INCARNATION,
+    P_STATE,
+    P_WEIGHT,
+    P_SUSPECTER,
+    P_END
+};
+
+enum { V_VALID, V_WRONG_TYPE, V_OUT_OF_RANGE };
+
+/* Writes a field's value: `ok` when variant is valid, else the variant's bad value. A field
+ * with no out-of-range value (any uint64 is a valid seq) writes the valid one for it and the
+ * caller expects acceptance. */
+static bool s_field(msgpack_packer *pk, int field, int which, int variant)
+{
+    char big[300];
+    memset(big, 'a', sizeof big);
+    bool bad = which == field && variant != V_VALID;
+    if (bad && variant == V_WRONG_TYPE) {
+        if (field == P_SUSPECTER)
+            s_str(pk, "x", 1); /* nil is valid there */
+        else
+            msgpack_pack_nil(pk);
+        return true;
+    }
+    switch (field) {
+    case P_VERSION:
+        msgpack_pack_uint8(pk, bad ? 2 : 1);
+        return bad;
+    case P_TYPE:
+        msgpack_pack_uint8(pk, bad ? 72 : MSG_SYNC);
+        return bad;
+    case P_FROM_ID:
+    case P_ID:
+        s_bin(pk, bad ? 17 : 16);
+        return bad;
+    case P_SUSPECTER:
+        s_bin(pk, bad ? 15 : 16);
+        return bad;
+    case P_FROM_ADDR:
+    case P_GOSSIP_EP:
+    case P_DATA_EP:
+        s_str(pk, big, bad ? 256 : 255);
+        return bad;
+    case P_NAME:
+        s_str(pk, big, bad ? 64 : 63);
+        return bad;
+    case P_SYNC_KIND:
+        msgpack_pack_uint32(pk, bad ? 3 : 2);
+        return bad;
+    case P_PAGE_SIZE:
+    case P_RANGE_PAGES:
+        msgpack_pack_uint64(pk, bad ? 1ull << 32 : UINT32_MAX);
+        return bad;
+    case P_STATE:
+        msgpack_pack_uint8(pk, bad ? 4 : 3);
+        return bad;
+    case P_UPDATES:
+        msgpack_pack_array(pk, bad ? 2 : 1); /* a count the bytes cannot hold */
+        return bad;
+    case P_RECORD:
+        msgpack_pack_array(pk, bad ? 9 : 8);
+        return bad;
+    default: /* P_INCARNATION, P_WEIGHT: every uint64 is in range */
+        msgpack_pack_uint64(pk, UINT64_MAX);
+        return false;
+    }
+}
+
+/* Writes a SYNC with every field valid except `which` (in `variant`); returns whether that
+ * makes the message invalid. The SYNC carries every field kind but PING_REQ's seq, target_id
+ * and target_addr, which the earlier table covers. */
+static bool s_write_sync(msgpack_sbuffer *sb, int which, int variant)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    bool bad = false;
+    msgpack_pack_array(&pk, 8);
+    for (int f = P_VERSION; f < P_END; f++) {
+        if (f == P_SEQ || f == P_TARGET_ID || f == P_TARGET_ADDR)
+            continue;
+        bad |= s_field(&pk, f, which, variant);
+    }
+    return bad;
+}
+
+Test(swim_proto, every_field_refuses_wrong_type_and_out_of_range)
+{
+    static const char *names[] = {
+        "version",   "type",      "from_id",     "from_addr", "seq",    "target_id", "target_addr",
+        "sync kind", "page_size", "range_pages", "updates",   "record", "id",        "name",
+        "gossip_ep", "data_ep",   "incarnation", "state",     "weight", "suspecter"};
+    for (int f = P_VERSION; f < P_END; f++) {
+        if (f == P_SEQ || f == P_TARGET_ID || f == P_TARGET_ADDR)
+            continue;
+        for (int v = V_VALID; v <= V_OUT_OF_RANGE; v++) {
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            bool bad = s_write_sync(&sb, f, v);
+            uint8_t *copy = malloc(sb.size); /* exact size: ASan catches overreads */
+            memcpy(copy, sb.data, sb.size);
+            swim_msg_t m;
+            int rc = swim_msg_decode(&m, copy, sb.size);
+            if (bad)
+                cr_assert_eq(rc, SHOAL_EPROTO, "%s: variant %d accepted", names[f], v);
+            else
+                cr_assert_eq(rc, 0, "%s: variant %d refused: %s", names[f], v, shoal_last_error());
+            if (bad && v == V_WRONG_TYPE)
+                cr_assert(strstr(shoal_last_error(), names[f]) != NULL,
+                          "%s: error names another field: %s", names[f], shoal_last_error());
+            free(copy);
+            msgpack_sbuffer_destroy(&sb);
+        }
+    }
+}
+
+/* Integers may use any msgpack encoding of the value (proto/'s reader rule): a SYNC whose
+ * uints are written in wider and in signed formats decodes to the same values. */
+Test(swim_proto, any_integer_encoding_is_accepted)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    static const uint8_t wide_version[] = {0xcf, 0, 0, 0, 0, 0, 0, 0, 1}; /* uint64 1 */
+    static const uint8_t signed_type[] = {0xd0, MSG_GOSSIP};              /* int8 71 */
+    msgpack_pack_array(&pk, 5);
+    msgpack_sbuffer_write(&sb, (const char *)wide_version, sizeof wide_version);
+    msgpack_sbuffer_write(&sb, (const char *)signed_type, sizeof signed_type);
+    s_bin(&pk, 16);
+    s_str(&pk, "tcp://a:1", 9);
+    msgpack_pack_array(&pk, 0);
+    swim_msg_t m;
+    cr_assert_eq(swim_msg_decode(&m, (const uint8_t *)sb.data, sb.size), 0, "%s",
+                 shoal_last_error());
+    cr_assert_eq(m.type, MSG_GOSSIP);
+    cr_assert_eq(m.n_updates, 0);
+    msgpack_sbuffer_destroy(&sb);
 }
