@@ -661,3 +661,41 @@ Test(swim_proto, any_integer_encoding_is_accepted)
     cr_assert_eq(m.n_updates, 0);
     msgpack_sbuffer_destroy(&sb);
 }
+
+/* msgpack-c's unpacker (the independent implementation) reads what our writer wrote. */
+Test(swim_proto, msgpack_c_reads_our_encoding)
+{
+    msg_buf_t buf = {0};
+    s_encode(&buf, MSG_SYNC);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    cr_assert_eq(msgpack_unpack_next(&u, (const char *)buf.data, buf.len, &off),
+                 MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq(off, buf.len);
+    msgpack_object top = u.data;
+    cr_assert_eq(top.type, MSGPACK_OBJECT_ARRAY);
+    cr_assert_eq(top.via.array.size, 8);
+    msgpack_object *f = top.via.array.ptr;
+    cr_assert_eq(f[0].via.u64, SWIM_PROTO_VERSION);
+    cr_assert_eq(f[1].via.u64, MSG_SYNC);
+    cr_assert_eq(f[2].type, MSGPACK_OBJECT_BIN);
+    cr_assert_eq(f[2].via.bin.size, 16);
+    cr_assert_eq(f[3].type, MSGPACK_OBJECT_STR);
+    cr_assert_eq(f[4].via.u64, SWIM_SYNC_REPLY);
+    cr_assert_eq(f[5].via.u64, 1u << 20);
+    cr_assert_eq(f[6].via.u64, 4);
+    cr_assert_eq(f[7].type, MSGPACK_OBJECT_ARRAY);
+    cr_assert_eq(f[7].via.array.size, 2);
+    msgpack_object *r = f[7].via.array.ptr[0].via.array.ptr;
+    cr_assert_eq(f[7].via.array.ptr[0].via.array.size, 8);
+    cr_assert_eq(r[0].via.bin.ptr[0], 1);
+    cr_assert_eq(r[1].via.str.size, 6);
+    cr_assert_eq(r[4].via.u64, 1ull << 40);
+    cr_assert_eq(r[5].via.u64, 1);
+    cr_assert_eq(r[6].via.u64, 5ull << 40);
+    cr_assert_eq(r[7].type, MSGPACK_OBJECT_BIN);
+    cr_assert_eq(f[7].via.array.ptr[1].via.array.ptr[7].type, MSGPACK_OBJECT_NIL);
+    msgpack_unpacked_destroy(&u);
+    msg_buf_fini(&buf);
+}
