@@ -1,5 +1,6 @@
 /*
- * mp.c - bounded msgpack reader over (pointer, length) and a writer into msg_buf_t.
+ * mp.c - the one msgpack codec: a bounded reader over (pointer, length) and a writer into
+ * msg_buf_t (buf.c).
  * The reader is written for hostile input: every read checks the bytes left first, counts are
  * checked against the bytes left, and skipping is depth-bounded.
  */

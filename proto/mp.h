@@ -1,7 +1,10 @@
 /*
- * mp.h - a small bounded msgpack reader over (pointer, length) and a writer into a growable
- * buffer. Used by the message codec (proto.c) and by gossip/ for its own bodies. The reader
- * never allocates, never reads past `end`, and bounds nesting when skipping.
+ * mp.h - the project's one msgpack codec: a bounded reader over (pointer, length) and a writer
+ * into msg_buf_t (buf.h). The data protocol (proto.c) and gossip (gossip/swim_proto.c) both
+ * encode with mp_write_* and decode with mp_reader_t; nothing else in shoal encodes msgpack.
+ * msgpack-c is not used here: only the tests (as an independent implementation) and
+ * tools/bench/bench_codec.c link it. The reader never allocates, never reads past `end`,
+ * checks every count against the bytes left, and bounds nesting when skipping.
  */
 #ifndef SHOAL_MP_H
 #define SHOAL_MP_H
