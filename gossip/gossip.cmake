@@ -7,7 +7,7 @@ target_link_libraries(shoal_hrw PUBLIC PkgConfig::SODIUM m)
 add_library(shoal_gossip STATIC swim.c swim_probe.c swim_members.c swim_proto.c swim_ev.c view.c
             swim_zmq.c)
 target_include_directories(shoal_gossip PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(shoal_gossip PUBLIC shoal_hrw shoal_proto PkgConfig::MSGPACK
+target_link_libraries(shoal_gossip PUBLIC shoal_hrw shoal_proto
                       PkgConfig::SODIUM PkgConfig::ZMQ Threads::Threads m)
 
 # The agent is a czmq actor; czmq stays out of everything else (libshoal above all: it runs

@@ -539,7 +539,7 @@ void swim_destroy(swim_t **swim_p)
     free(swim->seeds);
     free(swim->probe_order);
     free(swim->scratch);
-    swim_buf_fini(&swim->buf);
+    msg_buf_fini(&swim->buf);
     free(swim);
     *swim_p = NULL;
 }
@@ -586,7 +586,7 @@ int swim_leave(swim_t *swim, uint64_t now_ms)
     swim_emit(swim, self, old, false, false);
     swim_queue(swim, self);
     swim_msg_t msg;
-    swim_msg_init(swim, &msg, SWIM_MSG_LEAVE);
+    swim_msg_init(swim, &msg, MSG_LEAVE);
     for (uint32_t i = 0; i < swim->opts.leave_fanout && swim->table.count > 1; i++) {
         swim_member_t *m = s_random_member(swim, s_ok_alive);
         if (m == NULL)
@@ -651,7 +651,7 @@ int swim_tick(swim_t *swim, uint64_t now_ms)
     if (!swim->joined && now_ms >= swim->next_join_ms) {
         swim->next_join_ms = now_ms + swim->opts.join_retry_ms;
         for (size_t i = 0; i < swim->n_seeds; i++)
-            s_send_state(swim, swim->seeds[i], SWIM_MSG_JOIN, 0, true);
+            s_send_state(swim, swim->seeds[i], MSG_JOIN, 0, true);
     }
     swim_probe_relays(swim, now_ms);
     s_timers_tick(swim, now_ms);
@@ -659,7 +659,7 @@ int swim_tick(swim_t *swim, uint64_t now_ms)
     if (now_ms >= swim->next_gossip_ms) {
         swim->next_gossip_ms = now_ms + swim->opts.gossip_interval_ms;
         swim_msg_t msg;
-        swim_msg_init(swim, &msg, SWIM_MSG_GOSSIP);
+        swim_msg_init(swim, &msg, MSG_GOSSIP);
         for (uint32_t i = 0; i < swim->opts.gossip_nodes && swim->opts.gossip_interval_ms > 0 &&
                              swim->dq.count > 0 && swim->table.count > 1;
              i++) {
@@ -676,7 +676,7 @@ int swim_tick(swim_t *swim, uint64_t now_ms)
         swim_member_t *m =
             swim->table.count > 1 && !swim->leaving ? s_random_member(swim, s_ok_alive) : NULL;
         if (m != NULL)
-            s_send_state(swim, m->gossip_ep, SWIM_MSG_SYNC, SWIM_SYNC_PUSH, false);
+            s_send_state(swim, m->gossip_ep, MSG_SYNC, SWIM_SYNC_PUSH, false);
     }
     if (swim->opts.reconnect_interval_ms > 0 && now_ms >= swim->next_reconnect_ms) {
         swim->next_reconnect_ms = now_ms + swim->opts.reconnect_interval_ms;
@@ -687,7 +687,7 @@ int swim_tick(swim_t *swim, uint64_t now_ms)
             size_t pick = (size_t)(swim_rand(swim) % n_dead);
             for (swim_member_t *m = swim->timers; m != NULL; m = m->tm_next)
                 if (m->state == SWIM_DEAD && pick-- == 0) {
-                    s_send_state(swim, m->gossip_ep, SWIM_MSG_SYNC, SWIM_SYNC_PUSH, false);
+                    s_send_state(swim, m->gossip_ep, MSG_SYNC, SWIM_SYNC_PUSH, false);
                     break;
                 }
         }
@@ -730,7 +730,7 @@ static void s_apply_all(swim_t *swim, swim_msg_t *msg, bool from_sync, uint64_t 
         s_apply(swim, &u, msg->from_id, from_sync, now_ms);
     if (swim->n_stale > 0 && peer[0] != 0) {
         swim_msg_t fix;
-        swim_msg_init(swim, &fix, SWIM_MSG_GOSSIP);
+        swim_msg_init(swim, &fix, MSG_GOSSIP);
         swim_send_records(swim, peer, &fix, swim->stale, swim->n_stale);
     }
     swim->n_stale = 0;
@@ -742,8 +742,8 @@ static int s_check_settings(swim_t *swim, const swim_msg_t *msg, const char *pee
 {
     if (msg->page_size == swim->opts.page_size && msg->range_pages == swim->opts.range_pages)
         return 0;
-    if (msg->type != SWIM_MSG_SYNC || msg->sync_kind == SWIM_SYNC_PUSH)
-        s_send_state(swim, peer, SWIM_MSG_SYNC, SWIM_SYNC_REFUSED, false);
+    if (msg->type != MSG_SYNC || msg->sync_kind == SWIM_SYNC_PUSH)
+        s_send_state(swim, peer, MSG_SYNC, SWIM_SYNC_REFUSED, false);
     if (msg->page_size != swim->opts.page_size)
         return shoal_fail(SHOAL_ECONFIG, "page size %u here, %u at %s", swim->opts.page_size,
                           msg->page_size, peer);
@@ -791,37 +791,37 @@ int swim_receive(swim_t *swim, uint64_t now_ms, const char *from, const uint8_t 
         sender->last_heard_ms = now_ms;
 
     switch (msg.type) {
-    case SWIM_MSG_PING:
+    case MSG_PING:
         s_apply_all(swim, &msg, false, now_ms, peer);
         if (memcmp(msg.target_id, swim->self->id, SWIM_ID_LEN) == 0) {
             swim_msg_t ack;
-            swim_msg_init(swim, &ack, SWIM_MSG_ACK);
+            swim_msg_init(swim, &ack, MSG_ACK);
             ack.seq = msg.seq;
             swim_send(swim, peer, &ack, NULL);
         }
         return 0;
-    case SWIM_MSG_ACK:
+    case MSG_ACK:
         s_apply_all(swim, &msg, false, now_ms, peer);
         swim_probe_on_ack(swim, &msg, now_ms);
         return 0;
-    case SWIM_MSG_NACK:
+    case MSG_NACK:
         s_apply_all(swim, &msg, false, now_ms, peer);
         swim_probe_on_nack(swim, &msg);
         return 0;
-    case SWIM_MSG_PING_REQ:
+    case MSG_PING_REQ:
         s_apply_all(swim, &msg, false, now_ms, peer);
         swim_probe_on_ping_req(swim, &msg, now_ms);
         return 0;
-    case SWIM_MSG_LEAVE:
-    case SWIM_MSG_GOSSIP:
+    case MSG_LEAVE:
+    case MSG_GOSSIP:
         s_apply_all(swim, &msg, false, now_ms, peer);
         return 0;
-    case SWIM_MSG_JOIN:
+    case MSG_JOIN:
         if ((rc = s_check_settings(swim, &msg, peer)) != 0)
             return rc;
         s_apply_all(swim, &msg, false, now_ms, peer);
-        return s_send_state(swim, peer, SWIM_MSG_SYNC, SWIM_SYNC_REPLY, false);
-    case SWIM_MSG_SYNC:
+        return s_send_state(swim, peer, MSG_SYNC, SWIM_SYNC_REPLY, false);
+    case MSG_SYNC:
         if (msg.sync_kind == SWIM_SYNC_REFUSED) {
             rc = msg.page_size != swim->opts.page_size
                      ? shoal_fail(SHOAL_ECONFIG, "page size %u here, %u at %s",
@@ -836,7 +836,7 @@ int swim_receive(swim_t *swim, uint64_t now_ms, const char *from, const uint8_t 
         if (msg.sync_kind == SWIM_SYNC_REPLY)
             swim->joined = true;
         else
-            s_send_state(swim, peer, SWIM_MSG_SYNC, SWIM_SYNC_REPLY, false);
+            s_send_state(swim, peer, MSG_SYNC, SWIM_SYNC_REPLY, false);
         return 0;
     default:
         return 0;

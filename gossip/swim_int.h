@@ -65,7 +65,7 @@ struct swim {
     int status;                             /* 0 or the sticky error */
     uint64_t version;                       /* membership version */
     uint64_t rng;                           /* xorshift64* state, never 0 */
-    swim_buf_t buf;                         /* encode buffer, reused */
+    msg_buf_t buf;                          /* encode buffer, reused (limit SWIM_MSG_MAX) */
     swim_update_t *scratch;                 /* records for a SYNC, reused */
     size_t scratch_cap;                     /* entries allocated */
     swim_member_t *taken[SWIM_UPDATES_MAX]; /* piggyback choice, reused */

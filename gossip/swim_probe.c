@@ -194,7 +194,7 @@ static void s_send_indirect(swim_t *swim, swim_member_t *target)
             chosen[n++] = m;
     }
     swim_msg_t msg;
-    swim_msg_init(swim, &msg, SWIM_MSG_PING_REQ);
+    swim_msg_init(swim, &msg, MSG_PING_REQ);
     msg.seq = swim->probe.seq;
     memcpy(msg.target_id, target->id, 16);
     msg.target_addr = swim_str(target->gossip_ep);
@@ -252,7 +252,7 @@ void swim_probe_tick(swim_t *swim, uint64_t now_ms)
     p->end_at = now_ms + swim->opts.probe_interval_ms * scale;
     swim->stats.probes++;
     swim_msg_t msg;
-    swim_msg_init(swim, &msg, SWIM_MSG_PING);
+    swim_msg_init(swim, &msg, MSG_PING);
     msg.seq = p->seq;
     memcpy(msg.target_id, target->id, 16);
     /* Buddy system (Lifeguard 4.4): a suspect hears of its suspicion in the probe itself. */
@@ -288,7 +288,7 @@ void swim_probe_on_ack(swim_t *swim, const swim_msg_t *msg, uint64_t now_ms)
         if (!r->used || r->my_seq != msg->seq)
             continue;
         swim_msg_t ack;
-        swim_msg_init(swim, &ack, SWIM_MSG_ACK);
+        swim_msg_init(swim, &ack, MSG_ACK);
         ack.seq = r->orig_seq;
         r->used = false;
         swim_send(swim, r->requester, &ack, NULL);
@@ -322,7 +322,7 @@ void swim_probe_on_ping_req(swim_t *swim, const swim_msg_t *msg, uint64_t now_ms
     memcpy(slot->requester, msg->from_addr.ptr, msg->from_addr.len);
     slot->requester[msg->from_addr.len] = 0;
     swim_msg_t ping;
-    swim_msg_init(swim, &ping, SWIM_MSG_PING);
+    swim_msg_init(swim, &ping, MSG_PING);
     ping.seq = slot->my_seq;
     memcpy(ping.target_id, msg->target_id, 16);
     swim_send(swim, target, &ping, NULL);
@@ -337,7 +337,7 @@ void swim_probe_relays(swim_t *swim, uint64_t now_ms)
             continue;
         r->used = false;
         swim_msg_t nack;
-        swim_msg_init(swim, &nack, SWIM_MSG_NACK);
+        swim_msg_init(swim, &nack, MSG_NACK);
         nack.seq = r->orig_seq;
         swim_send(swim, r->requester, &nack, NULL);
     }

@@ -4,8 +4,8 @@
  * No I/O and no state. The decoder trusts nothing: every length is bounded, every field's type
  * checked, and a message is validated whole before the core applies any part of it.
  *
- * Every message is one msgpack array (protocol version 1; types 64..79 are reserved for
- * gossip in proto/, 71 is ours too):
+ * Every message is one msgpack array (protocol version 1; the type numbers are proto.h's
+ * enum msg_type, MSG_PING 64 .. MSG_GOSSIP 71, from the range 64..79 kept for gossip there):
  *
  *   [ version, type, from_id, from_addr, <body by type> ]
  *     uint=1   uint  bin16    str<=255
@@ -36,6 +36,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+#include "mp.h"
+#include "proto.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -45,17 +49,6 @@ extern "C" {
 #define SWIM_SYNC_MAX      65536       /* records in a SYNC or JOIN message */
 #define SWIM_MSG_MAX       (16u << 20) /* largest message accepted (a 65536-member SYNC fits) */
 #define SWIM_RECORD_MIN    25          /* smallest possible encoded record, to bound counts */
-
-enum swim_msg_type {
-    SWIM_MSG_PING = 64,
-    SWIM_MSG_ACK = 65,
-    SWIM_MSG_PING_REQ = 66,
-    SWIM_MSG_NACK = 67,
-    SWIM_MSG_SYNC = 68,
-    SWIM_MSG_JOIN = 69,
-    SWIM_MSG_LEAVE = 70,
-    SWIM_MSG_GOSSIP = 71,
-};
 
 enum swim_sync_kind {
     SWIM_SYNC_PUSH = 0,    /* here is my state; answer with yours */
@@ -86,7 +79,7 @@ typedef struct swim_update {
 /* A message header. For encoding fill the fields the type uses; decoding fills them and
  * leaves a cursor on the records. Strings are borrowed as in swim_update_t. */
 typedef struct swim_msg {
-    uint32_t type;          /* enum swim_msg_type */
+    uint32_t type;          /* enum msg_type (proto.h), MSG_PING .. MSG_GOSSIP */
     uint8_t from_id[16];    /* sender id */
     swim_str_t from_addr;   /* sender's gossip endpoint (replies go there) */
     uint64_t seq;           /* PING, ACK, PING_REQ, NACK: probe sequence number */
@@ -96,25 +89,13 @@ typedef struct swim_msg {
     uint32_t page_size;     /* SYNC, JOIN: cluster setting */
     uint32_t range_pages;   /* SYNC, JOIN: cluster setting */
     uint32_t n_updates;     /* decoded: number of records */
-    const uint8_t *cursor;  /* decoded: next record to read (internal) */
-    const uint8_t *end;     /* decoded: end of the message (internal) */
+    mp_reader_t records;    /* decoded: over the records not yet read (internal) */
 } swim_msg_t;
 
-/* A growable output buffer. Zeroed memory is an empty buffer; the owner frees it with
- * swim_buf_fini. Errors are sticky in `err` so a sequence of writes is checked once. */
-typedef struct swim_buf {
-    uint8_t *data; /* bytes (owned) */
-    size_t len;    /* bytes written */
-    size_t cap;    /* bytes allocated */
-    int err;       /* 0 or the first error (SHOAL_ENOMEM, SHOAL_EMSGSIZE) */
-} swim_buf_t;
-
-/* Frees the buffer's bytes; it stays usable (empty). */
-void swim_buf_fini(swim_buf_t *buf);
-
-/* Encodes `msg` with `n` records (borrowed) into buf (reset first). Returns 0, SHOAL_EINVAL
- * for an unknown type or overlong field, SHOAL_ENOMEM or SHOAL_EMSGSIZE. */
-int swim_msg_encode(swim_buf_t *buf, const swim_msg_t *msg, const swim_update_t *updates, size_t n);
+/* Encodes `msg` with `n` records (borrowed) into buf (the caller's msg_buf_t, reset first;
+ * its limit is lowered to SWIM_MSG_MAX when unset or larger). Returns 0, SHOAL_EINVAL for an
+ * unknown type or overlong field, SHOAL_ENOMEM or SHOAL_EMSGSIZE. */
+int swim_msg_encode(msg_buf_t *buf, const swim_msg_t *msg, const swim_update_t *updates, size_t n);
 
 /* Encoded size of one record (to fill a message up to a budget). */
 size_t swim_update_size(const swim_update_t *update);

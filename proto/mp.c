@@ -1,86 +1,12 @@
 /*
- * mp.c - bounded msgpack reader over (pointer, length) and a writer into msg_buf_t.
+ * mp.c - the one msgpack codec: a bounded reader over (pointer, length) and a writer into
+ * msg_buf_t (buf.c).
  * The reader is written for hostile input: every read checks the bytes left first, counts are
  * checked against the bytes left, and skipping is depth-bounded.
  */
 #include "mp.h"
 
-#include <assert.h>
-#include <stdlib.h>
 #include <string.h>
-
-/* ---------------------------------------------------------------------------------------- */
-/* buffer                                                                                    */
-/* ---------------------------------------------------------------------------------------- */
-
-/* Checks the invariants written next to msg_buf_t; compiled out with NDEBUG. */
-static void s_buf_sanity(const msg_buf_t *buf)
-{
-    assert(buf->len <= buf->cap);
-    assert((buf->data == NULL) == (buf->cap == 0));
-    assert(buf->err <= 0);
-    (void)buf;
-}
-
-void msg_buf_init(msg_buf_t *buf)
-{
-    memset(buf, 0, sizeof *buf);
-}
-
-void msg_buf_fini(msg_buf_t *buf)
-{
-    free(buf->data);
-    size_t limit = buf->limit;
-    memset(buf, 0, sizeof *buf);
-    buf->limit = limit;
-}
-
-void msg_buf_reset(msg_buf_t *buf)
-{
-    buf->len = 0;
-    buf->err = 0;
-}
-
-/* Makes room for `extra` more bytes. Grows geometrically (doubling, from 256) so a sequence of
- * small writes is amortised O(1). Fails sticky with SHOAL_EMSGSIZE past the limit, which also
- * bounds what a runaway encoder can allocate. */
-static bool s_reserve(msg_buf_t *buf, size_t extra)
-{
-    s_buf_sanity(buf);
-    if (buf->err)
-        return false;
-    if (extra > SIZE_MAX - buf->len) {
-        buf->err = SHOAL_EMSGSIZE;
-        return false;
-    }
-    size_t need = buf->len + extra;
-    if (buf->limit && need > buf->limit) {
-        buf->err = SHOAL_EMSGSIZE;
-        return false;
-    }
-    if (need <= buf->cap)
-        return true;
-    size_t cap = buf->cap ? buf->cap : 256;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    uint8_t *data = realloc(buf->data, cap);
-    if (!data) {
-        buf->err = SHOAL_ENOMEM;
-        return false;
-    }
-    buf->data = data;
-    buf->cap = cap;
-    return true;
-}
-
-void msg_buf_append(msg_buf_t *buf, const void *data, size_t len)
-{
-    if (!s_reserve(buf, len))
-        return;
-    if (len)
-        memcpy(buf->data + buf->len, data, len);
-    buf->len += len;
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* writer                                                                                    */
@@ -89,7 +15,7 @@ void msg_buf_append(msg_buf_t *buf, const void *data, size_t len)
 /* Appends `tag` followed by the low `size` bytes of `value`, big-endian. */
 static void s_put_tagged(msg_buf_t *buf, uint8_t tag, uint64_t value, unsigned size)
 {
-    if (!s_reserve(buf, 1 + size))
+    if (!msg_buf_reserve(buf, 1 + size))
         return;
     uint8_t *p = buf->data + buf->len;
     p[0] = tag;
@@ -100,7 +26,7 @@ static void s_put_tagged(msg_buf_t *buf, uint8_t tag, uint64_t value, unsigned s
 
 static void s_put_byte(msg_buf_t *buf, uint8_t byte)
 {
-    if (!s_reserve(buf, 1))
+    if (!msg_buf_reserve(buf, 1))
         return;
     buf->data[buf->len++] = byte;
 }

@@ -1,7 +1,10 @@
 /*
- * mp.h - a small bounded msgpack reader over (pointer, length) and a writer into a growable
- * buffer. Used by the message codec (proto.c) and by gossip/ for its own bodies. The reader
- * never allocates, never reads past `end`, and bounds nesting when skipping.
+ * mp.h - the project's one msgpack codec: a bounded reader over (pointer, length) and a writer
+ * into msg_buf_t (buf.h). The data protocol (proto.c) and gossip (gossip/swim_proto.c) both
+ * encode with mp_write_* and decode with mp_reader_t; nothing else in shoal encodes msgpack.
+ * msgpack-c is not used here: only the tests (as an independent implementation) and
+ * tools/bench/bench_codec.c link it. The reader never allocates, never reads past `end`,
+ * checks every count against the bytes left, and bounds nesting when skipping.
  */
 #ifndef SHOAL_MP_H
 #define SHOAL_MP_H
@@ -10,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "shoal_err.h"
 
 #ifdef __cplusplus
@@ -17,29 +21,6 @@ extern "C" {
 #endif
 
 #define MP_DEPTH_MAX 16 /* deepest nesting mp_skip accepts in an unknown value */
-
-/* A growable byte buffer. Set up with msg_buf_init (zeroed memory is also a valid empty
- * buffer); the caller owns it and frees it with msg_buf_fini. Writers never fail one by one:
- * the first failure (out of memory, or growing past `limit`) is kept in `err` and later writes
- * do nothing, so a sequence of writes is checked once at the end.
- * Invariant: len <= cap; data is NULL iff cap == 0. */
-typedef struct msg_buf {
-    uint8_t *data; /* bytes written so far; owned by the buffer */
-    size_t len;    /* bytes in use */
-    size_t cap;    /* bytes allocated */
-    size_t limit;  /* refuse to grow past this many bytes (SHOAL_EMSGSIZE); 0 = no limit */
-    int err;       /* 0, or the first error of a write since the last reset */
-} msg_buf_t;
-
-/* Sets up an empty buffer with no limit. Does not allocate. */
-void msg_buf_init(msg_buf_t *buf);
-/* Frees the bytes; leaves an empty buffer that may be used again. Safe on a zeroed buffer. */
-void msg_buf_fini(msg_buf_t *buf);
-/* Forgets the contents and the sticky error but keeps the allocation, so a buffer reused for
- * every message costs no allocation in steady state. */
-void msg_buf_reset(msg_buf_t *buf);
-/* Appends `len` raw bytes (copied). Errors are sticky in buf->err. */
-void msg_buf_append(msg_buf_t *buf, const void *data, size_t len);
 
 /* Writers: append one msgpack value in its smallest encoding. Errors are sticky in buf->err.
  * Strings and bins longer than UINT32_MAX set SHOAL_EMSGSIZE. */

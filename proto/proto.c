@@ -900,8 +900,11 @@ static const s_body_t s_bodies[MSG_TYPE_DATA_LAST + 1] = {
     [MSG_STATS_REP] = BODY(s_stats_reply_fields, NULL, "STATS_REP"),
 };
 
-static const char *const s_gossip_names[] = {"PING", "ACK",  "PING_REQ", "NACK",
-                                             "SYNC", "JOIN", "LEAVE"};
+static const char *const s_gossip_names[] = {
+    [MSG_PING - MSG_GOSSIP_FIRST] = "PING",         [MSG_ACK - MSG_GOSSIP_FIRST] = "ACK",
+    [MSG_PING_REQ - MSG_GOSSIP_FIRST] = "PING_REQ", [MSG_NACK - MSG_GOSSIP_FIRST] = "NACK",
+    [MSG_SYNC - MSG_GOSSIP_FIRST] = "SYNC",         [MSG_JOIN - MSG_GOSSIP_FIRST] = "JOIN",
+    [MSG_LEAVE - MSG_GOSSIP_FIRST] = "LEAVE",       [MSG_GOSSIP - MSG_GOSSIP_FIRST] = "GOSSIP"};
 
 static bool s_is_gossip(uint32_t type)
 {
@@ -924,7 +927,7 @@ const char *msg_type_name(uint32_t type)
     const s_body_t *body = s_body_of(type);
     if (body)
         return body->name;
-    if (type >= MSG_GOSSIP_FIRST && type < MSG_GOSSIP_FIRST + 7)
+    if (type >= MSG_GOSSIP_FIRST && type <= MSG_GOSSIP)
         return s_gossip_names[type - MSG_GOSSIP_FIRST];
     if (s_is_gossip(type))
         return "GOSSIP";

@@ -103,7 +103,8 @@ extern "C" {
  *                          [name str (<= 128), bounds array of uint, counts array of uint]
  *                          bounds: bucket upper bounds, strictly increasing (<= 64);
  *                          counts: same length as bounds
- *   64..79 gossip (PING, ACK, PING_REQ, NACK, SYNC, JOIN, LEAVE, ...): body defined by gossip/
+ *   64..79 gossip (PING, ACK, PING_REQ, NACK, SYNC, JOIN, LEAVE, GOSSIP; 72..79 free): its own
+ *          message layout, drawn in gossip/swim_proto.h
  *
  * READ reply and its raw frames. The reply's [offset, offset + length) is the span of file
  * bytes the raw frames carry, chosen by the node to cover the request: it may start earlier
@@ -194,7 +195,9 @@ typedef enum msg_type {
     MSG_STATS_REP = 15,      /* counters and histograms */
     MSG_TYPE_DATA_LAST = 15, /* highest data-path type in v1 */
 
-    /* Reserved for gossip/, which encodes the bodies itself over this header layout. */
+    /* Reserved for gossip/: its messages (gossip/swim_proto.h) are not data headers but travel
+     * on their own socket as [version, type, from_id, from_addr, body...]; the numbers live
+     * here so that the project has one enum of message types. */
     MSG_GOSSIP_FIRST = 64,
     MSG_PING = 64,     /* SWIM direct probe */
     MSG_ACK = 65,      /* answer to PING (direct or relayed) */
@@ -203,6 +206,7 @@ typedef enum msg_type {
     MSG_SYNC = 68,     /* push-pull anti-entropy: full state exchange */
     MSG_JOIN = 69,     /* join through a seed */
     MSG_LEAVE = 70,    /* graceful leave */
+    MSG_GOSSIP = 71,   /* dissemination round: member records only */
     MSG_GOSSIP_LAST = 79,
 } msg_type_t;
 

@@ -1,13 +1,16 @@
 /*
  * gen_seeds.c - writes the fuzz seed corpora: one valid encoding of every message type into
  * DIR/fuzz_header/<type>.bin (whole frames) and DIR/fuzz_body/<type>.bin (type byte, frames
- * byte, body). Run as `gen_seeds tests/fuzz` after changing the format.
+ * byte, body), and gossip messages into DIR/fuzz_swim/<name>.bin (about the members of
+ * fuzz_swim's fake cluster: ids {n, 0, ..., 0xee}, n = 1..4, at "sim:0".."sim:3"). Run as
+ * `gen_seeds tests/fuzz` after changing a format.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
+#include "swim_proto.h"
 
 static void s_write(const char *dir, const char *target, const char *name, const void *data,
                     size_t len)
@@ -42,6 +45,87 @@ static void s_emit(const char *dir, const msg_t *m, const char *name)
     s_write(dir, "fuzz_body", name, seed, body.len + 2);
     free(seed);
     msg_buf_fini(&buf);
+}
+
+/* Writes one gossip message to DIR/fuzz_swim/<name>.bin. */
+static void s_swim_emit(const char *dir, const char *name, const swim_msg_t *m,
+                        const swim_update_t *u, size_t n)
+{
+    msg_buf_t buf;
+    msg_buf_init(&buf);
+    if (swim_msg_encode(&buf, m, u, n) != 0) {
+        fprintf(stderr, "%s: %s\n", name, shoal_last_error());
+        exit(1);
+    }
+    s_write(dir, "fuzz_swim", name, buf.data, buf.len);
+    msg_buf_fini(&buf);
+}
+
+/* A record of fuzz_swim's member n (1..4), or of a stranger (n > 4, at "sim:7"). */
+static swim_update_t s_record(uint8_t n, uint8_t state, uint64_t incarnation)
+{
+    static const char *const eps[] = {"sim:0", "sim:1", "sim:2", "sim:3", "sim:7"};
+    swim_update_t u;
+    memset(&u, 0, sizeof u);
+    u.id[0] = n;
+    u.id[15] = 0xee;
+    u.name = (swim_str_t){"node", 4};
+    const char *ep = eps[n >= 1 && n <= 4 ? n - 1 : 4];
+    u.gossip_ep = (swim_str_t){ep, strlen(ep)};
+    u.data_ep = (swim_str_t){"tcp://127.0.0.1:9000", 20};
+    u.incarnation = incarnation;
+    u.state = state;
+    u.weight = 1000;
+    if (state == 1) {
+        u.has_suspecter = true;
+        u.suspecter[0] = 2;
+        u.suspecter[15] = 0xee;
+    }
+    return u;
+}
+
+/* The gossip corpus: every type, from member 2 ("sim:1") to member 1. */
+static void s_swim_seeds(const char *dir)
+{
+    swim_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.from_id[0] = 2;
+    m.from_id[15] = 0xee;
+    m.from_addr = (swim_str_t){"sim:1", 5};
+    m.target_id[0] = 1;
+    m.target_id[15] = 0xee;
+    m.seq = 1;
+    m.page_size = 65536;
+    m.range_pages = 16;
+    swim_update_t u[6] = {s_record(3, 1, 0), s_record(1, 1, 0), s_record(9, 0, 1),
+                          s_record(4, 2, 0), s_record(2, 0, 3), s_record(3, 3, 2)};
+    m.type = MSG_PING;
+    s_swim_emit(dir, "ping", &m, u, 2);
+    m.type = MSG_ACK;
+    s_swim_emit(dir, "ack", &m, u + 4, 1);
+    m.type = MSG_PING_REQ;
+    m.target_id[0] = 3;
+    m.target_addr = (swim_str_t){"sim:2", 5};
+    s_swim_emit(dir, "ping_req", &m, u, 0);
+    m.type = MSG_NACK;
+    s_swim_emit(dir, "nack", &m, u + 3, 1);
+    m.type = MSG_SYNC;
+    m.sync_kind = SWIM_SYNC_PUSH;
+    s_swim_emit(dir, "sync_push", &m, u, 6);
+    m.sync_kind = SWIM_SYNC_REPLY;
+    s_swim_emit(dir, "sync_reply", &m, u + 2, 3);
+    m.sync_kind = SWIM_SYNC_REFUSED;
+    m.page_size = 1 << 20;
+    s_swim_emit(dir, "sync_refused", &m, u, 0);
+    m.type = MSG_JOIN;
+    s_swim_emit(dir, "join_mismatch", &m, u + 2, 1);
+    m.page_size = 65536;
+    s_swim_emit(dir, "join", &m, u + 2, 1);
+    m.type = MSG_LEAVE;
+    swim_update_t left = s_record(2, 3, 4);
+    s_swim_emit(dir, "leave", &m, &left, 1);
+    m.type = MSG_GOSSIP;
+    s_swim_emit(dir, "gossip", &m, u, 4);
 }
 
 int main(int argc, char **argv)
@@ -119,5 +203,6 @@ int main(int argc, char **argv)
     msg_init(&m, MSG_PING, 1, 2);
     m.body.raw = (msg_raw_body_t){ping_body, sizeof ping_body};
     s_emit(dir, &m, "ping");
+    s_swim_seeds(dir);
     return 0;
 }
