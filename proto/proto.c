@@ -798,6 +798,7 @@ static const s_field_t s_read_request_fields[] = {
     F_U64(3, "offset", msg_read_request_t, offset, REQ, 0, UINT64_MAX, 0),
     F_U64(4, "length", msg_read_request_t, length, REQ, 0, UINT64_MAX, 0),
     F_U32(5, "flags", msg_read_request_t, flags, OPT, 0, MSG_READ_FLAGS_ALL, 0),
+    F_U64(6, "file_size", msg_read_request_t, file_size, OPT, 0, UINT64_MAX, MSG_SIZE_UNKNOWN),
 };
 
 static const s_field_t s_read_reply_fields[] = {
@@ -808,6 +809,7 @@ static const s_field_t s_read_reply_fields[] = {
     F_U32(5, "page_count", msg_read_reply_t, page_count, REQ, 0, MSG_READ_PAGES_MAX, 0),
     F_U64(6, "page_size", msg_read_reply_t, page_size, REQ, 1, MSG_PAGE_SIZE_MAX, 0),
     F_BOOL(7, "more", msg_read_reply_t, more, OPT),
+    F_I64(8, "mtime", msg_read_reply_t, mtime, OPT, INT64_MIN, INT64_MAX),
 };
 
 static const s_field_t s_load_request_fields[] = {
@@ -960,8 +962,12 @@ void msg_read_request(msg_t *m, uint64_t request_id, uint64_t view_version, cons
                       const char *version, uint64_t offset, uint64_t length, uint32_t flags)
 {
     msg_init(m, MSG_READ_REQ, request_id, view_version);
-    m->body.read_request = (msg_read_request_t){
-        .uri = uri, .version = version, .offset = offset, .length = length, .flags = flags};
+    m->body.read_request = (msg_read_request_t){.uri = uri,
+                                                .version = version,
+                                                .offset = offset,
+                                                .length = length,
+                                                .flags = flags,
+                                                .file_size = MSG_SIZE_UNKNOWN};
 }
 
 void msg_read_reply(msg_t *m, uint64_t request_id, uint64_t view_version, uint64_t file_size,

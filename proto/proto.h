@@ -86,10 +86,15 @@ extern "C" {
  *                        3 offset uint req   4 length uint req   5 flags uint [0]
  *                          (bit 0 FORWARDED, bit 1 NO_CACHE, bit 2 STREAM; other bits
  *                          refused)
+ *                        6 file_size uint [MSG_SIZE_UNKNOWN] (the size of `version` when the
+ *                          client knows it, so the owner of a later range needs no stat;
+ *                          only meaningful with a version)
  *     9   READ_REP       1 file_size uint req   2 version str [""]   3 offset uint req
  *                        4 length uint req   5 page_count uint req   6 page_size uint req
  *                        7 more bool [false] (a partial reply: more replies for this request
  *                          id follow; only to a READ_REQ with STREAM)
+ *                        8 mtime int [0] (of the version served, seconds; 0 = unknown: with
+ *                          file_size and version the reply is the file's stat)
  *     10  LOAD_REQ       1 uri str req   2 version str [""]   3 offset uint [0]
  *                        4 length uint [0] (0 = to the end of the file)
  *                        5 replicas uint [1] (1 .. 16: owners that should hold each page)
@@ -140,11 +145,13 @@ extern "C" {
  * Encoders write every field of the type (optional ones too, with their defaults) in key
  * order; decoders accept the fields in any order and any subset that has the required ones.
  *
- * Example: READ_REQ id 7, view 3, uri "s3://b/k", version "", offset 0, length 10, flags 0:
- *   96 01 08 07 03 00 85 01 a8 73 33 3a 2f 2f 62 2f 6b 02 a0 03 00 04 0a 05 00
+ * Example: READ_REQ id 7, view 3, uri "s3://b/k", version "", offset 0, length 10, flags 0,
+ * size unknown:
+ *   96 01 08 07 03 00 86 01 a8 73 33 3a 2f 2f 62 2f 6b 02 a0 03 00 04 0a 05 00
+ *   06 cf ff ff ff ff ff ff ff ff
  *   (fixarray 6: version 1, type 8, id 7, view 3, frames 0,
- *    fixmap 5 {1: "s3://b/k", 2: "", 3: 0, 4: 10, 5: 0})
- *   The shortest form a client may send leaves out the optional keys 2 and 5:
+ *    fixmap 6 {1: "s3://b/k", 2: "", 3: 0, 4: 10, 5: 0, 6: 2^64-1})
+ *   The shortest form a client may send leaves out the optional keys 2, 5 and 6:
  *   96 01 08 07 03 00 83 01 a8 73 33 3a 2f 2f 62 2f 6b 03 00 04 0a
  */
 
@@ -215,6 +222,8 @@ typedef enum msg_type {
 #define MSG_READ_NO_CACHE  2u /* read through to the UFS without storing the pages */
 #define MSG_READ_STREAM    4u /* the client accepts several READ_REPs (partial replies) */
 #define MSG_READ_FLAGS_ALL (MSG_READ_FORWARDED | MSG_READ_NO_CACHE | MSG_READ_STREAM)
+/* READ_REQ file_size when the client does not know it. */
+#define MSG_SIZE_UNKNOWN UINT64_MAX
 
 /* Member states, as carried in a VIEW reply (same numbers as gossip's). */
 typedef enum msg_member_state {
@@ -303,6 +312,7 @@ typedef struct msg_read_request {
     uint64_t length;     /* bytes wanted; the node bounds it (the reply carries at most
                             MSG_READ_PAGES_MAX pages) */
     uint32_t flags;      /* MSG_READ_* bits */
+    uint64_t file_size;  /* size of `version` if the client knows it, else MSG_SIZE_UNKNOWN */
 } msg_read_request_t;
 
 typedef struct msg_read_reply {
@@ -313,6 +323,7 @@ typedef struct msg_read_reply {
     uint32_t page_count; /* raw frames that follow; equals header.frames */
     uint64_t page_size;  /* where the span is cut into frames */
     bool more;           /* a partial reply: more READ_REPs for this request follow */
+    int64_t mtime;       /* of the version served, seconds since the epoch; 0 = unknown */
 } msg_read_reply_t;
 
 typedef struct msg_load_request {
@@ -402,10 +413,11 @@ void msg_fini(msg_t *m);
 
 /* Constructors for the hot path and the common reply: msg_init plus the body fields. All
  * strings are borrowed until the message is encoded. */
+/* Sets file_size = MSG_SIZE_UNKNOWN (set body.read_request.file_size when it is known). */
 void msg_read_request(msg_t *m, uint64_t request_id, uint64_t view_version, const char *uri,
                       const char *version, uint64_t offset, uint64_t length, uint32_t flags);
 /* Also sets header.frames = page_count; more = false (set body.read_reply.more for a partial
- * reply). */
+ * reply) and mtime = 0 (set body.read_reply.mtime when known). */
 void msg_read_reply(msg_t *m, uint64_t request_id, uint64_t view_version, uint64_t file_size,
                     const char *version, uint64_t offset, uint64_t length, uint32_t page_count,
                     uint64_t page_size);

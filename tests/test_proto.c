@@ -128,9 +128,10 @@ Test(proto, read_request_bytes_match_the_drawing)
     msg_buf_t buf;
     msg_buf_init(&buf);
     cr_assert_eq(msg_encode(&m, &buf), 0);
-    static const uint8_t expect[] = {0x96, 0x01, 0x08, 0x07, 0x03, 0x00, 0x85, 0x01, 0xa8,
+    static const uint8_t expect[] = {0x96, 0x01, 0x08, 0x07, 0x03, 0x00, 0x86, 0x01, 0xa8,
                                      's',  '3',  ':',  '/',  '/',  'b',  '/',  'k',  0x02,
-                                     0xa0, 0x03, 0x00, 0x04, 0x0a, 0x05, 0x00};
+                                     0xa0, 0x03, 0x00, 0x04, 0x0a, 0x05, 0x00, 0x06, 0xcf,
+                                     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     cr_assert_eq(buf.len, sizeof expect);
     cr_assert_eq(memcmp(buf.data, expect, sizeof expect), 0);
     /* the minimal form (optional fields left out) decodes too */
@@ -141,6 +142,7 @@ Test(proto, read_request_bytes_match_the_drawing)
     cr_assert_eq(msg_decode(minimal, sizeof minimal, &back), 0, "%s", shoal_last_error());
     cr_assert(msg_equal(&m, &back));
     cr_assert_str_eq(back.body.read_request.version, "");
+    cr_assert_eq(back.body.read_request.file_size, MSG_SIZE_UNKNOWN);
     msg_fini(&back);
     msg_buf_fini(&buf);
 }
@@ -309,6 +311,23 @@ Test(proto, read_request_and_reply)
     s_roundtrip(&m);
     msg_read_request(&m, 1, 1, "x", "", 0, 1, MSG_READ_STREAM | MSG_READ_NO_CACHE);
     s_roundtrip(&m);
+    /* the size of a known version travels with it; 0 is a size, not "unknown" */
+    msg_read_request(&m, 1, 1, "x", "etag", 4 << 20, 1 << 20, MSG_READ_STREAM);
+    m.body.read_request.file_size = 9u << 20;
+    cr_assert_gt(s_roundtrip(&m), 0);
+    m.body.read_request.file_size = 0;
+    s_roundtrip(&m);
+    msg_t sized;
+    msg_read_request(&sized, 1, 1, "x", "etag", 0, 1, 0);
+    cr_assert_eq(sized.body.read_request.file_size, MSG_SIZE_UNKNOWN);
+    cr_assert_not(msg_equal(&m, &sized));
+    /* the reply's mtime makes it the file's stat */
+    msg_read_reply(&sized, 1, 1, 100, "etag", 0, 100, 1, 4096);
+    cr_assert_eq(sized.body.read_reply.mtime, 0);
+    sized.body.read_reply.mtime = 1700000000;
+    s_roundtrip(&sized);
+    sized.body.read_reply.mtime = -5;
+    s_roundtrip(&sized);
     msg_read_request(&m, 1, 1, "x", "", 0, 1, 8); /* unknown flag */
     cr_assert_eq(msg_encode(&m, &(msg_buf_t){0}), SHOAL_EINVAL);
     msg_read_request(&m, 1, 1, "x", "", 1, UINT64_MAX, 0);
