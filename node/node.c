@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "cluster.h"
 #include "fetch.h"
 #include "forward.h"
@@ -262,7 +263,7 @@ int node_start(node_t *self)
 void node_tick(node_t *self)
 {
     assert(self != NULL);
-    int64_t now = stats_now_ns();
+    int64_t now = clock_mono_ns();
     if (self->config.flush_interval_ns <= 0 || self->config.memory_store ||
         now - self->flushed_ns < self->config.flush_interval_ns)
         return;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define SERVER_WORK_ENDPOINT  "inproc://shoal-work"
@@ -274,9 +275,9 @@ static bool s_inline_ok(const server_t *self, const node_request_t *request, int
  */
 static void s_serve_inline(server_t *self, node_request_t **request_p)
 {
-    int64_t start = stats_now_ns();
+    int64_t start = clock_mono_ns();
     self->options.dispatch(self->options.dispatch_arg, &self->sink, request_p);
-    int64_t end = stats_now_ns();
+    int64_t end = clock_mono_ns();
     if (end - start > SERVER_SLOW_NS && s_waited_on_io(self)) {
         self->delegate_until_ns = end + SERVER_DELEGATE_NS;
         log_debug("an inline read waited %lld us on the disk: READs go to the hit workers "
@@ -300,7 +301,7 @@ static int s_take_request(server_t *self)
         return -1;
     }
     stats_add(env->stats, STATS_REQUESTS, 1);
-    s_info_t info = {.received_ns = stats_now_ns()};
+    s_info_t info = {.received_ns = clock_mono_ns()};
     if (!zmq_msg_more(&identity)) {
         zmq_msg_close(&identity);
         stats_add(env->stats, STATS_DROPPED, 1);
@@ -370,13 +371,13 @@ static void *s_router_main(void *arg)
         bool stopping = atomic_load(&self->stopping);
         if (stopping) {
             if (deadline == 0)
-                deadline = stats_now_ns() + (int64_t)SERVER_DRAIN_MS * 1000000;
+                deadline = clock_mono_ns() + (int64_t)SERVER_DRAIN_MS * 1000000;
             if (atomic_load(env->inflight) <= 0) {
                 while (s_forward(self->replies, self->frontend) == 0) {
                 }
                 break;
             }
-            if (stats_now_ns() > deadline) {
+            if (clock_mono_ns() > deadline) {
                 log_warn("stop: %lld requests still in flight after %d ms; closing anyway",
                          (long long)atomic_load(env->inflight), SERVER_DRAIN_MS);
                 break;
