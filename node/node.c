@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "cluster.h"
+#include "coding.h"
 #include "fetch.h"
 #include "forward.h"
 #include "identity.h"
@@ -224,7 +225,7 @@ node_t *node_new(const node_config_t *config)
         goto fail;
 
     char id_hex[2 * MSG_NODE_ID_SIZE + 1];
-    identity_hex(self->id, id_hex);
+    hex_encode(self->id, MSG_NODE_ID_SIZE, id_hex, sizeof id_hex, false);
     log_info("node %s (%s) incarnation %llu, store %s (%s, capacity %llu bytes), page %u x %u",
              config->name, id_hex, (unsigned long long)self->incarnation,
              config->memory_store ? "memory" : config->data_dir,

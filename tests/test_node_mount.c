@@ -12,13 +12,13 @@
 #include "mount.h"
 #include "units.h"
 
-static char s_out[MOUNT_URI_MAX + 2];
+static char s_out[URI_MAX + 2];
 
 /* Normalises `in` and returns the code; the result is in s_out. */
 static int s_norm(const char *in)
 {
     memset(s_out, 0, sizeof s_out);
-    return mount_normalize(in, s_out, sizeof s_out, NULL);
+    return uri_normalize(in, s_out, sizeof s_out, NULL);
 }
 
 #define EXPECT_NORM(in, want)                                                                      \
@@ -117,27 +117,27 @@ Test(mount_normalize, malformed_is_refused)
 
 Test(mount_normalize, length_limits)
 {
-    static char uri[MOUNT_URI_MAX + 16];
+    static char uri[URI_MAX + 16];
     strcpy(uri, "s3://b/");
-    memset(uri + 7, 'a', MOUNT_URI_MAX - 7);
-    uri[MOUNT_URI_MAX] = '\0';
+    memset(uri + 7, 'a', URI_MAX - 7);
+    uri[URI_MAX] = '\0';
     cr_assert_eq(s_norm(uri), 0);
-    cr_assert_eq(strlen(s_out), MOUNT_URI_MAX);
-    uri[MOUNT_URI_MAX] = 'a';
-    uri[MOUNT_URI_MAX + 1] = '\0';
+    cr_assert_eq(strlen(s_out), URI_MAX);
+    uri[URI_MAX] = 'a';
+    uri[URI_MAX + 1] = '\0';
     cr_assert_eq(s_norm(uri), SHOAL_EINVAL);
     char small[8];
-    cr_assert_eq(mount_normalize("s3://bucket/key", small, sizeof small, NULL), SHOAL_EINVAL);
+    cr_assert_eq(uri_normalize("s3://bucket/key", small, sizeof small, NULL), SHOAL_EINVAL);
 }
 
 Test(mount_normalize, min_depth_reports_the_lowest_point)
 {
     size_t depth = 0;
-    cr_assert_eq(mount_normalize("s3://b/x/y", s_out, sizeof s_out, &depth), 0);
+    cr_assert_eq(uri_normalize("s3://b/x/y", s_out, sizeof s_out, &depth), 0);
     cr_assert_eq(depth, SIZE_MAX);
-    cr_assert_eq(mount_normalize("s3://b/x/y/../../x/y", s_out, sizeof s_out, &depth), 0);
+    cr_assert_eq(uri_normalize("s3://b/x/y/../../x/y", s_out, sizeof s_out, &depth), 0);
     cr_assert_eq(depth, 0);
-    cr_assert_eq(mount_normalize("s3://b/x/y/z/../w", s_out, sizeof s_out, &depth), 0);
+    cr_assert_eq(uri_normalize("s3://b/x/y/z/../w", s_out, sizeof s_out, &depth), 0);
     cr_assert_eq(depth, 2);
 }
 
