@@ -10,13 +10,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "clock.h"
 #include "cluster.h"
 #include "coding.h"
 #include "fetch.h"
 #include "forward.h"
+#include "gossip_agent.h"
 #include "identity.h"
 #include "log.h"
 #include "server.h"
@@ -204,11 +204,10 @@ node_t *node_new(const node_config_t *config)
     size_t range_bytes = (size_t)self->page_size * self->range_pages;
     size_t idle_ranges = NODE_IDLE_RANGE_BYTES / range_bytes;
     self->ranges = range_pool_new(range_bytes, idle_ranges ? idle_ranges : 1);
-    self->zmq_context = zmq_ctx_new();
+    self->zmq_context = gossip_agent_zmq_context(); /* the process's one context, czmq's */
     if (self->ufs == NULL || self->meta == NULL || self->flights == NULL || self->ranges == NULL ||
         self->zmq_context == NULL)
         goto fail;
-    zmq_ctx_set(self->zmq_context, ZMQ_BLOCKY, 0);
     if (s_wire(self) < 0)
         goto fail;
     cluster_deps_t cluster = {
@@ -289,13 +288,15 @@ int node_status(node_t *self, char *message, size_t cap)
 
 /*
  * Stop order: (0) the node leaves the cluster, so peers and clients stop sending to it; (1) the
- * fetch pool stops taking work, so queued misses are answered ECANCELED and
- * new ones refused at once; (2) the router stops reading the ROUTER socket and keeps routing
- * replies until every forwarded request has been answered, then closes the ROUTER with a
- * linger that flushes them; (3) the context is shut down, which wakes the hit workers blocked
- * in recv; (4) every thread is joined, the store queue last (it stores what the fetch threads
- * left it, so every page of an answered read is in the store before it closes), and (5) the
- * context terminated.
+ * fetch pool's queue is closed, so queued misses are answered ECANCELED and new ones refused
+ * at once; (2) the router stops reading the ROUTER socket and keeps routing replies until every
+ * forwarded request has been answered, then closes its sockets (the ROUTER with a linger that
+ * flushes the last replies); (3) the hit workers get their stop signal (an eventfd) and close
+ * their sockets; (4) every thread is joined, the store queue last (it stores what the fetch
+ * threads left it, so every page of an answered read is in the store before it closes), and
+ * (5) the forwarder's sockets are closed. The context is czmq's, shared with the gossip agent:
+ * it is never shut down here (that would kill the gossip actor too) and czmq terminates it at
+ * exit, after every node socket is closed.
  */
 void node_stop(node_t *self)
 {
@@ -304,12 +305,10 @@ void node_stop(node_t *self)
     cluster_leave(self->cluster);
     fetch_pool_stop(self->fetch);
     server_stop(self->server);
-    zmq_ctx_shutdown(self->zmq_context);
+    server_join(self->server);
     fetch_pool_join(self->fetch);
     storeq_stop(self->storeq);
-    server_join(self->server);
     forward_destroy(&self->forward);
-    zmq_ctx_term(self->zmq_context);
     self->zmq_context = NULL;
 }
 
