@@ -77,6 +77,11 @@ void *gossip_agent_process_init(void)
     return zsys_init();
 }
 
+void *gossip_agent_zmq_context(void)
+{
+    return zsys_init();
+}
+
 gossip_agent_t *gossip_agent_new(const gossip_agent_opts_t *opts)
 {
     gossip_agent_t *a = calloc(1, sizeof *a);

@@ -48,6 +48,13 @@ typedef struct gossip_agent_opts {
  * (borrowed: czmq terminates it at exit, so no socket in it may outlive main) or NULL. */
 void *gossip_agent_process_init(void);
 
+/* The process's one ZeroMQ context as a raw libzmq context (zsys_init(): the one
+ * gossip_agent_process_init set up, or a new one with czmq's defaults), for code that makes raw
+ * libzmq sockets without including czmq.h (the node's data path). Borrowed: never shut it
+ * down or terminate it; czmq terminates it at exit, so close every socket made in it before
+ * main returns, with an explicit ZMQ_LINGER (czmq's context is blocky). NULL on failure. */
+void *gossip_agent_zmq_context(void);
+
 /* Creates the agent and binds its socket in czmq's process context (so gossip_agent_endpoint
  * is known before start); does not start the actor. Returns NULL with shoal_last_error() set on
  * failure. Caller owns the result. */

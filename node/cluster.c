@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "gossip_agent.h"
 #include "identity.h"
@@ -220,13 +221,6 @@ static void s_sleep_ms(long ms)
     }
 }
 
-static int64_t s_now_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 int cluster_start(cluster_t *self)
 {
     int rc = gossip_agent_start(self->agent);
@@ -240,8 +234,8 @@ int cluster_start(cluster_t *self)
              self->deps.config->probe_interval_ms);
     if (self->seed_count == 0)
         return 0;
-    int64_t deadline = s_now_ms() + CLUSTER_JOIN_WAIT_MS;
-    while (s_now_ms() < deadline) {
+    int64_t deadline = clock_mono_ms() + CLUSTER_JOIN_WAIT_MS;
+    while (clock_mono_ms() < deadline) {
         char message[256];
         rc = cluster_status(self, message, sizeof message);
         if (rc < 0) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "swim.h" /* swim_opts_default only: the gossip flags default to the core's values */
+#include "units.h"
 
 #define CONFIG_DEFAULT_LISTEN  "tcp://127.0.0.1:7070"
 #define CONFIG_DEFAULT_GOSSIP  "tcp://127.0.0.1:7071"
@@ -22,8 +23,8 @@
 /* How a flag takes its value. */
 typedef enum s_kind {
     S_STRING,   /* free text */
-    S_SIZE,     /* config_parse_size */
-    S_DURATION, /* config_parse_duration */
+    S_SIZE,     /* units_parse_size */
+    S_DURATION, /* units_parse_duration */
     S_UINT,     /* decimal count */
     S_DOUBLE,   /* decimal number > 0 */
     S_BOOL,     /* no value on the command line; true/false in the file */
@@ -221,78 +222,6 @@ int config_copy(node_config_t *to, const node_config_t *from)
     return rc;
 }
 
-int config_parse_size(const char *text, uint64_t *out)
-{
-    if (text == NULL || !isdigit((unsigned char)text[0]))
-        return SHOAL_EINVAL;
-    char *end = NULL;
-    errno = 0;
-    double number = strtod(text, &end);
-    if (errno != 0 || end == text || !isfinite(number) || number < 0)
-        return SHOAL_EINVAL;
-    uint64_t unit = 1;
-    switch (toupper((unsigned char)*end)) {
-    case 'K':
-        unit = 1ull << 10;
-        end++;
-        break;
-    case 'M':
-        unit = 1ull << 20;
-        end++;
-        break;
-    case 'G':
-        unit = 1ull << 30;
-        end++;
-        break;
-    case 'T':
-        unit = 1ull << 40;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (unit > 1 && (*end == 'i' || *end == 'I'))
-        end++;
-    if (*end == 'b' || *end == 'B')
-        end++;
-    if (*end != '\0')
-        return SHOAL_EINVAL;
-    double bytes = number * (double)unit;
-    if (bytes >= 18446744073709551615.0)
-        return SHOAL_EINVAL;
-    if (unit == 1 && bytes != floor(bytes))
-        return SHOAL_EINVAL; /* "12.5" bytes */
-    *out = (uint64_t)bytes;
-    return 0;
-}
-
-int config_parse_duration(const char *text, int64_t *ns_out)
-{
-    if (text == NULL || !(isdigit((unsigned char)text[0]) || text[0] == '.'))
-        return SHOAL_EINVAL;
-    char *end = NULL;
-    errno = 0;
-    double number = strtod(text, &end);
-    if (errno != 0 || end == text || !isfinite(number) || number < 0)
-        return SHOAL_EINVAL;
-    double scale = 1e9;
-    if (strcmp(end, "ms") == 0)
-        scale = 1e6;
-    else if (strcmp(end, "s") == 0 || *end == '\0')
-        scale = 1e9;
-    else if (strcmp(end, "m") == 0)
-        scale = 60e9;
-    else if (strcmp(end, "h") == 0)
-        scale = 3600e9;
-    else
-        return SHOAL_EINVAL;
-    double ns = number * scale;
-    if (ns > 9.0e18)
-        return SHOAL_EINVAL;
-    *ns_out = (int64_t)ns;
-    return 0;
-}
-
 /*
  * Accepts "tcp://HOST:PORT", "HOST:PORT", "[V6]:PORT" and "*:PORT". The port must be 1..65535;
  * the host is kept as written except "localhost" (ZeroMQ binds interfaces and addresses, not
@@ -388,7 +317,7 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
         return s_set_string(slot, value);
     }
     case S_SIZE:
-        if (config_parse_size(value, &number) < 0)
+        if (units_parse_size(value, &number) < 0)
             return s_error(error, error_len,
                            "%s: bad size '%s' for --%s (use bytes or 10G, 512M, 4K)", where, value,
                            name);
@@ -402,7 +331,7 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
         }
         return 0;
     case S_DURATION:
-        if (config_parse_duration(value, &ns) < 0)
+        if (units_parse_duration(value, &ns) < 0)
             return s_error(error, error_len,
                            "%s: bad duration '%s' for --%s (use seconds: 60, 0.5, or 500ms, 2m)",
                            where, value, name);

@@ -76,15 +76,6 @@ int config_parse(node_config_t *config, int argc, char *const argv[], char *erro
 /* Writes the --help text documenting every flag. */
 void config_usage(FILE *out);
 
-/* Parses a byte size: digits with an optional fraction and an optional binary suffix
- * (K, M, G, T; optionally followed by "i" and/or "B"; any case): "10G", "512M", "1.5GiB",
- * "4096". Returns 0 or SHOAL_EINVAL (malformed, zero is allowed, overflow refused). */
-int config_parse_size(const char *text, uint64_t *out);
-
-/* Parses a duration: a number of seconds, fractions allowed, with an optional unit
- * ("ms", "s", "m", "h"): "60", "0.5", "500ms", "2m". Returns 0 or SHOAL_EINVAL. */
-int config_parse_duration(const char *text, int64_t *ns_out);
-
 /* Parses an endpoint "tcp://host:port", "host:port" or "[v6]:port" into "tcp://host:port"
  * ("localhost" becomes 127.0.0.1), and says whether the host is a loopback address. Returns 0
  * or SHOAL_EINVAL. */

@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "hrw.h"
 #include "log.h"
 
@@ -130,13 +130,6 @@ static void s_conn_give(forward_t *self, forward_conn_t *conn)
     pthread_mutex_unlock(&self->lock);
 }
 
-static int64_t s_now_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 static bool s_more(void *socket)
 {
     int more = 0;
@@ -230,7 +223,7 @@ static int s_exchange(const forward_deps_t *deps, forward_conn_t *conn, const ch
                         zmq_strerror(errno));
     msg_buf_fini(&out);
     while (rc == 0) {
-        int64_t wait = deadline - s_now_ms();
+        int64_t wait = deadline - clock_mono_ms();
         if (wait <= 0)
             return shoal_fail(SHOAL_ETIMEDOUT, "%s did not answer in %u ms", conn->endpoint,
                               deps->timeout_ms);
@@ -296,7 +289,7 @@ int forward_read_range(forward_t *self, const char *endpoint, const char *uri, c
                           (unsigned long long)range_index, uri);
     uint64_t want = file_size - offset < range_bytes ? file_size - offset : range_bytes;
     stats_add(deps->stats, STATS_FORWARDS, 1);
-    int64_t deadline = s_now_ms() + deps->timeout_ms;
+    int64_t deadline = clock_mono_ms() + deps->timeout_ms;
     range_buf_t *buf = range_buf_get(deps->ranges, want);
     forward_conn_t *conn = buf ? s_conn_take(self, endpoint) : NULL;
     int rc;

@@ -5,7 +5,6 @@
 #include "identity.h"
 
 #include <sodium.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,10 +71,4 @@ int identity_save_incarnation(pagestore_t *store, uint64_t incarnation)
     for (int i = 0; i < 8; i++)
         bytes[i] = (uint8_t)(incarnation >> (8 * i));
     return pagestore_state_put(store, "incarnation", bytes, sizeof bytes);
-}
-
-void identity_hex(const uint8_t id[MSG_NODE_ID_SIZE], char out[2 * MSG_NODE_ID_SIZE + 1])
-{
-    for (int i = 0; i < MSG_NODE_ID_SIZE; i++)
-        snprintf(out + 2 * i, 3, "%02x", id[i]);
 }

@@ -21,7 +21,4 @@ int identity_load(pagestore_t *store, uint8_t id[MSG_NODE_ID_SIZE], uint64_t *in
  * 0 or the store's error. Borrows the store. */
 int identity_save_incarnation(pagestore_t *store, uint64_t incarnation);
 
-/* Formats an id as 32 lowercase hex digits into out[33]. */
-void identity_hex(const uint8_t id[MSG_NODE_ID_SIZE], char out[2 * MSG_NODE_ID_SIZE + 1]);
-
 #endif

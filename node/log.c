@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "shoal_err.h"
 
 static atomic_int s_level = LOG_INFO;
@@ -43,14 +44,14 @@ void log_write(log_level_t level, const char *fmt, ...)
     if ((int)level > atomic_load(&s_level))
         return;
     char line[2048];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = clock_real_ms();
+    time_t now_s = (time_t)(now_ms / 1000);
     struct tm tm;
-    gmtime_r(&now.tv_sec, &tm);
+    gmtime_r(&now_s, &tm);
     int head = snprintf(line, sizeof line,
                         "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s shoald: ", tm.tm_year + 1900,
                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                        now.tv_nsec / 1000000, s_names[level]);
+                        (long)(now_ms % 1000), s_names[level]);
     if (head < 0)
         return;
     va_list ap;

@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "hrw.h"
 
 /* Invariant: hrw[i] describes members[i] (live = alive or suspect with a data endpoint). */
@@ -71,13 +71,6 @@ static bool s_changed(const membership_member_t *a, size_t a_count, const member
     return false;
 }
 
-static uint64_t s_wall_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
-}
-
 int membership_set_members(membership_t *self, const membership_member_t *members, size_t count)
 {
     if (self == NULL || (count > 0 && members == NULL) || count > MSG_MEMBERS_MAX)
@@ -110,7 +103,7 @@ int membership_set_members(membership_t *self, const membership_member_t *member
     self->member_count = count;
     if (changed) {
         uint64_t next = atomic_load(&self->version) + 1;
-        uint64_t wall = s_wall_ms();
+        uint64_t wall = (uint64_t)clock_real_ms();
         atomic_store(&self->version, wall > next ? wall : next);
     }
     pthread_mutex_unlock(&self->lock);
@@ -160,13 +153,6 @@ int membership_owner(membership_t *self, const uint8_t *key, size_t key_len, cha
     return rc;
 }
 
-static int64_t s_now_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
-}
-
 /* Encodes under the lock: the member strings are borrowed from the array, which the lock keeps
  * alive; encoding a few thousand members is cheap next to a view change. */
 int membership_encode_reply(membership_t *self, uint64_t request_id, msg_buf_t *out)
@@ -178,7 +164,7 @@ int membership_encode_reply(membership_t *self, uint64_t request_id, msg_buf_t *
         pthread_mutex_unlock(&self->lock);
         return shoal_fail(SHOAL_ENOMEM, "membership_encode_reply: out of memory");
     }
-    int64_t now = s_now_ns();
+    int64_t now = clock_mono_ns();
     for (size_t i = 0; i < count; i++) {
         const membership_member_t *member = &self->members[i];
         memcpy(wire[i].id, member->id, MSG_NODE_ID_SIZE);

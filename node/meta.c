@@ -1,6 +1,6 @@
 /*
- * meta.c - the metadata cache (see meta.h): a chained hash table of stat entries keyed by URI,
- * and a small array of reference-counted listings, both under one mutex.
+ * meta.c - the metadata cache (see meta.h): proto's hash table (htab.h) of stat entries keyed by
+ * URI, and a small array of reference-counted listings, both under one mutex.
  */
 #include "meta.h"
 
@@ -9,13 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "htab.h"
 #include "mount.h"
+
+#define META_TABLE_EXPECTED 1024 /* entries the table holds before its first growth */
 
 /* One URI's metadata. */
 typedef struct s_entry {
-    struct s_entry *next;                  /* next in the bucket chain */
-    char *uri;                             /* key, owned */
-    uint64_t hash;                         /* hash of uri */
+    char *uri;                             /* key, owned (the table borrows it) */
     uint64_t size;                         /* bytes */
     int64_t mtime;                         /* seconds since the epoch */
     bool is_dir;                           /* directory or prefix */
@@ -27,23 +28,11 @@ typedef struct s_entry {
 struct meta_cache {
     pthread_mutex_t lock;      /* guards everything below */
     int64_t ttl_ns;            /* freshness */
-    s_entry_t **buckets;       /* bucket_count chains */
-    size_t bucket_count;       /* a power of two */
-    size_t entry_count;        /* entries in all chains */
-    size_t max_entries;        /* bound on entry_count */
+    htab_t *entries;           /* uri -> s_entry_t (owned; keys borrowed from the entries) */
+    size_t max_entries;        /* bound on the entries */
     meta_listing_t **listings; /* max_listings slots, NULL when empty */
     size_t max_listings;       /* slots */
 };
-
-static uint64_t s_hash(const char *text)
-{
-    uint64_t hash = 14695981039346656037ull; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        hash ^= *p;
-        hash *= 1099511628211ull;
-    }
-    return hash;
-}
 
 static void s_entry_free(s_entry_t *entry)
 {
@@ -59,12 +48,11 @@ meta_cache_t *meta_cache_new(int64_t ttl_ns, size_t max_entries, size_t max_list
     meta_cache_t *self = calloc(1, sizeof *self);
     if (self == NULL)
         return NULL;
-    self->bucket_count = 1024;
-    self->buckets = calloc(self->bucket_count, sizeof *self->buckets);
+    self->entries = htab_new(META_TABLE_EXPECTED, false);
     self->max_listings = max_listings ? max_listings : 1;
     self->listings = calloc(self->max_listings, sizeof *self->listings);
-    if (self->buckets == NULL || self->listings == NULL) {
-        free(self->buckets);
+    if (self->entries == NULL || self->listings == NULL) {
+        htab_destroy(&self->entries);
         free(self->listings);
         free(self);
         return NULL;
@@ -80,36 +68,23 @@ void meta_cache_destroy(meta_cache_t **self_p)
     if (self_p == NULL || *self_p == NULL)
         return;
     meta_cache_t *self = *self_p;
-    for (size_t i = 0; i < self->bucket_count; i++) {
-        s_entry_t *entry = self->buckets[i];
-        while (entry) {
-            s_entry_t *next = entry->next;
-            s_entry_free(entry);
-            entry = next;
-        }
-    }
+    size_t cursor = 0;
+    void *value = NULL;
+    while (htab_next(self->entries, &cursor, NULL, NULL, &value))
+        s_entry_free(value);
+    htab_destroy(&self->entries);
     for (size_t i = 0; i < self->max_listings; i++)
         meta_listing_release(&self->listings[i]);
-    free(self->buckets);
     free(self->listings);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
 }
 
-/* Finds the entry of `uri`, and the link that points at it (for unlinking). Lock held. */
-static s_entry_t *s_find(meta_cache_t *self, const char *uri, uint64_t hash, s_entry_t ***link_out)
+/* The entry of `uri`, or NULL. Lock held. */
+static s_entry_t *s_find(meta_cache_t *self, const char *uri)
 {
-    s_entry_t **link = &self->buckets[hash & (self->bucket_count - 1)];
-    while (*link) {
-        if ((*link)->hash == hash && strcmp((*link)->uri, uri) == 0) {
-            if (link_out)
-                *link_out = link;
-            return *link;
-        }
-        link = &(*link)->next;
-    }
-    return NULL;
+    return htab_get(self->entries, uri, strlen(uri));
 }
 
 static bool s_fresh(const meta_cache_t *self, int64_t fetched_ns, int64_t now_ns)
@@ -117,50 +92,23 @@ static bool s_fresh(const meta_cache_t *self, int64_t fetched_ns, int64_t now_ns
     return fetched_ns != 0 && now_ns - fetched_ns < self->ttl_ns;
 }
 
-/* Doubles the bucket array when the chains grow long; a failed allocation keeps the old one. */
-static void s_grow(meta_cache_t *self)
-{
-    if (self->entry_count < self->bucket_count * 2)
-        return;
-    size_t count = self->bucket_count * 2;
-    s_entry_t **buckets = calloc(count, sizeof *buckets);
-    if (buckets == NULL)
-        return;
-    for (size_t i = 0; i < self->bucket_count; i++) {
-        s_entry_t *entry = self->buckets[i];
-        while (entry) {
-            s_entry_t *next = entry->next;
-            entry->next = buckets[entry->hash & (count - 1)];
-            buckets[entry->hash & (count - 1)] = entry;
-            entry = next;
-        }
-    }
-    free(self->buckets);
-    self->buckets = buckets;
-    self->bucket_count = count;
-}
-
 /* Makes room when the table is full: first every expired entry goes; if that freed less than
  * a quarter, every other remaining entry goes too. Crude, but O(n) once per n/4 inserts, and
  * a dropped entry only costs one UFS stat later. Lock held. */
 static void s_make_room(meta_cache_t *self, int64_t now_ns)
 {
-    if (self->entry_count < self->max_entries)
+    if (htab_count(self->entries) < self->max_entries)
         return;
-    for (int round = 0; round < 2 && self->entry_count > self->max_entries * 3 / 4; round++) {
-        size_t seen = 0;
-        for (size_t i = 0; i < self->bucket_count; i++) {
-            s_entry_t **link = &self->buckets[i];
-            while (*link) {
-                s_entry_t *entry = *link;
-                bool drop = round == 0 ? !s_fresh(self, entry->fetched_ns, now_ns) : (seen++ & 1);
-                if (drop) {
-                    *link = entry->next;
-                    s_entry_free(entry);
-                    self->entry_count--;
-                } else {
-                    link = &entry->next;
-                }
+    for (int round = 0; round < 2 && htab_count(self->entries) > self->max_entries * 3 / 4;
+         round++) {
+        size_t seen = 0, cursor = 0;
+        void *value = NULL;
+        while (htab_next(self->entries, &cursor, NULL, NULL, &value)) {
+            s_entry_t *entry = value;
+            bool drop = round == 0 ? !s_fresh(self, entry->fetched_ns, now_ns) : (seen++ & 1);
+            if (drop) {
+                htab_remove(self->entries, entry->uri, strlen(entry->uri));
+                s_entry_free(entry);
             }
         }
     }
@@ -169,9 +117,8 @@ static void s_make_room(meta_cache_t *self, int64_t now_ns)
 int meta_cache_get(meta_cache_t *self, const char *uri, int64_t now_ns, ufs_stat_t *out,
                    bool *fresh)
 {
-    uint64_t hash = s_hash(uri);
     pthread_mutex_lock(&self->lock);
-    s_entry_t *entry = s_find(self, uri, hash, NULL);
+    s_entry_t *entry = s_find(self, uri);
     if (entry == NULL) {
         pthread_mutex_unlock(&self->lock);
         return SHOAL_ENOENT;
@@ -187,9 +134,8 @@ int meta_cache_get(meta_cache_t *self, const char *uri, int64_t now_ns, ufs_stat
 
 void meta_cache_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat, int64_t now_ns)
 {
-    uint64_t hash = s_hash(uri);
     pthread_mutex_lock(&self->lock);
-    s_entry_t *entry = s_find(self, uri, hash, NULL);
+    s_entry_t *entry = s_find(self, uri);
     if (entry == NULL) {
         s_make_room(self, now_ns);
         entry = calloc(1, sizeof *entry);
@@ -200,12 +146,11 @@ void meta_cache_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat,
             pthread_mutex_unlock(&self->lock);
             return;
         }
-        entry->hash = hash;
-        size_t bucket = hash & (self->bucket_count - 1);
-        entry->next = self->buckets[bucket];
-        self->buckets[bucket] = entry;
-        self->entry_count++;
-        s_grow(self);
+        if (htab_put(self->entries, entry->uri, strlen(entry->uri), entry, NULL) < 0) {
+            s_entry_free(entry);
+            pthread_mutex_unlock(&self->lock);
+            return;
+        }
     } else if (strcmp(entry->version, stat->version) != 0) {
         char *version = strdup(stat->version);
         if (version != NULL) {
@@ -225,9 +170,8 @@ void meta_cache_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat,
 
 void meta_cache_expire(meta_cache_t *self, const char *uri)
 {
-    uint64_t hash = s_hash(uri);
     pthread_mutex_lock(&self->lock);
-    s_entry_t *entry = s_find(self, uri, hash, NULL);
+    s_entry_t *entry = s_find(self, uri);
     if (entry)
         entry->fetched_ns = 0;
     pthread_mutex_unlock(&self->lock);
@@ -235,25 +179,19 @@ void meta_cache_expire(meta_cache_t *self, const char *uri)
 
 void meta_cache_forget(meta_cache_t *self, const char *uri)
 {
-    uint64_t hash = s_hash(uri);
     pthread_mutex_lock(&self->lock);
-    s_entry_t **link = NULL;
-    s_entry_t *entry = s_find(self, uri, hash, &link);
-    if (entry) {
-        *link = entry->next;
+    s_entry_t *entry = htab_remove(self->entries, uri, strlen(uri));
+    if (entry)
         s_entry_free(entry);
-        self->entry_count--;
-    }
     pthread_mutex_unlock(&self->lock);
 }
 
 size_t meta_cache_versions(meta_cache_t *self, const char *uri, char (*versions)[UFS_VERSION_MAX],
                            size_t max)
 {
-    uint64_t hash = s_hash(uri);
     size_t count = 0;
     pthread_mutex_lock(&self->lock);
-    s_entry_t *entry = s_find(self, uri, hash, NULL);
+    s_entry_t *entry = s_find(self, uri);
     if (entry && !entry->is_dir) {
         if (count < max)
             snprintf(versions[count++], UFS_VERSION_MAX, "%s", entry->version);
@@ -274,25 +212,26 @@ int meta_cache_uris_under(meta_cache_t *self, const char *prefix, char ***uris_o
     char **uris = NULL;
     int rc = 0;
     pthread_mutex_lock(&self->lock);
-    for (size_t i = 0; i < self->bucket_count && rc == 0; i++) {
-        for (s_entry_t *entry = self->buckets[i]; entry && rc == 0; entry = entry->next) {
-            if (entry->is_dir || !mount_is_under(entry->uri, prefix))
-                continue;
-            if (count == capacity) {
-                size_t grown_capacity = capacity ? capacity * 2 : 16;
-                char **grown = realloc(uris, grown_capacity * sizeof *grown);
-                if (grown == NULL) {
-                    rc = SHOAL_ENOMEM;
-                    break;
-                }
-                uris = grown;
-                capacity = grown_capacity;
-            }
-            if ((uris[count] = strdup(entry->uri)) == NULL)
+    size_t cursor = 0;
+    void *value = NULL;
+    while (rc == 0 && htab_next(self->entries, &cursor, NULL, NULL, &value)) {
+        const s_entry_t *entry = value;
+        if (entry->is_dir || !mount_is_under(entry->uri, prefix))
+            continue;
+        if (count == capacity) {
+            size_t grown_capacity = capacity ? capacity * 2 : 16;
+            char **grown = realloc(uris, grown_capacity * sizeof *grown);
+            if (grown == NULL) {
                 rc = SHOAL_ENOMEM;
-            else
-                count++;
+                break;
+            }
+            uris = grown;
+            capacity = grown_capacity;
         }
+        if ((uris[count] = strdup(entry->uri)) == NULL)
+            rc = SHOAL_ENOMEM;
+        else
+            count++;
     }
     pthread_mutex_unlock(&self->lock);
     if (rc < 0) {

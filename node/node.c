@@ -10,11 +10,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zmq.h>
 
+#include "clock.h"
 #include "cluster.h"
+#include "coding.h"
 #include "fetch.h"
 #include "forward.h"
+#include "gossip_agent.h"
 #include "identity.h"
 #include "log.h"
 #include "server.h"
@@ -202,11 +204,10 @@ node_t *node_new(const node_config_t *config)
     size_t range_bytes = (size_t)self->page_size * self->range_pages;
     size_t idle_ranges = NODE_IDLE_RANGE_BYTES / range_bytes;
     self->ranges = range_pool_new(range_bytes, idle_ranges ? idle_ranges : 1);
-    self->zmq_context = zmq_ctx_new();
+    self->zmq_context = gossip_agent_zmq_context(); /* the process's one context, czmq's */
     if (self->ufs == NULL || self->meta == NULL || self->flights == NULL || self->ranges == NULL ||
         self->zmq_context == NULL)
         goto fail;
-    zmq_ctx_set(self->zmq_context, ZMQ_BLOCKY, 0);
     if (s_wire(self) < 0)
         goto fail;
     cluster_deps_t cluster = {
@@ -223,7 +224,7 @@ node_t *node_new(const node_config_t *config)
         goto fail;
 
     char id_hex[2 * MSG_NODE_ID_SIZE + 1];
-    identity_hex(self->id, id_hex);
+    hex_encode(self->id, MSG_NODE_ID_SIZE, id_hex, sizeof id_hex, false);
     log_info("node %s (%s) incarnation %llu, store %s (%s, capacity %llu bytes), page %u x %u",
              config->name, id_hex, (unsigned long long)self->incarnation,
              config->memory_store ? "memory" : config->data_dir,
@@ -262,7 +263,7 @@ int node_start(node_t *self)
 void node_tick(node_t *self)
 {
     assert(self != NULL);
-    int64_t now = stats_now_ns();
+    int64_t now = clock_mono_ns();
     if (self->config.flush_interval_ns <= 0 || self->config.memory_store ||
         now - self->flushed_ns < self->config.flush_interval_ns)
         return;
@@ -287,13 +288,15 @@ int node_status(node_t *self, char *message, size_t cap)
 
 /*
  * Stop order: (0) the node leaves the cluster, so peers and clients stop sending to it; (1) the
- * fetch pool stops taking work, so queued misses are answered ECANCELED and
- * new ones refused at once; (2) the router stops reading the ROUTER socket and keeps routing
- * replies until every forwarded request has been answered, then closes the ROUTER with a
- * linger that flushes them; (3) the context is shut down, which wakes the hit workers blocked
- * in recv; (4) every thread is joined, the store queue last (it stores what the fetch threads
- * left it, so every page of an answered read is in the store before it closes), and (5) the
- * context terminated.
+ * fetch pool's queue is closed, so queued misses are answered ECANCELED and new ones refused
+ * at once; (2) the router stops reading the ROUTER socket and keeps routing replies until every
+ * forwarded request has been answered, then closes its sockets (the ROUTER with a linger that
+ * flushes the last replies); (3) the hit workers get their stop signal (an eventfd) and close
+ * their sockets; (4) every thread is joined, the store queue last (it stores what the fetch
+ * threads left it, so every page of an answered read is in the store before it closes), and
+ * (5) the forwarder's sockets are closed. The context is czmq's, shared with the gossip agent:
+ * it is never shut down here (that would kill the gossip actor too) and czmq terminates it at
+ * exit, after every node socket is closed.
  */
 void node_stop(node_t *self)
 {
@@ -302,12 +305,10 @@ void node_stop(node_t *self)
     cluster_leave(self->cluster);
     fetch_pool_stop(self->fetch);
     server_stop(self->server);
-    zmq_ctx_shutdown(self->zmq_context);
+    server_join(self->server);
     fetch_pool_join(self->fetch);
     storeq_stop(self->storeq);
-    server_join(self->server);
     forward_destroy(&self->forward);
-    zmq_ctx_term(self->zmq_context);
     self->zmq_context = NULL;
 }
 

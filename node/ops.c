@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "fetch.h"
 #include "log.h"
 #include "read.h"
@@ -46,7 +47,7 @@ static void s_reply_stat(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_
     reply.body.stat_reply.version = stat->version;
     reply.body.stat_reply.is_dir = stat->is_dir;
     reply_send(sink, request, &reply, NULL, 0);
-    stats_observe(ctx->read.stats, STATS_LAT_STAT, stats_now_ns() - request->received_ns);
+    stats_observe(ctx->read.stats, STATS_LAT_STAT, clock_mono_ns() - request->received_ns);
 }
 
 /* STAT, from the cache if fresh (hit worker) or from the UFS (fetch thread). Returns false
@@ -60,7 +61,7 @@ static bool s_stat(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t *req
         return false;
     if (rc < 0) {
         reply_error(sink, request, rc, "%s", shoal_last_error());
-        stats_observe(ctx->read.stats, STATS_LAT_STAT, stats_now_ns() - request->received_ns);
+        stats_observe(ctx->read.stats, STATS_LAT_STAT, clock_mono_ns() - request->received_ns);
     } else {
         s_reply_stat(ctx, sink, request, &stat);
     }
@@ -114,7 +115,7 @@ static void s_reply_list(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_
     }
     reply_send(sink, request, &reply, NULL, 0);
     free(entries);
-    stats_observe(ctx->read.stats, STATS_LAT_LIST, stats_now_ns() - request->received_ns);
+    stats_observe(ctx->read.stats, STATS_LAT_LIST, clock_mono_ns() - request->received_ns);
 }
 
 /* LIST from a fresh cached listing (hit worker) or the UFS (fetch thread). */
@@ -123,7 +124,7 @@ static bool s_list(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t *req
 {
     const msg_list_request_t *list = &request->msg.body.list_request;
     meta_listing_t *listing =
-        meta_cache_listing_get(ctx->read.meta, request->uri, list->recursive, stats_now_ns());
+        meta_cache_listing_get(ctx->read.meta, request->uri, list->recursive, clock_mono_ns());
     if (listing) {
         stats_add(ctx->read.stats, STATS_META_HITS, 1);
     } else {
@@ -143,7 +144,7 @@ static bool s_list(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t *req
             return true;
         }
         listing = meta_cache_listing_put(ctx->read.meta, request->uri, list->recursive, &entries,
-                                         stats_now_ns());
+                                         clock_mono_ns());
         if (listing == NULL) {
             reply_error(sink, request, SHOAL_ENOMEM, "out of memory");
             return true;

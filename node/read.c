@@ -11,6 +11,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "forward.h"
 #include "log.h"
 #include "storeq.h"
@@ -83,7 +84,7 @@ int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_versio
     assert(ctx != NULL && uri != NULL && out != NULL);
     bool want = want_version != NULL && want_version[0] != '\0';
     bool fresh = false;
-    int64_t now = stats_now_ns();
+    int64_t now = clock_mono_ns();
     if (meta_cache_get(ctx->meta, uri, now, out, &fresh) == 0) {
         if (fresh) {
             stats_add(ctx->stats, STATS_META_HITS, 1);
@@ -109,7 +110,7 @@ int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_versio
             log_warn("stat %s: %s", uri, shoal_last_error());
         return rc;
     }
-    meta_cache_put(ctx->meta, uri, out, stats_now_ns());
+    meta_cache_put(ctx->meta, uri, out, clock_mono_ns());
     if (want && strcmp(out->version, want_version) != 0)
         return shoal_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", uri, out->version,
                           want_version);
@@ -352,7 +353,7 @@ bool read_try_hit(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *req
     stats_add(ctx->stats, STATS_PAGE_HITS, plan.page_count);
     s_reply_read(ctx, sink, request, &stat, &plan, frames);
     free(frames);
-    stats_observe(ctx->stats, STATS_LAT_READ_HIT, stats_now_ns() - request->received_ns);
+    stats_observe(ctx->stats, STATS_LAT_READ_HIT, clock_mono_ns() - request->received_ns);
     return true;
 }
 
@@ -572,10 +573,10 @@ void read_serve(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *reque
         rest.span_offset = start;
         rest.span_length = plan.span_offset + plan.span_length - start;
         s_reply_read(ctx, sink, request, &stat, &rest, frames + stream.sent);
-        stats_observe(ctx->stats, STATS_LAT_READ_MISS, stats_now_ns() - request->received_ns);
+        stats_observe(ctx->stats, STATS_LAT_READ_MISS, clock_mono_ns() - request->received_ns);
     } else {
         s_reply_read(ctx, sink, request, &stat, &plan, frames);
-        stats_observe(ctx->stats, STATS_LAT_READ_MISS, stats_now_ns() - request->received_ns);
+        stats_observe(ctx->stats, STATS_LAT_READ_MISS, clock_mono_ns() - request->received_ns);
     }
     free(frames);
     for (uint32_t i = 0; i < pending_count; i++)

@@ -12,7 +12,8 @@
 
 #include "log.h"
 
-#define REPLY_ENDPOINT "inproc://shoal-replies"
+#define REPLY_ENDPOINT        "inproc://shoal-replies"
+#define REPLY_SEND_TIMEOUT_MS 1000 /* a send waits this long only once the router is gone */
 
 void request_finish(node_request_t **request_p)
 {
@@ -42,6 +43,10 @@ int reply_sink_init(reply_sink_t *sink, const request_env_t *env)
     int zero = 0;
     zmq_setsockopt(sink->socket, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(sink->socket, ZMQ_SNDHWM, &zero, sizeof zero);
+    /* unbounded HWM: a send blocks only without a peer, after the router closed at stop (a
+     * fetch that outlived the drain deadline); it then fails instead of hanging the thread */
+    int send_timeout = REPLY_SEND_TIMEOUT_MS;
+    zmq_setsockopt(sink->socket, ZMQ_SNDTIMEO, &send_timeout, sizeof send_timeout);
     if (zmq_connect(sink->socket, REPLY_ENDPOINT) != 0) {
         log_error("connect %s: %s", REPLY_ENDPOINT, zmq_strerror(zmq_errno()));
         zmq_close(sink->socket);
@@ -59,7 +64,7 @@ void reply_sink_fini(reply_sink_t *sink)
     msg_buf_fini(&sink->buf);
 }
 
-/* Sends one frame, moving its content. Returns 0 or SHOAL_EIO (context terminated). */
+/* Sends one frame, moving its content. Returns 0 or SHOAL_EIO (the router is gone). */
 static int s_send_frame(void *socket, zmq_msg_t *frame, bool more)
 {
     if (zmq_msg_send(frame, socket, more ? ZMQ_SNDMORE : 0) < 0) {

@@ -28,13 +28,12 @@ typedef struct request_env {
 
 /* A decoded request and its route back. */
 typedef struct node_request {
-    struct node_request *next;   /* link in the fetch queue */
-    zmq_msg_t identity;          /* ROUTER routing id of the client (moved to the reply) */
-    bool has_delimiter;          /* the client sent an empty delimiter frame (REQ style) */
-    int64_t received_ns;         /* CLOCK_MONOTONIC when the router thread got it */
-    msg_t msg;                   /* the decoded request (owned) */
-    char uri[MOUNT_URI_MAX + 2]; /* its uri after mount_check, for uri-bearing types */
-    _Atomic int64_t *inflight;   /* counted into this when taken (borrowed; request_env_t) */
+    zmq_msg_t identity;        /* ROUTER routing id of the client (moved to the reply) */
+    bool has_delimiter;        /* the client sent an empty delimiter frame (REQ style) */
+    int64_t received_ns;       /* CLOCK_MONOTONIC when the router thread got it */
+    msg_t msg;                 /* the decoded request (owned) */
+    char uri[URI_MAX + 2];     /* its uri after mount_check, for uri-bearing types */
+    _Atomic int64_t *inflight; /* counted into this when taken (borrowed; request_env_t) */
 } node_request_t;
 
 /* Frees a request that was answered (or dropped), counts it out of its `inflight`, and sets

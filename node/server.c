@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define SERVER_WORK_ENDPOINT  "inproc://shoal-work"
@@ -42,6 +43,7 @@ typedef struct s_info {
 struct server {
     server_options_t options;  /* settings, env and dispatch (copied) */
     int stop_fd;               /* eventfd in the router's poll set: server_stop writes it */
+    int workers_stop_fd;       /* eventfd in each hit worker's poll set: server_join writes it */
     void *frontend;            /* ROUTER, the data endpoint; router thread only */
     void *work;                /* PUSH to the workers; router thread only */
     void *replies;             /* PULL from workers and fetchers; router thread only */
@@ -65,9 +67,12 @@ server_t *server_new(const server_options_t *options)
     self->options = *options;
     self->workers = calloc(options->threads, sizeof *self->workers);
     self->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (self->workers == NULL || self->stop_fd < 0) {
+    self->workers_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (self->workers == NULL || self->stop_fd < 0 || self->workers_stop_fd < 0) {
         if (self->stop_fd >= 0)
             close(self->stop_fd);
+        if (self->workers_stop_fd >= 0)
+            close(self->workers_stop_fd);
         free(self->workers);
         free(self);
         return NULL;
@@ -198,8 +203,29 @@ static node_request_t *s_decode(const request_env_t *env, reply_sink_t *sink, zm
     return request;
 }
 
+/* Takes the next request pointer off `work` into *frame, waiting for one; returns false once
+ * the stop signal is up and nothing is waiting. A busy worker never polls: it only waits (on
+ * the socket and the eventfd together) when the socket is empty. */
+static bool s_worker_recv(server_t *self, void *work, zmq_msg_t *frame)
+{
+    for (;;) {
+        if (zmq_msg_recv(frame, work, ZMQ_DONTWAIT) >= 0)
+            return true;
+        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
+            return false; /* the socket is unusable */
+        zmq_pollitem_t items[2] = {
+            {.socket = work, .events = ZMQ_POLLIN},
+            {.fd = self->workers_stop_fd, .events = ZMQ_POLLIN},
+        };
+        if (zmq_poll(items, 2, -1) < 0 && zmq_errno() != EINTR)
+            return false;
+        if ((items[1].revents & ZMQ_POLLIN) && !(items[0].revents & ZMQ_POLLIN))
+            return false; /* stopped, and the router (gone) sends nothing more */
+    }
+}
+
 /* A hit worker: receives requests (a pointer each, from the router thread, which gives up
- * ownership) and dispatches them, until the context is shut down. */
+ * ownership) and dispatches them, until its stop signal (server_join). */
 static void *s_worker_main(void *arg)
 {
     server_t *self = arg;
@@ -220,12 +246,9 @@ static void *s_worker_main(void *arg)
     for (;;) {
         zmq_msg_t frame;
         zmq_msg_init(&frame);
-        if (zmq_msg_recv(&frame, work, 0) < 0) {
-            int error = zmq_errno();
+        if (!s_worker_recv(self, work, &frame)) {
             zmq_msg_close(&frame);
-            if (error == ETERM)
-                break;
-            continue;
+            break;
         }
         node_request_t *request = NULL;
         if (zmq_msg_size(&frame) == sizeof request) /* always: only the router sends here */
@@ -274,9 +297,9 @@ static bool s_inline_ok(const server_t *self, const node_request_t *request, int
  */
 static void s_serve_inline(server_t *self, node_request_t **request_p)
 {
-    int64_t start = stats_now_ns();
+    int64_t start = clock_mono_ns();
     self->options.dispatch(self->options.dispatch_arg, &self->sink, request_p);
-    int64_t end = stats_now_ns();
+    int64_t end = clock_mono_ns();
     if (end - start > SERVER_SLOW_NS && s_waited_on_io(self)) {
         self->delegate_until_ns = end + SERVER_DELEGATE_NS;
         log_debug("an inline read waited %lld us on the disk: READs go to the hit workers "
@@ -300,7 +323,7 @@ static int s_take_request(server_t *self)
         return -1;
     }
     stats_add(env->stats, STATS_REQUESTS, 1);
-    s_info_t info = {.received_ns = stats_now_ns()};
+    s_info_t info = {.received_ns = clock_mono_ns()};
     if (!zmq_msg_more(&identity)) {
         zmq_msg_close(&identity);
         stats_add(env->stats, STATS_DROPPED, 1);
@@ -370,13 +393,13 @@ static void *s_router_main(void *arg)
         bool stopping = atomic_load(&self->stopping);
         if (stopping) {
             if (deadline == 0)
-                deadline = stats_now_ns() + (int64_t)SERVER_DRAIN_MS * 1000000;
+                deadline = clock_mono_ns() + (int64_t)SERVER_DRAIN_MS * 1000000;
             if (atomic_load(env->inflight) <= 0) {
                 while (s_forward(self->replies, self->frontend) == 0) {
                 }
                 break;
             }
-            if (stats_now_ns() > deadline) {
+            if (clock_mono_ns() > deadline) {
                 log_warn("stop: %lld requests still in flight after %d ms; closing anyway",
                          (long long)atomic_load(env->inflight), SERVER_DRAIN_MS);
                 break;
@@ -502,6 +525,10 @@ void server_join(server_t *self)
 {
     if (self == NULL)
         return;
+    uint64_t one = 1;
+    if (self->worker_count > 0 &&
+        write(self->workers_stop_fd, &one, sizeof one) != (ssize_t)sizeof one) /* never read */
+        log_warn("hit worker stop signal: %s", strerror(errno));
     for (uint32_t i = 0; i < self->worker_count; i++)
         pthread_join(self->workers[i], NULL);
     self->worker_count = 0;
@@ -515,6 +542,7 @@ void server_destroy(server_t **self_p)
     server_stop(self);
     server_join(self);
     close(self->stop_fd);
+    close(self->workers_stop_fd);
     free(self->workers);
     free(self);
     *self_p = NULL;

@@ -42,7 +42,8 @@ int server_start(server_t *self);
  * the ROUTER socket (its linger flushes the last replies). */
 void server_stop(server_t *self);
 
-/* Joins the hit workers; call after zmq_ctx_shutdown, which wakes them. */
+/* Signals the hit workers to stop (an eventfd each polls with its socket) and joins them; call
+ * after server_stop, so that the router has handed out every request. */
 void server_join(server_t *self);
 
 /* Frees *self_p (stopped and joined first) and sets it to NULL; safe on NULL. */

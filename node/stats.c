@@ -4,7 +4,6 @@
 #include "stats.h"
 
 #include <string.h>
-#include <time.h>
 
 static const char *const s_counter_names[STATS_COUNTER_COUNT] = {
     [STATS_REQUESTS] = "requests",
@@ -75,11 +74,4 @@ const char *stats_histogram_name(stats_histogram_t histogram)
 uint64_t stats_bucket_bound(unsigned index)
 {
     return index >= STATS_BUCKETS - 1 ? UINT64_MAX : 1ull << index;
-}
-
-int64_t stats_now_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
 }

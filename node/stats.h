@@ -83,7 +83,4 @@ const char *stats_histogram_name(stats_histogram_t histogram);
 /* Upper bound of bucket `index` in microseconds (2^index; UINT64_MAX for the last). */
 uint64_t stats_bucket_bound(unsigned index);
 
-/* Nanoseconds of CLOCK_MONOTONIC. */
-int64_t stats_now_ns(void);
-
 #endif

@@ -1,11 +1,12 @@
 /*
- * storeq.c - the store queue (see storeq.h): a FIFO under a mutex and one thread at nice
- * STOREQ_NICE that empties it.
+ * storeq.c - the store queue (see storeq.h): proto's blocking queue (queue.h) and one thread
+ * at nice STOREQ_NICE that empties it.
  */
 #include "storeq.h"
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -13,27 +14,29 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "queue.h"
 
 /* One fetched range waiting to be stored. */
 typedef struct s_entry {
-    struct s_entry *next;                      /* next in the queue */
     uint8_t file_key[PAGESTORE_FILE_KEY_SIZE]; /* file version */
     uint64_t range_index;                      /* range */
     range_buf_t *buf;                          /* its bytes (one reference) */
     flight_t *held;                            /* its held flight, or NULL */
 } s_entry_t;
 
+/*
+ * The byte bound and the depth count an entry until its pages are stored (not only while it
+ * is queued), so they live here, beside the queue: depth 0 means every page is in the store,
+ * and the bound covers the entry being stored too. Submits reserve bytes with a compare and
+ * swap before pushing.
+ */
 struct storeq {
     storeq_deps_t deps;   /* store, flights, counters, geometry */
     size_t max_bytes;     /* bound on queued range bytes */
-    pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t ready; /* signalled on submit and stop */
-    s_entry_t *head;      /* oldest entry */
-    s_entry_t *tail;      /* newest entry */
-    size_t depth;         /* entries queued or being stored */
-    size_t bytes;         /* range bytes queued (entries being stored included) */
-    bool started;         /* the thread runs and takes submits */
-    bool stopping;        /* no more submits; the thread drains and exits */
+    queue_t *queue;       /* s_entry_t pointers (owned); closed at stop */
+    _Atomic size_t depth; /* entries queued or being stored */
+    _Atomic size_t bytes; /* range bytes queued (entries being stored included) */
+    _Atomic bool started; /* the thread runs and takes submits */
     pthread_t thread;     /* the store thread */
 };
 
@@ -58,40 +61,34 @@ storeq_t *storeq_new(const storeq_deps_t *deps, size_t max_bytes)
     storeq_t *self = calloc(1, sizeof *self);
     if (self == NULL)
         return NULL;
+    self->queue = queue_new(0, 0); /* bounded by `bytes` above */
+    if (self->queue == NULL) {
+        free(self);
+        return NULL;
+    }
     self->deps = *deps;
     self->max_bytes = max_bytes;
-    pthread_mutex_init(&self->lock, NULL);
-    pthread_cond_init(&self->ready, NULL);
+    atomic_init(&self->depth, 0);
+    atomic_init(&self->bytes, 0);
+    atomic_init(&self->started, false);
     return self;
 }
 
 /* The store thread: lowers its own priority (Linux nice is per thread), then stores entries in
- * order until stopped and drained. */
+ * order until the queue is closed and drained. */
 static void *s_store_main(void *arg)
 {
     storeq_t *self = arg;
     node_thread_name("shoal-store");
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), STOREQ_NICE) != 0)
         log_debug("store thread: cannot lower its priority; storing at normal priority");
-    for (;;) {
-        pthread_mutex_lock(&self->lock);
-        while (self->head == NULL && !self->stopping)
-            pthread_cond_wait(&self->ready, &self->lock);
-        s_entry_t *entry = self->head;
-        if (entry) {
-            self->head = entry->next;
-            if (self->head == NULL)
-                self->tail = NULL;
-        }
-        pthread_mutex_unlock(&self->lock);
-        if (entry == NULL)
-            break; /* stopping and drained */
+    void *item = NULL;
+    while (queue_pop(self->queue, &item, NULL, QUEUE_WAIT_FOREVER) == 0) {
+        s_entry_t *entry = item;
         storeq_store(self, entry->file_key, entry->range_index, entry->buf);
         flight_release(self->deps.flights, &entry->held);
-        pthread_mutex_lock(&self->lock);
-        self->bytes -= entry->buf->len;
-        self->depth--; /* counted until stored, so depth 0 means every page is in the store */
-        pthread_mutex_unlock(&self->lock);
+        atomic_fetch_sub(&self->bytes, entry->buf->len);
+        atomic_fetch_sub(&self->depth, 1); /* counted until stored: depth 0, all stored */
         range_buf_release(&entry->buf);
         free(entry);
     }
@@ -104,10 +101,20 @@ int storeq_start(storeq_t *self)
         log_warn("cannot start the store thread: fetch threads will store pages themselves");
         return SHOAL_EIO;
     }
-    pthread_mutex_lock(&self->lock);
-    self->started = true;
-    pthread_mutex_unlock(&self->lock);
+    atomic_store(&self->started, true);
     return 0;
+}
+
+/* Reserves `len` bytes under the bound; one entry always fits, so a range larger than the
+ * bound is still stored in the background. Returns false when there is no room. */
+static bool s_reserve(storeq_t *self, size_t len)
+{
+    size_t bytes = atomic_load(&self->bytes);
+    do {
+        if (bytes != 0 && bytes + len > self->max_bytes)
+            return false;
+    } while (!atomic_compare_exchange_weak(&self->bytes, &bytes, bytes + len));
+    return true;
 }
 
 bool storeq_submit(storeq_t *self, const uint8_t *file_key, uint64_t range_index,
@@ -115,54 +122,40 @@ bool storeq_submit(storeq_t *self, const uint8_t *file_key, uint64_t range_index
 {
     assert(self != NULL && file_key != NULL && buf_p != NULL && *buf_p != NULL && held_p != NULL);
     size_t len = (*buf_p)->len;
-    s_entry_t *entry = malloc(sizeof *entry);
-    if (entry == NULL)
+    if (!atomic_load(&self->started) || !s_reserve(self, len))
         return false;
-    pthread_mutex_lock(&self->lock);
-    /* one entry always fits, so a range larger than the bound is still stored in the background */
-    bool room = self->bytes == 0 || self->bytes + len <= self->max_bytes;
-    if (!self->started || self->stopping || !room) {
-        pthread_mutex_unlock(&self->lock);
-        free(entry);
+    s_entry_t *entry = malloc(sizeof *entry);
+    if (entry == NULL) {
+        atomic_fetch_sub(&self->bytes, len);
         return false;
     }
     memcpy(entry->file_key, file_key, sizeof entry->file_key);
     entry->range_index = range_index;
     entry->buf = *buf_p;
     entry->held = *held_p;
-    entry->next = NULL;
+    atomic_fetch_add(&self->depth, 1); /* before the push: the thread may store it at once */
+    if (queue_push(self->queue, entry, len, 0) < 0) { /* closed (stopping) or out of memory */
+        atomic_fetch_sub(&self->depth, 1);
+        atomic_fetch_sub(&self->bytes, len);
+        free(entry);
+        return false;
+    }
     *buf_p = NULL;
     *held_p = NULL;
-    if (self->tail)
-        self->tail->next = entry;
-    else
-        self->head = entry;
-    self->tail = entry;
-    self->depth++;
-    self->bytes += len;
-    pthread_cond_signal(&self->ready);
-    pthread_mutex_unlock(&self->lock);
     return true;
 }
 
 size_t storeq_depth(storeq_t *self)
 {
-    pthread_mutex_lock(&self->lock);
-    size_t depth = self->depth;
-    pthread_mutex_unlock(&self->lock);
-    return depth;
+    return atomic_load(&self->depth);
 }
 
 void storeq_stop(storeq_t *self)
 {
     if (self == NULL)
         return;
-    pthread_mutex_lock(&self->lock);
-    bool join = self->started;
-    self->started = false;
-    self->stopping = true;
-    pthread_cond_broadcast(&self->ready);
-    pthread_mutex_unlock(&self->lock);
+    bool join = atomic_exchange(&self->started, false);
+    queue_close(self->queue); /* the thread stores what is queued, then exits */
     if (join)
         pthread_join(self->thread, NULL);
 }
@@ -173,8 +166,7 @@ void storeq_destroy(storeq_t **self_p)
         return;
     storeq_t *self = *self_p;
     storeq_stop(self);
-    pthread_cond_destroy(&self->ready);
-    pthread_mutex_destroy(&self->lock);
+    queue_destroy(&self->queue); /* empty: submits need a started thread, which drained it */
     free(self);
     *self_p = NULL;
 }

@@ -10,14 +10,15 @@
 
 #include "config.h"
 #include "mount.h"
+#include "units.h"
 
-static char s_out[MOUNT_URI_MAX + 2];
+static char s_out[URI_MAX + 2];
 
 /* Normalises `in` and returns the code; the result is in s_out. */
 static int s_norm(const char *in)
 {
     memset(s_out, 0, sizeof s_out);
-    return mount_normalize(in, s_out, sizeof s_out, NULL);
+    return uri_normalize(in, s_out, sizeof s_out, NULL);
 }
 
 #define EXPECT_NORM(in, want)                                                                      \
@@ -116,27 +117,27 @@ Test(mount_normalize, malformed_is_refused)
 
 Test(mount_normalize, length_limits)
 {
-    static char uri[MOUNT_URI_MAX + 16];
+    static char uri[URI_MAX + 16];
     strcpy(uri, "s3://b/");
-    memset(uri + 7, 'a', MOUNT_URI_MAX - 7);
-    uri[MOUNT_URI_MAX] = '\0';
+    memset(uri + 7, 'a', URI_MAX - 7);
+    uri[URI_MAX] = '\0';
     cr_assert_eq(s_norm(uri), 0);
-    cr_assert_eq(strlen(s_out), MOUNT_URI_MAX);
-    uri[MOUNT_URI_MAX] = 'a';
-    uri[MOUNT_URI_MAX + 1] = '\0';
+    cr_assert_eq(strlen(s_out), URI_MAX);
+    uri[URI_MAX] = 'a';
+    uri[URI_MAX + 1] = '\0';
     cr_assert_eq(s_norm(uri), SHOAL_EINVAL);
     char small[8];
-    cr_assert_eq(mount_normalize("s3://bucket/key", small, sizeof small, NULL), SHOAL_EINVAL);
+    cr_assert_eq(uri_normalize("s3://bucket/key", small, sizeof small, NULL), SHOAL_EINVAL);
 }
 
 Test(mount_normalize, min_depth_reports_the_lowest_point)
 {
     size_t depth = 0;
-    cr_assert_eq(mount_normalize("s3://b/x/y", s_out, sizeof s_out, &depth), 0);
+    cr_assert_eq(uri_normalize("s3://b/x/y", s_out, sizeof s_out, &depth), 0);
     cr_assert_eq(depth, SIZE_MAX);
-    cr_assert_eq(mount_normalize("s3://b/x/y/../../x/y", s_out, sizeof s_out, &depth), 0);
+    cr_assert_eq(uri_normalize("s3://b/x/y/../../x/y", s_out, sizeof s_out, &depth), 0);
     cr_assert_eq(depth, 0);
-    cr_assert_eq(mount_normalize("s3://b/x/y/z/../w", s_out, sizeof s_out, &depth), 0);
+    cr_assert_eq(uri_normalize("s3://b/x/y/z/../w", s_out, sizeof s_out, &depth), 0);
     cr_assert_eq(depth, 2);
 }
 
@@ -263,44 +264,44 @@ Test(mount_is_under, boundaries)
     cr_assert(!mount_is_under("s3://b", "s3://b/a"));
 }
 
-/* --- config parsers --- */
+/* --- config parsers (proto/units.h, the grammar config.c uses) --- */
 
 Test(config, sizes)
 {
     uint64_t size = 0;
-    cr_assert_eq(config_parse_size("4096", &size), 0);
+    cr_assert_eq(units_parse_size("4096", &size), 0);
     cr_assert_eq(size, 4096);
-    cr_assert_eq(config_parse_size("10G", &size), 0);
+    cr_assert_eq(units_parse_size("10G", &size), 0);
     cr_assert_eq(size, 10ull << 30);
-    cr_assert_eq(config_parse_size("512M", &size), 0);
+    cr_assert_eq(units_parse_size("512M", &size), 0);
     cr_assert_eq(size, 512ull << 20);
-    cr_assert_eq(config_parse_size("1.5GiB", &size), 0);
+    cr_assert_eq(units_parse_size("1.5GiB", &size), 0);
     cr_assert_eq(size, 3ull << 29);
-    cr_assert_eq(config_parse_size("4k", &size), 0);
+    cr_assert_eq(units_parse_size("4k", &size), 0);
     cr_assert_eq(size, 4096);
-    cr_assert_eq(config_parse_size("2TB", &size), 0);
+    cr_assert_eq(units_parse_size("2TB", &size), 0);
     cr_assert_eq(size, 2ull << 40);
     const char *bad[] = {"", "G", "-1", "10X", "10 G", "1.5", "abc", "10GG", "99999999999T"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_expect_eq(config_parse_size(bad[i], &size), SHOAL_EINVAL, "'%s'", bad[i]);
+        cr_expect_eq(units_parse_size(bad[i], &size), SHOAL_EINVAL, "'%s'", bad[i]);
 }
 
 Test(config, durations)
 {
     int64_t ns = 0;
-    cr_assert_eq(config_parse_duration("60", &ns), 0);
+    cr_assert_eq(units_parse_duration("60", &ns), 0);
     cr_assert_eq(ns, 60000000000ll);
-    cr_assert_eq(config_parse_duration("0.5", &ns), 0);
+    cr_assert_eq(units_parse_duration("0.5", &ns), 0);
     cr_assert_eq(ns, 500000000ll);
-    cr_assert_eq(config_parse_duration("250ms", &ns), 0);
+    cr_assert_eq(units_parse_duration("250ms", &ns), 0);
     cr_assert_eq(ns, 250000000ll);
-    cr_assert_eq(config_parse_duration("2m", &ns), 0);
+    cr_assert_eq(units_parse_duration("2m", &ns), 0);
     cr_assert_eq(ns, 120000000000ll);
-    cr_assert_eq(config_parse_duration("0", &ns), 0);
+    cr_assert_eq(units_parse_duration("0", &ns), 0);
     cr_assert_eq(ns, 0);
     const char *bad[] = {"", "-1", "1x", "ms", "1 s", "1e300"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_expect_eq(config_parse_duration(bad[i], &ns), SHOAL_EINVAL, "'%s'", bad[i]);
+        cr_expect_eq(units_parse_duration(bad[i], &ns), SHOAL_EINVAL, "'%s'", bad[i]);
 }
 
 Test(config, endpoints)
