@@ -558,6 +558,10 @@ void read_serve(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *reque
         stream.ready = done;
         s_stream_sanity(&stream);
     }
+    size_t to_store = 0; /* ranges stored after the reply: counted in the store queue's depth */
+    for (uint32_t i = 0; i < pending_count; i++)
+        to_store += pending[i].must_store;
+    storeq_announce(ctx->storeq, to_store);
     if (rc < 0) {
         /* frames [0, sent) went out; the ones set up since are closed */
         uint32_t set_up = stream.ready > done ? stream.ready : done;
@@ -581,6 +585,7 @@ void read_serve(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *reque
     free(frames);
     for (uint32_t i = 0; i < pending_count; i++)
         s_pending_finish(ctx, &pending[i], false);
+    storeq_unannounce(ctx->storeq, to_store);
     free(pending);
 }
 

@@ -31,13 +31,14 @@ typedef struct s_entry {
  * swap before pushing.
  */
 struct storeq {
-    storeq_deps_t deps;   /* store, flights, counters, geometry */
-    size_t max_bytes;     /* bound on queued range bytes */
-    queue_t *queue;       /* s_entry_t pointers (owned); closed at stop */
-    _Atomic size_t depth; /* entries queued or being stored */
-    _Atomic size_t bytes; /* range bytes queued (entries being stored included) */
-    _Atomic bool started; /* the thread runs and takes submits */
-    pthread_t thread;     /* the store thread */
+    storeq_deps_t deps;       /* store, flights, counters, geometry */
+    size_t max_bytes;         /* bound on queued range bytes */
+    queue_t *queue;           /* s_entry_t pointers (owned); closed at stop */
+    _Atomic size_t depth;     /* entries queued or being stored */
+    _Atomic size_t announced; /* ranges a READ will submit once it has replied */
+    _Atomic size_t bytes;     /* range bytes queued (entries being stored included) */
+    _Atomic bool started;     /* the thread runs and takes submits */
+    pthread_t thread;         /* the store thread */
 };
 
 void storeq_store(storeq_t *self, const uint8_t *file_key, uint64_t range_index,
@@ -145,9 +146,23 @@ bool storeq_submit(storeq_t *self, const uint8_t *file_key, uint64_t range_index
     return true;
 }
 
+void storeq_announce(storeq_t *self, size_t count)
+{
+    atomic_fetch_add(&self->announced, count);
+}
+
+void storeq_unannounce(storeq_t *self, size_t count)
+{
+    size_t before = atomic_fetch_sub(&self->announced, count);
+    assert(before >= count);
+    (void)before;
+}
+
 size_t storeq_depth(storeq_t *self)
 {
-    return atomic_load(&self->depth);
+    /* announced first: a range moves from announced to depth, never the other way */
+    size_t announced = atomic_load(&self->announced);
+    return atomic_load(&self->depth) + announced;
 }
 
 void storeq_stop(storeq_t *self)

@@ -51,7 +51,14 @@ bool storeq_submit(storeq_t *self, const uint8_t *file_key, uint64_t range_index
 void storeq_store(storeq_t *self, const uint8_t *file_key, uint64_t range_index,
                   const range_buf_t *buf);
 
-/* Ranges waiting (for STATS). */
+/* Announces `count` ranges that a caller will submit or store after it has answered: they count
+ * in storeq_depth from now on, so a reader of the depth never sees 0 between a reply and its
+ * pages' submit. Each announced range is ended by one storeq_unannounce, after its submit or
+ * store. */
+void storeq_announce(storeq_t *self, size_t count);
+void storeq_unannounce(storeq_t *self, size_t count);
+
+/* Ranges waiting, announced ones included (for STATS: 0 means every fetched page is stored). */
 size_t storeq_depth(storeq_t *self);
 
 /* Refuses new entries, stores every queued one, and joins the thread. Safe to call twice. */
