@@ -10,6 +10,7 @@
 #include "client.h"
 #include "fallback.h"
 #include "meta.h"
+#include "vec.h"
 
 int shoal_stat(shoal_client_t *client, const char *uri, shoal_stat_t *out)
 {
@@ -25,33 +26,22 @@ int shoal_stat(shoal_client_t *client, const char *uri, shoal_stat_t *out)
 }
 
 struct shoal_listing {
-    size_t count;        /* entries */
-    size_t cap;          /* entries allocated */
-    char **uris;         /* count owned strings */
-    shoal_stat_t *stats; /* count stats */
+    size_t count;            /* entries (== uris.len == stats.len) */
+    VEC(char *) uris;        /* count owned strings */
+    VEC(shoal_stat_t) stats; /* count stats */
 };
 
 /* Appends one entry (copying the uri). */
 static int s_listing_push(void *arg, const char *uri, const shoal_stat_t *stat)
 {
     shoal_listing_t *listing = arg;
-    if (listing->count == listing->cap) {
-        size_t cap = listing->cap ? listing->cap * 2 : 64;
-        char **uris = realloc(listing->uris, cap * sizeof *uris);
-        if (uris)
-            listing->uris = uris;
-        shoal_stat_t *stats = realloc(listing->stats, cap * sizeof *stats);
-        if (stats)
-            listing->stats = stats;
-        if (!uris || !stats)
-            return shoal_fail(SHOAL_ENOMEM, "out of memory");
-        listing->cap = cap;
-    }
     char *copy = strdup(uri);
-    if (!copy)
+    if (!copy || vec_reserve(&listing->uris, 1) < 0 || vec_reserve(&listing->stats, 1) < 0) {
+        free(copy);
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
-    listing->uris[listing->count] = copy;
-    listing->stats[listing->count] = *stat;
+    }
+    (void)vec_push(&listing->uris, copy);   /* reserved: cannot fail */
+    (void)vec_push(&listing->stats, *stat); /* reserved: cannot fail */
     listing->count++;
     return 0;
 }
@@ -59,8 +49,10 @@ static int s_listing_push(void *arg, const char *uri, const shoal_stat_t *stat)
 static void s_listing_clear(shoal_listing_t *listing)
 {
     for (size_t i = 0; i < listing->count; i++)
-        free(listing->uris[i]);
+        free(listing->uris.items[i]);
     listing->count = 0;
+    vec_clear(&listing->uris);
+    vec_clear(&listing->stats);
 }
 
 /* Pages through LIST replies: the first page goes to the metadata owners in HRW order, later
@@ -170,12 +162,12 @@ size_t shoal_listing_count(const shoal_listing_t *listing)
 
 const char *shoal_listing_uri(const shoal_listing_t *listing, size_t index)
 {
-    return listing && index < listing->count ? listing->uris[index] : NULL;
+    return listing && index < listing->count ? listing->uris.items[index] : NULL;
 }
 
 const shoal_stat_t *shoal_listing_stat(const shoal_listing_t *listing, size_t index)
 {
-    return listing && index < listing->count ? &listing->stats[index] : NULL;
+    return listing && index < listing->count ? &listing->stats.items[index] : NULL;
 }
 
 void shoal_listing_destroy(shoal_listing_t **listing_p)
@@ -185,7 +177,7 @@ void shoal_listing_destroy(shoal_listing_t **listing_p)
     shoal_listing_t *listing = *listing_p;
     *listing_p = NULL;
     s_listing_clear(listing);
-    free(listing->uris);
-    free(listing->stats);
+    vec_fini(&listing->uris);
+    vec_fini(&listing->stats);
     free(listing);
 }
