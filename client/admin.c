@@ -13,6 +13,7 @@
 #include "coding.h"
 #include "meta.h"
 #include "range.h"
+#include "uri.h"
 
 /* Owners after the top `replicas` that take a LOAD a replica missed. */
 #define LOAD_SPARE_OWNERS 2
@@ -117,8 +118,13 @@ int shoal_load(shoal_client_t *client, const char *uri, int replicas, uint64_t *
         return shoal_fail(SHOAL_EINVAL, "shoal_load: NULL argument");
     if (replicas < 1 || replicas > MSG_REPLICAS_MAX)
         return shoal_fail(SHOAL_EINVAL, "shoal_load: replicas must be 1..%d", MSG_REPLICAS_MAX);
+    char normal[URI_MAX + 1];
+    int rc = client_uri_normalize("load", uri, normal, sizeof normal);
+    if (rc != 0)
+        return rc;
+    uri = normal;
     client_ctx_t ctx;
-    int rc = client_ctx_begin(client, &ctx);
+    rc = client_ctx_begin(client, &ctx);
     if (rc == 0)
         rc = s_need_view(&ctx);
     for (int attempt = 0; rc == 0 && attempt <= CLIENT_STALE_RETRIES; attempt++) {
@@ -187,10 +193,15 @@ int shoal_evict(shoal_client_t *client, const char *uri, bool recursive, uint64_
 {
     if (!client || !uri)
         return shoal_fail(SHOAL_EINVAL, "shoal_evict: NULL argument");
+    char normal[URI_MAX + 1];
+    int rc = client_uri_normalize("evict", uri, normal, sizeof normal);
+    if (rc != 0)
+        return rc;
+    uri = normal;
     client_ctx_t ctx;
     client_op_t *ops;
     size_t *member_of, n;
-    int rc = s_fanout_begin(client, &ctx, MSG_EVICT_REQ, &ops, &member_of, &n);
+    rc = s_fanout_begin(client, &ctx, MSG_EVICT_REQ, &ops, &member_of, &n);
     if (rc != 0)
         return rc;
     for (size_t k = 0; k < n; k++)

@@ -10,17 +10,23 @@
 #include "client.h"
 #include "fallback.h"
 #include "meta.h"
+#include "uri.h"
 #include "vec.h"
 
 int shoal_stat(shoal_client_t *client, const char *uri, shoal_stat_t *out)
 {
     if (!client || !uri || !out)
         return shoal_fail(SHOAL_EINVAL, "shoal_stat: NULL argument");
+    char normal[URI_MAX + 1];
+    int rc = client_uri_normalize("stat", uri, normal, sizeof normal);
+    if (rc != 0)
+        return rc;
+    const char *key = normal;
     client_ctx_t ctx;
-    int rc = client_ctx_begin(client, &ctx);
+    rc = client_ctx_begin(client, &ctx);
     int result = rc;
     if (rc == 0)
-        rc = client_stat_many(&ctx, &uri, 1, false, out, &result);
+        rc = client_stat_many(&ctx, &key, 1, false, out, &result);
     client_ctx_end(&ctx);
     return rc ? rc : result;
 }
@@ -127,11 +133,16 @@ int shoal_list(shoal_client_t *client, const char *uri, bool recursive, shoal_li
     if (!client || !uri || !out)
         return shoal_fail(SHOAL_EINVAL, "shoal_list: NULL argument");
     *out = NULL;
+    char normal[URI_MAX + 1];
+    int rc = client_uri_normalize("list", uri, normal, sizeof normal);
+    if (rc != 0)
+        return rc;
+    uri = normal;
     shoal_listing_t *listing = calloc(1, sizeof *listing);
     if (!listing)
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
     client_ctx_t ctx;
-    int rc = client_ctx_begin(client, &ctx);
+    rc = client_ctx_begin(client, &ctx);
     if (rc == 0) {
         bool exhausted = ctx.view == NULL;
         if (ctx.view)

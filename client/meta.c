@@ -13,6 +13,7 @@
 #include "fnv.h"
 #include "htab.h"
 #include "meta.h"
+#include "uri.h"
 
 #define META_OWNER_TRIES        3   /* metadata owners tried in HRW order before the UFS */
 #define CLIENT_STAT_CACHE_SLOTS 512 /* direct-mapped stat cache entries per process */
@@ -99,6 +100,15 @@ void client_stat_cache_clear(client_stat_cache_t *cache)
         cache->slots[i].uri = NULL;
     }
     pthread_mutex_unlock(&cache->mutex);
+}
+
+int client_uri_normalize(const char *what, const char *uri, char *out, size_t out_len)
+{
+    if (uri_normalize(uri, out, out_len, NULL) == 0)
+        return 0;
+    char why[256]; /* the last-error buffer that shoal_fail rewrites */
+    snprintf(why, sizeof why, "%s", shoal_last_error());
+    return shoal_fail(SHOAL_EACCES, "%s %.200s: refused: %s", what, uri, why);
 }
 
 void client_meta_targets(const client_view_t *view, const char *uri, client_op_t *op)
