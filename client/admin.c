@@ -10,8 +10,10 @@
 #include <jansson.h>
 
 #include "client.h"
+#include "coding.h"
 #include "meta.h"
 #include "range.h"
+#include "uri.h"
 
 /* Owners after the top `replicas` that take a LOAD a replica missed. */
 #define LOAD_SPARE_OWNERS 2
@@ -116,8 +118,13 @@ int shoal_load(shoal_client_t *client, const char *uri, int replicas, uint64_t *
         return shoal_fail(SHOAL_EINVAL, "shoal_load: NULL argument");
     if (replicas < 1 || replicas > MSG_REPLICAS_MAX)
         return shoal_fail(SHOAL_EINVAL, "shoal_load: replicas must be 1..%d", MSG_REPLICAS_MAX);
+    char normal[URI_MAX + 1];
+    int rc = client_uri_normalize("load", uri, normal, sizeof normal);
+    if (rc != 0)
+        return rc;
+    uri = normal;
     client_ctx_t ctx;
-    int rc = client_ctx_begin(client, &ctx);
+    rc = client_ctx_begin(client, &ctx);
     if (rc == 0)
         rc = s_need_view(&ctx);
     for (int attempt = 0; rc == 0 && attempt <= CLIENT_STALE_RETRIES; attempt++) {
@@ -142,11 +149,30 @@ int shoal_load(shoal_client_t *client, const char *uri, int replicas, uint64_t *
     return rc;
 }
 
-/* Builds one op of `type` per reachable member (single target, tried even if marked down).
- * Returns the count; *members_out[k] is the member index of op k. */
-static size_t s_fanout(const client_view_t *view, msg_type_t type, client_op_t *ops,
-                       size_t *member_of)
+/* Starts a call that asks every reachable member: begins the call context (with a view), and
+ * builds one op of `type` per reachable member (single target, tried even if marked down).
+ * On success the caller owns *ops_p and *member_of_p (free both, then client_ctx_end); *n_p
+ * is the op count and (*member_of_p)[k] the member index of op k. On failure nothing is left
+ * to free and the context is ended. */
+static int s_fanout_begin(shoal_client_t *client, client_ctx_t *ctx, msg_type_t type,
+                          client_op_t **ops_p, size_t **member_of_p, size_t *n_p)
 {
+    int rc = client_ctx_begin(client, ctx);
+    if (rc == 0)
+        rc = s_need_view(ctx);
+    if (rc != 0) {
+        client_ctx_end(ctx);
+        return rc;
+    }
+    const client_view_t *view = ctx->view;
+    client_op_t *ops = calloc(view->count + 1, sizeof *ops);
+    size_t *member_of = calloc(view->count + 1, sizeof *member_of);
+    if (!ops || !member_of) {
+        free(ops);
+        free(member_of);
+        client_ctx_end(ctx);
+        return shoal_fail(SHOAL_ENOMEM, "out of memory");
+    }
     size_t n = 0;
     for (size_t i = 0; i < view->count; i++) {
         if (!s_member_reachable(&view->members[i]))
@@ -157,31 +183,27 @@ static size_t s_fanout(const client_view_t *view, msg_type_t type, client_op_t *
         ops[n].ignore_down = true;
         member_of[n++] = i;
     }
-    return n;
+    *ops_p = ops;
+    *member_of_p = member_of;
+    *n_p = n;
+    return 0;
 }
 
 int shoal_evict(shoal_client_t *client, const char *uri, bool recursive, uint64_t *bytes_evicted)
 {
     if (!client || !uri)
         return shoal_fail(SHOAL_EINVAL, "shoal_evict: NULL argument");
-    client_ctx_t ctx;
-    int rc = client_ctx_begin(client, &ctx);
-    if (rc == 0)
-        rc = s_need_view(&ctx);
-    if (rc != 0) {
-        client_ctx_end(&ctx);
+    char normal[URI_MAX + 1];
+    int rc = client_uri_normalize("evict", uri, normal, sizeof normal);
+    if (rc != 0)
         return rc;
-    }
-    size_t count = ctx.view->count;
-    client_op_t *ops = calloc(count + 1, sizeof *ops);
-    size_t *member_of = calloc(count + 1, sizeof *member_of);
-    if (!ops || !member_of) {
-        free(ops);
-        free(member_of);
-        client_ctx_end(&ctx);
-        return shoal_fail(SHOAL_ENOMEM, "out of memory");
-    }
-    size_t n = s_fanout(ctx.view, MSG_EVICT_REQ, ops, member_of);
+    uri = normal;
+    client_ctx_t ctx;
+    client_op_t *ops;
+    size_t *member_of, n;
+    rc = s_fanout_begin(client, &ctx, MSG_EVICT_REQ, &ops, &member_of, &n);
+    if (rc != 0)
+        return rc;
     for (size_t k = 0; k < n; k++)
         ops[k].request.body.evict_request =
             (msg_evict_request_t){.uri = uri, .recursive = recursive};
@@ -205,22 +227,11 @@ int shoal_evict(shoal_client_t *client, const char *uri, bool recursive, uint64_
     return rc ? rc : first_error;
 }
 
-/* Lower-case hex of a node id. */
-static void s_id_hex(const uint8_t id[MSG_NODE_ID_SIZE], char out[2 * MSG_NODE_ID_SIZE + 1])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < MSG_NODE_ID_SIZE; i++) {
-        out[2 * i] = digits[id[i] >> 4];
-        out[2 * i + 1] = digits[id[i] & 15];
-    }
-    out[2 * MSG_NODE_ID_SIZE] = '\0';
-}
-
 /* {"id", "name", "state", "incarnation", "data", "gossip", "weight", "last_heard_ms"} */
 static json_t *s_member_json(const client_member_t *member)
 {
     char hex[2 * MSG_NODE_ID_SIZE + 1];
-    s_id_hex(member->id, hex);
+    hex_encode(member->id, MSG_NODE_ID_SIZE, hex, sizeof hex, false); /* fits: cannot fail */
     return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I}", "id", hex, "name", member->name,
                      "state", s_state_name(member->state), "incarnation",
                      (json_int_t)member->incarnation, "data", member->endpoint, "gossip",
@@ -269,23 +280,12 @@ int shoal_stats(shoal_client_t *client, char **json_out)
         return shoal_fail(SHOAL_EINVAL, "shoal_stats: NULL argument");
     *json_out = NULL;
     client_ctx_t ctx;
-    int rc = client_ctx_begin(client, &ctx);
-    if (rc == 0)
-        rc = s_need_view(&ctx);
-    if (rc != 0) {
-        client_ctx_end(&ctx);
+    client_op_t *ops;
+    size_t *member_of, n;
+    int rc = s_fanout_begin(client, &ctx, MSG_STATS_REQ, &ops, &member_of, &n);
+    if (rc != 0)
         return rc;
-    }
     const client_view_t *view = ctx.view;
-    client_op_t *ops = calloc(view->count + 1, sizeof *ops);
-    size_t *member_of = calloc(view->count + 1, sizeof *member_of);
-    if (!ops || !member_of) {
-        free(ops);
-        free(member_of);
-        client_ctx_end(&ctx);
-        return shoal_fail(SHOAL_ENOMEM, "out of memory");
-    }
-    size_t n = s_fanout(view, MSG_STATS_REQ, ops, member_of);
     rc = client_session_run(ctx.session, ops, n, view->version, false);
     json_t *nodes = json_array();
     for (size_t i = 0; rc == 0 && i < view->count; i++) {

@@ -69,7 +69,7 @@ void client_health_destroy(client_health_t **health_p)
 
 void client_health_mark_down(client_health_t *health, const char *endpoint)
 {
-    int64_t until = client_now_ms() + CLIENT_DOWN_MS;
+    int64_t until = clock_mono_ms() + CLIENT_DOWN_MS;
     pthread_mutex_lock(&health->mutex);
     if (atomic_load(&health->down_until_max) < until)
         atomic_store(&health->down_until_max, until);
@@ -81,7 +81,7 @@ void client_health_mark_down(client_health_t *health, const char *endpoint)
             pthread_mutex_unlock(&health->mutex);
             return;
         }
-        if (health->down[i].until_ms < client_now_ms() && free_slot == SIZE_MAX)
+        if (health->down[i].until_ms < clock_mono_ms() && free_slot == SIZE_MAX)
             free_slot = i;
     }
     char *copy = strdup(endpoint);
@@ -104,7 +104,7 @@ void client_health_mark_down(client_health_t *health, const char *endpoint)
 
 bool client_health_is_down(client_health_t *health, const char *endpoint)
 {
-    int64_t now = client_now_ms();
+    int64_t now = clock_mono_ms();
     if (atomic_load(&health->down_until_max) <= now) /* nobody is down: no lock */
         return false;
     bool down = false;

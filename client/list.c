@@ -10,48 +10,44 @@
 #include "client.h"
 #include "fallback.h"
 #include "meta.h"
+#include "uri.h"
+#include "vec.h"
 
 int shoal_stat(shoal_client_t *client, const char *uri, shoal_stat_t *out)
 {
     if (!client || !uri || !out)
         return shoal_fail(SHOAL_EINVAL, "shoal_stat: NULL argument");
+    char normal[URI_MAX + 1];
+    int rc = client_uri_normalize("stat", uri, normal, sizeof normal);
+    if (rc != 0)
+        return rc;
+    const char *key = normal;
     client_ctx_t ctx;
-    int rc = client_ctx_begin(client, &ctx);
+    rc = client_ctx_begin(client, &ctx);
     int result = rc;
     if (rc == 0)
-        rc = client_stat_many(&ctx, &uri, 1, false, out, &result);
+        rc = client_stat_many(&ctx, &key, 1, false, out, &result);
     client_ctx_end(&ctx);
     return rc ? rc : result;
 }
 
 struct shoal_listing {
-    size_t count;        /* entries */
-    size_t cap;          /* entries allocated */
-    char **uris;         /* count owned strings */
-    shoal_stat_t *stats; /* count stats */
+    size_t count;            /* entries (== uris.len == stats.len) */
+    VEC(char *) uris;        /* count owned strings */
+    VEC(shoal_stat_t) stats; /* count stats */
 };
 
 /* Appends one entry (copying the uri). */
 static int s_listing_push(void *arg, const char *uri, const shoal_stat_t *stat)
 {
     shoal_listing_t *listing = arg;
-    if (listing->count == listing->cap) {
-        size_t cap = listing->cap ? listing->cap * 2 : 64;
-        char **uris = realloc(listing->uris, cap * sizeof *uris);
-        if (uris)
-            listing->uris = uris;
-        shoal_stat_t *stats = realloc(listing->stats, cap * sizeof *stats);
-        if (stats)
-            listing->stats = stats;
-        if (!uris || !stats)
-            return shoal_fail(SHOAL_ENOMEM, "out of memory");
-        listing->cap = cap;
-    }
     char *copy = strdup(uri);
-    if (!copy)
+    if (!copy || vec_reserve(&listing->uris, 1) < 0 || vec_reserve(&listing->stats, 1) < 0) {
+        free(copy);
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
-    listing->uris[listing->count] = copy;
-    listing->stats[listing->count] = *stat;
+    }
+    (void)vec_push(&listing->uris, copy);   /* reserved: cannot fail */
+    (void)vec_push(&listing->stats, *stat); /* reserved: cannot fail */
     listing->count++;
     return 0;
 }
@@ -59,8 +55,10 @@ static int s_listing_push(void *arg, const char *uri, const shoal_stat_t *stat)
 static void s_listing_clear(shoal_listing_t *listing)
 {
     for (size_t i = 0; i < listing->count; i++)
-        free(listing->uris[i]);
+        free(listing->uris.items[i]);
     listing->count = 0;
+    vec_clear(&listing->uris);
+    vec_clear(&listing->stats);
 }
 
 /* Pages through LIST replies: the first page goes to the metadata owners in HRW order, later
@@ -135,11 +133,16 @@ int shoal_list(shoal_client_t *client, const char *uri, bool recursive, shoal_li
     if (!client || !uri || !out)
         return shoal_fail(SHOAL_EINVAL, "shoal_list: NULL argument");
     *out = NULL;
+    char normal[URI_MAX + 1];
+    int rc = client_uri_normalize("list", uri, normal, sizeof normal);
+    if (rc != 0)
+        return rc;
+    uri = normal;
     shoal_listing_t *listing = calloc(1, sizeof *listing);
     if (!listing)
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
     client_ctx_t ctx;
-    int rc = client_ctx_begin(client, &ctx);
+    rc = client_ctx_begin(client, &ctx);
     if (rc == 0) {
         bool exhausted = ctx.view == NULL;
         if (ctx.view)
@@ -170,12 +173,12 @@ size_t shoal_listing_count(const shoal_listing_t *listing)
 
 const char *shoal_listing_uri(const shoal_listing_t *listing, size_t index)
 {
-    return listing && index < listing->count ? listing->uris[index] : NULL;
+    return listing && index < listing->count ? listing->uris.items[index] : NULL;
 }
 
 const shoal_stat_t *shoal_listing_stat(const shoal_listing_t *listing, size_t index)
 {
-    return listing && index < listing->count ? &listing->stats[index] : NULL;
+    return listing && index < listing->count ? &listing->stats.items[index] : NULL;
 }
 
 void shoal_listing_destroy(shoal_listing_t **listing_p)
@@ -185,7 +188,7 @@ void shoal_listing_destroy(shoal_listing_t **listing_p)
     shoal_listing_t *listing = *listing_p;
     *listing_p = NULL;
     s_listing_clear(listing);
-    free(listing->uris);
-    free(listing->stats);
+    vec_fini(&listing->uris);
+    vec_fini(&listing->stats);
     free(listing);
 }

@@ -10,7 +10,10 @@
 
 #include "clock.h"
 #include "fallback.h"
+#include "fnv.h"
+#include "htab.h"
 #include "meta.h"
+#include "uri.h"
 
 #define META_OWNER_TRIES        3   /* metadata owners tried in HRW order before the UFS */
 #define CLIENT_STAT_CACHE_SLOTS 512 /* direct-mapped stat cache entries per process */
@@ -28,19 +31,10 @@ struct client_stat_cache {
     client_stat_slot_t slots[CLIENT_STAT_CACHE_SLOTS]; /* direct-mapped by uri hash */
 };
 
-/* FNV-1a of a uri. */
-static size_t s_hash(const char *uri)
-{
-    uint64_t hash = 1469598103934665603ull;
-    for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
-        hash = (hash ^ *p) * 1099511628211ull;
-    return (size_t)hash;
-}
-
-/* The stat cache slot of a uri. */
+/* The stat cache slot of a uri (FNV-1a: the uris are the caller's own, not a peer's). */
 static size_t s_slot(const char *uri)
 {
-    return s_hash(uri) % CLIENT_STAT_CACHE_SLOTS;
+    return (size_t)(fnv1a64_str(uri) % CLIENT_STAT_CACHE_SLOTS);
 }
 
 client_stat_cache_t *client_stat_cache_new(int ttl_ms)
@@ -70,7 +64,7 @@ static bool s_cache_get(client_stat_cache_t *cache, const char *uri, shoal_stat_
     if (cache->ttl_ms < 0)
         return false;
     bool hit = false;
-    int64_t now = client_now_ms();
+    int64_t now = clock_mono_ms();
     pthread_mutex_lock(&cache->mutex);
     client_stat_slot_t *slot = &cache->slots[s_slot(uri)];
     if (slot->uri && slot->expires_ms > now && strcmp(slot->uri, uri) == 0) {
@@ -94,7 +88,7 @@ static void s_cache_put(client_stat_cache_t *cache, const char *uri, const shoal
     free(slot->uri);
     slot->uri = copy;
     slot->stat = *stat;
-    slot->expires_ms = client_now_ms() + cache->ttl_ms;
+    slot->expires_ms = clock_mono_ms() + cache->ttl_ms;
     pthread_mutex_unlock(&cache->mutex);
 }
 
@@ -106,6 +100,15 @@ void client_stat_cache_clear(client_stat_cache_t *cache)
         cache->slots[i].uri = NULL;
     }
     pthread_mutex_unlock(&cache->mutex);
+}
+
+int client_uri_normalize(const char *what, const char *uri, char *out, size_t out_len)
+{
+    if (uri_normalize(uri, out, out_len, NULL) == 0)
+        return 0;
+    char why[256]; /* the last-error buffer that shoal_fail rewrites */
+    snprintf(why, sizeof why, "%s", shoal_last_error());
+    return shoal_fail(SHOAL_EACCES, "%s %.200s: refused: %s", what, uri, why);
 }
 
 void client_meta_targets(const client_view_t *view, const char *uri, client_op_t *op)
@@ -125,34 +128,28 @@ static void s_stat_from_reply(const msg_stat_reply_t *reply, shoal_stat_t *out)
 }
 
 /* Finds, for every pending uri, the first pending entry with the same uri (first[i] == i for
- * the first of each), so that a pread_many of many ranges of one file stats it once. An
- * open-addressing table over the pending entries keeps it linear. */
+ * the first of each), so that a pread_many of many ranges of one file stats it once. A hash
+ * table of the pending uris (borrowed keys) keeps it linear. Only called with cache misses,
+ * before a round trip, so the table's allocation is not on the cached read path. */
 static int s_dedupe(const char *const *uris, const int *results, size_t count, size_t *first)
 {
-    size_t cap = 16;
-    while (cap < 2 * count)
-        cap *= 2;
-    size_t *table = malloc(cap * sizeof *table);
-    if (!table)
+    htab_t *seen = htab_new(count, false);
+    if (!seen)
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
-    for (size_t h = 0; h < cap; h++)
-        table[h] = SIZE_MAX;
     for (size_t i = 0; i < count; i++) {
         first[i] = i;
         if (results[i] != 1)
             continue;
-        for (size_t h = s_hash(uris[i]) & (cap - 1);; h = (h + 1) & (cap - 1)) {
-            if (table[h] == SIZE_MAX) {
-                table[h] = i;
-                break;
-            }
-            if (strcmp(uris[table[h]], uris[i]) == 0) {
-                first[i] = table[h];
-                break;
-            }
+        size_t len = strlen(uris[i]);
+        const size_t *earlier = htab_get(seen, uris[i], len);
+        if (earlier) {
+            first[i] = *earlier;
+        } else if (htab_put(seen, uris[i], len, &first[i], NULL) < 0) {
+            htab_destroy(&seen);
+            return shoal_fail(SHOAL_ENOMEM, "out of memory");
         }
     }
-    free(table);
+    htab_destroy(&seen);
     return 0;
 }
 

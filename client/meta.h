@@ -23,6 +23,13 @@ void client_stat_cache_destroy(client_stat_cache_t **cache_p);
 /* Drops every cached stat (after an evict). */
 void client_stat_cache_clear(client_stat_cache_t *cache);
 
+/* Writes the normal form of `uri` (proto/uri.h) into `out` (out_len bytes): the one spelling
+ * the node checks, keys its cache by and places ranges by, so the client sends, hashes and caches
+ * that same string. A uri the normaliser refuses is refused as the node refuses it:
+ * SHOAL_EACCES, last error "<what> <uri>: refused: <why>". No allocation for paths up to 512
+ * bytes. Borrows everything. */
+int client_uri_normalize(const char *what, const char *uri, char *out, size_t out_len);
+
 /* Fills op's targets: the metadata owners of `uri` in HRW order (borrowed from the view). */
 void client_meta_targets(const client_view_t *view, const char *uri, client_op_t *op);
 

@@ -12,6 +12,7 @@
 #include "fallback.h"
 #include "meta.h"
 #include "range.h"
+#include "uri.h"
 
 #define CLIENT_OWNER_TRIES    2 /* owners in HRW order tried with a normal READ */
 #define CLIENT_NO_CACHE_TRIES 1 /* other live nodes then tried with NO_CACHE */
@@ -19,6 +20,8 @@
 /* One read of a call, with what the current round learned. */
 typedef struct read_job {
     shoal_read_t *read; /* the caller's request and result */
+    const char *uri;    /* read->uri's normal form (uri.h): sent, hashed and cached as the node
+                         * does; storage owned by the call */
     shoal_stat_t stat;  /* the version all bytes come from */
     int stat_result;    /* 0 or the stat's error */
     uint64_t length;    /* bytes to read after clipping at the end of the file */
@@ -49,7 +52,7 @@ static int s_ufs_read(client_ctx_t *ctx, read_job_t *job, uint64_t offset, uint8
 {
     CLIENT_COUNT(ctx->counters, fallback_ufs, 1);
     int64_t got =
-        client_ufs_read(ctx->ufs, job->read->uri, job->stat.version, offset, dest, (size_t)length);
+        client_ufs_read(ctx->ufs, job->uri, job->stat.version, offset, dest, (size_t)length);
     if (got < 0)
         return (int)got;
     if ((uint64_t)got != length)
@@ -77,7 +80,7 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
     }
     for (size_t i = 0, k = 0; i < count; i++)
         if (jobs[i].pending)
-            uris[k++] = jobs[i].read->uri;
+            uris[k++] = jobs[i].uri;
     int rc = client_stat_many(ctx, uris, pending, bypass_cache, stats, results);
     for (size_t i = 0, k = 0; rc == 0 && i < count; i++) {
         read_job_t *job = &jobs[i];
@@ -127,14 +130,14 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
         if (!job->pending || job->error != 0 || job->length == 0)
             continue;
         uint8_t file_key[16];
-        client_file_key(job->read->uri, job->stat.version, file_key);
+        client_file_key(job->uri, job->stat.version, file_key);
         size_t pieces = client_range_split(job->read->offset, job->length, range_bytes, &ranges[n]);
         for (size_t p = 0; p < pieces; p++, n++) {
             client_op_t *op = &ops[n];
             const client_range_t *range = &ranges[n];
             client_op_init(op, MSG_READ_REQ);
             op->request.body.read_request = (msg_read_request_t){
-                .uri = job->read->uri,
+                .uri = job->uri,
                 .version = job->stat.version,
                 .offset = range->offset,
                 .length = range->length,
@@ -234,8 +237,12 @@ int64_t shoal_pread(shoal_client_t *client, const char *uri, void *buf, size_t l
 {
     if (!client || !uri || (!buf && length > 0))
         return shoal_fail(SHOAL_EINVAL, "shoal_pread: NULL argument");
+    char normal[URI_MAX + 1];
+    int rc = client_uri_normalize("read", uri, normal, sizeof normal);
+    if (rc != 0)
+        return rc;
     shoal_read_t read = {.uri = uri, .offset = offset, .length = length, .buf = buf};
-    read_job_t job = {.read = &read, .pending = true};
+    read_job_t job = {.read = &read, .uri = normal, .pending = true};
     s_read_jobs(client, &job, 1);
     return read.result;
 }
@@ -246,9 +253,15 @@ int shoal_pread_many(shoal_client_t *client, shoal_read_t *reads, size_t count)
         return shoal_fail(SHOAL_EINVAL, "shoal_pread_many: NULL argument");
     if (count == 0)
         return 0;
-    read_job_t *jobs = calloc(count, sizeof *jobs);
+    /* One allocation for the jobs and their uris' normal forms (a normal form is at most one
+     * byte longer than its uri: only an empty path gains a '/'). */
+    size_t text = 0;
+    for (size_t i = 0; i < count; i++)
+        text += reads[i].uri ? strnlen(reads[i].uri, URI_MAX + 1) + 2 : 0;
+    read_job_t *jobs = calloc(1, count * sizeof *jobs + text);
     if (!jobs)
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
+    char *normal = (char *)(jobs + count);
     int first_error = 0;
     for (size_t i = 0; i < count; i++) {
         jobs[i].read = &reads[i];
@@ -256,7 +269,17 @@ int shoal_pread_many(shoal_client_t *client, shoal_read_t *reads, size_t count)
         if (!reads[i].uri || (!reads[i].buf && reads[i].length > 0)) {
             jobs[i].pending = false;
             jobs[i].error = SHOAL_EINVAL;
+            continue;
         }
+        size_t room = strnlen(reads[i].uri, URI_MAX + 1) + 2;
+        int rc = client_uri_normalize("read", reads[i].uri, normal, room);
+        if (rc != 0) {
+            jobs[i].pending = false;
+            jobs[i].error = rc;
+            continue;
+        }
+        jobs[i].uri = normal;
+        normal += room;
     }
     int rc = s_read_jobs(client, jobs, count);
     for (size_t i = 0; i < count && !first_error; i++)

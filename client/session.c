@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "session.h"
+#include "vec.h"
 
 /* One DEALER socket to one node endpoint. Index-stable inside the session.
  * Invariant: monitor is NULL whenever socket is (they are made and closed together); a
@@ -45,18 +46,15 @@ struct client_pool {
 
 /* Invariant: used by one thread at a time (taken from the pool, given back). */
 struct client_session {
-    client_pool_t *pool;              /* the pool it belongs to */
-    client_conn_t *conns;             /* connections, conn_count used */
-    size_t conn_count;                /* entries in use */
-    size_t conn_cap;                  /* entries allocated */
-    msg_buf_t out;                    /* encode buffer, reused */
-    uint64_t next_request_id;         /* ids are unique per session (so per socket) */
-    zmq_pollitem_t *items;            /* poll scratch */
-    uint32_t *item_conn;              /* conn index of each poll item */
-    size_t items_cap;                 /* entries allocated in items and item_conn (2 per conn:
-                                       * DEALER and monitor) */
-    uint32_t *sent_ops;               /* op index of each request id sent in the running call */
-    size_t sent_cap;                  /* entries allocated in sent_ops */
+    client_pool_t *pool;       /* the pool it belongs to */
+    VEC(client_conn_t) conns;  /* connections, one per endpoint ever asked */
+    msg_buf_t out;             /* encode buffer, reused */
+    uint64_t next_request_id;  /* ids are unique per session (so per socket) */
+    VEC(zmq_pollitem_t) items; /* poll scratch (2 per conn: DEALER and monitor) */
+    VEC(uint32_t) item_conn;   /* conn index of each poll item */
+    VEC(uint32_t)
+    sent_ops;                         /* op index of each request id sent in the running call
+                                       * (len == the call's sent) */
     struct client_session *next_idle; /* pool stack link */
     struct client_session *next_all;  /* every session of the process */
 };
@@ -91,18 +89,18 @@ static void s_session_destroy_all(client_session_t *session)
 {
     while (session) {
         client_session_t *next = session->next_all;
-        for (size_t i = 0; i < session->conn_count; i++) {
-            if (session->conns[i].monitor)
-                zmq_close(session->conns[i].monitor);
-            if (session->conns[i].socket)
-                zmq_close(session->conns[i].socket);
-            free(session->conns[i].endpoint);
+        for (size_t i = 0; i < session->conns.len; i++) {
+            if (session->conns.items[i].monitor)
+                zmq_close(session->conns.items[i].monitor);
+            if (session->conns.items[i].socket)
+                zmq_close(session->conns.items[i].socket);
+            free(session->conns.items[i].endpoint);
         }
-        free(session->conns);
+        vec_fini(&session->conns);
         msg_buf_fini(&session->out);
-        free(session->items);
-        free(session->item_conn);
-        free(session->sent_ops);
+        vec_fini(&session->items);
+        vec_fini(&session->item_conn);
+        vec_fini(&session->sent_ops);
         free(session);
         session = next;
     }
@@ -235,25 +233,17 @@ static bool s_monitor_drain(client_conn_t *conn)
 static int s_conn_get(client_session_t *session, const char *endpoint, uint32_t *index_out)
 {
     size_t index = 0;
-    for (; index < session->conn_count; index++)
-        if (strcmp(session->conns[index].endpoint, endpoint) == 0)
+    for (; index < session->conns.len; index++)
+        if (strcmp(session->conns.items[index].endpoint, endpoint) == 0)
             break;
-    if (index == session->conn_count) {
-        if (session->conn_count == session->conn_cap) {
-            size_t cap = session->conn_cap ? session->conn_cap * 2 : 8;
-            client_conn_t *grown = realloc(session->conns, cap * sizeof *grown);
-            if (!grown)
-                return shoal_fail(SHOAL_ENOMEM, "out of memory");
-            session->conns = grown;
-            session->conn_cap = cap;
-        }
+    if (index == session->conns.len) {
         char *copy = strdup(endpoint);
-        if (!copy)
+        if (!copy || vec_push(&session->conns, ((client_conn_t){.endpoint = copy})) < 0) {
+            free(copy);
             return shoal_fail(SHOAL_ENOMEM, "out of memory");
-        session->conns[index] = (client_conn_t){.endpoint = copy};
-        session->conn_count++;
+        }
     }
-    client_conn_t *conn = &session->conns[index];
+    client_conn_t *conn = &session->conns.items[index];
     if (!conn->socket) {
         void *socket = zmq_socket(session->pool->zmq_context, ZMQ_DEALER);
         if (!socket)
@@ -342,16 +332,17 @@ static void s_call_sanity(const client_call_t *call)
 #ifndef NDEBUG
     const client_session_t *session = call->session;
     size_t inflight = 0;
-    for (size_t c = 0; c < session->conn_count; c++) {
+    for (size_t c = 0; c < session->conns.len; c++) {
         uint32_t on_conn = 0;
         for (size_t i = 0; i < call->count; i++)
             on_conn += call->ops[i].state == CLIENT_OP_INFLIGHT && call->ops[i].conn == c;
-        assert(on_conn == session->conns[c].inflight);
-        assert(on_conn == 0 || session->conns[c].socket != NULL);
+        assert(on_conn == session->conns.items[c].inflight);
+        assert(on_conn == 0 || session->conns.items[c].socket != NULL);
         inflight += on_conn;
     }
     assert(inflight == call->inflight);
-    assert(call->sent <= session->sent_cap || call->sent == 0);
+    assert(call->sent == session->sent_ops.len);
+    vec_sanity(&session->sent_ops);
 #else
     (void)call;
 #endif
@@ -400,14 +391,8 @@ static int s_op_start(client_call_t *call, size_t op_index, int last_code)
             last_code = rc;
             continue;
         }
-        if (call->sent == session->sent_cap) {
-            size_t cap = session->sent_cap ? session->sent_cap * 2 : 64;
-            uint32_t *grown = realloc(session->sent_ops, cap * sizeof *grown);
-            if (!grown)
-                return shoal_fail(SHOAL_ENOMEM, "out of memory");
-            session->sent_ops = grown;
-            session->sent_cap = cap;
-        }
+        if (vec_reserve(&session->sent_ops, 1) < 0)
+            return shoal_fail(SHOAL_ENOMEM, "out of memory");
         uint64_t request_id = call->id_base + call->sent;
         op->request.header.request_id = request_id;
         op->request.header.view_version = call->view_version;
@@ -422,7 +407,7 @@ static int s_op_start(client_call_t *call, size_t op_index, int last_code)
             s_op_done(op, rc, false, shoal_last_error());
             return 0;
         }
-        client_conn_t *conn = &session->conns[conn_index];
+        client_conn_t *conn = &session->conns.items[conn_index];
         /* The connection becomes busy: events of its idle time are history (a drop then was
          * followed by reconnects, whose failures report again within RECONNECT_IVL). */
         if (conn->inflight == 0)
@@ -433,7 +418,8 @@ static int s_op_start(client_call_t *call, size_t op_index, int last_code)
             last_code = SHOAL_EUNAVAIL;
             continue;
         }
-        session->sent_ops[call->sent++] = (uint32_t)op_index;
+        session->sent_ops.items[session->sent_ops.len++] = (uint32_t)op_index; /* reserved */
+        call->sent++;
         CLIENT_COUNT(counters, requests, 1);
         if (target_index > 0 || op->result != 0) {
             if (op->result != 0)
@@ -448,7 +434,7 @@ static int s_op_start(client_call_t *call, size_t op_index, int last_code)
         op->sent_to = target_index;
         op->request_id = request_id;
         if (conn->inflight == 0)
-            conn->progress_ms = client_now_ms();
+            conn->progress_ms = clock_mono_ms();
         conn->inflight++;
         call->inflight++;
         return 0;
@@ -465,7 +451,7 @@ static int s_op_retry(client_call_t *call, size_t op_index, int code, const char
 {
     client_op_t *op = &call->ops[op_index];
     if (op->state == CLIENT_OP_INFLIGHT) {
-        call->session->conns[op->conn].inflight--;
+        call->session->conns.items[op->conn].inflight--;
         call->inflight--;
     }
     op->state = CLIENT_OP_IDLE;
@@ -479,7 +465,7 @@ static int s_op_retry(client_call_t *call, size_t op_index, int code, const char
 static int s_conn_fail(client_call_t *call, uint32_t conn_index, int code, const char *detail)
 {
     client_session_t *session = call->session;
-    client_conn_t *conn = &session->conns[conn_index];
+    client_conn_t *conn = &session->conns.items[conn_index];
     client_health_mark_down(session->pool->health, conn->endpoint);
     client_health_force_stale(session->pool->health);
     s_conn_close(conn);
@@ -625,7 +611,7 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
 {
     client_session_t *session = call->session;
     client_counters_t *counters = session->pool->counters;
-    client_conn_t *conn = &session->conns[conn_index];
+    client_conn_t *conn = &session->conns.items[conn_index];
     void *socket = conn->socket;
     char detail[sizeof((client_op_t *)0)->detail];
 
@@ -641,7 +627,7 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
     uint64_t id = reply.header.request_id;
     size_t op_index = SIZE_MAX;
     if (id >= call->id_base && id - call->id_base < call->sent) {
-        size_t candidate = session->sent_ops[id - call->id_base];
+        size_t candidate = session->sent_ops.items[id - call->id_base];
         client_op_t *op = &call->ops[candidate];
         if (op->state == CLIENT_OP_INFLIGHT && op->request_id == id && op->conn == conn_index)
             op_index = candidate;
@@ -652,7 +638,7 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
         return 0;
     }
     client_health_seen_version(session->pool->health, reply.header.view_version);
-    conn->progress_ms = client_now_ms();
+    conn->progress_ms = clock_mono_ms();
     client_op_t *op = &call->ops[op_index];
     uint32_t request_type = op->request.header.type;
     if (reply.header.type == MSG_ERROR) {
@@ -724,7 +710,7 @@ static int s_conn_receive(client_call_t *call, uint32_t conn_index)
 {
     client_session_t *session = call->session;
     for (;;) {
-        client_conn_t *conn = &session->conns[conn_index];
+        client_conn_t *conn = &session->conns.items[conn_index];
         if (!conn->socket)
             return 0;
         zmq_msg_t part;
@@ -765,10 +751,10 @@ static int s_conn_receive(client_call_t *call, uint32_t conn_index)
 static int s_conn_monitor_event(client_call_t *call, uint32_t conn_index)
 {
     client_session_t *session = call->session;
-    if (!s_monitor_drain(&session->conns[conn_index]))
+    if (!s_monitor_drain(&session->conns.items[conn_index]))
         return 0;
     int rc = s_conn_receive(call, conn_index);
-    client_conn_t *conn = &session->conns[conn_index];
+    client_conn_t *conn = &session->conns.items[conn_index];
     if (rc != 0 || conn->inflight == 0 || !conn->socket)
         return rc;
     char detail[160];
@@ -796,6 +782,7 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
         .id_base = session->next_request_id,
         .view_version = view_version,
     };
+    vec_clear(&session->sent_ops);
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         ops[i].state = CLIENT_OP_IDLE;
@@ -805,65 +792,58 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
     }
     while (rc == 0 && call.inflight > 0 && !(first_success_ends && call.success_seen)) {
         s_call_sanity(&call);
-        if (session->items_cap < 2 * session->conn_count) {
-            size_t cap = 2 * session->conn_count;
-            zmq_pollitem_t *items = realloc(session->items, cap * sizeof *items);
-            if (items)
-                session->items = items;
-            uint32_t *item_conn = realloc(session->item_conn, cap * sizeof *item_conn);
-            if (item_conn)
-                session->item_conn = item_conn;
-            if (!items || !item_conn) {
-                rc = shoal_fail(SHOAL_ENOMEM, "out of memory");
-                break;
-            }
-            session->items_cap = cap;
+        vec_clear(&session->items);
+        vec_clear(&session->item_conn);
+        if (vec_reserve(&session->items, 2 * session->conns.len) < 0 ||
+            vec_reserve(&session->item_conn, 2 * session->conns.len) < 0) {
+            rc = shoal_fail(SHOAL_ENOMEM, "out of memory");
+            break;
         }
         int item_count = 0;
-        for (size_t c = 0; c < session->conn_count; c++) {
-            if (session->conns[c].inflight == 0 || !session->conns[c].socket)
+        for (size_t c = 0; c < session->conns.len; c++) {
+            if (session->conns.items[c].inflight == 0 || !session->conns.items[c].socket)
                 continue;
-            session->items[item_count] =
-                (zmq_pollitem_t){.socket = session->conns[c].socket, .events = ZMQ_POLLIN};
-            session->item_conn[item_count++] = (uint32_t)c;
+            session->items.items[item_count] =
+                (zmq_pollitem_t){.socket = session->conns.items[c].socket, .events = ZMQ_POLLIN};
+            session->item_conn.items[item_count++] = (uint32_t)c;
         }
         int dealer_count = item_count; /* then the monitors of the same connections */
         for (int k = 0; k < dealer_count; k++) {
-            client_conn_t *conn = &session->conns[session->item_conn[k]];
+            client_conn_t *conn = &session->conns.items[session->item_conn.items[k]];
             if (!conn->monitor)
                 continue;
-            session->items[item_count] =
+            session->items.items[item_count] =
                 conn->monitor_fd >= 0
                     ? (zmq_pollitem_t){.fd = conn->monitor_fd, .events = ZMQ_POLLIN}
                     : (zmq_pollitem_t){.socket = conn->monitor, .events = ZMQ_POLLIN};
-            session->item_conn[item_count++] = session->item_conn[k];
+            session->item_conn.items[item_count++] = session->item_conn.items[k];
         }
         int64_t earliest = INT64_MAX;
-        for (size_t c = 0; c < session->conn_count; c++)
-            if (session->conns[c].inflight > 0 &&
-                session->conns[c].progress_ms + session->pool->timeout_ms < earliest)
-                earliest = session->conns[c].progress_ms + session->pool->timeout_ms;
-        int64_t now = client_now_ms();
+        for (size_t c = 0; c < session->conns.len; c++)
+            if (session->conns.items[c].inflight > 0 &&
+                session->conns.items[c].progress_ms + session->pool->timeout_ms < earliest)
+                earliest = session->conns.items[c].progress_ms + session->pool->timeout_ms;
+        int64_t now = clock_mono_ms();
         long wait_ms = earliest <= now ? 0 : (long)(earliest - now);
-        int ready = zmq_poll(session->items, item_count, wait_ms);
+        int ready = zmq_poll(session->items.items, item_count, wait_ms);
         if (ready < 0 && errno != EINTR) {
             rc = shoal_fail(SHOAL_EIO, "zmq_poll: %s", zmq_strerror(errno));
             break;
         }
         for (int k = 0; ready > 0 && k < dealer_count && rc == 0; k++)
-            if (session->items[k].revents & ZMQ_POLLIN)
-                rc = s_conn_receive(&call, session->item_conn[k]);
+            if (session->items.items[k].revents & ZMQ_POLLIN)
+                rc = s_conn_receive(&call, session->item_conn.items[k]);
         /* Monitors after the replies; a connection failed meanwhile has no monitor left. */
         for (int k = dealer_count; ready > 0 && k < item_count && rc == 0; k++) {
-            client_conn_t *conn = &session->conns[session->item_conn[k]];
-            const zmq_pollitem_t *item = &session->items[k];
+            client_conn_t *conn = &session->conns.items[session->item_conn.items[k]];
+            const zmq_pollitem_t *item = &session->items.items[k];
             bool same = item->socket ? item->socket == conn->monitor : item->fd == conn->monitor_fd;
             if ((item->revents & ZMQ_POLLIN) && conn->monitor && same && conn->inflight > 0)
-                rc = s_conn_monitor_event(&call, session->item_conn[k]);
+                rc = s_conn_monitor_event(&call, session->item_conn.items[k]);
         }
-        now = client_now_ms();
-        for (size_t c = 0; c < session->conn_count && rc == 0; c++) {
-            client_conn_t *conn = &session->conns[c];
+        now = clock_mono_ms();
+        for (size_t c = 0; c < session->conns.len && rc == 0; c++) {
+            client_conn_t *conn = &session->conns.items[c];
             if (conn->inflight == 0 || conn->progress_ms + session->pool->timeout_ms > now)
                 continue;
             char detail[160];
@@ -877,7 +857,7 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
      * this session never hands out again, and are dropped on arrival. */
     for (size_t i = 0; i < count; i++) {
         if (ops[i].state == CLIENT_OP_INFLIGHT)
-            session->conns[ops[i].conn].inflight--;
+            session->conns.items[ops[i].conn].inflight--;
         if (ops[i].state != CLIENT_OP_DONE)
             s_op_done(&ops[i], rc ? rc : SHOAL_ECANCELED, false, "abandoned");
     }

@@ -210,7 +210,7 @@ static int s_view_fetch(const client_view_cache_t *cache, client_session_t *sess
 client_view_t *client_view_acquire(client_view_cache_t *cache, client_session_t *session,
                                    bool force)
 {
-    int64_t now = client_now_ms();
+    int64_t now = clock_mono_ms();
     pthread_mutex_lock(&cache->mutex);
     client_view_t *old = cache->view;
     if (old)
@@ -229,7 +229,7 @@ client_view_t *client_view_acquire(client_view_cache_t *cache, client_session_t 
     }
     client_view_t *fresh = NULL;
     int rc = s_view_fetch(cache, session, old, &fresh);
-    now = client_now_ms();
+    now = clock_mono_ms();
     pthread_mutex_lock(&cache->mutex);
     if (rc == 0) {
         CLIENT_COUNT(cache->counters, view_refreshes, 1);

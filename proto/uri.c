@@ -12,6 +12,8 @@
 
 #include "coding.h"
 
+#define URI_SMALL_PATH 512 /* paths up to this many bytes are normalised without allocating */
+
 /* A path segment: a slice of the decoded path. */
 typedef struct s_segment {
     const char *start; /* first byte */
@@ -132,8 +134,13 @@ int uri_normalize(const char *uri, char *out, size_t out_len, size_t *min_depth)
     }
     size_t path_len = uri_len - (size_t)(path - uri);
 
-    char *decoded = malloc(path_len + 1);
-    s_segment_t *stack = malloc((path_len / 2 + 2) * sizeof *stack);
+    /* Scratch on the stack for paths up to URI_SMALL_PATH bytes (every read of the client and
+     * every request of the node normalises: no allocation there), on the heap above. */
+    char decoded_small[URI_SMALL_PATH + 1];
+    s_segment_t stack_small[URI_SMALL_PATH / 2 + 2];
+    bool small = path_len <= URI_SMALL_PATH;
+    char *decoded = small ? decoded_small : malloc(path_len + 1);
+    s_segment_t *stack = small ? stack_small : malloc((path_len / 2 + 2) * sizeof *stack);
     int rc = 0;
     if (decoded == NULL || stack == NULL) {
         rc = shoal_fail(SHOAL_ENOMEM, "uri_normalize: out of memory");
@@ -196,7 +203,9 @@ int uri_normalize(const char *uri, char *out, size_t out_len, size_t *min_depth)
     if (depth == 0 || trailing)
         rc = s_append(out, out_len, &pos, "/", 1, uri);
 done:
-    free(decoded);
-    free(stack);
+    if (!small) {
+        free(decoded);
+        free(stack);
+    }
     return rc;
 }

@@ -85,6 +85,13 @@ expect 0 "$shoal" cat "$root/sub/bin.txt"
 cmp -s "$dir/out" "$dir/data/sub/bin.txt" || fail "cat is not binary safe"
 expect 0 "$shoal" cat "$root/big.bin" --offset 65530 --length 300000
 cmp -s "$dir/out" <(tail -c +65531 "$dir/data/big.bin" | head -c 300000) || fail "ranged cat differs"
+# sizes in shoald's grammar (proto/units.h): 1.5M is 1572864 bytes, 64K 65536
+expect 0 "$shoal" cat "$root/big.bin" --offset 64K --length 1.5M
+cmp -s "$dir/out" <(tail -c +65537 "$dir/data/big.bin" | head -c 1572864) || fail "cat --length 1.5M differs"
+expect 0 "$shoal" cat "$root/big.bin" --offset 1MiB --length 0.5k
+cmp -s "$dir/out" <(tail -c +1048577 "$dir/data/big.bin" | head -c 512) || fail "cat --length 0.5k differs"
+expect 0 "$shoal" --timeout 2.5s stat "$root/big.bin"
+expect 0 "$shoal" --timeout 500ms stat "$root/big.bin"
 expect 0 "$shoal" cat "$root/empty"
 [ -s "$dir/out" ] && fail "cat of an empty file printed bytes"
 
@@ -118,9 +125,16 @@ expect 2 "$shoal" frobnicate
 contains "$dir/err" "unknown command"
 expect 2 "$shoal" cat
 expect 2 "$shoal" cat "$root/big.bin" --length lots
+contains "$dir/err" "'lots' is not a size"
+expect 2 "$shoal" cat "$root/big.bin" --length 1.5
+contains "$dir/err" "'1.5' is not a size"
+expect 2 "$shoal" cat "$root/big.bin" --offset 12Q
+contains "$dir/err" "'12Q' is not a size"
 expect 2 "$shoal" ls
 expect 2 "$shoal" warmup "$root/" --parallel 0
 expect 2 "$shoal" --timeout abc members
+contains "$dir/err" "is not a time"
+expect 2 "$shoal" --timeout 2h members
 expect 2 "$shoal" members --bogus
 expect 2 "$shoal" keygen
 expect 0 "$shoal" --help

@@ -4,8 +4,9 @@
  * byte right, every other node marks it dead within 10 s), its restart from the same data dir
  * at a new address (a higher incarnation, not a second member, and its old cache serves hits
  * with no new origin GET), a node with another page size refused (exit 2, both sizes named),
- * and forwarding (a READ to a non-owner is answered with the owner's bytes; a FORWARDED READ to
- * a non-owner is not forwarded again).
+ * forwarding (a READ to a non-owner is answered with the owner's bytes; a FORWARDED READ to
+ * a non-owner is not forwarded again), and names with spaces, escapes and non-ASCII bytes
+ * routed by the client to the owner the node expects (no forward).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -117,6 +118,8 @@ static void s_start_node(int index, const char *page, bool may_exit)
     snprintf(gossip, sizeof gossip, "127.0.0.1:%d", node->gossip_port);
     snprintf(seeds, sizeof seeds, "127.0.0.1:%d", s_nodes[0].gossip_port);
     snprintf(mount, sizeof mount, "%s/", s_nginx.base_url);
+    char file_mount[TP_PATH_MAX + 32]; /* file:// mount of odd names (names_route_to_owners) */
+    snprintf(file_mount, sizeof file_mount, "file://%s/names/", s_dir);
     const char *argv[40] = {shoald,       "--name",
                             name,         "--data-dir",
                             node->db_dir, "--capacity",
@@ -134,10 +137,13 @@ static void s_start_node(int index, const char *page, bool may_exit)
                             "120s",       "--forward-timeout",
                             "1s",         "--flush-interval",
                             "300ms",      NULL};
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    argv[n++] = "--mount";
+    argv[n++] = file_mount;
+    argv[n] = NULL;
     if (index > 0) {
-        size_t n = 0;
-        while (argv[n])
-            n++;
         argv[n++] = "--seeds";
         argv[n++] = seeds;
         argv[n] = NULL;
@@ -765,5 +771,120 @@ Test(cluster, kill9_owner_fails_over_by_disconnect)
     cr_assert_gt(disconnects, 0, "the dead owners were not found by their connections");
     cr_assert_eq(timeouts, 0, "a dead owner was found by the timeout");
     cr_assert_gt(s_client_counter(client, "fallback_next_owner"), 0);
+    shoal_client_destroy(&client);
+}
+
+/* Sum of a counter over the first `count` nodes. */
+static uint64_t s_node_counter_sum(int count, const char *name)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < count; i++)
+        sum += s_node_counter(i, name);
+    return sum;
+}
+
+/*
+ * The client places by the normal form of a uri (proto/uri.h), as the node does. Three nodes
+ * over a file:// mount of files named with a space, a literal "%20" (another object than the
+ * space, by design), a non-ASCII name, an escaped unreserved byte ("%41" is "A": both spellings
+ * name one file), "//" and "/./" spellings and a 300-byte path. Each file spans four ranges;
+ * each spelling is read whole and checked byte by byte, and no node forwards a single range
+ * (a client hashing the raw spelling sends most ranges of the respelled names to a non-owner,
+ * which forwards them). A uri the normaliser refuses gets the node's own refusal.
+ */
+Test(cluster, names_route_to_owners)
+{
+    cr_assert_eq(sodium_init() < 0, 0);
+    enum { NAMES = 6, NAME_SIZE = RANGE_BYTES * 3 + 777 };
+    char base[TP_PATH_MAX];
+    snprintf(base, sizeof base, "%s/names", s_dir);
+    char long_dir[400] = "";
+    while (strlen(long_dir) < 300)
+        strcat(long_dir, "/a-rather-long-directory-name-0123456789");
+    /* on-disk name (below names/), then the spellings a caller may use */
+    const char *const files[NAMES][3] = {
+        {"/with space.bin", "/with space.bin", "//with space.bin"},
+        {"/with%20escape.bin", "/with%20escape.bin", "/./with%20escape.bin"},
+        {"/caf\xc3\xa9-\xe6\x97\xa5.bin", "/caf\xc3\xa9-\xe6\x97\xa5.bin",
+         "/./caf\xc3\xa9-\xe6\x97\xa5.bin"}, /* raw bytes stay raw (an escape of them
+                                              * would name another object) */
+        {"/Abc.bin", "/%41bc.bin", "/%41%62%63.bin"},
+        {"/sub/x~y.bin", "/sub//x%7Ey.bin", "/sub/../sub/x~y.bin"},
+        {NULL, NULL, NULL}, /* the long path, filled below */
+    };
+    char long_names[3][TP_PATH_MAX];
+    snprintf(long_names[0], sizeof long_names[0], "%s/long.bin", long_dir);
+    snprintf(long_names[1], sizeof long_names[1], "%s/l%%6Fng.bin", long_dir);
+    snprintf(long_names[2], sizeof long_names[2], "/%s/./long.bin", long_dir);
+    uint8_t *data[NAMES];
+    for (int i = 0; i < NAMES; i++) {
+        const char *disk = i == NAMES - 1 ? long_names[0] : files[i][0];
+        char path[2 * TP_PATH_MAX];
+        snprintf(path, sizeof path, "%s%s", base, disk);
+        char dir[2 * TP_PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", path);
+        *strrchr(dir, '/') = '\0';
+        cr_assert_eq(tp_mkdirs(dir, 0755), 0, "%s", dir);
+        data[i] = malloc(NAME_SIZE);
+        tp_fill_pattern(data[i], NAME_SIZE, (uint64_t)i + 101);
+        cr_assert_eq(tp_write_file(path, data[i], NAME_SIZE), 0, "%s", path);
+    }
+    cr_assert_gt(strlen(long_names[0]), 300);
+    for (int i = 0; i < 3; i++)
+        s_start_node(i, "64K", false);
+    s_wait_converged(3);
+    s_make_seeds();
+    shoal_client_t *client = s_client(10000, true);
+    uint64_t forwards = s_node_counter_sum(3, "forwards");
+    uint64_t forwarded_in = s_node_counter_sum(3, "forwarded_in");
+    uint8_t *buf = malloc(NAME_SIZE + 100);
+    for (int round = 0; round < 2; round++) /* cold, then cached */
+        for (int i = 0; i < NAMES; i++)
+            for (int k = 0; k < 3; k++) {
+                const char *name = i == NAMES - 1 ? long_names[k] : files[i][k];
+                char uri[4 * TP_PATH_MAX];
+                cr_assert_lt(snprintf(uri, sizeof uri, "file://%s%s", base, name), (int)sizeof uri);
+                memset(buf, 0, NAME_SIZE);
+                int64_t got = shoal_pread(client, uri, buf, NAME_SIZE + 100, 0);
+                cr_assert_eq(got, NAME_SIZE, "read %s: %lld (%s)", uri, (long long)got,
+                             got < 0 ? shoal_last_error() : "short");
+                cr_assert_eq(memcmp(buf, data[i], NAME_SIZE), 0, "wrong bytes from %s", uri);
+                shoal_stat_t stat;
+                cr_assert_eq(shoal_stat(client, uri, &stat), 0, "%s", shoal_last_error());
+                cr_assert_eq(stat.size, NAME_SIZE);
+            }
+    cr_assert_eq(s_node_counter_sum(3, "forwards"), forwards, "a node forwarded a client read");
+    cr_assert_eq(s_node_counter_sum(3, "forwarded_in"), forwarded_in);
+    cr_assert_eq(s_client_counter(client, "fallback_next_owner"), 0);
+    cr_assert_eq(s_client_counter(client, "fallback_no_cache"), 0);
+
+    /* refused spellings: the client answers as the node does (EACCES, the node's reason) */
+    const char *const refused[] = {"/../../etc/passwd", "/bad%zzescape.bin", "/slash%2Fin.bin",
+                                   "/ctl\x01.bin"};
+    for (size_t r = 0; r < sizeof refused / sizeof *refused; r++) {
+        char uri[4 * TP_PATH_MAX];
+        snprintf(uri, sizeof uri, "file:///%s", refused[r]);
+        msg_t request, reply;
+        msg_init(&request, MSG_STAT_REQ, 1, 0);
+        request.body.stat_request.uri = uri;
+        cr_assert_eq(s_request(s_nodes[1].endpoint, &request, &reply, NULL, NULL), 0);
+        cr_assert_eq(reply.header.type, MSG_ERROR);
+        cr_assert_eq(reply.body.error.code, SHOAL_EACCES);
+        char node_says[512];
+        snprintf(node_says, sizeof node_says, "%s", reply.body.error.message);
+        msg_fini(&reply);
+        cr_assert_eq(shoal_pread(client, uri, buf, 10, 0), SHOAL_EACCES, "%s", uri);
+        const char *said = shoal_last_error();
+        cr_assert_not_null(strstr(said, node_says), "client: '%s', node: '%s'", said, node_says);
+        shoal_stat_t stat;
+        cr_assert_eq(shoal_stat(client, uri, &stat), SHOAL_EACCES);
+        shoal_read_t reads[2] = {{.uri = uri, .buf = buf, .length = 10},
+                                 {.uri = s_uris[0], .buf = buf + 10, .length = 10}};
+        shoal_pread_many(client, reads, 2);
+        cr_assert_eq(reads[0].result, SHOAL_EACCES);
+    }
+    free(buf);
+    for (int i = 0; i < NAMES; i++)
+        free(data[i]);
     shoal_client_destroy(&client);
 }

@@ -19,14 +19,17 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "clock.h"
+#include "coding.h"
 #include "shoal.h"
+#include "units.h"
 
 #define CLI_EXIT_FAILED 1          /* the command ran and something failed */
 #define CLI_EXIT_USAGE  2          /* bad command line */
 #define CLI_CHUNK       (8u << 20) /* cat reads this much per call */
 
 static const char s_usage[] =
-    "usage: shoal [--seeds HOST:PORT,...] [--timeout MS] COMMAND [ARGS]\n"
+    "usage: shoal [--seeds HOST:PORT,...] [--timeout TIME] COMMAND [ARGS]\n"
     "\n"
     "Talks to a shoal cluster through any of its nodes (the seeds: --seeds, else $SHOAL_SEEDS,\n"
     "else 127.0.0.1:7070).\n"
@@ -38,7 +41,7 @@ static const char s_usage[] =
     "                              used/capacity; --json prints the whole document\n"
     "  ls URI [-r]                 list a directory or prefix (-r: every file below it)\n"
     "  stat URI                    size, mtime, version of a file\n"
-    "  cat URI [--offset N] [--length N]\n"
+    "  cat URI [--offset SIZE] [--length SIZE]\n"
     "                              write a file (or a part) to stdout through the cache\n"
     "  warmup URI [--parallel N] [--replicas N]\n"
     "                              load a file, or every file below a prefix, into the cache\n"
@@ -51,8 +54,12 @@ static const char s_usage[] =
     "\n"
     "global options:\n"
     "  --seeds LIST     comma-separated host:port data endpoints of any nodes\n"
-    "  --timeout MS     per-request timeout before trying another node (default 10000)\n"
+    "  --timeout TIME   per-request timeout before trying another node (default 10s); a bare\n"
+    "                   number is milliseconds, else 500ms, 2s, 1.5m, 1h\n"
     "  -h, --help       this text; `shoal COMMAND --help` for one command\n"
+    "\n"
+    "sizes (--offset, --length) and counts take shoald's size grammar: 4096, 64K, 1.5M, 2GiB\n"
+    "(binary units); a fraction needs a unit.\n"
     "\n"
     "exit status: 0 success, 1 failure, 2 bad usage\n";
 
@@ -70,75 +77,36 @@ static int s_usage_error(const char *fmt, const char *arg)
     return CLI_EXIT_USAGE;
 }
 
-/* Parses a non-negative integer with an optional K/M/G/T suffix (powers of 1024). */
+/* Parses a size or count in proto's size grammar (units.h, as shoald takes them: "4096", "64K",
+ * "1.5M", "2GiB"). */
 static bool s_parse_u64(const char *text, uint64_t *out)
 {
-    if (!text || !*text || *text == '-')
+    return text && units_parse_size(text, out) == 0;
+}
+
+/* Parses --timeout into milliseconds: a bare whole number is milliseconds (as it always was),
+ * anything else is proto's duration grammar ("500ms", "2s", "1.5m"). */
+static bool s_parse_timeout_ms(const char *text, uint64_t *out)
+{
+    if (text && *text && strspn(text, "0123456789") == strlen(text))
+        return s_parse_u64(text, out);
+    int64_t ns = 0;
+    if (!text || units_parse_duration(text, &ns) != 0)
         return false;
-    errno = 0;
-    char *end = NULL;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (errno || end == text)
-        return false;
-    unsigned shift = 0;
-    switch (*end) {
-    case '\0':
-        break;
-    case 'k':
-    case 'K':
-        shift = 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        shift = 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        shift = 30;
-        end++;
-        break;
-    case 't':
-    case 'T':
-        shift = 40;
-        end++;
-        break;
-    default:
-        return false;
-    }
-    if (*end == 'i' || *end == 'B')
-        end++;
-    if (*end == 'B')
-        end++;
-    if (*end != '\0' || (shift && value > (UINT64_MAX >> shift)))
-        return false;
-    *out = (uint64_t)value << shift;
+    *out = (uint64_t)(ns / 1000000);
     return true;
 }
 
-/* "1.5 GiB" style; buf holds at least 16 bytes. */
+/* "1.5 GiB" style (proto's units_format_size); buf holds at least 16 bytes. */
 static const char *s_bytes(uint64_t bytes, char *buf, size_t size)
 {
-    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double value = (double)bytes;
-    size_t unit = 0;
-    while (value >= 1024 && unit + 1 < sizeof units / sizeof *units) {
-        value /= 1024;
-        unit++;
-    }
-    if (unit == 0)
-        snprintf(buf, size, "%" PRIu64 " B", bytes);
-    else
-        snprintf(buf, size, "%.1f %s", value, units[unit]);
-    return buf;
+    return units_format_size(bytes, buf, size);
 }
 
+/* Monotonic seconds. */
 static double s_now(void)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    return (double)clock_mono_ns() / 1e9;
 }
 
 static shoal_client_t *s_connect(const cli_t *cli)
@@ -511,7 +479,7 @@ static bool s_write_all(const uint8_t *buf, size_t len)
 static int s_cat(const cli_t *cli, int argc, char **argv)
 {
     static const char help[] =
-        "usage: shoal cat URI [--offset N] [--length N]\n"
+        "usage: shoal cat URI [--offset SIZE] [--length SIZE]\n"
         "Writes URI (or LENGTH bytes from OFFSET; K/M/G suffixes allowed) to stdout, read\n"
         "through the cache, binary safe.\n";
     static const struct option options[] = {{"offset", required_argument, NULL, 'o'},
@@ -523,7 +491,8 @@ static int s_cat(const cli_t *cli, int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (flags.bad)
-        return s_usage_error("cat: '%s' is not a byte count", flags.bad);
+        return s_usage_error("cat: '%s' is not a size (a byte count like 4096, 64K, 1.5M, 2GiB)",
+                             flags.bad);
     shoal_client_t *client = NULL;
     rc = s_uri_command(cli, argc, "cat", &client);
     if (rc >= 0)
@@ -854,7 +823,7 @@ static int s_keygen(int argc, char **argv)
     uint8_t secret[32];
     char hex[2 * sizeof secret + 2];
     randombytes_buf(secret, sizeof secret);
-    sodium_bin2hex(hex, sizeof hex, secret, sizeof secret);
+    hex_encode(secret, sizeof secret, hex, sizeof hex, false); /* fits: cannot fail */
     sodium_memzero(secret, sizeof secret);
     size_t len = strlen(hex);
     hex[len++] = '\n';
@@ -899,8 +868,10 @@ int main(int argc, char **argv)
             break;
         case 't': {
             uint64_t timeout = 0;
-            if (!s_parse_u64(optarg, &timeout) || timeout == 0 || timeout > 3600000)
-                return s_usage_error("--timeout: '%s' is not a time in ms (1..3600000)", optarg);
+            if (!s_parse_timeout_ms(optarg, &timeout) || timeout == 0 || timeout > 3600000)
+                return s_usage_error("--timeout: '%s' is not a time from 1ms to 1h (a bare number "
+                                     "is milliseconds: 5000, 500ms, 2s, 1m)",
+                                     optarg);
             cli.timeout_ms = (int)timeout;
             break;
         }
