@@ -71,16 +71,6 @@ void swim_opts_memberlist(swim_opts_t *opts)
     opts->dead_forget_ms = 30000;
 }
 
-uint64_t swim_rand(swim_t *swim)
-{
-    uint64_t x = swim->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    swim->rng = x;
-    return x * 0x2545f4914f6cdd1dULL;
-}
-
 static bool s_live(swim_state_t state)
 {
     return state == SWIM_ALIVE || state == SWIM_SUSPECT;
@@ -448,11 +438,11 @@ static swim_member_t *s_random_member(swim_t *swim,
 {
     size_t count = swim->table.count;
     for (int tries = 0; tries < 16; tries++) {
-        swim_member_t *m = swim->table.members[swim_rand(swim) % count];
+        swim_member_t *m = swim->table.members[rng_next(&swim->rng) % count];
         if (m != swim->self && ok(swim, m))
             return m;
     }
-    size_t start = (size_t)(swim_rand(swim) % count);
+    size_t start = (size_t)(rng_next(&swim->rng) % count);
     for (size_t i = 0; i < count; i++) {
         swim_member_t *m = swim->table.members[(start + i) % count];
         if (m != swim->self && ok(swim, m))
@@ -509,15 +499,15 @@ swim_t *swim_new(const swim_opts_t *opts, uint64_t now_ms)
     uint64_t seed = opts->seed;
     if (seed == 0)
         memcpy(&seed, opts->id, sizeof seed);
-    swim->rng = seed ? seed : 0x9e3779b97f4a7c15ULL;
+    rng_init(&swim->rng, seed);
     for (int i = 0; i < 4; i++)
-        swim_rand(swim);
+        rng_next(&swim->rng);
     /* Spread the timers of nodes started together over one interval. */
-    swim->next_probe_ms = now_ms + swim_rand(swim) % opts->probe_interval_ms;
+    swim->next_probe_ms = now_ms + rng_next(&swim->rng) % opts->probe_interval_ms;
     swim->next_gossip_ms = now_ms;
     swim->next_push_pull_ms =
         now_ms + opts->push_pull_interval_ms / 2 +
-        (opts->push_pull_interval_ms ? swim_rand(swim) % opts->push_pull_interval_ms : 0);
+        (opts->push_pull_interval_ms ? rng_next(&swim->rng) % opts->push_pull_interval_ms : 0);
     swim->next_reconnect_ms = now_ms + opts->reconnect_interval_ms;
     swim->joined = true; /* until swim_join says otherwise */
     swim_queue(swim, swim->self);
@@ -684,7 +674,7 @@ int swim_tick(swim_t *swim, uint64_t now_ms)
         for (swim_member_t *m = swim->timers; m != NULL; m = m->tm_next)
             n_dead += m->state == SWIM_DEAD;
         if (n_dead > 0 && !swim->leaving) {
-            size_t pick = (size_t)(swim_rand(swim) % n_dead);
+            size_t pick = (size_t)(rng_next(&swim->rng) % n_dead);
             for (swim_member_t *m = swim->timers; m != NULL; m = m->tm_next)
                 if (m->state == SWIM_DEAD && pick-- == 0) {
                     s_send_state(swim, m->gossip_ep, MSG_SYNC, SWIM_SYNC_PUSH, false);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"
 #include "shoal_err.h"
 
 typedef struct s_msg {
@@ -40,7 +41,7 @@ typedef struct s_link {
 
 struct swim_fake_net {
     uint64_t now;           /* virtual time */
-    uint64_t rng;           /* xorshift64* state */
+    rng_t rng;              /* proto/rng.h xorshift64*: loss, delays */
     uint64_t order;         /* messages sent so far */
     uint64_t dropped;       /* messages dropped */
     double loss;            /* global loss */
@@ -58,19 +59,9 @@ struct swim_fake_net {
     void *hook_ctx;         /* its ctx */
 };
 
-static uint64_t s_rand(swim_fake_net_t *net)
-{
-    uint64_t x = net->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    net->rng = x;
-    return x * 0x2545f4914f6cdd1dULL;
-}
-
 static double s_rand01(swim_fake_net_t *net)
 {
-    return (double)(s_rand(net) >> 11) / 9007199254740992.0;
+    return (double)(rng_next(&net->rng) >> 11) / 9007199254740992.0;
 }
 
 swim_fake_net_t *swim_fake_net_new(uint64_t seed, uint64_t start_ms)
@@ -79,7 +70,7 @@ swim_fake_net_t *swim_fake_net_new(uint64_t seed, uint64_t start_ms)
     if (net == NULL)
         return NULL;
     net->now = start_ms;
-    net->rng = seed * 0x9e3779b97f4a7c15ULL + 1;
+    rng_init(&net->rng, seed * 0x9e3779b97f4a7c15ULL + 1);
     net->delay_min = 1;
     net->delay_max = 1;
     return net;
@@ -210,8 +201,8 @@ static int s_send(void *ctx, const char *to, const uint8_t *bytes, size_t len)
         return 0;
     }
     uint32_t span = net->delay_max > net->delay_min ? net->delay_max - net->delay_min : 0;
-    uint64_t delay =
-        net->delay_min + (span ? s_rand(net) % (span + 1) : 0) + src->slow_ms + dst->slow_ms;
+    uint64_t delay = net->delay_min + (span ? rng_next(&net->rng) % (span + 1) : 0) + src->slow_ms +
+                     dst->slow_ms;
     s_msg_t msg = {net->now + (delay ? delay : 1), net->order++, src->index, dst_index,
                    malloc(len ? len : 1),          len};
     if (msg.bytes == NULL)

@@ -6,6 +6,7 @@
 #ifndef SHOAL_SWIM_INT_H
 #define SHOAL_SWIM_INT_H
 
+#include "rng.h"
 #include "swim.h"
 #include "swim_members.h"
 #include "swim_proto.h"
@@ -64,7 +65,7 @@ struct swim {
     bool leaving;                           /* swim_leave was called */
     int status;                             /* 0 or the sticky error */
     uint64_t version;                       /* membership version */
-    uint64_t rng;                           /* xorshift64* state, never 0 */
+    rng_t rng;                              /* proto/rng.h xorshift64*, seeded in swim_new */
     msg_buf_t buf;                          /* encode buffer, reused (limit SWIM_MSG_MAX) */
     swim_update_t *scratch;                 /* records for a SYNC, reused */
     size_t scratch_cap;                     /* entries allocated */
@@ -75,7 +76,6 @@ struct swim {
 };
 
 /* swim.c */
-uint64_t swim_rand(swim_t *swim);
 void swim_emit(swim_t *swim, swim_member_t *member, swim_state_t old_state, bool added,
                bool removed);
 void swim_set_state(swim_t *swim, swim_member_t *member, swim_state_t state, uint64_t now_ms);

@@ -110,7 +110,7 @@ void swim_probe_add_member(swim_t *swim, swim_member_t *member)
         swim->probe_cap = cap;
     }
     size_t rest = swim->probe_len - swim->probe_pos + 1;
-    size_t at = swim->probe_pos + (size_t)(swim_rand(swim) % rest);
+    size_t at = swim->probe_pos + (size_t)(rng_next(&swim->rng) % rest);
     swim->probe_order[swim->probe_len++] = swim->probe_order[at];
     swim->probe_order[at] = member;
 }
@@ -147,7 +147,7 @@ static void s_probe_rebuild(swim_t *swim)
         if (swim->table.members[i] != swim->self)
             swim->probe_order[swim->probe_len++] = swim->table.members[i];
     for (size_t i = swim->probe_len; i > 1; i--) {
-        size_t j = (size_t)(swim_rand(swim) % i);
+        size_t j = (size_t)(rng_next(&swim->rng) % i);
         swim_member_t *t = swim->probe_order[i - 1];
         swim->probe_order[i - 1] = swim->probe_order[j];
         swim->probe_order[j] = t;
@@ -182,9 +182,8 @@ static void s_send_indirect(swim_t *swim, swim_member_t *target)
     size_t count = swim->table.count;
     /* Random sampling with a bounded number of tries; small tables fall back to a scan. */
     for (size_t tries = 0; n < k && tries < (size_t)k * 8 + count; tries++) {
-        swim_member_t *m =
-            swim->table
-                .members[tries < (size_t)k * 8 ? swim_rand(swim) % count : tries - (size_t)k * 8];
+        swim_member_t *m = swim->table.members[tries < (size_t)k * 8 ? rng_next(&swim->rng) % count
+                                                                     : tries - (size_t)k * 8];
         if (m == swim->self || m == target || m->state != SWIM_ALIVE)
             continue;
         bool dup = false;
