@@ -13,6 +13,7 @@
 #include <libxml/tree.h>
 
 #include "ufs_time.h"
+#include "coding.h"
 #include "ufs_uri.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -126,7 +127,7 @@ static int s_name(const xmlNode *node, const char *what, char **out)
     int rc = 0;
     xmlChar *encoded = xmlGetProp(node, (const xmlChar *)"Encoded");
     if (encoded && strcmp((const char *)encoded, "true") == 0) {
-        rc = ufs_pct_decode(text, len, copy, len + 1);
+        rc = pct_decode(text, len, copy, len + 1);
         if (rc < 0)
             rc = shoal_fail(SHOAL_EPROTO, "listing reply: bad encoded %s name", what);
     } else {

@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "coding.h"
 #include "ufs_aws_cred.h"
 #include "ufs_az_sign.h"
 #include "ufs_cloud.h"
@@ -242,31 +243,31 @@ Test(ufs_cloud, uri_split)
                      SHOAL_EINVAL, "%s", bad[i]);
 }
 
-/* Keys are encoded with the shared ufs_url_append_encoded; these are the SigV4 canonical-URI
+/* Keys are encoded with proto's pct_encode_append; these are the SigV4 canonical-URI
  * rules the s3 and az connectors rely on. */
 Test(ufs_cloud, percent_encoding)
 {
     char out[64] = "";
-    cr_assert_eq(ufs_url_append_encoded(out, sizeof out, "dir/a b+c\xc3\xbc~_-.=&?%", true), 0);
+    cr_assert_eq(pct_encode_append(out, sizeof out, "dir/a b+c\xc3\xbc~_-.=&?%", true), 0);
     cr_assert_str_eq(out, "dir/a%20b%2Bc%C3%BC~_-.%3D%26%3F%25");
     out[0] = '\0';
-    cr_assert_eq(ufs_url_append_encoded(out, sizeof out, "x/y z", false), 0);
+    cr_assert_eq(pct_encode_append(out, sizeof out, "x/y z", false), 0);
     cr_assert_str_eq(out, "x%2Fy%20z");
-    cr_assert_eq(ufs_url_append_encoded(out, sizeof out, "/more", true), 0); /* appends */
+    cr_assert_eq(pct_encode_append(out, sizeof out, "/more", true), 0); /* appends */
     cr_assert_str_eq(out, "x%2Fy%20z/more");
     char tiny[4] = "";
-    cr_assert_lt(ufs_url_append_encoded(tiny, sizeof tiny, "ab ", true), 0);
+    cr_assert_lt(pct_encode_append(tiny, sizeof tiny, "ab ", true), 0);
 
     char decoded[64];
     const char *encoded = "dir/a%20b%2Bc%C3%bc+";
-    cr_assert_eq(ufs_pct_decode(encoded, strlen(encoded), decoded, sizeof decoded), 0);
+    cr_assert_eq(pct_decode(encoded, strlen(encoded), decoded, sizeof decoded), 0);
     cr_assert_str_eq(decoded, "dir/a b+c\xc3\xbc+");
-    cr_assert_eq(ufs_pct_decode("%4", 2, decoded, sizeof decoded), SHOAL_EINVAL);
-    cr_assert_eq(ufs_pct_decode("%", 1, decoded, sizeof decoded), SHOAL_EINVAL);
-    cr_assert_eq(ufs_pct_decode("%g0", 3, decoded, sizeof decoded), SHOAL_EINVAL);
-    cr_assert_eq(ufs_pct_decode("a%00", 4, decoded, sizeof decoded), SHOAL_EINVAL);
-    cr_assert_eq(ufs_pct_decode("abcd", 4, decoded, 4), SHOAL_EMSGSIZE);
-    cr_assert_eq(ufs_pct_decode("%41", 3, decoded, 2), 0);
+    cr_assert_eq(pct_decode("%4", 2, decoded, sizeof decoded), SHOAL_EINVAL);
+    cr_assert_eq(pct_decode("%", 1, decoded, sizeof decoded), SHOAL_EINVAL);
+    cr_assert_eq(pct_decode("%g0", 3, decoded, sizeof decoded), SHOAL_EINVAL);
+    cr_assert_eq(pct_decode("a%00", 4, decoded, sizeof decoded), SHOAL_EINVAL);
+    cr_assert_eq(pct_decode("abcd", 4, decoded, 4), SHOAL_EMSGSIZE);
+    cr_assert_eq(pct_decode("%41", 3, decoded, 2), 0);
     cr_assert_str_eq(decoded, "A");
 }
 
