@@ -242,32 +242,14 @@ static int s_page_delete(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_
     return 0;
 }
 
-static int s_file_delete(void *self_, uint64_t gen, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE])
-{
-    s_memory_t *self = self_;
-    pthread_mutex_lock(&self->lock);
-    s_gen_t *found = s_find_gen(self, gen);
-    if (found != NULL) {
-        size_t cursor = 0;
-        const uint8_t *key;
-        void *value;
-        while (pagestore_map_next(found->pages, &cursor, &key, &value)) {
-            if (memcmp(key, file_key, PAGESTORE_FILE_KEY_SIZE) == 0) {
-                pagestore_map_remove(found->pages, key);
-                s_entry_unref(value);
-            }
-        }
-    }
-    pthread_mutex_unlock(&self->lock);
-    return 0;
-}
+/* What s_each_page calls for one page: may remove that page from `pages`; non-zero stops. */
+typedef int (*s_visit_fn)(pagestore_map_t *pages, const uint8_t *key, s_entry_t *entry, void *arg);
 
-/* Calls fn under the lock: fn must not call back into the store (the front end's scan does
- * not). */
-static int s_page_scan(void *self_, uint64_t gen, const uint8_t *file_key, pagestore_record_fn fn,
+/* Calls visit for every page of generation `gen` that belongs to file_key (every page when
+ * NULL), under the lock, until it returns non-zero; returns that value or 0. */
+static int s_each_page(s_memory_t *self, uint64_t gen, const uint8_t *file_key, s_visit_fn visit,
                        void *arg)
 {
-    s_memory_t *self = self_;
     int rc = 0;
     pthread_mutex_lock(&self->lock);
     s_gen_t *found = s_find_gen(self, gen);
@@ -277,11 +259,45 @@ static int s_page_scan(void *self_, uint64_t gen, const uint8_t *file_key, pages
         void *value;
         while (rc == 0 && pagestore_map_next(found->pages, &cursor, &key, &value)) {
             if (file_key == NULL || memcmp(key, file_key, PAGESTORE_FILE_KEY_SIZE) == 0)
-                rc = fn(key, ((s_entry_t *)value)->size, arg);
+                rc = visit(found->pages, key, value, arg);
         }
     }
     pthread_mutex_unlock(&self->lock);
     return rc;
+}
+
+static int s_delete_visit(pagestore_map_t *pages, const uint8_t *key, s_entry_t *entry, void *arg)
+{
+    (void)arg;
+    pagestore_map_remove(pages, key);
+    s_entry_unref(entry);
+    return 0;
+}
+
+static int s_file_delete(void *self_, uint64_t gen, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE])
+{
+    return s_each_page(self_, gen, file_key, s_delete_visit, NULL);
+}
+
+typedef struct s_scan {
+    pagestore_record_fn fn; /* the front end's callback */
+    void *arg;              /* its argument */
+} s_scan_t;
+
+static int s_scan_visit(pagestore_map_t *pages, const uint8_t *key, s_entry_t *entry, void *arg)
+{
+    (void)pages;
+    const s_scan_t *scan = arg;
+    return scan->fn(key, entry->size, scan->arg);
+}
+
+/* Calls fn under the lock: fn must not call back into the store (the front end's scan does
+ * not). */
+static int s_page_scan(void *self_, uint64_t gen, const uint8_t *file_key, pagestore_record_fn fn,
+                       void *arg)
+{
+    s_scan_t scan = {fn, arg};
+    return s_each_page(self_, gen, file_key, s_scan_visit, &scan);
 }
 
 static s_record_t **s_find_record(s_memory_t *self, pagestore_table_t table, const void *key,
