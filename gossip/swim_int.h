@@ -10,6 +10,7 @@
 #include "swim.h"
 #include "swim_members.h"
 #include "swim_proto.h"
+#include "vec.h"
 
 #define SWIM_RELAY_MAX 32 /* indirect probes relayed for others at once; more are dropped */
 #define SWIM_STALE_MAX 8  /* stale records corrected per received message */
@@ -46,9 +47,7 @@ struct swim {
     swim_dissem_t dq;                       /* records waiting to be gossiped */
     swim_member_t *timers;                  /* head of the suspect/dead/left list */
     size_t n_live;                          /* members alive or suspect */
-    swim_member_t **probe_order;            /* shuffled round-robin probe list */
-    size_t probe_len;                       /* entries in probe_order */
-    size_t probe_cap;                       /* entries allocated */
+    VEC(swim_member_t *) probe_order;       /* shuffled round-robin probe list */
     size_t probe_pos;                       /* next entry to probe */
     swim_probe_t probe;                     /* probe in flight */
     swim_relay_t relays[SWIM_RELAY_MAX];    /* indirect probes relayed for others */
