@@ -413,22 +413,17 @@ static int s_send_state(swim_t *swim, const char *to, uint32_t type, uint32_t ki
 {
     size_t n =
         only_self || kind == SWIM_SYNC_REFUSED ? (only_self ? 1 : 0) : swim->table.members.len;
-    if (n > swim->scratch_cap) {
-        swim_update_t *grown = realloc(swim->scratch, n * sizeof *grown);
-        if (grown == NULL)
-            return SHOAL_ENOMEM;
-        swim->scratch = grown;
-        swim->scratch_cap = n;
-    }
+    if (vec_reserve(&swim->scratch, n) < 0) /* len stays 0: room for n, reused */
+        return SHOAL_ENOMEM;
     if (only_self)
-        s_fill_update(swim->self, &swim->scratch[0]);
+        s_fill_update(swim->self, &swim->scratch.items[0]);
     else
         for (size_t i = 0; i < n; i++)
-            s_fill_update(swim->table.members.items[i], &swim->scratch[i]);
+            s_fill_update(swim->table.members.items[i], &swim->scratch.items[i]);
     swim_msg_t msg;
     swim_msg_init(swim, &msg, type);
     msg.sync_kind = kind;
-    int rc = swim_msg_encode(&swim->buf, &msg, swim->scratch, n);
+    int rc = swim_msg_encode(&swim->buf, &msg, swim->scratch.items, n);
     return rc != 0 ? rc : s_transmit(swim, to);
 }
 
@@ -529,7 +524,7 @@ void swim_destroy(swim_t **swim_p)
         free(swim->seeds[i]);
     free(swim->seeds);
     vec_fini(&swim->probe_order);
-    free(swim->scratch);
+    vec_fini(&swim->scratch);
     msg_buf_fini(&swim->buf);
     free(swim);
     *swim_p = NULL;

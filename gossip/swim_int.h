@@ -66,8 +66,7 @@ struct swim {
     uint64_t version;                       /* membership version */
     rng_t rng;                              /* proto/rng.h xorshift64*, seeded in swim_new */
     msg_buf_t buf;                          /* encode buffer, reused (limit SWIM_MSG_MAX) */
-    swim_update_t *scratch;                 /* records for a SYNC, reused */
-    size_t scratch_cap;                     /* entries allocated */
+    VEC(swim_update_t) scratch;             /* records for a SYNC (capacity only), reused */
     swim_member_t *taken[SWIM_UPDATES_MAX]; /* piggyback choice, reused */
     swim_member_t *stale[SWIM_STALE_MAX];   /* members the current sender has old news of */
     size_t n_stale;                         /* entries in stale */
