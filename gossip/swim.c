@@ -71,16 +71,6 @@ void swim_opts_memberlist(swim_opts_t *opts)
     opts->dead_forget_ms = 30000;
 }
 
-uint64_t swim_rand(swim_t *swim)
-{
-    uint64_t x = swim->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    swim->rng = x;
-    return x * 0x2545f4914f6cdd1dULL;
-}
-
 static bool s_live(swim_state_t state)
 {
     return state == SWIM_ALIVE || state == SWIM_SUSPECT;
@@ -363,7 +353,7 @@ void swim_msg_init(swim_t *swim, swim_msg_t *msg, uint32_t type)
 /* Retransmit limit: retransmit_mult x ceil(log10(N + 1)), as memberlist. */
 static uint32_t s_retransmit_limit(const swim_t *swim)
 {
-    double n = (double)swim->table.count;
+    double n = (double)swim->table.members.len;
     return swim->opts.retransmit_mult * (uint32_t)ceil(log10(n + 1.0));
 }
 
@@ -421,23 +411,19 @@ int swim_send(swim_t *swim, const char *to, swim_msg_t *msg, swim_member_t *firs
 /* Sends a SYNC or JOIN carrying `members` (all of them when NULL) to `to`. */
 static int s_send_state(swim_t *swim, const char *to, uint32_t type, uint32_t kind, bool only_self)
 {
-    size_t n = only_self || kind == SWIM_SYNC_REFUSED ? (only_self ? 1 : 0) : swim->table.count;
-    if (n > swim->scratch_cap) {
-        swim_update_t *grown = realloc(swim->scratch, n * sizeof *grown);
-        if (grown == NULL)
-            return SHOAL_ENOMEM;
-        swim->scratch = grown;
-        swim->scratch_cap = n;
-    }
+    size_t n =
+        only_self || kind == SWIM_SYNC_REFUSED ? (only_self ? 1 : 0) : swim->table.members.len;
+    if (vec_reserve(&swim->scratch, n) < 0) /* len stays 0: room for n, reused */
+        return SHOAL_ENOMEM;
     if (only_self)
-        s_fill_update(swim->self, &swim->scratch[0]);
+        s_fill_update(swim->self, &swim->scratch.items[0]);
     else
         for (size_t i = 0; i < n; i++)
-            s_fill_update(swim->table.members[i], &swim->scratch[i]);
+            s_fill_update(swim->table.members.items[i], &swim->scratch.items[i]);
     swim_msg_t msg;
     swim_msg_init(swim, &msg, type);
     msg.sync_kind = kind;
-    int rc = swim_msg_encode(&swim->buf, &msg, swim->scratch, n);
+    int rc = swim_msg_encode(&swim->buf, &msg, swim->scratch.items, n);
     return rc != 0 ? rc : s_transmit(swim, to);
 }
 
@@ -446,15 +432,15 @@ static int s_send_state(swim_t *swim, const char *to, uint32_t type, uint32_t ki
 static swim_member_t *s_random_member(swim_t *swim,
                                       bool (*ok)(const swim_t *, const swim_member_t *))
 {
-    size_t count = swim->table.count;
+    size_t count = swim->table.members.len;
     for (int tries = 0; tries < 16; tries++) {
-        swim_member_t *m = swim->table.members[swim_rand(swim) % count];
+        swim_member_t *m = swim->table.members.items[rng_next(&swim->rng) % count];
         if (m != swim->self && ok(swim, m))
             return m;
     }
-    size_t start = (size_t)(swim_rand(swim) % count);
+    size_t start = (size_t)(rng_next(&swim->rng) % count);
     for (size_t i = 0; i < count; i++) {
-        swim_member_t *m = swim->table.members[(start + i) % count];
+        swim_member_t *m = swim->table.members.items[(start + i) % count];
         if (m != swim->self && ok(swim, m))
             return m;
     }
@@ -509,15 +495,15 @@ swim_t *swim_new(const swim_opts_t *opts, uint64_t now_ms)
     uint64_t seed = opts->seed;
     if (seed == 0)
         memcpy(&seed, opts->id, sizeof seed);
-    swim->rng = seed ? seed : 0x9e3779b97f4a7c15ULL;
+    rng_init(&swim->rng, seed);
     for (int i = 0; i < 4; i++)
-        swim_rand(swim);
+        rng_next(&swim->rng);
     /* Spread the timers of nodes started together over one interval. */
-    swim->next_probe_ms = now_ms + swim_rand(swim) % opts->probe_interval_ms;
+    swim->next_probe_ms = now_ms + rng_next(&swim->rng) % opts->probe_interval_ms;
     swim->next_gossip_ms = now_ms;
     swim->next_push_pull_ms =
         now_ms + opts->push_pull_interval_ms / 2 +
-        (opts->push_pull_interval_ms ? swim_rand(swim) % opts->push_pull_interval_ms : 0);
+        (opts->push_pull_interval_ms ? rng_next(&swim->rng) % opts->push_pull_interval_ms : 0);
     swim->next_reconnect_ms = now_ms + opts->reconnect_interval_ms;
     swim->joined = true; /* until swim_join says otherwise */
     swim_queue(swim, swim->self);
@@ -537,8 +523,8 @@ void swim_destroy(swim_t **swim_p)
     for (size_t i = 0; i < swim->n_seeds; i++)
         free(swim->seeds[i]);
     free(swim->seeds);
-    free(swim->probe_order);
-    free(swim->scratch);
+    vec_fini(&swim->probe_order);
+    vec_fini(&swim->scratch);
     msg_buf_fini(&swim->buf);
     free(swim);
     *swim_p = NULL;
@@ -587,7 +573,7 @@ int swim_leave(swim_t *swim, uint64_t now_ms)
     swim_queue(swim, self);
     swim_msg_t msg;
     swim_msg_init(swim, &msg, MSG_LEAVE);
-    for (uint32_t i = 0; i < swim->opts.leave_fanout && swim->table.count > 1; i++) {
+    for (uint32_t i = 0; i < swim->opts.leave_fanout && swim->table.members.len > 1; i++) {
         swim_member_t *m = s_random_member(swim, s_ok_alive);
         if (m == NULL)
             break;
@@ -638,7 +624,7 @@ static uint64_t s_push_pull_interval(const swim_t *swim)
     /* memberlist pushPullScale: one more interval per doubling above 32 members, so the
      * O(N) state exchange costs each member the same whatever N. */
     uint64_t interval = swim->opts.push_pull_interval_ms;
-    double n = (double)swim->table.count;
+    double n = (double)swim->table.members.len;
     if (n <= 32)
         return interval;
     return interval * (uint64_t)(ceil(log2(n) - log2(32.0)) + 1);
@@ -661,7 +647,7 @@ int swim_tick(swim_t *swim, uint64_t now_ms)
         swim_msg_t msg;
         swim_msg_init(swim, &msg, MSG_GOSSIP);
         for (uint32_t i = 0; i < swim->opts.gossip_nodes && swim->opts.gossip_interval_ms > 0 &&
-                             swim->dq.count > 0 && swim->table.count > 1;
+                             swim->dq.count > 0 && swim->table.members.len > 1;
              i++) {
             swim_member_t *m = s_random_member(swim, s_ok_gossip);
             if (m == NULL)
@@ -673,8 +659,9 @@ int swim_tick(swim_t *swim, uint64_t now_ms)
     }
     if (swim->opts.push_pull_interval_ms > 0 && now_ms >= swim->next_push_pull_ms) {
         swim->next_push_pull_ms = now_ms + s_push_pull_interval(swim);
-        swim_member_t *m =
-            swim->table.count > 1 && !swim->leaving ? s_random_member(swim, s_ok_alive) : NULL;
+        swim_member_t *m = swim->table.members.len > 1 && !swim->leaving
+                               ? s_random_member(swim, s_ok_alive)
+                               : NULL;
         if (m != NULL)
             s_send_state(swim, m->gossip_ep, MSG_SYNC, SWIM_SYNC_PUSH, false);
     }
@@ -684,7 +671,7 @@ int swim_tick(swim_t *swim, uint64_t now_ms)
         for (swim_member_t *m = swim->timers; m != NULL; m = m->tm_next)
             n_dead += m->state == SWIM_DEAD;
         if (n_dead > 0 && !swim->leaving) {
-            size_t pick = (size_t)(swim_rand(swim) % n_dead);
+            size_t pick = (size_t)(rng_next(&swim->rng) % n_dead);
             for (swim_member_t *m = swim->timers; m != NULL; m = m->tm_next)
                 if (m->state == SWIM_DEAD && pick-- == 0) {
                     s_send_state(swim, m->gossip_ep, MSG_SYNC, SWIM_SYNC_PUSH, false);
@@ -864,12 +851,12 @@ uint64_t swim_version(const swim_t *swim)
 
 size_t swim_member_count(const swim_t *swim)
 {
-    return swim->table.count;
+    return swim->table.members.len;
 }
 
 void swim_member_at(const swim_t *swim, size_t i, swim_member_info_t *info)
 {
-    s_info(swim, swim->table.members[i], info);
+    s_info(swim, swim->table.members.items[i], info);
 }
 
 int swim_member_find(const swim_t *swim, const uint8_t id[SWIM_ID_LEN], swim_member_info_t *info)

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"
 #include "shoal_err.h"
+#include "vec.h"
 
 typedef struct s_msg {
     uint64_t at;    /* delivery time */
@@ -40,37 +42,22 @@ typedef struct s_link {
 
 struct swim_fake_net {
     uint64_t now;           /* virtual time */
-    uint64_t rng;           /* xorshift64* state */
+    rng_t rng;              /* proto/rng.h xorshift64*: loss, delays */
     uint64_t order;         /* messages sent so far */
     uint64_t dropped;       /* messages dropped */
     double loss;            /* global loss */
     uint32_t delay_min;     /* min delay */
     uint32_t delay_max;     /* max delay */
-    s_node_t **nodes;       /* nodes (owned) */
-    size_t n_nodes;         /* count */
-    size_t cap_nodes;       /* allocated */
-    s_msg_t *heap;          /* messages in flight, min-heap by (at, order) */
-    size_t n_heap;          /* count */
-    size_t cap_heap;        /* allocated */
-    s_link_t *links;        /* per-link loss */
-    size_t n_links;         /* count */
+    VEC(s_node_t *) nodes;  /* nodes (owned) */
+    VEC(s_msg_t) heap;      /* messages in flight, min-heap by (at, order) */
+    VEC(s_link_t) links;    /* per-link loss */
     swim_fake_hook_fn hook; /* event hook */
     void *hook_ctx;         /* its ctx */
 };
 
-static uint64_t s_rand(swim_fake_net_t *net)
-{
-    uint64_t x = net->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    net->rng = x;
-    return x * 0x2545f4914f6cdd1dULL;
-}
-
 static double s_rand01(swim_fake_net_t *net)
 {
-    return (double)(s_rand(net) >> 11) / 9007199254740992.0;
+    return (double)(rng_next(&net->rng) >> 11) / 9007199254740992.0;
 }
 
 swim_fake_net_t *swim_fake_net_new(uint64_t seed, uint64_t start_ms)
@@ -79,7 +66,7 @@ swim_fake_net_t *swim_fake_net_new(uint64_t seed, uint64_t start_ms)
     if (net == NULL)
         return NULL;
     net->now = start_ms;
-    net->rng = seed * 0x9e3779b97f4a7c15ULL + 1;
+    rng_init(&net->rng, seed * 0x9e3779b97f4a7c15ULL + 1);
     net->delay_min = 1;
     net->delay_max = 1;
     return net;
@@ -90,15 +77,15 @@ void swim_fake_net_destroy(swim_fake_net_t **net_p)
     swim_fake_net_t *net = *net_p;
     if (net == NULL)
         return;
-    for (size_t i = 0; i < net->n_nodes; i++) {
-        swim_destroy(&net->nodes[i]->swim);
-        free(net->nodes[i]);
+    for (size_t i = 0; i < net->nodes.len; i++) {
+        swim_destroy(&net->nodes.items[i]->swim);
+        free(net->nodes.items[i]);
     }
-    for (size_t i = 0; i < net->n_heap; i++)
-        free(net->heap[i].bytes);
-    free(net->nodes);
-    free(net->heap);
-    free(net->links);
+    for (size_t i = 0; i < net->heap.len; i++)
+        free(net->heap.items[i].bytes);
+    vec_fini(&net->nodes);
+    vec_fini(&net->heap);
+    vec_fini(&net->links);
     free(net);
     *net_p = NULL;
 }
@@ -128,44 +115,39 @@ static int s_less(const s_msg_t *a, const s_msg_t *b)
 
 static int s_heap_push(swim_fake_net_t *net, s_msg_t msg)
 {
-    if (net->n_heap == net->cap_heap) {
-        size_t cap = net->cap_heap ? net->cap_heap * 2 : 1024;
-        s_msg_t *heap = realloc(net->heap, cap * sizeof *heap);
-        if (heap == NULL)
-            return SHOAL_ENOMEM;
-        net->heap = heap;
-        net->cap_heap = cap;
-    }
-    size_t i = net->n_heap++;
+    if (vec_reserve(&net->heap, 1) < 0)
+        return SHOAL_ENOMEM;
+    size_t i = net->heap.len++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (!s_less(&msg, &net->heap[parent]))
+        if (!s_less(&msg, &net->heap.items[parent]))
             break;
-        net->heap[i] = net->heap[parent];
+        net->heap.items[i] = net->heap.items[parent];
         i = parent;
     }
-    net->heap[i] = msg;
+    net->heap.items[i] = msg;
     return 0;
 }
 
 static s_msg_t s_heap_pop(swim_fake_net_t *net)
 {
-    s_msg_t top = net->heap[0];
-    s_msg_t last = net->heap[--net->n_heap];
+    s_msg_t top = net->heap.items[0];
+    s_msg_t last = net->heap.items[--net->heap.len];
     size_t i = 0;
     for (;;) {
         size_t child = 2 * i + 1;
-        if (child >= net->n_heap)
+        if (child >= net->heap.len)
             break;
-        if (child + 1 < net->n_heap && s_less(&net->heap[child + 1], &net->heap[child]))
+        if (child + 1 < net->heap.len &&
+            s_less(&net->heap.items[child + 1], &net->heap.items[child]))
             child++;
-        if (!s_less(&net->heap[child], &last))
+        if (!s_less(&net->heap.items[child], &last))
             break;
-        net->heap[i] = net->heap[child];
+        net->heap.items[i] = net->heap.items[child];
         i = child;
     }
-    if (net->n_heap > 0)
-        net->heap[i] = last;
+    if (net->heap.len > 0)
+        net->heap.items[i] = last;
     return top;
 }
 
@@ -177,7 +159,7 @@ static int s_parse_addr(const swim_fake_net_t *net, const char *to, uint32_t *in
         return SHOAL_EINVAL;
     char *end;
     unsigned long v = strtoul(to + 4, &end, 10);
-    if (*end != 0 || end == to + 4 || v >= net->n_nodes)
+    if (*end != 0 || end == to + 4 || v >= net->nodes.len)
         return SHOAL_EINVAL;
     *index = (uint32_t)v;
     return 0;
@@ -186,9 +168,9 @@ static int s_parse_addr(const swim_fake_net_t *net, const char *to, uint32_t *in
 static double s_link_loss(const swim_fake_net_t *net, uint32_t from, uint32_t to)
 {
     double loss = 0;
-    for (size_t i = 0; i < net->n_links; i++)
-        if (net->links[i].from == from && net->links[i].to == to)
-            loss += net->links[i].loss;
+    for (size_t i = 0; i < net->links.len; i++)
+        if (net->links.items[i].from == from && net->links.items[i].to == to)
+            loss += net->links.items[i].loss;
     return loss;
 }
 
@@ -201,17 +183,17 @@ static int s_send(void *ctx, const char *to, const uint8_t *bytes, size_t len)
         net->dropped++;
         return 0; /* like UDP to nowhere */
     }
-    s_node_t *dst = net->nodes[dst_index];
+    s_node_t *dst = net->nodes.items[dst_index];
     double loss = net->loss + src->loss + dst->loss;
-    if (net->n_links > 0)
+    if (net->links.len > 0)
         loss += s_link_loss(net, src->index, dst_index);
     if (!src->up || !dst->up || src->group != dst->group || (loss > 0 && s_rand01(net) < loss)) {
         net->dropped++;
         return 0;
     }
     uint32_t span = net->delay_max > net->delay_min ? net->delay_max - net->delay_min : 0;
-    uint64_t delay =
-        net->delay_min + (span ? s_rand(net) % (span + 1) : 0) + src->slow_ms + dst->slow_ms;
+    uint64_t delay = net->delay_min + (span ? rng_next(&net->rng) % (span + 1) : 0) + src->slow_ms +
+                     dst->slow_ms;
     s_msg_t msg = {net->now + (delay ? delay : 1), net->order++, src->index, dst_index,
                    malloc(len ? len : 1),          len};
     if (msg.bytes == NULL)
@@ -237,19 +219,13 @@ static void s_on_event(void *ctx, const swim_event_t *event)
 
 int swim_fake_add(swim_fake_net_t *net, const swim_opts_t *opts)
 {
-    if (net->n_nodes == net->cap_nodes) {
-        size_t cap = net->cap_nodes ? net->cap_nodes * 2 : 64;
-        s_node_t **nodes = realloc(net->nodes, cap * sizeof *nodes);
-        if (nodes == NULL)
-            return SHOAL_ENOMEM;
-        net->nodes = nodes;
-        net->cap_nodes = cap;
-    }
+    if (vec_reserve(&net->nodes, 1) < 0)
+        return SHOAL_ENOMEM;
     s_node_t *node = calloc(1, sizeof *node);
     if (node == NULL)
         return SHOAL_ENOMEM;
     node->net = net;
-    node->index = (uint32_t)net->n_nodes;
+    node->index = (uint32_t)net->nodes.len;
     node->up = 1;
     snprintf(node->addr, sizeof node->addr, "sim:%u", node->index);
     node->user_event = opts->on_event;
@@ -260,10 +236,10 @@ int swim_fake_add(swim_fake_net_t *net, const swim_opts_t *opts)
     o.transport.ctx = node;
     o.on_event = s_on_event;
     o.event_ctx = node;
-    net->nodes[net->n_nodes++] = node; /* visible to s_send before swim_new returns */
+    net->nodes.items[net->nodes.len++] = node; /* visible to s_send before swim_new returns */
     node->swim = swim_new(&o, net->now);
     if (node->swim == NULL) {
-        net->n_nodes--;
+        net->nodes.len--;
         free(node);
         return SHOAL_ENOMEM;
     }
@@ -273,33 +249,33 @@ int swim_fake_add(swim_fake_net_t *net, const swim_opts_t *opts)
 
 swim_t *swim_fake_swim(swim_fake_net_t *net, size_t node)
 {
-    return node < net->n_nodes ? net->nodes[node]->swim : NULL;
+    return node < net->nodes.len ? net->nodes.items[node]->swim : NULL;
 }
 
 const char *swim_fake_addr(const swim_fake_net_t *net, size_t node)
 {
-    return net->nodes[node]->addr;
+    return net->nodes.items[node]->addr;
 }
 
 size_t swim_fake_count(const swim_fake_net_t *net)
 {
-    return net->n_nodes;
+    return net->nodes.len;
 }
 
 void swim_fake_crash(swim_fake_net_t *net, size_t node)
 {
-    net->nodes[node]->up = 0;
+    net->nodes.items[node]->up = 0;
 }
 
 int swim_fake_is_up(const swim_fake_net_t *net, size_t node)
 {
-    return net->nodes[node]->up;
+    return net->nodes.items[node]->up;
 }
 
 void swim_fake_remove(swim_fake_net_t *net, size_t node)
 {
-    net->nodes[node]->up = 0;
-    swim_destroy(&net->nodes[node]->swim);
+    net->nodes.items[node]->up = 0;
+    swim_destroy(&net->nodes.items[node]->swim);
 }
 
 void swim_fake_set_loss(swim_fake_net_t *net, double loss)
@@ -315,34 +291,27 @@ void swim_fake_set_delay(swim_fake_net_t *net, uint32_t min_ms, uint32_t max_ms)
 
 void swim_fake_set_node_loss(swim_fake_net_t *net, size_t node, double loss)
 {
-    net->nodes[node]->loss = loss;
+    net->nodes.items[node]->loss = loss;
 }
 
 int swim_fake_set_link_loss(swim_fake_net_t *net, size_t from, size_t to, double loss)
 {
-    s_link_t *links = realloc(net->links, (net->n_links + 1) * sizeof *links);
-    if (links == NULL)
-        return SHOAL_ENOMEM;
-    net->links = links;
-    net->links[net->n_links++] = (s_link_t){(uint32_t)from, (uint32_t)to, loss};
-    return 0;
+    return vec_push(&net->links, ((s_link_t){(uint32_t)from, (uint32_t)to, loss}));
 }
 
 void swim_fake_clear_link_loss(swim_fake_net_t *net)
 {
-    free(net->links);
-    net->links = NULL;
-    net->n_links = 0;
+    vec_fini(&net->links);
 }
 
 void swim_fake_set_slow(swim_fake_net_t *net, size_t node, uint32_t extra_ms)
 {
-    net->nodes[node]->slow_ms = extra_ms;
+    net->nodes.items[node]->slow_ms = extra_ms;
 }
 
 void swim_fake_set_group(swim_fake_net_t *net, size_t node, uint32_t group)
 {
-    net->nodes[node]->group = group;
+    net->nodes.items[node]->group = group;
 }
 
 void swim_fake_set_hook(swim_fake_net_t *net, swim_fake_hook_fn hook, void *ctx)
@@ -377,10 +346,10 @@ void swim_fake_run_until(swim_fake_net_t *net, uint64_t until_ms)
 {
     for (;;) {
         uint64_t next = UINT64_MAX;
-        if (net->n_heap > 0)
-            next = net->heap[0].at;
-        for (size_t i = 0; i < net->n_nodes; i++) {
-            s_node_t *node = net->nodes[i];
+        if (net->heap.len > 0)
+            next = net->heap.items[0].at;
+        for (size_t i = 0; i < net->nodes.len; i++) {
+            s_node_t *node = net->nodes.items[i];
             if (node->up && node->wake < next)
                 next = node->wake;
         }
@@ -388,19 +357,20 @@ void swim_fake_run_until(swim_fake_net_t *net, uint64_t until_ms)
             break;
         if (next > net->now)
             net->now = next;
-        while (net->n_heap > 0 && net->heap[0].at <= net->now) {
+        while (net->heap.len > 0 && net->heap.items[0].at <= net->now) {
             s_msg_t msg = s_heap_pop(net);
-            s_node_t *dst = net->nodes[msg.to];
-            if (dst->up && dst->swim && dst->group == net->nodes[msg.from]->group) {
-                swim_receive(dst->swim, net->now, net->nodes[msg.from]->addr, msg.bytes, msg.len);
+            s_node_t *dst = net->nodes.items[msg.to];
+            if (dst->up && dst->swim && dst->group == net->nodes.items[msg.from]->group) {
+                swim_receive(dst->swim, net->now, net->nodes.items[msg.from]->addr, msg.bytes,
+                             msg.len);
                 s_rewake(dst, net->now, 0);
             } else {
                 net->dropped++;
             }
             free(msg.bytes);
         }
-        for (size_t i = 0; i < net->n_nodes; i++) {
-            s_node_t *node = net->nodes[i];
+        for (size_t i = 0; i < net->nodes.len; i++) {
+            s_node_t *node = net->nodes.items[i];
             if (node->up && node->swim && node->wake <= net->now) {
                 swim_tick(node->swim, net->now);
                 s_rewake(node, net->now, 1);

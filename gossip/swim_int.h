@@ -6,9 +6,11 @@
 #ifndef SHOAL_SWIM_INT_H
 #define SHOAL_SWIM_INT_H
 
+#include "rng.h"
 #include "swim.h"
 #include "swim_members.h"
 #include "swim_proto.h"
+#include "vec.h"
 
 #define SWIM_RELAY_MAX 32 /* indirect probes relayed for others at once; more are dropped */
 #define SWIM_STALE_MAX 8  /* stale records corrected per received message */
@@ -45,9 +47,7 @@ struct swim {
     swim_dissem_t dq;                       /* records waiting to be gossiped */
     swim_member_t *timers;                  /* head of the suspect/dead/left list */
     size_t n_live;                          /* members alive or suspect */
-    swim_member_t **probe_order;            /* shuffled round-robin probe list */
-    size_t probe_len;                       /* entries in probe_order */
-    size_t probe_cap;                       /* entries allocated */
+    VEC(swim_member_t *) probe_order;       /* shuffled round-robin probe list */
     size_t probe_pos;                       /* next entry to probe */
     swim_probe_t probe;                     /* probe in flight */
     swim_relay_t relays[SWIM_RELAY_MAX];    /* indirect probes relayed for others */
@@ -64,10 +64,9 @@ struct swim {
     bool leaving;                           /* swim_leave was called */
     int status;                             /* 0 or the sticky error */
     uint64_t version;                       /* membership version */
-    uint64_t rng;                           /* xorshift64* state, never 0 */
+    rng_t rng;                              /* proto/rng.h xorshift64*, seeded in swim_new */
     msg_buf_t buf;                          /* encode buffer, reused (limit SWIM_MSG_MAX) */
-    swim_update_t *scratch;                 /* records for a SYNC, reused */
-    size_t scratch_cap;                     /* entries allocated */
+    VEC(swim_update_t) scratch;             /* records for a SYNC (capacity only), reused */
     swim_member_t *taken[SWIM_UPDATES_MAX]; /* piggyback choice, reused */
     swim_member_t *stale[SWIM_STALE_MAX];   /* members the current sender has old news of */
     size_t n_stale;                         /* entries in stale */
@@ -75,7 +74,6 @@ struct swim {
 };
 
 /* swim.c */
-uint64_t swim_rand(swim_t *swim);
 void swim_emit(swim_t *swim, swim_member_t *member, swim_state_t old_state, bool added,
                bool removed);
 void swim_set_state(swim_t *swim, swim_member_t *member, swim_state_t state, uint64_t now_ms);

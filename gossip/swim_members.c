@@ -47,9 +47,9 @@ static void s_member_free(swim_member_t *member)
 
 void swim_table_fini(swim_table_t *table)
 {
-    for (size_t i = 0; i < table->count; i++)
-        s_member_free(table->members[i]);
-    free(table->members);
+    for (size_t i = 0; i < table->members.len; i++)
+        s_member_free(table->members.items[i]);
+    vec_fini(&table->members);
     free(table->slots);
     memset(table, 0, sizeof *table);
 }
@@ -78,14 +78,14 @@ static void s_slot_insert(swim_member_t **slots, size_t slot_cap, swim_member_t 
 /* Doubles the hash when it would pass half full. */
 static int s_slots_grow(swim_table_t *table)
 {
-    if ((table->count + 1) * 2 <= table->slot_cap)
+    if ((table->members.len + 1) * 2 <= table->slot_cap)
         return 0;
     size_t cap = table->slot_cap * 2;
     swim_member_t **slots = calloc(cap, sizeof *slots);
     if (slots == NULL)
         return SHOAL_ENOMEM;
-    for (size_t i = 0; i < table->count; i++)
-        s_slot_insert(slots, cap, table->members[i]);
+    for (size_t i = 0; i < table->members.len; i++)
+        s_slot_insert(slots, cap, table->members.items[i]);
     free(table->slots);
     table->slots = slots;
     table->slot_cap = cap;
@@ -133,14 +133,8 @@ swim_member_t *swim_table_add(swim_table_t *table, const uint8_t id[SWIM_ID_LEN]
     assert(swim_table_find(table, id) == NULL);
     if (s_slots_grow(table) != 0)
         return NULL;
-    if (table->count == table->cap) {
-        size_t cap = table->cap ? table->cap * 2 : 16;
-        swim_member_t **members = realloc(table->members, cap * sizeof *members);
-        if (members == NULL)
-            return NULL;
-        table->members = members;
-        table->cap = cap;
-    }
+    if (vec_reserve(&table->members, 1) < 0)
+        return NULL;
     swim_member_t *m = calloc(1, sizeof *m);
     if (m == NULL)
         return NULL;
@@ -150,8 +144,8 @@ swim_member_t *swim_table_add(swim_table_t *table, const uint8_t id[SWIM_ID_LEN]
         return NULL;
     }
     m->dq_bucket = -1;
-    m->index = table->count;
-    table->members[table->count++] = m;
+    m->index = table->members.len;
+    table->members.items[table->members.len++] = m;
     s_slot_insert(table->slots, table->slot_cap, m);
     return m;
 }
@@ -181,10 +175,10 @@ void swim_table_remove(swim_table_t *table, swim_member_t *member)
 {
     assert(member->dq_bucket < 0 && !member->in_timers);
     s_slot_delete(table, member);
-    size_t last = table->count - 1;
-    table->members[member->index] = table->members[last];
-    table->members[member->index]->index = member->index;
-    table->count--;
+    size_t last = table->members.len - 1;
+    table->members.items[member->index] = table->members.items[last];
+    table->members.items[member->index]->index = member->index;
+    table->members.len--;
     s_member_free(member);
 }
 

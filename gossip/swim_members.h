@@ -1,8 +1,9 @@
 /*
  * swim_members.h - the member table of the SWIM core (internal to gossip/).
  *
- * Members live in a dense array (for uniform random choice and iteration) plus an
- * open-addressing hash by id (for O(1) lookup on every received record). A member also
+ * Members live in a dense array (proto's vec, for uniform random choice and iteration) plus
+ * an open-addressing hash by id (for O(1) lookup on every received record; kept instead of
+ * proto's htab on measurement, see gossip/README.md "Base layer"). A member also
  * carries the intrusive links of the dissemination queue (swim_dissem_*, also in
  * swim_members.c) and of the timer list (suspect, dead and left members), so no per-message
  * allocation is ever needed.
@@ -16,6 +17,7 @@
 
 #include "swim.h"
 #include "swim_proto.h"
+#include "vec.h"
 
 #define SWIM_CONFIRM_MAX 8 /* most Lifeguard confirmations remembered per suspicion */
 
@@ -56,14 +58,12 @@ struct swim_member {
     bool in_timers;         /* linked into the timer list */
 };
 
-/* Invariant: members[i]->index == i; every member is in exactly one hash slot; slot_cap is a
- * power of two and count * 2 <= slot_cap. */
+/* Invariant: members.items[i]->index == i; every member is in exactly one hash slot; slot_cap
+ * is a power of two and members.len * 2 <= slot_cap. */
 typedef struct swim_table {
-    swim_member_t **members; /* dense array of count members (owned) */
-    size_t count;            /* members in use */
-    size_t cap;              /* members allocated */
-    swim_member_t **slots;   /* hash slots (NULL = empty), linear probing */
-    size_t slot_cap;         /* number of slots */
+    VEC(swim_member_t *) members; /* dense array of members.len members (owned) */
+    swim_member_t **slots;        /* hash slots (NULL = empty), linear probing */
+    size_t slot_cap;              /* number of slots */
 } swim_table_t;
 
 /* Sets up an empty table. Returns 0 or SHOAL_ENOMEM. */

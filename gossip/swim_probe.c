@@ -101,28 +101,20 @@ bool swim_suspect(swim_t *swim, swim_member_t *member, const uint8_t suspecter[1
 
 void swim_probe_add_member(swim_t *swim, swim_member_t *member)
 {
-    if (swim->probe_len == swim->probe_cap) {
-        size_t cap = swim->probe_cap ? swim->probe_cap * 2 : 16;
-        swim_member_t **order = realloc(swim->probe_order, cap * sizeof *order);
-        if (order == NULL)
-            return; /* probed from the next round on, after the rebuild */
-        swim->probe_order = order;
-        swim->probe_cap = cap;
-    }
-    size_t rest = swim->probe_len - swim->probe_pos + 1;
-    size_t at = swim->probe_pos + (size_t)(swim_rand(swim) % rest);
-    swim->probe_order[swim->probe_len++] = swim->probe_order[at];
-    swim->probe_order[at] = member;
+    if (vec_reserve(&swim->probe_order, 1) < 0)
+        return; /* probed from the next round on, after the rebuild */
+    size_t rest = swim->probe_order.len - swim->probe_pos + 1;
+    size_t at = swim->probe_pos + (size_t)(rng_next(&swim->rng) % rest);
+    swim->probe_order.items[swim->probe_order.len++] = swim->probe_order.items[at];
+    swim->probe_order.items[at] = member;
 }
 
 void swim_probe_remove_member(swim_t *swim, swim_member_t *member)
 {
-    for (size_t i = 0; i < swim->probe_len; i++) {
-        if (swim->probe_order[i] != member)
+    for (size_t i = 0; i < swim->probe_order.len; i++) {
+        if (swim->probe_order.items[i] != member)
             continue;
-        memmove(&swim->probe_order[i], &swim->probe_order[i + 1],
-                (swim->probe_len - i - 1) * sizeof *swim->probe_order);
-        swim->probe_len--;
+        vec_remove(&swim->probe_order, i);
         if (i < swim->probe_pos)
             swim->probe_pos--;
         return;
@@ -133,36 +125,30 @@ void swim_probe_remove_member(swim_t *swim, swim_member_t *member)
  * per N probes. */
 static void s_probe_rebuild(swim_t *swim)
 {
-    swim->probe_len = 0;
+    vec_clear(&swim->probe_order);
     swim->probe_pos = 0;
-    if (swim->probe_cap < swim->table.count) {
-        swim_member_t **order =
-            realloc(swim->probe_order, swim->table.count * sizeof *swim->probe_order);
-        if (order == NULL)
-            return;
-        swim->probe_order = order;
-        swim->probe_cap = swim->table.count;
-    }
-    for (size_t i = 0; i < swim->table.count; i++)
-        if (swim->table.members[i] != swim->self)
-            swim->probe_order[swim->probe_len++] = swim->table.members[i];
-    for (size_t i = swim->probe_len; i > 1; i--) {
-        size_t j = (size_t)(swim_rand(swim) % i);
-        swim_member_t *t = swim->probe_order[i - 1];
-        swim->probe_order[i - 1] = swim->probe_order[j];
-        swim->probe_order[j] = t;
+    if (vec_reserve(&swim->probe_order, swim->table.members.len) < 0)
+        return;
+    for (size_t i = 0; i < swim->table.members.len; i++)
+        if (swim->table.members.items[i] != swim->self)
+            swim->probe_order.items[swim->probe_order.len++] = swim->table.members.items[i];
+    for (size_t i = swim->probe_order.len; i > 1; i--) {
+        size_t j = (size_t)(rng_next(&swim->rng) % i);
+        swim_member_t *t = swim->probe_order.items[i - 1];
+        swim->probe_order.items[i - 1] = swim->probe_order.items[j];
+        swim->probe_order.items[j] = t;
     }
 }
 
 static swim_member_t *s_next_target(swim_t *swim)
 {
-    for (size_t tries = 0; tries <= swim->table.count * 2 + 1; tries++) {
-        if (swim->probe_pos >= swim->probe_len) {
+    for (size_t tries = 0; tries <= swim->table.members.len * 2 + 1; tries++) {
+        if (swim->probe_pos >= swim->probe_order.len) {
             s_probe_rebuild(swim);
-            if (swim->probe_len == 0)
+            if (swim->probe_order.len == 0)
                 return NULL;
         }
-        swim_member_t *m = swim->probe_order[swim->probe_pos++];
+        swim_member_t *m = swim->probe_order.items[swim->probe_pos++];
         if (m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT)
             return m;
     }
@@ -179,12 +165,12 @@ static void s_send_indirect(swim_t *swim, swim_member_t *target)
     swim_member_t *chosen[16];
     uint32_t k = swim->opts.indirect_checks < 16 ? swim->opts.indirect_checks : 16;
     uint32_t n = 0;
-    size_t count = swim->table.count;
+    size_t count = swim->table.members.len;
     /* Random sampling with a bounded number of tries; small tables fall back to a scan. */
     for (size_t tries = 0; n < k && tries < (size_t)k * 8 + count; tries++) {
         swim_member_t *m =
-            swim->table
-                .members[tries < (size_t)k * 8 ? swim_rand(swim) % count : tries - (size_t)k * 8];
+            swim->table.members.items[tries < (size_t)k * 8 ? rng_next(&swim->rng) % count
+                                                            : tries - (size_t)k * 8];
         if (m == swim->self || m == target || m->state != SWIM_ALIVE)
             continue;
         bool dup = false;

@@ -1,6 +1,7 @@
 /*
  * swim_zmq.c - ZeroMQ transport for the SWIM core: a ROUTER to receive, a DEALER per peer to
- * send, non-blocking everywhere. Peers are kept in a small open-addressing table by endpoint.
+ * send, non-blocking everywhere. Peers are kept in proto's hash table by endpoint (keyed
+ * SipHash: endpoints come from peers).
  */
 #include "swim_zmq.h"
 
@@ -11,13 +12,14 @@
 
 #include <zmq.h>
 
+#include "htab.h"
 #include "shoal_err.h"
 #include "swim.h"
 #include "swim_proto.h"
 
 typedef struct s_peer {
-    char *endpoint; /* owned; NULL = empty slot */
-    void *dealer;   /* DEALER connected to endpoint */
+    char *endpoint; /* owned; also the table's (borrowed) key */
+    void *dealer;   /* DEALER connected to endpoint, owned */
 } s_peer_t;
 
 struct swim_zmq {
@@ -25,18 +27,8 @@ struct swim_zmq {
     void *router;                     /* bound ROUTER */
     char endpoint[SWIM_ADDR_MAX + 1]; /* resolved bound endpoint */
     int sndhwm;                       /* per-peer queue */
-    s_peer_t *peers;                  /* open addressing by endpoint hash */
-    size_t n_peers;                   /* used slots */
-    size_t cap_peers;                 /* slots (power of two) */
+    htab_t *peers;                    /* endpoint -> s_peer_t (owned) */
 };
-
-static size_t s_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ULL;
-    return (size_t)h;
-}
 
 swim_zmq_t *swim_zmq_new(void *zmq_ctx, const swim_zmq_opts_t *opts)
 {
@@ -51,8 +43,7 @@ swim_zmq_t *swim_zmq_new(void *zmq_ctx, const swim_zmq_opts_t *opts)
     }
     z->ctx = zmq_ctx;
     z->sndhwm = opts->sndhwm > 0 ? opts->sndhwm : 16;
-    z->cap_peers = 64;
-    z->peers = calloc(z->cap_peers, sizeof *z->peers);
+    z->peers = htab_new(32, false);
     z->router = zmq_socket(zmq_ctx, ZMQ_ROUTER);
     if (z->peers == NULL || z->router == NULL)
         goto fail;
@@ -83,13 +74,15 @@ void swim_zmq_destroy(swim_zmq_t **zmq_p)
     swim_zmq_t *z = *zmq_p;
     if (z == NULL)
         return;
-    for (size_t i = 0; i < z->cap_peers && z->peers; i++) {
-        if (z->peers[i].endpoint == NULL)
-            continue;
-        zmq_close(z->peers[i].dealer);
-        free(z->peers[i].endpoint);
+    size_t cursor = 0;
+    void *value = NULL;
+    while (z->peers && htab_next(z->peers, &cursor, NULL, NULL, &value)) {
+        s_peer_t *p = value;
+        zmq_close(p->dealer);
+        free(p->endpoint);
+        free(p);
     }
-    free(z->peers);
+    htab_destroy(&z->peers);
     if (z->router)
         zmq_close(z->router);
     free(z);
@@ -106,46 +99,24 @@ void *swim_zmq_socket(swim_zmq_t *zmq)
     return zmq->router;
 }
 
-static s_peer_t *s_slot(swim_zmq_t *z, const char *endpoint)
+/* The peer of `endpoint`, or NULL. Borrowed. */
+static s_peer_t *s_find(const swim_zmq_t *z, const char *endpoint)
 {
-    size_t mask = z->cap_peers - 1;
-    for (size_t i = s_hash(endpoint) & mask;; i = (i + 1) & mask)
-        if (z->peers[i].endpoint == NULL || strcmp(z->peers[i].endpoint, endpoint) == 0)
-            return &z->peers[i];
+    return htab_get(z->peers, endpoint, strlen(endpoint));
 }
 
 void *swim_zmq_peer_socket(swim_zmq_t *zmq, const char *endpoint)
 {
-    return s_slot(zmq, endpoint)->dealer;
+    s_peer_t *p = s_find(zmq, endpoint);
+    return p ? p->dealer : NULL;
 }
 
-/* Doubles the table when it would pass half full. */
-static int s_grow(swim_zmq_t *z)
-{
-    if ((z->n_peers + 1) * 2 <= z->cap_peers)
-        return 0;
-    s_peer_t *old = z->peers;
-    size_t old_cap = z->cap_peers;
-    s_peer_t *peers = calloc(old_cap * 2, sizeof *peers);
-    if (peers == NULL)
-        return SHOAL_ENOMEM;
-    z->peers = peers;
-    z->cap_peers = old_cap * 2;
-    for (size_t i = 0; i < old_cap; i++)
-        if (old[i].endpoint != NULL)
-            *s_slot(z, old[i].endpoint) = old[i];
-    free(old);
-    return 0;
-}
-
+/* The peer of `endpoint`, connected on first use; NULL when that fails. Borrowed. */
 static s_peer_t *s_peer(swim_zmq_t *z, const char *endpoint)
 {
-    s_peer_t *p = s_slot(z, endpoint);
-    if (p->endpoint != NULL)
+    s_peer_t *p = s_find(z, endpoint);
+    if (p != NULL)
         return p;
-    if (s_grow(z) != 0)
-        return NULL;
-    p = s_slot(z, endpoint);
     void *dealer = zmq_socket(z->ctx, ZMQ_DEALER);
     if (dealer == NULL)
         return NULL;
@@ -158,13 +129,18 @@ static s_peer_t *s_peer(swim_zmq_t *z, const char *endpoint)
         zmq_close(dealer);
         return NULL;
     }
-    p->endpoint = strdup(endpoint);
-    if (p->endpoint == NULL) {
+    p = calloc(1, sizeof *p);
+    if (p != NULL)
+        p->endpoint = strdup(endpoint);
+    if (p == NULL || p->endpoint == NULL ||
+        htab_put(z->peers, p->endpoint, strlen(p->endpoint), p, NULL) < 0) {
+        if (p != NULL)
+            free(p->endpoint);
+        free(p);
         zmq_close(dealer);
         return NULL;
     }
     p->dealer = dealer;
-    z->n_peers++;
     return p;
 }
 
@@ -179,22 +155,12 @@ int swim_zmq_connect(swim_zmq_t *zmq, const char *endpoint)
 
 void swim_zmq_forget(swim_zmq_t *zmq, const char *endpoint)
 {
-    s_peer_t *p = s_slot(zmq, endpoint);
-    if (p->endpoint == NULL)
+    s_peer_t *p = htab_remove(zmq->peers, endpoint, strlen(endpoint));
+    if (p == NULL)
         return;
     zmq_close(p->dealer);
     free(p->endpoint);
-    p->endpoint = NULL;
-    p->dealer = NULL;
-    zmq->n_peers--;
-    /* Re-insert the rest of the cluster so linear probing still finds every entry. */
-    size_t mask = zmq->cap_peers - 1;
-    for (size_t i = ((size_t)(p - zmq->peers) + 1) & mask; zmq->peers[i].endpoint != NULL;
-         i = (i + 1) & mask) {
-        s_peer_t moved = zmq->peers[i];
-        zmq->peers[i].endpoint = NULL;
-        *s_slot(zmq, moved.endpoint) = moved;
-    }
+    free(p);
 }
 
 static int s_send(void *ctx, const char *to, const uint8_t *bytes, size_t len)

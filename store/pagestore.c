@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "pagestore_backend.h"
 #include "pagestore_map.h"
 
@@ -88,13 +88,6 @@ void pagestore_sanity(pagestore_t *self)
 #else
     (void)self;
 #endif
-}
-
-static int64_t s_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
 static void s_store_be64(uint8_t *out, uint64_t value)
@@ -303,7 +296,7 @@ static int s_write_failed(pagestore_t *self, int rc, const char *what)
     atomic_fetch_add(&self->write_errors, 1);
     if (atomic_exchange(&self->write_error, rc) == 0) {
         atomic_store(&self->recover_delay_ns, S_RECOVER_FIRST_NS);
-        atomic_store(&self->recover_at_ns, s_now_ns() + S_RECOVER_FIRST_NS);
+        atomic_store(&self->recover_at_ns, clock_mono_ns() + S_RECOVER_FIRST_NS);
     }
     if (!atomic_exchange(&self->write_error_logged, true) && !self->quiet)
         fprintf(stderr,
@@ -327,7 +320,7 @@ static int s_check_writable(pagestore_t *self)
     int rc = atomic_load(&self->write_error);
     if (rc == 0)
         return 0;
-    if (s_now_ns() < atomic_load(&self->recover_at_ns) ||
+    if (clock_mono_ns() < atomic_load(&self->recover_at_ns) ||
         pthread_mutex_trylock(&self->recover_lock) != 0)
         return shoal_fail(rc, "pagestore: store not writable after an earlier error");
     rc = atomic_load(&self->write_error);
@@ -346,7 +339,7 @@ static int s_check_writable(pagestore_t *self)
             if (delay > S_RECOVER_MAX_NS)
                 delay = S_RECOVER_MAX_NS;
             atomic_store(&self->recover_delay_ns, delay);
-            atomic_store(&self->recover_at_ns, s_now_ns() + delay);
+            atomic_store(&self->recover_at_ns, clock_mono_ns() + delay);
             shoal_fail(rc, "pagestore: store not writable after an earlier error");
         }
     }

@@ -10,6 +10,7 @@
 
 #include "pagestore_backend.h"
 #include "pagestore_map.h"
+#include "vec.h"
 
 /* A stored page. The map holds one reference; every pinned handle holds one more. */
 typedef struct s_entry {
@@ -34,8 +35,7 @@ typedef struct s_record {
 
 typedef struct s_memory {
     pthread_mutex_t lock;  /* guards everything below */
-    s_gen_t *gens;         /* oldest first */
-    size_t gen_count;      /* entries in gens */
+    VEC(s_gen_t) gens;     /* oldest first */
     s_record_t *tables[2]; /* lists per pagestore_table_t */
 } s_memory_t;
 
@@ -60,9 +60,9 @@ static void s_handle_release(pagestore_page_t *page)
 
 static s_gen_t *s_find_gen(s_memory_t *self, uint64_t gen)
 {
-    for (size_t i = 0; i < self->gen_count; i++) {
-        if (self->gens[i].gen == gen)
-            return &self->gens[i];
+    for (size_t i = 0; i < self->gens.len; i++) {
+        if (self->gens.items[i].gen == gen)
+            return &self->gens.items[i];
     }
     return NULL;
 }
@@ -91,9 +91,9 @@ static int s_open(const pagestore_options_t *options, void **self_out)
 static void s_close(void *self_)
 {
     s_memory_t *self = self_;
-    for (size_t i = 0; i < self->gen_count; i++)
-        s_free_pages(&self->gens[i].pages);
-    free(self->gens);
+    for (size_t i = 0; i < self->gens.len; i++)
+        s_free_pages(&self->gens.items[i].pages);
+    vec_fini(&self->gens);
     for (int t = 0; t < 2; t++) {
         for (s_record_t *record = self->tables[t], *next; record != NULL; record = next) {
             next = record->next;
@@ -110,23 +110,23 @@ static int s_gens(void *self_, pagestore_gen_info_t **gens_out, size_t *count_ou
 {
     s_memory_t *self = self_;
     pthread_mutex_lock(&self->lock);
-    pagestore_gen_info_t *infos = calloc(self->gen_count + 1, sizeof *infos);
+    pagestore_gen_info_t *infos = calloc(self->gens.len + 1, sizeof *infos);
     if (infos == NULL) {
         pthread_mutex_unlock(&self->lock);
         return shoal_fail(SHOAL_ENOMEM, "pagestore memory: out of memory");
     }
-    for (size_t i = 0; i < self->gen_count; i++) {
-        infos[i].gen = self->gens[i].gen;
+    for (size_t i = 0; i < self->gens.len; i++) {
+        infos[i].gen = self->gens.items[i].gen;
         size_t cursor = 0;
         const uint8_t *key;
         void *value;
-        while (pagestore_map_next(self->gens[i].pages, &cursor, &key, &value)) {
+        while (pagestore_map_next(self->gens.items[i].pages, &cursor, &key, &value)) {
             infos[i].pages++;
             infos[i].bytes += ((s_entry_t *)value)->size + PAGESTORE_PAGE_KEY_SIZE;
         }
     }
     *gens_out = infos;
-    *count_out = self->gen_count;
+    *count_out = self->gens.len;
     pthread_mutex_unlock(&self->lock);
     return 0;
 }
@@ -135,16 +135,14 @@ static int s_gen_create(void *self_, uint64_t gen)
 {
     s_memory_t *self = self_;
     pthread_mutex_lock(&self->lock);
-    s_gen_t *gens = realloc(self->gens, (self->gen_count + 1) * sizeof *gens);
+    int grown = vec_reserve(&self->gens, 1);
     pagestore_map_t *pages = pagestore_map_new();
-    if (gens != NULL)
-        self->gens = gens;
-    if (gens == NULL || pages == NULL) {
+    if (grown < 0 || pages == NULL) {
         pagestore_map_destroy(&pages);
         pthread_mutex_unlock(&self->lock);
         return shoal_fail(SHOAL_ENOMEM, "pagestore memory: out of memory");
     }
-    self->gens[self->gen_count++] = (s_gen_t){.gen = gen, .pages = pages};
+    self->gens.items[self->gens.len++] = (s_gen_t){.gen = gen, .pages = pages};
     pthread_mutex_unlock(&self->lock);
     return 0;
 }
@@ -162,9 +160,7 @@ static int s_gen_drop(void *self_, uint64_t gen)
     s_gen_t *found = s_find_gen(self, gen);
     if (found != NULL) {
         s_free_pages(&found->pages);
-        size_t index = (size_t)(found - self->gens);
-        memmove(found, found + 1, (self->gen_count - index - 1) * sizeof *found);
-        self->gen_count--;
+        vec_remove(&self->gens, (size_t)(found - self->gens.items));
     }
     pthread_mutex_unlock(&self->lock);
     return 0;
@@ -242,32 +238,14 @@ static int s_page_delete(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_
     return 0;
 }
 
-static int s_file_delete(void *self_, uint64_t gen, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE])
-{
-    s_memory_t *self = self_;
-    pthread_mutex_lock(&self->lock);
-    s_gen_t *found = s_find_gen(self, gen);
-    if (found != NULL) {
-        size_t cursor = 0;
-        const uint8_t *key;
-        void *value;
-        while (pagestore_map_next(found->pages, &cursor, &key, &value)) {
-            if (memcmp(key, file_key, PAGESTORE_FILE_KEY_SIZE) == 0) {
-                pagestore_map_remove(found->pages, key);
-                s_entry_unref(value);
-            }
-        }
-    }
-    pthread_mutex_unlock(&self->lock);
-    return 0;
-}
+/* What s_each_page calls for one page: may remove that page from `pages`; non-zero stops. */
+typedef int (*s_visit_fn)(pagestore_map_t *pages, const uint8_t *key, s_entry_t *entry, void *arg);
 
-/* Calls fn under the lock: fn must not call back into the store (the front end's scan does
- * not). */
-static int s_page_scan(void *self_, uint64_t gen, const uint8_t *file_key, pagestore_record_fn fn,
+/* Calls visit for every page of generation `gen` that belongs to file_key (every page when
+ * NULL), under the lock, until it returns non-zero; returns that value or 0. */
+static int s_each_page(s_memory_t *self, uint64_t gen, const uint8_t *file_key, s_visit_fn visit,
                        void *arg)
 {
-    s_memory_t *self = self_;
     int rc = 0;
     pthread_mutex_lock(&self->lock);
     s_gen_t *found = s_find_gen(self, gen);
@@ -277,11 +255,45 @@ static int s_page_scan(void *self_, uint64_t gen, const uint8_t *file_key, pages
         void *value;
         while (rc == 0 && pagestore_map_next(found->pages, &cursor, &key, &value)) {
             if (file_key == NULL || memcmp(key, file_key, PAGESTORE_FILE_KEY_SIZE) == 0)
-                rc = fn(key, ((s_entry_t *)value)->size, arg);
+                rc = visit(found->pages, key, value, arg);
         }
     }
     pthread_mutex_unlock(&self->lock);
     return rc;
+}
+
+static int s_delete_visit(pagestore_map_t *pages, const uint8_t *key, s_entry_t *entry, void *arg)
+{
+    (void)arg;
+    pagestore_map_remove(pages, key);
+    s_entry_unref(entry);
+    return 0;
+}
+
+static int s_file_delete(void *self_, uint64_t gen, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE])
+{
+    return s_each_page(self_, gen, file_key, s_delete_visit, NULL);
+}
+
+typedef struct s_scan {
+    pagestore_record_fn fn; /* the front end's callback */
+    void *arg;              /* its argument */
+} s_scan_t;
+
+static int s_scan_visit(pagestore_map_t *pages, const uint8_t *key, s_entry_t *entry, void *arg)
+{
+    (void)pages;
+    const s_scan_t *scan = arg;
+    return scan->fn(key, entry->size, scan->arg);
+}
+
+/* Calls fn under the lock: fn must not call back into the store (the front end's scan does
+ * not). */
+static int s_page_scan(void *self_, uint64_t gen, const uint8_t *file_key, pagestore_record_fn fn,
+                       void *arg)
+{
+    s_scan_t scan = {fn, arg};
+    return s_each_page(self_, gen, file_key, s_scan_visit, &scan);
 }
 
 static s_record_t **s_find_record(s_memory_t *self, pagestore_table_t table, const void *key,

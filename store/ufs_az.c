@@ -8,6 +8,7 @@
 #include "ufs_cloud.h"
 #include "ufs_az_sign.h"
 #include "ufs_conn.h"
+#include "coding.h"
 #include "ufs_uri.h"
 #include "ufs_xml.h"
 
@@ -230,7 +231,9 @@ static int s_url(const void *opaque, const char *container, const char *blob, co
     int n = snprintf(out, out_len, "%s/%s%s", state->endpoint, container, blob[0] ? "/" : "");
     if (n < 0 || (size_t)n >= out_len)
         return shoal_fail(SHOAL_EINVAL, "az: url too long");
-    int rc = ufs_url_append_encoded(out, out_len, blob, true);
+    int rc = pct_encode_append(out, out_len, blob, true) < 0
+                 ? ufs_fail(SHOAL_EINVAL, "url too long")
+                 : 0;
     if (rc < 0)
         return rc;
     bool has_query = query && *query;
@@ -348,14 +351,18 @@ static int s_list_query(char *query, size_t query_len, const char *prefix, bool 
     int rc = 0;
     if (prefix[0]) {
         strcat(query, "&prefix=");
-        rc = ufs_url_append_encoded(query, query_len, prefix, false);
+        rc = pct_encode_append(query, query_len, prefix, false) < 0
+                 ? ufs_fail(SHOAL_EINVAL, "url too long")
+                 : 0;
     }
     if (rc == 0 && marker) {
         size_t len = strlen(query);
         if (len + 8 >= query_len)
             return shoal_fail(SHOAL_EINVAL, "az: url too long");
         strcat(query, "&marker=");
-        rc = ufs_url_append_encoded(query, query_len, marker, false);
+        rc = pct_encode_append(query, query_len, marker, false) < 0
+                 ? ufs_fail(SHOAL_EINVAL, "url too long")
+                 : 0;
     }
     return rc;
 }

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "coding.h"
 #include "ufs_conn.h"
 #include "ufs_uri.h"
 
@@ -191,13 +192,13 @@ static int s_canonical_resource(const char *url, const char *account, s_out_t *o
                 rc = SHOAL_ENOMEM;
                 break;
             }
-            rc = ufs_pct_decode(param, (size_t)(name_end - param), name,
-                                (size_t)(name_end - param) + 1);
+            rc =
+                pct_decode(param, (size_t)(name_end - param), name, (size_t)(name_end - param) + 1);
             for (char *p = name; rc == 0 && *p; p++)
                 *p = (char)tolower((unsigned char)*p);
             if (rc == 0)
-                rc = ufs_pct_decode(equals ? equals + 1 : "", value_len, pairs[count - 1].value,
-                                    value_len + 1);
+                rc = pct_decode(equals ? equals + 1 : "", value_len, pairs[count - 1].value,
+                                value_len + 1);
         }
         param = amp ? amp + 1 : param_end;
     }

@@ -56,7 +56,7 @@ static int s_stat_dir(const ufs_cloud_ops_t *ops, const void *state, const char 
     int rc = s_list_page(ops, state, uri, container, dir_prefix, false, 1, NULL, &page);
     if (rc < 0)
         return rc;
-    bool found = page.object_count + page.prefix_count > 0 || !dir_prefix[0];
+    bool found = page.objects.len + page.prefixes.len > 0 || !dir_prefix[0];
     ufs_xml_listing_fini(&page);
     if (!found)
         return shoal_fail(SHOAL_ENOENT, "STAT %s: no such %s or prefix", uri, ops->entry_name);
@@ -211,8 +211,8 @@ int ufs_cloud_push_listing(ufs_list_t *out, const char *scheme, const char *cont
                            const char *prefix, const ufs_xml_listing_t *page)
 {
     char uri[UFS_URI_MAX + 1];
-    for (size_t i = 0; i < page->object_count; i++) {
-        const ufs_xml_object_t *object = &page->objects[i];
+    for (size_t i = 0; i < page->objects.len; i++) {
+        const ufs_xml_object_t *object = &page->objects.items[i];
         size_t len = strlen(object->name);
         if (strcmp(object->name, prefix) == 0 || object->name[len - 1] == '/')
             continue;
@@ -229,8 +229,8 @@ int ufs_cloud_push_listing(ufs_list_t *out, const char *scheme, const char *cont
         if (rc < 0)
             return rc;
     }
-    for (size_t i = 0; i < page->prefix_count; i++) {
-        const char *name = page->prefixes[i];
+    for (size_t i = 0; i < page->prefixes.len; i++) {
+        const char *name = page->prefixes.items[i];
         int len = (int)strlen(name);
         if (len > 1 && name[len - 1] == '/')
             len--;

@@ -18,6 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "rng.h"
+
 #define S_POOL_MAX       16           /* idle handles kept per pool; more are freed */
 #define S_BODY_MAX       (64u << 20)  /* default cap of a collected body */
 #define S_ERROR_BODY_MAX (64u << 10)  /* bytes of a non-2xx body kept for the caller */
@@ -387,22 +390,6 @@ static bool s_transient(CURLcode rc)
     }
 }
 
-/* A per-thread xorshift64* generator for backoff jitter; needs no lock and no quality. */
-static uint64_t s_random(void)
-{
-    static _Thread_local uint64_t state;
-    if (state == 0) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        state = ((uint64_t)now.tv_nsec << 20) ^ (uint64_t)now.tv_sec ^ (uint64_t)(uintptr_t)&state ^
-                ((uint64_t)getpid() << 40) ^ 0x9e3779b97f4a7c15ull;
-    }
-    state ^= state >> 12;
-    state ^= state << 25;
-    state ^= state >> 27;
-    return state * 0x2545f4914f6cdd1dull;
-}
-
 /* Sleeps before retry number `retry` (0-based): full jitter, uniform in [0, base * 2^retry],
  * capped at S_BACKOFF_CAP_MS (AWS architecture blog, "Exponential Backoff And Jitter"). A
  * Retry-After in seconds from the server raises the floor, within the same cap. */
@@ -411,12 +398,12 @@ static void s_backoff(const ufs_options_t *options, int retry, long retry_after_
     uint64_t ceiling = (uint64_t)options->retry_base_ms << (retry < 20 ? retry : 20);
     if (ceiling > S_BACKOFF_CAP_MS)
         ceiling = S_BACKOFF_CAP_MS;
-    uint64_t delay_ms = s_random() % (ceiling + 1);
+    uint64_t delay_ms = rng_thread_below(ceiling + 1); /* per-thread: no lock */
     if (retry_after_s > 0 && (uint64_t)retry_after_s * 1000 > delay_ms)
         delay_ms = (uint64_t)retry_after_s * 1000 > S_BACKOFF_CAP_MS
                        ? S_BACKOFF_CAP_MS
                        : (uint64_t)retry_after_s * 1000;
-    struct timespec pause = {(time_t)(delay_ms / 1000), (long)(delay_ms % 1000) * 1000000L};
+    struct timespec pause = clock_timespec((int64_t)delay_ms * CLOCK_NS_PER_MS);
     while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
         ;
 }

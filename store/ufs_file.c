@@ -168,16 +168,26 @@ static void s_fill_stat(const struct stat *st, ufs_stat_t *out)
     snprintf(out->version, sizeof out->version, "%" PRIu64 "-%" PRId64, out->size, mtime_ns);
 }
 
+/* stat(2) of the file a uri names, into *st; *path_p gets the path (borrowed: points into uri).
+ * `op` names the operation in the error. Returns 0 or a negative SHOAL_E* with a last error. */
+static int s_stat_uri(const char *uri, const char *op, const char **path_p, struct stat *st)
+{
+    int rc = s_path(uri, path_p);
+    if (rc < 0)
+        return rc;
+    if (stat(*path_p, st) != 0)
+        return s_errno_error(errno, op, uri);
+    return 0;
+}
+
 static int s_file_stat(void *state, const char *uri, ufs_stat_t *out)
 {
     (void)state;
     const char *path = NULL;
-    int rc = s_path(uri, &path);
+    struct stat st;
+    int rc = s_stat_uri(uri, "stat", &path, &st);
     if (rc < 0)
         return rc;
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return s_errno_error(errno, "stat", uri);
     s_fill_stat(&st, out);
     return 0;
 }
@@ -237,12 +247,10 @@ static int s_file_list(void *state, const char *uri, bool recursive, ufs_list_t 
 {
     (void)state;
     const char *path = NULL;
-    int rc = s_path(uri, &path);
+    struct stat st;
+    int rc = s_stat_uri(uri, "list", &path, &st);
     if (rc < 0)
         return rc;
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return s_errno_error(errno, "list", uri);
     if (!S_ISDIR(st.st_mode)) {
         ufs_stat_t info;
         s_fill_stat(&st, &info);

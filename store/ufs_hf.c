@@ -10,9 +10,9 @@
  *                                         tree/REV/PATH?recursive=true|false&expand=false
  */
 #include "ufs_conn.h"
+#include "coding.h"
 #include "ufs_uri.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -91,29 +91,6 @@ static void s_hf_fini(void *opaque)
     free(state);
 }
 
-/* Decodes %XX escapes of [s, s+len) into out. Returns false on a bad escape or overflow. */
-static bool s_percent_decode(const char *s, size_t len, char *out, size_t out_len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= len)
-                return false;
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            if (!isxdigit((unsigned char)hex[0]) || !isxdigit((unsigned char)hex[1]))
-                return false;
-            c = (char)strtol(hex, NULL, 16);
-            i += 2;
-        }
-        if (n + 1 >= out_len)
-            return false;
-        out[n++] = c;
-    }
-    out[n] = '\0';
-    return n > 0;
-}
-
 /* Splits an hf:// uri. ORG/NAME is required (legacy models without an org are not
  * addressable); "@REV" after NAME picks a branch, tag or commit ("refs%2Fpr%2F1" for
  * refs/pr/1). Returns 0 or SHOAL_EINVAL. */
@@ -141,7 +118,8 @@ static int s_parse(const char *uri, s_hf_uri_t *out)
     snprintf(out->revision, sizeof out->revision, "main");
     if (*after == '@') {
         size_t rev_len = strcspn(after + 1, "/");
-        if (!s_percent_decode(after + 1, rev_len, out->revision, sizeof out->revision))
+        if (pct_decode(after + 1, rev_len, out->revision, sizeof out->revision) < 0 ||
+            out->revision[0] == '\0')
             return ufs_fail(SHOAL_EINVAL, "%s: bad revision", uri);
         after += 1 + rev_len;
     }
@@ -170,11 +148,15 @@ static int s_resolve_url(const s_hf_t *state, const s_hf_uri_t *u, char *out, si
                      strcmp(u->kind, "models") == 0 ? "" : "/", u->repo);
     if (n < 0 || (size_t)n >= out_len)
         return ufs_fail(SHOAL_EINVAL, "hf url too long");
-    int rc = ufs_url_append_encoded(out, out_len, u->revision, false);
+    int rc = pct_encode_append(out, out_len, u->revision, false) < 0
+                 ? ufs_fail(SHOAL_EINVAL, "url too long")
+                 : 0;
     if (rc == 0 && strlen(out) + 1 < out_len)
         strcat(out, "/");
     if (rc == 0)
-        rc = ufs_url_append_encoded(out, out_len, u->path, true);
+        rc = pct_encode_append(out, out_len, u->path, true) < 0
+                 ? ufs_fail(SHOAL_EINVAL, "url too long")
+                 : 0;
     return rc;
 }
 
@@ -314,11 +296,15 @@ static int s_hf_list(void *opaque, const char *uri, bool recursive, ufs_list_t *
     int rc = s_parse(uri, u);
     if (rc == 0) {
         snprintf(url, 2 * UFS_URI_MAX, "%s/api/%s/%s/tree/", state->endpoint, u->kind, u->repo);
-        rc = ufs_url_append_encoded(url, 2 * UFS_URI_MAX, u->revision, false);
+        rc = pct_encode_append(url, 2 * UFS_URI_MAX, u->revision, false) < 0
+                 ? ufs_fail(SHOAL_EINVAL, "url too long")
+                 : 0;
     }
     if (rc == 0 && u->path[0]) {
         strcat(url, "/");
-        rc = ufs_url_append_encoded(url, 2 * UFS_URI_MAX, u->path, true);
+        rc = pct_encode_append(url, 2 * UFS_URI_MAX, u->path, true) < 0
+                 ? ufs_fail(SHOAL_EINVAL, "url too long")
+                 : 0;
     }
     if (rc == 0 && strlen(url) + 40 < 2 * UFS_URI_MAX)
         strcat(url, recursive ? "?recursive=true&expand=false" : "?recursive=false&expand=false");

@@ -8,6 +8,7 @@
 #include "ufs_aws_cred.h"
 #include "ufs_cloud.h"
 #include "ufs_conn.h"
+#include "coding.h"
 #include "ufs_uri.h"
 #include "ufs_xml.h"
 
@@ -202,7 +203,8 @@ static int s_url(const void *opaque, const char *bucket, const char *key, const 
         n = snprintf(out, out_len, "https://%s.s3.%s.amazonaws.com/", bucket, state->region);
     if (n < 0 || (size_t)n >= out_len)
         return shoal_fail(SHOAL_EINVAL, "s3: url too long for bucket %s", bucket);
-    int rc = ufs_url_append_encoded(out, out_len, key, true);
+    int rc =
+        pct_encode_append(out, out_len, key, true) < 0 ? ufs_fail(SHOAL_EINVAL, "url too long") : 0;
     if (rc == 0 && query && *query) {
         size_t len = strlen(out);
         n = snprintf(out + len, out_len - len, "?%s", query);
@@ -272,14 +274,18 @@ static int s_list_query(char *query, size_t query_len, const char *prefix, bool 
     int rc = 0;
     if (token) {
         strcpy(query, "continuation-token=");
-        rc = ufs_url_append_encoded(query, query_len, token, false);
+        rc = pct_encode_append(query, query_len, token, false) < 0
+                 ? ufs_fail(SHOAL_EINVAL, "url too long")
+                 : 0;
         strcat(query, "&");
     }
     if (rc == 0) {
         size_t len = strlen(query);
         snprintf(query + len, query_len - len, "%slist-type=2&max-keys=%d%s",
                  recursive ? "" : "delimiter=%2F&", max_keys, prefix[0] ? "&prefix=" : "");
-        rc = ufs_url_append_encoded(query, query_len, prefix, false);
+        rc = pct_encode_append(query, query_len, prefix, false) < 0
+                 ? ufs_fail(SHOAL_EINVAL, "url too long")
+                 : 0;
     }
     return rc;
 }

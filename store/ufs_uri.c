@@ -1,8 +1,6 @@
 /*
- * ufs_uri.c - URI splitting and the store's percent coding: "SCHEME://container/path" split
- * for the s3:// and az:// connectors, the RFC 3986 percent-encoder every HTTP connector builds
- * URLs with, and the percent-decoder of listing names and query values. The only percent
- * coding in store/, so swapping it for proto/'s shared coder is one edit. See ufs_uri.h.
+ * ufs_uri.c - URI splitting ("SCHEME://container/path" for the s3:// and az:// connectors) and
+ * value trimming. Percent coding is proto's (coding.h). See ufs_uri.h.
  */
 #include "ufs_uri.h"
 
@@ -33,65 +31,6 @@ int ufs_cloud_uri_split(const char *uri, const char *scheme, char *container, si
     memcpy(container, start, len);
     container[len] = '\0';
     *path = slash ? slash + 1 : start + len;
-    return 0;
-}
-
-static int s_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int ufs_pct_decode(const char *in, size_t len, char *out, size_t out_len)
-{
-    size_t pos = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = in[i];
-        if (c == '%') {
-            if (i + 2 >= len)
-                return SHOAL_EINVAL;
-            int hi = s_hex(in[i + 1]), lo = s_hex(in[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return SHOAL_EINVAL;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (pos + 1 >= out_len)
-            return SHOAL_EMSGSIZE;
-        out[pos++] = c;
-    }
-    if (pos >= out_len)
-        return SHOAL_EMSGSIZE;
-    out[pos] = '\0';
-    return 0;
-}
-
-int ufs_url_append_encoded(char *out, size_t out_len, const char *text, bool keep_slash)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t len = strlen(out);
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        /* ASCII ranges, not isalnum(): that depends on the locale and may call bytes >= 0x80
-         * letters, which would then go into the URL raw. */
-        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~' ||
-                     (keep_slash && *p == '/');
-        if (len + (plain ? 1 : 3) >= out_len)
-            return ufs_fail(SHOAL_EINVAL, "url too long");
-        if (plain) {
-            out[len++] = (char)*p;
-        } else {
-            out[len++] = '%';
-            out[len++] = hex[*p >> 4];
-            out[len++] = hex[*p & 15];
-        }
-    }
-    out[len] = '\0';
     return 0;
 }
 

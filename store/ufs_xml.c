@@ -13,6 +13,7 @@
 #include <libxml/tree.h>
 
 #include "ufs_time.h"
+#include "coding.h"
 #include "ufs_uri.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -74,34 +75,20 @@ static int s_parse_u64(const char *text, uint64_t *out)
 
 static int s_push_object(ufs_xml_listing_t *listing, ufs_xml_object_t *object)
 {
-    if (listing->object_count + listing->prefix_count >= UFS_XML_ENTRIES_MAX)
+    if (listing->objects.len + listing->prefixes.len >= UFS_XML_ENTRIES_MAX)
         return shoal_fail(SHOAL_EPROTO, "listing reply has over %d entries", UFS_XML_ENTRIES_MAX);
-    if (listing->object_count == listing->object_capacity) {
-        size_t capacity = listing->object_capacity ? listing->object_capacity * 2 : 64;
-        ufs_xml_object_t *grown = realloc(listing->objects, capacity * sizeof *grown);
-        if (!grown)
-            return shoal_fail(SHOAL_ENOMEM, "listing: out of memory");
-        listing->objects = grown;
-        listing->object_capacity = capacity;
-    }
-    listing->objects[listing->object_count++] = *object;
+    if (vec_push(&listing->objects, *object) < 0)
+        return shoal_fail(SHOAL_ENOMEM, "listing: out of memory");
     return 0;
 }
 
 /* Takes ownership of `prefix` (malloc'd) on success. */
 static int s_push_prefix(ufs_xml_listing_t *listing, char *prefix)
 {
-    if (listing->object_count + listing->prefix_count >= UFS_XML_ENTRIES_MAX)
+    if (listing->objects.len + listing->prefixes.len >= UFS_XML_ENTRIES_MAX)
         return shoal_fail(SHOAL_EPROTO, "listing reply has over %d entries", UFS_XML_ENTRIES_MAX);
-    if (listing->prefix_count == listing->prefix_capacity) {
-        size_t capacity = listing->prefix_capacity ? listing->prefix_capacity * 2 : 16;
-        char **grown = realloc(listing->prefixes, capacity * sizeof *grown);
-        if (!grown)
-            return shoal_fail(SHOAL_ENOMEM, "listing: out of memory");
-        listing->prefixes = grown;
-        listing->prefix_capacity = capacity;
-    }
-    listing->prefixes[listing->prefix_count++] = prefix;
+    if (vec_push(&listing->prefixes, prefix) < 0)
+        return shoal_fail(SHOAL_ENOMEM, "listing: out of memory");
     return 0;
 }
 
@@ -126,7 +113,7 @@ static int s_name(const xmlNode *node, const char *what, char **out)
     int rc = 0;
     xmlChar *encoded = xmlGetProp(node, (const xmlChar *)"Encoded");
     if (encoded && strcmp((const char *)encoded, "true") == 0) {
-        rc = ufs_pct_decode(text, len, copy, len + 1);
+        rc = pct_decode(text, len, copy, len + 1);
         if (rc < 0)
             rc = shoal_fail(SHOAL_EPROTO, "listing reply: bad encoded %s name", what);
     } else {
@@ -296,12 +283,12 @@ int ufs_xml_parse_listing(const char *xml, size_t len, ufs_xml_dialect_t dialect
 
 void ufs_xml_listing_fini(ufs_xml_listing_t *listing)
 {
-    for (size_t i = 0; i < listing->object_count; i++)
-        free(listing->objects[i].name);
-    for (size_t i = 0; i < listing->prefix_count; i++)
-        free(listing->prefixes[i]);
-    free(listing->objects);
-    free(listing->prefixes);
+    for (size_t i = 0; i < listing->objects.len; i++)
+        free(listing->objects.items[i].name);
+    for (size_t i = 0; i < listing->prefixes.len; i++)
+        free(listing->prefixes.items[i]);
+    vec_fini(&listing->objects);
+    vec_fini(&listing->prefixes);
     free(listing->next_token);
     memset(listing, 0, sizeof *listing);
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "ufs_conn.h"
+#include "vec.h"
 
 #define UFS_XML_BODY_MAX    (16u << 20) /* largest listing reply we parse (1000 keys ~ 500 KiB) */
 #define UFS_XML_ENTRIES_MAX 100000      /* most objects + prefixes accepted in one reply */
@@ -40,16 +41,12 @@ typedef struct ufs_xml_object {
 } ufs_xml_object_t;
 
 /* One page of a listing. Zero-initialise, fill with ufs_xml_parse_listing, free with
- * ufs_xml_listing_fini. Invariant: counts <= capacities; every name is non-NULL. */
+ * ufs_xml_listing_fini. Invariant: vec.h's; every name is non-NULL. */
 typedef struct ufs_xml_listing {
-    ufs_xml_object_t *objects; /* objects in reply order */
-    size_t object_count;       /* objects in use */
-    size_t object_capacity;    /* objects allocated */
-    char **prefixes;           /* common prefixes (S3) / blob prefixes (Azure), with the '/' */
-    size_t prefix_count;       /* prefixes in use */
-    size_t prefix_capacity;    /* prefixes allocated */
-    bool truncated;            /* S3 IsTruncated; Azure: a non-empty NextMarker */
-    char *next_token;          /* NextContinuationToken / NextMarker, or NULL when last page */
+    VEC(ufs_xml_object_t) objects; /* objects in reply order */
+    VEC(char *) prefixes; /* common prefixes (S3) / blob prefixes (Azure), with the '/' (owned) */
+    bool truncated;       /* S3 IsTruncated; Azure: a non-empty NextMarker */
+    char *next_token;     /* NextContinuationToken / NextMarker, or NULL when last page */
 } ufs_xml_listing_t;
 
 /* Parses one listing reply of `len` bytes into *out (zero-initialised by the caller). Returns

@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "coding.h"
 #include "testproc.h"
 #include "ufs.h"
 #include "ufs_az_sign.h"
@@ -99,7 +100,7 @@ static void s_put(const char *blob, const void *data, size_t len)
     char url[8192], line[256], sts[16384], signature[64], date[64];
     snprintf(url, sizeof url, "%s/" CONTAINER "%s", s_endpoint, blob ? "/" : "?restype=container");
     if (blob)
-        cr_assert_eq(ufs_url_append_encoded(url, sizeof url, blob, true), 0);
+        cr_assert_eq(pct_encode_append(url, sizeof url, blob, true), 0);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -340,7 +341,7 @@ static void s_make_sas(char *out, size_t out_len, const char *key_b64)
     cr_assert_eq(ufs_az_sign(sts, key, key_len, signature, sizeof signature), 0);
     snprintf(out, out_len, "?sv=%s&ss=b&srt=sco&sp=rl&se=%s&spr=https,http&sig=", version,
              "2099-01-01T00%3A00%3A00Z");
-    cr_assert_eq(ufs_url_append_encoded(out, out_len, signature, false), 0);
+    cr_assert_eq(pct_encode_append(out, out_len, signature, false), 0);
 }
 
 /* Refused keys and SAS tokens are EACCES with the status and Azure's code; working SAS tokens

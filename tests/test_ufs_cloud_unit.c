@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "coding.h"
 #include "ufs_aws_cred.h"
 #include "ufs_az_sign.h"
 #include "ufs_cloud.h"
@@ -39,21 +40,21 @@ Test(ufs_xml, s3_listing_page)
     ufs_xml_listing_t listing;
     cr_assert_eq(ufs_xml_parse_listing(s3_page, sizeof s3_page - 1, UFS_XML_S3, &listing), 0, "%s",
                  shoal_last_error());
-    cr_assert_eq(listing.object_count, 2);
-    cr_assert_str_eq(listing.objects[0].name, "dir/a b+c.bin");
-    cr_assert_eq(listing.objects[0].size, 1048576);
-    cr_assert_eq(listing.objects[0].mtime, 1682944496);
-    cr_assert_str_eq(listing.objects[0].etag, "9b2cf535f27731c974343645a3985328");
-    cr_assert_str_eq(listing.objects[1].name, "dir/\xc3\xbc.txt");
-    cr_assert_eq(listing.objects[1].size, 0);
-    cr_assert_eq(listing.objects[1].mtime, 0);
-    cr_assert_str_eq(listing.objects[1].etag, "");
-    cr_assert_eq(listing.prefix_count, 1);
-    cr_assert_str_eq(listing.prefixes[0], "dir/sub/");
+    cr_assert_eq(listing.objects.len, 2);
+    cr_assert_str_eq(listing.objects.items[0].name, "dir/a b+c.bin");
+    cr_assert_eq(listing.objects.items[0].size, 1048576);
+    cr_assert_eq(listing.objects.items[0].mtime, 1682944496);
+    cr_assert_str_eq(listing.objects.items[0].etag, "9b2cf535f27731c974343645a3985328");
+    cr_assert_str_eq(listing.objects.items[1].name, "dir/\xc3\xbc.txt");
+    cr_assert_eq(listing.objects.items[1].size, 0);
+    cr_assert_eq(listing.objects.items[1].mtime, 0);
+    cr_assert_str_eq(listing.objects.items[1].etag, "");
+    cr_assert_eq(listing.prefixes.len, 1);
+    cr_assert_str_eq(listing.prefixes.items[0], "dir/sub/");
     cr_assert(listing.truncated);
     cr_assert_str_eq(listing.next_token, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
     ufs_xml_listing_fini(&listing);
-    cr_assert_null(listing.objects);
+    cr_assert_null(listing.objects.items);
     ufs_xml_listing_fini(&listing); /* twice is fine */
 }
 
@@ -63,7 +64,7 @@ Test(ufs_xml, s3_last_page_and_empty)
                                "<KeyCount>0</KeyCount></ListBucketResult>";
     ufs_xml_listing_t listing;
     cr_assert_eq(ufs_xml_parse_listing(last, sizeof last - 1, UFS_XML_S3, &listing), 0);
-    cr_assert_eq(listing.object_count + listing.prefix_count, 0);
+    cr_assert_eq(listing.objects.len + listing.prefixes.len, 0);
     cr_assert_not(listing.truncated);
     cr_assert_null(listing.next_token);
     ufs_xml_listing_fini(&listing);
@@ -88,14 +89,14 @@ Test(ufs_xml, az_listing_page)
     ufs_xml_listing_t listing;
     cr_assert_eq(ufs_xml_parse_listing(az_page, sizeof az_page - 1, UFS_XML_AZ, &listing), 0, "%s",
                  shoal_last_error());
-    cr_assert_eq(listing.object_count, 2);
-    cr_assert_str_eq(listing.objects[0].name, "dir/one");
-    cr_assert_eq(listing.objects[0].size, 5);
-    cr_assert_eq(listing.objects[0].mtime, 1682944496);
-    cr_assert_str_eq(listing.objects[0].etag, "0x8DB4A5F1E2C3D4E");
-    cr_assert_str_eq(listing.objects[1].name, "dir/\xef\xbf\xbfodd");
-    cr_assert_eq(listing.prefix_count, 1);
-    cr_assert_str_eq(listing.prefixes[0], "dir/sub/");
+    cr_assert_eq(listing.objects.len, 2);
+    cr_assert_str_eq(listing.objects.items[0].name, "dir/one");
+    cr_assert_eq(listing.objects.items[0].size, 5);
+    cr_assert_eq(listing.objects.items[0].mtime, 1682944496);
+    cr_assert_str_eq(listing.objects.items[0].etag, "0x8DB4A5F1E2C3D4E");
+    cr_assert_str_eq(listing.objects.items[1].name, "dir/\xef\xbf\xbfodd");
+    cr_assert_eq(listing.prefixes.len, 1);
+    cr_assert_str_eq(listing.prefixes.items[0], "dir/sub/");
     cr_assert(listing.truncated);
     cr_assert_str_eq(listing.next_token, "2!88!MDAwMDE5IWRpci90d28-");
     ufs_xml_listing_fini(&listing);
@@ -167,7 +168,7 @@ Test(ufs_xml, malformed_listings)
             ufs_xml_parse_listing(cases[i].xml, strlen(cases[i].xml), cases[i].dialect, &listing);
         cr_expect_eq(rc, cases[i].rc, "case %zu: rc %d (%s)", i, rc, shoal_last_error());
         cr_expect_neq(shoal_last_error()[0], '\0', "case %zu has no message", i);
-        cr_expect_null(listing.objects, "case %zu left objects", i);
+        cr_expect_null(listing.objects.items, "case %zu left objects", i);
         cr_expect_null(listing.next_token, "case %zu left a token", i);
     }
 }
@@ -242,31 +243,31 @@ Test(ufs_cloud, uri_split)
                      SHOAL_EINVAL, "%s", bad[i]);
 }
 
-/* Keys are encoded with the shared ufs_url_append_encoded; these are the SigV4 canonical-URI
+/* Keys are encoded with proto's pct_encode_append; these are the SigV4 canonical-URI
  * rules the s3 and az connectors rely on. */
 Test(ufs_cloud, percent_encoding)
 {
     char out[64] = "";
-    cr_assert_eq(ufs_url_append_encoded(out, sizeof out, "dir/a b+c\xc3\xbc~_-.=&?%", true), 0);
+    cr_assert_eq(pct_encode_append(out, sizeof out, "dir/a b+c\xc3\xbc~_-.=&?%", true), 0);
     cr_assert_str_eq(out, "dir/a%20b%2Bc%C3%BC~_-.%3D%26%3F%25");
     out[0] = '\0';
-    cr_assert_eq(ufs_url_append_encoded(out, sizeof out, "x/y z", false), 0);
+    cr_assert_eq(pct_encode_append(out, sizeof out, "x/y z", false), 0);
     cr_assert_str_eq(out, "x%2Fy%20z");
-    cr_assert_eq(ufs_url_append_encoded(out, sizeof out, "/more", true), 0); /* appends */
+    cr_assert_eq(pct_encode_append(out, sizeof out, "/more", true), 0); /* appends */
     cr_assert_str_eq(out, "x%2Fy%20z/more");
     char tiny[4] = "";
-    cr_assert_lt(ufs_url_append_encoded(tiny, sizeof tiny, "ab ", true), 0);
+    cr_assert_lt(pct_encode_append(tiny, sizeof tiny, "ab ", true), 0);
 
     char decoded[64];
     const char *encoded = "dir/a%20b%2Bc%C3%bc+";
-    cr_assert_eq(ufs_pct_decode(encoded, strlen(encoded), decoded, sizeof decoded), 0);
+    cr_assert_eq(pct_decode(encoded, strlen(encoded), decoded, sizeof decoded), 0);
     cr_assert_str_eq(decoded, "dir/a b+c\xc3\xbc+");
-    cr_assert_eq(ufs_pct_decode("%4", 2, decoded, sizeof decoded), SHOAL_EINVAL);
-    cr_assert_eq(ufs_pct_decode("%", 1, decoded, sizeof decoded), SHOAL_EINVAL);
-    cr_assert_eq(ufs_pct_decode("%g0", 3, decoded, sizeof decoded), SHOAL_EINVAL);
-    cr_assert_eq(ufs_pct_decode("a%00", 4, decoded, sizeof decoded), SHOAL_EINVAL);
-    cr_assert_eq(ufs_pct_decode("abcd", 4, decoded, 4), SHOAL_EMSGSIZE);
-    cr_assert_eq(ufs_pct_decode("%41", 3, decoded, 2), 0);
+    cr_assert_eq(pct_decode("%4", 2, decoded, sizeof decoded), SHOAL_EINVAL);
+    cr_assert_eq(pct_decode("%", 1, decoded, sizeof decoded), SHOAL_EINVAL);
+    cr_assert_eq(pct_decode("%g0", 3, decoded, sizeof decoded), SHOAL_EINVAL);
+    cr_assert_eq(pct_decode("a%00", 4, decoded, sizeof decoded), SHOAL_EINVAL);
+    cr_assert_eq(pct_decode("abcd", 4, decoded, 4), SHOAL_EMSGSIZE);
+    cr_assert_eq(pct_decode("%41", 3, decoded, 2), 0);
     cr_assert_str_eq(decoded, "A");
 }
 
@@ -291,8 +292,8 @@ Test(ufs_cloud, push_listing_and_status)
         {.name = "dir/sub/", .size = 0},
     };
     char *prefixes[] = {"dir/p/"};
-    ufs_xml_listing_t page = {
-        .objects = objects, .object_count = 4, .prefixes = prefixes, .prefix_count = 1};
+    ufs_xml_listing_t page = {.objects = {.items = objects, .len = 4, .capacity = 4},
+                              .prefixes = {.items = prefixes, .len = 1, .capacity = 1}};
     ufs_list_t list;
     ufs_list_init(&list);
     cr_assert_eq(ufs_cloud_push_listing(&list, "s3", "bkt", "dir/", &page), 0);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coding.h"
 #include "testproc.h"
 #include "ufs_conn.h"
 #include "ufs_uri.h"
@@ -110,7 +111,7 @@ static void s_put(const char *key, const void *data, size_t len)
     char url[8192];
     snprintf(url, sizeof url, "%s/%s%s", s_endpoint, BUCKET, key ? "/" : "");
     if (key)
-        cr_assert_eq(ufs_url_append_encoded(url, sizeof url, key, true), 0);
+        cr_assert_eq(pct_encode_append(url, sizeof url, key, true), 0);
     CURL *curl = curl_easy_init();
     cr_assert_not_null(curl);
     struct curl_slist *headers = NULL;

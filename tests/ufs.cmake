@@ -2,6 +2,7 @@
 # process/port/server helpers every integration test links.
 add_library(shoal_testsupport STATIC ${CMAKE_CURRENT_SOURCE_DIR}/support/testproc.c)
 target_include_directories(shoal_testsupport PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/support)
+target_link_libraries(shoal_testsupport PUBLIC shoal_proto)
 target_compile_definitions(shoal_testsupport PRIVATE
     TP_SUPPORT_DIR="${CMAKE_CURRENT_SOURCE_DIR}/support")
 

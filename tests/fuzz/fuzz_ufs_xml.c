@@ -34,21 +34,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc > 0 || rc < SHOAL_ERR_MIN)
         s_die("listing: code outside the error range");
     if (rc < 0) {
-        if (page.objects || page.prefixes || page.next_token || page.object_count ||
-            page.prefix_count)
+        if (page.objects.items || page.prefixes.items || page.next_token || page.objects.len ||
+            page.prefixes.len)
             s_die("listing: a failed parse left entries behind");
     } else {
-        if (page.object_count > page.object_capacity || page.prefix_count > page.prefix_capacity ||
-            page.object_count + page.prefix_count > UFS_XML_ENTRIES_MAX)
+        if (page.objects.len > page.objects.capacity ||
+            page.prefixes.len > page.prefixes.capacity ||
+            page.objects.len + page.prefixes.len > UFS_XML_ENTRIES_MAX)
             s_die("listing: counts over capacities or the entry limit");
-        for (size_t i = 0; i < page.object_count; i++) {
-            if (!page.objects[i].name || strlen(page.objects[i].name) > UFS_URI_MAX)
+        for (size_t i = 0; i < page.objects.len; i++) {
+            if (!page.objects.items[i].name || strlen(page.objects.items[i].name) > UFS_URI_MAX)
                 s_die("listing: object name NULL or over UFS_URI_MAX");
-            if (strnlen(page.objects[i].etag, UFS_VERSION_MAX) == UFS_VERSION_MAX)
+            if (strnlen(page.objects.items[i].etag, UFS_VERSION_MAX) == UFS_VERSION_MAX)
                 s_die("listing: etag not terminated");
         }
-        for (size_t i = 0; i < page.prefix_count; i++)
-            if (!page.prefixes[i] || strlen(page.prefixes[i]) > UFS_URI_MAX)
+        for (size_t i = 0; i < page.prefixes.len; i++)
+            if (!page.prefixes.items[i] || strlen(page.prefixes.items[i]) > UFS_URI_MAX)
                 s_die("listing: prefix NULL or over UFS_URI_MAX");
         /* What the connectors do next with a page. */
         ufs_list_t list;
@@ -57,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                     &page);
         if (rc != 0 && rc != SHOAL_ENOMEM)
             s_die("push_listing: unexpected error");
-        if (list.count > page.object_count + page.prefix_count)
+        if (list.count > page.objects.len + page.prefixes.len)
             s_die("push_listing: more entries than the page had");
         for (size_t i = 0; i < list.count; i++) {
             const char *uri = list.entries[i].uri;

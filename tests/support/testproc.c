@@ -22,21 +22,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #ifndef TP_SUPPORT_DIR
 #define TP_SUPPORT_DIR "tests/support"
 #endif
 
 int64_t tp_now_ms(void)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    return clock_mono_ms();
 }
 
 /* Sleeps a few milliseconds between two polls of a condition (never as synchronisation). */
 static void s_poll_pause(void)
 {
-    struct timespec pause = {0, 5 * 1000 * 1000};
+    struct timespec pause = clock_timespec(5 * CLOCK_NS_PER_MS);
     nanosleep(&pause, NULL);
 }
 
@@ -260,12 +260,12 @@ int tp_stop(tp_proc_t *proc, int timeout_ms)
         return -1;
     int status = -1;
     kill(-proc->pid, SIGTERM);
-    int64_t deadline = tp_now_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
     for (;;) {
         pid_t r = waitpid(proc->pid, &status, WNOHANG);
         if (r == proc->pid || (r < 0 && errno != EINTR))
             break;
-        if (tp_now_ms() >= deadline) {
+        if (clock_mono_ms() >= deadline) {
             kill(-proc->pid, SIGKILL);
             waitpid(proc->pid, &status, 0);
             break;
@@ -295,7 +295,7 @@ static int s_connect(int port)
 
 int tp_wait_port(int port, int timeout_ms)
 {
-    int64_t deadline = tp_now_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
     do {
         int fd = s_connect(port);
         if (fd >= 0) {
@@ -303,13 +303,13 @@ int tp_wait_port(int port, int timeout_ms)
             return 0;
         }
         s_poll_pause();
-    } while (tp_now_ms() < deadline);
+    } while (clock_mono_ms() < deadline);
     return -1;
 }
 
 int tp_wait_http(int port, const char *path, int timeout_ms)
 {
-    int64_t deadline = tp_now_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
     do {
         int fd = s_connect(port);
         if (fd >= 0) {
@@ -325,7 +325,7 @@ int tp_wait_http(int port, const char *path, int timeout_ms)
             close(fd);
         }
         s_poll_pause();
-    } while (tp_now_ms() < deadline);
+    } while (clock_mono_ms() < deadline);
     return -1;
 }
 
@@ -352,9 +352,9 @@ long tp_count_lines(const char *path, const char *needle)
 
 long tp_wait_lines(const char *path, const char *needle, long at_least, int timeout_ms)
 {
-    int64_t deadline = tp_now_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
     long count;
-    while ((count = tp_count_lines(path, needle)) < at_least && tp_now_ms() < deadline)
+    while ((count = tp_count_lines(path, needle)) < at_least && clock_mono_ms() < deadline)
         s_poll_pause();
     return count;
 }

@@ -14,7 +14,8 @@
 
 #define TP_PATH_MAX 4096
 
-/* Milliseconds of CLOCK_MONOTONIC. */
+/* Milliseconds of CLOCK_MONOTONIC: proto's clock_mono_ms, kept under this name for the tests
+ * that already call it (new code calls clock_mono_ms). */
 int64_t tp_now_ms(void);
 
 /* Returns a TCP port free on 127.0.0.1 right now (bound to port 0, read back, closed), or -1.

@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "mp.h"
 #include "proto.h"
 
@@ -169,13 +169,6 @@ static void s_mpc_sync(msg_buf_t *buf, const bench_member_t *m, size_t n)
 
 /* ---- timing ---- */
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int s_cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -193,7 +186,7 @@ static volatile size_t s_sink; /* keeps the encodings from being optimised away 
 /* ns per encoding of `iters` READ reply headers (which: 0 ours, 1 msgpack-c). */
 static double s_time_read(msg_buf_t *buf, int which, long iters)
 {
-    double t0 = s_now();
+    double t0 = (double)clock_mono_ns() / CLOCK_NS_PER_S;
     for (long i = 0; i < iters; i++) {
         if (which == 0)
             s_ours_read_reply(buf, 1000000 + (uint64_t)i);
@@ -201,12 +194,12 @@ static double s_time_read(msg_buf_t *buf, int which, long iters)
             s_mpc_read_reply(buf, 1000000 + (uint64_t)i);
         s_sink += buf->len;
     }
-    return (s_now() - t0) * 1e9 / (double)iters;
+    return ((double)clock_mono_ns() / CLOCK_NS_PER_S - t0) * 1e9 / (double)iters;
 }
 
 static double s_time_sync(msg_buf_t *buf, int which, long iters, const bench_member_t *m, size_t n)
 {
-    double t0 = s_now();
+    double t0 = (double)clock_mono_ns() / CLOCK_NS_PER_S;
     for (long i = 0; i < iters; i++) {
         if (which == 0)
             s_ours_sync(buf, m, n);
@@ -214,7 +207,7 @@ static double s_time_sync(msg_buf_t *buf, int which, long iters, const bench_mem
             s_mpc_sync(buf, m, n);
         s_sink += buf->len;
     }
-    return (s_now() - t0) * 1e9 / (double)iters;
+    return ((double)clock_mono_ns() / CLOCK_NS_PER_S - t0) * 1e9 / (double)iters;
 }
 
 static int s_same(msg_buf_t *a, msg_buf_t *b, const char *what)

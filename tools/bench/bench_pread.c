@@ -18,8 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "shoal.h"
 
 /* The libshoal functions used, resolved with dlsym. */
@@ -49,13 +49,6 @@ typedef struct worker {
     int failed;              /* a read failed */
 } worker_t;
 
-static double s_now(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-
 static int s_compare_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -77,13 +70,13 @@ static void *s_random_reads(void *arg)
 {
     worker_t *w = arg;
     char *buf = malloc(w->read_size);
-    while (buf && s_now() < w->stop_at) {
+    while (buf && (double)clock_mono_ns() / CLOCK_NS_PER_S < w->stop_at) {
         const target_t *t = &w->targets[rand_r(&w->seed) % (unsigned)w->target_count];
         uint64_t slots = t->size > w->read_size ? t->size / w->read_size : 1;
         uint64_t offset = ((uint64_t)rand_r(&w->seed) * 2654435761u % slots) * w->read_size;
-        double start = s_now();
+        double start = (double)clock_mono_ns() / CLOCK_NS_PER_S;
         int64_t got = p_pread(w->client, t->uri, buf, w->read_size, offset);
-        double took = s_now() - start;
+        double took = (double)clock_mono_ns() / CLOCK_NS_PER_S - start;
         if (got < 0) {
             fprintf(stderr, "bench_pread: %s: %s: %s\n", t->uri, p_strerror((int)got),
                     p_last_error());
@@ -106,7 +99,7 @@ static int s_sequential(shoal_client_t *client, const target_t *targets, int cou
     char *buf = malloc(block * (size_t)depth);
     shoal_read_t *reads = calloc((size_t)depth, sizeof *reads);
     uint64_t bytes = 0;
-    double start = s_now();
+    double start = (double)clock_mono_ns() / CLOCK_NS_PER_S;
     for (int i = 0; i < count; i++) {
         for (uint64_t offset = 0; offset < targets[i].size;) {
             int n = 0;
@@ -128,7 +121,7 @@ static int s_sequential(shoal_client_t *client, const target_t *targets, int cou
             }
         }
     }
-    double seconds = s_now() - start;
+    double seconds = (double)clock_mono_ns() / CLOCK_NS_PER_S - start;
     printf("{\"bytes\": %llu, \"seconds\": %.6f, \"MBps\": %.1f}\n", (unsigned long long)bytes,
            seconds, (double)bytes / 1e6 / seconds);
     free(buf);
@@ -141,7 +134,7 @@ static int s_random(shoal_client_t *client, const target_t *targets, int count, 
 {
     worker_t *workers = calloc((size_t)threads, sizeof *workers);
     pthread_t *ids = calloc((size_t)threads, sizeof *ids);
-    double start = s_now();
+    double start = (double)clock_mono_ns() / CLOCK_NS_PER_S;
     for (int i = 0; i < threads; i++) {
         workers[i] = (worker_t){.client = client,
                                 .targets = targets,
@@ -158,7 +151,7 @@ static int s_random(shoal_client_t *client, const target_t *targets, int count, 
         total += workers[i].latency_count;
         failed |= workers[i].failed;
     }
-    double elapsed = s_now() - start;
+    double elapsed = (double)clock_mono_ns() / CLOCK_NS_PER_S - start;
     double *all = malloc((total ? total : 1) * sizeof(double));
     size_t at = 0;
     for (int i = 0; i < threads; i++) {

@@ -14,10 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "pagestore.h"
+#include "rng.h"
 
 typedef struct s_config {
     uint64_t dataset_mb; /* --dataset-mb: bytes stored and read per round */
@@ -27,13 +28,6 @@ typedef struct s_config {
     uint64_t cache_mb;   /* --cache-mb: the store's block/blob cache */
     uint64_t put_mb;     /* --put-mb: bytes put per pass of the put table (0: no put table) */
 } s_config_t;
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -56,12 +50,10 @@ static void s_order(uint64_t *order, uint64_t pages, int random)
         order[i] = i;
     if (!random)
         return;
-    uint64_t x = 0x2545F4914F6CDD1Dull;
+    rng_t rng;
+    rng_init(&rng, 0x2545F4914F6CDD1Dull);
     for (uint64_t i = pages - 1; i > 0; i--) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        uint64_t j = x % (i + 1);
+        uint64_t j = rng_below(&rng, i + 1);
         uint64_t t = order[i];
         order[i] = order[j];
         order[j] = t;
@@ -73,7 +65,7 @@ static double s_run_store(pagestore_t *ps, const uint8_t *key, const uint64_t *o
                           uint64_t pages, size_t page, int rounds)
 {
     volatile uint8_t sink = 0;
-    double start = s_now();
+    double start = (double)clock_mono_ns() / CLOCK_NS_PER_S;
     for (int r = 0; r < rounds; r++) {
         for (uint64_t i = 0; i < pages; i++) {
             pagestore_page_t *p = NULL;
@@ -87,7 +79,7 @@ static double s_run_store(pagestore_t *ps, const uint8_t *key, const uint64_t *o
             pagestore_page_release(&p);
         }
     }
-    double seconds = s_now() - start;
+    double seconds = (double)clock_mono_ns() / CLOCK_NS_PER_S - start;
     (void)sink;
     return (double)pages * (double)page * rounds / 1e6 / seconds;
 }
@@ -97,7 +89,7 @@ static double s_run_pread(int fd, uint8_t *buf, const uint64_t *order, uint64_t 
                           int rounds)
 {
     volatile uint8_t sink = 0;
-    double start = s_now();
+    double start = (double)clock_mono_ns() / CLOCK_NS_PER_S;
     for (int r = 0; r < rounds; r++) {
         for (uint64_t i = 0; i < pages; i++) {
             ssize_t n = pread(fd, buf, page, (off_t)(order[i] * page));
@@ -108,7 +100,7 @@ static double s_run_pread(int fd, uint8_t *buf, const uint64_t *order, uint64_t 
             sink ^= buf[page - 1];
         }
     }
-    double seconds = s_now() - start;
+    double seconds = (double)clock_mono_ns() / CLOCK_NS_PER_S - start;
     (void)sink;
     return (double)pages * (double)page * rounds / 1e6 / seconds;
 }
@@ -122,7 +114,7 @@ static double s_run_store_slices(pagestore_t *ps, const uint8_t *key, const uint
 {
     volatile uint8_t sink = 0;
     uint64_t per_page = page / S_SLICE;
-    double start = s_now();
+    double start = (double)clock_mono_ns() / CLOCK_NS_PER_S;
     for (uint64_t i = 0; i < count; i++) {
         pagestore_page_t *p = NULL;
         int rc = pagestore_get_range(ps, key, slots[i] / per_page,
@@ -134,7 +126,7 @@ static double s_run_store_slices(pagestore_t *ps, const uint8_t *key, const uint
         sink ^= ((const uint8_t *)pagestore_page_data(p))[S_SLICE - 1];
         pagestore_page_release(&p);
     }
-    double seconds = s_now() - start;
+    double seconds = (double)clock_mono_ns() / CLOCK_NS_PER_S - start;
     (void)sink;
     return (double)count / seconds;
 }
@@ -143,7 +135,7 @@ static double s_run_store_slices(pagestore_t *ps, const uint8_t *key, const uint
 static double s_run_pread_slices(int fd, uint8_t *buf, const uint64_t *slots, uint64_t count)
 {
     volatile uint8_t sink = 0;
-    double start = s_now();
+    double start = (double)clock_mono_ns() / CLOCK_NS_PER_S;
     for (uint64_t i = 0; i < count; i++) {
         if (pread(fd, buf, S_SLICE, (off_t)(slots[i] * S_SLICE)) != (ssize_t)S_SLICE) {
             fprintf(stderr, "bench_store: short pread\n");
@@ -151,7 +143,7 @@ static double s_run_pread_slices(int fd, uint8_t *buf, const uint64_t *slots, ui
         }
         sink ^= buf[S_SLICE - 1];
     }
-    double seconds = s_now() - start;
+    double seconds = (double)clock_mono_ns() / CLOCK_NS_PER_S - start;
     (void)sink;
     return (double)count / seconds;
 }
@@ -171,7 +163,7 @@ static double s_cpu(void)
 static double s_run_puts(pagestore_t *ps, const uint8_t *key, const uint8_t *source, uint64_t pages,
                          size_t page, uint64_t *next, double *cpu_out)
 {
-    double cpu = s_cpu(), start = s_now();
+    double cpu = s_cpu(), start = (double)clock_mono_ns() / CLOCK_NS_PER_S;
     for (uint64_t i = 0; i < pages; i++) {
         int rc = pagestore_put(ps, key, (*next)++, source + i * page, page);
         if (rc != 0) {
@@ -179,7 +171,8 @@ static double s_run_puts(pagestore_t *ps, const uint8_t *key, const uint8_t *sou
             exit(1);
         }
     }
-    double seconds = s_now() - start, mb = (double)pages * (double)page / 1e6;
+    double seconds = (double)clock_mono_ns() / CLOCK_NS_PER_S - start,
+           mb = (double)pages * (double)page / 1e6;
     *cpu_out = (s_cpu() - cpu) * 1e3 / mb;
     return mb / seconds;
 }
@@ -192,7 +185,7 @@ static double s_run_pwrites(const char *dir, uint64_t *pass, const uint8_t *sour
                             size_t page, double *cpu_out)
 {
     char path[4300];
-    double cpu = s_cpu(), start = s_now();
+    double cpu = s_cpu(), start = (double)clock_mono_ns() / CLOCK_NS_PER_S;
     if (*pass >= 2) {
         snprintf(path, sizeof path, "%s/plain-puts-%llu.bin", dir, (unsigned long long)(*pass - 2));
         unlink(path);
@@ -210,7 +203,8 @@ static double s_run_pwrites(const char *dir, uint64_t *pass, const uint8_t *sour
         }
     }
     close(fd);
-    double seconds = s_now() - start, mb = (double)pages * (double)page / 1e6;
+    double seconds = (double)clock_mono_ns() / CLOCK_NS_PER_S - start,
+           mb = (double)pages * (double)page / 1e6;
     *cpu_out = (s_cpu() - cpu) * 1e3 / mb;
     return mb / seconds;
 }

@@ -9,8 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
+
+#include "clock.h"
 
 typedef struct pump {
     void *context;     /* shared ZeroMQ context */
@@ -19,13 +20,6 @@ typedef struct pump {
     size_t size;       /* bytes per message */
     int failed;        /* set by the sender on error */
 } pump_t;
-
-static double s_now(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
 
 /* Sender thread: connects a PUSH socket and sends every message. */
 static void *s_send(void *arg)
@@ -83,12 +77,13 @@ int main(int argc, char **argv)
             return 1;
         }
         if (received == 0)
-            start = s_now(); /* time from the first message: excludes connection set-up */
+            start = (double)clock_mono_ns() /
+                    CLOCK_NS_PER_S; /* time from the first message: excludes connection set-up */
         else
             bytes += zmq_msg_size(&msg);
         received++;
     }
-    double seconds = s_now() - start;
+    double seconds = (double)clock_mono_ns() / CLOCK_NS_PER_S - start;
     zmq_msg_close(&msg);
     pthread_join(sender, NULL);
     zmq_close(pull);
