@@ -13,7 +13,10 @@
 #include "shoal_err.h"
 #include "swim_ev.h"
 
-#define PROMPT_MS 500 /* "returns promptly": generous for a loaded build machine */
+/* "returns promptly": what tells a wait on a condition or deadline from a hang (the tests'
+ * own timeout is 30 s). Generous, so a loaded build machine does not fail them: these are
+ * liveness checks, not timings (speed is for tools/bench). */
+#define PROMPT_MS 3000
 
 static uint64_t s_now_ms(void)
 {
@@ -100,12 +103,12 @@ Test(gossip_agent, leave_is_answered_once_out_before_a_long_deadline, .timeout =
     gossip_agent_t *a, *b;
     s_pair(&a, &b);
     uint64_t start = s_now_ms();
-    cr_assert_eq(gossip_agent_leave(b, 10000), 0);
+    cr_assert_eq(gossip_agent_leave(b, 25000), 0);
     uint64_t took = s_now_ms() - start;
     cr_log_info("LEAVE with a live peer answered in %llu ms", (unsigned long long)took);
     /* Done when the "left" record was sent its retransmit count (4 gossip rounds of 50 ms
      * here) and a was heard since: far sooner than the deadline. */
-    cr_assert_lt(took, 5000, "LEAVE waited %llu ms: the deadline, not the condition",
+    cr_assert_lt(took, 12000, "LEAVE waited %llu ms: the deadline, not the condition",
                  (unsigned long long)took);
     cr_assert_eq(s_state(b, 2), SWIM_LEFT);
     gossip_agent_destroy(&b);
@@ -165,7 +168,7 @@ Test(gossip_agent, destroy_is_prompt_while_waiting_for_a_dead_seed, .timeout = 3
     memset(&o, 0, sizeof o);
     swim_opts_default(&o.swim);
     o.swim.id[0] = 3;
-    o.swim.join_retry_ms = 5000; /* a long connection wait, so that $TERM must cut it short */
+    o.swim.join_retry_ms = 20000; /* a long connection wait, so that $TERM must cut it short */
     o.bind_ep = "tcp://127.0.0.1:0";
     const char *seeds[] = {seed};
     o.seeds = seeds;
