@@ -529,18 +529,35 @@ static int s_skip_rest(s_ctx_t *ctx, uint32_t len, uint32_t used)
     return 0;
 }
 
-static int s_counters_decode(s_ctx_t *ctx, const s_field_t *f, void *base)
+/* Reads the array header of custom field `f` (at most f->max elements) and allocates room for
+ * its elements of `elem_size` bytes in the message's arena (*elems_out NULL when empty); sets
+ * ctx->array for the element errors. */
+static int s_decode_elems(s_ctx_t *ctx, const s_field_t *f, size_t elem_size, uint32_t *count_out,
+                          void **elems_out)
 {
-    msg_stats_reply_t *reply = base;
     uint32_t count;
     if (mp_read_array(&ctx->reader, &count))
         return s_bad(ctx, f->name, "expected an array");
     if (count > f->max)
         return s_bad(ctx, f->name, "too many elements (%" PRIu32 " > %" PRIu64 ")", count, f->max);
-    msg_counter_t *counters = NULL;
-    if (count && !(counters = s_arena_alloc(ctx->m, count * sizeof *counters, ctx->hint)))
+    void *elems = NULL;
+    if (count && !(elems = s_arena_alloc(ctx->m, count * elem_size, ctx->hint)))
         return shoal_fail(SHOAL_ENOMEM, "%s: out of memory", ctx->type_name);
     ctx->array = f->name;
+    *count_out = count;
+    *elems_out = elems;
+    return 0;
+}
+
+static int s_counters_decode(s_ctx_t *ctx, const s_field_t *f, void *base)
+{
+    msg_stats_reply_t *reply = base;
+    uint32_t count;
+    void *elems;
+    int rc0 = s_decode_elems(ctx, f, sizeof(msg_counter_t), &count, &elems);
+    if (rc0)
+        return rc0;
+    msg_counter_t *counters = elems;
     for (uint32_t i = 0; i < count; i++) {
         uint32_t len;
         int rc;
@@ -594,14 +611,11 @@ static int s_histograms_decode(s_ctx_t *ctx, const s_field_t *f, void *base)
 {
     msg_stats_reply_t *reply = base;
     uint32_t count;
-    if (mp_read_array(&ctx->reader, &count))
-        return s_bad(ctx, f->name, "expected an array");
-    if (count > f->max)
-        return s_bad(ctx, f->name, "too many elements (%" PRIu32 " > %" PRIu64 ")", count, f->max);
-    msg_histogram_t *hists = NULL;
-    if (count && !(hists = s_arena_alloc(ctx->m, count * sizeof *hists, ctx->hint)))
-        return shoal_fail(SHOAL_ENOMEM, "%s: out of memory", ctx->type_name);
-    ctx->array = f->name;
+    void *elems;
+    int rc0 = s_decode_elems(ctx, f, sizeof(msg_histogram_t), &count, &elems);
+    if (rc0)
+        return rc0;
+    msg_histogram_t *hists = elems;
     for (uint32_t i = 0; i < count; i++) {
         msg_histogram_t *h = &hists[i];
         uint32_t len, counts_len;

@@ -9,18 +9,32 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int units_parse_size(const char *text, uint64_t *bytes_out)
+/* The leading number of a size or duration: a finite, non-negative decimal (strtod's grammar)
+ * that starts with a digit, or also with '.' when `leading_dot`. Sets *end_out past it. */
+static int s_number(const char *text, bool leading_dot, double *number_out, char **end_out)
 {
-    if (text == NULL || !isdigit((unsigned char)text[0]))
+    if (text == NULL || !(isdigit((unsigned char)text[0]) || (leading_dot && text[0] == '.')))
         return SHOAL_EINVAL;
     char *end = NULL;
     errno = 0;
     double number = strtod(text, &end);
     if (errno != 0 || end == text || !isfinite(number) || number < 0)
+        return SHOAL_EINVAL;
+    *number_out = number;
+    *end_out = end;
+    return 0;
+}
+
+int units_parse_size(const char *text, uint64_t *bytes_out)
+{
+    double number;
+    char *end;
+    if (s_number(text, false, &number, &end) < 0)
         return SHOAL_EINVAL;
     uint64_t unit = 1;
     switch (toupper((unsigned char)*end)) {
@@ -60,12 +74,9 @@ int units_parse_size(const char *text, uint64_t *bytes_out)
 
 int units_parse_duration(const char *text, int64_t *ns_out)
 {
-    if (text == NULL || !(isdigit((unsigned char)text[0]) || text[0] == '.'))
-        return SHOAL_EINVAL;
-    char *end = NULL;
-    errno = 0;
-    double number = strtod(text, &end);
-    if (errno != 0 || end == text || !isfinite(number) || number < 0)
+    double number;
+    char *end;
+    if (s_number(text, true, &number, &end) < 0)
         return SHOAL_EINVAL;
     double scale = 1e9;
     if (strcmp(end, "ms") == 0)
