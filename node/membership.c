@@ -5,6 +5,7 @@
  */
 #include "membership.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,6 +25,8 @@ struct membership {
     uint64_t page_size;                /* cluster page size, carried in VIEW replies */
     uint32_t range_pages;              /* cluster range size in pages */
     uint8_t self_id[MSG_NODE_ID_SIZE]; /* this node */
+    membership_observer_fn *observer;  /* called after every set (set before the writer runs) */
+    void *observer_ctx;                /* passed to observer */
 };
 
 membership_t *membership_new(uint64_t page_size, uint32_t range_pages,
@@ -107,7 +110,16 @@ int membership_set_members(membership_t *self, const membership_member_t *member
         atomic_store(&self->version, wall > next ? wall : next);
     }
     pthread_mutex_unlock(&self->lock);
+    if (self->observer != NULL)
+        self->observer(self->observer_ctx);
     return 0;
+}
+
+void membership_set_observer(membership_t *self, membership_observer_fn *observer, void *ctx)
+{
+    assert(self != NULL);
+    self->observer = observer;
+    self->observer_ctx = ctx;
 }
 
 uint64_t membership_version(membership_t *self)

@@ -50,6 +50,15 @@ void membership_destroy(membership_t **self_p);
  * SHOAL_EINVAL or SHOAL_ENOMEM (the old list stays). Borrows. */
 int membership_set_members(membership_t *self, const membership_member_t *members, size_t count);
 
+/* Called after every membership_set_members (on the writer's thread, outside the lock): the
+ * gossip agent sets the list after each change and at least once a second, so an observer
+ * learns soon of what the writer knows (node.c uses it to notice a refusal). */
+typedef void membership_observer_fn(void *ctx);
+
+/* Sets the observer (NULL: none). Not thread safe: call before the writer starts. `ctx` is
+ * borrowed and must outlive the membership or the next call. */
+void membership_set_observer(membership_t *self, membership_observer_fn *observer, void *ctx);
+
 /* The current version; lock-free, for the envelope of every reply. */
 uint64_t membership_version(membership_t *self);
 

@@ -6,8 +6,10 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -140,6 +142,18 @@ static int s_wire(node_t *self)
     return 0;
 }
 
+/* The membership observer, on the gossip thread after every refresh (at least once a second):
+ * tells main, once, that the cluster refused this node. */
+static void s_on_members(void *arg)
+{
+    node_t *self = arg;
+    if (atomic_load(&self->refused_told) || cluster_status(self->cluster, NULL, 0) == 0)
+        return;
+    atomic_store(&self->refused_told, true);
+    if (eventfd_write(self->refused_fd, 1) != 0)
+        log_error("cannot wake main for the refusal: %s", strerror(errno));
+}
+
 node_t *node_new(const node_config_t *config)
 {
     node_t *self = calloc(1, sizeof *self);
@@ -150,6 +164,12 @@ node_t *node_new(const node_config_t *config)
     }
     stats_init(&self->stats);
     atomic_init(&self->inflight, 0);
+    atomic_init(&self->refused_told, false);
+    self->refused_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (self->refused_fd < 0) {
+        log_error("cannot make an eventfd: %s", strerror(errno));
+        goto fail;
+    }
     self->page_size = config->page_size;
     self->range_pages = config->range_pages;
 
@@ -222,6 +242,7 @@ node_t *node_new(const node_config_t *config)
     self->cluster = cluster_new(&cluster, me.data_endpoint);
     if (self->cluster == NULL)
         goto fail;
+    membership_set_observer(self->members, s_on_members, self); /* before the gossip thread */
 
     char id_hex[2 * MSG_NODE_ID_SIZE + 1];
     hex_encode(self->id, MSG_NODE_ID_SIZE, id_hex, sizeof id_hex, false);
@@ -260,24 +281,42 @@ int node_start(node_t *self)
     return 0;
 }
 
-void node_tick(node_t *self)
+/* Milliseconds (rounded up) from `now` until the next flush is due; 0 when it is. */
+static int s_until_flush_ms(const node_t *self, int64_t now)
+{
+    int64_t left = self->flushed_ns + self->config.flush_interval_ns - now;
+    if (left <= 0)
+        return 0;
+    int64_t ms = (left + 999999) / 1000000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+int node_tick(node_t *self)
 {
     assert(self != NULL);
+    if (self->config.flush_interval_ns <= 0 || self->config.memory_store)
+        return -1;
     int64_t now = clock_mono_ns();
-    if (self->config.flush_interval_ns <= 0 || self->config.memory_store ||
-        now - self->flushed_ns < self->config.flush_interval_ns)
-        return;
+    if (now - self->flushed_ns < self->config.flush_interval_ns)
+        return s_until_flush_ms(self, now);
     self->flushed_ns = now;
     pagestore_stats_t store;
     pagestore_stats(self->store, &store);
     if (store.puts == atomic_load(&self->flushed_puts))
-        return;
+        return s_until_flush_ms(self, now);
     if (pagestore_flush(self->store) < 0) {
         log_warn("periodic flush of the page store: %s", shoal_last_error());
-        return;
+        return s_until_flush_ms(self, now);
     }
     atomic_store(&self->flushed_puts, store.puts);
     stats_add(&self->stats, STATS_PAGE_FLUSHES, 1);
+    return s_until_flush_ms(self, now);
+}
+
+int node_refused_fd(const node_t *self)
+{
+    assert(self != NULL);
+    return self->refused_fd;
 }
 
 int node_status(node_t *self, char *message, size_t cap)
@@ -331,6 +370,8 @@ void node_destroy(node_t **self_p)
     pagestore_close(&self->store);
     mount_table_destroy(&self->mounts);
     config_fini(&self->config);
+    if (self->refused_fd >= 0)
+        close(self->refused_fd);
     free(self);
     *self_p = NULL;
 }

@@ -54,6 +54,8 @@ typedef struct node {
     _Atomic int64_t inflight;      /* requests forwarded to workers and not answered yet */
     int64_t flushed_ns;            /* last periodic flush (node_tick, main thread only) */
     _Atomic uint64_t flushed_puts; /* pagestore puts on disk by that flush (main writes) */
+    int refused_fd;                /* eventfd, readable once the cluster refused the node */
+    atomic_bool refused_told;      /* refused_fd was written (the gossip thread writes it once) */
     request_env_t env;             /* what the request threads share (points into this node) */
     ops_ctx_t ops;                 /* what ops.c and read.c see of this node (points into it) */
 } node_t;
@@ -70,12 +72,19 @@ node_t *node_new(const node_config_t *config);
 int node_start(node_t *self);
 
 /* 0 while the node may run; SHOAL_ECONFIG once the cluster refused it (message in `message`,
- * cap bytes). Thread safe; main polls it. */
+ * cap bytes). Thread safe; main asks it when node_refused_fd becomes readable. */
 int node_status(node_t *self, char *message, size_t cap);
 
-/* Housekeeping, called by main every ~200 ms: every --flush-interval, writes the pages cached
- * since the last flush to disk (they are stored without a WAL, so a crash would lose them). */
-void node_tick(node_t *self);
+/* A descriptor that becomes readable (and stays so) once the cluster refused the node after
+ * node_start: the gossip thread notices the refusal at its next membership refresh (at most
+ * about a second later) and writes it. For poll(2) in main; borrowed while the node lives. */
+int node_refused_fd(const node_t *self);
+
+/* Housekeeping, called by main: every --flush-interval, writes the pages cached since the last
+ * flush to disk (they are stored without a WAL, so a crash would lose them). Returns the
+ * milliseconds until it wants to be called again, or -1 for never (--flush-interval 0, or the
+ * memory store): a poll(2) timeout. Main thread only. */
+int node_tick(node_t *self);
 
 /* Stops cleanly: leaves the cluster (peers see "left"), stops taking requests, lets in-flight ones
  * finish (queued misses get ERROR ECANCELED), joins every thread and closes the sockets. Safe to

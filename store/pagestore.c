@@ -16,7 +16,7 @@
 
 #include "clock.h"
 #include "pagestore_backend.h"
-#include "pagestore_map.h"
+#include "htab.h"
 
 #define S_GENERATIONS_DEFAULT 8
 #define S_GENERATIONS_MAX     64
@@ -763,17 +763,17 @@ void pagestore_stats(pagestore_t *self, pagestore_stats_t *out)
 
 /* State of one scan: the seen-set makes a page kept in two generations count once. */
 typedef struct s_scan {
-    pagestore_map_t *seen; /* page keys already reported */
-    pagestore_scan_fn fn;  /* the caller's callback */
-    void *arg;             /* its argument */
+    htab_t *seen;         /* page keys already reported (copied) */
+    pagestore_scan_fn fn; /* the caller's callback */
+    void *arg;            /* its argument */
 } s_scan_t;
 
 static int s_scan_record(const uint8_t key[PAGESTORE_PAGE_KEY_SIZE], size_t size, void *arg)
 {
     s_scan_t *scan = arg;
-    if (pagestore_map_get(scan->seen, key) != NULL)
+    if (htab_get(scan->seen, key, PAGESTORE_PAGE_KEY_SIZE) != NULL)
         return 0;
-    if (pagestore_map_put(scan->seen, key, scan, NULL) < 0)
+    if (htab_put(scan->seen, key, PAGESTORE_PAGE_KEY_SIZE, scan, NULL) < 0)
         return SHOAL_ENOMEM;
     return scan->fn(key, pagestore_page_key_index(key), size, scan->arg);
 }
@@ -784,7 +784,7 @@ int pagestore_scan(pagestore_t *self, const uint8_t *file_key, pagestore_scan_fn
 {
     if (self == NULL || fn == NULL)
         return shoal_fail(SHOAL_EINVAL, "pagestore_scan: NULL argument");
-    s_scan_t scan = {.seen = pagestore_map_new(), .fn = fn, .arg = arg};
+    s_scan_t scan = {.seen = htab_new(0, true), .fn = fn, .arg = arg};
     if (scan.seen == NULL)
         return shoal_fail(SHOAL_ENOMEM, "pagestore_scan: out of memory");
     int rc = 0;
@@ -793,7 +793,7 @@ int pagestore_scan(pagestore_t *self, const uint8_t *file_key, pagestore_scan_fn
         rc = self->backend->page_scan(self->backend_self, self->gens[i].gen, file_key,
                                       s_scan_record, &scan);
     pthread_rwlock_unlock(&self->lock);
-    pagestore_map_destroy(&scan.seen);
+    htab_destroy(&scan.seen);
     return rc;
 }
 

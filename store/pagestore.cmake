@@ -2,7 +2,6 @@
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 add_library(shoal_pagestore STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/pagestore.c
-    ${CMAKE_CURRENT_SOURCE_DIR}/pagestore_map.c
     ${CMAKE_CURRENT_SOURCE_DIR}/pagestore_memory.c
     ${CMAKE_CURRENT_SOURCE_DIR}/pagestore_mmap.c
     ${CMAKE_CURRENT_SOURCE_DIR}/pagestore_rocksdb.c)

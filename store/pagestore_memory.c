@@ -1,7 +1,7 @@
 /*
- * pagestore_memory.c - the in-memory page-store backend: one hash map per generation, for the
- * unit tests of the layers above. Same semantics as RocksDB (generations, quota, pinning) with
- * none of the persistence: closing loses everything. One mutex serialises it.
+ * pagestore_memory.c - the in-memory page-store backend: one hash table (proto htab) per
+ * generation, for the unit tests of the layers above. Same semantics as RocksDB (generations,
+ * quota, pinning) with none of the persistence: closing loses everything. One mutex serialises it.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -9,19 +9,20 @@
 #include <string.h>
 
 #include "pagestore_backend.h"
-#include "pagestore_map.h"
+#include "htab.h"
 #include "vec.h"
 
 /* A stored page. The map holds one reference; every pinned handle holds one more. */
 typedef struct s_entry {
-    _Atomic int refs; /* map + handles */
-    size_t size;      /* length of bytes */
-    uint8_t bytes[];  /* the page */
+    _Atomic int refs;                     /* map + handles */
+    size_t size;                          /* length of bytes */
+    uint8_t key[PAGESTORE_PAGE_KEY_SIZE]; /* its page key (the map borrows it) */
+    uint8_t bytes[];                      /* the page */
 } s_entry_t;
 
 typedef struct s_gen {
-    uint64_t gen;           /* generation number */
-    pagestore_map_t *pages; /* page key -> s_entry_t* */
+    uint64_t gen;  /* generation number */
+    htab_t *pages; /* page key (borrowed from the entry) -> s_entry_t* */
 } s_gen_t;
 
 /* A record of a small table. */
@@ -67,14 +68,13 @@ static s_gen_t *s_find_gen(s_memory_t *self, uint64_t gen)
     return NULL;
 }
 
-static void s_free_pages(pagestore_map_t **pages_p)
+static void s_free_pages(htab_t **pages_p)
 {
     size_t cursor = 0;
-    const uint8_t *key;
     void *value;
-    while (pagestore_map_next(*pages_p, &cursor, &key, &value))
+    while (htab_next(*pages_p, &cursor, NULL, NULL, &value))
         s_entry_unref(value);
-    pagestore_map_destroy(pages_p);
+    htab_destroy(pages_p);
 }
 
 static int s_open(const pagestore_options_t *options, void **self_out)
@@ -118,9 +118,8 @@ static int s_gens(void *self_, pagestore_gen_info_t **gens_out, size_t *count_ou
     for (size_t i = 0; i < self->gens.len; i++) {
         infos[i].gen = self->gens.items[i].gen;
         size_t cursor = 0;
-        const uint8_t *key;
         void *value;
-        while (pagestore_map_next(self->gens.items[i].pages, &cursor, &key, &value)) {
+        while (htab_next(self->gens.items[i].pages, &cursor, NULL, NULL, &value)) {
             infos[i].pages++;
             infos[i].bytes += ((s_entry_t *)value)->size + PAGESTORE_PAGE_KEY_SIZE;
         }
@@ -136,9 +135,9 @@ static int s_gen_create(void *self_, uint64_t gen)
     s_memory_t *self = self_;
     pthread_mutex_lock(&self->lock);
     int grown = vec_reserve(&self->gens, 1);
-    pagestore_map_t *pages = pagestore_map_new();
+    htab_t *pages = htab_new(0, false);
     if (grown < 0 || pages == NULL) {
-        pagestore_map_destroy(&pages);
+        htab_destroy(&pages);
         pthread_mutex_unlock(&self->lock);
         return shoal_fail(SHOAL_ENOMEM, "pagestore memory: out of memory");
     }
@@ -174,13 +173,15 @@ static int s_page_put(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_PAG
     if (entry == NULL)
         return shoal_fail(SHOAL_ENOMEM, "pagestore memory: out of memory");
     memcpy(entry->bytes, data, size);
+    memcpy(entry->key, key, PAGESTORE_PAGE_KEY_SIZE);
     entry->size = size;
     atomic_store(&entry->refs, 1);
     pthread_mutex_lock(&self->lock);
     s_gen_t *found = s_find_gen(self, gen);
     void *old = NULL;
-    int rc = found == NULL ? shoal_fail(SHOAL_EINTERNAL, "pagestore memory: no generation")
-                           : pagestore_map_put(found->pages, key, entry, &old);
+    int rc = found == NULL
+                 ? shoal_fail(SHOAL_EINTERNAL, "pagestore memory: no generation")
+                 : htab_put(found->pages, entry->key, PAGESTORE_PAGE_KEY_SIZE, entry, &old);
     pthread_mutex_unlock(&self->lock);
     if (rc < 0) {
         free(entry);
@@ -200,7 +201,7 @@ static int s_page_get(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_PAG
         return shoal_fail(SHOAL_ENOMEM, "pagestore memory: out of memory");
     pthread_mutex_lock(&self->lock);
     s_gen_t *found = s_find_gen(self, gen);
-    s_entry_t *entry = found == NULL ? NULL : pagestore_map_get(found->pages, key);
+    s_entry_t *entry = found == NULL ? NULL : htab_get(found->pages, key, PAGESTORE_PAGE_KEY_SIZE);
     if (entry != NULL)
         atomic_fetch_add(&entry->refs, 1);
     pthread_mutex_unlock(&self->lock);
@@ -231,7 +232,8 @@ static int s_page_delete(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_
     s_memory_t *self = self_;
     pthread_mutex_lock(&self->lock);
     s_gen_t *found = s_find_gen(self, gen);
-    s_entry_t *entry = found == NULL ? NULL : pagestore_map_remove(found->pages, key);
+    s_entry_t *entry =
+        found == NULL ? NULL : htab_remove(found->pages, key, PAGESTORE_PAGE_KEY_SIZE);
     pthread_mutex_unlock(&self->lock);
     if (entry != NULL)
         s_entry_unref(entry);
@@ -239,7 +241,7 @@ static int s_page_delete(void *self_, uint64_t gen, const uint8_t key[PAGESTORE_
 }
 
 /* What s_each_page calls for one page: may remove that page from `pages`; non-zero stops. */
-typedef int (*s_visit_fn)(pagestore_map_t *pages, const uint8_t *key, s_entry_t *entry, void *arg);
+typedef int (*s_visit_fn)(htab_t *pages, const uint8_t *key, s_entry_t *entry, void *arg);
 
 /* Calls visit for every page of generation `gen` that belongs to file_key (every page when
  * NULL), under the lock, until it returns non-zero; returns that value or 0. */
@@ -251,9 +253,9 @@ static int s_each_page(s_memory_t *self, uint64_t gen, const uint8_t *file_key, 
     s_gen_t *found = s_find_gen(self, gen);
     if (found != NULL) {
         size_t cursor = 0;
-        const uint8_t *key;
+        const void *key;
         void *value;
-        while (rc == 0 && pagestore_map_next(found->pages, &cursor, &key, &value)) {
+        while (rc == 0 && htab_next(found->pages, &cursor, &key, NULL, &value)) {
             if (file_key == NULL || memcmp(key, file_key, PAGESTORE_FILE_KEY_SIZE) == 0)
                 rc = visit(found->pages, key, value, arg);
         }
@@ -262,10 +264,10 @@ static int s_each_page(s_memory_t *self, uint64_t gen, const uint8_t *file_key, 
     return rc;
 }
 
-static int s_delete_visit(pagestore_map_t *pages, const uint8_t *key, s_entry_t *entry, void *arg)
+static int s_delete_visit(htab_t *pages, const uint8_t *key, s_entry_t *entry, void *arg)
 {
     (void)arg;
-    pagestore_map_remove(pages, key);
+    htab_remove(pages, key, PAGESTORE_PAGE_KEY_SIZE);
     s_entry_unref(entry);
     return 0;
 }
@@ -280,7 +282,7 @@ typedef struct s_scan {
     void *arg;              /* its argument */
 } s_scan_t;
 
-static int s_scan_visit(pagestore_map_t *pages, const uint8_t *key, s_entry_t *entry, void *arg)
+static int s_scan_visit(htab_t *pages, const uint8_t *key, s_entry_t *entry, void *arg)
 {
     (void)pages;
     const s_scan_t *scan = arg;
