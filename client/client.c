@@ -19,6 +19,7 @@
 #include "health.h"
 #include "meta.h"
 #include "session.h"
+#include "vec.h"
 #include "view.h"
 
 #define CLIENT_TIMEOUT_MS_DEFAULT  10000 /* options.timeout_ms when 0 */
@@ -58,8 +59,8 @@ static int s_seeds_parse(const char *text, char ***seeds_out, size_t *count_out)
     char *copy = strdup(text);
     if (!copy)
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
-    char **seeds = NULL;
-    size_t count = 0;
+    VEC(char *) seeds;
+    vec_init(&seeds);
     int rc = 0;
     char *save = NULL;
     for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
@@ -77,28 +78,23 @@ static int s_seeds_parse(const char *text, char ***seeds_out, size_t *count_out)
             rc = shoal_fail(SHOAL_EINVAL, "bad seed '%s': expected host:port", item);
             break;
         }
-        char **grown = realloc(seeds, (count + 1) * sizeof *seeds);
         char *endpoint = malloc(strlen(hostport) + 7);
-        if (!grown || !endpoint) {
+        if (endpoint == NULL || vec_push(&seeds, endpoint) < 0) {
             free(endpoint);
-            if (grown)
-                seeds = grown;
             rc = shoal_fail(SHOAL_ENOMEM, "out of memory");
             break;
         }
-        seeds = grown;
         sprintf(endpoint, "tcp://%s", hostport);
-        seeds[count++] = endpoint;
     }
     free(copy);
-    if (rc == 0 && count == 0)
+    if (rc == 0 && seeds.len == 0)
         rc = shoal_fail(SHOAL_EINVAL, "no seeds: give host:port of at least one node");
     if (rc != 0) {
-        s_seeds_free(seeds, count);
+        s_seeds_free(seeds.items, seeds.len);
         return rc;
     }
-    *seeds_out = seeds;
-    *count_out = count;
+    *seeds_out = seeds.items; /* the caller frees it with s_seeds_free */
+    *count_out = seeds.len;
     return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "health.h"
+#include "vec.h"
 
 /* A node this process recently found dead: skipped until `until_ms`. */
 typedef struct client_down {
@@ -18,12 +19,11 @@ typedef struct client_down {
 } client_down_t;
 
 /* Invariant: view_version and down_until_max are only written with mutex held; down_until_max
- * is >= every down[i].until_ms. */
+ * is >= every down.items[i].until_ms. */
 struct client_health {
-    pthread_mutex_t mutex; /* guards every field below (the atomics are also read without) */
-    client_down_t *down;   /* nodes found dead recently */
-    size_t down_count;     /* entries in down */
-    bool view_stale;       /* a reply carried a newer view_version, or a node failed */
+    pthread_mutex_t mutex;   /* guards every field below (the atomics are also read without) */
+    VEC(client_down_t) down; /* nodes found dead recently */
+    bool view_stale;         /* a reply carried a newer view_version, or a node failed */
     /* Lock-free shortcuts for the per-request checks (read without the mutex): */
     _Atomic uint64_t view_version;  /* version of the installed view (0 = none) */
     _Atomic int64_t down_until_max; /* no node is marked down after this (monotonic ms) */
@@ -34,9 +34,9 @@ static void s_health_sanity(client_health_t *health)
 {
 #ifndef NDEBUG
     int64_t until_max = atomic_load(&health->down_until_max);
-    for (size_t i = 0; i < health->down_count; i++) {
-        assert(health->down[i].endpoint != NULL);
-        assert(health->down[i].until_ms <= until_max);
+    for (size_t i = 0; i < health->down.len; i++) {
+        assert(health->down.items[i].endpoint != NULL);
+        assert(health->down.items[i].until_ms <= until_max);
     }
 #else
     (void)health;
@@ -60,9 +60,9 @@ void client_health_destroy(client_health_t **health_p)
         return;
     client_health_t *health = *health_p;
     *health_p = NULL;
-    for (size_t i = 0; i < health->down_count; i++)
-        free(health->down[i].endpoint);
-    free(health->down);
+    for (size_t i = 0; i < health->down.len; i++)
+        free(health->down.items[i].endpoint);
+    vec_fini(&health->down);
     pthread_mutex_destroy(&health->mutex);
     free(health);
 }
@@ -74,29 +74,24 @@ void client_health_mark_down(client_health_t *health, const char *endpoint)
     if (atomic_load(&health->down_until_max) < until)
         atomic_store(&health->down_until_max, until);
     size_t free_slot = SIZE_MAX;
-    for (size_t i = 0; i < health->down_count; i++) {
-        if (strcmp(health->down[i].endpoint, endpoint) == 0) {
-            health->down[i].until_ms = until;
+    for (size_t i = 0; i < health->down.len; i++) {
+        if (strcmp(health->down.items[i].endpoint, endpoint) == 0) {
+            health->down.items[i].until_ms = until;
             s_health_sanity(health);
             pthread_mutex_unlock(&health->mutex);
             return;
         }
-        if (health->down[i].until_ms < clock_mono_ms() && free_slot == SIZE_MAX)
+        if (health->down.items[i].until_ms < clock_mono_ms() && free_slot == SIZE_MAX)
             free_slot = i;
     }
     char *copy = strdup(endpoint);
     if (copy && free_slot != SIZE_MAX) {
-        free(health->down[free_slot].endpoint);
-        health->down[free_slot] = (client_down_t){.endpoint = copy, .until_ms = until};
+        free(health->down.items[free_slot].endpoint);
+        health->down.items[free_slot] = (client_down_t){.endpoint = copy, .until_ms = until};
     } else if (copy) {
-        client_down_t *grown = realloc(health->down, (health->down_count + 1) * sizeof *grown);
-        if (grown) {
-            health->down = grown;
-            health->down[health->down_count++] =
-                (client_down_t){.endpoint = copy, .until_ms = until};
-        } else {
+        client_down_t entry = {.endpoint = copy, .until_ms = until};
+        if (vec_push(&health->down, entry) < 0)
             free(copy); /* out of memory: the node is just not skipped */
-        }
     }
     s_health_sanity(health);
     pthread_mutex_unlock(&health->mutex);
@@ -109,8 +104,9 @@ bool client_health_is_down(client_health_t *health, const char *endpoint)
         return false;
     bool down = false;
     pthread_mutex_lock(&health->mutex);
-    for (size_t i = 0; i < health->down_count && !down; i++)
-        down = health->down[i].until_ms > now && strcmp(health->down[i].endpoint, endpoint) == 0;
+    for (size_t i = 0; i < health->down.len && !down; i++)
+        down = health->down.items[i].until_ms > now &&
+               strcmp(health->down.items[i].endpoint, endpoint) == 0;
     pthread_mutex_unlock(&health->mutex);
     return down;
 }

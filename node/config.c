@@ -169,11 +169,9 @@ int config_init(node_config_t *config)
 
 static void s_clear_mounts(node_config_t *config)
 {
-    for (size_t i = 0; i < config->mount_count; i++)
-        free(config->mounts[i]);
-    free(config->mounts);
-    config->mounts = NULL;
-    config->mount_count = 0;
+    for (size_t i = 0; i < config->mounts.len; i++)
+        free(config->mounts.items[i]);
+    vec_fini(&config->mounts);
 }
 
 void config_fini(node_config_t *config)
@@ -197,8 +195,7 @@ int config_copy(node_config_t *to, const node_config_t *from)
 {
     *to = *from;
     to->name = to->data_dir = to->seeds = to->cluster_key = to->config_path = NULL;
-    to->mounts = NULL;
-    to->mount_count = 0;
+    vec_init(&to->mounts);
     int rc = s_copy_string(&to->name, from->name);
     if (rc == 0)
         rc = s_copy_string(&to->data_dir, from->data_dir);
@@ -208,14 +205,12 @@ int config_copy(node_config_t *to, const node_config_t *from)
         rc = s_copy_string(&to->cluster_key, from->cluster_key);
     if (rc == 0)
         rc = s_copy_string(&to->config_path, from->config_path);
-    if (rc == 0 && from->mount_count) {
-        to->mounts = calloc(from->mount_count, sizeof *to->mounts);
-        rc = to->mounts ? 0 : SHOAL_ENOMEM;
-        for (size_t i = 0; rc == 0 && i < from->mount_count; i++) {
-            rc = s_copy_string(&to->mounts[i], from->mounts[i]);
-            if (rc == 0)
-                to->mount_count++;
-        }
+    if (rc == 0)
+        rc = vec_reserve(&to->mounts, from->mounts.len);
+    for (size_t i = 0; rc == 0 && i < from->mounts.len; i++) {
+        rc = s_copy_string(&to->mounts.items[i], from->mounts.items[i]);
+        if (rc == 0)
+            to->mounts.len++;
     }
     if (rc < 0)
         config_fini(to);
@@ -417,14 +412,11 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
     case S_MOUNT: {
         if (value[0] == '\0' || strlen(value) > 4096)
             return s_error(error, error_len, "%s: bad --mount '%s'", where, value);
-        char **grown = realloc(config->mounts, (config->mount_count + 1) * sizeof *grown);
-        if (grown == NULL)
+        char *mount = strdup(value);
+        if (mount == NULL || vec_push(&config->mounts, mount) < 0) {
+            free(mount);
             return SHOAL_ENOMEM;
-        config->mounts = grown;
-        config->mounts[config->mount_count] = strdup(value);
-        if (config->mounts[config->mount_count] == NULL)
-            return SHOAL_ENOMEM;
-        config->mount_count++;
+        }
         return 0;
     }
     case S_STORE:
@@ -503,7 +495,7 @@ static int s_load_file(node_config_t *config, const char *path, char *error, siz
 /* Checks the settings as a whole, after the file and the flags. */
 static int s_validate(node_config_t *config, char *error, size_t error_len)
 {
-    if (config->mount_count == 0)
+    if (config->mounts.len == 0)
         return s_error(error, error_len,
                        "no --mount given: the node would serve nothing (e.g. --mount "
                        "s3://bucket/data/)");

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "shoal_err.h"
+#include "vec.h"
 
 #define CONFIG_ENDPOINT_MAX 256 /* "tcp://host:port" incl. the NUL (MSG_ENDPOINT_MAX) */
 #define CONFIG_ERROR_MAX    512 /* room for a parse error message */
@@ -28,8 +29,7 @@ typedef struct node_config {
     bool gossip_loopback;             /* gossip host is a loopback address */
     bool gossip_defaulted;            /* --gossip was not given: listen port + 1 */
     char *seeds;                      /* --seeds: "host:port,..." gossip endpoints of others [""] */
-    char **mounts;                    /* --mount: URI prefixes served (repeatable) */
-    size_t mount_count;               /* entries in mounts */
+    VEC(char *) mounts;               /* --mount: URI prefixes served (repeatable; owned) */
     char *cluster_key;                /* --cluster-key: key file path [NULL] (CurveZMQ later) */
     bool insecure;                    /* --insecure: allow non-loopback without a key */
     int64_t metadata_ttl_ns;          /* --metadata-ttl: STAT/LIST cache lifetime [60 s] */

@@ -11,6 +11,7 @@
 
 #include "htab.h"
 #include "mount.h"
+#include "vec.h"
 
 #define META_TABLE_EXPECTED 1024 /* entries the table holds before its first growth */
 
@@ -208,8 +209,8 @@ int meta_cache_uris_under(meta_cache_t *self, const char *prefix, char ***uris_o
 {
     *uris_out = NULL;
     *count_out = 0;
-    size_t count = 0, capacity = 0;
-    char **uris = NULL;
+    VEC(char *) uris;
+    vec_init(&uris);
     int rc = 0;
     pthread_mutex_lock(&self->lock);
     size_t cursor = 0;
@@ -218,30 +219,21 @@ int meta_cache_uris_under(meta_cache_t *self, const char *prefix, char ***uris_o
         const s_entry_t *entry = value;
         if (entry->is_dir || !mount_is_under(entry->uri, prefix))
             continue;
-        if (count == capacity) {
-            size_t grown_capacity = capacity ? capacity * 2 : 16;
-            char **grown = realloc(uris, grown_capacity * sizeof *grown);
-            if (grown == NULL) {
-                rc = SHOAL_ENOMEM;
-                break;
-            }
-            uris = grown;
-            capacity = grown_capacity;
-        }
-        if ((uris[count] = strdup(entry->uri)) == NULL)
+        char *uri = strdup(entry->uri);
+        if (uri == NULL || vec_push(&uris, uri) < 0) {
+            free(uri);
             rc = SHOAL_ENOMEM;
-        else
-            count++;
+        }
     }
     pthread_mutex_unlock(&self->lock);
     if (rc < 0) {
-        for (size_t i = 0; i < count; i++)
-            free(uris[i]);
-        free(uris);
+        for (size_t i = 0; i < uris.len; i++)
+            free(uris.items[i]);
+        vec_fini(&uris);
         return rc;
     }
-    *uris_out = uris;
-    *count_out = count;
+    *uris_out = uris.items; /* the caller frees every string and the array */
+    *count_out = uris.len;
     return 0;
 }
 

@@ -176,9 +176,9 @@ node_t *node_new(const node_config_t *config)
     self->mounts = mount_table_new();
     if (self->mounts == NULL)
         goto fail;
-    for (size_t i = 0; i < config->mount_count; i++)
-        if (mount_table_add(self->mounts, config->mounts[i]) < 0) {
-            log_error("bad --mount '%s': %s", config->mounts[i], shoal_last_error());
+    for (size_t i = 0; i < config->mounts.len; i++)
+        if (mount_table_add(self->mounts, config->mounts.items[i]) < 0) {
+            log_error("bad --mount '%s': %s", config->mounts.items[i], shoal_last_error());
             goto fail;
         }
 

@@ -344,7 +344,7 @@ Test(config, flags_and_defaults)
                           "--capacity",  "1G",          "--metadata-ttl", "500ms",
                           "--threads=2", "--log-level", "debug",          NULL};
     cr_assert_eq(s_parse(&config, args, error, sizeof error), 0, "%s", error);
-    cr_assert_eq(config.mount_count, 2);
+    cr_assert_eq(config.mounts.len, 2);
     cr_assert_eq(config.capacity_bytes, 1ull << 30);
     cr_assert_eq(config.metadata_ttl_ns, 500000000ll);
     cr_assert_eq(config.threads, 2);
@@ -355,7 +355,7 @@ Test(config, flags_and_defaults)
     cr_assert_str_eq(config.gossip, "tcp://127.0.0.1:7071");
     node_config_t copy;
     cr_assert_eq(config_copy(&copy, &config), 0);
-    cr_assert_str_eq(copy.mounts[1], "s3://b/");
+    cr_assert_str_eq(copy.mounts.items[1], "s3://b/");
     config_fini(&copy);
     config_fini(&config);
 }
@@ -434,14 +434,14 @@ Test(config, file_then_flags_override)
     cr_assert_eq(config.capacity_bytes, 3ull << 30); /* the flag wins */
     cr_assert_eq(config.threads, 3);
     cr_assert_eq(config.metadata_ttl_ns, 5000000000ll);
-    cr_assert_eq(config.mount_count, 1);
-    cr_assert_str_eq(config.mounts[0], "file:///from-file/");
+    cr_assert_eq(config.mounts.len, 1);
+    cr_assert_str_eq(config.mounts.items[0], "file:///from-file/");
     config_fini(&config);
 
     const char *replace[] = {"shoald", "--config", path, "--mount", "s3://b/", NULL};
     cr_assert_eq(s_parse(&config, replace, error, sizeof error), 0, "%s", error);
-    cr_assert_eq(config.mount_count, 1);
-    cr_assert_str_eq(config.mounts[0], "s3://b/"); /* flag mounts replace the file's */
+    cr_assert_eq(config.mounts.len, 1);
+    cr_assert_str_eq(config.mounts.items[0], "s3://b/"); /* flag mounts replace the file's */
     config_fini(&config);
 
     FILE *file = fopen(path, "a");

@@ -21,6 +21,7 @@
 
 #include "clock.h"
 #include "shoal.h"
+#include "vec.h"
 
 /* The libshoal functions used, resolved with dlsym. */
 static shoal_client_t *(*p_client_new)(const shoal_client_options_t *);
@@ -37,16 +38,14 @@ typedef struct target {
 } target_t;
 
 typedef struct worker {
-    shoal_client_t *client;  /* shared client */
-    const target_t *targets; /* files */
-    int target_count;        /* entries in targets */
-    size_t read_size;        /* bytes per read */
-    double stop_at;          /* monotonic deadline */
-    unsigned seed;           /* rand_r state */
-    double *latencies_us;    /* out: one per read */
-    size_t latency_count;    /* reads done */
-    size_t latency_capacity; /* allocated */
-    int failed;              /* a read failed */
+    shoal_client_t *client;   /* shared client */
+    const target_t *targets;  /* files */
+    int target_count;         /* entries in targets */
+    size_t read_size;         /* bytes per read */
+    double stop_at;           /* monotonic deadline */
+    unsigned seed;            /* rand_r state */
+    VEC(double) latencies_us; /* out: one per read */
+    int failed;               /* a read failed */
 } worker_t;
 
 static int s_compare_double(const void *a, const void *b)
@@ -83,11 +82,11 @@ static void *s_random_reads(void *arg)
             w->failed = 1;
             break;
         }
-        if (w->latency_count == w->latency_capacity) {
-            w->latency_capacity = w->latency_capacity ? w->latency_capacity * 2 : 4096;
-            w->latencies_us = realloc(w->latencies_us, w->latency_capacity * sizeof(double));
+        if (vec_push(&w->latencies_us, took * 1e6) < 0) {
+            fprintf(stderr, "bench_pread: out of memory\n");
+            w->failed = 1;
+            break;
         }
-        w->latencies_us[w->latency_count++] = took * 1e6;
     }
     free(buf);
     return NULL;
@@ -148,16 +147,17 @@ static int s_random(shoal_client_t *client, const target_t *targets, int count, 
     int failed = 0;
     for (int i = 0; i < threads; i++) {
         pthread_join(ids[i], NULL);
-        total += workers[i].latency_count;
+        total += workers[i].latencies_us.len;
         failed |= workers[i].failed;
     }
     double elapsed = (double)clock_mono_ns() / CLOCK_NS_PER_S - start;
     double *all = malloc((total ? total : 1) * sizeof(double));
     size_t at = 0;
     for (int i = 0; i < threads; i++) {
-        memcpy(all + at, workers[i].latencies_us, workers[i].latency_count * sizeof(double));
-        at += workers[i].latency_count;
-        free(workers[i].latencies_us);
+        memcpy(all + at, workers[i].latencies_us.items,
+               workers[i].latencies_us.len * sizeof(double));
+        at += workers[i].latencies_us.len;
+        vec_fini(&workers[i].latencies_us);
     }
     qsort(all, total, sizeof(double), s_compare_double);
     printf("{\"reads\": %zu, \"seconds\": %.3f, \"reads_per_s\": %.0f, \"p50_us\": %.0f, "
