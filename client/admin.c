@@ -66,15 +66,12 @@ static int s_load_once(client_ctx_t *ctx, const char *uri, const shoal_stat_t *s
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
     }
     client_range_split(0, stat->size, range_bytes, ranges);
-    uint8_t file_key[16];
-    client_file_key(uri, stat->version, file_key);
     size_t n = 0;
     for (size_t r = 0; r < range_count; r++) {
-        uint8_t key[HRW_RANGE_KEY_LEN];
-        hrw_range_key(file_key, ranges[r].range_index, key);
         client_target_t order[HRW_R_MAX];
-        size_t found = client_view_targets(view, key, sizeof key, replicas + LOAD_SPARE_OWNERS, 0,
-                                           0, 0, order, HRW_R_MAX);
+        size_t found =
+            client_view_range_targets(view, uri, ranges[r].range_index,
+                                      replicas + LOAD_SPARE_OWNERS, 0, 0, 0, order, HRW_R_MAX);
         for (uint32_t j = 0; j < replicas && j < found; j++, n++) {
             client_op_t *op = &ops[n];
             client_op_init(op, MSG_LOAD_REQ);

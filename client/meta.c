@@ -113,9 +113,9 @@ int client_uri_normalize(const char *what, const char *uri, char *out, size_t ou
 
 void client_meta_targets(const client_view_t *view, const char *uri, client_op_t *op)
 {
-    op->target_count =
-        (uint32_t)client_view_targets(view, (const uint8_t *)uri, strlen(uri), META_OWNER_TRIES, 0,
-                                      0, 0, op->targets, CLIENT_TARGETS_MAX);
+    /* a file's metadata lives with its range 0, whose owner reads it through anyway */
+    op->target_count = (uint32_t)client_view_range_targets(view, uri, 0, META_OWNER_TRIES, 0, 0, 0,
+                                                           op->targets, CLIENT_TARGETS_MAX);
 }
 
 static void s_stat_from_reply(const msg_stat_reply_t *reply, shoal_stat_t *out)

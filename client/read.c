@@ -129,8 +129,6 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
         read_job_t *job = &jobs[i];
         if (!job->pending || job->error != 0 || job->length == 0)
             continue;
-        uint8_t file_key[16];
-        client_file_key(job->uri, job->stat.version, file_key);
         size_t pieces = client_range_split(job->read->offset, job->length, range_bytes, &ranges[n]);
         for (size_t p = 0; p < pieces; p++, n++) {
             client_op_t *op = &ops[n];
@@ -148,10 +146,8 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
             op->expect_size = job->stat.size;
             op->expect_version = job->stat.version;
             op->probe_when_all_down = ctx->ufs == NULL;
-            uint8_t key[HRW_RANGE_KEY_LEN];
-            hrw_range_key(file_key, range->range_index, key);
-            op->target_count = (uint32_t)client_view_targets(
-                view, key, sizeof key, CLIENT_OWNER_TRIES, 0, CLIENT_NO_CACHE_TRIES,
+            op->target_count = (uint32_t)client_view_range_targets(
+                view, job->uri, range->range_index, CLIENT_OWNER_TRIES, 0, CLIENT_NO_CACHE_TRIES,
                 MSG_READ_NO_CACHE, op->targets, CLIENT_TARGETS_MAX);
             op_job[n] = i;
         }

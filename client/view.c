@@ -26,7 +26,14 @@ struct client_view_cache {
     client_view_t *view;         /* current view, or NULL before the first fetch */
     int64_t view_retry_after_ms; /* no fetch before this (after a failed one) */
     int64_t view_fetched_ms;     /* when the current view was fetched */
+    int refused_code;            /* SHOAL_ECONFIG when the last fetch refused a view, else 0 */
+    char refused[512];           /* why it was refused (both placement versions named) */
 };
+
+void client_range_key(const char *normal_uri, uint64_t range_index, uint8_t out[HRW_RANGE_KEY_LEN])
+{
+    hrw_uri_range_key(normal_uri, range_index, out);
+}
 
 void client_file_key(const char *uri, const char *version, uint8_t out[16])
 {
@@ -43,6 +50,7 @@ static void s_view_sanity(const client_view_t *view)
 {
 #ifndef NDEBUG
     assert(view->page_size > 0 && view->range_pages > 0);
+    assert(view->placement == HRW_PLACEMENT_VERSION);
     assert(atomic_load(&view->refs) > 0);
     for (size_t i = 0; i < view->count; i++) {
         assert(memcmp(view->hrw[i].id, view->members[i].id, HRW_ID_LEN) == 0);
@@ -85,6 +93,12 @@ static int s_view_from_reply(const msg_view_reply_t *reply, const char *answered
 {
     if (reply->page_size == 0 || reply->range_pages == 0)
         return shoal_fail(SHOAL_EPROTO, "%s sent a view without page size", answered_by);
+    if (reply->placement != HRW_PLACEMENT_VERSION)
+        return shoal_fail(SHOAL_ECONFIG,
+                          "%s sent a view of placement version %u, this client uses placement "
+                          "version %u: it would route ranges to the wrong owners (upgrade the "
+                          "client and the cluster together)",
+                          answered_by, reply->placement, (unsigned)HRW_PLACEMENT_VERSION);
     client_view_t *view = calloc(1, sizeof *view);
     if (!view)
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
@@ -92,6 +106,7 @@ static int s_view_from_reply(const msg_view_reply_t *reply, const char *answered
     view->version = reply->view_version;
     view->page_size = reply->page_size;
     view->range_pages = reply->range_pages;
+    view->placement = reply->placement;
     view->members = calloc(reply->member_count ? reply->member_count : 1, sizeof *view->members);
     view->hrw = calloc(reply->member_count ? reply->member_count : 1, sizeof *view->hrw);
     view->answered_by = strdup(answered_by);
@@ -222,9 +237,18 @@ client_view_t *client_view_acquire(client_view_cache_t *cache, client_session_t 
         fetch = false;
     pthread_mutex_unlock(&cache->mutex);
     if (!fetch) {
-        if (!old)
-            shoal_fail(SHOAL_EUNAVAIL, "no node answered VIEW recently (seeds: %s%s)",
-                       cache->seeds[0], cache->seed_count > 1 ? ", ..." : "");
+        if (!old) {
+            char refused[sizeof cache->refused];
+            pthread_mutex_lock(&cache->mutex);
+            int refused_code = cache->refused_code;
+            memcpy(refused, cache->refused, sizeof refused);
+            pthread_mutex_unlock(&cache->mutex);
+            if (refused_code != 0) /* a node answered, with a view this client cannot use */
+                shoal_fail(refused_code, "%s", refused);
+            else
+                shoal_fail(SHOAL_EUNAVAIL, "no node answered VIEW recently (seeds: %s%s)",
+                           cache->seeds[0], cache->seed_count > 1 ? ", ..." : "");
+        }
         return old;
     }
     client_view_t *fresh = NULL;
@@ -239,6 +263,7 @@ client_view_t *client_view_acquire(client_view_cache_t *cache, client_session_t 
         client_health_view_installed(cache->health, fresh->version);
         cache->view_fetched_ms = now;
         cache->view_retry_after_ms = 0;
+        cache->refused_code = 0;
         pthread_mutex_unlock(&cache->mutex);
         client_view_unref(&replaced);
         client_view_unref(&old);
@@ -246,6 +271,9 @@ client_view_t *client_view_acquire(client_view_cache_t *cache, client_session_t 
     }
     CLIENT_COUNT(cache->counters, view_failures, 1);
     cache->view_retry_after_ms = now + CLIENT_VIEW_RETRY_MS;
+    cache->refused_code = rc == SHOAL_ECONFIG ? rc : 0;
+    snprintf(cache->refused, sizeof cache->refused, "%s",
+             rc == SHOAL_ECONFIG ? shoal_last_error() : "");
     pthread_mutex_unlock(&cache->mutex);
     return old; /* possibly NULL: the last error says why */
 }
@@ -269,4 +297,15 @@ size_t client_view_targets(const client_view_t *view, const uint8_t *key, size_t
         out[i].read_flags = i < owner_tries ? owner_flags : other_flags;
     }
     return found;
+}
+
+size_t client_view_range_targets(const client_view_t *view, const char *normal_uri,
+                                 uint64_t range_index, size_t owner_tries, uint32_t owner_flags,
+                                 size_t other_tries, uint32_t other_flags, client_target_t *out,
+                                 size_t max)
+{
+    uint8_t key[HRW_RANGE_KEY_LEN];
+    client_range_key(normal_uri, range_index, key);
+    return client_view_targets(view, key, sizeof key, owner_tries, owner_flags, other_tries,
+                               other_flags, out, max);
 }

@@ -1,7 +1,8 @@
 /*
  * view.h - the client's picture of the cluster (view.c): the immutable view snapshot, the
  * process's current view with its refresh rules (fetched over the request engine), the HRW
- * targets of a key and the file key. Sits on the engine (session.h) and the health record.
+ * targets of a key and the range key of a normalised uri. Sits on the engine (session.h) and
+ * the health record.
  */
 #ifndef SHOAL_CLIENT_VIEW_H
 #define SHOAL_CLIENT_VIEW_H
@@ -34,12 +35,14 @@ typedef struct client_member {
 
 /* An immutable membership snapshot, shared by reference count between the view cache and
  * the calls using it; callers read its fields, only view.c writes them.
- * Invariant: hrw[i] describes members[i]; page_size, range_pages > 0. */
+ * Invariant: hrw[i] describes members[i]; page_size, range_pages > 0; placement is
+ * HRW_PLACEMENT_VERSION (a view of another placement version is refused, never kept). */
 typedef struct client_view {
     _Atomic int refs;         /* references; freed at 0 */
     uint64_t version;         /* view_version of the answering node */
     uint64_t page_size;       /* cluster page size */
     uint32_t range_pages;     /* pages per range */
+    uint32_t placement;       /* placement version of the cluster (HRW_PLACEMENT_VERSION) */
     size_t count;             /* members */
     client_member_t *members; /* count members */
     hrw_member_t *hrw;        /* count placement entries (live = alive or suspect) */
@@ -64,7 +67,10 @@ void client_view_cache_destroy(client_view_cache_t **cache_p);
 
 /* Returns a referenced current view (caller unrefs), fetching one over `session` (borrowed)
  * when there is none, when the health record says it is stale, or when `force`. NULL with a
- * last error when no node answers and there is no old view to fall back on. */
+ * last error when no node answers and there is no old view to fall back on. A VIEW reply of
+ * another placement version than this build's (HRW_PLACEMENT_VERSION; an absent field is 1)
+ * is refused with SHOAL_ECONFIG and a last error naming both versions: its owners would be
+ * computed by another hash. */
 client_view_t *client_view_acquire(client_view_cache_t *cache, client_session_t *session,
                                    bool force);
 
@@ -75,7 +81,22 @@ size_t client_view_targets(const client_view_t *view, const uint8_t *key, size_t
                            size_t owner_tries, uint32_t owner_flags, size_t other_tries,
                            uint32_t other_flags, client_target_t *out, size_t max);
 
-/* The 16-byte file key of (uri, version): BLAKE2b-128 of uri "\0" version. */
+/* The placement key of range `range_index` of the file `normal_uri`, which must be the normal
+ * form (client_uri_normalize, i.e. proto's uri_normalize) of the name the request carries: the
+ * node hashes the same normal form (hrw_uri_range_key, gossip/hrw.h). Range 0's key also places
+ * the file's metadata (STAT). No version goes in, so a READ can be routed before any stat.
+ * Writes HRW_RANGE_KEY_LEN bytes to `out` (caller owns it); borrows the uri. */
+void client_range_key(const char *normal_uri, uint64_t range_index, uint8_t out[HRW_RANGE_KEY_LEN]);
+
+/* Fills up to `max` targets for range `range_index` of `normal_uri` (as client_range_key),
+ * otherwise as client_view_targets. Endpoints are borrowed from the view. */
+size_t client_view_range_targets(const client_view_t *view, const char *normal_uri,
+                                 uint64_t range_index, size_t owner_tries, uint32_t owner_flags,
+                                 size_t other_tries, uint32_t other_flags, client_target_t *out,
+                                 size_t max);
+
+/* The 16-byte file key of (uri, version): BLAKE2b-128 of uri "\0" version. Placement version 1
+ * placed ranges by it; version 2 does not (the node's page key still holds the version). */
 void client_file_key(const char *uri, const char *version, uint8_t out[16]);
 
 #endif

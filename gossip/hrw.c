@@ -4,7 +4,8 @@
  * The hash is libsodium's crypto_shorthash (SipHash-2-4, 64-bit) under a fixed key, over the
  * member id followed by the key bytes. The score -w/ln(u) is the weighted form of rendezvous
  * hashing (Schindelhauer & Schomaker): a member's share of keys is w / sum(w), and a change of
- * one member moves only keys to or from that member.
+ * one member moves only keys to or from that member. Range keys come from the normalised uri
+ * (BLAKE2b-128, libsodium crypto_generichash) and the range index: placement version 2.
  */
 #include "hrw.h"
 
@@ -17,11 +18,27 @@
 const uint8_t hrw_hash_key[16] = {'s', 'h', 'o', 'a', 'l', '-', 'h', 'r',
                                   'w', '-', 'v', '1', 0,   0,   0,   0};
 
-void hrw_range_key(const uint8_t file_key[16], uint64_t range_index, uint8_t out[HRW_RANGE_KEY_LEN])
+void hrw_uri_key(const char *normalised_uri, uint8_t out[HRW_URI_KEY_LEN])
 {
-    memcpy(out, file_key, 16);
+    assert(normalised_uri != NULL && out != NULL);
+    crypto_generichash(out, HRW_URI_KEY_LEN, (const unsigned char *)normalised_uri,
+                       strlen(normalised_uri), NULL, 0);
+}
+
+void hrw_range_key(const uint8_t uri_key[HRW_URI_KEY_LEN], uint64_t range_index,
+                   uint8_t out[HRW_RANGE_KEY_LEN])
+{
+    memcpy(out, uri_key, HRW_URI_KEY_LEN);
     for (int i = 0; i < 8; i++)
-        out[16 + i] = (uint8_t)(range_index >> (56 - 8 * i));
+        out[HRW_URI_KEY_LEN + i] = (uint8_t)(range_index >> (56 - 8 * i));
+}
+
+void hrw_uri_range_key(const char *normalised_uri, uint64_t range_index,
+                       uint8_t out[HRW_RANGE_KEY_LEN])
+{
+    uint8_t uri_key[HRW_URI_KEY_LEN];
+    hrw_uri_key(normalised_uri, uri_key);
+    hrw_range_key(uri_key, range_index, out);
 }
 
 uint64_t hrw_hash(const uint8_t id[HRW_ID_LEN], const uint8_t *key, size_t key_len)

@@ -1,9 +1,10 @@
 /*
  * hrw.h - placement: weighted rendezvous (highest random weight) hashing.
  *
- * Decides which members own a range key. Pure functions, no state, no allocation: the client
- * links this alone (library shoal_hrw, depends only on libsodium). The exact hash is written
- * down in gossip/README.md so that every process and language computes the same owners.
+ * Decides which members own a range key, and builds range keys from normalised URIs. Pure
+ * functions, no state, no allocation: the client links this alone (library shoal_hrw, depends
+ * only on libsodium). The exact hash is written down in gossip/README.md so that every process
+ * and language computes the same owners.
  */
 #ifndef SHOAL_HRW_H
 #define SHOAL_HRW_H
@@ -18,7 +19,17 @@ extern "C" {
 
 #define HRW_ID_LEN        16  /* bytes of a member id */
 #define HRW_KEY_MAX       256 /* longest key hrw_score accepts (a range key is 24 bytes) */
-#define HRW_RANGE_KEY_LEN 24  /* 16-byte file key + 8-byte big-endian range index */
+#define HRW_URI_KEY_LEN   16  /* bytes of a uri key: BLAKE2b-128 of the normalised uri */
+#define HRW_RANGE_KEY_LEN 24  /* 16-byte uri key + 8-byte big-endian range index */
+
+/* The placement scheme this build computes, carried in gossip (SYNC, JOIN) and in VIEW replies;
+ * a peer or view with another one is refused, never routed with. 1: a range's key was the
+ * versioned file key BLAKE2b-128(uri "\0" version) || be64(range index), so no read could be
+ * routed before a stat. 2: the key is the uri key of the normalised uri || be64(range index)
+ * (hrw_uri_key, hrw_uri_range_key); the version stays in the store's page key. A message
+ * without the field comes from a build before placement versions, i.e. version 1. */
+#define HRW_PLACEMENT_VERSION 2
+#define HRW_PLACEMENT_LEGACY  1 /* what an absent placement field means */
 
 /* The fixed SipHash-2-4 key of placement: the ASCII bytes "shoal-hrw-v1\0\0\0\0". Changing it
  * moves every range in every cluster, so it is part of the protocol. */
@@ -31,10 +42,24 @@ typedef struct hrw_member {
     bool live;              /* alive or suspect: only live members own ranges */
 } hrw_member_t;
 
-/* Builds a range key: file_key (16 bytes) followed by range_index as 8 bytes big-endian.
- * `out` must hold HRW_RANGE_KEY_LEN bytes (caller owns it). */
-void hrw_range_key(const uint8_t file_key[16], uint64_t range_index,
+/* The uri key of a file: BLAKE2b-128 (libsodium crypto_generichash, no key, 16-byte output)
+ * of the bytes of `normalised_uri` up to its NUL (the NUL is not hashed). The uri must already
+ * be in proto's normal form (uri_normalize, proto/uri.h): the client and the node both hash the
+ * normal form, so every spelling of one name (`%20` or a space, `%41` or `A`) has one key. No
+ * version goes in: a range can be placed before anything is known about the file. Writes
+ * HRW_URI_KEY_LEN bytes to `out` (caller owns it); borrows the uri. */
+void hrw_uri_key(const char *normalised_uri, uint8_t out[HRW_URI_KEY_LEN]);
+
+/* Builds a range key: uri_key (16 bytes, hrw_uri_key) followed by range_index as 8 bytes
+ * big-endian. `out` must hold HRW_RANGE_KEY_LEN bytes (caller owns it). */
+void hrw_range_key(const uint8_t uri_key[HRW_URI_KEY_LEN], uint64_t range_index,
                    uint8_t out[HRW_RANGE_KEY_LEN]);
+
+/* hrw_range_key(hrw_uri_key(normalised_uri), range_index): the placement key of one range of a
+ * file (range 0 also places the file's metadata). Writes HRW_RANGE_KEY_LEN bytes to `out`
+ * (caller owns it); borrows the uri. */
+void hrw_uri_range_key(const char *normalised_uri, uint64_t range_index,
+                       uint8_t out[HRW_RANGE_KEY_LEN]);
 
 /* The raw 64-bit hash of (id || key): SipHash-2-4 keyed by hrw_hash_key. key_len must be
  * <= HRW_KEY_MAX (longer keys are hashed as if cut there; callers never pass them). */

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""hrw_ref.py - reference implementation of shoal placement (see gossip/README.md), in pure
-Python with no dependencies. Prints the known-answer vectors checked by tests/test_hrw.c."""
-import math, struct
+"""hrw_ref.py - reference implementation of shoal placement version 2 (see gossip/README.md),
+in pure Python with only the standard library. Prints the known-answer vectors checked by
+tests/test_hrw.c. A range key is BLAKE2b-128 of the normalised uri (proto/uri.h) followed by the
+range index as 8 bytes big-endian; the uris below are already in normal form."""
+import hashlib, math, struct
 M=(1<<64)-1
 def rotl(x,b): return ((x<<b)|(x>>(64-b)))&M
 def siphash24(k,m):
@@ -24,7 +26,12 @@ def siphash24(k,m):
 K=b'shoal-hrw-v1\0\0\0\0'
 ids=[bytes(16*i+j for j in range(16)) for i in range(5)]
 w=[(i+1)<<30 for i in range(5)]
-fk=bytes(0xf0+j for j in range(16))
+PLACEMENT_VERSION=2
+def uri_key(normal_uri): return hashlib.blake2b(normal_uri.encode('utf-8'),digest_size=16).digest()
+URI='s3://datasets/imagenet-full/train/n01440764/img 0001.JPEG'
+for u in (URI, 'file:///data/caf\u00e9/%3F.bin'):
+    print(repr(u), uri_key(u).hex())
+fk=uri_key(URI)
 print(hex(siphash24(K,ids[0]+fk+struct.pack('>Q',0))))
 for r in range(8):
     key=fk+struct.pack('>Q',r)

@@ -34,6 +34,7 @@ void swim_opts_default(swim_opts_t *opts)
     opts->data_ep = "";
     opts->page_size = 1u << 20;
     opts->range_pages = 4;
+    opts->placement = HRW_PLACEMENT_VERSION;
     opts->probe_interval_ms = 1000;
     opts->probe_timeout_ms = 500;
     opts->indirect_checks = 3;
@@ -348,6 +349,7 @@ void swim_msg_init(swim_t *swim, swim_msg_t *msg, uint32_t type)
     msg->from_addr = swim_str(swim->self->gossip_ep);
     msg->page_size = swim->opts.page_size;
     msg->range_pages = swim->opts.range_pages;
+    msg->placement = swim->opts.placement;
 }
 
 /* Retransmit limit: retransmit_mult x ceil(log10(N + 1)), as memberlist. */
@@ -723,19 +725,33 @@ static void s_apply_all(swim_t *swim, swim_msg_t *msg, bool from_sync, uint64_t 
     swim->n_stale = 0;
 }
 
-/* Cluster settings check of JOIN and SYNC. On a mismatch the sender gets a SYNC "refused"
- * carrying our settings, and is never added. */
-static int s_check_settings(swim_t *swim, const swim_msg_t *msg, const char *peer)
+/* The SHOAL_ECONFIG error for a peer whose cluster settings differ from ours, naming the first
+ * setting that differs and both values. The placement version comes first: a node of another
+ * placement computes other owners for every range, whatever its page size. */
+static int s_settings_error(swim_t *swim, const swim_msg_t *msg, const char *peer)
 {
-    if (msg->page_size == swim->opts.page_size && msg->range_pages == swim->opts.range_pages)
-        return 0;
-    if (msg->type != MSG_SYNC || msg->sync_kind == SWIM_SYNC_PUSH)
-        s_send_state(swim, peer, MSG_SYNC, SWIM_SYNC_REFUSED, false);
+    if (msg->placement != swim->opts.placement)
+        return shoal_fail(SHOAL_ECONFIG,
+                          "placement version %u here, %u at %s (ranges would be placed by "
+                          "different hashes: run one placement version in a cluster)",
+                          swim->opts.placement, msg->placement, peer);
     if (msg->page_size != swim->opts.page_size)
         return shoal_fail(SHOAL_ECONFIG, "page size %u here, %u at %s", swim->opts.page_size,
                           msg->page_size, peer);
     return shoal_fail(SHOAL_ECONFIG, "range pages %u here, %u at %s", swim->opts.range_pages,
                       msg->range_pages, peer);
+}
+
+/* Cluster settings check of JOIN and SYNC. On a mismatch the sender gets a SYNC "refused"
+ * carrying our settings, and is never added. */
+static int s_check_settings(swim_t *swim, const swim_msg_t *msg, const char *peer)
+{
+    if (msg->page_size == swim->opts.page_size && msg->range_pages == swim->opts.range_pages &&
+        msg->placement == swim->opts.placement)
+        return 0;
+    if (msg->type != MSG_SYNC || msg->sync_kind == SWIM_SYNC_PUSH)
+        s_send_state(swim, peer, MSG_SYNC, SWIM_SYNC_REFUSED, false);
+    return s_settings_error(swim, msg, peer);
 }
 
 /* The cluster refused us: stop for good and tell the owner why. */
@@ -810,11 +826,7 @@ int swim_receive(swim_t *swim, uint64_t now_ms, const char *from, const uint8_t 
         return s_send_state(swim, peer, MSG_SYNC, SWIM_SYNC_REPLY, false);
     case MSG_SYNC:
         if (msg.sync_kind == SWIM_SYNC_REFUSED) {
-            rc = msg.page_size != swim->opts.page_size
-                     ? shoal_fail(SHOAL_ECONFIG, "page size %u here, %u at %s",
-                                  swim->opts.page_size, msg.page_size, peer)
-                     : shoal_fail(SHOAL_ECONFIG, "range pages %u here, %u at %s",
-                                  swim->opts.range_pages, msg.range_pages, peer);
+            rc = s_settings_error(swim, &msg, peer);
             return swim->joined ? rc : s_refused(swim, rc);
         }
         if ((rc = s_check_settings(swim, &msg, peer)) != 0)

@@ -80,6 +80,7 @@ typedef struct swim_opts {
     uint64_t incarnation;    /* starting incarnation (persisted + 1 after a restart) */
     uint32_t page_size;      /* cluster setting: must match every member's */
     uint32_t range_pages;    /* cluster setting: must match every member's */
+    uint32_t placement;      /* cluster setting: placement version (hrw.h), default current */
 
     uint32_t probe_interval_ms;       /* one probe per interval (x LHM+1) */
     uint32_t probe_timeout_ms;        /* direct ack deadline before indirect probes (x LHM+1) */

@@ -95,7 +95,10 @@ int swim_msg_encode(msg_buf_t *buf, const swim_msg_t *msg, const swim_update_t *
         if (!s_update_ok(&updates[i]))
             return shoal_fail(SHOAL_EINVAL, "swim: record %zu has an overlong field", i);
 
-    mp_write_array(buf, 4 + body);
+    /* version 1 (or 0, unset) travels as no field: the exact form of builds before versions */
+    bool placement_field =
+        (msg->type == MSG_SYNC || msg->type == MSG_JOIN) && msg->placement > HRW_PLACEMENT_LEGACY;
+    mp_write_array(buf, 4 + body + (placement_field ? 1 : 0));
     mp_write_uint(buf, SWIM_PROTO_VERSION);
     mp_write_uint(buf, msg->type);
     s_write_id(buf, msg->from_id);
@@ -129,6 +132,8 @@ int swim_msg_encode(msg_buf_t *buf, const swim_msg_t *msg, const swim_update_t *
     mp_write_array(buf, (uint32_t)n);
     for (size_t i = 0; i < n; i++)
         s_write_update(buf, &updates[i]);
+    if (placement_field)
+        mp_write_uint(buf, msg->placement);
     return buf->err;
 }
 
@@ -217,8 +222,12 @@ int swim_msg_decode(swim_msg_t *msg, const uint8_t *bytes, size_t len)
         goto bad;
     msg->type = (uint32_t)type;
     field = "field count";
-    if (count != 4 + body)
+    /* SYNC and JOIN may end with the placement version; without it they come from a build
+     * before placement versions: version 1 */
+    bool placement_field = (type == MSG_SYNC || type == MSG_JOIN) && count == 5 + body;
+    if (count != 4 + body && !placement_field)
         goto bad;
+    msg->placement = HRW_PLACEMENT_LEGACY;
     field = "from_id";
     if (!s_read_id(&rd, msg->from_id))
         goto bad;
@@ -270,6 +279,9 @@ int swim_msg_decode(swim_msg_t *msg, const uint8_t *bytes, size_t len)
         if (!s_read_update(&rd, &update, &field))
             goto bad;
     }
+    field = "placement";
+    if (placement_field && (!s_read_u32(&rd, UINT32_MAX, &msg->placement) || msg->placement == 0))
+        goto bad;
     field = "trailing bytes";
     if (mp_reader_left(&rd) != 0)
         goto bad;

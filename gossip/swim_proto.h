@@ -16,8 +16,9 @@
  *   66 PING_REQ  seq uint, target_id bin16, target_addr str<=255, updates
  *   67 NACK      seq uint, updates
  *   68 SYNC      kind uint (0 push, 1 reply, 2 refused), page_size uint32, range_pages uint32,
- *                members
+ *                members [, placement uint32]
  *   69 JOIN      page_size uint32, range_pages uint32, members (the joiner's own record)
+ *                [, placement uint32]
  *   70 LEAVE     updates (the leaver's own record, state left)
  *   71 GOSSIP    updates
  *
@@ -27,7 +28,15 @@
  *
  * `suspecter` is the member whose failed probe started a suspicion (Lifeguard counts
  * independent suspecters as confirmations); nil for other states. A SYNC "refused" reply
- * carries the refuser's own page_size and range_pages and no members.
+ * carries the refuser's own page_size, range_pages and placement and no members.
+ *
+ * `placement` is the placement version (HRW_PLACEMENT_VERSION, gossip/hrw.h), a cluster setting
+ * like page_size: the last element of SYNC and JOIN, after the members. Builds before placement
+ * versions send no such element, so an absent one decodes as version 1 (HRW_PLACEMENT_LEGACY),
+ * and version 1 (or 0, unset) is encoded by leaving it out (the exact old wire form); a
+ * present 0 is malformed. Those older builds
+ * refuse the longer SYNC and JOIN as malformed (a wrong field count): a mixed cluster never
+ * forms, and the new side names both versions when it refuses.
  */
 #ifndef SHOAL_SWIM_PROTO_H
 #define SHOAL_SWIM_PROTO_H
@@ -37,6 +46,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "hrw.h"
 #include "mp.h"
 #include "proto.h"
 
@@ -88,6 +98,7 @@ typedef struct swim_msg {
     uint32_t sync_kind;     /* SYNC: enum swim_sync_kind */
     uint32_t page_size;     /* SYNC, JOIN: cluster setting */
     uint32_t range_pages;   /* SYNC, JOIN: cluster setting */
+    uint32_t placement;     /* SYNC, JOIN: placement version (decoded >= 1; <= 1 sent as none) */
     uint32_t n_updates;     /* decoded: number of records */
     mp_reader_t records;    /* decoded: over the records not yet read (internal) */
 } swim_msg_t;

@@ -71,13 +71,13 @@ void forward_destroy(forward_t **self_p)
     *self_p = NULL;
 }
 
-bool forward_owner(forward_t *self, uint32_t flags, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
-                   uint64_t range_index, char *endpoint, size_t cap)
+bool forward_owner(forward_t *self, uint32_t flags, const char *uri, uint64_t range_index,
+                   char *endpoint, size_t cap)
 {
     if (flags & (MSG_READ_FORWARDED | MSG_READ_NO_CACHE))
         return false;
     uint8_t key[HRW_RANGE_KEY_LEN];
-    hrw_range_key(file_key, range_index, key);
+    hrw_uri_range_key(uri, range_index, key);
     return membership_owner(self->deps.members, key, sizeof key, endpoint, cap) == 0;
 }
 

@@ -40,11 +40,14 @@ forward_t *forward_new(const forward_deps_t *deps);
  * before the ZeroMQ context is terminated), frees, sets *self_p to NULL. Safe on NULL. */
 void forward_destroy(forward_t **self_p);
 
-/* Whether range `range_index` of the file version `file_key` should be asked of another node
- * for a READ with `flags`: true (and the owner's data endpoint in `endpoint`, cap bytes) when
- * the flags allow forwarding and another live member owns the range in the current view. */
-bool forward_owner(forward_t *self, uint32_t flags, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
-                   uint64_t range_index, char *endpoint, size_t cap);
+/* Whether range `range_index` of the file `uri` (its normal form, as mount_check leaves it in
+ * the request: the client hashes the same string) should be asked of another node for a READ
+ * with `flags`: true (and the owner's data endpoint in `endpoint`, cap bytes) when the flags
+ * allow forwarding and another live member owns the range in the current view. The owner is
+ * chosen by the range key of placement version 2 (hrw_uri_range_key: no version goes in).
+ * Borrows uri. */
+bool forward_owner(forward_t *self, uint32_t flags, const char *uri, uint64_t range_index,
+                   char *endpoint, size_t cap);
 
 /* Reads the whole range `range_index` (clipped at `file_size`) of (uri, version) from the node
  * at `endpoint` with READ FORWARDED, waiting at most --forward-timeout. Returns 0 with a new

@@ -196,6 +196,7 @@ int membership_encode_reply(membership_t *self, uint64_t request_id, msg_buf_t *
     reply.body.view_reply.view_version = version;
     reply.body.view_reply.page_size = self->page_size;
     reply.body.view_reply.range_pages = self->range_pages;
+    reply.body.view_reply.placement = HRW_PLACEMENT_VERSION; /* the hash membership_owner uses */
     reply.body.view_reply.member_count = (uint32_t)count;
     reply.body.view_reply.members = wire;
     int rc = msg_encode(&reply, out);

@@ -537,8 +537,8 @@ void read_serve(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *reque
         stats_add(ctx->stats, STATS_PAGE_MISSES, in_range - hits);
         s_pending_t *fetched = &pending[pending_count];
         char owner[MSG_ENDPOINT_MAX + 1];
-        bool forward =
-            forward_owner(ctx->forward, read->flags, file_key, range_index, owner, sizeof owner);
+        bool forward = forward_owner(ctx->forward, read->flags, request->uri, range_index, owner,
+                                     sizeof owner);
         if (streamed) {
             s_stream_flush(&stream, true); /* what is ready leaves before the wait */
             stream.range_first = done;

@@ -771,6 +771,7 @@ static const s_field_t s_view_reply_fields[] = {
     F_U32(3, "range_pages", msg_view_reply_t, range_pages, REQ, 1, MSG_RANGE_PAGES_MAX, 0),
     F_MAPS(4, "members", msg_view_reply_t, members, member_count, REQ, MSG_MEMBERS_MAX,
            msg_member_t, s_member_fields),
+    F_U32(5, "placement", msg_view_reply_t, placement, OPT, 1, UINT32_MAX, 1),
 };
 
 static const s_field_t s_stat_request_fields[] = {

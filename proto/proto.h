@@ -72,6 +72,10 @@ extern "C" {
  *                          5 state uint req (0 alive, 1 suspect, 2 dead, 3 left)
  *                          6 incarnation uint [0]   7 weight uint [0] (capacity bytes)
  *                          8 last_heard_ms uint [0] (ms since the sender last heard from it)
+ *                        5 placement uint [1] (>= 1: the cluster's placement version,
+ *                          HRW_PLACEMENT_VERSION in gossip/hrw.h; builds before placement
+ *                          versions send none, hence 1; a client of another version refuses
+ *                          the view rather than route by another hash)
  *     4   STAT_REQ       1 uri str req (<= 4096)
  *     5   STAT_REP       1 size uint req   2 mtime int [0] (s since epoch)
  *                        3 version str [""] (<= 255)   4 is_dir bool [false]
@@ -271,6 +275,7 @@ typedef struct msg_view_reply {
     uint32_t range_pages;        /* pages per placement range */
     uint32_t member_count;       /* entries in members */
     const msg_member_t *members; /* member_count members */
+    uint32_t placement;          /* placement version (>= 1; absent on the wire = 1) */
 } msg_view_reply_t;
 
 typedef struct msg_stat_request {

@@ -23,6 +23,7 @@
 #include <zmq.h>
 
 #include "client.h"
+#include "hrw.h"
 #include "range.h"
 #include "session.h"
 #include "testproc.h"
@@ -121,6 +122,7 @@ typedef struct fake_node {
     atomic_bool changed;           /* serve data_v2 as version "v2" */
     uint64_t page_size;            /* view page size */
     uint32_t range_pages;          /* view range pages */
+    uint32_t placement;            /* view placement version */
     _Atomic uint64_t view_version; /* sent in every header */
     int slow_ms;                   /* FAKE_SLOW_READS delay */
     atomic_bool closed;            /* FAKE_CLOSE_ON_READ closed the ROUTER (router is NULL) */
@@ -221,6 +223,7 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
         reply.body.view_reply = (msg_view_reply_t){.view_version = vv,
                                                    .page_size = fake->page_size,
                                                    .range_pages = fake->range_pages,
+                                                   .placement = fake->placement,
                                                    .member_count = fake->other_endpoint[0] ? 2 : 1,
                                                    .members = members};
         cr_assert_eq(msg_encode(&reply, &out), 0);
@@ -361,6 +364,7 @@ static void s_fake_start(fake_node_t *fake, const char *uri, const void *data, s
     snprintf(fake->version, sizeof fake->version, "%s", version);
     fake->page_size = 4096;
     fake->range_pages = 2;
+    fake->placement = HRW_PLACEMENT_VERSION;
     atomic_init(&fake->view_version, 1);
     atomic_init(&fake->stop, false);
     cr_assert_eq(pthread_create(&fake->thread, NULL, s_fake_thread, fake), 0);
@@ -512,6 +516,34 @@ Test(client_fake, streamed_replies_are_put_together)
     cr_assert_gt(s_counter(client, "partial_replies"), 0);
     cr_assert_eq(s_counter(client, "bad_replies"), 0);
     free(buf);
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
+
+/* A node of another placement version (here 1: the VIEW reply of a build before placement
+ * versions, which has no placement key) is refused with both versions named, and nothing is
+ * routed by its view: no STAT, no READ reaches it. */
+Test(client_fake, view_of_another_placement_version_is_refused)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 9);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/p", data, FILE_SIZE, "v1");
+    fake.placement = HRW_PLACEMENT_LEGACY; /* set before any VIEW request reaches the thread */
+    shoal_client_options_t options = {
+        .seeds = s_seed(&fake), .timeout_ms = 2000, .no_ufs_fallback = true};
+    shoal_client_t *client = shoal_client_new(&options);
+    cr_assert_not_null(client, "%s", shoal_last_error());
+    shoal_stat_t stat;
+    int rc = shoal_stat(client, "file:///fake/p", &stat);
+    cr_assert_lt(rc, 0);
+    cr_assert(strstr(shoal_last_error(), "placement version 1"), "%d %s", rc, shoal_last_error());
+    cr_assert(strstr(shoal_last_error(), "placement version 2"), "%s", shoal_last_error());
+    uint8_t buf[100];
+    cr_assert_lt(shoal_pread(client, "file:///fake/p", buf, sizeof buf, 0), 0);
+    cr_assert(strstr(shoal_last_error(), "placement version 1"), "%s", shoal_last_error());
+    cr_assert_eq(atomic_load(&fake.stats), 0, "a STAT was routed by a refused view");
+    cr_assert_eq(atomic_load(&fake.reads), 0, "a READ was routed by a refused view");
     shoal_client_destroy(&client);
     s_fake_stop(&fake);
     free(data);

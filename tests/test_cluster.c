@@ -321,7 +321,8 @@ static void s_version(int at, int i, char *version, size_t size)
     msg_fini(&reply);
 }
 
-/* The HRW owner (index into s_nodes) of range `range_index` of file i, from node 0's view. */
+/* The HRW owner (index into s_nodes) of range `range_index` of file i, from node 0's view, by
+ * placement version 2 (the uri key of the normal uri; `version` no longer matters). */
 static int s_owner(int i, const char *version, uint64_t range_index, int *second)
 {
     msg_t request, reply;
@@ -340,14 +341,14 @@ static int s_owner(int i, const char *version, uint64_t range_index, int *second
             if (strcmp(view->members[m].data_endpoint, s_nodes[n].endpoint) == 0)
                 node_of[m] = n;
     }
-    uint8_t file_key[16];
-    crypto_generichash_state state;
-    crypto_generichash_init(&state, NULL, 0, 16);
-    crypto_generichash_update(&state, (const unsigned char *)s_uris[i], strlen(s_uris[i]) + 1);
-    crypto_generichash_update(&state, (const unsigned char *)version, strlen(version));
-    crypto_generichash_final(&state, file_key, 16);
-    uint8_t key[HRW_RANGE_KEY_LEN];
-    hrw_range_key(file_key, range_index, key);
+    (void)version; /* placement version 2: the version no longer places a range */
+    uint8_t uri_key[HRW_URI_KEY_LEN];
+    crypto_generichash(uri_key, sizeof uri_key, (const unsigned char *)s_uris[i], strlen(s_uris[i]),
+                       NULL, 0); /* BLAKE2b-128 of the (already normal) uri, as hrw_uri_key */
+    uint8_t key[HRW_RANGE_KEY_LEN], expect[HRW_RANGE_KEY_LEN];
+    hrw_range_key(uri_key, range_index, key);
+    hrw_uri_range_key(s_uris[i], range_index, expect);
+    cr_assert_eq(memcmp(key, expect, sizeof key), 0);
     size_t owners[2];
     cr_assert_eq(hrw_owners(hrw, view->member_count, key, sizeof key, 2, owners), 2);
     int owner = node_of[owners[0]];

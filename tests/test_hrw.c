@@ -58,10 +58,10 @@ Test(hrw, shares_follow_weights_and_churn_moves_little)
     uint64_t seed = 7;
     size_t moved_join = 0, moved_leave = 0;
     for (size_t k = 0; k < N_KEYS; k++) {
-        uint8_t file_key[16], key[HRW_RANGE_KEY_LEN];
+        uint8_t uri_key[HRW_URI_KEY_LEN], key[HRW_RANGE_KEY_LEN];
         if (k % 64 == 0)
-            s_fill(file_key, 16, &seed);
-        hrw_range_key(file_key, k % 64, key);
+            s_fill(uri_key, HRW_URI_KEY_LEN, &seed);
+        hrw_range_key(uri_key, k % 64, key);
         /* Score once, derive the owner before, after a join and after a leave. */
         size_t best = SIZE_MAX, second = SIZE_MAX;
         double best_s = -1, second_s = -1;
@@ -167,11 +167,42 @@ Test(hrw, ties_broken_by_smaller_id)
 }
 
 /*
- * Known answers. Inputs: member i (0..4) has id bytes 16*i .. 16*i+15 (id[j] = 16*i + j) and
- * weight (i + 1) GiB; file key bytes 0xf0..0xff; range index r gives key
- * file_key || be64(r). gossip/hrw_ref.py (pure Python) prints the same. The vectors pin hrw_hash,
- * hrw_score's u mapping and the ordering.
+ * Known answers (placement version 2). Inputs: member i (0..4) has id bytes 16*i .. 16*i+15
+ * (id[j] = 16*i + j) and weight (i + 1) GiB; the uri key is BLAKE2b-128 of the normalised uri
+ * URI below, and range index r gives key uri_key || be64(r). gossip/hrw_ref.py (pure Python)
+ * prints the same. The vectors pin hrw_uri_key, hrw_hash, hrw_score's u mapping and the
+ * ordering; they changed on purpose with the placement version (version 1 hashed the file key).
  */
+#define KAT_URI "s3://datasets/imagenet-full/train/n01440764/img 0001.JPEG"
+
+static void s_hex(const uint8_t *bytes, size_t len, char *out)
+{
+    for (size_t i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+}
+
+Test(hrw, uri_key_known_answers)
+{
+    uint8_t uri_key[HRW_URI_KEY_LEN];
+    char hex[2 * HRW_URI_KEY_LEN + 1];
+    hrw_uri_key(KAT_URI, uri_key);
+    s_hex(uri_key, sizeof uri_key, hex);
+    cr_assert_str_eq(hex, "b31d9e112c8583129c78b39ee72e6b42");
+    hrw_uri_key("file:///data/caf\xc3\xa9/%3F.bin", uri_key); /* non-ASCII, a kept escape */
+    s_hex(uri_key, sizeof uri_key, hex);
+    cr_assert_str_eq(hex, "6ea820433b1c894e912343fe3f39d12f");
+    /* hrw_uri_range_key is the uri key followed by the big-endian range index */
+    uint8_t key[HRW_RANGE_KEY_LEN], expect[HRW_RANGE_KEY_LEN];
+    hrw_uri_key(KAT_URI, uri_key);
+    hrw_range_key(uri_key, 0x0102030405060708ULL, expect);
+    hrw_uri_range_key(KAT_URI, 0x0102030405060708ULL, key);
+    cr_assert_arr_eq(key, expect, sizeof key);
+    cr_assert_arr_eq(key, uri_key, HRW_URI_KEY_LEN);
+    cr_assert_eq(key[16], 1);
+    cr_assert_eq(key[23], 8);
+    cr_assert_eq(HRW_PLACEMENT_VERSION, 2);
+}
+
 Test(hrw, known_answer_vectors)
 {
     hrw_member_t members[5];
@@ -181,37 +212,36 @@ Test(hrw, known_answer_vectors)
         members[i].weight = (uint64_t)(i + 1) << 30;
         members[i].live = true;
     }
-    uint8_t file_key[16];
-    for (int j = 0; j < 16; j++)
-        file_key[j] = (uint8_t)(0xf0 + j);
+    uint8_t uri_key[HRW_URI_KEY_LEN];
+    hrw_uri_key(KAT_URI, uri_key);
     uint8_t key[HRW_RANGE_KEY_LEN];
-    hrw_range_key(file_key, 0, key);
+    hrw_range_key(uri_key, 0, key);
     cr_assert_eq(key[16], 0);
-    hrw_range_key(file_key, 0x0102030405060708ULL, key);
+    hrw_range_key(uri_key, 0x0102030405060708ULL, key);
     cr_assert_eq(key[16], 1);
     cr_assert_eq(key[23], 8);
 
-    hrw_range_key(file_key, 0, key);
+    hrw_uri_range_key(KAT_URI, 0, key);
     uint64_t h = hrw_hash(members[0].id, key, sizeof key);
     if (getenv("HRW_PRINT_VECTORS")) {
         printf("hash(m0, r0) = 0x%016llx\n", (unsigned long long)h);
         for (uint64_t r = 0; r < 8; r++) {
             size_t owners[3];
-            hrw_range_key(file_key, r, key);
+            hrw_uri_range_key(KAT_URI, r, key);
             hrw_owners(members, 5, key, sizeof key, 3, owners);
             printf("range %llu: %zu %zu %zu  score0 %.17g\n", (unsigned long long)r, owners[0],
                    owners[1], owners[2], hrw_score(members[0].id, members[0].weight, key, 24));
         }
     }
-    cr_assert_eq(h, 0x9275b758957d5caaULL);
-    static const size_t expected[8][3] = {{4, 3, 2}, {1, 4, 2}, {3, 1, 2}, {4, 0, 2},
-                                          {3, 2, 4}, {3, 2, 4}, {2, 4, 3}, {4, 3, 2}};
-    hrw_range_key(file_key, 0, key);
+    cr_assert_eq(h, 0x736ada7dbd2b2769ULL);
+    static const size_t expected[8][3] = {{2, 3, 1}, {1, 2, 3}, {1, 4, 0}, {4, 2, 3},
+                                          {0, 1, 4}, {4, 2, 0}, {4, 1, 2}, {3, 2, 4}};
+    hrw_uri_range_key(KAT_URI, 0, key);
     cr_assert_float_eq(hrw_score(members[0].id, members[0].weight, key, sizeof key),
-                       1922799664.9162383, 1e-3);
+                       1347868058.1715722, 1e-3);
     for (uint64_t r = 0; r < 8; r++) {
         size_t owners[3];
-        hrw_range_key(file_key, r, key);
+        hrw_uri_range_key(KAT_URI, r, key);
         cr_assert_eq(hrw_owners(members, 5, key, sizeof key, 3, owners), 3);
         for (int i = 0; i < 3; i++)
             cr_assert_eq(owners[i], expected[r][i], "range %llu owner %d", (unsigned long long)r,

@@ -173,9 +173,12 @@ Test(proto, view_reply)
 {
     msg_t m;
     msg_init(&m, MSG_VIEW_REP, 1, 42);
-    m.body.view_reply =
-        (msg_view_reply_t){.view_version = 42, .page_size = 1 << 20, .range_pages = 4};
+    m.body.view_reply = (msg_view_reply_t){
+        .view_version = 42, .page_size = 1 << 20, .range_pages = 4, .placement = 2};
     s_roundtrip(&m); /* no members */
+    m.body.view_reply.placement = UINT32_MAX;
+    s_roundtrip(&m);
+    m.body.view_reply.placement = 1;
 
     char *name = s_string(MSG_NAME_MAX, 'n');
     char *endpoint = s_string(MSG_ENDPOINT_MAX, 'e');
@@ -223,6 +226,33 @@ Test(proto, view_reply)
     free(members);
     free(name);
     free(endpoint);
+}
+
+/* A VIEW reply from a build before placement versions has no key 5: it decodes as placement
+ * version 1, which a client of version 2 refuses (client_view); 0 is no version. */
+Test(proto, view_reply_without_placement_is_version_1)
+{
+    msg_buf_t buf;
+    msg_buf_init(&buf);
+    msg_header_t h = {.type = MSG_VIEW_REP, .request_id = 7};
+    msg_header_encode(&h, &buf);
+    mp_write_map(&buf, 4);
+    mp_write_uint(&buf, 1), mp_write_uint(&buf, 3);
+    mp_write_uint(&buf, 2), mp_write_uint(&buf, 4096);
+    mp_write_uint(&buf, 3), mp_write_uint(&buf, 4);
+    mp_write_uint(&buf, 4), mp_write_array(&buf, 0);
+    msg_t back;
+    cr_assert_eq(msg_decode(buf.data, buf.len, &back), 0, "%s", shoal_last_error());
+    cr_assert_eq(back.body.view_reply.placement, 1);
+    cr_assert_eq(back.body.view_reply.range_pages, 4);
+    msg_fini(&back);
+
+    msg_t m;
+    msg_init(&m, MSG_VIEW_REP, 1, 42);
+    m.body.view_reply = (msg_view_reply_t){.view_version = 1, .page_size = 4096, .range_pages = 4};
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL); /* placement 0 */
+    cr_assert(strstr(shoal_last_error(), "placement"), "%s", shoal_last_error());
+    msg_buf_fini(&buf);
 }
 
 Test(proto, stat_list_load_evict)
@@ -491,6 +521,7 @@ static const tfield_t t_view_rep[] = {
     {2, 'u', true, MSG_PAGE_SIZE_MAX, 4096, NULL, 1},
     {3, 'u', true, MSG_RANGE_PAGES_MAX, 4, NULL, 1},
     {4, 'm', true, MSG_MEMBERS_MAX, 0, &t_member_spec, 0},
+    {5, 'u', false, UINT32_MAX, 2, NULL, 1},
 };
 static const tfield_t t_stat_req[] = {{1, 's', true, MSG_URI_MAX, 0, NULL, 0}};
 static const tfield_t t_stat_rep[] = {{1, 'u', true, UINT64_MAX, 9, NULL, 0},

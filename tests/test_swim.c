@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "shoal_err.h"
+#include "hrw.h"
 #include "swim.h"
 #include "swim_fake.h"
 
@@ -403,6 +404,44 @@ Test(swim, page_size_mismatch_is_refused)
     cr_assert_eq(swim_status(swim_fake_swim(net, 2)), SHOAL_ECONFIG);
     cr_assert_str_eq(g_log.error, "range pages 8 here, 4 at sim:0");
     cr_assert_eq(swim_member_count(swim_fake_swim(net, 0)), 1);
+    swim_fake_net_destroy(&net);
+}
+
+/* The placement version is a cluster setting too, checked before the page size. A node of
+ * placement 1 speaks the exact wire form of builds before placement versions (no field), so
+ * this is also what such a node meets; and a joiner meeting a seed of version 1 is refused with
+ * both versions named (the exit with status 2 at join of shoald). */
+Test(swim, placement_version_mismatch_is_refused_both_ways)
+{
+    swim_fake_net_t *net = s_net();
+    swim_opts_t a = s_opts(0), b = s_opts(1);
+    cr_assert_eq(a.placement, HRW_PLACEMENT_VERSION);
+    b.placement = HRW_PLACEMENT_LEGACY;
+    b.page_size = 65536; /* the placement is named first */
+    cr_assert_eq(swim_fake_add(net, &a), 0);
+    cr_assert_eq(swim_fake_add(net, &b), 1);
+    const char *seeds[] = {"sim:0"};
+    swim_join(swim_fake_swim(net, 1), seeds, 1, swim_fake_now(net));
+    swim_fake_run(net, 5000);
+    cr_assert_eq(swim_status(swim_fake_swim(net, 1)), SHOAL_ECONFIG);
+    cr_assert_eq(g_log.error_code, SHOAL_ECONFIG);
+    cr_assert(strstr(g_log.error, "placement version 1 here, 2 at sim:0"), "%s", g_log.error);
+    cr_assert_eq(swim_member_count(swim_fake_swim(net, 0)), 1, "the refused node was added");
+    cr_assert_eq(swim_member_count(swim_fake_swim(net, 1)), 1);
+
+    /* a current joiner and a seed of version 1 (same page and range sizes) */
+    swim_opts_t c = s_opts(2), d = s_opts(3);
+    c.placement = HRW_PLACEMENT_LEGACY;
+    cr_assert_eq(swim_fake_add(net, &c), 2);
+    cr_assert_eq(swim_fake_add(net, &d), 3);
+    const char *old_seed[] = {"sim:2"};
+    swim_join(swim_fake_swim(net, 3), old_seed, 1, swim_fake_now(net));
+    swim_fake_run(net, 5000);
+    cr_assert_eq(swim_status(swim_fake_swim(net, 3)), SHOAL_ECONFIG);
+    cr_assert(strstr(g_log.error, "placement version 2 here, 1 at sim:2"), "%s", g_log.error);
+    cr_assert_eq(swim_member_count(swim_fake_swim(net, 2)), 1);
+    cr_assert_eq(swim_status(swim_fake_swim(net, 0)), 0);
+    cr_assert_eq(swim_status(swim_fake_swim(net, 2)), 0);
     swim_fake_net_destroy(&net);
 }
 

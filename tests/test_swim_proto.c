@@ -699,3 +699,77 @@ Test(swim_proto, msgpack_c_reads_our_encoding)
     msgpack_unpacked_destroy(&u);
     msg_buf_fini(&buf);
 }
+
+/* ---- the placement version: the last element of SYNC and JOIN, absent meaning 1 ---- */
+
+/* Placement 2 adds one trailing uint to the legacy form (array count + 1), and decodes back; the
+ * legacy form (no element) decodes as placement 1; other types never carry it. */
+Test(swim_proto, placement_version_travels_in_sync_and_join)
+{
+    static const uint32_t types[] = {MSG_SYNC, MSG_JOIN};
+    msg_buf_t legacy = {0}, current = {0};
+    for (size_t t = 0; t < 2; t++) {
+        swim_msg_t m;
+        memset(&m, 0, sizeof m);
+        m.type = types[t];
+        m.from_id[0] = 7;
+        m.from_addr = (swim_str_t){"tcp://10.0.0.2:7947", 19};
+        m.sync_kind = SWIM_SYNC_REFUSED;
+        m.page_size = 4096;
+        m.range_pages = 4;
+        swim_update_t u = s_update(1);
+        m.placement = HRW_PLACEMENT_LEGACY;
+        cr_assert_eq(swim_msg_encode(&legacy, &m, &u, 1), 0);
+        m.placement = HRW_PLACEMENT_VERSION;
+        cr_assert_eq(swim_msg_encode(&current, &m, &u, 1), 0);
+        cr_assert_eq(current.len, legacy.len + 1);
+        cr_assert_eq(current.data[0], legacy.data[0] + 1, "fixarray count + 1");
+        cr_assert_eq(memcmp(current.data + 1, legacy.data + 1, legacy.len - 1), 0);
+        cr_assert_eq(current.data[current.len - 1], HRW_PLACEMENT_VERSION);
+
+        swim_msg_t back;
+        cr_assert_eq(swim_msg_decode(&back, current.data, current.len), 0, "%s",
+                     shoal_last_error());
+        cr_assert_eq(back.placement, HRW_PLACEMENT_VERSION);
+        cr_assert_eq(back.page_size, 4096);
+        cr_assert_eq(back.range_pages, 4);
+        swim_update_t got;
+        cr_assert_eq(swim_msg_next_update(&back, &got), 1);
+        cr_assert_eq(got.id[0], 1);
+        cr_assert_eq(swim_msg_next_update(&back, &got), 0);
+        cr_assert_eq(swim_msg_decode(&back, legacy.data, legacy.len), 0);
+        cr_assert_eq(back.placement, HRW_PLACEMENT_LEGACY);
+
+        /* a present 0, a non-uint, a value over 32 bits and a second extra element: refused */
+        const uint8_t bad_tails[][9] = {{0x00}, {0xc0}, {0xcf, 1, 0, 0, 0, 0, 0, 0, 0}};
+        const size_t bad_lens[] = {1, 1, 9};
+        for (size_t b = 0; b < 3; b++) {
+            uint8_t *copy = malloc(legacy.len + bad_lens[b]);
+            memcpy(copy, legacy.data, legacy.len);
+            copy[0]++;
+            memcpy(copy + legacy.len, bad_tails[b], bad_lens[b]);
+            cr_assert_eq(swim_msg_decode(&back, copy, legacy.len + bad_lens[b]), SHOAL_EPROTO,
+                         "bad placement %zu accepted", b);
+            cr_assert(strstr(shoal_last_error(), "placement"), "%s", shoal_last_error());
+            free(copy);
+        }
+        uint8_t *two = malloc(current.len + 1);
+        memcpy(two, current.data, current.len);
+        two[0]++;
+        two[current.len] = 2;
+        cr_assert_eq(swim_msg_decode(&back, two, current.len + 1), SHOAL_EPROTO);
+        free(two);
+    }
+    /* a PING with a placement set is sent without it */
+    swim_msg_t ping;
+    memset(&ping, 0, sizeof ping);
+    ping.type = MSG_PING;
+    ping.placement = HRW_PLACEMENT_VERSION;
+    cr_assert_eq(swim_msg_encode(&current, &ping, NULL, 0), 0);
+    ping.placement = 0;
+    cr_assert_eq(swim_msg_encode(&legacy, &ping, NULL, 0), 0);
+    cr_assert_eq(current.len, legacy.len);
+    cr_assert_eq(memcmp(current.data, legacy.data, legacy.len), 0);
+    msg_buf_fini(&legacy);
+    msg_buf_fini(&current);
+}

@@ -153,7 +153,7 @@ int main(int argc, char **argv)
         {{0xff}, "", "tcp://10.0.0.2:7070", "", MSG_MEMBER_SUSPECT, 0, 0, 5000},
     };
     msg_init(&m, MSG_VIEW_REP, 1, 9);
-    m.body.view_reply = (msg_view_reply_t){9, 1 << 20, 4, 2, members};
+    m.body.view_reply = (msg_view_reply_t){9, 1 << 20, 4, 2, members, 2};
     s_emit(dir, &m, "view_rep");
     msg_init(&m, MSG_STAT_REQ, 1, 2);
     m.body.stat_request.uri = "s3://bucket/train/0001.tar";
