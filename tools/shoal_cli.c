@@ -759,9 +759,10 @@ static int s_warm_read_list(const char *path, warm_t *warm)
         number++;
         char *start = line;
         char *end = line + got;
-        while (start < end && strchr(" \t", *start))
+        while (start < end && (*start == ' ' || *start == '\t'))
             start++;
-        while (end > start && strchr(" \t\r\n", end[-1]))
+        while (end > start &&
+               (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
             end--;
         *end = '\0';
         if (start == end || *start == '#')
