@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # test_cli.sh - the `shoal` command against a real shoald on a free loopback port, over a
 # file:// mount of a temp dir: members, stats (table and JSON), ls, stat, cat (whole, ranged,
-# binary safe), warmup (success, and a missing file listed as failed with exit 1), evict,
-# keygen, and bad usage exiting 2. Always stops the node and removes the temp dir.
+# binary safe), warmup (a prefix, a file, a missing file listed as failed with exit 1; the files
+# of a list, from a file and from stdin, with a missing file and a bad line among them, the
+# others read back as page hits with no UFS read), evict, keygen, and bad usage (--jobs 0
+# among it) exiting 2. Always stops the node and removes the temp dir.
 set -uo pipefail
 build="${SHOAL_BUILD_DIR:?SHOAL_BUILD_DIR must point at the build directory}"
 shoal="$build/tools/shoal"
@@ -114,6 +116,51 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["nodes"][0
 expect 0 "$shoal" evict "$root/"
 contains "$dir/out" "evicted"
 
+# warmup of the files a list names (a file, then stdin), a missing one and a bad line among
+# them: both reported (the missing one as "not found", the bad line by its number), exit 1,
+# and the others cached: reading them back is all page hits and no UFS read.
+mkdir -p "$dir/data/list"
+for i in 1 2 3; do head -c $((70000 * i)) /dev/urandom >"$dir/data/list/f$i"; done
+# counter NAME: the node's counter NAME from `shoal stats --json`
+counter() {
+    "$shoal" stats --json |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["counters"][sys.argv[1]])' "$1"
+}
+# read_back WHAT: cat every listed file, compare, and check that it took no UFS read
+read_back() {
+    local hits reads
+    hits=$(counter page_hits)
+    reads=$(counter ufs_reads)
+    for i in 1 2 3; do
+        "$shoal" cat "$root/list/f$i" | cmp -s - "$dir/data/list/f$i" || fail "$1: f$i read back differs"
+    done
+    [ "$(counter ufs_reads)" = "$reads" ] || fail "$1: reading the warmed files back read the UFS"
+    [ "$(counter page_hits)" -gt "$hits" ] || fail "$1: reading the warmed files back had no page hits"
+}
+printf '%s\n' "# files to warm" "" "$root/list/f1" "  $root/list/f2" "$root/list/missing" \
+    "not a uri" "$root/list/f3" >"$dir/list.txt"
+expect 1 "$shoal" warmup --from "$dir/list.txt" --jobs 3
+contains "$dir/out" "warmup: 5 files"
+contains "$dir/out" "2 failed"
+contains "$dir/out" "$root/list/missing: not found"
+contains "$dir/out" "$dir/list.txt:6: not a URI"
+grep -qF "$root/list/f1:" "$dir/out" && fail "warmup --from: f1 listed as failed"
+read_back "warmup --from FILE"
+expect 0 "$shoal" evict "$root/list/"
+expect 1 "$shoal" warmup - <"$dir/list.txt"
+contains "$dir/out" "warmup: 5 files"
+contains "$dir/out" "$root/list/missing: not found"
+contains "$dir/out" "stdin:6: not a URI"
+read_back "warmup -"
+expect 0 "$shoal" evict "$root/list/"
+grep -v -e missing -e 'not a uri' "$dir/list.txt" >"$dir/good.txt"
+expect 0 "$shoal" warmup --from - -j 1 <"$dir/good.txt"
+contains "$dir/out" "warmup: 3 files"
+contains "$dir/out" "0 failed"
+read_back "warmup --from -"
+expect 1 "$shoal" warmup --from "$dir/no-such-list"
+contains "$dir/err" "cannot read the list"
+
 expect 0 "$shoal" keygen -o "$dir/key"
 [ "$(stat -c %a "$dir/key")" = "600" ] || fail "key file mode is not 0600"
 [ "$(tr -d '\n' <"$dir/key" | wc -c)" = "64" ] || fail "key is not 64 hex digits"
@@ -132,6 +179,13 @@ expect 2 "$shoal" cat "$root/big.bin" --offset 12Q
 contains "$dir/err" "'12Q' is not a size"
 expect 2 "$shoal" ls
 expect 2 "$shoal" warmup "$root/" --parallel 0
+expect 2 "$shoal" warmup "$root/" --jobs 0
+contains "$dir/err" "--jobs '0' is not a count from 1 to 1024"
+expect 2 "$shoal" warmup "$root/" --jobs lots
+contains "$dir/err" "--jobs 'lots' is not a count"
+expect 2 "$shoal" warmup "$root/" -j 2000
+expect 2 "$shoal" warmup --from "$dir/list.txt" "$root/"
+contains "$dir/err" "--from takes the place of a URI"
 expect 2 "$shoal" --timeout abc members
 contains "$dir/err" "is not a time"
 expect 2 "$shoal" --timeout 2h members

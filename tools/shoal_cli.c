@@ -43,9 +43,10 @@ static const char s_usage[] =
     "  stat URI                    size, mtime, version of a file\n"
     "  cat URI [--offset SIZE] [--length SIZE]\n"
     "                              write a file (or a part) to stdout through the cache\n"
-    "  warmup URI [--parallel N] [--replicas N]\n"
-    "                              load a file, or every file below a prefix, into the cache\n"
-    "                              (N files at once, default 4; replicas per range, default 1);\n"
+    "  warmup URI|--from FILE|- [--jobs N] [--replicas N]\n"
+    "                              load a file, every file below a prefix, or the files a list\n"
+    "                              names (FILE or stdin, one URI a line) into the cache (N\n"
+    "                              files at once, default 32; replicas per range, default 1);\n"
     "                              lists the files that failed and exits 1 if any did\n"
     "  evict URI                   drop the cached pages of a file or of every file below a\n"
     "                              prefix, on every node\n"
@@ -533,37 +534,96 @@ static int s_cat(const cli_t *cli, int argc, char **argv)
 
 /* ---- warmup ---- */
 
+/* Files in flight by default. Each worker has one file in flight (a STAT, then its LOADs, at
+ * the file's owners), so this is the warm-up's concurrency at the origin: at 20 ms a request,
+ * 32 keep about 1,600 requests/s going, which fills the UFS fetchers of two default nodes
+ * (--fetch-threads 16) and, on one node, keeps every fetcher busy with the next file queued
+ * behind it; it stays far below what an object store serves one client (S3: 5,500 GETs/s per
+ * prefix) and what a keep-alive HTTP server takes without queueing. More helps larger
+ * clusters: --jobs. */
+#define WARM_JOBS_DEFAULT 32
+#define WARM_JOBS_MAX     1024
+#define WARM_SIZE_UNKNOWN UINT64_MAX /* a listed file's size is learnt by its worker's stat */
+
 typedef struct warm_flags {
-    uint64_t parallel; /* --parallel */
-    uint64_t replicas; /* --replicas */
-    const char *bad;   /* a value that did not parse */
+    uint64_t jobs;            /* --jobs (or --parallel, its older name) */
+    uint64_t replicas;        /* --replicas */
+    const char *from;         /* --from FILE ("-": stdin), or NULL */
+    const char *bad_jobs;     /* a --jobs value that did not parse, or NULL */
+    const char *bad_replicas; /* a --replicas value that did not parse, or NULL */
 } warm_flags_t;
 
 static int s_on_warm(int option, const char *arg, void *state)
 {
     warm_flags_t *flags = state;
-    if ((option == 'p' &&
-         (!s_parse_u64(arg, &flags->parallel) || flags->parallel == 0 || flags->parallel > 1024)) ||
-        (option == 'r' &&
-         (!s_parse_u64(arg, &flags->replicas) || flags->replicas == 0 || flags->replicas > 16)))
-        flags->bad = arg;
+    if (option == 'j' &&
+        (!s_parse_u64(arg, &flags->jobs) || flags->jobs == 0 || flags->jobs > WARM_JOBS_MAX))
+        flags->bad_jobs = arg;
+    if (option == 'r' &&
+        (!s_parse_u64(arg, &flags->replicas) || flags->replicas == 0 || flags->replicas > 16))
+        flags->bad_replicas = arg;
+    if (option == 'f')
+        flags->from = arg;
     return -1;
 }
 
-/* The shared state of a warmup: workers take files by index. */
+/* One file to warm. */
+typedef struct warm_file {
+    char *uri;     /* as listed or as written in the list; owned */
+    uint64_t size; /* from the listing, or WARM_SIZE_UNKNOWN until its worker stats it */
+    int result;    /* 0 or a negative code, set by the worker (or at parse for a bad line) */
+    char *error;   /* detail of a failure, or NULL; owned */
+    bool bad_line; /* never loaded: its line in the list is not a URI (error says which) */
+} warm_file_t;
+
+/* The shared state of a warmup: workers take files by index, each writing only its own
+ * files' result, error and size; the counters are the only fields written by several. */
 typedef struct warm {
-    shoal_client_t *client; /* shared by the workers */
+    shoal_client_t *client; /* shared by the workers (libshoal is thread safe) */
     int replicas;           /* per range */
     size_t count;           /* files */
-    char **uris;            /* count files */
-    uint64_t *sizes;        /* their sizes (from the listing) */
-    int *results;           /* per file: 0 or a negative code */
-    char **errors;          /* per file: detail of a failure, or NULL */
+    warm_file_t *files;     /* count files; owned */
+    bool sizes_known;       /* every size came from a listing (the progress bar shows bytes) */
+    uint64_t total_bytes;   /* bytes of all files when sizes_known */
     _Atomic size_t next;    /* next file to take */
     _Atomic size_t done;    /* files finished */
     _Atomic uint64_t bytes; /* bytes of finished files */
-    uint64_t total_bytes;   /* bytes of all files */
 } warm_t;
+
+/* Records a failure of `file`: the code and "strerror: detail" (detail from the last error
+ * of this thread, or `detail` when not NULL). */
+static void s_warm_fail(warm_file_t *file, int rc, const char *detail)
+{
+    if (!detail)
+        detail = shoal_last_error();
+    const char *text = shoal_strerror(rc);
+    size_t len = strlen(text) + strlen(detail) + 4;
+    file->result = rc;
+    file->error = malloc(len);
+    if (file->error)
+        snprintf(file->error, len, "%s%s%s", text, detail[0] ? ": " : "", detail);
+}
+
+/* Warms one file: a stat first when its size is not known (a list gives only names; the
+ * stat lands in the client's stat cache, so shoal_load does not ask again), then the LOADs
+ * of all its ranges, in flight together at their owners. */
+static void s_warm_one(warm_t *warm, warm_file_t *file)
+{
+    if (file->size == WARM_SIZE_UNKNOWN) {
+        shoal_stat_t stat;
+        int rc = shoal_stat(warm->client, file->uri, &stat);
+        if (rc == 0 && stat.is_dir)
+            rc = SHOAL_EISDIR;
+        if (rc != 0) {
+            s_warm_fail(file, rc, rc == SHOAL_EISDIR ? "a directory, not a file" : NULL);
+            return;
+        }
+        file->size = stat.size;
+    }
+    int rc = shoal_load(warm->client, file->uri, warm->replicas, NULL);
+    if (rc != 0)
+        s_warm_fail(file, rc, NULL);
+}
 
 static void *s_warm_worker(void *arg)
 {
@@ -572,63 +632,59 @@ static void *s_warm_worker(void *arg)
         size_t index = atomic_fetch_add(&warm->next, 1);
         if (index >= warm->count)
             return NULL;
-        int rc = shoal_load(warm->client, warm->uris[index], warm->replicas, NULL);
-        warm->results[index] = rc;
-        if (rc != 0) {
-            size_t len = strlen(shoal_strerror(rc)) + strlen(shoal_last_error()) + 4;
-            warm->errors[index] = malloc(len);
-            if (warm->errors[index])
-                snprintf(warm->errors[index], len, "%s%s%s", shoal_strerror(rc),
-                         shoal_last_error()[0] ? ": " : "", shoal_last_error());
-        }
-        atomic_fetch_add(&warm->bytes, warm->sizes[index]);
+        warm_file_t *file = &warm->files[index];
+        if (!file->bad_line)
+            s_warm_one(warm, file);
+        if (file->result == 0)
+            atomic_fetch_add(&warm->bytes, file->size);
         atomic_fetch_add(&warm->done, 1);
     }
 }
 
-/* One line of progress on a terminal: files, bytes, rate and ETA, redrawn in place. */
+/* One line of progress on a terminal: files, bytes, rate and ETA, redrawn in place. With
+ * sizes from a listing the bar and ETA go by bytes, else (names from a list) by files. */
 static void s_warm_progress(const warm_t *warm, double started, bool final)
 {
     size_t done = atomic_load(&warm->done);
     uint64_t bytes = atomic_load(&warm->bytes);
     double elapsed = s_now() - started;
     double rate = elapsed > 0 ? (double)bytes / elapsed : 0;
-    double fraction = warm->total_bytes ? (double)bytes / (double)warm->total_bytes
-                                        : (warm->count ? (double)done / (double)warm->count : 1);
+    double fraction = warm->count ? (double)done / (double)warm->count : 1;
+    if (warm->sizes_known && warm->total_bytes)
+        fraction = (double)bytes / (double)warm->total_bytes;
     char bar[31];
     int filled = (int)(fraction * 30);
     for (int i = 0; i < 30; i++)
         bar[i] = i < filled ? '#' : '.';
     bar[30] = '\0';
-    char have[32], total[32], speed[32], eta[32] = "--:--";
-    if (rate > 0 && warm->total_bytes >= bytes) {
-        long seconds = (long)((double)(warm->total_bytes - bytes) / rate);
+    char have[32], total[32] = "?", speed[32], eta[32] = "--:--";
+    if (warm->sizes_known)
+        s_bytes(warm->total_bytes, total, sizeof total);
+    if (fraction > 0 && fraction < 1 && elapsed > 0) {
+        long seconds = (long)(elapsed * (1 - fraction) / fraction);
         snprintf(eta, sizeof eta, "%ld:%02ld", seconds / 60, seconds % 60);
     }
     fprintf(stderr, "\r[%s] %zu/%zu files  %s/%s  %s/s  ETA %s   ", bar, done, warm->count,
-            s_bytes(bytes, have, sizeof have), s_bytes(warm->total_bytes, total, sizeof total),
-            s_bytes((uint64_t)rate, speed, sizeof speed), eta);
+            s_bytes(bytes, have, sizeof have), total, s_bytes((uint64_t)rate, speed, sizeof speed),
+            eta);
     if (final)
         fputc('\n', stderr);
     fflush(stderr);
 }
 
-/* Adds one file to the warm list. */
+/* Adds one file to the warm list (a copy of `uri`). */
 static int s_warm_push(warm_t *warm, const char *uri, uint64_t size)
 {
-    char **uris = realloc(warm->uris, (warm->count + 1) * sizeof *uris);
-    if (uris)
-        warm->uris = uris;
-    uint64_t *sizes = realloc(warm->sizes, (warm->count + 1) * sizeof *sizes);
-    if (sizes)
-        warm->sizes = sizes;
-    char *copy = strdup(uri);
-    if (!uris || !sizes || !copy) {
-        free(copy);
+    warm_file_t *files = realloc(warm->files, (warm->count + 1) * sizeof *files);
+    if (!files)
         return SHOAL_ENOMEM;
-    }
-    warm->uris[warm->count] = copy;
-    warm->sizes[warm->count++] = size;
+    warm->files = files;
+    char *copy = strdup(uri);
+    if (!copy)
+        return SHOAL_ENOMEM;
+    warm->files[warm->count++] = (warm_file_t){.uri = copy, .size = size};
+    if (size == WARM_SIZE_UNKNOWN)
+        warm->sizes_known = false;
     return 0;
 }
 
@@ -660,94 +716,199 @@ static int s_warm_collect(shoal_client_t *client, const char *uri, warm_t *warm)
     return 0;
 }
 
-static int s_warmup(const cli_t *cli, int argc, char **argv)
+/* Whether `text` looks like a URI: a scheme ([A-Za-z][A-Za-z0-9+.-]*), "://", at least one
+ * more byte, and no control characters. What the scheme and path may be is libshoal's to
+ * say (its normaliser refuses the rest, reported per file). */
+static bool s_looks_like_uri(const char *text)
 {
-    static const char help[] =
-        "usage: shoal warmup URI [--parallel N] [--replicas N]\n"
-        "Loads URI (a file) or every file below URI (a directory or prefix) into the cache,\n"
-        "N files at once (default 4), each range on its top `replicas` owners (default 1).\n"
-        "Shows a progress bar on a terminal, a summary line otherwise, then the files that\n"
-        "failed with their error; exits 1 if any did.\n";
-    static const struct option options[] = {{"parallel", required_argument, NULL, 'p'},
-                                            {"replicas", required_argument, NULL, 'r'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
-    warm_flags_t flags = {.parallel = 4, .replicas = 1};
-    int rc = s_command_options(argc, argv, "h", options, help, s_on_warm, &flags);
-    if (rc >= 0)
-        return rc;
-    if (flags.bad)
-        return s_usage_error("warmup: bad count '%s' (parallel 1..1024, replicas 1..16)",
-                             flags.bad);
-    shoal_client_t *client = NULL;
-    rc = s_uri_command(cli, argc, "warmup", &client);
-    if (rc >= 0)
-        return rc;
-    const char *uri = argv[optind];
-    warm_t warm = {.client = client, .replicas = (int)flags.replicas};
-    rc = s_warm_collect(client, uri, &warm);
-    int status = 0;
-    if (rc != 0) {
-        status = s_failed(uri, rc);
-        goto out;
+    size_t scheme = 0;
+    if (!((text[0] >= 'a' && text[0] <= 'z') || (text[0] >= 'A' && text[0] <= 'Z')))
+        return false;
+    while (text[scheme] && strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789+.-",
+                                  text[scheme]))
+        scheme++;
+    if (strncmp(text + scheme, "://", 3) != 0 || !text[scheme + 3])
+        return false;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+/* Reads a list of files, one URI a line, from `path` ("-": stdin). Blank lines and lines whose
+ * first non-blank is '#' are skipped; blanks around a URI are trimmed. A line that is not a
+ * URI becomes a failed entry "NAME:LINE: not a URI" (never loaded), so that it shows in the
+ * failure list with its line number. Returns 0, or -1 after printing why the list could not
+ * be read (exit status 1). */
+static int s_warm_read_list(const char *path, warm_t *warm)
+{
+    bool is_stdin = strcmp(path, "-") == 0;
+    const char *name = is_stdin ? "stdin" : path;
+    FILE *in = is_stdin ? stdin : fopen(path, "r");
+    if (!in) {
+        fprintf(stderr, "shoal: warmup: cannot read the list %s: %s\n", path, strerror(errno));
+        return -1;
     }
-    for (size_t i = 0; i < warm.count; i++)
-        warm.total_bytes += warm.sizes[i];
-    warm.results = calloc(warm.count + 1, sizeof *warm.results);
-    warm.errors = calloc(warm.count + 1, sizeof *warm.errors);
-    size_t workers = flags.parallel < warm.count ? flags.parallel : warm.count;
+    char *line = NULL;
+    size_t capacity = 0;
+    ssize_t got;
+    size_t number = 0;
+    int rc = 0;
+    while (rc == 0 && (got = getline(&line, &capacity, in)) >= 0) {
+        number++;
+        char *start = line;
+        char *end = line + got;
+        while (start < end && (*start == ' ' || *start == '\t'))
+            start++;
+        while (end > start &&
+               (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+            end--;
+        *end = '\0';
+        if (start == end || *start == '#')
+            continue;
+        if (strlen(start) != (size_t)(end - start) || !s_looks_like_uri(start)) {
+            /* a NUL inside the line, or not scheme://...: listed as failed, by line number */
+            rc = s_warm_push(warm, start, 0);
+            if (rc == 0) {
+                warm_file_t *file = &warm->files[warm->count - 1];
+                char detail[128];
+                snprintf(detail, sizeof detail, "%s:%zu: not a URI (scheme://path)", name, number);
+                file->bad_line = true;
+                file->result = SHOAL_EINVAL;
+                file->error = strdup(detail);
+            }
+            continue;
+        }
+        rc = s_warm_push(warm, start, WARM_SIZE_UNKNOWN);
+    }
+    bool read_failed = ferror(in);
+    free(line);
+    if (!is_stdin)
+        fclose(in);
+    if (rc != 0 || read_failed) {
+        fprintf(stderr, "shoal: warmup: reading the list %s: %s\n", name,
+                rc != 0 ? shoal_strerror(rc) : strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs the workers over warm->files and returns the seconds it took. With a terminal on
+ * stderr, redraws the progress line five times a second meanwhile. */
+static double s_warm_run(warm_t *warm, size_t jobs)
+{
+    size_t workers = jobs < warm->count ? jobs : warm->count;
     pthread_t *threads = calloc(workers + 1, sizeof *threads);
-    if (!warm.results || !warm.errors || !threads) {
-        free(threads);
-        status = s_failed(uri, SHOAL_ENOMEM);
-        goto out;
-    }
     double started = s_now();
     size_t started_workers = 0;
-    for (; started_workers < workers; started_workers++)
-        if (pthread_create(&threads[started_workers], NULL, s_warm_worker, &warm) != 0)
+    for (; threads && started_workers < workers; started_workers++)
+        if (pthread_create(&threads[started_workers], NULL, s_warm_worker, warm) != 0)
             break;
-    if (started_workers == 0 && warm.count > 0)
-        s_warm_worker(&warm); /* no thread could start: do it here */
+    if (started_workers == 0 && warm->count > 0)
+        s_warm_worker(warm); /* no thread could start: do it here, one file at a time */
     bool tty = isatty(STDERR_FILENO);
-    while (tty && atomic_load(&warm.done) < warm.count) {
-        s_warm_progress(&warm, started, false);
-        usleep(200000);
+    while (tty && atomic_load(&warm->done) < warm->count) {
+        s_warm_progress(warm, started, false);
+        usleep(200000); /* a redraw period, not a synchronisation: the joins below wait */
     }
     for (size_t i = 0; i < started_workers; i++)
         pthread_join(threads[i], NULL);
     free(threads);
     double elapsed = s_now() - started;
     if (tty)
-        s_warm_progress(&warm, started, true);
+        s_warm_progress(warm, started, true);
+    return elapsed;
+}
+
+static int s_warmup(const cli_t *cli, int argc, char **argv)
+{
+    static const char help[] =
+        "usage: shoal warmup URI [--jobs N] [--replicas N]\n"
+        "       shoal warmup --from FILE [--jobs N] [--replicas N]   (FILE '-': stdin)\n"
+        "       shoal warmup - [--jobs N] [--replicas N]             (the list on stdin)\n"
+        "Loads URI (a file) or every file below URI (a directory or prefix that the store\n"
+        "can list) into the cache; or the files a list names: one URI a line, blank lines and\n"
+        "'#' comments skipped (plain HTTP has no listing: name its files this way).\n"
+        "--jobs N: N files at once (default 32); --parallel N is its older name. Each file's\n"
+        "ranges are loaded by their own owners, each on its top `replicas` owners (default 1).\n"
+        "Shows a progress bar on a terminal, a summary line otherwise, then the files that\n"
+        "failed with their error (a missing file: 'not found'; a line of the list that is not\n"
+        "a URI: its line number); exits 1 if any did.\n";
+    static const struct option options[] = {
+        {"jobs", required_argument, NULL, 'j'},     {"parallel", required_argument, NULL, 'j'},
+        {"replicas", required_argument, NULL, 'r'}, {"from", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    warm_flags_t flags = {.jobs = WARM_JOBS_DEFAULT, .replicas = 1};
+    int rc = s_command_options(argc, argv, "hj:", options, help, s_on_warm, &flags);
+    if (rc >= 0)
+        return rc;
+    if (flags.bad_jobs)
+        return s_usage_error("warmup: --jobs '%s' is not a count from 1 to 1024", flags.bad_jobs);
+    if (flags.bad_replicas)
+        return s_usage_error("warmup: --replicas '%s' is not a count from 1 to 16",
+                             flags.bad_replicas);
+    const char *list = flags.from;
+    if (!list && argc - optind == 1 && strcmp(argv[optind], "-") == 0)
+        list = "-";
+    else if (list && argc != optind)
+        return s_usage_error("warmup: --from takes the place of a URI ('%s' is one too many)",
+                             argv[optind]);
+    warm_t warm = {.replicas = (int)flags.replicas, .sizes_known = true};
+    int status = 0;
+    if (list && s_warm_read_list(list, &warm) != 0) {
+        status = CLI_EXIT_FAILED;
+        goto out;
+    }
+    if (list) {
+        warm.client = s_connect(cli);
+        if (!warm.client) {
+            status = CLI_EXIT_FAILED;
+            goto out;
+        }
+    } else {
+        rc = s_uri_command(cli, argc, "warmup", &warm.client);
+        if (rc >= 0)
+            return rc;
+        rc = s_warm_collect(warm.client, argv[optind], &warm);
+        if (rc != 0) {
+            status = s_failed(argv[optind], rc);
+            goto out;
+        }
+    }
+    for (size_t i = 0; warm.sizes_known && i < warm.count; i++)
+        warm.total_bytes += warm.files[i].size;
+    double elapsed = s_warm_run(&warm, (size_t)flags.jobs);
     size_t failed = 0;
+    uint64_t warmed = atomic_load(&warm.bytes);
     for (size_t i = 0; i < warm.count; i++)
-        failed += warm.results[i] != 0;
+        failed += warm.files[i].result != 0;
     char bytes[32], rate[32];
     printf("warmup: %zu files, %s in %.1f s (%s/s), %zu failed\n", warm.count,
-           s_bytes(warm.total_bytes, bytes, sizeof bytes), elapsed,
-           s_bytes(elapsed > 0 ? (uint64_t)((double)warm.total_bytes / elapsed) : 0, rate,
-                   sizeof rate),
+           s_bytes(warmed, bytes, sizeof bytes), elapsed,
+           s_bytes(elapsed > 0 ? (uint64_t)((double)warmed / elapsed) : 0, rate, sizeof rate),
            failed);
     if (failed) {
         printf("failed:\n");
-        for (size_t i = 0; i < warm.count; i++)
-            if (warm.results[i] != 0)
-                printf("  %s: %s\n", warm.uris[i],
-                       warm.errors[i] ? warm.errors[i] : shoal_strerror(warm.results[i]));
+        for (size_t i = 0; i < warm.count; i++) {
+            const warm_file_t *file = &warm.files[i];
+            if (file->result == 0)
+                continue;
+            const char *error = file->error ? file->error : shoal_strerror(file->result);
+            if (file->bad_line) /* "NAME:LINE: not a URI (scheme://path): 'text'" */
+                printf("  %s: '%s'\n", file->error ? file->error : "a bad line", file->uri);
+            else
+                printf("  %s: %s\n", file->uri, error);
+        }
         status = CLI_EXIT_FAILED;
     }
 out:
     for (size_t i = 0; i < warm.count; i++) {
-        free(warm.uris[i]);
-        if (warm.errors)
-            free(warm.errors[i]);
+        free(warm.files[i].uri);
+        free(warm.files[i].error);
     }
-    free(warm.uris);
-    free(warm.sizes);
-    free(warm.results);
-    free(warm.errors);
-    shoal_client_destroy(&client);
+    free(warm.files);
+    shoal_client_destroy(&warm.client);
     return status;
 }
 
