@@ -69,11 +69,11 @@ int ufs_stat(ufs_t *ufs, const char *uri, ufs_stat_t *out);
  * is SHOAL_ENOENT only where the store can tell (file://), else an empty listing. */
 int ufs_list(ufs_t *ufs, const char *uri, bool recursive, ufs_list_t *out);
 
-/* Reads up to `length` bytes at `offset` of `uri` into `buf`. When `version` is not NULL or
- * "", the object must still have that version, else SHOAL_ESTALE (never a mix of old and new
- * bytes). Returns the number of bytes read (less than `length` only at the end of the object,
- * 0 at or past it) or a negative error as ufs_stat. A transfer cut short is an error, never
- * short data. */
+/* Reads up to `length` bytes at `offset` of `uri` into `buf` (ufs_read_stat without the
+ * stat). When `version` is not NULL or "", the object must still have that version, else
+ * SHOAL_ESTALE (never a mix of old and new bytes). Returns the number of bytes read (less than
+ * `length` only at the end of the object, 0 at or past it) or a negative error as ufs_stat. A
+ * transfer cut short is an error, never short data. */
 int64_t ufs_read(ufs_t *ufs, const char *uri, const char *version, uint64_t offset, void *buf,
                  size_t length);
 
