@@ -5,6 +5,7 @@
 #include "ufs_conn.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct ufs {
     ufs_http_pool_t *pool;           /* reusable curl handles; fork aware */
     void *states[S_CONNECTOR_COUNT]; /* connector state by index of s_connectors; may be NULL */
     char init_error[S_CONNECTOR_COUNT][256]; /* why a state is NULL (connector init failed) */
+    _Atomic uint64_t requests;               /* requests made to the stores (ufs_requests) */
 };
 
 ufs_t *ufs_new(const ufs_options_t *options)
@@ -78,6 +80,16 @@ void ufs_destroy(ufs_t **self_p)
 const ufs_options_t *ufs_options(const ufs_t *ufs)
 {
     return &ufs->options;
+}
+
+void ufs_requests_add(ufs_t *ufs, uint64_t n)
+{
+    atomic_fetch_add_explicit(&ufs->requests, n, memory_order_relaxed);
+}
+
+uint64_t ufs_requests(const ufs_t *ufs)
+{
+    return atomic_load_explicit(&((ufs_t *)ufs)->requests, memory_order_relaxed);
 }
 
 ufs_http_pool_t *ufs_http_pool_of(ufs_t *ufs)
@@ -172,6 +184,29 @@ int64_t ufs_read(ufs_t *ufs, const char *uri, const char *version, uint64_t offs
 int64_t ufs_read_progress(ufs_t *ufs, const char *uri, const char *version, uint64_t offset,
                           void *buf, size_t length, const ufs_progress_t *progress)
 {
+    return ufs_read_stat(ufs, uri, version, offset, buf, length, progress, NULL);
+}
+
+/* A read of 0 bytes asks nothing of the connector's read: one stat gives what stat_out wants,
+ * and the version is checked as a read would (a directory is SHOAL_EISDIR). */
+static int64_t s_read_nothing(ufs_t *ufs, size_t i, const char *uri, const char *version,
+                              ufs_stat_t *stat_out)
+{
+    int rc = s_connectors[i]->stat(ufs->states[i], uri, stat_out);
+    if (rc == 0 && stat_out->is_dir)
+        rc = ufs_fail(SHOAL_EISDIR, "read of %s: a directory", uri);
+    if (rc == 0 && version && strcmp(version, stat_out->version) != 0)
+        rc = ufs_fail(SHOAL_ESTALE, "read of %s: version is %s, not %s", uri, stat_out->version,
+                      version);
+    return rc;
+}
+
+int64_t ufs_read_stat(ufs_t *ufs, const char *uri, const char *version, uint64_t offset, void *buf,
+                      size_t length, const ufs_progress_t *progress, ufs_stat_t *stat_out)
+{
+    ufs_stat_t scratch;
+    ufs_stat_t *out = stat_out ? stat_out : &scratch;
+    memset(out, 0, sizeof *out);
     size_t i;
     int rc = s_dispatch(ufs, uri, &i);
     if (rc < 0)
@@ -180,13 +215,22 @@ int64_t ufs_read_progress(ufs_t *ufs, const char *uri, const char *version, uint
         return ufs_fail(SHOAL_EINVAL, "read of %s: buffer is NULL", uri);
     if (length > INT64_MAX)
         length = INT64_MAX;
-    if (offset > INT64_MAX)
-        return 0;
     if (version && !version[0])
         version = NULL;
     if (progress && !progress->fn)
         progress = NULL;
-    return s_connectors[i]->read(ufs->states[i], uri, version, offset, buf, length, progress);
+    int64_t result;
+    if (!stat_out && offset > INT64_MAX)
+        result = 0; /* as before: nothing to read there and nothing to report */
+    else if (length == 0 && stat_out)
+        result = s_read_nothing(ufs, i, uri, version, out);
+    else
+        result = s_connectors[i]->read(ufs->states[i], uri, version,
+                                       offset > INT64_MAX ? INT64_MAX : offset, buf, length,
+                                       progress, out);
+    if (result < 0)
+        memset(out, 0, sizeof *out);
+    return result;
 }
 
 /* ---- listings ---------------------------------------------------------------------------- */

@@ -69,11 +69,11 @@ int ufs_stat(ufs_t *ufs, const char *uri, ufs_stat_t *out);
  * is SHOAL_ENOENT only where the store can tell (file://), else an empty listing. */
 int ufs_list(ufs_t *ufs, const char *uri, bool recursive, ufs_list_t *out);
 
-/* Reads up to `length` bytes at `offset` of `uri` into `buf`. When `version` is not NULL or
- * "", the object must still have that version, else SHOAL_ESTALE (never a mix of old and new
- * bytes). Returns the number of bytes read (less than `length` only at the end of the object,
- * 0 at or past it) or a negative error as ufs_stat. A transfer cut short is an error, never
- * short data. */
+/* Reads up to `length` bytes at `offset` of `uri` into `buf` (ufs_read_stat without the
+ * stat). When `version` is not NULL or "", the object must still have that version, else
+ * SHOAL_ESTALE (never a mix of old and new bytes). Returns the number of bytes read (less than
+ * `length` only at the end of the object, 0 at or past it) or a negative error as ufs_stat. A
+ * transfer cut short is an error, never short data. */
 int64_t ufs_read(ufs_t *ufs, const char *uri, const char *version, uint64_t offset, void *buf,
                  size_t length);
 
@@ -99,6 +99,52 @@ typedef struct ufs_progress {
 /* ufs_read with progress reports (see ufs_progress_t); `progress` may be NULL. */
 int64_t ufs_read_progress(ufs_t *ufs, const char *uri, const char *version, uint64_t offset,
                           void *buf, size_t length, const ufs_progress_t *progress);
+
+/*
+ * The GET is the stat: ufs_read_progress that also reports what the read's own reply said
+ * about the object, so a caller needs no ufs_stat (no HEAD) before or after a read.
+ *
+ * On success (a return >= 0) *stat_out holds the object as ufs_stat would give it: size (from
+ * the reply's Content-Range "bytes a-b/SIZE", or the Content-Length of a 200), version (the
+ * ETag, quotes stripped, "W/" kept; or "<size>-<mtime>" where the store sends no ETag: the same
+ * string ufs_stat gives for that object, so versions from a stat and from a read compare equal
+ * with strcmp), mtime (Last-Modified; 0 where the store does not say) and is_dir false. Where
+ * the reply does not carry them (a 416 past the end without an ETag, a 206 whose total is "*")
+ * the connector makes one stat request more; see store/README.md "The GET is the stat".
+ * `stat_out` may be NULL (then this is ufs_read_progress); on an error it is zeroed.
+ *
+ * `version` NULL or "": no precondition is sent; the read takes whatever version the object has
+ * and reports it, and every byte of buf is of that one version (a retried attempt that meets
+ * another version fails with SHOAL_ESTALE rather than mixing). With a version: the object must
+ * still have it (If-Match on s3, az, http(s) with a strong ETag; the reply's version compared
+ * everywhere; size and mtime for file://), else SHOAL_ESTALE, never a mix of old and new bytes;
+ * stat_out->version is then `version`.
+ *
+ * `progress` (may be NULL) as ufs_read_progress: with or without a version, the first report
+ * comes only after the reply's headers named the version that *stat_out will carry.
+ *
+ * Costs, in origin requests (ufs_requests counts them): 1 for a read of any range, also a cold
+ * one without a version; 1 for a missing object (SHOAL_ENOENT, no retry, no HEAD); at or past
+ * the end (offset >= size, including offset 0 of an empty object) 1 where the 416 carries an
+ * ETag and a size (tests/support/origin.py, nginx) or the store answers an empty object with
+ * a 200 (nginx), else 2 (the 416, then one stat: S3, Azure). A `length` of 0 is one stat
+ * (ufs_stat). hf: a read whose resolve URL redirects to a CDN (LFS files) costs the redirect
+ * and the CDN's reply; the CDN URL is remembered per (uri, version), so a later read with that
+ * version goes straight to the CDN (one request). file:// makes no request: fstat on the opened
+ * file gives size, mtime and "<size>-<mtime ns>".
+ *
+ * Returns the bytes read (fewer than `length` only at the object's end, 0 at or past it) or a
+ * negative error as ufs_read: SHOAL_ENOENT, SHOAL_ESTALE, SHOAL_EACCES, SHOAL_EISDIR, SHOAL_EIO,
+ * SHOAL_ETIMEDOUT, SHOAL_ENOTSUP, SHOAL_EINVAL. Thread safe as every call here.
+ */
+int64_t ufs_read_stat(ufs_t *ufs, const char *uri, const char *version, uint64_t offset, void *buf,
+                      size_t length, const ufs_progress_t *progress, ufs_stat_t *stat_out);
+
+/* How many requests this handle has made to the stores since ufs_new: every HTTP request sent
+ * (each retry and each redirect hop counts), and one per file:// stat, read or listing. Only
+ * grows; read it before and after a call to learn that call's cost (other threads' calls count
+ * too). For tests and the node's counters. */
+uint64_t ufs_requests(const ufs_t *ufs);
 
 void ufs_list_init(ufs_list_t *list);
 /* Frees every entry and the array; leaves an empty list. */

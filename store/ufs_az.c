@@ -402,11 +402,12 @@ static int s_az_list(void *opaque, const char *uri, bool recursive, ufs_list_t *
 /* A ranged GET straight into buf, pinned with If-Match (412 -> ESTALE). A 416 past the end is
  * a read of 0 bytes once a stat confirms the version (a 416 carries no ETag). */
 static int64_t s_az_read(void *opaque, const char *uri, const char *version, uint64_t offset,
-                         void *buf, size_t length, const ufs_progress_t *progress)
+                         void *buf, size_t length, const ufs_progress_t *progress,
+                         ufs_stat_t *stat_out)
 {
     const s_az_t *state = opaque;
     return ufs_cloud_read(&s_az_ops, state, state->config_error, uri, version, offset, buf, length,
-                          progress);
+                          progress, stat_out);
 }
 
 const ufs_connector_t ufs_az_connector = {

@@ -147,9 +147,58 @@ int ufs_cloud_list(const ufs_cloud_ops_t *ops, const void *state, const char *co
     return rc;
 }
 
+/* The object's stat as a GET or HEAD reply of `size` bytes in all describes it: what
+ * ufs_cloud_stat gives (ETag, else "<size>-<mtime>"; mtime from Last-Modified). */
+static void s_reply_stat(const ufs_http_response_t *response, uint64_t size, ufs_stat_t *out)
+{
+    char value[UFS_VERSION_MAX];
+    memset(out, 0, sizeof *out);
+    out->size = size;
+    if (ufs_http_header(response, "Last-Modified", value, sizeof value))
+        out->mtime = ufs_cloud_parse_time(value);
+    if (ufs_http_header(response, "ETag", value, sizeof value) && value[0])
+        ufs_etag_version(value, out->version, sizeof out->version);
+    else
+        snprintf(out->version, sizeof out->version, "%" PRIu64 "-%" PRId64, size, out->mtime);
+}
+
+/* The progress gate of a read without a version: the first gated reply's version is pinned in
+ * `arg` (UFS_VERSION_MAX bytes, "" before); a retried attempt whose reply names another fails
+ * with SHOAL_ESTALE before it writes a byte. */
+static int s_accept_pin(void *arg, const ufs_http_response_t *response)
+{
+    char *pinned = arg;
+    ufs_stat_t seen;
+    s_reply_stat(response, response->range_total >= 0 ? (uint64_t)response->range_total : 0, &seen);
+    if (pinned[0] && strcmp(seen.version, pinned) != 0)
+        return shoal_fail(SHOAL_ESTALE, "GET: the reply's version is %s, not %s", seen.version,
+                          pinned);
+    snprintf(pinned, UFS_VERSION_MAX, "%s", seen.version);
+    return 0;
+}
+
+/* A read at or past the end: the stat from the 416 itself when it names both the size and an
+ * ETag, else from one stat request; then the version asked for must still be the object's. */
+static int s_past_end_stat(const ufs_cloud_ops_t *ops, const void *state, const char *config_error,
+                           const char *uri, const char *version,
+                           const ufs_http_response_t *response, ufs_stat_t *stat_out)
+{
+    char etag[UFS_VERSION_MAX];
+    uint64_t size;
+    int rc = 0;
+    if (response && response->status == 416 && ufs_http_reply_size(response, &size) &&
+        ufs_http_header(response, "ETag", etag, sizeof etag) && etag[0])
+        s_reply_stat(response, size, stat_out);
+    else
+        rc = ufs_cloud_stat(ops, state, config_error, uri, stat_out);
+    if (rc == 0 && stat_out->is_dir)
+        rc = shoal_fail(SHOAL_ENOENT, "GET %s: no such %s", uri, ops->entry_name);
+    return rc == 0 ? ufs_cloud_past_end(uri, version, stat_out) : rc;
+}
+
 int64_t ufs_cloud_read(const ufs_cloud_ops_t *ops, const void *state, const char *config_error,
                        const char *uri, const char *version, uint64_t offset, void *buf,
-                       size_t length, const ufs_progress_t *progress)
+                       size_t length, const ufs_progress_t *progress, ufs_stat_t *stat_out)
 {
     char container[64];
     const char *key;
@@ -164,6 +213,7 @@ int64_t ufs_cloud_read(const ufs_cloud_ops_t *ops, const void *state, const char
     rc = ops->url(state, container, key, NULL, url, sizeof url);
     if (rc < 0)
         return rc;
+    char pinned[UFS_VERSION_MAX] = "";
     ufs_http_request_t request = {.method = "GET",
                                   .url = url,
                                   .ranged = true,
@@ -171,7 +221,9 @@ int64_t ufs_cloud_read(const ufs_cloud_ops_t *ops, const void *state, const char
                                   .range_length = length,
                                   .buf = buf,
                                   .buf_len = length,
-                                  .progress = progress};
+                                  .progress = progress,
+                                  .accept = version ? NULL : s_accept_pin,
+                                  .accept_arg = pinned};
     ufs_http_response_t response;
     rc = ops->perform(state, &request, version, &response);
     int64_t result = rc;
@@ -182,20 +234,37 @@ int64_t ufs_cloud_read(const ufs_cloud_ops_t *ops, const void *state, const char
          * an empty read; anything else stays the error it was. */
         char saved[512];
         snprintf(saved, sizeof saved, "%s", shoal_last_error());
-        ufs_stat_t now;
-        if (ufs_cloud_stat(ops, state, config_error, uri, &now) == 0 && !now.is_dir &&
-            offset >= now.size)
-            result = ufs_cloud_past_end(uri, version, &now);
+        if (ufs_cloud_stat(ops, state, config_error, uri, stat_out) == 0 && !stat_out->is_dir &&
+            offset >= stat_out->size)
+            result = ufs_cloud_past_end(uri, version, stat_out);
         else
             result = shoal_fail(SHOAL_EIO, "%s", saved);
     } else if (rc == 0) {
-        if (response.status == 206 || response.status == 200) {
+        uint64_t size;
+        if ((response.status == 206 || response.status == 200) &&
+            ufs_http_reply_size(&response, &size)) {
             result = (int64_t)response.body_len; /* 200: only an empty body gets here */
+            s_reply_stat(&response, size, stat_out);
+            if (version && strcmp(stat_out->version, version) != 0)
+                result = shoal_fail(SHOAL_ESTALE, "GET %s: version is now %s, not %s", uri,
+                                    stat_out->version, version);
+            else if (pinned[0] && strcmp(stat_out->version, pinned) != 0)
+                result = shoal_fail(SHOAL_ESTALE, "GET %s: version changed from %s to %s", uri,
+                                    pinned, stat_out->version);
+        } else if (response.status == 206 || response.status == 200) {
+            /* a total of "*": the size costs a stat, which must agree on the version */
+            result = ufs_cloud_stat(ops, state, config_error, uri, stat_out);
+            char etag[UFS_VERSION_MAX], seen[UFS_VERSION_MAX] = "";
+            if (ufs_http_header(&response, "ETag", etag, sizeof etag))
+                ufs_etag_version(etag, seen, sizeof seen);
+            if (result == 0 && ((seen[0] && strcmp(seen, stat_out->version) != 0) ||
+                                (version && strcmp(version, stat_out->version) != 0)))
+                result = shoal_fail(SHOAL_ESTALE, "GET %s: version changed to %s", uri,
+                                    stat_out->version);
+            else if (result == 0)
+                result = (int64_t)response.body_len;
         } else if (response.status == 416) {
-            ufs_stat_t now;
-            result = version ? ufs_cloud_stat(ops, state, config_error, uri, &now) : 0;
-            if (result == 0 && version)
-                result = ufs_cloud_past_end(uri, version, &now);
+            result = s_past_end_stat(ops, state, config_error, uri, version, &response, stat_out);
         } else {
             result = ops->fail(state, "GET", uri, &response);
         }
@@ -203,6 +272,7 @@ int64_t ufs_cloud_read(const ufs_cloud_ops_t *ops, const void *state, const char
     ufs_http_response_fini(&response);
     return result;
 }
+
 /* ---------------------------------------------------------------------------------------- */
 /* Listing entries and errors                                                                */
 /* ---------------------------------------------------------------------------------------- */

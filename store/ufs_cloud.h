@@ -65,13 +65,17 @@ int ufs_cloud_list(const ufs_cloud_ops_t *ops, const void *state, const char *co
 
 /* A ranged GET of uri straight into buf, pinned to `version` (NULL: any) with If-Match (412 ->
  * ESTALE). Returns the bytes read or a negative error; EISDIR for the container and keys ending
- * in '/'. Past the end the server answers 416 (or, with ops->bad_range_past_end, a 206 the HTTP
- * layer refuses): that is a read of 0 bytes after a stat confirms the version (a 416 carries no
- * ETag) and, for the 206, that the offset is at or past the end. Reports progress (NULL for
- * none): If-Match makes every 2xx byte one of `version`. */
+ * in '/'. *stat_out gets the object as ufs_cloud_stat would give it, from the GET's own reply
+ * (size from Content-Range, version from ETag, else "<size>-<mtime>", mtime from
+ * Last-Modified). Past the end the server answers 416 (or, with ops->bad_range_past_end, a 206
+ * the HTTP layer refuses): that is a read of 0 bytes, its stat from the 416 when it carries an
+ * ETag and a size, else from one stat request (which also confirms the version, and for the 206
+ * that the offset is at or past the end). Reports progress (NULL for none): If-Match makes
+ * every 2xx byte one of `version`; without a version the first gated reply's ETag is pinned and
+ * a retry that meets another is SHOAL_ESTALE. */
 int64_t ufs_cloud_read(const ufs_cloud_ops_t *ops, const void *state, const char *config_error,
                        const char *uri, const char *version, uint64_t offset, void *buf,
-                       size_t length, const ufs_progress_t *progress);
+                       size_t length, const ufs_progress_t *progress, ufs_stat_t *stat_out);
 
 /* Appends the entries of one listing page to *out as "SCHEME://CONTAINER/NAME". Objects named
  * exactly `prefix` or ending in '/' (the empty "directory marker" objects that consoles create)

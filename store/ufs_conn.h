@@ -22,9 +22,12 @@ typedef struct ufs_connector {
     void (*fini)(void *state);
     int (*stat)(void *state, const char *uri, ufs_stat_t *out);
     int (*list)(void *state, const char *uri, bool recursive, ufs_list_t *out);
-    /* `progress` (NULL for none): see ufs_progress_t; a connector may ignore it. */
+    /* `progress` (NULL for none): see ufs_progress_t; a connector may ignore it. `stat_out`
+     * (never NULL, zeroed by the caller) gets what the read's own reply said about the object,
+     * as ufs_read_stat documents (a 0-byte read that wants it is a stat instead, in ufs.c);
+     * `version` is NULL or non-empty. */
     int64_t (*read)(void *state, const char *uri, const char *version, uint64_t offset, void *buf,
-                    size_t length, const ufs_progress_t *progress);
+                    size_t length, const ufs_progress_t *progress, ufs_stat_t *stat_out);
 } ufs_connector_t;
 
 extern const ufs_connector_t ufs_file_connector;
@@ -100,6 +103,14 @@ const char *ufs_http_header(const ufs_http_response_t *response, const char *nam
 int ufs_http_status_error(long status, const char *what);
 
 void ufs_http_response_fini(ufs_http_response_t *response);
+
+/* Adds n to the handle's request counter (ufs_requests). Thread safe (one atomic add). */
+void ufs_requests_add(ufs_t *ufs, uint64_t n);
+
+/* The object's size as a ranged GET's reply states it: the total of "Content-Range: bytes
+ * a-b/SIZE" of a 206 or "bytes * /SIZE" of a 416, the Content-Length of a 200. Returns true
+ * with *size, false when the reply does not say (a total of "*", a 416 without Content-Range). */
+bool ufs_http_reply_size(const ufs_http_response_t *response, uint64_t *size);
 
 /* The options in effect (defaults filled in). Borrowed for the handle's life. */
 const ufs_options_t *ufs_options(const ufs_t *ufs);

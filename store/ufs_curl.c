@@ -555,6 +555,9 @@ int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request, ufs_http_res
         }
         CURLcode rc = curl_easy_perform(curl);
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
+        long redirects = 0; /* hops libcurl followed inside this attempt: requests too */
+        curl_easy_getinfo(curl, CURLINFO_REDIRECT_COUNT, &redirects);
+        ufs_requests_add(ufs, 1 + (redirects > 0 ? (uint64_t)redirects : 0));
         bool retries_left = attempt < options->max_retries;
         if (t.refused_200) {
             result = ufs_fail(SHOAL_ENOTSUP,
@@ -623,6 +626,19 @@ int ufs_http_perform(ufs_t *ufs, const ufs_http_request_t *request, ufs_http_res
         response->attempts = attempts;
     }
     return result;
+}
+
+bool ufs_http_reply_size(const ufs_http_response_t *response, uint64_t *size)
+{
+    if ((response->status == 206 || response->status == 416) && response->range_total >= 0) {
+        *size = (uint64_t)response->range_total;
+        return true;
+    }
+    if (response->status == 200 && response->content_length >= 0) {
+        *size = (uint64_t)response->content_length;
+        return true;
+    }
+    return false;
 }
 
 int ufs_http_status_error(long status, const char *what)

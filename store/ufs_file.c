@@ -24,6 +24,7 @@
                   spread one large read over many in-flight requests */
 
 typedef struct s_file {
+    ufs_t *ufs;          /* owner, for its request counter; borrowed */
     bool uring_disabled; /* SHOAL_DISABLE_IO_URING=1 at init: always pread */
 } s_file_t;
 
@@ -96,12 +97,13 @@ const char *ufs_file_last_read_path(void)
 
 static void *s_file_init(ufs_t *ufs, const ufs_options_t *options)
 {
-    (void)ufs, (void)options;
+    (void)options;
     s_file_t *state = calloc(1, sizeof *state);
     if (!state) {
         shoal_fail(SHOAL_ENOMEM, "file connector: out of memory");
         return NULL;
     }
+    state->ufs = ufs;
     const char *disable = getenv("SHOAL_DISABLE_IO_URING");
     state->uring_disabled = disable && disable[0] && strcmp(disable, "0") != 0;
     return state;
@@ -180,9 +182,10 @@ static int s_stat_uri(const char *uri, const char *op, const char **path_p, stru
     return 0;
 }
 
-static int s_file_stat(void *state, const char *uri, ufs_stat_t *out)
+static int s_file_stat(void *opaque, const char *uri, ufs_stat_t *out)
 {
-    (void)state;
+    s_file_t *state = opaque;
+    ufs_requests_add(state->ufs, 1);
     const char *path = NULL;
     struct stat st;
     int rc = s_stat_uri(uri, "stat", &path, &st);
@@ -243,9 +246,10 @@ static int s_list_dir(int dir_fd, const char *base, bool recursive, ufs_list_t *
 
 /* Lists a directory; a regular file lists as itself (as fsspec's ls does); missing is
  * SHOAL_ENOENT. */
-static int s_file_list(void *state, const char *uri, bool recursive, ufs_list_t *out)
+static int s_file_list(void *opaque, const char *uri, bool recursive, ufs_list_t *out)
 {
-    (void)state;
+    s_file_t *state = opaque;
+    ufs_requests_add(state->ufs, 1);
     const char *path = NULL;
     struct stat st;
     int rc = s_stat_uri(uri, "list", &path, &st);
@@ -379,12 +383,15 @@ static int s_read_uring(struct io_uring *ring, int fd, const char *uri, uint64_t
  * before the read, and in every case it must not change during the read (checked again after
  * it), else SHOAL_ESTALE. Directories are SHOAL_EISDIR, other non-regular files SHOAL_EINVAL
  * (a fifo would block, a device has no size). Reports no progress (ufs_progress_t): the read is
- * checked for a change only after it, so no byte is final before the end. */
+ * checked for a change only after it, so no byte is final before the end. *stat_out is the
+ * fstat of the opened file before the read (what s_file_stat gives), unchanged after it. */
 static int64_t s_file_read(void *opaque, const char *uri, const char *version, uint64_t offset,
-                           void *buf, size_t length, const ufs_progress_t *progress)
+                           void *buf, size_t length, const ufs_progress_t *progress,
+                           ufs_stat_t *stat_out)
 {
     (void)progress;
     s_file_t *state = opaque;
+    ufs_requests_add(state->ufs, 1);
     const char *path = NULL;
     int rc = s_path(uri, &path);
     if (rc < 0)
@@ -393,7 +400,7 @@ static int64_t s_file_read(void *opaque, const char *uri, const char *version, u
     if (fd < 0)
         return s_errno_error(errno, "open", uri);
     struct stat before, after;
-    ufs_stat_t info_before, info_after;
+    ufs_stat_t info_before = {0}, info_after;
     int64_t result = 0;
     if (fstat(fd, &before) != 0) {
         result = s_errno_error(errno, "fstat", uri);
@@ -442,6 +449,8 @@ static int64_t s_file_read(void *opaque, const char *uri, const char *version, u
     }
     result = (int64_t)want;
 out:
+    if (result >= 0)
+        *stat_out = info_before;
     close(fd);
     return result;
 }

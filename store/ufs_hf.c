@@ -15,6 +15,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +24,29 @@
 #define S_TREE_MAX  (64u << 20) /* largest tree API page accepted */
 #define S_MAX_PAGES 100000      /* pages of one listing: a loop guard, not a real limit */
 
+/* Redirect memo: where the resolve URL of (uri, version) sent an LFS read (a CDN URL). The CDN
+ * URL of an LFS file is content addressed (its path names the sha256), so a later read of that
+ * version may go straight to it. 256 entries, least recently used replaced: a slot holds two
+ * URLs (~8 KiB at most), the lookup is a linear scan under a lock, both small next to one
+ * network round trip. */
+#define S_MEMO_SLOTS 256
+
+typedef struct s_hf_memo {
+    char *uri;                     /* hf:// uri (malloc'd); NULL for a free slot */
+    char version[UFS_VERSION_MAX]; /* the version the redirect named (X-Linked-Etag) */
+    char *target;                  /* where the redirect pointed (malloc'd) */
+    ufs_stat_t stat;               /* what the redirect said: size, version, mtime */
+    uint64_t used;                 /* memo_tick at the last use: LRU order */
+} s_hf_memo_t;
+
 typedef struct s_hf {
-    ufs_t *ufs;              /* owner; borrowed */
-    char endpoint[1024];     /* HF_ENDPOINT or https://huggingface.co, no trailing slash */
-    char origin[1024];       /* scheme://host[:port] of endpoint: credentials go only here */
-    struct curl_slist *auth; /* "Authorization: Bearer $HF_TOKEN", or NULL; read-only */
+    ufs_t *ufs;                     /* owner; borrowed */
+    char endpoint[1024];            /* HF_ENDPOINT or https://huggingface.co, no trailing slash */
+    char origin[1024];              /* scheme://host[:port] of endpoint: credentials go only here */
+    struct curl_slist *auth;        /* "Authorization: Bearer $HF_TOKEN", or NULL; read-only */
+    pthread_mutex_t memo_lock;      /* guards memo and memo_tick */
+    s_hf_memo_t memo[S_MEMO_SLOTS]; /* redirect memo, see S_MEMO_SLOTS */
+    uint64_t memo_tick;             /* grows by one per memo use */
 } s_hf_t;
 
 /* An hf:// uri taken apart. */
@@ -61,6 +80,7 @@ static void *s_hf_init(ufs_t *ufs, const ufs_options_t *options)
         return NULL;
     }
     state->ufs = ufs;
+    pthread_mutex_init(&state->memo_lock, NULL);
     const char *endpoint = getenv("HF_ENDPOINT");
     snprintf(state->endpoint, sizeof state->endpoint, "%s",
              endpoint && endpoint[0] ? endpoint : "https://huggingface.co");
@@ -76,6 +96,7 @@ static void *s_hf_init(ufs_t *ufs, const ufs_options_t *options)
         snprintf(header, sizeof header, "Authorization: Bearer %s", token);
         state->auth = curl_slist_append(NULL, header);
         if (!state->auth) {
+            pthread_mutex_destroy(&state->memo_lock);
             free(state);
             ufs_fail(SHOAL_ENOMEM, "hf connector: out of memory");
             return NULL;
@@ -88,7 +109,81 @@ static void s_hf_fini(void *opaque)
 {
     s_hf_t *state = opaque;
     curl_slist_free_all(state->auth);
+    for (size_t i = 0; i < S_MEMO_SLOTS; i++) {
+        free(state->memo[i].uri);
+        free(state->memo[i].target);
+    }
+    pthread_mutex_destroy(&state->memo_lock);
     free(state);
+}
+
+/* ---- redirect memo ------------------------------------------------------------------------ */
+
+/* Looks up (uri, version): true with the target copied into target (target_len bytes) and the
+ * stat the redirect gave in *stat. */
+static bool s_memo_get(s_hf_t *state, const char *uri, const char *version, char *target,
+                       size_t target_len, ufs_stat_t *stat)
+{
+    bool found = false;
+    pthread_mutex_lock(&state->memo_lock);
+    for (size_t i = 0; i < S_MEMO_SLOTS && !found; i++) {
+        s_hf_memo_t *slot = &state->memo[i];
+        if (slot->uri && strcmp(slot->version, version) == 0 && strcmp(slot->uri, uri) == 0 &&
+            strlen(slot->target) < target_len) {
+            memcpy(target, slot->target, strlen(slot->target) + 1);
+            *stat = slot->stat;
+            slot->used = ++state->memo_tick;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&state->memo_lock);
+    return found;
+}
+
+/* Forgets (uri, version), say after its target refused a read (a signed CDN URL expired). */
+static void s_memo_forget(s_hf_t *state, const char *uri, const char *version)
+{
+    pthread_mutex_lock(&state->memo_lock);
+    for (size_t i = 0; i < S_MEMO_SLOTS; i++) {
+        s_hf_memo_t *slot = &state->memo[i];
+        if (slot->uri && strcmp(slot->version, version) == 0 && strcmp(slot->uri, uri) == 0) {
+            free(slot->uri);
+            free(slot->target);
+            memset(slot, 0, sizeof *slot);
+        }
+    }
+    pthread_mutex_unlock(&state->memo_lock);
+}
+
+/* Remembers that (uri, stat->version) redirected to target, replacing the same key or else the
+ * least recently used slot. Out of memory just remembers nothing. */
+static void s_memo_put(s_hf_t *state, const char *uri, const ufs_stat_t *stat, const char *target)
+{
+    char *uri_copy = strdup(uri), *target_copy = strdup(target);
+    if (!uri_copy || !target_copy) {
+        free(uri_copy);
+        free(target_copy);
+        return;
+    }
+    pthread_mutex_lock(&state->memo_lock);
+    s_hf_memo_t *victim = &state->memo[0];
+    for (size_t i = 0; i < S_MEMO_SLOTS; i++) {
+        s_hf_memo_t *slot = &state->memo[i];
+        if (slot->uri && strcmp(slot->version, stat->version) == 0 && strcmp(slot->uri, uri) == 0) {
+            victim = slot;
+            break;
+        }
+        if (!slot->uri || (victim->uri && slot->used < victim->used))
+            victim = slot;
+    }
+    free(victim->uri);
+    free(victim->target);
+    victim->uri = uri_copy;
+    victim->target = target_copy;
+    victim->stat = *stat;
+    snprintf(victim->version, sizeof victim->version, "%s", stat->version);
+    victim->used = ++state->memo_tick;
+    pthread_mutex_unlock(&state->memo_lock);
 }
 
 /* Splits an hf:// uri. ORG/NAME is required (legacy models without an org are not
@@ -430,13 +525,69 @@ done:
     return rc;
 }
 
+/* The stat a resolve reply gives, as s_hf_stat reads a HEAD: size from X-Linked-Size (an LFS
+ * redirect), else `size` the reply states (has_size); version s_reply_version, else
+ * "<size>-0"; mtime from Last-Modified. Returns false when the reply names no size. */
+static bool s_reply_stat(const ufs_http_response_t *response, bool has_size, uint64_t size,
+                         ufs_stat_t *out)
+{
+    char value[64];
+    if (ufs_http_header(response, "X-Linked-Size", value, sizeof value)) {
+        char *end;
+        size = strtoull(value, &end, 10);
+        has_size = end != value && *end == '\0';
+    }
+    if (!has_size)
+        return false;
+    memset(out, 0, sizeof *out);
+    out->size = size;
+    if (!s_reply_version(response, out->version))
+        snprintf(out->version, sizeof out->version, "%" PRIu64 "-0", size);
+    if (ufs_http_header(response, "Last-Modified", value, sizeof value)) {
+        time_t mtime = curl_getdate(value, NULL);
+        out->mtime = mtime > 0 ? (int64_t)mtime : 0;
+    }
+    return true;
+}
+
+/* A read's version pin (the progress gate of a reply that names the version itself): `want`
+ * asked for (NULL: any), `learnt` the first gated reply's, which a retried attempt must name
+ * too. */
+typedef struct s_hf_pin {
+    const char *want;             /* version asked for, or NULL */
+    char learnt[UFS_VERSION_MAX]; /* "" before the first gated reply */
+} s_hf_pin_t;
+
+/* ufs_http_request_t.accept of a direct (not redirected) resolve reply: its version must be the
+ * one asked for, and across attempts the one first seen, else SHOAL_ESTALE before a byte is
+ * reported. */
+static int s_accept_version(void *arg, const ufs_http_response_t *response)
+{
+    s_hf_pin_t *pin = arg;
+    ufs_stat_t seen;
+    uint64_t size = response->range_total >= 0 ? (uint64_t)response->range_total : 0;
+    s_reply_stat(response, true, size, &seen);
+    const char *expect = pin->want ? pin->want : pin->learnt[0] ? pin->learnt : NULL;
+    if (expect && strcmp(seen.version, expect) != 0)
+        return ufs_fail(SHOAL_ESTALE, "GET: the reply's version is %s, not %s", seen.version,
+                        expect);
+    snprintf(pin->learnt, sizeof pin->learnt, "%s", seen.version);
+    return 0;
+}
+
 /* A ranged GET on the resolve URL, redirects followed by hand (credentials only to the
- * endpoint's origin). With a version, the first reply that names one (X-Linked-Etag on an LFS
- * redirect, else the ETag of a direct reply) must match it, else SHOAL_ESTALE before any byte
- * is fetched from a CDN. Progress is reported by a reply after that check (a CDN's after an LFS
- * redirect, or any reply when no version is asked for); a direct reply reports nothing. */
+ * endpoint's origin). The first reply that names the file (an LFS redirect with X-Linked-Size
+ * and X-Linked-Etag, or a direct 2xx/416 with its ETag) is the stat: *stat_out, as s_hf_stat
+ * would give it; with a version it must match, else SHOAL_ESTALE before any byte is fetched
+ * from a CDN. An LFS redirect's target is remembered per (uri, version) (s_memo_put), so a
+ * later read of that version goes straight there: one request instead of two; a remembered
+ * target that refuses (403, 404, 410: a signed URL expired) is forgotten and the read starts
+ * over at the resolve URL. Progress is reported once the version is known: by a CDN reply after
+ * the redirect or the memo, and by a direct reply through its header gate (s_accept_version). A
+ * 416 at or past the end that names no version costs one stat (s_hf_stat). */
 static int64_t s_hf_read(void *opaque, const char *uri, const char *version, uint64_t offset,
-                         void *buf, size_t length, const ufs_progress_t *progress)
+                         void *buf, size_t length, const ufs_progress_t *progress,
+                         ufs_stat_t *stat_out)
 {
     s_hf_t *state = opaque;
     if (length == 0)
@@ -444,9 +595,15 @@ static int64_t s_hf_read(void *opaque, const char *uri, const char *version, uin
     s_hf_uri_t *u = malloc(sizeof *u);
     char *url = malloc(2 * UFS_URI_MAX);
     int64_t rc = (!u || !url) ? ufs_fail(SHOAL_ENOMEM, "hf read: out of memory") : s_parse(uri, u);
-    if (rc == 0)
+    bool known = false;               /* *stat_out is the file's stat */
+    bool from_memo = false;           /* url is a remembered redirect target */
+    bool memo_new = false;            /* an LFS redirect gave the stat: remember its target */
+    char named[UFS_VERSION_MAX] = ""; /* the version a redirect named (X-Linked-Etag) */
+    if (rc == 0 && version && s_memo_get(state, uri, version, url, 2 * UFS_URI_MAX, stat_out))
+        known = from_memo = true;
+    else if (rc == 0)
         rc = s_resolve_url(state, u, url, 2 * UFS_URI_MAX);
-    bool checked = version == NULL;
+    s_hf_pin_t pin = {.want = version};
     for (int hop = 0; rc == 0; hop++) {
         ufs_http_request_t request = {.method = "GET",
                                       .url = url,
@@ -456,8 +613,11 @@ static int64_t s_hf_read(void *opaque, const char *uri, const char *version, uin
                                       .range_length = length,
                                       .buf = buf,
                                       .buf_len = length,
-                                      /* progress only once the version is known to match */
-                                      .progress = checked ? progress : NULL};
+                                      .progress = progress,
+                                      /* after a redirect named the version, the CDN's own
+                                       * ETag is not the file's: nothing to compare */
+                                      .accept = known || named[0] ? NULL : s_accept_version,
+                                      .accept_arg = &pin};
         ufs_http_response_t response;
         rc = ufs_http_perform(state->ufs, &request, &response);
         if (rc < 0) {
@@ -465,32 +625,70 @@ static int64_t s_hf_read(void *opaque, const char *uri, const char *version, uin
             break;
         }
         long status = response.status;
-        char seen[UFS_VERSION_MAX], what[UFS_URI_MAX + 64];
+        char what[UFS_URI_MAX + 64], seen[UFS_VERSION_MAX];
         snprintf(what, sizeof what, "GET %s (bytes %" PRIu64 "+%zu)", url, offset, length);
-        bool names_version =
-            (status >= 300 && status < 400)
-                ? ufs_http_header(&response, "X-Linked-Etag", seen, sizeof seen) != NULL
-                : (status == 200 || status == 206);
-        if (!checked && names_version) {
-            if (s_reply_version(&response, seen)) {
-                if (strcmp(seen, version) != 0) {
-                    rc = ufs_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", what, seen,
-                                  version);
-                    ufs_http_response_fini(&response);
-                    break;
-                }
+        bool redirect = status >= 300 && status < 400;
+        bool body = status == 200 || status == 206 || status == 416;
+        if (!known && redirect && ufs_http_header(&response, "X-Linked-Etag", seen, sizeof seen)) {
+            ufs_etag_version(seen, named, sizeof named);
+            if (named[0] && s_reply_stat(&response, false, 0, stat_out))
+                known = memo_new = true;
+        } else if (!known && body) {
+            uint64_t size = 0;
+            bool has_size = ufs_http_reply_size(&response, &size);
+            /* a 416 that names no version leaves it to a stat, below */
+            if ((status != 416 || s_reply_version(&response, seen)) &&
+                s_reply_stat(&response, has_size, size, stat_out)) {
+                known = true;
+                if (named[0])
+                    snprintf(stat_out->version, sizeof stat_out->version, "%s", named);
             }
-            checked = true;
         }
-        if (status == 206 || status == 200) {
+        const char *now = known ? stat_out->version : named;
+        if (version && now[0] && strcmp(now, version) != 0) {
+            rc = ufs_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", what, now, version);
+            ufs_http_response_fini(&response);
+            break;
+        }
+        if (body && !known) {
+            /* no size or no version in the reply (a 416 without ETag, a total of "*") */
+            ufs_stat_t fresh;
+            rc = s_hf_stat(state, uri, &fresh);
+            if (rc == 0 && version && strcmp(fresh.version, version) != 0)
+                rc = ufs_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", what, fresh.version,
+                              version);
+            if (rc == 0) {
+                *stat_out = fresh;
+                known = true;
+            }
+        }
+        if (rc < 0) {
+            /* the stat above failed: its error stands */
+        } else if (status == 206 || status == 200) {
             rc = (int64_t)response.body_len; /* 200 only for an empty object (see ufs_conn.h) */
-        } else if (status >= 300 && status < 400 && response.redirect_url && hop < S_MAX_HOPS) {
+            if (pin.learnt[0] && !named[0] && !from_memo &&
+                strcmp(pin.learnt, stat_out->version) != 0)
+                rc = ufs_fail(SHOAL_ESTALE, "%s: version changed from %s to %s", what, pin.learnt,
+                              stat_out->version);
+        } else if (status == 416) {
+            rc = 0;
+        } else if (redirect && response.redirect_url && hop < S_MAX_HOPS) {
             snprintf(url, 2 * UFS_URI_MAX, "%s", response.redirect_url);
             ufs_http_response_fini(&response);
             continue;
-        } else if (status != 416) {
+        } else if (from_memo && (status == 403 || status == 404 || status == 410)) {
+            /* the remembered target refused (a signed URL expired): start over */
+            s_memo_forget(state, uri, version);
+            known = from_memo = false;
+            memset(stat_out, 0, sizeof *stat_out);
+            rc = s_resolve_url(state, u, url, 2 * UFS_URI_MAX);
+            ufs_http_response_fini(&response);
+            continue;
+        } else {
             rc = s_status_error(status, what);
         }
+        if (rc >= 0 && memo_new)
+            s_memo_put(state, uri, stat_out, url);
         ufs_http_response_fini(&response);
         break;
     }

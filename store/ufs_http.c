@@ -139,27 +139,61 @@ static int s_http_list(void *opaque, const char *uri, bool recursive, ufs_list_t
                     uri);
 }
 
-/* The progress gate of a versioned read (ufs_http_request_t.accept): the reply's version, as
- * s_http_read checks it after the transfer, must be `arg`, else SHOAL_ESTALE. */
+/* What a read's progress gate knows: the version asked for (NULL: any), and the one the first
+ * gated reply named, which every later attempt's reply must name too. */
+typedef struct s_pin {
+    const char *want;             /* version asked for, or NULL */
+    char learnt[UFS_VERSION_MAX]; /* version of the first reply gated; "" before */
+} s_pin_t;
+
+/* The progress gate of a read (ufs_http_request_t.accept): the reply's version, as s_http_read
+ * checks it after the transfer, must be pin->want (when asked) and the version an earlier
+ * attempt's reply named (when one did), else SHOAL_ESTALE: the reported bytes are then all of
+ * one version, the one the read reports. */
 static int s_accept_version(void *arg, const ufs_http_response_t *response)
 {
-    const char *version = arg;
+    s_pin_t *pin = arg;
     char seen[UFS_VERSION_MAX];
     int64_t mtime;
     uint64_t size = response->range_total >= 0 ? (uint64_t)response->range_total : 0;
     s_response_version(response, size, seen, &mtime);
-    if (strcmp(seen, version) != 0)
-        return ufs_fail(SHOAL_ESTALE, "GET: the reply's version is %s, not %s", seen, version);
+    const char *expect = pin->want ? pin->want : pin->learnt[0] ? pin->learnt : NULL;
+    if (expect && strcmp(seen, expect) != 0)
+        return ufs_fail(SHOAL_ESTALE, "GET: the reply's version is %s, not %s", seen, expect);
+    snprintf(pin->learnt, sizeof pin->learnt, "%s", seen);
     return 0;
+}
+
+/* Fills *out from a read's final reply (ufs_read_stat): the size the reply states, the version
+ * and mtime as s_http_stat derives them. A reply that does not state the size, and a 416
+ * without an ETag (its Last-Modified, if any, could not be told from a server's own clock),
+ * cost one stat more. Returns 0 or an error of that stat. */
+static int s_reply_stat(s_http_t *state, const char *uri, const ufs_http_response_t *response,
+                        ufs_stat_t *out)
+{
+    char etag[UFS_VERSION_MAX];
+    bool has_etag = ufs_http_header(response, "ETag", etag, sizeof etag) && etag[0];
+    uint64_t size;
+    if (ufs_http_reply_size(response, &size) && (response->status != 416 || has_etag)) {
+        memset(out, 0, sizeof *out);
+        out->size = size;
+        s_response_version(response, size, out->version, &out->mtime);
+        return 0;
+    }
+    memset(out, 0, sizeof *out);
+    return s_http_stat(state, uri, out);
 }
 
 /* One ranged GET into buf. With a version: a strong ETag is sent as If-Match (the server then
  * answers 412 instead of new bytes), and whatever the server supports, the reply's own version
- * (ETag, or size and Last-Modified) must equal it, else SHOAL_ESTALE. 416 (offset at or past
- * the end) is a read of 0 bytes. With progress, that version check runs on the headers before
- * the first byte is reported (s_accept_version). */
+ * (ETag, or size and Last-Modified) must equal it, else SHOAL_ESTALE. Without one, the reply's
+ * version is what the read reports. 416 (offset at or past the end) is a read of 0 bytes whose
+ * size comes from "Content-Range: bytes * /SIZE"; its version from its ETag, else one stat.
+ * With progress, the version check runs on the headers before the first byte is reported
+ * (s_accept_version), also without a version: every attempt must name the first one's. */
 static int64_t s_http_read(void *opaque, const char *uri, const char *version, uint64_t offset,
-                           void *buf, size_t length, const ufs_progress_t *progress)
+                           void *buf, size_t length, const ufs_progress_t *progress,
+                           ufs_stat_t *stat_out)
 {
     s_http_t *state = opaque;
     if (length == 0)
@@ -172,6 +206,7 @@ static int64_t s_http_read(void *opaque, const char *uri, const char *version, u
         if (!headers)
             return ufs_fail(SHOAL_ENOMEM, "read %s: out of memory", uri);
     }
+    s_pin_t pin = {.want = version};
     ufs_http_request_t request = {.method = "GET",
                                   .url = uri,
                                   .headers = headers,
@@ -182,29 +217,29 @@ static int64_t s_http_read(void *opaque, const char *uri, const char *version, u
                                   .buf_len = length,
                                   .follow_redirects = true,
                                   .progress = progress,
-                                  .accept = version ? s_accept_version : NULL,
-                                  .accept_arg = (void *)version};
+                                  .accept = s_accept_version,
+                                  .accept_arg = &pin};
     ufs_http_response_t response;
     int64_t result = ufs_http_perform(state->ufs, &request, &response);
     curl_slist_free_all(headers);
     if (result == 0) {
         char what[UFS_URI_MAX + 64];
         snprintf(what, sizeof what, "GET %s (bytes %" PRIu64 "+%zu)", uri, offset, length);
-        if (response.status == 206 || response.status == 200) {
+        if (response.status == 206 || response.status == 200 || response.status == 416) {
             /* 200 only with an empty body here: an empty object (ufs_http_perform) */
-            result = (int64_t)response.body_len;
-            if (version) {
-                char seen[UFS_VERSION_MAX];
-                int64_t mtime;
-                uint64_t size = response.range_total >= 0 ? (uint64_t)response.range_total : 0;
-                s_response_version(&response, size, seen, &mtime);
-                if (strcmp(seen, version) != 0)
-                    result = ufs_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", what, seen,
-                                      version);
-            }
+            result = response.status == 416 ? 0 : (int64_t)response.body_len;
+            int rc = s_reply_stat(state, uri, &response, stat_out);
+            if (rc < 0)
+                result = rc;
+            else if (version && strcmp(stat_out->version, version) != 0)
+                result = ufs_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", what,
+                                  stat_out->version, version);
+            else if (pin.learnt[0] && strcmp(stat_out->version, pin.learnt) != 0)
+                result = ufs_fail(SHOAL_ESTALE, "%s: version changed from %s to %s during the read",
+                                  what, pin.learnt, stat_out->version);
         } else {
             result = ufs_http_status_error(response.status, what);
-            if (result == 0 && response.status != 416)
+            if (result == 0)
                 result = ufs_fail(SHOAL_EIO, "%s: HTTP %ld", what, response.status);
         }
     }

@@ -348,11 +348,12 @@ static int s_s3_list(void *opaque, const char *uri, bool recursive, ufs_list_t *
  * end the server answers 416: that is a read of 0 bytes, after checking with HEAD that the
  * object still has the version asked for (a 416 carries no ETag). */
 static int64_t s_s3_read(void *opaque, const char *uri, const char *version, uint64_t offset,
-                         void *buf, size_t length, const ufs_progress_t *progress)
+                         void *buf, size_t length, const ufs_progress_t *progress,
+                         ufs_stat_t *stat_out)
 {
     const s_s3_t *state = opaque;
     return ufs_cloud_read(&s_s3_ops, state, state->config_error, uri, version, offset, buf, length,
-                          progress);
+                          progress, stat_out);
 }
 
 const ufs_connector_t ufs_s3_connector = {

@@ -474,3 +474,31 @@ Test(file, io_uring_refused_falls_back_to_pread)
     cr_skip_test("no seccomp audit arch known for this CPU");
 }
 #endif
+
+/* The read is the stat: fstat on the opened file gives what ufs_stat gives, one request (a
+ * file system call) counted; a missing file is SHOAL_ENOENT. */
+Test(file, read_is_the_stat)
+{
+    char uri[TP_PATH_MAX];
+    for (size_t i = 0; i < FILE_COUNT; i++) {
+        s_uri(uri, sizeof uri, s_files[i].name);
+        char buf[64];
+        ufs_stat_t got, st;
+        uint64_t before = ufs_requests(s_ufs);
+        size_t expect = s_files[i].size < sizeof buf ? s_files[i].size : sizeof buf;
+        cr_assert_eq(ufs_read_stat(s_ufs, uri, NULL, 0, buf, sizeof buf, NULL, &got),
+                     (int64_t)expect, "%s: %s", uri, shoal_last_error());
+        cr_assert_eq(ufs_requests(s_ufs) - before, 1);
+        cr_assert_eq(ufs_stat(s_ufs, uri, &st), 0);
+        cr_assert_eq(got.size, st.size);
+        cr_assert_str_eq(got.version, st.version);
+        cr_assert_eq(got.mtime, st.mtime);
+        cr_assert_not(got.is_dir);
+        cr_assert_eq(ufs_read_stat(s_ufs, uri, got.version, got.size, buf, 1, NULL, &got), 0);
+        cr_assert_str_eq(got.version, st.version);
+    }
+    s_uri(uri, sizeof uri, "no-such-file");
+    ufs_stat_t got;
+    char byte;
+    cr_assert_eq(ufs_read_stat(s_ufs, uri, NULL, 0, &byte, 1, NULL, &got), SHOAL_ENOENT);
+}

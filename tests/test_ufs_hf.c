@@ -419,3 +419,77 @@ Test(hf_tree, fields)
                  SHOAL_EPROTO);
     ufs_list_fini(&list);
 }
+
+/* The GET is the stat, and an LFS redirect is remembered per (uri, version): a cold read
+ * without a version costs the resolve 302 and the CDN's reply and reports stat's size, version
+ * and mtime; a later range with that version goes straight to the CDN (1 request, no resolve
+ * hop), also past the end; a direct file is 1 GET, no HEAD; a missing file is 1 request. A
+ * remembered target that refuses is forgotten and the resolve URL asked again. */
+Test(hf, read_is_the_stat_and_redirect_is_remembered)
+{
+    const char *uri = "hf://datasets/org/lfs/big.bin";
+    const char *resolve = "GET /datasets/org/lfs/resolve/main/big.bin 302";
+    unsigned char *buf = malloc(PAGE);
+    ufs_stat_t got, later, st;
+    cr_assert_eq(ufs_read_stat(s_ufs, uri, NULL, 0, buf, 4096, NULL, &got), 4096, "%s",
+                 shoal_last_error());
+    cr_assert_eq(memcmp(buf, s_data[3], 4096), 0);
+    cr_assert_eq(tp_count_synced(&s_nginx, resolve), 1);
+    cr_assert_eq(tp_count_synced(&s_nginx, "GET /cdn/big.bin 206"), 1);
+    cr_assert_str_eq(got.version, "lfs-sha");
+    cr_assert_eq(got.size, 3 * PAGE);
+    cr_assert_not(got.is_dir);
+
+    uint64_t before = ufs_requests(s_ufs);
+    cr_assert_eq(ufs_read_stat(s_ufs, uri, got.version, PAGE, buf, PAGE, NULL, &later),
+                 (int64_t)PAGE, "%s", shoal_last_error());
+    cr_assert_eq(ufs_requests(s_ufs) - before, 1);
+    cr_assert_eq(memcmp(buf, s_data[3] + PAGE, PAGE), 0);
+    cr_assert_eq(tp_count_synced(&s_nginx, resolve), 1); /* no redirect hop */
+    cr_assert_eq(tp_count_synced(&s_nginx, "GET /cdn/big.bin 206"), 2);
+    cr_assert_str_eq(later.version, got.version);
+    cr_assert_eq(later.size, got.size);
+    cr_assert_eq(later.mtime, got.mtime);
+
+    before = ufs_requests(s_ufs);
+    cr_assert_eq(ufs_read_stat(s_ufs, uri, got.version, 3 * PAGE, buf, 10, NULL, &later), 0);
+    cr_assert_eq(ufs_requests(s_ufs) - before, 1);
+    cr_assert_eq(later.size, 3 * PAGE);
+    cr_assert_eq(ufs_stat(s_ufs, uri, &st), 0);
+    cr_assert_eq(got.size, st.size);
+    cr_assert_str_eq(got.version, st.version);
+    cr_assert_eq(got.mtime, st.mtime);
+
+    /* the CDN copy gone: the remembered URL is forgotten, resolve is asked again */
+    char path[TP_PATH_MAX], moved[TP_PATH_MAX];
+    snprintf(path, sizeof path, "%s/cdn/big.bin", s_root);
+    snprintf(moved, sizeof moved, "%s/cdn/big.moved", s_root);
+    cr_assert_eq(rename(path, moved), 0);
+    cr_assert_eq(ufs_read_stat(s_ufs, uri, got.version, 0, buf, 10, NULL, &later), SHOAL_ENOENT);
+    cr_assert_eq(tp_count_synced(&s_nginx, resolve), 2);
+    cr_assert_eq(rename(moved, path), 0);
+    cr_assert_eq(ufs_read_stat(s_ufs, uri, got.version, 0, buf, 10, NULL, &later), 10, "%s",
+                 shoal_last_error());
+    cr_assert_eq(tp_count_synced(&s_nginx, resolve), 3);
+    cr_assert_eq(ufs_read_stat(s_ufs, uri, got.version, 10, buf, 10, NULL, &later), 10);
+    cr_assert_eq(tp_count_synced(&s_nginx, resolve), 3); /* remembered again */
+
+    const char *direct = "hf://datasets/org/name/sub/pages.bin";
+    cr_assert_eq(ufs_read_stat(s_ufs, direct, NULL, PAGE, buf, PAGE, NULL, &got), (int64_t)PAGE);
+    cr_assert_eq(memcmp(buf, s_data[3] + PAGE, PAGE), 0);
+    cr_assert_eq(tp_count_synced(&s_nginx, "GET /datasets/org/name/resolve/main/sub/pages.bin"), 1);
+    cr_assert_eq(tp_count_synced(&s_nginx, "HEAD /datasets/org/name/resolve/main/sub/pages.bin"),
+                 0);
+    cr_assert_eq(ufs_stat(s_ufs, direct, &st), 0);
+    cr_assert_eq(got.size, st.size);
+    cr_assert_str_eq(got.version, st.version);
+    cr_assert_eq(got.mtime, st.mtime);
+    cr_assert_gt(got.mtime, 0);
+
+    before = ufs_requests(s_ufs);
+    cr_assert_eq(
+        ufs_read_stat(s_ufs, "hf://datasets/org/name/nope.bin", NULL, 0, buf, 10, NULL, &later),
+        SHOAL_ENOENT);
+    cr_assert_eq(ufs_requests(s_ufs) - before, 1);
+    free(buf);
+}

@@ -38,6 +38,7 @@ static char *s_root;                      /* temp dir served by the servers */
 static unsigned char *s_data[FILE_COUNT]; /* expected contents */
 static tp_server_t s_nginx;               /* well-behaved server */
 static tp_server_t s_bad;                 /* badhttp.py */
+static tp_server_t s_origin;              /* origin.py: counts requests by kind */
 static ufs_t *s_ufs;                      /* under test */
 
 static const char s_nginx_extra[] =
@@ -88,9 +89,18 @@ static void s_setup_bad(void)
     cr_assert_not_null(s_ufs);
 }
 
+static void s_setup_origin(void)
+{
+    s_make_files();
+    cr_assert_eq(tp_origin_start(&s_origin, s_root, 0), 0);
+    s_ufs = s_new_ufs();
+    cr_assert_not_null(s_ufs);
+}
+
 static void s_teardown(void)
 {
     ufs_destroy(&s_ufs);
+    tp_server_stop(&s_origin);
     tp_server_stop(&s_nginx);
     tp_server_stop(&s_bad);
     tp_rmtree(s_root);
@@ -130,6 +140,7 @@ static void s_check_read(const char *url, const char *version, size_t i, uint64_
 
 TestSuite(http, .init = s_setup_nginx, .fini = s_teardown, .timeout = 120);
 TestSuite(http_bad, .init = s_setup_bad, .fini = s_teardown, .timeout = 120);
+TestSuite(http_origin, .init = s_setup_origin, .fini = s_teardown, .timeout = 120);
 
 Test(http, stat_sizes_and_versions)
 {
@@ -605,5 +616,212 @@ Test(http_bad, progress_checks_the_version_before_the_first_report)
     cr_assert_eq(ufs_read_progress(s_ufs, url, "1-2", 0, buf, PAGE, &progress), SHOAL_ESTALE, "%s",
                  shoal_last_error());
     cr_assert_eq(seen.reports, 0, "bytes of another version were reported");
+    free(buf);
+}
+
+/* ---- the GET is the stat (ufs_read_stat) -------------------------------------------------- */
+
+static tp_origin_counts_t s_counts(void)
+{
+    tp_origin_counts_t counts;
+    cr_assert_eq(tp_origin_counts(&s_origin, &counts), 0);
+    return counts;
+}
+
+/* Asserts that `got` (from a read) is what ufs_stat says of url. */
+static void s_assert_same_stat(const char *url, const ufs_stat_t *got)
+{
+    ufs_stat_t st;
+    cr_assert_eq(ufs_stat(s_ufs, url, &st), 0, "%s: %s", url, shoal_last_error());
+    cr_assert_eq(got->size, st.size, "%s", url);
+    cr_assert_str_eq(got->version, st.version, "%s", url);
+    cr_assert_eq(got->mtime, st.mtime, "%s", url);
+    cr_assert_gt(got->mtime, 0, "%s", url);
+    cr_assert_not(got->is_dir);
+}
+
+/* A cold read without a version, of every size (0 B: origin.py's 416 "bytes * /0" with its
+ * ETag), is exactly 1 GET and 0 HEAD, and says what stat says. */
+Test(http_origin, cold_read_is_one_get)
+{
+    char url[256];
+    unsigned char *buf = malloc(PAGE);
+    for (size_t i = 0; i < FILE_COUNT; i++) {
+        s_url(url, sizeof url, &s_origin, "", i);
+        cr_assert_eq(tp_origin_reset(&s_origin), 0);
+        uint64_t before = ufs_requests(s_ufs);
+        ufs_stat_t got;
+        size_t expect = s_files[i].size < PAGE ? s_files[i].size : PAGE;
+        cr_assert_eq(ufs_read_stat(s_ufs, url, NULL, 0, buf, PAGE, NULL, &got), (int64_t)expect,
+                     "%s: %s", url, shoal_last_error());
+        cr_assert_eq(memcmp(buf, s_data[i], expect), 0, "%s", url);
+        tp_origin_counts_t counts = s_counts();
+        cr_assert_eq(counts.get, 1, "%s", url);
+        cr_assert_eq(counts.head, 0, "%s", url);
+        cr_assert_eq(ufs_requests(s_ufs) - before, 1, "%s", url);
+        cr_assert_eq(got.size, s_files[i].size, "%s", url);
+        s_assert_same_stat(url, &got);
+    }
+    free(buf);
+}
+
+/* A later range with the learnt version is 1 GET carrying If-Match; the file replaced in
+ * between is SHOAL_ESTALE, and the 412 count proves the If-Match went out (without it the
+ * server would have answered 206). Then a read without a version learns the new one. */
+Test(http_origin, learnt_version_pins_later_ranges)
+{
+    char url[256];
+    s_url(url, sizeof url, &s_origin, "", 3);
+    unsigned char *buf = malloc(3 * PAGE);
+    ufs_stat_t first, later;
+    cr_assert_eq(ufs_read_stat(s_ufs, url, NULL, 0, buf, 4096, NULL, &first), 4096);
+    cr_assert_eq(tp_origin_reset(&s_origin), 0);
+    cr_assert_eq(ufs_read_stat(s_ufs, url, first.version, PAGE, buf, PAGE, NULL, &later),
+                 (int64_t)PAGE, "%s", shoal_last_error());
+    cr_assert_eq(memcmp(buf, s_data[3] + PAGE, PAGE), 0);
+    cr_assert_str_eq(later.version, first.version);
+    cr_assert_eq(later.size, 3 * PAGE);
+    tp_origin_counts_t counts = s_counts();
+    cr_assert_eq(counts.get, 1);
+    cr_assert_eq(counts.head, 0);
+    cr_assert_eq(counts.get_412, 0);
+
+    char path[TP_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", s_root, s_files[3].name);
+    unsigned char *next = malloc(3 * PAGE);
+    tp_fill_pattern(next, 3 * PAGE - 5, 99);
+    cr_assert_eq(tp_write_file(path, next, 3 * PAGE - 5), 0);
+    cr_assert_eq(tp_origin_reset(&s_origin), 0);
+    uint64_t before = ufs_requests(s_ufs);
+    cr_assert_eq(ufs_read_stat(s_ufs, url, first.version, 2 * PAGE, buf, PAGE, NULL, &later),
+                 SHOAL_ESTALE, "%s", shoal_last_error());
+    cr_assert_str_eq(later.version, "");
+    counts = s_counts();
+    cr_assert_eq(counts.get_412, 1);
+    cr_assert_eq(counts.get, 0);
+    cr_assert_eq(counts.head, 0);
+    cr_assert_eq(ufs_requests(s_ufs) - before, 1);
+    cr_assert_eq(ufs_read_stat(s_ufs, url, NULL, 0, buf, 3 * PAGE, NULL, &later),
+                 (int64_t)(3 * PAGE - 5));
+    cr_assert_eq(memcmp(buf, next, 3 * PAGE - 5), 0);
+    cr_assert_str_neq(later.version, first.version);
+    s_assert_same_stat(url, &later);
+    free(next);
+    free(buf);
+}
+
+/* A missing file: exactly one request, SHOAL_ENOENT, no HEAD, no retry. */
+Test(http_origin, missing_file_is_one_request)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/no/such.bin", s_origin.base_url);
+    cr_assert_eq(tp_origin_reset(&s_origin), 0);
+    uint64_t before = ufs_requests(s_ufs);
+    char buf[64];
+    ufs_stat_t got;
+    cr_assert_eq(ufs_read_stat(s_ufs, url, NULL, 0, buf, sizeof buf, NULL, &got), SHOAL_ENOENT);
+    tp_origin_counts_t counts = s_counts();
+    cr_assert_eq(counts.get_404, 1);
+    cr_assert_eq(counts.get + counts.head + counts.head_404, 0);
+    cr_assert_eq(ufs_requests(s_ufs) - before, 1);
+    cr_assert_eq(got.size, 0);
+}
+
+/* At and past the end: 0 bytes, the size and version from the 416 alone (origin.py sends
+ * "bytes * /SIZE" and its ETag): one GET, with or without a version; a version that is gone is
+ * still SHOAL_ESTALE there. A read of 0 bytes is one stat. */
+Test(http_origin, past_the_end_reports_the_size)
+{
+    char url[256];
+    s_url(url, sizeof url, &s_origin, "", 2);
+    char buf[64];
+    ufs_stat_t got;
+    uint64_t offsets[] = {PAGE, PAGE + 1, 10 * (uint64_t)PAGE};
+    for (size_t k = 0; k < 3; k++) {
+        cr_assert_eq(tp_origin_reset(&s_origin), 0);
+        cr_assert_eq(ufs_read_stat(s_ufs, url, NULL, offsets[k], buf, sizeof buf, NULL, &got), 0,
+                     "%s", shoal_last_error());
+        tp_origin_counts_t counts = s_counts();
+        cr_assert_eq(counts.get, 1);
+        cr_assert_eq(counts.head, 0);
+        cr_assert_eq(got.size, PAGE);
+        s_assert_same_stat(url, &got);
+        cr_assert_eq(
+            ufs_read_stat(s_ufs, url, got.version, offsets[k], buf, sizeof buf, NULL, &got), 0,
+            "%s", shoal_last_error());
+        cr_assert_eq(got.size, PAGE);
+    }
+    cr_assert_eq(ufs_read_stat(s_ufs, url, "0-0", PAGE, buf, sizeof buf, NULL, &got), SHOAL_ESTALE);
+    cr_assert_eq(tp_origin_reset(&s_origin), 0);
+    cr_assert_eq(ufs_read_stat(s_ufs, url, NULL, 5, buf, 0, NULL, &got), 0);
+    cr_assert_eq(got.size, PAGE);
+    tp_origin_counts_t counts = s_counts();
+    cr_assert_eq(counts.head + counts.get, 1);
+}
+
+typedef struct s_gate_seen {
+    size_t reports;     /* calls of the progress function */
+    size_t last_filled; /* the last `filled` */
+} s_gate_seen_t;
+
+static void s_on_gate_progress(void *arg, size_t filled)
+{
+    s_gate_seen_t *seen = arg;
+    cr_assert_gt(filled, seen->last_filled);
+    seen->reports++;
+    seen->last_filled = filled;
+}
+
+/* Progress without a version: bytes are reported, and the version the read reports is the
+ * file's (the gate pinned it before the first report). */
+Test(http_origin, progress_without_a_version)
+{
+    char url[256];
+    s_url(url, sizeof url, &s_origin, "", 3);
+    unsigned char *buf = malloc(3 * PAGE);
+    s_gate_seen_t seen = {0};
+    ufs_progress_t progress = {.fn = s_on_gate_progress, .arg = &seen};
+    ufs_stat_t got;
+    cr_assert_eq(ufs_read_stat(s_ufs, url, NULL, 0, buf, 3 * PAGE, &progress, &got),
+                 (int64_t)(3 * PAGE), "%s", shoal_last_error());
+    cr_assert_geq(seen.reports, 1);
+    cr_assert_eq(seen.last_filled, 3 * PAGE);
+    cr_assert_eq(memcmp(buf, s_data[3], 3 * PAGE), 0);
+    s_assert_same_stat(url, &got);
+    free(buf);
+}
+
+/* nginx (no ETag on its 416, an empty 200 for a 0-byte file): every size read cold is one
+ * GET and no HEAD, with stat's size, version and mtime; past the end costs exactly one HEAD
+ * more (nginx's 416 has no ETag), none for the empty file, and still reports the stat. Counted in
+ * nginx's own access log. */
+Test(http, read_is_the_stat_on_nginx)
+{
+    char url[256];
+    unsigned char *buf = malloc(PAGE);
+    for (size_t i = 0; i < FILE_COUNT; i++) {
+        s_url(url, sizeof url, &s_nginx, "", i);
+        char get_line[128], head_line[128];
+        snprintf(get_line, sizeof get_line, "GET /%s ", s_files[i].name);
+        snprintf(head_line, sizeof head_line, "HEAD /%s ", s_files[i].name);
+        long gets = tp_count_synced(&s_nginx, get_line);
+        long heads = tp_count_synced(&s_nginx, head_line);
+        ufs_stat_t got;
+        size_t expect = s_files[i].size < PAGE ? s_files[i].size : PAGE;
+        cr_assert_eq(ufs_read_stat(s_ufs, url, NULL, 0, buf, PAGE, NULL, &got), (int64_t)expect,
+                     "%s: %s", url, shoal_last_error());
+        cr_assert_eq(memcmp(buf, s_data[i], expect), 0, "%s", url);
+        cr_assert_eq(tp_count_synced(&s_nginx, get_line) - gets, 1, "%s", url);
+        cr_assert_eq(tp_count_synced(&s_nginx, head_line) - heads, 0, "%s", url);
+        s_assert_same_stat(url, &got);
+
+        uint64_t before = ufs_requests(s_ufs);
+        cr_assert_eq(ufs_read_stat(s_ufs, url, got.version, s_files[i].size, buf, 10, NULL, &got),
+                     0, "%s: %s", url, shoal_last_error());
+        /* nginx: an empty 200 for the 0-byte file; else a 416 without ETag, then a HEAD */
+        cr_assert_eq(ufs_requests(s_ufs) - before, s_files[i].size == 0 ? 1 : 2, "%s", url);
+        cr_assert_eq(got.size, s_files[i].size);
+        s_assert_same_stat(url, &got);
+    }
     free(buf);
 }

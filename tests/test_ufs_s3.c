@@ -469,3 +469,74 @@ Test(ufs_s3, bad_configuration, .init = s_setup, .fini = s_teardown)
     cr_assert_eq(ufs_stat(s_ufs, "s3:///k", &st), SHOAL_EINVAL);
     cr_assert_eq(ufs_stat(s_ufs, "s3://bad bucket/k", &st), SHOAL_EINVAL);
 }
+
+/* The GET is the stat (ufs_read_stat): a cold read without a version is one request and
+ * reports what stat reports; a later range with the learnt version is one request; the object
+ * replaced in between is SHOAL_ESTALE; a missing object is one request; past the end the size
+ * still comes back (a 416 here carries no ETag: one stat more, 2 requests). Counted with the
+ * handle's own counter (ufs_requests): the server's log is not needed. */
+Test(ufs_s3, read_is_the_stat, .init = s_setup, .fini = s_teardown, .timeout = 120)
+{
+    s_put(NULL, NULL, 0);
+    size_t size = 3 * 65536 + 17;
+    unsigned char *data = malloc(size), *buf = malloc(size);
+    tp_fill_pattern(data, size, 42);
+    s_put("gs/file", data, size);
+    s_put("gs/empty", "", 0);
+    const char *uri = "s3://" BUCKET "/gs/file";
+
+    uint64_t before = ufs_requests(s_ufs);
+    ufs_stat_t got, st;
+    cr_assert_eq(ufs_read_stat(s_ufs, uri, NULL, 0, buf, 65536, NULL, &got), 65536, "%s",
+                 shoal_last_error());
+    cr_assert_eq(ufs_requests(s_ufs) - before, 1);
+    cr_assert_eq(memcmp(buf, data, 65536), 0);
+    cr_assert_eq(ufs_stat(s_ufs, uri, &st), 0);
+    cr_assert_eq(got.size, size);
+    cr_assert_eq(got.size, st.size);
+    cr_assert_str_eq(got.version, st.version);
+    cr_assert_eq(got.mtime, st.mtime);
+    cr_assert_not(got.is_dir);
+
+    before = ufs_requests(s_ufs);
+    ufs_stat_t later;
+    cr_assert_eq(ufs_read_stat(s_ufs, uri, got.version, 65536, buf, size, NULL, &later),
+                 (int64_t)(size - 65536), "%s", shoal_last_error());
+    cr_assert_eq(ufs_requests(s_ufs) - before, 1);
+    cr_assert_eq(memcmp(buf, data + 65536, size - 65536), 0);
+    cr_assert_str_eq(later.version, got.version);
+    cr_assert_eq(later.size, size);
+
+    before = ufs_requests(s_ufs);
+    cr_assert_eq(ufs_read_stat(s_ufs, uri, got.version, size, buf, 10, NULL, &later), 0, "%s",
+                 shoal_last_error());
+    cr_assert_eq(ufs_requests(s_ufs) - before, 2); /* the 416, then one HEAD */
+    cr_assert_eq(later.size, size);
+    cr_assert_str_eq(later.version, got.version);
+
+    cr_assert_eq(ufs_read_stat(s_ufs, "s3://" BUCKET "/gs/empty", NULL, 0, buf, 10, NULL, &later),
+                 0, "%s", shoal_last_error());
+    cr_assert_eq(later.size, 0);
+    cr_assert_eq(ufs_stat(s_ufs, "s3://" BUCKET "/gs/empty", &st), 0);
+    cr_assert_str_eq(later.version, st.version);
+
+    before = ufs_requests(s_ufs);
+    cr_assert_eq(ufs_read_stat(s_ufs, "s3://" BUCKET "/gs/missing", NULL, 0, buf, 10, NULL, &later),
+                 SHOAL_ENOENT, "%s", shoal_last_error());
+    cr_assert_eq(ufs_requests(s_ufs) - before, 1);
+    cr_assert_eq(later.size, 0);
+    cr_assert_str_eq(later.version, "");
+
+    tp_fill_pattern(data, size - 1, 43);
+    s_put("gs/file", data, size - 1);
+    before = ufs_requests(s_ufs);
+    cr_assert_eq(ufs_read_stat(s_ufs, uri, got.version, 65536, buf, 65536, NULL, &later),
+                 SHOAL_ESTALE, "%s", shoal_last_error());
+    cr_assert_eq(ufs_requests(s_ufs) - before, 1);
+    cr_assert_eq(ufs_read_stat(s_ufs, uri, NULL, 0, buf, size, NULL, &later), (int64_t)(size - 1));
+    cr_assert_str_neq(later.version, got.version);
+    cr_assert_eq(later.size, size - 1);
+    cr_assert_eq(memcmp(buf, data, size - 1), 0);
+    free(data);
+    free(buf);
+}

@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -505,4 +506,113 @@ int tp_badhttp_start(tp_server_t *server, const char *root)
 fail:
     tp_server_stop(server);
     return -1;
+}
+
+int tp_origin_start(tp_server_t *server, const char *root, int delay_ms)
+{
+    if (s_server_prepare(server, "origin") != 0)
+        goto fail;
+    char out_log[TP_PATH_MAX], port[16], delay[16];
+    snprintf(out_log, sizeof out_log, "%s/stdout.log", server->dir);
+    snprintf(port, sizeof port, "%d", server->port);
+    snprintf(delay, sizeof delay, "%d", delay_ms);
+    const char *argv[] = {
+        "python3", TP_SUPPORT_DIR "/origin.py", "--port", port, "--root", root, "--delay-ms", delay,
+        NULL};
+    if (tp_spawn(&server->proc, argv, out_log) != 0)
+        goto fail;
+    if (tp_wait_http(server->port, "/_counts", 15000) != 0 || !tp_alive(&server->proc)) {
+        fprintf(stderr, "tp_origin_start: no answer on port %d\n", server->port);
+        s_dump_log(out_log);
+        goto fail;
+    }
+    return 0;
+fail:
+    tp_server_stop(server);
+    return -1;
+}
+
+/* One HTTP/1.0 exchange with 127.0.0.1:port: sends `request`, reads the reply until the server
+ * closes (at most out_len - 1 bytes, NUL-terminated). Returns the status, or -1. */
+static int s_http_exchange(int port, const char *request, char *out, size_t out_len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval timeout = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    size_t len = 0, want = strlen(request);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+        goto fail;
+    while (len < want) {
+        ssize_t n = send(fd, request + len, want - len, MSG_NOSIGNAL);
+        if (n <= 0)
+            goto fail;
+        len += (size_t)n;
+    }
+    len = 0;
+    for (;;) {
+        ssize_t n = recv(fd, out + len, out_len - 1 - len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        if (n == 0 || (len += (size_t)n) == out_len - 1)
+            break;
+    }
+    out[len] = '\0';
+    close(fd);
+    int status = -1;
+    return sscanf(out, "HTTP/%*s %d", &status) == 1 ? status : -1;
+fail:
+    close(fd);
+    return -1;
+}
+
+/* The integer after "\"key\": " in text, or -1. */
+static long s_json_count(const char *text, const char *key)
+{
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"%s\": ", key);
+    const char *at = strstr(text, needle);
+    return at ? strtol(at + strlen(needle), NULL, 10) : -1;
+}
+
+int tp_origin_counts(const tp_server_t *server, tp_origin_counts_t *out)
+{
+    static const char request[] = "GET /_counts HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    char *reply = malloc(1 << 20);
+    if (!reply)
+        return -1;
+    int status = s_http_exchange(server->port, request, reply, 1 << 20);
+    char *body = status == 200 ? strstr(reply, "\r\n\r\n") : NULL;
+    if (!body) {
+        free(reply);
+        return -1;
+    }
+    char *per_path = strstr(body, "\"by_path\"");
+    if (per_path)
+        *per_path = '\0'; /* only the top-level counts, which come first */
+    *out = (tp_origin_counts_t){
+        .head = s_json_count(body, "HEAD"),
+        .get = s_json_count(body, "GET"),
+        .head_404 = s_json_count(body, "HEAD_404"),
+        .get_404 = s_json_count(body, "GET_404"),
+        .head_412 = s_json_count(body, "HEAD_412"),
+        .get_412 = s_json_count(body, "GET_412"),
+        .get_304 = s_json_count(body, "GET_304"),
+        .bytes = s_json_count(body, "bytes"),
+    };
+    free(reply);
+    return out->head < 0 || out->get < 0 ? -1 : 0;
+}
+
+int tp_origin_reset(const tp_server_t *server)
+{
+    static const char request[] =
+        "POST /_reset HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n";
+    char reply[4096];
+    return s_http_exchange(server->port, request, reply, sizeof reply) == 200 ? 0 : -1;
 }

@@ -1,8 +1,9 @@
 /*
  * testproc.h - test support shared by every suite: free loopback ports, temp dirs, spawning and
  * stopping server processes (each in its own process group, killed if the test dies), waiting
- * for readiness by polling with a deadline, and starters for nginx and for badhttp.py (a tiny
- * HTTP server that misbehaves on request: 503s, ignored Range, dying mid-transfer).
+ * for readiness by polling with a deadline, and starters for nginx, for badhttp.py (a tiny
+ * HTTP server that misbehaves on request: 503s, ignored Range, dying mid-transfer) and for
+ * origin.py (an object-store-like server that counts requests by kind).
  */
 #ifndef SHOAL_TESTPROC_H
 #define SHOAL_TESTPROC_H
@@ -104,6 +105,33 @@ int tp_nginx_start(tp_server_t *server, const char *root, const char *server_ext
  * prefixes (/flaky/N/, /busy/N/, /stall/, /norange/, /die/, /long/, /noetag/, /nohead/). 0 or -1.
  */
 int tp_badhttp_start(tp_server_t *server, const char *root);
+
+/* Starts tests/support/origin.py (python3) serving `root` with `delay_ms` before each answer
+ * (0: none), on a free loopback port, and waits until it answers. It counts the requests it
+ * answers by kind (tp_origin_counts); it writes no access log. 0 or -1. */
+int tp_origin_start(tp_server_t *server, const char *root, int delay_ms);
+
+/* The top-level counts of origin.py's GET /_counts (see origin.py): requests answered by kind,
+ * control requests excluded. A 416 counts as GET, a 404 as GET_404 / HEAD_404, a 412 as
+ * GET_412 / HEAD_412. */
+typedef struct tp_origin_counts {
+    long head;     /* HEAD answered with the object's headers */
+    long get;      /* GET answered 200, 206 or 416 */
+    long head_404; /* HEAD of a missing file */
+    long get_404;  /* GET of a missing file */
+    long head_412; /* HEAD refused by If-Match */
+    long get_412;  /* GET refused by If-Match */
+    long get_304;  /* GET answered 304 by If-None-Match */
+    long bytes;    /* body bytes of GETs */
+} tp_origin_counts_t;
+
+/* Reads origin.py's counts over one HTTP/1.0 request on a fresh connection. Counts are
+ * updated before a reply's first byte leaves, so after a client call returned they include its
+ * requests. 0 or -1. */
+int tp_origin_counts(const tp_server_t *server, tp_origin_counts_t *out);
+
+/* POST /_reset: zeroes origin.py's counts. 0 or -1. */
+int tp_origin_reset(const tp_server_t *server);
 
 /* Stops the server and removes its temp dir. Safe on a server never started. */
 void tp_server_stop(tp_server_t *server);
