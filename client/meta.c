@@ -15,8 +15,10 @@
 #include "meta.h"
 #include "uri.h"
 
-#define META_OWNER_TRIES        3   /* metadata owners tried in HRW order before the UFS */
-#define CLIENT_STAT_CACHE_SLOTS 512 /* direct-mapped stat cache entries per process */
+#define META_OWNER_TRIES 3 /* metadata owners tried in HRW order before the UFS */
+#define CLIENT_STAT_CACHE_SLOTS                                                                    \
+    4096 /* direct-mapped stat cache entries per process (a                                        \
+          * listing of a dataset fills it) */
 
 /* One stat cache slot. */
 typedef struct client_stat_slot {
