@@ -23,7 +23,9 @@
     X(fallback_ufs)        /* stats, lists and ranges served by the client's own UFS */            \
     X(view_refreshes)      /* views fetched */                                                     \
     X(view_failures)       /* view fetches no node answered */                                     \
-    X(stale_retries)       /* reads repeated after ESTALE with a fresh stat */                     \
+    X(stale_retries)       /* read rounds repeated after ESTALE, from scratch */                   \
+    X(change_restarts)     /* reads (pread_many entries) restarted because their file changed */   \
+    X(reads_without_stat)  /* reads whose stat came from their first range's reply, no STAT */     \
     X(stat_cache_hits)     /* stats answered from the client's cache */                            \
     X(stat_cache_misses)   /* stats that asked a node */                                           \
     X(reads)               /* shoal_pread calls and shoal_pread_many entries */                    \

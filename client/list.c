@@ -157,6 +157,15 @@ int shoal_list(shoal_client_t *client, const char *uri, bool recursive, shoal_li
             rc = shoal_fail(SHOAL_EUNAVAIL, "list %s: %s", uri, copy);
         }
     }
+    /* what a listing says of its files is their stat: `info` or a read after `find` asks
+     * nobody (Ray lists, then stats and opens every file) */
+    for (size_t i = 0; rc == 0 && i < listing->count; i++) {
+        const shoal_stat_t *stat = &listing->stats.items[i];
+        char key[URI_MAX + 1];
+        if (!stat->is_dir && stat->version[0] &&
+            uri_normalize(listing->uris.items[i], key, sizeof key, NULL) == 0)
+            client_stat_remember(ctx.stats, key, stat);
+    }
     client_ctx_end(&ctx);
     if (rc != 0) {
         shoal_listing_destroy(&listing);

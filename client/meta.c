@@ -15,8 +15,10 @@
 #include "meta.h"
 #include "uri.h"
 
-#define META_OWNER_TRIES        3   /* metadata owners tried in HRW order before the UFS */
-#define CLIENT_STAT_CACHE_SLOTS 512 /* direct-mapped stat cache entries per process */
+#define META_OWNER_TRIES 3 /* metadata owners tried in HRW order before the UFS */
+#define CLIENT_STAT_CACHE_SLOTS                                                                    \
+    4096 /* direct-mapped stat cache entries per process (a                                        \
+          * listing of a dataset fills it) */
 
 /* One stat cache slot. */
 typedef struct client_stat_slot {
@@ -59,7 +61,7 @@ void client_stat_cache_destroy(client_stat_cache_t **cache_p)
     free(cache);
 }
 
-static bool s_cache_get(client_stat_cache_t *cache, const char *uri, shoal_stat_t *out)
+bool client_stat_cached(client_stat_cache_t *cache, const char *uri, shoal_stat_t *out)
 {
     if (cache->ttl_ms < 0)
         return false;
@@ -75,8 +77,7 @@ static bool s_cache_get(client_stat_cache_t *cache, const char *uri, shoal_stat_
     return hit;
 }
 
-/* Stores a stat; a collision replaces the older entry (the cache is a speed-up only). */
-static void s_cache_put(client_stat_cache_t *cache, const char *uri, const shoal_stat_t *stat)
+void client_stat_remember(client_stat_cache_t *cache, const char *uri, const shoal_stat_t *stat)
 {
     if (cache->ttl_ms < 0)
         return;
@@ -89,6 +90,17 @@ static void s_cache_put(client_stat_cache_t *cache, const char *uri, const shoal
     slot->uri = copy;
     slot->stat = *stat;
     slot->expires_ms = clock_mono_ms() + cache->ttl_ms;
+    pthread_mutex_unlock(&cache->mutex);
+}
+
+void client_stat_forget(client_stat_cache_t *cache, const char *uri)
+{
+    pthread_mutex_lock(&cache->mutex);
+    client_stat_slot_t *slot = &cache->slots[s_slot(uri)];
+    if (slot->uri && strcmp(slot->uri, uri) == 0) {
+        free(slot->uri);
+        slot->uri = NULL;
+    }
     pthread_mutex_unlock(&cache->mutex);
 }
 
@@ -172,7 +184,7 @@ int client_stat_many(client_ctx_t *ctx, const char *const *uris, size_t count, b
     for (size_t i = 0; i < count; i++) {
         results[i] = 1; /* pending */
         op_for[i] = SIZE_MAX;
-        if (!bypass_cache && s_cache_get(ctx->stats, uris[i], &stats[i])) {
+        if (!bypass_cache && client_stat_cached(ctx->stats, uris[i], &stats[i])) {
             results[i] = 0;
             CLIENT_COUNT(counters, stat_cache_hits, 1);
         } else {
@@ -205,7 +217,7 @@ int client_stat_many(client_ctx_t *ctx, const char *const *uris, size_t count, b
             client_op_t *op = &ops[op_for[i]];
             if (op->result == 0) {
                 s_stat_from_reply(&op->reply.body.stat_reply, &stats[i]);
-                s_cache_put(ctx->stats, uris[i], &stats[i]);
+                client_stat_remember(ctx->stats, uris[i], &stats[i]);
                 results[i] = 0;
             } else if (!op->exhausted) {
                 results[i] = op->result;
@@ -227,7 +239,7 @@ int client_stat_many(client_ctx_t *ctx, const char *const *uris, size_t count, b
             CLIENT_COUNT(counters, fallback_ufs, 1);
             results[i] = client_ufs_stat(ctx->ufs, uris[i], &stats[i]);
             if (results[i] == 0)
-                s_cache_put(ctx->stats, uris[i], &stats[i]);
+                client_stat_remember(ctx->stats, uris[i], &stats[i]);
         }
     }
     for (size_t i = 0; i < count; i++) {

@@ -20,6 +20,14 @@ typedef struct client_stat_cache client_stat_cache_t;
 client_stat_cache_t *client_stat_cache_new(int ttl_ms);
 /* Frees it and sets *cache_p to NULL; safe on NULL. Only in the process that made it. */
 void client_stat_cache_destroy(client_stat_cache_t **cache_p);
+/* Copies the fresh cached stat of `uri` (normal form) into *out: true, or false when there is
+ * none (or the cache is off). Borrows everything. */
+bool client_stat_cached(client_stat_cache_t *cache, const char *uri, shoal_stat_t *out);
+/* Caches `stat` for `uri` (both copied) for the cache's TTL, replacing what the slot held: what
+ * a STAT, a listing or a read's reply learnt. */
+void client_stat_remember(client_stat_cache_t *cache, const char *uri, const shoal_stat_t *stat);
+/* Drops the cached stat of `uri`, if any (its file changed). */
+void client_stat_forget(client_stat_cache_t *cache, const char *uri);
 /* Drops every cached stat (after an evict). */
 void client_stat_cache_clear(client_stat_cache_t *cache);
 

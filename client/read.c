@@ -1,8 +1,9 @@
 /*
- * read.c - shoal_pread and shoal_pread_many: stat each file (one version for all its bytes),
- * cut the wanted span into placement ranges, put every range of every read in flight at once,
- * fall back per range (next owner, NO_CACHE read-through, the UFS), and start a read over with
- * a fresh stat when the file changed under it.
+ * read.c - shoal_pread, shoal_pread_stat and shoal_pread_many: no stat before a read (the first
+ * range goes versionless to its owner and its reply is the stat, unless the stat cache has a
+ * fresh one), the other ranges in flight at once with the version learnt (one version for all
+ * bytes), fallbacks per range (next owner, NO_CACHE read-through, the UFS), and a read started
+ * over from scratch when the file changed under it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +23,14 @@ typedef struct read_job {
     shoal_read_t *read; /* the caller's request and result */
     const char *uri;    /* read->uri's normal form (uri.h): sent, hashed and cached as the node
                          * does; storage owned by the call */
-    shoal_stat_t stat;  /* the version all bytes come from */
-    int stat_result;    /* 0 or the stat's error */
+    const char *pin;    /* the version the caller holds (shoal_pread_stat), or NULL: a change
+                         * then fails the read instead of restarting it */
+    shoal_stat_t stat;  /* the version all bytes come from (valid when known) */
+    bool known;         /* stat holds the version to read: cached, stat'ed or learnt */
+    bool learning;      /* this round's first range goes out without a stat (learn op) */
     uint64_t length;    /* bytes to read after clipping at the end of the file */
     bool pending;       /* still to be (re)done in this round */
-    bool stale;         /* the version changed: redo with a fresh stat */
+    bool stale;         /* the version changed: redo from scratch */
     int error;          /* first error of this round */
 } read_job_t;
 
@@ -45,6 +49,26 @@ static void s_job_fail(read_job_t *job, int code, const char *what, const char *
     }
 }
 
+/* Takes a stat for a job: a version other than the pinned one is a change; a directory
+ * cannot be read; else the read is clipped at the end of the file. */
+static void s_job_know(read_job_t *job, const shoal_stat_t *stat)
+{
+    job->stat = *stat;
+    job->known = true;
+    if (job->pin && strcmp(stat->version, job->pin) != 0) {
+        job->stale = true;
+        return;
+    }
+    if (stat->is_dir) {
+        s_job_fail(job, SHOAL_EISDIR, "is a directory", NULL);
+        return;
+    }
+    uint64_t offset = job->read->offset;
+    job->length = offset >= stat->size ? 0 : stat->size - offset;
+    if (job->length > job->read->length)
+        job->length = job->read->length;
+}
+
 /* Reads a span straight from the UFS into the buffer. A short answer inside the file means the
  * object changed or the transfer broke: never success with fewer bytes than the stat promised. */
 static int s_ufs_read(client_ctx_t *ctx, read_job_t *job, uint64_t offset, uint8_t *dest,
@@ -61,60 +85,181 @@ static int s_ufs_read(client_ctx_t *ctx, read_job_t *job, uint64_t offset, uint8
     return 0;
 }
 
-/* One round over the pending jobs: stat them (through the cache unless `bypass_cache`), build
- * one READ op per range of every job, run them all at once, then serve exhausted ranges from
- * the UFS. Leaves each job's error or stale flag set. */
+/* The first byte wanted of a job, the end of its range and the span of its first piece. */
+static client_range_t s_first_piece(const read_job_t *job, uint64_t length, uint64_t range_bytes)
+{
+    uint64_t offset = job->read->offset;
+    uint64_t index = offset / range_bytes;
+    uint64_t room = (index + 1) * range_bytes - offset;
+    return (client_range_t){
+        .range_index = index, .offset = offset, .length = length < room ? length : room};
+}
+
+/* Sets up the READ of one range piece of a job: with the job's version and size when known,
+ * else a learn op (versionless, or of the pinned version, size unknown). */
+static void s_range_op(client_ctx_t *ctx, read_job_t *job, const client_range_t *range,
+                       client_op_t *op)
+{
+    client_op_init(op, MSG_READ_REQ);
+    bool learn = !job->known;
+    const char *version = learn ? (job->pin ? job->pin : "") : job->stat.version;
+    op->request.body.read_request = (msg_read_request_t){
+        .uri = job->uri,
+        .version = version,
+        .offset = range->offset,
+        .length = range->length,
+        .file_size = learn ? MSG_SIZE_UNKNOWN : job->stat.size,
+    };
+    op->dest = (uint8_t *)job->read->buf + (range->offset - job->read->offset);
+    op->dest_offset = range->offset;
+    op->dest_length = range->length;
+    op->learn = learn;
+    op->learn_length = range->length;
+    op->expect_size = learn ? MSG_SIZE_UNKNOWN : job->stat.size;
+    op->expect_version = version;
+    op->probe_when_all_down = ctx->ufs == NULL;
+    op->target_count = (uint32_t)client_view_range_targets(
+        ctx->view, job->uri, range->range_index, CLIENT_OWNER_TRIES, 0, CLIENT_NO_CACHE_TRIES,
+        MSG_READ_NO_CACHE, op->targets, CLIENT_TARGETS_MAX);
+}
+
+/* A learn op that no node answered: the UFS stats the file (until store/ufs.h's GET that is
+ * the stat lands, a stat and a read) and serves the first piece. */
+static void s_learn_from_ufs(client_ctx_t *ctx, read_job_t *job, client_op_t *op)
+{
+    shoal_stat_t stat;
+    CLIENT_COUNT(ctx->counters, fallback_ufs, 1);
+    int rc = client_ufs_stat(ctx->ufs, job->uri, &stat);
+    if (rc != 0) {
+        s_job_fail(job, rc, NULL, shoal_last_error());
+        return;
+    }
+    client_stat_remember(ctx->stats, job->uri, &stat);
+    s_job_know(job, &stat);
+    if (job->stale || job->error != 0)
+        return;
+    uint64_t end = job->read->offset + job->length;
+    uint64_t piece = end > op->dest_offset ? end - op->dest_offset : 0;
+    if (piece > op->learn_length)
+        piece = op->learn_length;
+    rc = piece ? s_ufs_read(ctx, job, op->dest_offset, op->dest, piece) : 0;
+    if (rc != 0)
+        s_job_fail(job, rc, NULL, shoal_last_error());
+}
+
+/* Runs a batch of ops (all at once) and takes their results into the jobs: a learn op's reply
+ * is the job's stat (cached), an exhausted op falls back to the UFS. */
+static int s_run_ops(client_ctx_t *ctx, read_job_t *jobs, client_op_t *ops, const size_t *op_job,
+                     size_t n)
+{
+    CLIENT_COUNT(ctx->counters, ranges, n);
+    int rc = n ? client_session_run(ctx->session, ops, n, ctx->view->version, false) : 0;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        client_op_t *op = &ops[k];
+        read_job_t *job = &jobs[op_job[k]];
+        if (op->learn && op->result == 0) {
+            shoal_stat_t stat = {.size = op->expect_size, .mtime = op->learnt_mtime};
+            snprintf(stat.version, sizeof stat.version, "%s", op->expect_version);
+            client_stat_remember(ctx->stats, job->uri, &stat);
+            CLIENT_COUNT(ctx->counters, reads_without_stat, 1);
+            s_job_know(job, &stat);
+            continue;
+        }
+        if (op->result == 0 || job->error != 0 || job->stale)
+            continue;
+        if (!op->exhausted || !ctx->ufs) {
+            s_job_fail(job, op->result, NULL, op->detail);
+        } else if (op->learn) {
+            s_learn_from_ufs(ctx, job, op);
+        } else {
+            int got = s_ufs_read(ctx, job, op->dest_offset, op->dest, op->dest_length);
+            if (got != 0)
+                s_job_fail(job, got, NULL, shoal_last_error());
+        }
+    }
+    for (size_t k = 0; k < n; k++)
+        client_op_fini(&ops[k]);
+    return rc;
+}
+
+/* Without a view, or for an empty read, a job needs a stat of its own: stats them all at once
+ * (cache unless `bypass_cache`, nodes, UFS). */
+static int s_stat_jobs(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypass_cache)
+{
+    size_t wanted = 0;
+    for (size_t i = 0; i < count; i++)
+        wanted += jobs[i].pending && !jobs[i].known && !jobs[i].learning;
+    if (wanted == 0)
+        return 0;
+    const char **uris = calloc(wanted, sizeof *uris);
+    shoal_stat_t *stats = calloc(wanted, sizeof *stats);
+    int *results = calloc(wanted, sizeof *results);
+    int rc = 0;
+    if (!uris || !stats || !results)
+        rc = shoal_fail(SHOAL_ENOMEM, "out of memory");
+    for (size_t i = 0, k = 0; rc == 0 && i < count; i++)
+        if (jobs[i].pending && !jobs[i].known && !jobs[i].learning)
+            uris[k++] = jobs[i].uri;
+    if (rc == 0)
+        rc = client_stat_many(ctx, uris, wanted, bypass_cache, stats, results);
+    for (size_t i = 0, k = 0; rc == 0 && i < count; i++) {
+        read_job_t *job = &jobs[i];
+        if (!job->pending || job->known || job->learning)
+            continue;
+        if (results[k] != 0)
+            job->error = results[k];
+        else
+            s_job_know(job, &stats[k]);
+        k++;
+    }
+    free(uris);
+    free(stats);
+    free(results);
+    return rc;
+}
+
+/* One round over the pending jobs. A job whose stat is cached (unless `bypass_cache`) sends
+ * every range with its version; any other sends only its first range, versionless (or with
+ * the pinned version), whose reply is its stat; once those answered, their other ranges go
+ * out with the version and size learnt. Exhausted ranges come from the UFS. Leaves each job's
+ * error or stale flag set. */
 static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypass_cache)
 {
-    size_t pending = 0;
-    for (size_t i = 0; i < count; i++)
-        pending += jobs[i].pending;
-    const char **uris = calloc(pending ? pending : 1, sizeof *uris);
-    shoal_stat_t *stats = calloc(pending ? pending : 1, sizeof *stats);
-    int *results = calloc(pending ? pending : 1, sizeof *results);
-    if (!uris || !stats || !results) {
-        free(uris);
-        free(stats);
-        free(results);
-        return shoal_fail(SHOAL_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0, k = 0; i < count; i++)
-        if (jobs[i].pending)
-            uris[k++] = jobs[i].uri;
-    int rc = client_stat_many(ctx, uris, pending, bypass_cache, stats, results);
-    for (size_t i = 0, k = 0; rc == 0 && i < count; i++) {
+    client_view_t *view = ctx->view;
+    for (size_t i = 0; i < count; i++) {
         read_job_t *job = &jobs[i];
         if (!job->pending)
             continue;
         job->stale = false;
         job->error = 0;
-        job->stat = stats[k];
-        job->stat_result = results[k++];
-        if (job->stat_result != 0) {
-            job->error = job->stat_result;
-            continue;
+        job->known = false;
+        job->learning = false;
+        shoal_stat_t cached;
+        if (view && job->read->length > 0) {
+            if (!bypass_cache && client_stat_cached(ctx->stats, job->uri, &cached) &&
+                (!job->pin || strcmp(cached.version, job->pin) == 0)) {
+                CLIENT_COUNT(ctx->counters, stat_cache_hits, 1);
+                s_job_know(job, &cached);
+            } else {
+                CLIENT_COUNT(ctx->counters, stat_cache_misses, 1);
+                job->learning = true;
+            }
         }
-        if (job->stat.is_dir) {
-            s_job_fail(job, SHOAL_EISDIR, "is a directory", NULL);
-            continue;
-        }
-        uint64_t offset = job->read->offset;
-        job->length = offset >= job->stat.size ? 0 : job->stat.size - offset;
-        if (job->length > job->read->length)
-            job->length = job->read->length;
     }
-    free(uris);
-    free(stats);
-    free(results);
+    int rc = s_stat_jobs(ctx, jobs, count, bypass_cache);
     if (rc != 0)
         return rc;
 
-    client_view_t *view = ctx->view;
     uint64_t range_bytes = view ? view->page_size * view->range_pages : 0;
     size_t op_count = 0;
-    for (size_t i = 0; view && i < count; i++)
-        if (jobs[i].pending && jobs[i].error == 0)
-            op_count += client_range_count(jobs[i].read->offset, jobs[i].length, range_bytes);
+    for (size_t i = 0; view && i < count; i++) {
+        read_job_t *job = &jobs[i];
+        if (!job->pending || job->error != 0 || job->stale)
+            continue;
+        op_count += job->learning
+                        ? client_range_count(job->read->offset, job->read->length, range_bytes)
+                        : client_range_count(job->read->offset, job->length, range_bytes);
+    }
     client_op_t *ops = op_count ? calloc(op_count, sizeof *ops) : NULL;
     size_t *op_job = op_count ? calloc(op_count, sizeof *op_job) : NULL;
     client_range_t *ranges = op_count ? calloc(op_count, sizeof *ranges) : NULL;
@@ -124,55 +269,49 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
         free(ranges);
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
     }
+    /* first: every range of the known jobs, the first range of the others */
     size_t n = 0;
     for (size_t i = 0; view && i < count; i++) {
         read_job_t *job = &jobs[i];
-        if (!job->pending || job->error != 0 || job->length == 0)
+        if (!job->pending || job->error != 0 || job->stale)
+            continue;
+        if (job->learning) {
+            ranges[n] = s_first_piece(job, job->read->length, range_bytes);
+            s_range_op(ctx, job, &ranges[n], &ops[n]);
+            op_job[n++] = i;
+            continue;
+        }
+        if (job->length == 0)
             continue;
         size_t pieces = client_range_split(job->read->offset, job->length, range_bytes, &ranges[n]);
         for (size_t p = 0; p < pieces; p++, n++) {
-            client_op_t *op = &ops[n];
-            const client_range_t *range = &ranges[n];
-            client_op_init(op, MSG_READ_REQ);
-            op->request.body.read_request = (msg_read_request_t){
-                .uri = job->uri,
-                .version = job->stat.version,
-                .offset = range->offset,
-                .length = range->length,
-            };
-            op->dest = (uint8_t *)job->read->buf + (range->offset - job->read->offset);
-            op->dest_offset = range->offset;
-            op->dest_length = range->length;
-            op->expect_size = job->stat.size;
-            op->expect_version = job->stat.version;
-            op->probe_when_all_down = ctx->ufs == NULL;
-            op->target_count = (uint32_t)client_view_range_targets(
-                view, job->uri, range->range_index, CLIENT_OWNER_TRIES, 0, CLIENT_NO_CACHE_TRIES,
-                MSG_READ_NO_CACHE, op->targets, CLIENT_TARGETS_MAX);
+            s_range_op(ctx, job, &ranges[n], &ops[n]);
             op_job[n] = i;
         }
     }
-    CLIENT_COUNT(ctx->counters, ranges, n);
-    rc = n ? client_session_run(ctx->session, ops, n, view->version, false) : 0;
-    for (size_t k = 0; rc == 0 && k < n; k++) {
-        client_op_t *op = &ops[k];
-        read_job_t *job = &jobs[op_job[k]];
-        if (op->result == 0 || job->error != 0 || job->stale)
+    rc = s_run_ops(ctx, jobs, ops, op_job, n);
+    /* then: the other ranges of the jobs that learnt their stat from their first range */
+    n = 0;
+    for (size_t i = 0; rc == 0 && view && i < count; i++) {
+        read_job_t *job = &jobs[i];
+        if (!job->pending || !job->learning || job->error != 0 || job->stale)
             continue;
-        if (!op->exhausted) {
-            s_job_fail(job, op->result, NULL, op->detail);
-        } else if (ctx->ufs) {
-            int got = s_ufs_read(ctx, job, op->dest_offset, op->dest, op->dest_length);
-            if (got != 0)
-                s_job_fail(job, got, NULL, shoal_last_error());
-        } else {
-            s_job_fail(job, op->result, NULL, op->detail);
+        client_range_t first = s_first_piece(job, job->length, range_bytes);
+        if (first.length >= job->length)
+            continue;
+        size_t pieces = client_range_split(first.offset + first.length, job->length - first.length,
+                                           range_bytes, &ranges[n]);
+        for (size_t p = 0; p < pieces; p++, n++) {
+            s_range_op(ctx, job, &ranges[n], &ops[n]);
+            op_job[n] = i;
         }
     }
+    if (rc == 0)
+        rc = s_run_ops(ctx, jobs, ops, op_job, n);
     /* Without a view (no node answered VIEW) every read goes to the UFS whole. */
     for (size_t i = 0; rc == 0 && !view && i < count; i++) {
         read_job_t *job = &jobs[i];
-        if (!job->pending || job->error != 0 || job->length == 0)
+        if (!job->pending || job->error != 0 || job->stale || job->length == 0)
             continue;
         if (!ctx->ufs) {
             s_job_fail(job, SHOAL_EUNAVAIL, NULL, shoal_last_error());
@@ -182,8 +321,6 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
         if (got != 0)
             s_job_fail(job, got, NULL, shoal_last_error());
     }
-    for (size_t k = 0; k < n; k++)
-        client_op_fini(&ops[k]);
     free(ops);
     free(op_job);
     free(ranges);
@@ -191,8 +328,9 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
 }
 
 /* Runs rounds until no job is stale or the retries are spent: a job whose file changed is
- * stat'ed again past the cache and read again whole, so all of its bytes come from one
- * version. */
+ * read again whole from scratch (its cached stat dropped, its first range versionless again),
+ * so all of its bytes come from one version. A job of a pinned version is not restarted: the
+ * change is its error. */
 static int s_read_jobs(shoal_client_t *client, read_job_t *jobs, size_t count)
 {
     client_ctx_t ctx;
@@ -201,8 +339,13 @@ static int s_read_jobs(shoal_client_t *client, read_job_t *jobs, size_t count)
         rc = s_round(&ctx, jobs, count, round > 0);
         bool again = false;
         for (size_t i = 0; rc == 0 && i < count; i++) {
-            jobs[i].pending = jobs[i].stale;
-            again |= jobs[i].stale;
+            read_job_t *job = &jobs[i];
+            if (job->stale)
+                client_stat_forget(ctx.stats, job->uri);
+            job->pending = job->stale && !job->pin;
+            again |= job->pending;
+            if (job->pending && round < CLIENT_STALE_RETRIES)
+                CLIENT_COUNT(ctx.counters, change_restarts, 1);
         }
         if (!again)
             break;
@@ -215,6 +358,11 @@ static int s_read_jobs(shoal_client_t *client, read_job_t *jobs, size_t count)
         read_job_t *job = &jobs[i];
         if (rc != 0)
             job->read->result = rc;
+        else if (job->stale && job->pin)
+            job->read->result = shoal_fail(SHOAL_ESTALE,
+                                           "read %s: changed under the reader (version '%s' is "
+                                           "gone)",
+                                           job->read->uri, job->pin);
         else if (job->stale)
             job->read->result =
                 shoal_fail(SHOAL_ESTALE, "read %s: the file kept changing", job->read->uri);
@@ -231,6 +379,12 @@ static int s_read_jobs(shoal_client_t *client, read_job_t *jobs, size_t count)
 int64_t shoal_pread(shoal_client_t *client, const char *uri, void *buf, size_t length,
                     uint64_t offset)
 {
+    return shoal_pread_stat(client, uri, NULL, buf, length, offset, NULL);
+}
+
+int64_t shoal_pread_stat(shoal_client_t *client, const char *uri, const char *version, void *buf,
+                         size_t length, uint64_t offset, shoal_stat_t *stat_out)
+{
     if (!client || !uri || (!buf && length > 0))
         return shoal_fail(SHOAL_EINVAL, "shoal_pread: NULL argument");
     char normal[URI_MAX + 1];
@@ -238,8 +392,13 @@ int64_t shoal_pread(shoal_client_t *client, const char *uri, void *buf, size_t l
     if (rc != 0)
         return rc;
     shoal_read_t read = {.uri = uri, .offset = offset, .length = length, .buf = buf};
-    read_job_t job = {.read = &read, .uri = normal, .pending = true};
+    read_job_t job = {.read = &read,
+                      .uri = normal,
+                      .pin = version && version[0] ? version : NULL,
+                      .pending = true};
     s_read_jobs(client, &job, 1);
+    if (stat_out && read.result >= 0)
+        *stat_out = job.stat;
     return read.result;
 }
 

@@ -519,6 +519,29 @@ static int s_read_copy(client_op_t *op, const msg_t *reply, void *socket, char *
                        size_t detail_size)
 {
     const msg_read_reply_t *r = &reply->body.read_reply;
+    if (op->learn && op->partials == 0) {
+        const char *asked = op->request.body.read_request.version;
+        if (!asked || !asked[0]) {
+            snprintf(op->learnt_version, sizeof op->learnt_version, "%s", r->version);
+            op->expect_version = op->learnt_version;
+        } else {
+            op->expect_version = asked;
+        }
+        op->expect_size = r->file_size;
+        op->learnt_mtime = r->mtime;
+        uint64_t left = op->dest_offset < r->file_size ? r->file_size - op->dest_offset : 0;
+        op->dest_length = op->learn_length < left ? op->learn_length : left;
+        if (op->dest_length == 0) { /* at or past the end: no byte of the reply is wanted */
+            bool stale = r->version[0] && asked && asked[0] && strcmp(r->version, asked) != 0;
+            s_skip_rest(socket);
+            if (stale) {
+                snprintf(detail, detail_size, "READ reply for version '%s', asked '%s'", r->version,
+                         asked);
+                return SHOAL_ESTALE;
+            }
+            return 0;
+        }
+    }
     uint64_t want_end = op->dest_offset + op->dest_length;
     uint64_t span_end = r->offset + r->length;
     int rc = 0;

@@ -51,6 +51,14 @@ typedef struct client_op {
     uint64_t dest_length;       /* bytes wanted (> 0) */
     uint64_t expect_size;       /* file size of the version asked for */
     const char *expect_version; /* version asked for */
+    /* A READ that learns the file: its size unknown, its version too when the request's is ""
+     * (the read of a file without a stat). The first reply (or part) sets expect_size and
+     * expect_version (to learnt_version when none was asked) and clips dest_length at the end
+     * of the file; later parts must match them. Learnt again from scratch at every target. */
+    bool learn;                               /* size (and maybe version) from the reply */
+    uint64_t learn_length;                    /* with learn: bytes wanted before clipping */
+    int64_t learnt_mtime;                     /* with learn: mtime of the version served */
+    char learnt_version[MSG_VERSION_MAX + 1]; /* with learn and no version asked: served */
     /* engine state */
     uint32_t partials;         /* partial READ replies taken for the request
                                   in flight (MSG_READ_STREAM) */

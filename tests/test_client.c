@@ -126,6 +126,16 @@ typedef struct fake_node {
     _Atomic uint64_t view_version; /* sent in every header */
     int slow_ms;                   /* FAKE_SLOW_READS delay */
     atomic_bool closed;            /* FAKE_CLOSE_ON_READ closed the ROUTER (router is NULL) */
+    int change_after;              /* > 0: switch to data_v2 once this many READs were served */
+    int served;                    /* whole READ replies sent (the fake's thread only) */
+    /* every READ request, in arrival order (written by the fake's thread before it answers) */
+    struct fake_read_log {
+        bool versionless;   /* version "" */
+        char version[16];   /* the version asked */
+        uint64_t offset;    /* first byte asked */
+        uint64_t file_size; /* the size the client sent */
+    } log[256];
+    _Atomic int logged; /* entries in log */
 } fake_node_t;
 
 static void s_send_frames(void *router, zmq_msg_t *identity, const void *header, size_t len,
@@ -265,6 +275,21 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
             break;
         }
         const msg_read_request_t *rq = &request->body.read_request;
+        int at = atomic_load(&fake->logged);
+        if (at < (int)(sizeof fake->log / sizeof *fake->log)) {
+            struct fake_read_log *entry = &fake->log[at];
+            entry->versionless = rq->version[0] == '\0';
+            snprintf(entry->version, sizeof entry->version, "%s", rq->version);
+            entry->offset = rq->offset;
+            entry->file_size = rq->file_size;
+            atomic_store(&fake->logged, at + 1);
+        }
+        if (strcmp(rq->uri, fake->uri) != 0) { /* as a node answers a READ of a missing file */
+            msg_error(&reply, id, vv, SHOAL_ENOENT, "no such file");
+            cr_assert_eq(msg_encode(&reply, &out), 0);
+            s_send_frames(fake->router, identity, out.data, out.len, 0);
+            break;
+        }
         bool changed = atomic_load(&fake->changed);
         const char *current = changed ? "v2" : fake->version;
         const uint8_t *bytes = changed ? fake->data_v2 : fake->data;
@@ -307,6 +332,8 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
         }
         if (mode == FAKE_EXTRA_FRAME)
             zmq_send(fake->router, "x", 1, 0);
+        if (fake->change_after > 0 && ++fake->served == fake->change_after)
+            atomic_store(&fake->changed, true); /* replaced at the origin after this reply */
         break;
     }
     default:
@@ -470,11 +497,19 @@ Test(client_fake, reads_whole_file_and_ranges_across_boundaries)
         cr_assert_eq(reads[i].result, (int64_t)want);
         cr_assert(memcmp(reads[i].buf, data + reads[i].offset, want) == 0);
     }
-    /* a fresh client stats the one file of 40 reads once */
+    /* a fresh client makes no STAT for the one file of 40 reads: each read's first range is
+     * its stat (versionless), the rest ask with the version learnt */
     shoal_client_t *fresh = shoal_client_new(&options);
     int stats_before = atomic_load(&fake.stats);
     cr_assert_eq(shoal_pread_many(fresh, reads, 40), 0, "%s", shoal_last_error());
-    cr_assert_eq(atomic_load(&fake.stats) - stats_before, 1, "one STAT for one file");
+    cr_assert_eq(atomic_load(&fake.stats) - stats_before, 0, "no STAT before a read");
+    cr_assert_eq(s_counter(fresh, "reads_without_stat"), 40);
+    for (size_t i = 0; i < 40; i++) {
+        uint64_t left = reads[i].offset >= FILE_SIZE ? 0 : FILE_SIZE - reads[i].offset;
+        uint64_t want = left < 5000 ? left : 5000;
+        cr_assert_eq(reads[i].result, (int64_t)want);
+        cr_assert(memcmp(reads[i].buf, data + reads[i].offset, want) == 0);
+    }
     shoal_client_destroy(&fresh);
     reads[0].uri = "file:///fake/missing";
     cr_assert_eq(shoal_pread_many(client, reads, 2), SHOAL_ENOENT);
@@ -566,7 +601,11 @@ Test(client_fake, bad_replies_are_errors_never_wrong_bytes)
     uint8_t *buf = malloc(FILE_SIZE);
     for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
         atomic_store(&fake.mode, modes[m]);
-        int64_t got = shoal_pread(client, "file:///fake/b", buf, 5000, 3000);
+        /* A versionless read takes the version the node names, so "another version" is
+         * another than the reader holds: a pinned read (shoalfs's open file). */
+        int64_t got = modes[m] == FAKE_OTHER_VERSION
+                          ? shoal_pread_stat(client, "file:///fake/b", "v1", buf, 5000, 3000, NULL)
+                          : shoal_pread(client, "file:///fake/b", buf, 5000, 3000);
         cr_assert_lt(got, 0, "mode %d returned %lld", modes[m], (long long)got);
         cr_assert_neq(shoal_last_error()[0], '\0', "mode %d: no last error", modes[m]);
         /* and the client recovers once the node behaves */
@@ -956,6 +995,105 @@ Test(client_fake, estale_restats_and_reads_the_new_version)
     shoal_stat_t stat;
     cr_assert_eq(shoal_stat(client, "file:///fake/s", &stat), 0);
     cr_assert_str_eq(stat.version, "v2", "the re-stat refreshed the cache");
+    free(buf);
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
+
+/* A read with no stat: the first range goes versionless (size unknown) to its owner, and only
+ * once it answered the other ranges go out with the version and size it named. No STAT. */
+Test(client_fake, first_range_is_the_stat)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 3);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/f", data, FILE_SIZE, "v1");
+    shoal_client_options_t options = {
+        .seeds = s_seed(&fake), .no_ufs_fallback = true, .metadata_ttl_ms = 60000};
+    shoal_client_t *client = shoal_client_new(&options);
+    uint8_t *buf = malloc(FILE_SIZE + 100);
+    shoal_stat_t stat;
+    cr_assert_eq(shoal_pread_stat(client, "file:///fake/f", NULL, buf, FILE_SIZE + 100, 0, &stat),
+                 FILE_SIZE, "%s", shoal_last_error());
+    cr_assert(memcmp(buf, data, FILE_SIZE) == 0);
+    cr_assert_eq(stat.size, FILE_SIZE);
+    cr_assert_str_eq(stat.version, "v1");
+    cr_assert_eq(atomic_load(&fake.stats), 0, "no STAT before a read");
+    cr_assert_eq(atomic_load(&fake.logged), 4, "one READ per range");
+    cr_assert(fake.log[0].versionless && fake.log[0].offset == 0);
+    cr_assert_eq(fake.log[0].file_size, MSG_SIZE_UNKNOWN);
+    for (int i = 1; i < 4; i++) {
+        cr_assert_str_eq(fake.log[i].version, "v1", "range %d", i);
+        cr_assert_eq(fake.log[i].file_size, FILE_SIZE, "range %d", i);
+    }
+    cr_assert_eq(s_counter(client, "reads_without_stat"), 1);
+    /* warm: the stat the read learnt is cached, every range carries it */
+    cr_assert_eq(shoal_pread(client, "file:///fake/f", buf, FILE_SIZE, 0), FILE_SIZE);
+    cr_assert(memcmp(buf, data, FILE_SIZE) == 0);
+    cr_assert_eq(atomic_load(&fake.logged), 8);
+    for (int i = 4; i < 8; i++)
+        cr_assert(!fake.log[i].versionless && fake.log[i].file_size == FILE_SIZE);
+    cr_assert_eq(s_counter(client, "reads_without_stat"), 1);
+    cr_assert_eq(shoal_stat(client, "file:///fake/f", &stat), 0);
+    cr_assert_eq(atomic_load(&fake.stats), 0, "the read's stat answers shoal_stat");
+    shoal_client_destroy(&client);
+
+    /* a cold read that starts in range 2: that range goes first; a small read is one READ */
+    client = shoal_client_new(&options);
+    cr_assert_eq(shoal_pread(client, "file:///fake/f", buf, 100, 2 * 8192 + 5), 100);
+    cr_assert(memcmp(buf, data + 2 * 8192 + 5, 100) == 0);
+    cr_assert_eq(atomic_load(&fake.logged), 9);
+    cr_assert(fake.log[8].versionless && fake.log[8].offset == 2 * 8192 + 5);
+    shoal_client_destroy(&client);
+    /* cold past the end: the reply's size says so, 0 bytes */
+    client = shoal_client_new(&options);
+    cr_assert_eq(shoal_pread(client, "file:///fake/f", buf, 10, FILE_SIZE + 5), 0, "%s",
+                 shoal_last_error());
+    cr_assert_eq(shoal_pread(client, "file:///fake/missing", buf, 10, 0), SHOAL_ENOENT);
+    cr_assert_eq(atomic_load(&fake.stats), 0);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+}
+
+/* The file is replaced after its first range answered: a later range gets ESTALE, and the
+ * whole read starts over (first range versionless again), so every byte is of the new
+ * version. A read of a pinned version fails instead, "changed under the reader". */
+Test(client_fake, change_between_ranges_restarts_the_whole_read)
+{
+    uint8_t *data = s_pattern(FILE_SIZE, 4);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/c", data, FILE_SIZE, "v1");
+    fake.data_v2 = s_pattern(FILE_SIZE, 5);
+    fake.change_after = 1; /* set before any READ reaches the thread */
+    shoal_client_options_t options = {
+        .seeds = s_seed(&fake), .no_ufs_fallback = true, .metadata_ttl_ms = 60000};
+    shoal_client_t *client = shoal_client_new(&options);
+    uint8_t *buf = malloc(FILE_SIZE);
+    shoal_stat_t stat;
+    cr_assert_eq(shoal_pread_stat(client, "file:///fake/c", NULL, buf, FILE_SIZE, 0, &stat),
+                 FILE_SIZE, "%s", shoal_last_error());
+    cr_assert(memcmp(buf, fake.data_v2, FILE_SIZE) == 0, "every byte of the new version");
+    cr_assert_str_eq(stat.version, "v2");
+    cr_assert_eq(s_counter(client, "change_restarts"), 1);
+    cr_assert_eq(s_counter(client, "reads_without_stat"), 2);
+    int logged = atomic_load(&fake.logged);
+    cr_assert_eq(logged, 8, "4 ranges, 3 of them refused, then 4 again: %d", logged);
+    cr_assert(fake.log[0].versionless);
+    int restarts = 0;
+    for (int i = 1; i < logged; i++)
+        restarts += fake.log[i].versionless;
+    cr_assert_eq(restarts, 1);
+    cr_assert_eq(atomic_load(&fake.stats), 0);
+    /* pinned to the old version: an error, no bytes of the new one */
+    int64_t got = shoal_pread_stat(client, "file:///fake/c", "v1", buf, FILE_SIZE, 0, NULL);
+    cr_assert_eq(got, SHOAL_ESTALE);
+    cr_assert(strstr(shoal_last_error(), "changed under the reader"), "%s", shoal_last_error());
+    /* pinned to the current one: read */
+    cr_assert_eq(shoal_pread_stat(client, "file:///fake/c", "v2", buf, FILE_SIZE, 0, NULL),
+                 FILE_SIZE);
+    cr_assert(memcmp(buf, fake.data_v2, FILE_SIZE) == 0);
     free(buf);
     shoal_client_destroy(&client);
     s_fake_stop(&fake);

@@ -183,6 +183,18 @@ Test(client_node, stat_list_and_whole_reads)
         cr_assert(found, "%s not listed", s_files[i].uri);
     }
     shoal_listing_destroy(&listing);
+    /* a fresh client that listed asks nobody for the stats of the files it listed */
+    shoal_client_t *lister = s_client(5000);
+    cr_assert_eq(shoal_list(lister, s_root_uri, true, &listing), 0, "%s", shoal_last_error());
+    shoal_listing_destroy(&listing);
+    uint64_t requests = s_counter(lister, "requests");
+    for (size_t i = 0; i < FILE_COUNT; i++) {
+        cr_assert_eq(shoal_stat(lister, s_files[i].uri, &stat), 0, "%s", shoal_last_error());
+        cr_assert_eq(stat.size, s_files[i].size);
+    }
+    cr_assert_eq(s_counter(lister, "requests"), requests, "a stat after a listing asked a node");
+    cr_assert_eq(s_counter(lister, "stat_cache_hits"), FILE_COUNT);
+    shoal_client_destroy(&lister);
     cr_assert_eq(shoal_list(client, s_root_uri, false, &listing), 0);
     size_t dirs = 0;
     for (size_t k = 0; k < shoal_listing_count(listing); k++)

@@ -86,6 +86,15 @@ void shoal_listing_destroy(shoal_listing_t **listing_p);
 int64_t shoal_pread(shoal_client_t *client, const char *uri, void *buf, size_t length,
                     uint64_t offset);
 
+/* shoal_pread of one version, telling which: `version` NULL or "" reads the current one (as
+ * shoal_pread, restarting on a change); otherwise that version only, and a file that no longer
+ * has it fails with SHOAL_ESTALE ("changed under the reader"), never with other bytes. On
+ * success fills *stat_out (when not NULL) with the size, mtime and version the bytes came from
+ * (learnt from the read itself when no stat was cached). Added after the first header: not
+ * used by older bindings. */
+int64_t shoal_pread_stat(shoal_client_t *client, const char *uri, const char *version, void *buf,
+                         size_t length, uint64_t offset, shoal_stat_t *stat_out);
+
 /* Performs `count` reads at once (all their ranges in flight together) and sets each
  * reads[i].result. Returns 0 when every read succeeded, else the first failure's code. */
 int shoal_pread_many(shoal_client_t *client, shoal_read_t *reads, size_t count);

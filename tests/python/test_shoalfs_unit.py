@@ -101,11 +101,25 @@ class FakeLib:
         self._listings.pop(ref._obj.value, None)
 
     def shoal_pread(self, client, uri, buf, length, offset):
+        return self.shoal_pread_stat(client, uri, None, buf, length, offset, None)
+
+    def shoal_pread_stat(self, client, uri, version, buf, length, offset, st_ref):
+        if uri.startswith(b"file:///etc"):
+            return self._set(-2, "outside every mount")
         if uri not in self.files:
+            if uri.rstrip(b"/") in self._dirs():
+                return self._set(-11, f"{uri.decode()}: is a directory")
             return self._set(-1, "gone")
-        data = self.files[uri][0][offset:offset + length]
+        data, current = self.files[uri]
+        if version and version != current:
+            return self._set(-8, f"{uri.decode()}: changed under the reader")
+        data = data[offset:offset + length]
         self.preads.append((uri, offset, length))
         ctypes.memmove(buf, data, len(data))
+        if st_ref is not None:
+            st = st_ref._obj
+            st.size, st.mtime, st.is_dir, st.version = len(self.files[uri][0]), 1700000000, \
+                False, current
         return len(data)
 
     def shoal_pread_many(self, client, reads, count):
@@ -268,17 +282,26 @@ def test_whole_file_reads_are_one_pread(fs, fake):
     data = fake.files[uri][0]
     with fs.open("bucket/a/x.bin") as f:
         assert f.read() == data
-    assert fake.preads == [(uri, 0, len(data))]
+    # no stat at open: a read of unknown length reads a block, whose reply names the size,
+    # then all the rest at once with the version it named
+    assert fake.preads == [(uri, 0, 1 << 20), (uri, 1 << 20, len(data) - (1 << 20))]
     fake.preads.clear()
     buf = bytearray(len(data) + 4096)
     with fs.open("bucket/a/x.bin") as f:
         assert f.readinto(buf) == len(data)
         assert f.readinto(buf) == 0
     assert bytes(buf[:len(data)]) == data
-    assert fake.preads == [(uri, 0, len(data))]
+    # the size unknown (no stat at open), the one read asks for the buffer; it ends at the end
+    assert fake.preads == [(uri, 0, len(buf))]
     fake.preads.clear()
     assert fs.cat_file("bucket/a/x.bin") == data
-    assert fake.preads == [(uri, 0, len(data))]
+    assert fake.preads == [(uri, 0, 1 << 20), (uri, 1 << 20, len(data) - (1 << 20))]
+    fake.preads.clear()
+    small = b"s3://bucket/a/y.bin"
+    assert fs.cat_file("bucket/a/y.bin") == fake.files[small][0]  # a small file: one read
+    with fs.open("bucket/a/y.bin") as f:
+        assert f.read() == fake.files[small][0]
+    assert fake.preads == [(small, 0, 1 << 20)] * 2
 
 
 def test_numpy_readinto(fs, fake):

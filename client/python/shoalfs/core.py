@@ -20,6 +20,7 @@ from fsspec.spec import AbstractFileSystem
 from . import _lib
 
 DEFAULT_BLOCK_SIZE = 4 << 20  # one placement range with the default 1 MiB pages x 4
+_CHANGE_RETRIES = 2  # cat_file of a file replaced between its first block and the rest
 
 _bytes_new = ctypes.pythonapi.PyBytes_FromStringAndSize
 _bytes_new.restype = ctypes.py_object
@@ -257,12 +258,41 @@ class ShoalFileSystem(AbstractFileSystem):
 
     # ----------------------------------------------------------------------------- reads
 
-    def _pread_into(self, uri, address, length, offset):
-        """One shoal_pread; returns bytes read (short only at end of file)."""
-        got = self._lib.shoal_pread(self._client.handle, uri, address, length, offset)
+    def _pread_into(self, uri, address, length, offset, version=None):
+        """One shoal_pread_stat: `version` None reads the current version (libshoal restarts a
+        read whose file changed between its ranges), else only that one (SHOAL_ESTALE when it
+        is gone). Returns (bytes read, short only at end of file; the Stat of the version)."""
+        st = _lib.Stat()
+        got = self._lib.shoal_pread_stat(self._client.handle, uri, version, address, length,
+                                         offset, ctypes.byref(st))
         if got < 0:
             raise _lib.error(got, uri.decode(errors="replace"))
-        return got
+        return got, st
+
+    def _read_whole(self, uri, start):
+        """All bytes of `uri` from `start`, with no stat before: the first block's read learns
+        the size and version (one request for a small file); a larger file's rest is read with
+        that version, and a change in between starts the whole read over (never a mix)."""
+        block = self.block_size
+        for _ in range(_CHANGE_RETRIES + 1):
+            data, address = _new_bytes(block)
+            got, st = self._pread_into(uri, address, block, start)
+            if st.is_dir:
+                raise IsADirectoryError(errno.EISDIR, f"{uri.decode()}: is a directory")
+            total = max(0, int(st.size) - start)
+            if got < block or total <= block:
+                return data if got == block else data[:got]
+            whole, whole_address = _new_bytes(total)
+            ctypes.memmove(whole_address, address, got)
+            try:
+                rest, _ = self._pread_into(uri, whole_address + got, total - got, start + got,
+                                           st.version)
+            except _lib.ShoalError as e:
+                if getattr(e, "code", None) == _lib.SHOAL_ESTALE:
+                    continue  # replaced between the two calls: read it again whole
+                raise
+            return whole if got + rest == total else whole[:got + rest]
+        raise _lib.ShoalError(errno.ESTALE, f"{uri.decode()}: the file kept changing")
 
     @staticmethod
     def _clamp(size, start, end):
@@ -279,14 +309,25 @@ class ShoalFileSystem(AbstractFileSystem):
 
     def cat_file(self, path, start=None, end=None, **kwargs):
         uri = self._uri(path)
-        st = self._stat(uri)
+        if (start is None or start >= 0) and end is None:
+            return self._read_whole(uri, int(start or 0))  # no stat: the read is the stat
+        if (start is None or start >= 0) and end >= 0:
+            start = int(start or 0)
+            if end <= start:
+                return b""
+            data, address = _new_bytes(end - start)
+            got, st = self._pread_into(uri, address, end - start, start)
+            if st.is_dir:
+                raise IsADirectoryError(errno.EISDIR, f"{uri.decode()}: is a directory")
+            return data if got == end - start else data[:got]
+        st = self._stat(uri)  # a negative start or end counts from the size
         if st.is_dir:
             raise IsADirectoryError(errno.EISDIR, f"{uri.decode()}: is a directory")
         start, end = self._clamp(int(st.size), start, end)
         if end == start:
             return b""
         data, address = _new_bytes(end - start)
-        got = self._pread_into(uri, address, end - start, start)
+        got, _ = self._pread_into(uri, address, end - start, start, st.version)
         return data if got == end - start else data[:got]
 
     def cat_ranges(self, paths, starts, ends, max_gap=None, on_error="return", **kwargs):
@@ -465,11 +506,11 @@ class ShoalFile(io.BufferedIOBase):
         self.mode = "rb"
         self.blocksize = int(block_size)
         self._uri = fs._uri(self.path)
-        st = fs._stat(self._uri)
-        if st.is_dir:
-            raise IsADirectoryError(errno.EISDIR, f"{self._uri.decode()}: is a directory")
-        self.size = int(st.size)
-        self.version = st.version.decode("utf-8", "replace")
+        # No stat at open: the first read is the stat (its reply names the size and version,
+        # which every later read then pins). `size` before any read stats the file.
+        self._size = None
+        self.version = None  # str once known
+        self._version_bytes = None
         self._pos = 0
         # End of the previous read: a read starting there is sequential. The first read is
         # taken as random, so a small read of a header does not pull a whole block.
@@ -477,6 +518,19 @@ class ShoalFile(io.BufferedIOBase):
         self._block = None  # _Block holding bytes around _pos, or None
         self._ahead = None  # (pid, start, future of _Block) read-ahead in flight
         self._lock = threading.Lock()
+
+    def _pin(self, st):
+        if st.is_dir:
+            raise IsADirectoryError(errno.EISDIR, f"{self._uri.decode()}: is a directory")
+        self._size = int(st.size)
+        self._version_bytes = bytes(st.version)
+        self.version = self._version_bytes.decode("utf-8", "replace")
+
+    @property
+    def size(self):
+        if self._size is None:
+            self._pin(self.fs._stat(self._uri))
+        return self._size
 
     def __repr__(self):
         return f"<ShoalFile {self._uri.decode()} version={self.version!r}>"
@@ -529,8 +583,33 @@ class ShoalFile(io.BufferedIOBase):
             raise ValueError("I/O operation on closed file")
 
     # -- reads
+    def _learn(self, address, length):
+        """The first read of the file, with nothing known: straight into `address`, and the
+        reply pins the size and version. Returns the count (short only at the end)."""
+        with self._lock:
+            pos = self._pos
+            got, st = self.fs._pread_into(self._uri, address, length, pos)
+            if self._size is None:
+                self._pin(st)
+            elif bytes(st.version) != self._version_bytes:
+                raise self._fail_changed(f"now {bytes(st.version).decode(errors='replace')!r}")
+            self._pos = pos + got
+            self._last_end = self._pos
+            return got
+
     def read(self, size=-1):
         self._check_closed()
+        if self._size is None:
+            if size is None or size < 0:  # unknown length: a block, then the rest pinned
+                data, address = _new_bytes(self.blocksize)
+                got = self._learn(address, self.blocksize)
+                head = data if got == self.blocksize else data[:got]
+                return head if got < self.blocksize else head + self.read(-1)
+            if size == 0:
+                return b""
+            data, address = _new_bytes(size)
+            got = self._learn(address, size)
+            return data if got == size else data[:got]
         if size is None or size < 0:
             size = self.size - self._pos
         size = max(0, min(size, self.size - self._pos))
@@ -549,6 +628,8 @@ class ShoalFile(io.BufferedIOBase):
         self._check_closed()
         address, nbytes, holder = _buffer_address(buffer)
         try:
+            if self._size is None:
+                return self._learn(address, nbytes) if nbytes else 0
             return self._read_at_address(address, min(nbytes, max(0, self.size - self._pos)))
         finally:
             del holder
@@ -556,24 +637,21 @@ class ShoalFile(io.BufferedIOBase):
     readinto1 = readinto
 
     def _fail_changed(self, detail):
-        return _lib.ShoalError(errno.ESTALE, f"{self._uri.decode()}: the file changed while it "
-                               f"was open (version {self.version!r} at open; {detail})")
+        return _lib.ShoalError(errno.ESTALE, f"{self._uri.decode()}: changed under the reader: "
+                               f"the file changed while it was open (version {self.version!r} "
+                               f"at open; {detail})")
 
     def _fetch(self, address, length, offset):
         """Reads exactly `length` bytes (all inside the size seen at open) of the pinned
-        version, or raises."""
+        version, or raises: the read carries the version, so libshoal fails it (ESTALE) rather
+        than return bytes of another one."""
         try:
-            got = self.fs._pread_into(self._uri, address, length, offset)
+            got, _ = self.fs._pread_into(self._uri, address, length, offset,
+                                         self._version_bytes)
         except _lib.ShoalError as e:
             if getattr(e, "code", None) == _lib.SHOAL_ESTALE:
                 raise self._fail_changed(str(e)) from None
             raise
-        # The read used the client's current idea of the version; it matches the pinned one
-        # when the version libshoal knows now still is the pinned one (versions never go back).
-        st = self.fs._stat(self._uri)
-        version = st.version.decode("utf-8", "replace")
-        if version != self.version:
-            raise self._fail_changed(f"now {version!r}")
         if got != length:
             raise self._fail_changed(f"{got} bytes at offset {offset} where {length} were due")
 
