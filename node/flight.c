@@ -351,6 +351,27 @@ int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void 
     return result;
 }
 
+int flight_join(flight_table_t *self, const flight_key_t *key, range_buf_t **buf_out)
+{
+    assert(self != NULL && key != NULL && buf_out != NULL);
+    *buf_out = NULL;
+    pthread_mutex_lock(&self->lock);
+    for (flight_t *flight = self->flights; flight; flight = flight->next) {
+        if (!s_key_equal(&flight->key, key))
+            continue;
+        flight->users++;
+        while (!flight->done)
+            pthread_cond_wait(&self->change, &self->lock);
+        if (flight->result >= 0 && flight->buf)
+            *buf_out = range_buf_ref(flight->buf);
+        s_put(flight);
+        pthread_mutex_unlock(&self->lock);
+        return 1;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return 0;
+}
+
 void flight_release(flight_table_t *self, flight_t **held_p)
 {
     if (held_p == NULL || *held_p == NULL)

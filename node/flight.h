@@ -112,6 +112,13 @@ void flight_table_destroy(flight_table_t **self_p);
 int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void *arg,
               bool wait_stored, range_buf_t **buf_out, bool *joined, flight_t **held_out);
 
+/* Joins the flight of `key` if there is one (waiting while it runs, as flight_do's joiners):
+ * returns 1 and sets *buf_out to a reference of its buffer when it succeeded (NULL when it
+ * failed), or 0 at once when no such flight is in the table. Never starts one. A versioned
+ * read uses it to share a cold flight (range key) of the same range: the caller compares the
+ * version the buffer learnt (buf->stat) with the one it wants. */
+int flight_join(flight_table_t *self, const flight_key_t *key, range_buf_t **buf_out);
+
 /* Ends a held flight (removes it from the table, wakes `wait_stored` joiners and quiescers)
  * and sets *held_p to NULL; safe on NULL. */
 void flight_release(flight_table_t *self, flight_t **held_p);

@@ -82,6 +82,7 @@ typedef struct s_pending {
     range_buf_t *buf;                          /* its bytes (one reference) */
     flight_t *held;                            /* held flight, or NULL */
     bool must_store;                           /* this request stores the pages */
+    bool joined;                               /* another request's flight read it */
 } s_pending_t;
 
 /* True when normalised `uri` lies under an --immutable-mount: its metadata never goes stale. */
@@ -177,7 +178,9 @@ static int s_read_meta(const read_ctx_t *ctx, const node_request_t *request, boo
         /* past its TTL; after an ESTALE refusal the version is known wrong: go cold */
         return meta_cache_refused(ctx->meta, uri) ? S_COLD : S_STALE;
     }
-    if (read->file_size == MSG_SIZE_UNKNOWN)
+    /* 0 counts as unknown too: a client that zero-fills the request (libshoal before the size
+     * was sent) means "unknown", and an empty file costs one stat this way, nothing worse */
+    if (read->file_size == MSG_SIZE_UNKNOWN || read->file_size == 0)
         return read_resolve(ctx, uri, version, may_ask_ufs, out);
     if (meta_cache_get(ctx->meta, uri, now, out, &fresh) == 0) {
         if (strcmp(out->version, version) == 0) {
@@ -604,6 +607,17 @@ static int s_range(const read_ctx_t *ctx, const char *uri, const ufs_stat_t *sta
     memset(pending, 0, sizeof *pending);
     pending->range_index = range_index;
     memcpy(pending->file_key, file_key, sizeof pending->file_key);
+    /* a cold flight of this range (its GET learning the version) may be running or held: its
+     * bytes serve when it learnt the version wanted; another version means a redo here */
+    flight_key_t cold_key = {.range_index = range_index, .store = store, .cold = true};
+    hrw_uri_key(uri, cold_key.file_key);
+    if (flight_join(ctx->flights, &cold_key, &pending->buf) == 1 && pending->buf != NULL) {
+        if (pending->buf->has_stat && strcmp(pending->buf->stat.version, stat->version) == 0) {
+            stats_add(ctx->stats, STATS_SINGLEFLIGHT_JOINS, 1);
+            return 0;
+        }
+        range_buf_release(&pending->buf);
+    }
     flight_key_t key = {.range_index = range_index, .store = store};
     memcpy(key.file_key, file_key, sizeof key.file_key);
     bool joined = false;
@@ -647,6 +661,7 @@ static int s_cold_range(const read_ctx_t *ctx, const char *uri, uint64_t range_i
                        &joined, store ? &pending->held : NULL);
     if (joined)
         stats_add(ctx->stats, STATS_SINGLEFLIGHT_JOINS, 1);
+    pending->joined = joined;
     if (rc == SHOAL_ESTALE)
         meta_cache_expire(ctx->meta, uri);
     if (rc >= 0 && (pending->buf == NULL || !pending->buf->has_stat)) { /* cannot happen */
@@ -706,8 +721,22 @@ void read_serve(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *reque
         bool forward = forward_owner(ctx->forward, read->flags, request->uri, range_index, owner,
                                      sizeof owner); /* a non-owner reads through, unstored */
         stream.unplanned = true;
-        rc = s_cold_range(ctx, request->uri, range_index, store && !forward, false,
+        /* after an ESTALE the refused version must not come back from a flight of it that
+         * is still held (storing its pages): a joiner that got it waits that flight out and
+         * reads once more, as the leader of a new GET */
+        char refused[UFS_VERSION_MAX] = "";
+        ufs_stat_t old;
+        bool old_fresh = false;
+        if (meta_cache_refused(ctx->meta, request->uri) &&
+            meta_cache_get(ctx->meta, request->uri, clock_mono_ns(), &old, &old_fresh) == 0)
+            snprintf(refused, sizeof refused, "%s", old.version);
+        rc = s_cold_range(ctx, request->uri, range_index, store && !forward, refused[0] != '\0',
                           streamed ? &stream : NULL, &cold);
+        if (rc >= 0 && cold.joined && refused[0] && strcmp(cold.buf->stat.version, refused) == 0) {
+            s_pending_finish(ctx, &cold, true);
+            rc = s_cold_range(ctx, request->uri, range_index, store && !forward, false,
+                              streamed ? &stream : NULL, &cold);
+        }
         if (rc >= 0) {
             have_cold = true;
             if (!stream.unplanned && strcmp(stream.stat->version, cold.buf->stat.version) != 0)
