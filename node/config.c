@@ -83,6 +83,11 @@ static const s_flag_t s_flags[] = {
     {"insecure", S_BOOL, NULL, "allow a non-loopback --listen without encryption"},
     {"metadata-ttl", S_DURATION, "DURATION",
      "how long STAT/LIST answers are cached: seconds (0.5), or 500ms, 2m [60]"},
+    {"negative-ttl", S_DURATION, "DURATION",
+     "how long a \"not found\" from the under storage is remembered; 0 = not at all [5]"},
+    {"immutable-mount", S_MOUNT, "URI",
+     "a --mount whose files never change in place: its metadata is never\n"
+     "                       revalidated after --metadata-ttl (repeatable)"},
     {"threads", S_UINT, "N", "hit workers: answer cached reads and metadata [4]"},
     {"fetch-threads", S_UINT, "N", "fetchers: under-storage reads, stats and listings [16]"},
     {"page-size", S_SIZE, "SIZE", "page size, same on every node: 4K .. 64M [1M]"},
@@ -156,6 +161,7 @@ int config_init(node_config_t *config)
     config->listen_loopback = true;
     config->gossip[0] = '\0';
     config->metadata_ttl_ns = 60ll * 1000000000ll;
+    config->negative_ttl_ns = 5ll * 1000000000ll;
     config->threads = 4;
     config->fetch_threads = 16;
     config->page_size = 1u << 20;
@@ -172,6 +178,9 @@ static void s_clear_mounts(node_config_t *config)
     for (size_t i = 0; i < config->mounts.len; i++)
         free(config->mounts.items[i]);
     vec_fini(&config->mounts);
+    for (size_t i = 0; i < config->immutable_mounts.len; i++)
+        free(config->immutable_mounts.items[i]);
+    vec_fini(&config->immutable_mounts);
 }
 
 void config_fini(node_config_t *config)
@@ -196,6 +205,7 @@ int config_copy(node_config_t *to, const node_config_t *from)
     *to = *from;
     to->name = to->data_dir = to->seeds = to->cluster_key = to->config_path = NULL;
     vec_init(&to->mounts);
+    vec_init(&to->immutable_mounts);
     int rc = s_copy_string(&to->name, from->name);
     if (rc == 0)
         rc = s_copy_string(&to->data_dir, from->data_dir);
@@ -211,6 +221,13 @@ int config_copy(node_config_t *to, const node_config_t *from)
         rc = s_copy_string(&to->mounts.items[i], from->mounts.items[i]);
         if (rc == 0)
             to->mounts.len++;
+    }
+    if (rc == 0)
+        rc = vec_reserve(&to->immutable_mounts, from->immutable_mounts.len);
+    for (size_t i = 0; rc == 0 && i < from->immutable_mounts.len; i++) {
+        rc = s_copy_string(&to->immutable_mounts.items[i], from->immutable_mounts.items[i]);
+        if (rc == 0)
+            to->immutable_mounts.len++;
     }
     if (rc < 0)
         config_fini(to);
@@ -334,6 +351,10 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
             config->metadata_ttl_ns = ns;
             return 0;
         }
+        if (strcmp(name, "negative-ttl") == 0) {
+            config->negative_ttl_ns = ns;
+            return 0;
+        }
         if (strcmp(name, "flush-interval") == 0) {
             config->flush_interval_ns = ns;
             return 0;
@@ -416,6 +437,13 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
         if (mount == NULL || vec_push(&config->mounts, mount) < 0) {
             free(mount);
             return SHOAL_ENOMEM;
+        }
+        if (strcmp(name, "immutable-mount") == 0) { /* a mount, and marked immutable */
+            char *immutable = strdup(value);
+            if (immutable == NULL || vec_push(&config->immutable_mounts, immutable) < 0) {
+                free(immutable);
+                return SHOAL_ENOMEM;
+            }
         }
         return 0;
     }

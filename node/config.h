@@ -33,6 +33,8 @@ typedef struct node_config {
     char *cluster_key;                /* --cluster-key: key file path [NULL] (CurveZMQ later) */
     bool insecure;                    /* --insecure: allow non-loopback without a key */
     int64_t metadata_ttl_ns;          /* --metadata-ttl: STAT/LIST cache lifetime [60 s] */
+    int64_t negative_ttl_ns;          /* --negative-ttl: "not found" kept this long [5 s]; 0 off */
+    VEC(char *) immutable_mounts;     /* --immutable-mount: mounts never revalidated (owned) */
     uint32_t threads;                 /* --threads: hit workers [4] */
     uint32_t fetch_threads;           /* --fetch-threads: UFS fetchers [16] */
     uint32_t page_size;               /* --page-size: bytes per page [1 MiB] */

@@ -38,6 +38,7 @@ range_buf_t *range_buf_new(size_t capacity)
     buf->data = (uint8_t *)(buf + 1);
     buf->pool = NULL;
     buf->next = NULL;
+    buf->has_stat = false;
     return buf;
 }
 
@@ -177,6 +178,7 @@ range_buf_t *range_buf_get(range_pool_t *pool, size_t capacity)
     atomic_init(&buf->refs, 1);
     buf->len = 0;
     buf->next = NULL;
+    buf->has_stat = false;
     return buf;
 }
 
@@ -236,7 +238,7 @@ void flight_table_destroy(flight_table_t **self_p)
 
 static bool s_key_equal(const flight_key_t *a, const flight_key_t *b)
 {
-    return a->range_index == b->range_index && a->store == b->store &&
+    return a->range_index == b->range_index && a->store == b->store && a->cold == b->cold &&
            memcmp(a->file_key, b->file_key, sizeof a->file_key) == 0;
 }
 
@@ -245,8 +247,9 @@ static bool s_key_equal(const flight_key_t *a, const flight_key_t *b)
  * flight in the list is not gone and has a user; at most one flight per key (the single
  * flight); serials are below next_serial and strictly decrease along the list (new flights go
  * first), which flight_quiesce relies on; a done flight still listed succeeded (failed ones
- * leave at once) and is held by its leader. O(n^2) in the flights, which are bounded by the
- * fetch threads plus the ranges in the store queue.
+ * leave at once) and is held by its leader; a done cold flight (range key) has a buffer that
+ * carries the stat its read learnt (its joiners answer with that version). O(n^2) in the flights,
+ * which are bounded by the fetch threads plus the ranges in the store queue.
  */
 static void flight_table_sanity(const flight_table_t *self)
 {
@@ -259,6 +262,7 @@ static void flight_table_sanity(const flight_table_t *self)
         above = flight->serial;
         assert(!flight->done || flight->result >= 0);
         assert(flight->done || flight->buf == NULL);
+        assert(!flight->done || !flight->key.cold || (flight->buf && flight->buf->has_stat));
         for (const flight_t *other = flight->next; other; other = other->next)
             assert(!s_key_equal(&flight->key, &other->key));
     }
@@ -345,6 +349,27 @@ int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void 
     flight_table_sanity(self);
     pthread_mutex_unlock(&self->lock);
     return result;
+}
+
+int flight_join(flight_table_t *self, const flight_key_t *key, range_buf_t **buf_out)
+{
+    assert(self != NULL && key != NULL && buf_out != NULL);
+    *buf_out = NULL;
+    pthread_mutex_lock(&self->lock);
+    for (flight_t *flight = self->flights; flight; flight = flight->next) {
+        if (!s_key_equal(&flight->key, key))
+            continue;
+        flight->users++;
+        while (!flight->done)
+            pthread_cond_wait(&self->change, &self->lock);
+        if (flight->result >= 0 && flight->buf)
+            *buf_out = range_buf_ref(flight->buf);
+        s_put(flight);
+        pthread_mutex_unlock(&self->lock);
+        return 1;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return 0;
 }
 
 void flight_release(flight_table_t *self, flight_t **held_p)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "pagestore.h"
+#include "ufs.h"
 
 typedef struct range_pool range_pool_t;
 
@@ -24,6 +25,8 @@ typedef struct range_buf {
     uint8_t *data;          /* the bytes: page aligned for pool buffers */
     range_pool_t *pool;     /* the pool it returns to, or NULL (plain malloc) */
     struct range_buf *next; /* next idle buffer while in the pool */
+    bool has_stat;          /* stat is set: what the read that filled it learnt */
+    ufs_stat_t stat;        /* size, version, mtime the bytes are of (cold reads), if has_stat */
 } range_buf_t;
 
 /* Allocates a buffer of `capacity` bytes with one reference (len = 0). NULL when out of
@@ -63,11 +66,16 @@ range_buf_t *range_buf_get(range_pool_t *pool, size_t capacity);
 /* Counters of a pool: buffers mapped in total (fresh memory) and reuses of idle ones. */
 void range_pool_counts(range_pool_t *self, uint64_t *mapped, uint64_t *reused);
 
-/* What makes two reads the same flight. */
+/* What makes two reads the same flight. A read that knows the file's version keys on the file
+ * key (uri + version). A cold read (no version known yet: its GET learns it) keys on the range
+ * key instead: `cold`, file_key = the uri key (hrw_uri_key, 16 bytes) and range_index, i.e.
+ * hrw_uri_range_key; its leader's buffer carries the stat it learnt (has_stat), so every
+ * joiner answers with that one version. */
 typedef struct flight_key {
-    uint8_t file_key[PAGESTORE_FILE_KEY_SIZE]; /* file version */
+    uint8_t file_key[PAGESTORE_FILE_KEY_SIZE]; /* file version, or the uri key when cold */
     uint64_t range_index;                      /* range within it */
     bool store;                                /* the pages will be stored (not NO_CACHE) */
+    bool cold;                                 /* a range key: the version is not known */
 } flight_key_t;
 
 /* The work of a flight's leader: fill *buf_out (a new buffer the caller of flight_do will own
@@ -103,6 +111,13 @@ void flight_table_destroy(flight_table_t **self_p);
  */
 int flight_do(flight_table_t *self, const flight_key_t *key, flight_fn fn, void *arg,
               bool wait_stored, range_buf_t **buf_out, bool *joined, flight_t **held_out);
+
+/* Joins the flight of `key` if there is one (waiting while it runs, as flight_do's joiners):
+ * returns 1 and sets *buf_out to a reference of its buffer when it succeeded (NULL when it
+ * failed), or 0 at once when no such flight is in the table. Never starts one. A versioned
+ * read uses it to share a cold flight (range key) of the same range: the caller compares the
+ * version the buffer learnt (buf->stat) with the one it wants. */
+int flight_join(flight_table_t *self, const flight_key_t *key, range_buf_t **buf_out);
 
 /* Ends a held flight (removes it from the table, wakes `wait_stored` joiners and quiescers)
  * and sets *held_p to NULL; safe on NULL. */

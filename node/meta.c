@@ -24,11 +24,14 @@ typedef struct s_entry {
     char *version;                         /* current version, owned */
     char *old_versions[META_OLD_VERSIONS]; /* earlier versions, newest first, owned or NULL */
     int64_t fetched_ns;                    /* when the UFS said so; 0 = expired */
+    int64_t missing_ns;                    /* when the UFS said "not found"; 0 = it exists */
+    bool revalidating;                     /* a background revalidation is queued or running */
 } s_entry_t;
 
 struct meta_cache {
     pthread_mutex_t lock;      /* guards everything below */
     int64_t ttl_ns;            /* freshness */
+    int64_t negative_ttl_ns;   /* how long "not found" is kept; 0 = not at all */
     htab_t *entries;           /* uri -> s_entry_t (owned; keys borrowed from the entries) */
     size_t max_entries;        /* bound on the entries */
     meta_listing_t **listings; /* max_listings slots, NULL when empty */
@@ -120,7 +123,7 @@ int meta_cache_get(meta_cache_t *self, const char *uri, int64_t now_ns, ufs_stat
 {
     pthread_mutex_lock(&self->lock);
     s_entry_t *entry = s_find(self, uri);
-    if (entry == NULL) {
+    if (entry == NULL || entry->missing_ns != 0) {
         pthread_mutex_unlock(&self->lock);
         return SHOAL_ENOENT;
     }
@@ -154,7 +157,10 @@ void meta_cache_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat,
         }
     } else if (strcmp(entry->version, stat->version) != 0) {
         char *version = strdup(stat->version);
-        if (version != NULL) {
+        if (version != NULL && entry->version[0] == '\0') { /* a negative entry's "" */
+            free(entry->version);
+            entry->version = version;
+        } else if (version != NULL) {
             free(entry->old_versions[META_OLD_VERSIONS - 1]);
             memmove(&entry->old_versions[1], &entry->old_versions[0],
                     (META_OLD_VERSIONS - 1) * sizeof entry->old_versions[0]);
@@ -166,6 +172,75 @@ void meta_cache_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat,
     entry->mtime = stat->mtime;
     entry->is_dir = stat->is_dir;
     entry->fetched_ns = now_ns != 0 ? now_ns : 1;
+    entry->missing_ns = 0;
+    entry->revalidating = false;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void meta_cache_set_negative_ttl(meta_cache_t *self, int64_t ttl_ns)
+{
+    pthread_mutex_lock(&self->lock);
+    self->negative_ttl_ns = ttl_ns > 0 ? ttl_ns : 0;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void meta_cache_put_missing(meta_cache_t *self, const char *uri, int64_t now_ns)
+{
+    pthread_mutex_lock(&self->lock);
+    s_entry_t *entry = s_find(self, uri);
+    if (self->negative_ttl_ns == 0) { /* no negative cache: just forget what was known */
+        if (entry) {
+            htab_remove(self->entries, uri, strlen(uri));
+            s_entry_free(entry);
+        }
+        pthread_mutex_unlock(&self->lock);
+        return;
+    }
+    if (entry == NULL) {
+        s_make_room(self, now_ns);
+        entry = calloc(1, sizeof *entry);
+        if (entry == NULL || (entry->uri = strdup(uri)) == NULL ||
+            (entry->version = strdup("")) == NULL ||
+            htab_put(self->entries, entry->uri, strlen(entry->uri), entry, NULL) < 0) {
+            if (entry)
+                s_entry_free(entry);
+            pthread_mutex_unlock(&self->lock);
+            return;
+        }
+    }
+    entry->fetched_ns = 0; /* no stat to serve; the remembered versions stay for EVICT */
+    entry->missing_ns = now_ns != 0 ? now_ns : 1;
+    entry->revalidating = false;
+    pthread_mutex_unlock(&self->lock);
+}
+
+bool meta_cache_missing(meta_cache_t *self, const char *uri, int64_t now_ns)
+{
+    pthread_mutex_lock(&self->lock);
+    s_entry_t *entry = s_find(self, uri);
+    bool missing = entry != NULL && entry->missing_ns != 0 &&
+                   now_ns - entry->missing_ns < self->negative_ttl_ns;
+    pthread_mutex_unlock(&self->lock);
+    return missing;
+}
+
+bool meta_cache_begin_revalidate(meta_cache_t *self, const char *uri)
+{
+    pthread_mutex_lock(&self->lock);
+    s_entry_t *entry = s_find(self, uri);
+    bool begin = entry != NULL && entry->missing_ns == 0 && !entry->revalidating;
+    if (begin)
+        entry->revalidating = true;
+    pthread_mutex_unlock(&self->lock);
+    return begin;
+}
+
+void meta_cache_end_revalidate(meta_cache_t *self, const char *uri)
+{
+    pthread_mutex_lock(&self->lock);
+    s_entry_t *entry = s_find(self, uri);
+    if (entry)
+        entry->revalidating = false;
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -176,6 +251,15 @@ void meta_cache_expire(meta_cache_t *self, const char *uri)
     if (entry)
         entry->fetched_ns = 0;
     pthread_mutex_unlock(&self->lock);
+}
+
+bool meta_cache_refused(meta_cache_t *self, const char *uri)
+{
+    pthread_mutex_lock(&self->lock);
+    s_entry_t *entry = s_find(self, uri);
+    bool refused = entry != NULL && entry->fetched_ns == 0 && entry->missing_ns == 0;
+    pthread_mutex_unlock(&self->lock);
+    return refused;
 }
 
 void meta_cache_forget(meta_cache_t *self, const char *uri)
@@ -194,7 +278,7 @@ size_t meta_cache_versions(meta_cache_t *self, const char *uri, char (*versions)
     pthread_mutex_lock(&self->lock);
     s_entry_t *entry = s_find(self, uri);
     if (entry && !entry->is_dir) {
-        if (count < max)
+        if (count < max && entry->version[0] != '\0')
             snprintf(versions[count++], UFS_VERSION_MAX, "%s", entry->version);
         for (int i = 0; i < META_OLD_VERSIONS && count < max; i++)
             if (entry->old_versions[i])

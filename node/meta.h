@@ -38,8 +38,31 @@ int meta_cache_get(meta_cache_t *self, const char *uri, int64_t now_ns, ufs_stat
  * cache). Borrows everything. */
 void meta_cache_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat, int64_t now_ns);
 
+/* How long a "not found" is remembered (meta_cache_put_missing); 0 (the default) = never. */
+void meta_cache_set_negative_ttl(meta_cache_t *self, int64_t ttl_ns);
+
+/* Records that the UFS said `uri` does not exist at `now_ns`: meta_cache_get answers ENOENT
+ * (as for an unknown uri) and meta_cache_missing true for the negative TTL. The versions known
+ * before stay (EVICT). With a negative TTL of 0 the entry is forgotten instead. */
+void meta_cache_put_missing(meta_cache_t *self, const char *uri, int64_t now_ns);
+
+/* True when `uri` was found missing less than the negative TTL before `now_ns`. */
+bool meta_cache_missing(meta_cache_t *self, const char *uri, int64_t now_ns);
+
+/* Marks `uri`'s entry as being revalidated and returns true, unless it is unknown, missing or
+ * already being revalidated (false): so at most one revalidation per file is in flight. It
+ * ends with the next meta_cache_put, meta_cache_put_missing or meta_cache_end_revalidate. */
+bool meta_cache_begin_revalidate(meta_cache_t *self, const char *uri);
+
+/* Ends a revalidation that learnt nothing (the UFS failed, or it could not be queued). */
+void meta_cache_end_revalidate(meta_cache_t *self, const char *uri);
+
 /* Marks `uri` expired (after ESTALE) so the next lookup asks the UFS; keeps its versions. */
 void meta_cache_expire(meta_cache_t *self, const char *uri);
+
+/* True when `uri`'s entry was marked expired by meta_cache_expire (its version was refused),
+ * as opposed to merely past its TTL: its pages must not be served without asking the UFS. */
+bool meta_cache_refused(meta_cache_t *self, const char *uri);
 
 /* Removes `uri` and its remembered versions (after EVICT). */
 void meta_cache_forget(meta_cache_t *self, const char *uri);

@@ -104,6 +104,8 @@ static int s_wire(node_t *self)
         .range_pages = self->range_pages,
         .timeout_ms = self->config.forward_timeout_ms,
     };
+    reval_deps_t reval = {.ufs = self->ufs, .meta = self->meta, .stats = &self->stats};
+    self->reval = reval_new(&reval);
     self->storeq = storeq_new(&storeq, STOREQ_BYTES_MAX);
     self->forward = forward_new(&forward);
     self->fetch = fetch_pool_new(&self->env, self->config.fetch_threads, s_fetch, &self->ops);
@@ -117,7 +119,7 @@ static int s_wire(node_t *self)
     };
     self->server = server_new(&server);
     if (self->fetch == NULL || self->server == NULL || self->forward == NULL ||
-        self->storeq == NULL)
+        self->storeq == NULL || self->reval == NULL)
         return -1;
     self->ops = (ops_ctx_t){
         .read =
@@ -130,6 +132,8 @@ static int s_wire(node_t *self)
                 .stats = &self->stats,
                 .storeq = self->storeq,
                 .forward = self->forward,
+                .reval = self->reval,
+                .immutable = self->immutable,
                 .page_size = self->page_size,
                 .range_pages = self->range_pages,
             },
@@ -181,6 +185,15 @@ node_t *node_new(const node_config_t *config)
             log_error("bad --mount '%s': %s", config->mounts.items[i], shoal_last_error());
             goto fail;
         }
+    self->immutable = mount_table_new();
+    if (self->immutable == NULL)
+        goto fail;
+    for (size_t i = 0; i < config->immutable_mounts.len; i++)
+        if (mount_table_add(self->immutable, config->immutable_mounts.items[i]) < 0) {
+            log_error("bad --immutable-mount '%s': %s", config->immutable_mounts.items[i],
+                      shoal_last_error());
+            goto fail;
+        }
 
     if (!config->memory_store && s_mkdirs(config->data_dir) != 0) {
         log_error("cannot create --data-dir %s: %s", config->data_dir, strerror(errno));
@@ -220,6 +233,8 @@ node_t *node_new(const node_config_t *config)
 
     self->ufs = ufs_new(NULL);
     self->meta = meta_cache_new(config->metadata_ttl_ns, NODE_META_ENTRIES, NODE_META_LISTINGS);
+    if (self->meta != NULL)
+        meta_cache_set_negative_ttl(self->meta, config->negative_ttl_ns);
     self->flights = flight_table_new();
     size_t range_bytes = (size_t)self->page_size * self->range_pages;
     size_t idle_ranges = NODE_IDLE_RANGE_BYTES / range_bytes;
@@ -269,6 +284,8 @@ int node_start(node_t *self)
     /* Join before serving: a client that asks this node for the VIEW first then gets the
      * cluster's membership, not a view of this node alone that would send it every range. */
     int rc = fetch_pool_start(self->fetch);
+    if (rc == 0)
+        rc = reval_start(self->reval);
     if (rc == 0)
         rc = cluster_start(self->cluster);
     if (rc == 0)
@@ -346,6 +363,7 @@ void node_stop(node_t *self)
     server_stop(self->server);
     server_join(self->server);
     fetch_pool_join(self->fetch);
+    reval_stop(self->reval);
     storeq_stop(self->storeq);
     forward_destroy(&self->forward);
     self->zmq_context = NULL;
@@ -360,6 +378,7 @@ void node_destroy(node_t **self_p)
     cluster_destroy(&self->cluster);
     forward_destroy(&self->forward);
     fetch_pool_destroy(&self->fetch);
+    reval_destroy(&self->reval);
     server_destroy(&self->server);
     storeq_destroy(&self->storeq);
     flight_table_destroy(&self->flights);
@@ -369,6 +388,7 @@ void node_destroy(node_t **self_p)
     membership_destroy(&self->members);
     pagestore_close(&self->store);
     mount_table_destroy(&self->mounts);
+    mount_table_destroy(&self->immutable);
     config_fini(&self->config);
     if (self->refused_fd >= 0)
         close(self->refused_fd);

@@ -11,6 +11,7 @@ add_library(shoal_node STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/ops.c
     ${CMAKE_CURRENT_SOURCE_DIR}/read.c
     ${CMAKE_CURRENT_SOURCE_DIR}/reply.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/reval.c
     ${CMAKE_CURRENT_SOURCE_DIR}/server.c
     ${CMAKE_CURRENT_SOURCE_DIR}/stats.c
     ${CMAKE_CURRENT_SOURCE_DIR}/storeq.c

@@ -36,6 +36,8 @@ typedef struct node {
     pagestore_t *store;            /* page store (thread safe) */
     ufs_t *ufs;                    /* UFS connectors (thread safe) */
     mount_table_t *mounts;         /* what may be served (immutable) */
+    mount_table_t *immutable;      /* --immutable-mount prefixes: never revalidated */
+    reval_t *reval;                /* background revalidation past the metadata TTL */
     membership_t *members;         /* membership (thread safe; the gossip thread writes it) */
     meta_cache_t *meta;            /* STAT/LIST cache (thread safe) */
     flight_table_t *flights;       /* UFS range reads in flight (thread safe) */

@@ -132,6 +132,7 @@ static bool s_list(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t *req
             return false;
         stats_add(ctx->read.stats, STATS_META_MISSES, 1);
         stats_add(ctx->read.stats, STATS_UFS_REQUESTS, 1);
+        stats_add(ctx->read.stats, STATS_ORIGIN_LISTS, 1);
         ufs_list_t entries;
         ufs_list_init(&entries);
         int rc = ufs_list(ctx->read.ufs, request->uri, list->recursive, &entries);
@@ -172,6 +173,8 @@ static void s_stats(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t *re
                   stats_get(ctx->read.stats, (stats_counter_t)i));
     pagestore_stats_t store;
     pagestore_stats(ctx->read.store, &store);
+    /* every request the UFS handle sent (retries, redirects, a connector's extra stat) */
+    s_counter(counters, &count, "origin_requests", ufs_requests(ctx->read.ufs));
     s_counter(counters, &count, "used_bytes", store.usage_bytes);
     s_counter(counters, &count, "capacity_bytes", store.capacity_bytes);
     s_counter(counters, &count, "pages_stored", store.pages);
@@ -241,6 +244,7 @@ static int s_evict_file(const ops_ctx_t *ctx, const char *uri, const char *versi
     if (count == 0 && may_stat) {
         ufs_stat_t stat;
         stats_add(ctx->read.stats, STATS_UFS_REQUESTS, 1);
+        stats_add(ctx->read.stats, STATS_ORIGIN_HEADS, 1);
         int rc = ufs_stat(ctx->read.ufs, uri, &stat);
         if (rc < 0)
             stats_add(ctx->read.stats, STATS_UFS_ERRORS, 1);
@@ -283,6 +287,7 @@ static void s_evict(const ops_ctx_t *ctx, reply_sink_t *sink, node_request_t *re
         ufs_list_t listing;
         ufs_list_init(&listing);
         stats_add(ctx->read.stats, STATS_UFS_REQUESTS, 1);
+        stats_add(ctx->read.stats, STATS_ORIGIN_LISTS, 1);
         int list_rc = ufs_list(ctx->read.ufs, request->uri, true, &listing);
         if (list_rc < 0 && list_rc != SHOAL_ENOENT) {
             stats_add(ctx->read.stats, STATS_UFS_ERRORS, 1);

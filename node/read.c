@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "forward.h"
+#include "hrw.h"
 #include "log.h"
 #include "storeq.h"
 
@@ -44,9 +45,12 @@ typedef struct s_stream {
     const read_ctx_t *ctx;     /* borrowed */
     reply_sink_t *sink;        /* the fetch thread's sink */
     node_request_t *request;   /* the READ */
-    const ufs_stat_t *stat;    /* its file version */
-    const struct s_plan *plan; /* its span */
-    zmq_msg_t *frames;         /* plan->page_count frames */
+    ufs_stat_t *stat;          /* its file version (a cold READ's is set on its first bytes) */
+    struct s_plan *plan;       /* its span (likewise) */
+    zmq_msg_t *frames;         /* plan->page_count frames (a cold READ's: allocated then) */
+    bool unplanned;            /* cold: stat, plan and frames wait for the reply's headers */
+    const ufs_stat_t *learnt;  /* cold: the leader's stat_out, filled from the headers */
+    uint64_t range_pages_left; /* cold: plan pages from the first one to the range's end */
     uint32_t sent;             /* frames sent in partial replies */
     uint32_t ready;            /* frames set up */
     uint32_t range_first;      /* while fetching: the first frame inside the range */
@@ -66,6 +70,8 @@ typedef struct s_fetch {
     uint64_t file_size;      /* size of that version */
     const char *forward_to;  /* owner to ask first (forward.h), or NULL */
     s_stream_t *stream;      /* streamed READ to feed with progress, or NULL */
+    bool cold;               /* no version: the GET learns it (version "", file_size unknown) */
+    ufs_stat_t learnt;       /* what the read's own reply said (ufs_read_stat's stat_out) */
 } s_fetch_t;
 
 /* A fetched range whose flight this request took part in: its buffer, and, when the request
@@ -76,7 +82,26 @@ typedef struct s_pending {
     range_buf_t *buf;                          /* its bytes (one reference) */
     flight_t *held;                            /* held flight, or NULL */
     bool must_store;                           /* this request stores the pages */
+    bool joined;                               /* another request's flight read it */
 } s_pending_t;
+
+/* True when normalised `uri` lies under an --immutable-mount: its metadata never goes stale. */
+static bool s_immutable(const read_ctx_t *ctx, const char *uri)
+{
+    if (ctx->immutable == NULL)
+        return false;
+    for (size_t i = 0; i < mount_table_count(ctx->immutable); i++)
+        if (mount_is_under(uri, mount_table_get(ctx->immutable, i)))
+            return true;
+    return false;
+}
+
+/* A "not found" the negative cache answers: counted, with a last error. */
+static int s_negative_hit(const read_ctx_t *ctx, const char *uri)
+{
+    stats_add(ctx->stats, STATS_NEGATIVE_HITS, 1);
+    return shoal_fail(SHOAL_ENOENT, "%s: not found (remembered for the negative TTL)", uri);
+}
 
 int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_version, bool may_ask_ufs,
                  ufs_stat_t *out)
@@ -85,8 +110,10 @@ int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_versio
     bool want = want_version != NULL && want_version[0] != '\0';
     bool fresh = false;
     int64_t now = clock_mono_ns();
+    if (!want && meta_cache_missing(ctx->meta, uri, now))
+        return s_negative_hit(ctx, uri);
     if (meta_cache_get(ctx->meta, uri, now, out, &fresh) == 0) {
-        if (fresh) {
+        if (fresh || s_immutable(ctx, uri)) {
             stats_add(ctx->stats, STATS_META_HITS, 1);
             if (want && strcmp(out->version, want_version) != 0)
                 return shoal_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", uri, out->version,
@@ -102,12 +129,15 @@ int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_versio
         return 1;
     stats_add(ctx->stats, STATS_META_MISSES, 1);
     stats_add(ctx->stats, STATS_UFS_REQUESTS, 1);
+    stats_add(ctx->stats, STATS_ORIGIN_HEADS, 1);
     memset(out, 0, sizeof *out);
     int rc = ufs_stat(ctx->ufs, uri, out);
     if (rc < 0) {
         stats_add(ctx->stats, STATS_UFS_ERRORS, 1);
         if (rc != SHOAL_ENOENT)
             log_warn("stat %s: %s", uri, shoal_last_error());
+        else
+            meta_cache_put_missing(ctx->meta, uri, clock_mono_ns());
         return rc;
     }
     meta_cache_put(ctx->meta, uri, out, clock_mono_ns());
@@ -115,6 +145,65 @@ int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_versio
         return shoal_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", uri, out->version,
                           want_version);
     return 0;
+}
+
+#define S_COLD  2 /* s_read_meta: no version known; the GET of the range learns it */
+#define S_STALE 3 /* s_read_meta: metadata past its TTL (in *out): served if its pages are held */
+
+/*
+ * The version a READ is served at. Without a version: a fresh (or immutable) cache entry (0);
+ * a file found missing within the negative TTL (SHOAL_ENOENT, no UFS); an entry past its TTL
+ * (S_STALE, *out holds it); none (S_COLD). With a version and file_size: the cache when it
+ * knows that version, SHOAL_ESTALE when its fresh entry has another, else the client's version
+ * and size (0; mtime 0): no stat, the fetch carries the version as a precondition. With a
+ * version and no size: read_resolve (1 when it would need the UFS but may not ask it).
+ */
+static int s_read_meta(const read_ctx_t *ctx, const node_request_t *request, bool may_ask_ufs,
+                       ufs_stat_t *out)
+{
+    const msg_read_request_t *read = &request->msg.body.read_request;
+    const char *uri = request->uri;
+    const char *version = read->version ? read->version : "";
+    int64_t now = clock_mono_ns();
+    bool fresh = false;
+    if (version[0] == '\0') {
+        if (meta_cache_missing(ctx->meta, uri, now))
+            return s_negative_hit(ctx, uri);
+        if (meta_cache_get(ctx->meta, uri, now, out, &fresh) != 0)
+            return S_COLD;
+        if (fresh || s_immutable(ctx, uri)) {
+            stats_add(ctx->stats, STATS_META_HITS, 1);
+            return 0;
+        }
+        /* past its TTL; after an ESTALE refusal the version is known wrong: go cold */
+        return meta_cache_refused(ctx->meta, uri) ? S_COLD : S_STALE;
+    }
+    /* 0 counts as unknown too: a client that zero-fills the request (libshoal before the size
+     * was sent) means "unknown", and an empty file costs one stat this way, nothing worse */
+    if (read->file_size == MSG_SIZE_UNKNOWN || read->file_size == 0)
+        return read_resolve(ctx, uri, version, may_ask_ufs, out);
+    if (meta_cache_get(ctx->meta, uri, now, out, &fresh) == 0) {
+        if (strcmp(out->version, version) == 0) {
+            stats_add(ctx->stats, STATS_META_HITS, 1);
+            return 0;
+        }
+        if (fresh)
+            return shoal_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", uri, out->version,
+                              version);
+    }
+    memset(out, 0, sizeof *out);
+    out->size = read->file_size;
+    snprintf(out->version, sizeof out->version, "%s", version);
+    return 0;
+}
+
+/* A READ was served from metadata past its TTL: queue the file's one background revalidation
+ * unless one is in flight (reval.h). */
+static void s_revalidate_later(const read_ctx_t *ctx, const char *uri)
+{
+    stats_add(ctx->stats, STATS_STALE_SERVED, 1);
+    if (ctx->reval != NULL && meta_cache_begin_revalidate(ctx->meta, uri))
+        reval_submit(ctx->reval, uri);
 }
 
 static void s_plan_sanity(const read_ctx_t *ctx, const s_plan_t *plan);
@@ -219,6 +308,7 @@ static void s_reply_read(const read_ctx_t *ctx, reply_sink_t *sink, node_request
     msg_t reply;
     msg_read_reply(&reply, request->msg.header.request_id, 0, stat->size, stat->version,
                    plan->span_offset, plan->span_length, plan->page_count, ctx->page_size);
+    reply.body.read_reply.mtime = stat->mtime;
     stats_add(ctx->stats, STATS_READS, 1);
     stats_add(ctx->stats, STATS_BYTES_SERVED, plan->span_length);
     reply_send(sink, request, &reply, frames, plan->page_count);
@@ -285,6 +375,7 @@ static void s_stream_flush(s_stream_t *stream, bool at_boundary)
     msg_read_reply(&reply, stream->request->msg.header.request_id, 0, stream->stat->size,
                    stream->stat->version, first_start, length, count, ctx->page_size);
     reply.body.read_reply.more = true;
+    reply.body.read_reply.mtime = stream->stat->mtime;
     stats_add(ctx->stats, STATS_READ_PARTIAL_REPLIES, 1);
     stats_add(ctx->stats, STATS_BYTES_SERVED, length);
     if (reply_send_partial(stream->sink, stream->request, &reply, stream->frames + stream->sent,
@@ -296,10 +387,42 @@ static void s_stream_flush(s_stream_t *stream, bool at_boundary)
 
 /* ufs_read_progress callback of a streamed READ's range (see s_stream_t): every frame of the
  * range now wholly inside the first `filled` bytes of the buffer is set up, then flushed. */
+/* A cold streamed READ's first bytes arrived: the reply's headers gave the size and version
+ * (stream->learnt, where the UFS fills them early); plans the span with them and sets up its
+ * frames. False while they are unknown, or when the span cannot be planned (then the READ is
+ * answered once, at the end, as a READ of a connector that reports them only then). */
+static bool s_stream_plan_cold(s_stream_t *stream)
+{
+    const ufs_stat_t *learnt = stream->learnt;
+    if (learnt == NULL || learnt->version[0] == '\0' || learnt->size == 0)
+        return false;
+    const read_ctx_t *ctx = stream->ctx;
+    const msg_read_request_t *read = &stream->request->msg.body.read_request;
+    s_plan_t plan;
+    zmq_msg_t *frames = NULL;
+    if (s_plan(ctx, learnt->size, read->offset, read->length, &plan) != 0 || plan.page_count == 0 ||
+        (frames = malloc(plan.page_count * sizeof *frames)) == NULL) {
+        stream->learnt = NULL;
+        return false;
+    }
+    *stream->stat = *learnt;
+    *stream->plan = plan;
+    stream->frames = frames;
+    uint64_t range_end = (plan.first_page / ctx->range_pages + 1) * ctx->range_pages;
+    uint64_t plan_end = plan.first_page + plan.page_count;
+    stream->range_first = 0;
+    stream->range_pieces =
+        (uint32_t)((plan_end < range_end ? plan_end : range_end) - plan.first_page);
+    stream->unplanned = false;
+    return true;
+}
+
 static void s_stream_on_progress(void *arg, size_t filled)
 {
     s_stream_t *stream = arg;
     if (stream->buf == NULL)
+        return;
+    if (stream->unplanned && !s_stream_plan_cold(stream))
         return;
     uint32_t end = stream->range_first + stream->range_pieces;
     uint32_t i = stream->ready > stream->range_first ? stream->ready : stream->range_first;
@@ -321,9 +444,12 @@ bool read_try_hit(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *req
     assert(request->msg.header.type == MSG_READ_REQ);
     const msg_read_request_t *read = &request->msg.body.read_request;
     ufs_stat_t stat;
-    int rc = read_resolve(ctx, request->uri, read->version, false, &stat);
-    if (rc == 1)
+    int rc = s_read_meta(ctx, request, false, &stat);
+    if (rc == 1 || rc == S_COLD)
         return false;
+    bool stale = rc == S_STALE; /* served from the held version if every page is here */
+    if (stale)
+        rc = 0;
     if (rc == 0 && stat.is_dir)
         rc = shoal_fail(SHOAL_EISDIR, "%s is a directory", request->uri);
     s_plan_t plan;
@@ -353,15 +479,19 @@ bool read_try_hit(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *req
     stats_add(ctx->stats, STATS_PAGE_HITS, plan.page_count);
     s_reply_read(ctx, sink, request, &stat, &plan, frames);
     free(frames);
+    if (stale)
+        s_revalidate_later(ctx, request->uri);
     stats_observe(ctx->stats, STATS_LAT_READ_HIT, clock_mono_ns() - request->received_ns);
     return true;
 }
 
 /*
- * The flight leader's work: one ufs_read of the whole range (clipped to the end of the file)
+ * The flight leader's work: one UFS read of the whole range (clipped to the end of the file)
  * with the version, so the UFS refuses (ESTALE) instead of mixing versions; a short read means
- * the file is shorter than its metadata said, which is also a changed file. Storing the pages
- * is left to the caller (s_pending_finish), after it has answered.
+ * the file is shorter than its metadata said, which is also a changed file. A cold read has no
+ * version: its GET is the stat (ufs_read_stat), the buffer carries what it learnt, and the
+ * metadata cache is filled from it (a missing file goes to the negative cache). Storing the
+ * pages is left to the caller (s_pending_finish), after it has answered.
  */
 static int s_fetch_range(void *arg, range_buf_t **buf_out)
 {
@@ -369,45 +499,69 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
     const read_ctx_t *ctx = fetch->ctx;
     uint64_t range_bytes = (uint64_t)ctx->page_size * ctx->range_pages;
     uint64_t offset = fetch->range_index * range_bytes;
-    if (offset >= fetch->file_size)
-        return shoal_fail(SHOAL_EINTERNAL, "range %llu is past the end of %s",
-                          (unsigned long long)fetch->range_index, fetch->uri);
-    uint64_t want =
-        fetch->file_size - offset < range_bytes ? fetch->file_size - offset : range_bytes;
-    if (fetch->forward_to != NULL && /* not the owner: ask it once, else read through */
-        forward_read_range(ctx->forward, fetch->forward_to, fetch->uri, fetch->version,
-                           fetch->file_size, fetch->range_index, buf_out) == 0)
-        return 0;
+    uint64_t want = range_bytes;
+    if (!fetch->cold) {
+        if (offset >= fetch->file_size)
+            return shoal_fail(SHOAL_EINTERNAL, "range %llu is past the end of %s",
+                              (unsigned long long)fetch->range_index, fetch->uri);
+        if (fetch->file_size - offset < range_bytes)
+            want = fetch->file_size - offset;
+        if (fetch->forward_to != NULL && /* not the owner: ask it once, else read through */
+            forward_read_range(ctx->forward, fetch->forward_to, fetch->uri, fetch->version,
+                               fetch->file_size, fetch->range_index, buf_out) == 0)
+            return 0;
+    }
     range_buf_t *buf = range_buf_get(ctx->ranges, want);
     if (buf == NULL)
         return shoal_fail(SHOAL_ENOMEM, "no memory for a %llu-byte range",
                           (unsigned long long)want);
     stats_add(ctx->stats, STATS_UFS_REQUESTS, 1);
     stats_add(ctx->stats, STATS_UFS_READS, 1);
+    stats_add(ctx->stats, STATS_ORIGIN_GETS, 1);
+    if (fetch->cold)
+        stats_add(ctx->stats, STATS_COLD_READS, 1);
     s_stream_t *stream = fetch->stream;
     ufs_progress_t progress = {.fn = s_stream_on_progress, .arg = stream};
     if (stream) {
         stream->buf = buf;
         stream->range_offset = offset;
     }
-    int64_t got = ufs_read_progress(ctx->ufs, fetch->uri, fetch->version[0] ? fetch->version : NULL,
-                                    offset, buf->data, want, stream ? &progress : NULL);
+    memset(&fetch->learnt, 0, sizeof fetch->learnt);
+    int64_t got = ufs_read_stat(ctx->ufs, fetch->uri,
+                                !fetch->cold && fetch->version[0] ? fetch->version : NULL, offset,
+                                buf->data, want, stream ? &progress : NULL, &fetch->learnt);
     if (stream)
         stream->buf = NULL;
-    if (got >= 0 && (uint64_t)got < want)
+    if (got >= 0 && fetch->cold) {
+        uint64_t size = fetch->learnt.size;
+        uint64_t expect = size <= offset ? 0 : size - offset < want ? size - offset : want;
+        if ((uint64_t)got != expect)
+            got = shoal_fail(SHOAL_ESTALE, "%s: %lld bytes at %llu of a %llu-byte file: it changed",
+                             fetch->uri, (long long)got, (unsigned long long)offset,
+                             (unsigned long long)size);
+    } else if (got >= 0 && (uint64_t)got < want) {
         got = shoal_fail(SHOAL_ESTALE, "%s: %lld bytes at %llu, expected %llu: the file changed",
                          fetch->uri, (long long)got, (unsigned long long)offset,
                          (unsigned long long)want);
+    }
     if (got < 0) {
         stats_add(ctx->stats, STATS_UFS_ERRORS, 1);
         if (got == SHOAL_ESTALE)
             stats_add(ctx->stats, STATS_UFS_STALE, 1);
-        log_warn("read %s at %llu: %s", fetch->uri, (unsigned long long)offset, shoal_last_error());
+        if (got == SHOAL_ENOENT && fetch->cold)
+            meta_cache_put_missing(ctx->meta, fetch->uri, clock_mono_ns());
+        else
+            log_warn("read %s at %llu: %s", fetch->uri, (unsigned long long)offset,
+                     shoal_last_error());
         range_buf_release(&buf);
         return (int)got;
     }
     stats_add(ctx->stats, STATS_UFS_BYTES_READ, (uint64_t)got);
     buf->len = (size_t)got;
+    buf->stat = fetch->learnt;
+    buf->has_stat = true;
+    if (fetch->cold)
+        meta_cache_put(ctx->meta, fetch->uri, &fetch->learnt, clock_mono_ns());
     *buf_out = buf;
     return 0;
 }
@@ -453,6 +607,17 @@ static int s_range(const read_ctx_t *ctx, const char *uri, const ufs_stat_t *sta
     memset(pending, 0, sizeof *pending);
     pending->range_index = range_index;
     memcpy(pending->file_key, file_key, sizeof pending->file_key);
+    /* a cold flight of this range (its GET learning the version) may be running or held: its
+     * bytes serve when it learnt the version wanted; another version means a redo here */
+    flight_key_t cold_key = {.range_index = range_index, .store = store, .cold = true};
+    hrw_uri_key(uri, cold_key.file_key);
+    if (flight_join(ctx->flights, &cold_key, &pending->buf) == 1 && pending->buf != NULL) {
+        if (pending->buf->has_stat && strcmp(pending->buf->stat.version, stat->version) == 0) {
+            stats_add(ctx->stats, STATS_SINGLEFLIGHT_JOINS, 1);
+            return 0;
+        }
+        range_buf_release(&pending->buf);
+    }
     flight_key_t key = {.range_index = range_index, .store = store};
     memcpy(key.file_key, file_key, sizeof key.file_key);
     bool joined = false;
@@ -463,6 +628,50 @@ static int s_range(const read_ctx_t *ctx, const char *uri, const ufs_stat_t *sta
     if (rc == SHOAL_ESTALE)
         meta_cache_expire(ctx->meta, uri);
     pending->must_store = rc >= 0 && store && !joined;
+    return rc;
+}
+
+/*
+ * A cold range: `range_index` of `uri` without a version, through single flight keyed on its
+ * range key (hrw_uri_range_key: uri key + range index), the leader's GET learning the version.
+ * On success pending->buf->stat is the version every byte of the buffer is of, for the leader
+ * and every joiner alike, and pending->file_key that version's key (the pages are stored
+ * under it). Otherwise as s_range.
+ */
+static int s_cold_range(const read_ctx_t *ctx, const char *uri, uint64_t range_index, bool store,
+                        bool wait_stored, s_stream_t *stream, s_pending_t *pending)
+{
+    s_fetch_t fetch = {
+        .ctx = ctx,
+        .uri = uri,
+        .version = "",
+        .range_index = range_index,
+        .stream = stream,
+        .cold = true,
+    };
+    memset(pending, 0, sizeof *pending);
+    pending->range_index = range_index;
+    if (stream)
+        stream->learnt = &fetch.learnt; /* the UFS fills it from the headers (http) */
+    flight_key_t key = {.range_index = range_index, .store = store, .cold = true};
+    _Static_assert(sizeof key.file_key == HRW_URI_KEY_LEN, "a flight key holds a uri key");
+    hrw_uri_key(uri, key.file_key);
+    bool joined = false;
+    int rc = flight_do(ctx->flights, &key, s_fetch_range, &fetch, wait_stored, &pending->buf,
+                       &joined, store ? &pending->held : NULL);
+    if (joined)
+        stats_add(ctx->stats, STATS_SINGLEFLIGHT_JOINS, 1);
+    pending->joined = joined;
+    if (rc == SHOAL_ESTALE)
+        meta_cache_expire(ctx->meta, uri);
+    if (rc >= 0 && (pending->buf == NULL || !pending->buf->has_stat)) { /* cannot happen */
+        flight_release(ctx->flights, &pending->held);
+        range_buf_release(&pending->buf);
+        return shoal_fail(SHOAL_EINTERNAL, "cold read of %s learnt no version", uri);
+    }
+    if (rc >= 0)
+        pagestore_file_key(uri, pending->buf->stat.version, pending->file_key);
+    pending->must_store = rc >= 0 && store && !joined && pending->buf->len > 0;
     return rc;
 }
 
@@ -478,36 +687,108 @@ void read_serve(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *reque
     assert(ctx != NULL && sink != NULL && request != NULL);
     assert(request->msg.header.type == MSG_READ_REQ);
     const msg_read_request_t *read = &request->msg.body.read_request;
+    uint64_t range_bytes = (uint64_t)ctx->page_size * ctx->range_pages;
+    bool store = (read->flags & MSG_READ_NO_CACHE) == 0;
+    bool streamed = (read->flags & MSG_READ_STREAM) != 0;
     ufs_stat_t stat;
-    int rc = read_resolve(ctx, request->uri, read->version, true, &stat);
+    memset(&stat, 0, sizeof stat);
+    int rc = s_read_meta(ctx, request, true, &stat);
+    if (rc == S_STALE) {
+        /* past the TTL: the held version serves while one revalidation runs in the
+         * background; without its pages the GET of the range learns the current one */
+        bool found = false;
+        uint64_t first = (read->offset < stat.size ? read->offset : 0) / ctx->page_size;
+        uint8_t stale_key[PAGESTORE_FILE_KEY_SIZE];
+        pagestore_file_key(request->uri, stat.version, stale_key);
+        if (read->offset >= stat.size ||
+            (pagestore_contains(ctx->store, stale_key, first, &found) == 0 && found)) {
+            s_revalidate_later(ctx, request->uri);
+            rc = 0;
+        } else {
+            rc = S_COLD;
+        }
+    }
+    s_plan_t plan;
+    memset(&plan, 0, sizeof plan);
+    s_stream_t stream = {
+        .ctx = ctx, .sink = sink, .request = request, .stat = &stat, .plan = &plan};
+    zmq_msg_t *frames = NULL;
+    s_pending_t cold;
+    bool have_cold = false;
+    if (rc == S_COLD) {
+        uint64_t range_index = read->offset / range_bytes;
+        char owner[MSG_ENDPOINT_MAX + 1];
+        bool forward = forward_owner(ctx->forward, read->flags, request->uri, range_index, owner,
+                                     sizeof owner); /* a non-owner reads through, unstored */
+        stream.unplanned = true;
+        /* after an ESTALE the refused version must not come back from a flight of it that
+         * is still held (storing its pages): a joiner that got it waits that flight out and
+         * reads once more, as the leader of a new GET */
+        char refused[UFS_VERSION_MAX] = "";
+        ufs_stat_t old;
+        bool old_fresh = false;
+        if (meta_cache_refused(ctx->meta, request->uri) &&
+            meta_cache_get(ctx->meta, request->uri, clock_mono_ns(), &old, &old_fresh) == 0)
+            snprintf(refused, sizeof refused, "%s", old.version);
+        rc = s_cold_range(ctx, request->uri, range_index, store && !forward, refused[0] != '\0',
+                          streamed ? &stream : NULL, &cold);
+        if (rc >= 0 && cold.joined && refused[0] && strcmp(cold.buf->stat.version, refused) == 0) {
+            s_pending_finish(ctx, &cold, true);
+            rc = s_cold_range(ctx, request->uri, range_index, store && !forward, false,
+                              streamed ? &stream : NULL, &cold);
+        }
+        if (rc >= 0) {
+            have_cold = true;
+            if (!stream.unplanned && strcmp(stream.stat->version, cold.buf->stat.version) != 0)
+                rc = shoal_fail(SHOAL_EINTERNAL, "%s: streamed version changed", request->uri);
+            stat = cold.buf->stat;
+        }
+        frames = stream.frames; /* set up while the bytes arrived, or NULL */
+    }
     if (rc == 0 && stat.is_dir)
         rc = shoal_fail(SHOAL_EISDIR, "%s is a directory", request->uri);
-    s_plan_t plan;
-    if (rc == 0)
+    if (rc == 0 && frames == NULL) /* not planned while a cold range streamed in */
         rc = s_plan(ctx, stat.size, read->offset, read->length, &plan);
-    zmq_msg_t *frames = NULL;
     s_pending_t *pending = NULL;
     uint32_t pending_count = 0;
-    if (rc == 0 && plan.page_count &&
-        ((frames = malloc(plan.page_count * sizeof *frames)) == NULL ||
-         (pending = malloc((plan.page_count / ctx->range_pages + 2) * sizeof *pending)) == NULL))
+    if (rc == 0 && plan.page_count && frames == NULL &&
+        (frames = malloc(plan.page_count * sizeof *frames)) == NULL)
+        rc = shoal_fail(SHOAL_ENOMEM, "out of memory");
+    if (rc == 0 && (plan.page_count || have_cold) &&
+        (pending = malloc((plan.page_count / ctx->range_pages + 2) * sizeof *pending)) == NULL)
         rc = shoal_fail(SHOAL_ENOMEM, "out of memory");
     if (rc < 0) {
+        if (frames != NULL)
+            s_close_frames(frames + stream.sent, stream.ready - stream.sent);
         free(frames);
+        if (have_cold)
+            s_pending_finish(ctx, &cold, true);
         reply_error(sink, request, rc, "%s", shoal_last_error());
         return;
     }
+    stream.unplanned = false;
+    stream.frames = frames;
     uint8_t file_key[PAGESTORE_FILE_KEY_SIZE];
     pagestore_file_key(request->uri, stat.version, file_key);
-    bool store = (read->flags & MSG_READ_NO_CACHE) == 0;
-    s_stream_t stream = {.ctx = ctx,
-                         .sink = sink,
-                         .request = request,
-                         .stat = &stat,
-                         .plan = &plan,
-                         .frames = frames};
-    bool streamed = (read->flags & MSG_READ_STREAM) != 0;
     uint32_t done = 0;
+    if (have_cold && plan.page_count == 0) {
+        pending[pending_count++] = cold; /* at or past the end: nothing to store */
+    } else if (have_cold) {
+        /* the cold range holds the plan's first pages: frames from its buffer (progress may
+         * have set up the first ones already) */
+        uint64_t range_end = (plan.first_page / ctx->range_pages + 1) * ctx->range_pages;
+        uint64_t plan_end = plan.first_page + plan.page_count;
+        uint32_t in_range =
+            (uint32_t)((plan_end < range_end ? plan_end : range_end) - plan.first_page);
+        uint64_t range_offset = cold.range_index * range_bytes;
+        stats_add(ctx->stats, STATS_PAGE_MISSES, in_range);
+        for (uint32_t i = stream.ready; i < in_range; i++)
+            s_frame_from_range(ctx, &plan, i, cold.buf, range_offset, &frames[i]);
+        pending[pending_count++] = cold;
+        done = in_range;
+        stream.ready = done;
+        s_stream_sanity(&stream);
+    }
     while (done < plan.page_count) {
         uint64_t index = plan.first_page + done;
         uint64_t range_index = index / ctx->range_pages;
@@ -549,6 +830,9 @@ void read_serve(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *reque
         if (rc < 0)
             break;
         pending_count++;
+        if (stat.mtime == 0 && fetched->buf->has_stat &&
+            strcmp(fetched->buf->stat.version, stat.version) == 0)
+            stat.mtime = fetched->buf->stat.mtime; /* a version and size from the client */
         uint64_t range_offset = range_index * ctx->range_pages * ctx->page_size;
         /* s_fetch_range returned exactly the range's bytes, so every slice is in the buffer;
          * progress reports may have set up the first ones already */
@@ -595,7 +879,25 @@ void read_load(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *reques
     assert(request->msg.header.type == MSG_LOAD_REQ);
     const msg_load_request_t *load = &request->msg.body.load_request;
     ufs_stat_t stat;
-    int rc = read_resolve(ctx, request->uri, load->version, true, &stat);
+    int rc = 1;
+    bool have_cold = false; /* the range of `offset` came cold (and is stored) */
+    uint64_t cold_range = 0;
+    bool fresh = false;
+    if ((load->version == NULL || load->version[0] == '\0') &&
+        !meta_cache_missing(ctx->meta, request->uri, clock_mono_ns()) &&
+        meta_cache_get(ctx->meta, request->uri, clock_mono_ns(), &stat, &fresh) != 0) {
+        /* no version, no metadata: the GET of the first range is the stat (one request) */
+        s_pending_t cold;
+        cold_range = load->offset / ((uint64_t)ctx->page_size * ctx->range_pages);
+        rc = s_cold_range(ctx, request->uri, cold_range, true, true, NULL, &cold);
+        if (rc >= 0) {
+            stat = cold.buf->stat;
+            have_cold = !cold.buf->stat.is_dir;
+        }
+        s_pending_finish(ctx, &cold, true);
+    }
+    if (rc == 1)
+        rc = read_resolve(ctx, request->uri, load->version, true, &stat);
     if (rc == 0 && stat.is_dir)
         rc = shoal_fail(SHOAL_EISDIR, "%s is a directory: LOAD takes files", request->uri);
     if (rc < 0) {
@@ -622,6 +924,13 @@ void read_load(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *reques
             uint64_t hi = lo + ctx->range_pages - 1;
             lo = lo < first ? first : lo;
             hi = hi > last ? last : hi;
+            if (have_cold && range_index == cold_range) { /* fetched and stored above */
+                for (uint64_t index = lo; index <= hi; index++) {
+                    out->pages_loaded++;
+                    out->bytes_loaded += s_page_length(ctx, stat.size, index);
+                }
+                continue;
+            }
             uint64_t missing = 0, missing_bytes = 0;
             for (uint64_t index = lo; index <= hi; index++) {
                 bool found = false;

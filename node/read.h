@@ -12,7 +12,9 @@
 #include "flight.h"
 #include "forward.h"
 #include "meta.h"
+#include "mount.h"
 #include "pagestore.h"
+#include "reval.h"
 #include "request.h"
 #include "stats.h"
 #include "storeq.h"
@@ -23,19 +25,23 @@
 /* What the read path uses, built by node.c (every pointer borrowed; the objects are thread
  * safe and outlive the threads that read). */
 typedef struct read_ctx {
-    pagestore_t *store;      /* pages */
-    ufs_t *ufs;              /* under storage */
-    flight_table_t *flights; /* single flight of range reads */
-    range_pool_t *ranges;    /* range buffers */
-    meta_cache_t *meta;      /* STAT cache */
-    stats_t *stats;          /* counters */
-    storeq_t *storeq;        /* background stores after replies */
-    forward_t *forward;      /* ranges owned by other nodes */
-    uint64_t page_size;      /* cluster page size */
-    uint32_t range_pages;    /* pages per range */
+    pagestore_t *store;             /* pages */
+    ufs_t *ufs;                     /* under storage */
+    flight_table_t *flights;        /* single flight of range reads */
+    range_pool_t *ranges;           /* range buffers */
+    meta_cache_t *meta;             /* STAT cache */
+    stats_t *stats;                 /* counters */
+    storeq_t *storeq;               /* background stores after replies */
+    forward_t *forward;             /* ranges owned by other nodes */
+    reval_t *reval;                 /* background revalidation past the TTL, or NULL (none) */
+    const mount_table_t *immutable; /* --immutable-mount prefixes (never revalidated), or NULL */
+    uint64_t page_size;             /* cluster page size */
+    uint32_t range_pages;           /* pages per range */
 } read_ctx_t;
 
-/* Finds the current metadata of normalised `uri`: the cache when fresh; the cache when stale
+/* Finds the current metadata of normalised `uri` (STAT; READs with a version and no size): a
+ * file found missing within the negative TTL is SHOAL_ENOENT at once (no UFS); the cache when
+ * fresh (or under an immutable mount, however old); the cache when stale
  * but `want_version` is given and matches (pages are keyed by version, so that version's bytes
  * are still exact); else the UFS if `may_ask_ufs` (the answer is cached). A `want_version`
  * ("" or NULL = any) that differs from a fresh answer gives SHOAL_ESTALE. Returns 0, 1 when the

@@ -34,6 +34,14 @@ static const char *const s_counter_names[STATS_COUNTER_COUNT] = {
     [STATS_FORWARD_FAILURES] = "forward_failures",
     [STATS_PAGE_FLUSHES] = "page_flushes",
     [STATS_READ_PARTIAL_REPLIES] = "read_partial_replies",
+    [STATS_ORIGIN_GETS] = "origin_gets",
+    [STATS_ORIGIN_HEADS] = "origin_heads",
+    [STATS_ORIGIN_LISTS] = "origin_lists",
+    [STATS_COLD_READS] = "cold_reads",
+    [STATS_NEGATIVE_HITS] = "negative_hits",
+    [STATS_REVALIDATIONS] = "revalidations",
+    [STATS_REVALIDATION_CHANGES] = "revalidation_changes",
+    [STATS_STALE_SERVED] = "stale_served",
 };
 
 static const char *const s_histogram_names[STATS_HISTOGRAM_COUNT] = {

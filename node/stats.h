@@ -39,6 +39,14 @@ typedef enum stats_counter {
     STATS_FORWARD_FAILURES,     /* ... where the owner failed, so this node read the UFS */
     STATS_PAGE_FLUSHES,         /* periodic flushes of new pages to disk (--flush-interval) */
     STATS_READ_PARTIAL_REPLIES, /* partial READ replies (more = true) of streamed READs */
+    STATS_ORIGIN_GETS,          /* UFS reads (GETs; a cold one is also the file's stat) */
+    STATS_ORIGIN_HEADS,         /* UFS stats (HEADs: STAT, a version without size, revalidation) */
+    STATS_ORIGIN_LISTS,         /* UFS listings */
+    STATS_COLD_READS,           /* ranges read without a version: the GET learnt it */
+    STATS_NEGATIVE_HITS,        /* requests answered ENOENT from the negative cache */
+    STATS_REVALIDATIONS,        /* background revalidations of metadata past its TTL */
+    STATS_REVALIDATION_CHANGES, /* ... that found a new version (or the file gone) */
+    STATS_STALE_SERVED,         /* READs served from metadata past its TTL (revalidating) */
     STATS_COUNTER_COUNT
 } stats_counter_t;
 

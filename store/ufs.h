@@ -121,7 +121,10 @@ int64_t ufs_read_progress(ufs_t *ufs, const char *uri, const char *version, uint
  * stat_out->version is then `version`.
  *
  * `progress` (may be NULL) as ufs_read_progress: with or without a version, the first report
- * comes only after the reply's headers named the version that *stat_out will carry.
+ * comes only after the reply's headers named the version that *stat_out will carry. http(s)
+ * also fills *stat_out's size, version and mtime from those headers before the first report
+ * (when the reply states the size), so a caller can describe the bytes while they arrive;
+ * elsewhere *stat_out is set when the read returns.
  *
  * Costs, in origin requests (ufs_requests counts them): 1 for a read of any range, also a cold
  * one without a version; 1 for a missing object (SHOAL_ENOENT, no retry, no HEAD); at or past

@@ -144,6 +144,7 @@ static int s_http_list(void *opaque, const char *uri, bool recursive, ufs_list_t
 typedef struct s_pin {
     const char *want;             /* version asked for, or NULL */
     char learnt[UFS_VERSION_MAX]; /* version of the first reply gated; "" before */
+    ufs_stat_t *early;            /* the read's stat_out: filled from the gated headers */
 } s_pin_t;
 
 /* The progress gate of a read (ufs_http_request_t.accept): the reply's version, as s_http_read
@@ -161,6 +162,11 @@ static int s_accept_version(void *arg, const ufs_http_response_t *response)
     if (expect && strcmp(seen, expect) != 0)
         return ufs_fail(SHOAL_ESTALE, "GET: the reply's version is %s, not %s", seen, expect);
     snprintf(pin->learnt, sizeof pin->learnt, "%s", seen);
+    if (pin->early && response->range_total >= 0) { /* before the first progress report */
+        pin->early->size = size;
+        pin->early->mtime = mtime;
+        snprintf(pin->early->version, sizeof pin->early->version, "%s", seen);
+    }
     return 0;
 }
 
@@ -206,7 +212,7 @@ static int64_t s_http_read(void *opaque, const char *uri, const char *version, u
         if (!headers)
             return ufs_fail(SHOAL_ENOMEM, "read %s: out of memory", uri);
     }
-    s_pin_t pin = {.want = version};
+    s_pin_t pin = {.want = version, .early = stat_out};
     ufs_http_request_t request = {.method = "GET",
                                   .url = uri,
                                   .headers = headers,

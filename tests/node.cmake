@@ -6,3 +6,8 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/test_node.c)
     shoal_unit_test(test_node shoal_proto shoal_testsupport PkgConfig::ZMQ)
     add_dependencies(test_node shoald)
 endif()
+# test_node_cold: the cold path's origin requests, counted by tests/support/origin.py.
+if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/test_node_cold.c)
+    shoal_unit_test(test_node_cold shoal_proto shoal_testsupport PkgConfig::ZMQ)
+    add_dependencies(test_node_cold shoald)
+endif()
