@@ -26,6 +26,7 @@ typedef struct s_entry {
     int64_t fetched_ns;                    /* when the UFS said so; 0 = expired */
     int64_t missing_ns;                    /* when the UFS said "not found"; 0 = it exists */
     bool revalidating;                     /* a background revalidation is queued or running */
+    bool recalled;                         /* read back from disk after a restart: never fresh */
 } s_entry_t;
 
 struct meta_cache {
@@ -131,12 +132,27 @@ int meta_cache_get(meta_cache_t *self, const char *uri, int64_t now_ns, ufs_stat
     out->mtime = entry->mtime;
     out->is_dir = entry->is_dir;
     snprintf(out->version, sizeof out->version, "%s", entry->version);
-    *fresh = s_fresh(self, entry->fetched_ns, now_ns);
+    *fresh = !entry->recalled && s_fresh(self, entry->fetched_ns, now_ns);
     pthread_mutex_unlock(&self->lock);
     return 0;
 }
 
+static void s_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat, int64_t now_ns,
+                  bool recalled);
+
 void meta_cache_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat, int64_t now_ns)
+{
+    s_put(self, uri, stat, now_ns, false);
+}
+
+void meta_cache_put_recalled(meta_cache_t *self, const char *uri, const ufs_stat_t *stat,
+                             int64_t now_ns)
+{
+    s_put(self, uri, stat, now_ns, true);
+}
+
+static void s_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat, int64_t now_ns,
+                  bool recalled)
 {
     pthread_mutex_lock(&self->lock);
     s_entry_t *entry = s_find(self, uri);
@@ -174,6 +190,7 @@ void meta_cache_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat,
     entry->fetched_ns = now_ns != 0 ? now_ns : 1;
     entry->missing_ns = 0;
     entry->revalidating = false;
+    entry->recalled = recalled;
     pthread_mutex_unlock(&self->lock);
 }
 

@@ -38,6 +38,12 @@ int meta_cache_get(meta_cache_t *self, const char *uri, int64_t now_ns, ufs_stat
  * cache). Borrows everything. */
 void meta_cache_put(meta_cache_t *self, const char *uri, const ufs_stat_t *stat, int64_t now_ns);
 
+/* meta_cache_put of metadata read back from the node's disk after a restart (read.c): the
+ * entry is never fresh, so a READ serves its held pages while one background revalidation
+ * asks the UFS (the S_STALE path), and a STAT asks the UFS. Borrows everything. */
+void meta_cache_put_recalled(meta_cache_t *self, const char *uri, const ufs_stat_t *stat,
+                             int64_t now_ns);
+
 /* How long a "not found" is remembered (meta_cache_put_missing); 0 (the default) = never. */
 void meta_cache_set_negative_ttl(meta_cache_t *self, int64_t ttl_ns);
 

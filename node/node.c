@@ -104,7 +104,8 @@ static int s_wire(node_t *self)
         .range_pages = self->range_pages,
         .timeout_ms = self->config.forward_timeout_ms,
     };
-    reval_deps_t reval = {.ufs = self->ufs, .meta = self->meta, .stats = &self->stats};
+    reval_deps_t reval = {
+        .ufs = self->ufs, .meta = self->meta, .store = self->store, .stats = &self->stats};
     self->reval = reval_new(&reval);
     self->storeq = storeq_new(&storeq, STOREQ_BYTES_MAX);
     self->forward = forward_new(&forward);

@@ -6,6 +6,7 @@ add_library(shoal_node STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/identity.c
     ${CMAKE_CURRENT_SOURCE_DIR}/log.c
     ${CMAKE_CURRENT_SOURCE_DIR}/meta.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/metadisk.c
     ${CMAKE_CURRENT_SOURCE_DIR}/mount.c
     ${CMAKE_CURRENT_SOURCE_DIR}/node.c
     ${CMAKE_CURRENT_SOURCE_DIR}/ops.c

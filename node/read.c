@@ -15,6 +15,7 @@
 #include "forward.h"
 #include "hrw.h"
 #include "log.h"
+#include "metadisk.h"
 #include "storeq.h"
 
 /* The pages a request touches and the span answered: [offset, offset + length) clipped at the
@@ -103,6 +104,19 @@ static int s_negative_hit(const read_ctx_t *ctx, const char *uri)
     return shoal_fail(SHOAL_ENOENT, "%s: not found (remembered for the negative TTL)", uri);
 }
 
+/* On a miss of the memory cache, reads back what this node recorded of `uri` before a restart
+ * (metadisk.h) as never-fresh metadata. Not on the router thread (a RocksDB read). */
+static void s_recall(const read_ctx_t *ctx, const char *uri, int64_t now)
+{
+    ufs_stat_t recalled;
+    bool fresh = false;
+    if (meta_cache_get(ctx->meta, uri, now, &recalled, &fresh) == 0 ||
+        meta_cache_missing(ctx->meta, uri, now) || !metadisk_get(ctx->store, uri, &recalled))
+        return;
+    stats_add(ctx->stats, STATS_META_RECALLED, 1);
+    meta_cache_put_recalled(ctx->meta, uri, &recalled, now);
+}
+
 int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_version, bool may_ask_ufs,
                  ufs_stat_t *out)
 {
@@ -112,6 +126,8 @@ int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_versio
     int64_t now = clock_mono_ns();
     if (!want && meta_cache_missing(ctx->meta, uri, now))
         return s_negative_hit(ctx, uri);
+    if (may_ask_ufs)
+        s_recall(ctx, uri, now);
     if (meta_cache_get(ctx->meta, uri, now, out, &fresh) == 0) {
         if (fresh || s_immutable(ctx, uri)) {
             stats_add(ctx->stats, STATS_META_HITS, 1);
@@ -141,6 +157,7 @@ int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_versio
         return rc;
     }
     meta_cache_put(ctx->meta, uri, out, clock_mono_ns());
+    metadisk_put(ctx->store, uri, out);
     if (want && strcmp(out->version, want_version) != 0)
         return shoal_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", uri, out->version,
                           want_version);
@@ -169,6 +186,8 @@ static int s_read_meta(const read_ctx_t *ctx, const node_request_t *request, boo
     if (version[0] == '\0') {
         if (meta_cache_missing(ctx->meta, uri, now))
             return s_negative_hit(ctx, uri);
+        if (may_ask_ufs)
+            s_recall(ctx, uri, now);
         if (meta_cache_get(ctx->meta, uri, now, out, &fresh) != 0)
             return S_COLD;
         if (fresh || s_immutable(ctx, uri)) {
@@ -560,8 +579,10 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
     buf->len = (size_t)got;
     buf->stat = fetch->learnt;
     buf->has_stat = true;
-    if (fetch->cold)
+    if (fetch->cold) {
         meta_cache_put(ctx->meta, fetch->uri, &fetch->learnt, clock_mono_ns());
+        metadisk_put(ctx->store, fetch->uri, &fetch->learnt);
+    }
     *buf_out = buf;
     return 0;
 }

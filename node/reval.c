@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metadisk.h"
 #include "queue.h"
 
 struct reval {
@@ -66,6 +67,7 @@ static void s_revalidate(reval_t *self, const char *uri)
                   now.version);
     }
     meta_cache_put(deps->meta, uri, &now, clock_mono_ns());
+    metadisk_put(deps->store, uri, &now);
 }
 
 static void *s_main(void *arg)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "meta.h"
+#include "pagestore.h"
 #include "stats.h"
 #include "ufs.h"
 
@@ -22,6 +23,7 @@
 typedef struct reval_deps {
     ufs_t *ufs;         /* under storage */
     meta_cache_t *meta; /* the metadata revalidated */
+    pagestore_t *store; /* where the metadata is recorded for a restart (metadisk.h), or NULL */
     stats_t *stats;     /* counters */
 } reval_deps_t;
 

@@ -42,6 +42,7 @@ static const char *const s_counter_names[STATS_COUNTER_COUNT] = {
     [STATS_REVALIDATIONS] = "revalidations",
     [STATS_REVALIDATION_CHANGES] = "revalidation_changes",
     [STATS_STALE_SERVED] = "stale_served",
+    [STATS_META_RECALLED] = "meta_recalled",
 };
 
 static const char *const s_histogram_names[STATS_HISTOGRAM_COUNT] = {

@@ -74,12 +74,20 @@ static void s_connect(s_node_t *node)
     cr_assert_eq(zmq_connect(node->dealer, endpoint), 0);
 }
 
+static void s_spawn(const char *mount, const char *ttl, const char *flag, const char *value);
+
 /* Starts shoald over `mount` with the metadata TTL `ttl`, plus up to two extra flags. */
 static void s_start(const char *mount, const char *ttl, const char *flag, const char *value)
 {
     memset(&s_node, 0, sizeof s_node);
     s_node.dir = tp_tempdir("node");
     cr_assert_not_null(s_node.dir);
+    s_spawn(mount, ttl, flag, value);
+}
+
+/* Starts shoald over s_node.dir (kept: a restart finds its cache there). */
+static void s_spawn(const char *mount, const char *ttl, const char *flag, const char *value)
+{
     char data[TP_PATH_MAX], log[TP_PATH_MAX], listen[64];
     snprintf(data, sizeof data, "%s/data", s_node.dir);
     snprintf(log, sizeof log, "%s/shoald.log", s_node.dir);
@@ -610,5 +618,45 @@ Test(node_cold, immutable_mount_is_never_revalidated)
     tp_origin_counts_t counts = s_counts();
     cr_assert_eq(counts.get + counts.head, 0);
     cr_assert_eq(s_counter("revalidations"), 0);
+    free(want);
+}
+
+/* A restarted node knows which version its held pages are of (its metadata records on disk):
+ * a versionless cold READ after the restart is served from the pages with no GET (one
+ * background HEAD revalidates), every byte right. */
+Test(node_cold, restart_serves_held_pages_without_a_get)
+{
+    size_t size = 3 * 65536 + 123; /* one range, four pages */
+    uint8_t *want = s_make_file("kept.bin", size, 9);
+    s_start_http("60", "--negative-ttl", "5", 0);
+    char uri[256];
+    snprintf(uri, sizeof uri, "%s/kept.bin", s_http.base_url);
+    uint8_t *got = malloc(RANGE);
+    s_read_info_t info = s_read_at(uri, "", MSG_SIZE_UNKNOWN, 0, RANGE, got);
+    cr_assert_eq(info.code, 0);
+    cr_assert_eq(info.bytes, size);
+    s_wait_stored();
+    char first_version[256];
+    snprintf(first_version, sizeof first_version, "%s", info.version);
+    /* restart on the same data dir */
+    zmq_close(s_node.dealer);
+    zmq_ctx_term(s_node.context);
+    s_node.context = NULL;
+    cr_assert_eq(tp_stop(&s_node.proc, 10000), 0);
+    char mount[128];
+    snprintf(mount, sizeof mount, "%s/", s_http.base_url);
+    s_spawn(mount, "60", "--negative-ttl", "5");
+    cr_assert_eq(tp_origin_reset(&s_http), 0);
+    memset(got, 0, RANGE);
+    info = s_read_at(uri, "", MSG_SIZE_UNKNOWN, 0, RANGE, got);
+    cr_assert_eq(info.code, 0);
+    cr_assert_eq(info.bytes, size);
+    cr_assert(memcmp(got, want, size) == 0);
+    cr_assert_str_eq(info.version, first_version);
+    cr_assert_eq(info.file_size, size);
+    cr_assert_eq(s_counts().get, 0, "the restarted node fetched pages it holds");
+    cr_assert_eq(s_counter("meta_recalled"), 1);
+    cr_assert_gt(s_counter("page_hits"), 0);
+    free(got);
     free(want);
 }
