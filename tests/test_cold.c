@@ -680,3 +680,58 @@ Test(cold, epoch_past_the_ttl_immutable_three_nodes)
 {
     s_epochs(3, true);
 }
+
+/* ---- warm-up ---- */
+
+/* shoal_load of files nobody stat'ed (what `shoal warmup --from LIST` does): a small file is
+ * one origin request (range 0's LOAD without a version: its GET is the stat), a larger one a
+ * GET per range and no HEAD; the reads after it ask the origin nothing. */
+static void s_load(int nodes)
+{
+    s_start_cluster(nodes, 0, "60", false);
+    uint8_t *small = s_make_file("load/small.bin", SMALL_SIZE, 51);
+    size_t large_size = 3 * RANGE_BYTES + 99;
+    uint8_t *large = s_make_file("load/large.bin", large_size, 52);
+    char small_uri[256], large_uri[256], missing_uri[256];
+    s_uri("load/small.bin", small_uri, sizeof small_uri);
+    s_uri("load/large.bin", large_uri, sizeof large_uri);
+    s_uri("load/missing.bin", missing_uri, sizeof missing_uri);
+    shoal_client_t *client = s_client();
+    cr_assert_eq(tp_origin_reset(&s_origin), 0);
+    uint64_t loaded = 0;
+    cr_assert_eq(shoal_load(client, small_uri, 1, &loaded), 0, "%s", shoal_last_error());
+    cr_assert_eq(loaded, SMALL_SIZE);
+    tp_origin_counts_t counts = s_counts();
+    cr_assert_eq(counts.get, 1, "%ld GETs to warm a small file", counts.get);
+    cr_assert_eq(s_total(&counts), 1, "%ld requests (%ld HEADs)", s_total(&counts), counts.head);
+    loaded = 0;
+    cr_assert_eq(shoal_load(client, large_uri, 1, &loaded), 0, "%s", shoal_last_error());
+    cr_assert_eq(loaded, large_size);
+    counts = s_counts();
+    cr_assert_eq(counts.get, 1 + 4, "%ld GETs to warm a small file and 4 ranges", counts.get);
+    cr_assert_eq(s_total(&counts), 5, "%ld requests (%ld HEADs)", s_total(&counts), counts.head);
+    cr_assert_eq(shoal_load(client, missing_uri, 1, NULL), SHOAL_ENOENT);
+    counts = s_counts();
+    cr_assert_eq(s_total(&counts), 6, "%ld requests with a missing file", s_total(&counts));
+    /* warm now, for another client too */
+    shoal_client_t *fresh = s_client();
+    s_read_expect(fresh, small_uri, small, SMALL_SIZE);
+    s_read_expect(fresh, large_uri, large, large_size);
+    counts = s_counts();
+    cr_assert_eq(s_total(&counts), 6, "%ld requests after reading what was warmed",
+                 s_total(&counts));
+    shoal_client_destroy(&fresh);
+    shoal_client_destroy(&client);
+    free(small);
+    free(large);
+}
+
+Test(cold, load_unstated_files_one_node)
+{
+    s_load(1);
+}
+
+Test(cold, load_unstated_files_three_nodes)
+{
+    s_load(3);
+}
