@@ -52,8 +52,9 @@ static int s_need_view(client_ctx_t *ctx)
 
 /* One LOAD per (range, replica): replica j goes to the j-th owner in HRW order, and to the
  * owners after the top `replicas` if that one does not answer. All are in flight at once. */
+/* `skip_first`: range 0's top owner already has it (s_load_first), so no LOAD goes there. */
 static int s_load_once(client_ctx_t *ctx, const char *uri, const shoal_stat_t *stat,
-                       uint32_t replicas, uint64_t *bytes_loaded)
+                       uint32_t replicas, bool skip_first, uint64_t *bytes_loaded)
 {
     client_view_t *view = ctx->view;
     uint64_t range_bytes = view->page_size * view->range_pages;
@@ -72,8 +73,10 @@ static int s_load_once(client_ctx_t *ctx, const char *uri, const shoal_stat_t *s
         size_t found =
             client_view_range_targets(view, uri, ranges[r].range_index,
                                       replicas + LOAD_SPARE_OWNERS, 0, 0, 0, order, HRW_R_MAX);
-        for (uint32_t j = 0; j < replicas && j < found; j++, n++) {
-            client_op_t *op = &ops[n];
+        for (uint32_t j = 0; j < replicas && j < found; j++) {
+            if (skip_first && r == 0 && j == 0)
+                continue;
+            client_op_t *op = &ops[n++];
             client_op_init(op, MSG_LOAD_REQ);
             op->request.body.load_request = (msg_load_request_t){
                 .uri = uri,
@@ -89,7 +92,7 @@ static int s_load_once(client_ctx_t *ctx, const char *uri, const shoal_stat_t *s
             op->probe_when_all_down = true;
         }
     }
-    int rc = client_session_run(ctx->session, ops, n, view->version, false);
+    int rc = n ? client_session_run(ctx->session, ops, n, view->version, false) : 0;
     int first_error = 0;
     for (size_t k = 0; rc == 0 && k < n; k++) {
         if (ops[k].result == 0) {
@@ -107,6 +110,48 @@ static int s_load_once(client_ctx_t *ctx, const char *uri, const shoal_stat_t *s
     free(ops);
     free(ranges);
     return rc ? rc : first_error;
+}
+
+/* The LOAD of a file whose stat the client does not have: range 0 alone, with no version, at
+ * its owner (the file's metadata owner), whose cold GET of that range is the stat: one origin
+ * request and no HEAD. *whole is set when the reply shows the file ends inside range 0 and
+ * every byte of it was loaded now (no page was cached before, fewer bytes than a range): then
+ * there is nothing more to load with one replica, and no stat to ask for. */
+static int s_load_first(client_ctx_t *ctx, const char *uri, uint32_t replicas,
+                        uint64_t *bytes_loaded, bool *whole)
+{
+    client_view_t *view = ctx->view;
+    uint64_t range_bytes = view->page_size * view->range_pages;
+    client_target_t order[HRW_R_MAX];
+    size_t found =
+        client_view_range_targets(view, uri, 0, 1 + LOAD_SPARE_OWNERS, 0, 0, 0, order, HRW_R_MAX);
+    *whole = false;
+    if (found == 0)
+        return shoal_fail(SHOAL_EUNAVAIL, "load %s: no owner in the view", uri);
+    client_op_t op;
+    client_op_init(&op, MSG_LOAD_REQ);
+    op.request.body.load_request = (msg_load_request_t){
+        .uri = uri,
+        .version = "",
+        .offset = 0,
+        .length = range_bytes,
+        .replicas = replicas,
+    };
+    for (size_t k = 0; k < found && op.target_count < CLIENT_TARGETS_MAX; k++)
+        op.targets[op.target_count++] = order[k];
+    op.probe_when_all_down = true;
+    int rc = client_session_run(ctx->session, &op, 1, view->version, false);
+    if (rc == 0 && op.result != 0)
+        rc = shoal_fail(op.result, "load %s [0, +%llu): %s", uri, (unsigned long long)range_bytes,
+                        op.detail);
+    if (rc == 0) {
+        const msg_load_reply_t *reply = &op.reply.body.load_reply;
+        if (bytes_loaded)
+            *bytes_loaded += reply->bytes_loaded;
+        *whole = replicas == 1 && reply->pages_cached == 0 && reply->bytes_loaded < range_bytes;
+    }
+    client_op_fini(&op);
+    return rc;
 }
 
 int shoal_load(shoal_client_t *client, const char *uri, int replicas, uint64_t *bytes_loaded)
@@ -127,6 +172,15 @@ int shoal_load(shoal_client_t *client, const char *uri, int replicas, uint64_t *
     for (int attempt = 0; rc == 0 && attempt <= CLIENT_STALE_RETRIES; attempt++) {
         shoal_stat_t stat;
         int result = 0;
+        bool skip_first = false;
+        if (attempt == 0 && !client_stat_cached(ctx.stats, uri, &stat)) {
+            /* no stat yet: range 0 first, without one (its GET is the stat) */
+            bool whole = false;
+            rc = s_load_first(&ctx, uri, (uint32_t)replicas, bytes_loaded, &whole);
+            if (rc != 0 || whole)
+                break;
+            skip_first = true; /* the stat below is the metadata owner's, learnt by that GET */
+        }
         rc = client_stat_many(&ctx, &uri, 1, attempt > 0, &stat, &result);
         if (rc == 0)
             rc = result;
@@ -134,7 +188,7 @@ int shoal_load(shoal_client_t *client, const char *uri, int replicas, uint64_t *
             rc = shoal_fail(SHOAL_EISDIR, "load %s: is a directory", uri);
         if (rc != 0)
             break;
-        rc = s_load_once(&ctx, uri, &stat, (uint32_t)replicas, bytes_loaded);
+        rc = s_load_once(&ctx, uri, &stat, (uint32_t)replicas, skip_first, bytes_loaded);
         if (rc != SHOAL_ESTALE)
             break;
         if (attempt < CLIENT_STALE_RETRIES) {

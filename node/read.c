@@ -904,16 +904,22 @@ void read_load(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *reques
     bool have_cold = false; /* the range of `offset` came cold (and is stored) */
     uint64_t cold_range = 0;
     bool fresh = false;
-    if ((load->version == NULL || load->version[0] == '\0') &&
-        !meta_cache_missing(ctx->meta, request->uri, clock_mono_ns()) &&
+    const char *want = load->version ? load->version : "";
+    if (!meta_cache_missing(ctx->meta, request->uri, clock_mono_ns()) &&
         meta_cache_get(ctx->meta, request->uri, clock_mono_ns(), &stat, &fresh) != 0) {
-        /* no version, no metadata: the GET of the first range is the stat (one request) */
+        /* no metadata: the GET of the first range is the stat (one request, no HEAD), with or
+         * without a version (a LOAD of a later range from a client that learnt the version
+         * from range 0 carries no size); a version it did not learn is ESTALE (the bytes it
+         * fetched are stored under the version they are of) */
         s_pending_t cold;
         cold_range = load->offset / ((uint64_t)ctx->page_size * ctx->range_pages);
         rc = s_cold_range(ctx, request->uri, cold_range, true, true, NULL, &cold);
         if (rc >= 0) {
             stat = cold.buf->stat;
             have_cold = !cold.buf->stat.is_dir;
+            if (want[0] && !stat.is_dir && strcmp(stat.version, want) != 0)
+                rc = shoal_fail(SHOAL_ESTALE, "%s: version is now %s, not %s", request->uri,
+                                stat.version, want);
         }
         s_pending_finish(ctx, &cold, true);
     }

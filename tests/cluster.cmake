@@ -1,5 +1,6 @@
-# tests/cluster.cmake: real shoald processes forming a cluster on loopback (test_cluster), and
-# the network-namespace test (test_cluster_netns.sh, root only; skips otherwise).
+# tests/cluster.cmake: real shoald processes forming a cluster on loopback (test_cluster over
+# nginx, test_cold over origin.py), and the network-namespace test (test_cluster_netns.sh,
+# root only; skips otherwise).
 if(TARGET shoald)
     shoal_unit_test(test_cluster shoal_shared shoal_proto shoal_hrw shoal_testsupport
         PkgConfig::JANSSON PkgConfig::ZMQ PkgConfig::SODIUM)
@@ -9,4 +10,10 @@ if(TARGET shoald AND TARGET shoal_cli)
     add_test(NAME test_cluster_netns COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cluster_netns.sh)
     set_tests_properties(test_cluster_netns PROPERTIES TIMEOUT 180 SKIP_RETURN_CODE 77
         ENVIRONMENT "SHOAL_BUILD_DIR=${PROJECT_BINARY_DIR}")
+endif()
+# test_cold: the cold path end to end, 1 and 3 nodes over origin.py (counts origin requests).
+if(TARGET shoald)
+    shoal_unit_test(test_cold shoal_shared shoal_proto shoal_testsupport
+        PkgConfig::ZMQ PkgConfig::SODIUM)
+    add_dependencies(test_cold shoald)
 endif()

@@ -3,10 +3,18 @@
  * aligned and reused, small tail ranges and oversized requests bypass the pool, the idle bound
  * holds, and a pool dropped by its owner while buffers are still out (ZeroMQ sending from them)
  * is freed only when the last one comes back (ASan/LSan would report a use after free or a leak).
+ * Cold flights (range keys, node/read.c's versionless reads): joiners of a running cold flight
+ * share its one run and the stat its leader learnt; a versioned read finds it with flight_join
+ * and sees the learnt version (which may differ from the one it wants: it then redoes its own
+ * fetch); other ranges and versioned keys of the same bytes are other flights.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "flight.h"
 
@@ -94,4 +102,126 @@ Test(range_pool, a_dropped_pool_lives_until_its_last_buffer_returns)
     memset(out->data, 7, RANGE);
     cr_assert_eq(out->data[RANGE / 2], 7);
     range_buf_free_fn(out->data, out); /* ZeroMQ's release: unmaps it and frees the pool */
+}
+
+/* ---- cold flights (range keys) ---- */
+
+typedef struct s_cold {
+    flight_table_t *table; /* shared */
+    flight_key_t key;      /* the cold key */
+    _Atomic int runs;      /* leader runs of fn */
+    _Atomic int started;   /* fn entered */
+    _Atomic int go;        /* fn may finish */
+    const char *learnt;    /* the version fn "learns" */
+    range_buf_t *got[8];   /* each caller's buffer */
+    bool joined[8];        /* each caller joined */
+    flight_t *held;        /* the leader's held flight */
+    range_buf_t *seen;     /* what the versioned read's flight_join found */
+    int join_rc;           /* its result */
+} s_cold_t;
+
+typedef struct s_caller {
+    s_cold_t *cold; /* shared */
+    int slot;       /* index into got/joined; 0 is the leader */
+} s_caller_t;
+
+static int s_cold_fn(void *arg, range_buf_t **buf_out)
+{
+    s_cold_t *cold = arg;
+    atomic_fetch_add(&cold->runs, 1);
+    atomic_store(&cold->started, 1);
+    while (!atomic_load(&cold->go))
+        usleep(1000);
+    range_buf_t *buf = range_buf_new(64);
+    memset(buf->data, 0x5a, 64);
+    buf->len = 64;
+    buf->has_stat = true;
+    buf->stat.size = 64;
+    snprintf(buf->stat.version, sizeof buf->stat.version, "%s", cold->learnt);
+    *buf_out = buf;
+    return 0;
+}
+
+static void *s_cold_caller(void *arg)
+{
+    s_caller_t *caller = arg;
+    s_cold_t *cold = caller->cold;
+    int rc = flight_do(cold->table, &cold->key, s_cold_fn, cold, false, &cold->got[caller->slot],
+                       &cold->joined[caller->slot], caller->slot == 0 ? &cold->held : NULL);
+    cr_assert_eq(rc, 0);
+    return NULL;
+}
+
+/* A versioned read wanting "v1" looks for a cold flight of its range. */
+static void *s_versioned_join(void *arg)
+{
+    s_cold_t *cold = arg;
+    cold->join_rc = flight_join(cold->table, &cold->key, &cold->seen);
+    return NULL;
+}
+
+static flight_key_t s_key(uint8_t fill, uint64_t range_index, bool cold)
+{
+    flight_key_t key;
+    memset(&key, 0, sizeof key);
+    memset(key.file_key, fill, 16); /* a uri key is 16 bytes (hrw_uri_key) */
+    key.range_index = range_index;
+    key.store = true;
+    key.cold = cold;
+    return key;
+}
+
+Test(cold_flight, joiners_share_one_run_and_its_learnt_version)
+{
+    enum { CALLERS = 6 };
+    s_cold_t cold = {.table = flight_table_new(), .key = s_key(0x11, 0, true), .learnt = "v2"};
+    cr_assert_not_null(cold.table);
+    s_caller_t callers[CALLERS];
+    pthread_t threads[CALLERS], versioned_thread;
+    for (int i = 0; i < CALLERS; i++)
+        callers[i] = (s_caller_t){.cold = &cold, .slot = i};
+    cr_assert_eq(pthread_create(&threads[0], NULL, s_cold_caller, &callers[0]), 0);
+    while (!atomic_load(&cold.started))
+        usleep(1000); /* the leader runs: every caller after it joins, running or held */
+    for (int i = 1; i < CALLERS; i++)
+        cr_assert_eq(pthread_create(&threads[i], NULL, s_cold_caller, &callers[i]), 0);
+    cr_assert_eq(pthread_create(&versioned_thread, NULL, s_versioned_join, &cold), 0);
+    /* other ranges and a versioned key of the same bytes are other flights: 0 at once */
+    flight_key_t other_range = s_key(0x11, 1, true);
+    flight_key_t versioned = s_key(0x11, 0, false);
+    flight_key_t other_uri = s_key(0x22, 0, true);
+    range_buf_t *none = NULL;
+    cr_assert_eq(flight_join(cold.table, &other_range, &none), 0);
+    cr_assert_eq(flight_join(cold.table, &versioned, &none), 0);
+    cr_assert_eq(flight_join(cold.table, &other_uri, &none), 0);
+    cr_assert_null(none);
+    usleep(10000); /* some callers join while it runs; the rest join it held (no timing asserted) */
+    atomic_store(&cold.go, 1);
+    pthread_join(threads[0], NULL); /* the leader returns holding its flight */
+    cr_assert_not_null(cold.held, "the leader holds its successful flight");
+    for (int i = 1; i < CALLERS; i++)
+        pthread_join(threads[i], NULL);
+    pthread_join(versioned_thread, NULL);
+    flight_release(cold.table, &cold.held);
+    cr_assert_null(cold.held);
+    cr_assert_eq(atomic_load(&cold.runs), 1, "%d runs for one cold range", cold.runs);
+    for (int i = 0; i < CALLERS; i++) {
+        cr_assert_not_null(cold.got[i]);
+        cr_assert_eq(cold.got[i], cold.got[0], "every caller has the one buffer");
+        cr_assert_eq(cold.joined[i], i != 0, "caller %d: joined %d", i, cold.joined[i]);
+        cr_assert_str_eq(cold.got[i]->stat.version, "v2", "joiners answer the learnt version");
+    }
+    /* the versioned read found the cold flight and sees the version it learnt, not the one
+     * it wants ("v1"): node/read.c then redoes its own fetch with its precondition */
+    cr_assert_eq(cold.join_rc, 1, "the cold flight was not found");
+    cr_assert_eq(cold.seen, cold.got[0]);
+    cr_assert(cold.seen->has_stat);
+    cr_assert_str_neq(cold.seen->stat.version, "v1");
+    range_buf_release(&cold.seen);
+    for (int i = 0; i < CALLERS; i++)
+        range_buf_release(&cold.got[i]);
+    /* released: the flight is gone, a join finds nothing and a new call runs again */
+    range_buf_t *after = NULL;
+    cr_assert_eq(flight_join(cold.table, &cold.key, &after), 0);
+    flight_table_destroy(&cold.table);
 }

@@ -534,8 +534,8 @@ static int s_cat(const cli_t *cli, int argc, char **argv)
 
 /* ---- warmup ---- */
 
-/* Files in flight by default. Each worker has one file in flight (a STAT, then its LOADs, at
- * the file's owners), so this is the warm-up's concurrency at the origin: at 20 ms a request,
+/* Files in flight by default. Each worker has one file in flight (its LOADs, at the file's
+ * owners), so this is the warm-up's concurrency at the origin: at 20 ms a request,
  * 32 keep about 1,600 requests/s going, which fills the UFS fetchers of two default nodes
  * (--fetch-threads 16) and, on one node, keeps every fetcher busy with the next file queued
  * behind it; it stays far below what an object store serves one client (S3: 5,500 GETs/s per
@@ -543,7 +543,7 @@ static int s_cat(const cli_t *cli, int argc, char **argv)
  * clusters: --jobs. */
 #define WARM_JOBS_DEFAULT 32
 #define WARM_JOBS_MAX     1024
-#define WARM_SIZE_UNKNOWN UINT64_MAX /* a listed file's size is learnt by its worker's stat */
+#define WARM_SIZE_UNKNOWN UINT64_MAX /* a list's file: its bytes are what its load brought in */
 
 typedef struct warm_flags {
     uint64_t jobs;            /* --jobs (or --parallel, its older name) */
@@ -604,25 +604,18 @@ static void s_warm_fail(warm_file_t *file, int rc, const char *detail)
         snprintf(file->error, len, "%s%s%s", text, detail[0] ? ": " : "", detail);
 }
 
-/* Warms one file: a stat first when its size is not known (a list gives only names; the
- * stat lands in the client's stat cache, so shoal_load does not ask again), then the LOADs
- * of all its ranges, in flight together at their owners. */
+/* Warms one file: the LOADs of all its ranges, in flight together at their owners. A file
+ * named by a list (size unknown) is not stat'ed first: shoal_load sends range 0 without a
+ * version, its owner's cold GET learns the stat (one origin request for a small file), and
+ * the file's bytes are then what that load brought in (the progress bar counts files). */
 static void s_warm_one(warm_t *warm, warm_file_t *file)
 {
-    if (file->size == WARM_SIZE_UNKNOWN) {
-        shoal_stat_t stat;
-        int rc = shoal_stat(warm->client, file->uri, &stat);
-        if (rc == 0 && stat.is_dir)
-            rc = SHOAL_EISDIR;
-        if (rc != 0) {
-            s_warm_fail(file, rc, rc == SHOAL_EISDIR ? "a directory, not a file" : NULL);
-            return;
-        }
-        file->size = stat.size;
-    }
-    int rc = shoal_load(warm->client, file->uri, warm->replicas, NULL);
+    uint64_t loaded = 0;
+    int rc = shoal_load(warm->client, file->uri, warm->replicas, &loaded);
     if (rc != 0)
-        s_warm_fail(file, rc, NULL);
+        s_warm_fail(file, rc, rc == SHOAL_EISDIR ? "a directory, not a file" : NULL);
+    else if (file->size == WARM_SIZE_UNKNOWN)
+        file->size = loaded;
 }
 
 static void *s_warm_worker(void *arg)

@@ -27,6 +27,7 @@ import re
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ARGS = None
@@ -100,7 +101,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def serve(self):
         method = self.command
-        path = self.path.split("?", 1)[0]
+        path = urllib.parse.unquote(self.path.split("?", 1)[0])  # "%20" names "a b"
         if ARGS.delay_ms > 0:
             time.sleep(ARGS.delay_ms / 1000.0)
         rel = os.path.normpath(path.lstrip("/"))
