@@ -31,6 +31,7 @@ typedef struct read_job {
     uint64_t length;    /* bytes to read after clipping at the end of the file */
     bool pending;       /* still to be (re)done in this round */
     bool stale;         /* the version changed: redo from scratch */
+    bool revalidate;    /* a restart after a change: its learn op says REVALIDATE */
     int error;          /* first error of this round */
 } read_job_t;
 
@@ -115,6 +116,8 @@ static void s_range_op(client_ctx_t *ctx, read_job_t *job, const client_range_t 
     op->dest_length = range->length;
     op->learn = learn;
     op->learn_length = range->length;
+    /* a restart: range 0's owner may hold the old version's metadata, fresh to it */
+    op->read_flags = learn && job->revalidate ? MSG_READ_REVALIDATE : 0;
     op->expect_size = learn ? MSG_SIZE_UNKNOWN : job->stat.size;
     op->expect_version = version;
     op->probe_when_all_down = ctx->ufs == NULL;
@@ -234,6 +237,7 @@ static int s_round(client_ctx_t *ctx, read_job_t *jobs, size_t count, bool bypas
         job->error = 0;
         job->known = false;
         job->learning = false;
+        job->revalidate = bypass_cache;
         shoal_stat_t cached;
         if (view && job->read->length > 0) {
             if (!bypass_cache && client_stat_cached(ctx->stats, job->uri, &cached) &&

@@ -397,7 +397,8 @@ static int s_op_start(client_call_t *call, size_t op_index, int last_code)
         op->request.header.request_id = request_id;
         op->request.header.view_version = call->view_version;
         if (op->request.header.type == MSG_READ_REQ) /* the node may answer in parts */
-            op->request.body.read_request.flags = target->read_flags | MSG_READ_STREAM;
+            op->request.body.read_request.flags =
+                target->read_flags | op->read_flags | MSG_READ_STREAM;
         op->partials = 0;
         op->stream_next = 0;
         op->stream_page_size = 0;

@@ -44,6 +44,7 @@ typedef struct client_op {
     uint32_t target_count;                       /* entries in targets */
     uint32_t target_next;                        /* next target to try */
     bool ignore_down;                            /* try targets even when marked down */
+    uint32_t read_flags;                         /* READ: MSG_READ_* bits for every target */
     bool probe_when_all_down;                    /* all marked down: try the first anyway */
     /* READ destination: the reply's bytes for [dest_offset, +dest_length) go to dest. */
     uint8_t *dest;              /* caller's buffer at dest_offset */

@@ -183,6 +183,14 @@ static int s_read_meta(const read_ctx_t *ctx, const node_request_t *request, boo
     const char *version = read->version ? read->version : "";
     int64_t now = clock_mono_ns();
     bool fresh = false;
+    if (version[0] == '\0' && (read->flags & MSG_READ_REVALIDATE)) {
+        /* the client saw this file change (a later range's owner refused the version this
+         * node gave it): whatever is cached here is the old version; go to the UFS, and mark
+         * the entry refused so a still-held flight of the old version is not joined */
+        stats_add(ctx->stats, STATS_REVALIDATE_READS, 1);
+        meta_cache_expire(ctx->meta, uri);
+        return S_COLD;
+    }
     if (version[0] == '\0') {
         if (meta_cache_missing(ctx->meta, uri, now))
             return s_negative_hit(ctx, uri);

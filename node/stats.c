@@ -43,6 +43,7 @@ static const char *const s_counter_names[STATS_COUNTER_COUNT] = {
     [STATS_REVALIDATION_CHANGES] = "revalidation_changes",
     [STATS_STALE_SERVED] = "stale_served",
     [STATS_META_RECALLED] = "meta_recalled",
+    [STATS_REVALIDATE_READS] = "revalidate_reads",
 };
 
 static const char *const s_histogram_names[STATS_HISTOGRAM_COUNT] = {

@@ -48,6 +48,7 @@ typedef enum stats_counter {
     STATS_REVALIDATION_CHANGES, /* ... that found a new version (or the file gone) */
     STATS_STALE_SERVED,         /* READs served from metadata past its TTL (revalidating) */
     STATS_META_RECALLED,        /* metadata read back from disk (recorded before a restart) */
+    STATS_REVALIDATE_READS,     /* versionless READs with REVALIDATE (the client saw a change) */
     STATS_COUNTER_COUNT
 } stats_counter_t;
 

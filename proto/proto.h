@@ -88,8 +88,8 @@ extern "C" {
  *                        2 next_cursor str [""] ("" = listing complete; <= 4096)
  *     8   READ_REQ       1 uri str req   2 version str [""] ("" = current version)
  *                        3 offset uint req   4 length uint req   5 flags uint [0]
- *                          (bit 0 FORWARDED, bit 1 NO_CACHE, bit 2 STREAM; other bits
- *                          refused)
+ *                          (bit 0 FORWARDED, bit 1 NO_CACHE, bit 2 STREAM, bit 3
+ *                          REVALIDATE; other bits refused)
  *                        6 file_size uint [MSG_SIZE_UNKNOWN] (the size of `version` when the
  *                          client knows it, so the owner of a later range needs no stat;
  *                          only meaningful with a version)
@@ -225,7 +225,10 @@ typedef enum msg_type {
 #define MSG_READ_FORWARDED 1u /* sent by a node on behalf of a client: never forward again */
 #define MSG_READ_NO_CACHE  2u /* read through to the UFS without storing the pages */
 #define MSG_READ_STREAM    4u /* the client accepts several READ_REPs (partial replies) */
-#define MSG_READ_FLAGS_ALL (MSG_READ_FORWARDED | MSG_READ_NO_CACHE | MSG_READ_STREAM)
+#define MSG_READ_REVALIDATE                                                                        \
+    8u /* the client saw the file change: a versionless READ must not trust cached metadata */
+#define MSG_READ_FLAGS_ALL                                                                         \
+    (MSG_READ_FORWARDED | MSG_READ_NO_CACHE | MSG_READ_STREAM | MSG_READ_REVALIDATE)
 /* READ_REQ file_size when the client does not know it. */
 #define MSG_SIZE_UNKNOWN UINT64_MAX
 

@@ -528,13 +528,10 @@ Test(cold, replaced_between_calls_one_node)
     s_replaced_between_calls(1);
 }
 
-/* Disabled: a known bug of the node, not of this test. Range 0's owner still holds v1's
- * metadata (fresh within the 60 s TTL) and v1's range-0 pages, so the client's restart (its
- * first range versionless again) is served v1 there, and range 1 at v1 fails at its own owner
- * (412) every time: "the file kept changing". With one node the ESTALE marks the entry refused
- * on the same node and the restart goes cold. A fix needs range 0's owner told to drop v1
- * (say, a versionless READ with MSG_READ_NO_CACHE going cold): node/read.c's READ path. */
-Test(cold, replaced_between_calls_three_nodes, .disabled = true)
+/* With three nodes, range 0's owner still holds v1's metadata (fresh within the 60 s TTL)
+ * when range 1's owner refuses v1: the client's restart says REVALIDATE on its first range, so
+ * that owner asks the UFS instead of serving v1 again. */
+Test(cold, replaced_between_calls_three_nodes)
 {
     s_replaced_between_calls(3);
 }

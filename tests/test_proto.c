@@ -358,7 +358,7 @@ Test(proto, read_request_and_reply)
     s_roundtrip(&sized);
     sized.body.read_reply.mtime = -5;
     s_roundtrip(&sized);
-    msg_read_request(&m, 1, 1, "x", "", 0, 1, 8); /* unknown flag */
+    msg_read_request(&m, 1, 1, "x", "", 0, 1, 16); /* unknown flag */
     cr_assert_eq(msg_encode(&m, &(msg_buf_t){0}), SHOAL_EINVAL);
     msg_read_request(&m, 1, 1, "x", "", 1, UINT64_MAX, 0);
     cr_assert_eq(msg_encode(&m, &(msg_buf_t){0}), SHOAL_EINVAL);
