@@ -73,6 +73,7 @@ typedef struct s_fetch {
     s_stream_t *stream;      /* streamed READ to feed with progress, or NULL */
     bool cold;               /* no version: the GET learns it (version "", file_size unknown) */
     ufs_stat_t learnt;       /* what the read's own reply said (ufs_read_stat's stat_out) */
+    bool from_store;         /* the leader found every page stored meanwhile: nothing to store */
 } s_fetch_t;
 
 /* A fetched range whose flight this request took part in: its buffer, and, when the request
@@ -520,6 +521,43 @@ bool read_try_hit(const read_ctx_t *ctx, reply_sink_t *sink, node_request_t *req
  * metadata cache is filled from it (a missing file goes to the negative cache). Storing the
  * pages is left to the caller (s_pending_finish), after it has answered.
  */
+/*
+ * Single flight's gap: a request that found a page of this range missing can reach flight_do
+ * just after the flight that fetched the range stored its pages and ended, and would lead a
+ * second UFS read of the same bytes. The leader of a versioned range therefore looks in the
+ * store first: when every page of the range is there (of the right length), it copies them
+ * into the buffer (a rare, small copy) and sets from_store, and no UFS request is made.
+ */
+static bool s_range_from_store(const read_ctx_t *ctx, const s_fetch_t *fetch, uint64_t want,
+                               range_buf_t **buf_out)
+{
+    uint64_t page_size = ctx->page_size;
+    uint64_t first = fetch->range_index * ctx->range_pages;
+    uint64_t pages = (want + page_size - 1) / page_size;
+    range_buf_t *buf = NULL;
+    for (uint64_t i = 0; i < pages; i++) {
+        uint64_t length = want - i * page_size < page_size ? want - i * page_size : page_size;
+        pagestore_page_t *page = NULL;
+        if (pagestore_get(ctx->store, fetch->file_key, first + i, &page) != 0 ||
+            pagestore_page_size(page) != length) {
+            pagestore_page_release(&page);
+            range_buf_release(&buf);
+            return false;
+        }
+        if (buf == NULL && (buf = range_buf_get(ctx->ranges, want)) == NULL) {
+            pagestore_page_release(&page);
+            return false;
+        }
+        memcpy(buf->data + i * page_size, pagestore_page_data(page), length);
+        pagestore_page_release(&page);
+    }
+    if (buf == NULL)
+        return false;
+    buf->len = (size_t)want;
+    *buf_out = buf;
+    return true;
+}
+
 static int s_fetch_range(void *arg, range_buf_t **buf_out)
 {
     s_fetch_t *fetch = arg;
@@ -537,6 +575,11 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
             forward_read_range(ctx->forward, fetch->forward_to, fetch->uri, fetch->version,
                                fetch->file_size, fetch->range_index, buf_out) == 0)
             return 0;
+        if (s_range_from_store(ctx, fetch, want, buf_out)) {
+            stats_add(ctx->stats, STATS_FLIGHT_FROM_STORE, 1);
+            fetch->from_store = true;
+            return 0;
+        }
     }
     range_buf_t *buf = range_buf_get(ctx->ranges, want);
     if (buf == NULL)
@@ -656,7 +699,7 @@ static int s_range(const read_ctx_t *ctx, const char *uri, const ufs_stat_t *sta
         stats_add(ctx->stats, STATS_SINGLEFLIGHT_JOINS, 1);
     if (rc == SHOAL_ESTALE)
         meta_cache_expire(ctx->meta, uri);
-    pending->must_store = rc >= 0 && store && !joined;
+    pending->must_store = rc >= 0 && store && !joined && !fetch.from_store;
     return rc;
 }
 

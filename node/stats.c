@@ -44,6 +44,7 @@ static const char *const s_counter_names[STATS_COUNTER_COUNT] = {
     [STATS_STALE_SERVED] = "stale_served",
     [STATS_META_RECALLED] = "meta_recalled",
     [STATS_REVALIDATE_READS] = "revalidate_reads",
+    [STATS_FLIGHT_FROM_STORE] = "flight_from_store",
 };
 
 static const char *const s_histogram_names[STATS_HISTOGRAM_COUNT] = {

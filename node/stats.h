@@ -49,6 +49,7 @@ typedef enum stats_counter {
     STATS_STALE_SERVED,         /* READs served from metadata past its TTL (revalidating) */
     STATS_META_RECALLED,        /* metadata read back from disk (recorded before a restart) */
     STATS_REVALIDATE_READS,     /* versionless READs with REVALIDATE (the client saw a change) */
+    STATS_FLIGHT_FROM_STORE,    /* range flights led just after the pages were stored: no UFS */
     STATS_COUNTER_COUNT
 } stats_counter_t;
 
