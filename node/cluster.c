@@ -18,6 +18,7 @@
 #include "gossip_agent.h"
 #include "identity.h"
 #include "log.h"
+#include "vec.h"
 
 #define CLUSTER_JOIN_WAIT_MS    3000 /* cluster_start waits this long for a seed's answer */
 #define CLUSTER_LEAVE_LINGER_MS 500  /* keep answering gossip this long after leaving */
@@ -28,8 +29,7 @@ struct cluster {
     char **seeds;                             /* "tcp://host:port" seed endpoints, owned */
     size_t seed_count;                        /* entries in seeds */
     char gossip_ep[CONFIG_ENDPOINT_MAX + 64]; /* advertised gossip endpoint */
-    membership_member_t *scratch;             /* on_view conversion buffer (gossip thread only) */
-    size_t scratch_cap;                       /* entries allocated in scratch */
+    VEC(membership_member_t) scratch;         /* on_view conversion buffer (gossip thread only) */
     bool started;                             /* thread running */
     bool left;                                /* cluster_leave ran */
 };
@@ -64,16 +64,12 @@ static void s_on_view(void *ctx, view_t *view)
     size_t count = view_count(view);
     if (count > MSG_MEMBERS_MAX)
         count = MSG_MEMBERS_MAX;
-    if (count > self->scratch_cap) {
-        membership_member_t *grown = realloc(self->scratch, count * sizeof *grown);
-        if (grown == NULL)
-            return; /* out of memory: keep the old list; the next refresh tries again */
-        self->scratch = grown;
-        self->scratch_cap = count;
-    }
+    vec_clear(&self->scratch);
+    if (vec_reserve(&self->scratch, count) < 0)
+        return; /* out of memory: keep the old list; the next refresh tries again */
     for (size_t i = 0; i < count; i++) {
         const view_member_t *from = view_member(view, i);
-        membership_member_t *to = &self->scratch[i];
+        membership_member_t *to = &self->scratch.items[i];
         memset(to, 0, sizeof *to);
         memcpy(to->id, from->id, MSG_NODE_ID_SIZE);
         snprintf(to->name, sizeof to->name, "%s", from->name);
@@ -84,8 +80,8 @@ static void s_on_view(void *ctx, view_t *view)
         to->weight = from->weight;
         to->last_heard_ns = from->is_self ? 0 : s_ms_to_monotonic_ns(from->last_heard_ms);
     }
-    s_log_changes(self, self->scratch, count);
-    membership_set_members(self->deps.members, self->scratch, count);
+    s_log_changes(self, self->scratch.items, count);
+    membership_set_members(self->deps.members, self->scratch.items, count);
 }
 
 /* "tcp://0.0.0.0:P" or a "*" host -> "tcp://HOSTNAME:P"; anything else as is. */
@@ -294,7 +290,7 @@ void cluster_destroy(cluster_t **self_p)
     for (size_t i = 0; i < self->seed_count; i++)
         free(self->seeds[i]);
     free(self->seeds);
-    free(self->scratch);
+    vec_fini(&self->scratch);
     free(self);
     *self_p = NULL;
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "rng.h"
 
@@ -131,19 +132,17 @@ typedef struct s_transfer {
     size_t *reported;                  /* progress: bytes of buf reported, over all attempts */
 } s_transfer_t;
 
-/* Appends to a malloc'd, NUL-terminated buffer. Returns false when out of memory. */
+/* Appends to a malloc'd, NUL-terminated buffer (the response's body or header block, whose
+ * pointer and length are the response's public fields), grown by proto's byte buffer. Returns
+ * false when out of memory; the buffer is then unchanged. */
 static bool s_append(char **data, size_t *len, size_t *cap, const char *bytes, size_t n)
 {
-    if (*len + n + 1 > *cap) {
-        size_t grown_cap = *cap ? *cap : 1024;
-        while (*len + n + 1 > grown_cap)
-            grown_cap *= 2;
-        char *grown = realloc(*data, grown_cap);
-        if (!grown)
-            return false;
-        *data = grown;
-        *cap = grown_cap;
-    }
+    msg_buf_t buf = {.data = (uint8_t *)*data, .len = *len, .cap = *cap};
+    bool ok = msg_buf_reserve(&buf, n + 1);
+    *data = (char *)buf.data; /* a grown buffer is ours even when the reserve failed later */
+    *cap = buf.cap;
+    if (!ok)
+        return false;
     memcpy(*data + *len, bytes, n);
     *len += n;
     (*data)[*len] = '\0';

@@ -23,6 +23,7 @@
 #include "coding.h"
 #include "shoal.h"
 #include "units.h"
+#include "vec.h"
 
 #define CLI_EXIT_FAILED 1          /* the command ran and something failed */
 #define CLI_EXIT_USAGE  2          /* bad command line */
@@ -581,8 +582,7 @@ typedef struct warm_file {
 typedef struct warm {
     shoal_client_t *client; /* shared by the workers (libshoal is thread safe) */
     int replicas;           /* per range */
-    size_t count;           /* files */
-    warm_file_t *files;     /* count files; owned */
+    VEC(warm_file_t) files; /* the files (items owned, and each uri and error) */
     bool sizes_known;       /* every size came from a listing (the progress bar shows bytes) */
     uint64_t total_bytes;   /* bytes of all files when sizes_known */
     _Atomic size_t next;    /* next file to take */
@@ -623,9 +623,9 @@ static void *s_warm_worker(void *arg)
     warm_t *warm = arg;
     for (;;) {
         size_t index = atomic_fetch_add(&warm->next, 1);
-        if (index >= warm->count)
+        if (index >= warm->files.len)
             return NULL;
-        warm_file_t *file = &warm->files[index];
+        warm_file_t *file = &warm->files.items[index];
         if (!file->bad_line)
             s_warm_one(warm, file);
         if (file->result == 0)
@@ -642,7 +642,7 @@ static void s_warm_progress(const warm_t *warm, double started, bool final)
     uint64_t bytes = atomic_load(&warm->bytes);
     double elapsed = s_now() - started;
     double rate = elapsed > 0 ? (double)bytes / elapsed : 0;
-    double fraction = warm->count ? (double)done / (double)warm->count : 1;
+    double fraction = warm->files.len ? (double)done / (double)warm->files.len : 1;
     if (warm->sizes_known && warm->total_bytes)
         fraction = (double)bytes / (double)warm->total_bytes;
     char bar[31];
@@ -657,7 +657,7 @@ static void s_warm_progress(const warm_t *warm, double started, bool final)
         long seconds = (long)(elapsed * (1 - fraction) / fraction);
         snprintf(eta, sizeof eta, "%ld:%02ld", seconds / 60, seconds % 60);
     }
-    fprintf(stderr, "\r[%s] %zu/%zu files  %s/%s  %s/s  ETA %s   ", bar, done, warm->count,
+    fprintf(stderr, "\r[%s] %zu/%zu files  %s/%s  %s/s  ETA %s   ", bar, done, warm->files.len,
             s_bytes(bytes, have, sizeof have), total, s_bytes((uint64_t)rate, speed, sizeof speed),
             eta);
     if (final)
@@ -668,14 +668,11 @@ static void s_warm_progress(const warm_t *warm, double started, bool final)
 /* Adds one file to the warm list (a copy of `uri`). */
 static int s_warm_push(warm_t *warm, const char *uri, uint64_t size)
 {
-    warm_file_t *files = realloc(warm->files, (warm->count + 1) * sizeof *files);
-    if (!files)
-        return SHOAL_ENOMEM;
-    warm->files = files;
     char *copy = strdup(uri);
-    if (!copy)
+    if (!copy || vec_push(&warm->files, ((warm_file_t){.uri = copy, .size = size})) < 0) {
+        free(copy);
         return SHOAL_ENOMEM;
-    warm->files[warm->count++] = (warm_file_t){.uri = copy, .size = size};
+    }
     if (size == WARM_SIZE_UNKNOWN)
         warm->sizes_known = false;
     return 0;
@@ -704,7 +701,7 @@ static int s_warm_collect(shoal_client_t *client, const char *uri, warm_t *warm)
     shoal_listing_destroy(&listing);
     if (list_rc == SHOAL_ENOMEM)
         return list_rc;
-    if (warm->count == 0 && rc == SHOAL_ENOENT)
+    if (warm->files.len == 0 && rc == SHOAL_ENOENT)
         return s_warm_push(warm, uri, 0); /* missing: fails in the load, listed at the end */
     return 0;
 }
@@ -764,7 +761,7 @@ static int s_warm_read_list(const char *path, warm_t *warm)
             /* a NUL inside the line, or not scheme://...: listed as failed, by line number */
             rc = s_warm_push(warm, start, 0);
             if (rc == 0) {
-                warm_file_t *file = &warm->files[warm->count - 1];
+                warm_file_t *file = &vec_last(&warm->files);
                 char detail[128];
                 snprintf(detail, sizeof detail, "%s:%zu: not a URI (scheme://path)", name, number);
                 file->bad_line = true;
@@ -791,17 +788,17 @@ static int s_warm_read_list(const char *path, warm_t *warm)
  * stderr, redraws the progress line five times a second meanwhile. */
 static double s_warm_run(warm_t *warm, size_t jobs)
 {
-    size_t workers = jobs < warm->count ? jobs : warm->count;
+    size_t workers = jobs < warm->files.len ? jobs : warm->files.len;
     pthread_t *threads = calloc(workers + 1, sizeof *threads);
     double started = s_now();
     size_t started_workers = 0;
     for (; threads && started_workers < workers; started_workers++)
         if (pthread_create(&threads[started_workers], NULL, s_warm_worker, warm) != 0)
             break;
-    if (started_workers == 0 && warm->count > 0)
+    if (started_workers == 0 && warm->files.len > 0)
         s_warm_worker(warm); /* no thread could start: do it here, one file at a time */
     bool tty = isatty(STDERR_FILENO);
-    while (tty && atomic_load(&warm->done) < warm->count) {
+    while (tty && atomic_load(&warm->done) < warm->files.len) {
         s_warm_progress(warm, started, false);
         usleep(200000); /* a redraw period, not a synchronisation: the joins below wait */
     }
@@ -869,22 +866,22 @@ static int s_warmup(const cli_t *cli, int argc, char **argv)
             goto out;
         }
     }
-    for (size_t i = 0; warm.sizes_known && i < warm.count; i++)
-        warm.total_bytes += warm.files[i].size;
+    for (size_t i = 0; warm.sizes_known && i < warm.files.len; i++)
+        warm.total_bytes += warm.files.items[i].size;
     double elapsed = s_warm_run(&warm, (size_t)flags.jobs);
     size_t failed = 0;
     uint64_t warmed = atomic_load(&warm.bytes);
-    for (size_t i = 0; i < warm.count; i++)
-        failed += warm.files[i].result != 0;
+    for (size_t i = 0; i < warm.files.len; i++)
+        failed += warm.files.items[i].result != 0;
     char bytes[32], rate[32];
-    printf("warmup: %zu files, %s in %.1f s (%s/s), %zu failed\n", warm.count,
+    printf("warmup: %zu files, %s in %.1f s (%s/s), %zu failed\n", warm.files.len,
            s_bytes(warmed, bytes, sizeof bytes), elapsed,
            s_bytes(elapsed > 0 ? (uint64_t)((double)warmed / elapsed) : 0, rate, sizeof rate),
            failed);
     if (failed) {
         printf("failed:\n");
-        for (size_t i = 0; i < warm.count; i++) {
-            const warm_file_t *file = &warm.files[i];
+        for (size_t i = 0; i < warm.files.len; i++) {
+            const warm_file_t *file = &warm.files.items[i];
             if (file->result == 0)
                 continue;
             const char *error = file->error ? file->error : shoal_strerror(file->result);
@@ -896,11 +893,11 @@ static int s_warmup(const cli_t *cli, int argc, char **argv)
         status = CLI_EXIT_FAILED;
     }
 out:
-    for (size_t i = 0; i < warm.count; i++) {
-        free(warm.files[i].uri);
-        free(warm.files[i].error);
+    for (size_t i = 0; i < warm.files.len; i++) {
+        free(warm.files.items[i].uri);
+        free(warm.files.items[i].error);
     }
-    free(warm.files);
+    vec_fini(&warm.files);
     shoal_client_destroy(&warm.client);
     return status;
 }

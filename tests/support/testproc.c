@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "clock.h"
 
 #ifndef TP_SUPPORT_DIR
@@ -171,29 +172,25 @@ char *tp_read_file(const char *path, size_t *len)
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
-    size_t cap = 4096, used = 0;
-    char *data = malloc(cap + 1);
-    while (data) {
-        size_t n = fread(data + used, 1, cap - used, f);
-        used += n;
-        if (used < cap)
+    msg_buf_t buf; /* proto's byte buffer; its bytes become the caller's */
+    msg_buf_init(&buf);
+    for (;;) {
+        if (!msg_buf_reserve(&buf, 4096 + 1)) /* + 1: room for the NUL */
             break;
-        char *grown = realloc(data, cap * 2 + 1);
-        if (!grown) {
-            free(data);
-            data = NULL;
+        size_t n = fread(buf.data + buf.len, 1, 4096, f);
+        buf.len += n;
+        if (n < 4096)
             break;
-        }
-        data = grown;
-        cap *= 2;
     }
     fclose(f);
-    if (data) {
-        data[used] = '\0';
-        if (len)
-            *len = used;
+    if (buf.err != 0) {
+        msg_buf_fini(&buf);
+        return NULL;
     }
-    return data;
+    buf.data[buf.len] = '\0';
+    if (len)
+        *len = buf.len;
+    return (char *)buf.data;
 }
 
 void tp_fill_pattern(void *buf, size_t len, uint64_t seed)
