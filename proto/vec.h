@@ -31,7 +31,8 @@
 /* Makes room for `extra` more elements beyond `len` in the array at *items_p (a T ** passed as
  * void *), of `capacity` elements of `elem_size` bytes. Returns 0 or SHOAL_ENOMEM (out of
  * memory, or len + extra elements would overflow size_t bytes); on failure nothing changes.
- * Used through vec_reserve; callers do not call it. */
+ * Used through vec_reserve, and directly only by an array whose fields are a public API of
+ * their own names (store's ufs_list_t). */
 int vec_grow_raw(void *items_p, size_t *capacity, size_t len, size_t extra, size_t elem_size);
 
 /* Sets an empty vector (no allocation). */

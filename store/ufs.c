@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vec.h"
+
 /* The connectors this build has. s3 and az live on another branch until merged; cmake defines
  * SHOAL_HAVE_S3 / SHOAL_HAVE_AZ when their files exist. */
 static const ufs_connector_t *const s_connectors[] = {
@@ -250,14 +252,10 @@ void ufs_list_fini(ufs_list_t *list)
 
 int ufs_list_push(ufs_list_t *list, const char *uri, const ufs_stat_t *stat)
 {
-    if (list->count == list->capacity) {
-        size_t capacity = list->capacity ? list->capacity * 2 : 16;
-        ufs_entry_t *grown = realloc(list->entries, capacity * sizeof *grown);
-        if (!grown)
-            return ufs_fail(SHOAL_ENOMEM, "listing: out of memory at %zu entries", list->count);
-        list->entries = grown;
-        list->capacity = capacity;
-    }
+    /* proto's growth (vec.h); ufs_list_t keeps its own public field names */
+    if (list->count == list->capacity &&
+        vec_grow_raw(&list->entries, &list->capacity, list->count, 1, sizeof *list->entries) < 0)
+        return ufs_fail(SHOAL_ENOMEM, "listing: out of memory at %zu entries", list->count);
     char *copy = strdup(uri);
     if (!copy)
         return ufs_fail(SHOAL_ENOMEM, "listing: out of memory");
