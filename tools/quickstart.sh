@@ -131,9 +131,9 @@ build/tools/shoal members
 
 step "warm the dataset (shoal warmup)"
 (cd "$tmp" && find data -type f | sort) | sed "s|^data|$origin|" >"$tmp/uris.txt"
-# HTTP has no listing, so every file is named (4 at a time); a listable origin (s3://, file://)
-# takes one `shoal warmup PREFIX`.
-time xargs -a "$tmp/uris.txt" -n 1 -P 4 build/tools/shoal warmup >"$tmp/warmup.log"
+# HTTP has no listing, so the files are named in a list (`--from`, 32 in flight); a listable
+# origin (s3://, file://) takes one `shoal warmup PREFIX`.
+time build/tools/shoal warmup --from "$tmp/uris.txt" >"$tmp/warmup.log"
 echo "warmed $(wc -l <"$tmp/uris.txt") files"
 
 step "read it twice through shoalfs"
