@@ -89,7 +89,7 @@ static const s_flag_t s_flags[] = {
      "a --mount whose files never change in place: its metadata is never\n"
      "                       revalidated after --metadata-ttl (repeatable)"},
     {"threads", S_UINT, "N", "hit workers: answer cached reads and metadata [4]"},
-    {"fetch-threads", S_UINT, "N", "fetchers: under-storage reads, stats and listings [16]"},
+    {"fetch-threads", S_UINT, "N", "fetchers: under-storage reads, stats and listings [32]"},
     {"page-size", S_SIZE, "SIZE", "page size, same on every node: 4K .. 64M [1M]"},
     {"range-pages", S_UINT, "N", "pages per range, the unit of one UFS read: 1 .. 65536 [4]"},
     {"log-level", S_LEVEL, "LEVEL", "error, warn, info or debug [info]"},
@@ -163,7 +163,7 @@ int config_init(node_config_t *config)
     config->metadata_ttl_ns = 60ll * 1000000000ll;
     config->negative_ttl_ns = 5ll * 1000000000ll;
     config->threads = 4;
-    config->fetch_threads = 16;
+    config->fetch_threads = 32;
     config->page_size = 1u << 20;
     config->range_pages = 4;
     config->log_level = LOG_INFO;
