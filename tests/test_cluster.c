@@ -446,6 +446,28 @@ static void *s_reader_main(void *arg)
     return NULL;
 }
 
+/* Waits until the reader has made `target` reads. A read has a 30 s timeout, so no progress
+ * for 90 s means a client call hung past its deadline: fail saying so (with the counts), rather
+ * than running into the suite's 240 s timeout without a word. */
+static void s_wait_reads(reader_t *reader, long target)
+{
+    int64_t last_progress = tp_now_ms();
+    long seen = atomic_load(&reader->reads);
+    while (seen < target) {
+        usleep(10 * 1000);
+        long now_reads = atomic_load(&reader->reads);
+        if (now_reads != seen) {
+            seen = now_reads;
+            last_progress = tp_now_ms();
+        }
+        cr_assert_lt(tp_now_ms() - last_progress, 90000,
+                     "the reader made no progress for 90 s at %ld of %ld reads (%ld failed, "
+                     "longest %ld ms): a client read hung past its timeout",
+                     seen, target, atomic_load(&reader->failures),
+                     atomic_load(&reader->max_read_ms));
+    }
+}
+
 static void s_read_all(shoal_client_t *client)
 {
     for (int i = 0; i < FILE_COUNT; i++) {
@@ -519,8 +541,7 @@ Test(cluster, kill9_dead_and_rejoin)
 
     reader_t reader = {0};
     cr_assert_eq(pthread_create(&reader.thread, NULL, s_reader_main, &reader), 0);
-    while (atomic_load(&reader.reads) < 2 * FILE_COUNT)
-        usleep(10 * 1000);
+    s_wait_reads(&reader, 2 * FILE_COUNT);
 
     /* the victim stores a fetched range after answering (store queue): wait until it is in
      * the page store, whose index writes go to RocksDB's WAL, so kill -9 loses none of it
@@ -543,8 +564,7 @@ Test(cluster, kill9_dead_and_rejoin)
     cr_assert_neq(dead_ms, -1, "not every node marked the killed node dead within 10 s");
     cr_log_info("killed node marked dead by every other node in %lld ms", (long long)dead_ms);
     long reads_at_dead = atomic_load(&reader.reads);
-    while (atomic_load(&reader.reads) < reads_at_dead + 2 * FILE_COUNT)
-        usleep(10 * 1000);
+    s_wait_reads(&reader, reads_at_dead + 2 * FILE_COUNT);
 
     /* restart from the same data dir, on new ports */
     s_start_node(victim, "64K", false);
@@ -557,8 +577,7 @@ Test(cluster, kill9_dead_and_rejoin)
     cr_assert_eq(s_member_state(0, old_port, NULL, NULL), -1);
 
     long reads_at_alive = atomic_load(&reader.reads);
-    while (atomic_load(&reader.reads) < reads_at_alive + 2 * FILE_COUNT)
-        usleep(10 * 1000);
+    s_wait_reads(&reader, reads_at_alive + 2 * FILE_COUNT);
     atomic_store(&reader.stop, true);
     pthread_join(reader.thread, NULL);
     cr_assert_eq(atomic_load(&reader.failures), 0, "%ld of %ld reads failed; first: %s",
@@ -721,8 +740,7 @@ Test(cluster, kill9_owner_fails_over_by_disconnect)
 
     reader_t reader = {.client = client};
     cr_assert_eq(pthread_create(&reader.thread, NULL, s_reader_main, &reader), 0);
-    while (atomic_load(&reader.reads) < 2 * FILE_COUNT)
-        usleep(10 * 1000);
+    s_wait_reads(&reader, 2 * FILE_COUNT);
     int killed[2] = {-1, -1};
     for (int round = 0; round < 2; round++) {
         /* the first owner of some range (alive in node 0's view) that is not node 0 */
@@ -746,14 +764,12 @@ Test(cluster, kill9_owner_fails_over_by_disconnect)
             usleep(1000);
         s_nodes[victim].proc.pid = 0;
         /* reads go on at once (the reader needs no gossip to move on) */
-        while (atomic_load(&reader.reads) < reads_before + 2 * FILE_COUNT)
-            usleep(10 * 1000);
+        s_wait_reads(&reader, reads_before + 2 * FILE_COUNT);
         /* then the cluster agrees, so the next round picks an owner from a view without it */
         cr_assert_neq(s_wait_state(port, victim, MSG_MEMBER_DEAD, 0, 10000), -1,
                       "node %d was not marked dead", victim);
         long reads_dead = atomic_load(&reader.reads);
-        while (atomic_load(&reader.reads) < reads_dead + FILE_COUNT)
-            usleep(10 * 1000);
+        s_wait_reads(&reader, reads_dead + FILE_COUNT);
     }
     atomic_store(&reader.stop, true);
     pthread_join(reader.thread, NULL);
