@@ -26,6 +26,7 @@ class FakeLib:
     def __init__(self):
         self.files = {}
         self.preads = []  # (uri, offset, length) of every read
+        self.stats = 0  # shoal_stat calls
         self.last = b""
         self._listings = {}
         self._keep = []
@@ -57,6 +58,7 @@ class FakeLib:
         return dirs
 
     def shoal_stat(self, client, uri, st_ref):
+        self.stats += 1
         st = st_ref._obj
         if uri.startswith(b"file:///etc"):
             return self._set(-2, "outside every mount")
@@ -113,14 +115,18 @@ class FakeLib:
         data, current = self.files[uri]
         if version and version != current:
             return self._set(-8, f"{uri.decode()}: changed under the reader")
-        data = data[offset:offset + length]
         self.preads.append((uri, offset, length))
-        ctypes.memmove(buf, data, len(data))
+        # Copied from the stored bytes in place (no slice), so tracemalloc sees only what
+        # shoalfs allocates.
+        n = max(0, min(length, len(data) - offset))
+        if n:
+            ctypes.memmove(buf, ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value + offset,
+                           n)
         if st_ref is not None:
             st = st_ref._obj
             st.size, st.mtime, st.is_dir, st.version = len(self.files[uri][0]), 1700000000, \
                 False, current
-        return len(data)
+        return n
 
     def shoal_pread_many(self, client, reads, count):
         first = 0
@@ -413,3 +419,262 @@ def test_io_wrappers(fs, fake):
         reader = io.BufferedReader(f, buffer_size=65536)
         assert reader.read(10) == data[:10]
         assert reader.peek(1)[:1] == data[10:11]
+
+
+# ------------------------------------------------------------------ zero-copy reads (issue 11)
+# Every read path fills the object it returns in place: one copy (here from the fake's stored
+# bytes, in libshoal from the reply frame or the page) into a bytes object made at its final
+# size, shrunk in place when short; readinto fills the caller's buffer with no copy at all.
+# tracemalloc sees every Python allocation (libshoal's own buffers are C malloc, not traced),
+# so the peak of a read is what shoalfs allocated for it: an intermediate buffer, a slice or a
+# join of the result would add its size.
+
+BIG = 32 << 20
+MIB = 1 << 20
+
+
+@pytest.fixture
+def big(fake):
+    """A 32 MiB file (plus a tail that is not a whole block) and a filesystem with the default
+    4 MiB block."""
+    uri = b"s3://bucket/big.bin"
+    data = random.Random(11).randbytes(BIG + 12345)
+    fake.files[uri] = (data, b"v1")
+    fs = shoalfs.ShoalFileSystem(target_protocol="s3", seeds="127.0.0.1:1",
+                                 skip_instance_cache=True)
+    return fs, uri, data
+
+
+def _peak(fn):
+    """(result of fn(), bytes allocated at the peak of the call above what was live before)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def _sole(obj, holders=1):
+    """Checks that `obj` is a real bytes object with exactly `holders` references besides this
+    call's (no reference leaked or lost by the raw-reference handling): getrefcount also counts
+    this function's parameter and its own argument. Called as a statement of its own, since
+    pytest's assertion rewriting keeps references to the values inside an assert."""
+    refs = sys.getrefcount(obj) - 2
+    kind = type(obj)
+    if kind is not bytes or refs != holders:
+        raise AssertionError(f"a {kind.__name__} with {refs} references, not bytes with "
+                             f"{holders}")
+
+
+def test_cat_file_fills_the_result_in_place(big, fake):
+    fs, uri, data = big
+    size = len(data)
+    out, peak = _peak(lambda: fs.cat_file("bucket/big.bin"))
+    _sole(out)
+    assert out == data
+    # the first 4 MiB block (which learns the size) grows into the whole file: no second object
+    assert peak < 1.5 * size and peak < size + MIB, peak
+    assert fake.preads == [(uri, 0, 4 * MIB), (uri, 4 * MIB, size - 4 * MIB)]
+    # a span past the end: made at the asked size, shrunk in place (not sliced)
+    out, peak = _peak(lambda: fs.cat_file("bucket/big.bin", 0, 2 * size))
+    _sole(out)
+    assert out == data
+    assert peak < 2 * size + MIB, peak
+    out, peak = _peak(lambda: fs.cat_file("bucket/big.bin", -(8 * MIB), None))
+    assert out == data[-(8 * MIB):] and peak < 9 * MIB, peak
+
+
+def test_file_reads_fill_the_result_in_place(big, fake):
+    fs, uri, data = big
+    size = len(data)
+    with fs.open("bucket/big.bin") as f:
+        out, peak = _peak(f.read)  # unknown size: a block, grown in place to the whole file
+        _sole(out)
+        assert out == data
+        assert peak < size + MIB, peak
+    fake.preads.clear()
+
+    def loop(f, n):
+        chunks = 0
+        while True:
+            b = f.read(n)
+            if not b:
+                return chunks
+            assert b == data[chunks * n:chunks * n + len(b)]
+            chunks += 1
+
+    with fs.open("bucket/big.bin") as f:
+        chunks, peak = _peak(lambda: loop(f, 4 * MIB))
+    assert chunks == 9
+    # 4 MiB reads bypass the read-ahead block: one pread each, straight into its result,
+    # nothing read ahead, so at most one 4 MiB object (plus the chunk being compared) is live
+    assert fake.preads == [(uri, i * 4 * MIB, min(4 * MIB, size - i * 4 * MIB))
+                           for i in range(9)]
+    assert peak < 2 * 4 * MIB + MIB, peak
+    fake.preads.clear()
+    # small sequential reads: the first two are read straight (no block yet), then 4 MiB blocks
+    # are read ahead and served from
+    with fs.open("bucket/big.bin") as f:
+        for i in range(400):
+            assert f.read(65536) == data[i * 65536:(i + 1) * 65536]
+    assert fake.preads[:3] == [(uri, 0, 65536), (uri, 65536, 65536),
+                               (uri, 2 * 65536, 4 * MIB)]
+    assert [length for _, _, length in fake.preads[2:]] == \
+        [min(4 * MIB, size - offset) for _, offset, _ in fake.preads[2:]]
+
+
+def test_large_read_after_small_ones_takes_the_block_then_goes_straight(big, fake):
+    fs, uri, data = big
+    with fs.open("bucket/big.bin") as f:
+        assert f.read(100) == data[:100]
+        assert f.read(100) == data[100:200]  # straight; read-ahead of [200, 200 + 4 MiB)
+        fake.preads.clear()
+        assert f.read(10 * MIB) == data[200:200 + 10 * MIB]
+        # served from the block read ahead, the rest straight; no new read-ahead
+        assert fake.preads == [(uri, 200, 4 * MIB), (uri, 200 + 4 * MIB, 6 * MIB)]
+        assert f.read(5 * MIB) == data[200 + 10 * MIB:200 + 15 * MIB]
+        assert fake.preads[-1] == (uri, 200 + 10 * MIB, 5 * MIB)
+
+
+def test_readinto_copies_nothing(big, fake):
+    fs, _, data = big
+    size = len(data)
+    buf = bytearray(size)
+    with fs.open("bucket/big.bin") as f:
+        got, peak = _peak(lambda: f.readinto(buf))
+    assert got == size and buf == data
+    assert peak < 64 << 10, peak
+    view = memoryview(buf)
+    with fs.open("bucket/big.bin") as f:
+        f.seek(size)
+        f.seek(0)
+
+        def loop():
+            n = 0
+            while n < size:
+                n += f.readinto(view[n:n + 4 * MIB])
+            return n
+
+        got, peak = _peak(loop)
+    assert got == size and buf == data
+    assert peak < 64 << 10, peak
+
+
+def test_readinto_memoryview_slices_and_numpy(fs, fake):
+    np = pytest.importorskip("numpy")
+    data = fake.files[b"s3://bucket/a/x.bin"][0]
+    buf = bytearray(b"\xee" * 300_000)
+    with fs.open("bucket/a/x.bin") as f:
+        for off, a, b in [(0, 0, 1), (65535, 10, 65547), (1 << 20, 7, 200_007),
+                          (len(data) - 5, 100, 200)]:
+            f.seek(off)
+            want = data[off:off + (b - a)]
+            assert f.readinto(memoryview(buf)[a:b]) == len(want)
+            assert buf[a:a + len(want)] == want
+            assert buf[:a] == b"\xee" * a  # nothing written outside the slice
+            assert buf[a + len(want):] == b"\xee" * (len(buf) - a - len(want))
+            buf[:] = b"\xee" * len(buf)
+        # numpy: 2-D uint8, a float64 array (bytes in its memory), a contiguous slice
+        f.seek(12345)
+        arr = np.zeros((64, 1024), dtype=np.uint8)
+        assert f.readinto(arr) == arr.nbytes
+        assert arr.tobytes() == data[12345:12345 + arr.nbytes]
+        f.seek(3)
+        arr = np.zeros(1000, dtype=np.float64)
+        assert f.readinto(arr) == 8000 and arr.tobytes() == data[3:8003]
+        arr = np.zeros(1000, dtype=np.uint8)
+        f.seek(len(data) - 100)
+        assert f.readinto(arr[500:]) == 100
+        assert arr[500:600].tobytes() == data[-100:] and not arr[:500].any()
+        with pytest.raises(TypeError):
+            f.readinto(np.zeros(100, dtype=np.uint8)[::2])  # not contiguous
+        ro = np.zeros(10, dtype=np.uint8)
+        ro.flags.writeable = False
+        with pytest.raises(TypeError):
+            f.readinto(ro)
+
+
+def test_short_reads_at_eof(fs, fake):
+    uri = b"s3://bucket/a/x.bin"
+    data = fake.files[uri][0]
+    size = len(data)
+    cases = [(fs.cat_file("bucket/a/x.bin", size - 10, size + 100), data[-10:]),
+             (fs.cat_file("bucket/a/x.bin", size + 5, size + 10), b""),
+             (fs.read_block("bucket/a/x.bin", size - 7, 1000), data[-7:]),
+             (fs.cat_file("bucket/a/y.bin"), fake.files[b"s3://bucket/a/y.bin"][0])]
+    for out, want in cases:
+        if want:
+            _sole(out, holders=2)  # `out` and its tuple in `cases`
+        assert out == want
+    ranges = fs.cat_ranges(["bucket/a/x.bin"] * 3, [size - 3, 0, size], [size + 50, 5, size + 9])
+    assert ranges == [data[-3:], data[:5], b""]
+    assert all(type(r) is bytes for r in ranges)
+    _sole(ranges[0])  # the list's
+    with fs.open("bucket/a/x.bin") as f:
+        f.seek(size - 10)
+        out = f.read(100)
+        _sole(out)
+        assert out == data[-10:]
+        assert f.read(100) == b""
+    with fs.open("bucket/a/x.bin") as f:  # size unknown: the first read learns it
+        f.seek(size - 4)
+        out = f.read(1000)
+        _sole(out)
+        assert out == data[-4:]
+
+
+def test_cat_ranges_land_in_their_results(big, fake):
+    fs, uri, data = big
+    starts = [i * 4 * MIB for i in range(8)] + [len(data) - 100]
+    ends = [s + 4 * MIB for s in starts[:8]] + [len(data) + 4 * MIB]
+    out, peak = _peak(lambda: fs.cat_ranges(["bucket/big.bin"] * 9, starts, ends))
+    assert out == [data[s:e] for s, e in zip(starts, ends)]
+    for o in out:
+        _sole(o, holders=2)  # the list's and `o`
+    # 32 MiB asked for plus 4 MiB past the end (shrunk in place): nothing else
+    assert peak < 36 * MIB + MIB, peak
+    assert sorted(fake.preads) == sorted((uri, s, e - s) for s, e in zip(starts, ends))
+
+
+def test_read_block_is_one_read_without_stat(big, fake):
+    fs, uri, data = big
+    fake.stats = 0
+    out, peak = _peak(lambda: fs.read_block("bucket/big.bin", 5 * MIB + 3, 9 * MIB))
+    _sole(out)
+    assert out == data[5 * MIB + 3:14 * MIB + 3]
+    assert fake.preads == [(uri, 5 * MIB + 3, 9 * MIB)] and fake.stats == 0
+    assert peak < 10 * MIB, peak
+    assert fs.read_block("bucket/big.bin", len(data) - 5, None) == data[-5:]
+    fake.files[b"s3://bucket/lines"] = (b"aa\nbbb\ncccc\ndd", b"v1")
+    assert fs.read_block("bucket/lines", 1, 4, delimiter=b"\n") == b"bbb\n"
+    assert fs.read_block("bucket/lines", 0, 2, delimiter=b"\n") == b"aa\n"
+    with pytest.raises(ValueError):
+        fs.read_block("bucket/big.bin", -1, 5)
+
+
+def test_failed_reads_release_their_results(big, fake):
+    fs, _, data = big
+    import tracemalloc
+
+    def failing():
+        for _ in range(20):
+            with pytest.raises(FileNotFoundError):
+                fs.cat_file("bucket/nope")  # a 4 MiB result made, then the read fails
+            with pytest.raises(FileNotFoundError):
+                fs.cat_file("bucket/nope", 0, 8 * MIB)
+            out = fs.cat_ranges(["bucket/nope", "bucket/big.bin"], [0, 0], [MIB, 10])
+            assert isinstance(out[0], FileNotFoundError) and out[1] == data[:10]
+
+    tracemalloc.start()
+    try:
+        failing()  # warm caches (exception classes, tracebacks)
+        before = tracemalloc.get_traced_memory()[0]
+        failing()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < MIB, grown  # 60 results of 1-8 MiB made and dropped: none kept

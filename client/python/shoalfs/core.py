@@ -6,6 +6,11 @@ Ray passes after stripping the scheme) name the same file, and names returned by
 info are in the scheme-less form "bucket/key" (as s3fs does). With target_protocol="file",
 "file:///abs/path" and "/abs/path" both work and names are "/abs/path". With no target_protocol,
 every path must carry its scheme and names are full URIs.
+
+Reads copy each byte once into the object the caller gets: cat_file, cat_ranges, read_block and
+ShoalFile.read fill a bytes object made at its final size (_Result; shrunk in place when short),
+readinto fills the caller's buffer; only small sequential file reads go through a read-ahead
+block.
 """
 import concurrent.futures
 import ctypes
@@ -22,19 +27,121 @@ from . import _lib
 DEFAULT_BLOCK_SIZE = 4 << 20  # one placement range with the default 1 MiB pages x 4
 _CHANGE_RETRIES = 2  # cat_file of a file replaced between its first block and the rest
 
-_bytes_new = ctypes.pythonapi.PyBytes_FromStringAndSize
-_bytes_new.restype = ctypes.py_object
-_bytes_new.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
-_bytes_addr = ctypes.pythonapi.PyBytes_AsString
-_bytes_addr.restype = ctypes.c_void_p
-_bytes_addr.argtypes = [ctypes.py_object]
+
+def _pyapi(name, restype, argtypes):
+    """A private function pointer into the Python C API: indexing ctypes.pythonapi makes a new
+    one, so setting its types does not change ctypes.pythonapi.<name> for other code."""
+    fn = ctypes.pythonapi[name]
+    fn.restype = restype
+    fn.argtypes = argtypes
+    return fn
+
+
+# ctypes.pythonapi is a PyDLL: these run with the GIL held and raise the Python error a NULL or
+# -1 return set (MemoryError).
+_bytes_new = _pyapi("PyBytes_FromStringAndSize", ctypes.py_object,
+                    [ctypes.c_void_p, ctypes.c_ssize_t])
+_bytes_addr = _pyapi("PyBytes_AsString", ctypes.c_void_p, [ctypes.py_object])
+_raw_bytes_new = _pyapi("PyBytes_FromStringAndSize", ctypes.c_void_p,
+                        [ctypes.c_void_p, ctypes.c_ssize_t])
+_raw_bytes_addr = _pyapi("PyBytes_AsString", ctypes.c_void_p, [ctypes.c_void_p])
+_raw_bytes_resize = _pyapi("_PyBytes_Resize", ctypes.c_int,
+                           [ctypes.POINTER(ctypes.c_void_p), ctypes.c_ssize_t])
+_raw_decref = _pyapi("Py_DecRef", None, [ctypes.c_void_p])
+
+
+# Results of 4 MiB or more ask for transparent huge pages (madvise MADV_HUGEPAGE), as numpy
+# does for its arrays: a fresh result's pages are first touched by the read that fills it, and
+# faulting in 4 KiB pages one by one costs more than the copy (64 MiB: ~1 GiB/s against ~5 with
+# huge pages on a VM with THP "madvise"). SHOAL_MADVISE_HUGEPAGE=0 turns it off.
+_HUGE_MIN = 4 << 20
+_HUGE_PAGE = 2 << 20
+_MADV_HUGEPAGE = 14  # Linux
+
+
+def _load_madvise():
+    if os.environ.get("SHOAL_MADVISE_HUGEPAGE", "1") == "0" or os.uname().sysname != "Linux":
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return fn
+
+
+_madvise = _load_madvise()
+
+
+def _advise_huge(address, length):
+    """Asks for huge pages over the whole 2 MiB extents of [address, address + length) (a hint:
+    a failure, e.g. THP off, changes nothing)."""
+    if _madvise is None or length < _HUGE_MIN:
+        return
+    lo = (address + _HUGE_PAGE - 1) & ~(_HUGE_PAGE - 1)
+    hi = (address + length) & ~(_HUGE_PAGE - 1)
+    if hi > lo:
+        _madvise(lo, hi - lo, _MADV_HUGEPAGE)
 
 
 def _new_bytes(length):
-    """A fresh, not yet shared bytes object of `length` and its address, so a read can land in
-    it directly instead of in a bytearray copied afterwards."""
+    """A fresh, not yet shared bytes object of `length` and its address (read-ahead blocks)."""
     data = _bytes_new(None, length)
-    return data, _bytes_addr(data)
+    address = _bytes_addr(data)
+    _advise_huge(address, length)
+    return data, address
+
+
+class _Result:
+    """The bytes object a read returns, made at its final size before the read and filled in
+    place by libshoal (one copy, from the reply or the page, into it), then shrunk in place
+    (_PyBytes_Resize, a realloc) when the read came back short; never sliced or joined.
+
+    Until take() it is held as a raw reference that no Python code can see, the only one, which
+    is what _PyBytes_Resize requires (it reallocates the object, so no other reference may
+    exist). A _Result dropped without take() (the read raised) releases it.
+
+    `guess`: the length is a first block of unknown need (most files are smaller): no huge
+    pages, which would make a small read zero 2 MiB."""
+
+    __slots__ = ("_ptr", "address", "length")
+
+    def __init__(self, length, guess=False):
+        self._ptr = _raw_bytes_new(None, length)
+        self.address = _raw_bytes_addr(self._ptr)
+        self.length = length
+        if not guess:
+            _advise_huge(self.address, length)
+
+    def resize(self, length):
+        """Grows or shrinks the object (its first min(old, new) bytes kept); moves `address`
+        when realloc moved it."""
+        if length == self.length:
+            return
+        ptr = ctypes.c_void_p(self._ptr)
+        try:
+            _raw_bytes_resize(ctypes.byref(ptr), length)  # raises MemoryError on failure
+        finally:
+            self._ptr = ptr.value  # NULL (object released) on failure
+        grown = length > self.length
+        self.address = _raw_bytes_addr(self._ptr)
+        self.length = length
+        if grown:
+            _advise_huge(self.address, length)
+
+    def take(self, length):
+        """The bytes object, `length` bytes long (<= its size), handed to the caller."""
+        self.resize(length)
+        ptr, self._ptr = self._ptr, None
+        data = ctypes.cast(ptr, ctypes.py_object).value  # a new reference...
+        _raw_decref(ptr)  # ...so the raw one goes: `data` is now the only one
+        return data
+
+    def __del__(self):
+        ptr, self._ptr = getattr(self, "_ptr", None), None
+        if ptr and _raw_decref is not None:  # None at interpreter shutdown
+            _raw_decref(ptr)
 
 
 def _buffer_address(buffer):
@@ -275,23 +382,24 @@ class ShoalFileSystem(AbstractFileSystem):
         that version, and a change in between starts the whole read over (never a mix)."""
         block = self.block_size
         for _ in range(_CHANGE_RETRIES + 1):
-            data, address = _new_bytes(block)
-            got, st = self._pread_into(uri, address, block, start)
+            out = _Result(block, guess=True)
+            got, st = self._pread_into(uri, out.address, block, start)
             if st.is_dir:
                 raise IsADirectoryError(errno.EISDIR, f"{uri.decode()}: is a directory")
             total = max(0, int(st.size) - start)
             if got < block or total <= block:
-                return data if got == block else data[:got]
-            whole, whole_address = _new_bytes(total)
-            ctypes.memmove(whole_address, address, got)
+                return out.take(got)
+            # The same object grows to the whole file (a realloc: glibc remaps a mapped block
+            # rather than copying it) and the rest lands after the first block.
+            out.resize(total)
             try:
-                rest, _ = self._pread_into(uri, whole_address + got, total - got, start + got,
+                rest, _ = self._pread_into(uri, out.address + got, total - got, start + got,
                                            st.version)
             except _lib.ShoalError as e:
                 if getattr(e, "code", None) == _lib.SHOAL_ESTALE:
                     continue  # replaced between the two calls: read it again whole
                 raise
-            return whole if got + rest == total else whole[:got + rest]
+            return out.take(got + rest)
         raise _lib.ShoalError(errno.ESTALE, f"{uri.decode()}: the file kept changing")
 
     @staticmethod
@@ -315,20 +423,20 @@ class ShoalFileSystem(AbstractFileSystem):
             start = int(start or 0)
             if end <= start:
                 return b""
-            data, address = _new_bytes(end - start)
-            got, st = self._pread_into(uri, address, end - start, start)
+            out = _Result(end - start)
+            got, st = self._pread_into(uri, out.address, end - start, start)
             if st.is_dir:
                 raise IsADirectoryError(errno.EISDIR, f"{uri.decode()}: is a directory")
-            return data if got == end - start else data[:got]
+            return out.take(got)  # short past the end of the file
         st = self._stat(uri)  # a negative start or end counts from the size
         if st.is_dir:
             raise IsADirectoryError(errno.EISDIR, f"{uri.decode()}: is a directory")
         start, end = self._clamp(int(st.size), start, end)
         if end == start:
             return b""
-        data, address = _new_bytes(end - start)
-        got, _ = self._pread_into(uri, address, end - start, start, st.version)
-        return data if got == end - start else data[:got]
+        out = _Result(end - start)
+        got, _ = self._pread_into(uri, out.address, end - start, start, st.version)
+        return out.take(got)
 
     def cat_ranges(self, paths, starts, ends, max_gap=None, on_error="return", **kwargs):
         """Reads every range with one shoal_pread_many, so all of them are in flight at once.
@@ -342,7 +450,7 @@ class ShoalFileSystem(AbstractFileSystem):
         if len(starts) != len(paths) or len(ends) != len(paths):
             raise ValueError("paths, starts and ends must have the same length")
         out = [None] * len(paths)
-        reads, slots, keep = [], [], []
+        reads, slots = [], []
         sizes = {}
         for i, (p, s, e) in enumerate(zip(paths, starts, ends)):
             try:
@@ -358,16 +466,15 @@ class ShoalFileSystem(AbstractFileSystem):
             if e == s:
                 out[i] = b""
                 continue
-            data, address = _new_bytes(e - s)
-            keep.append((uri, data))
-            reads.append((uri, s, e - s, address))
-            slots.append((i, data))
+            result = _Result(e - s)  # each range lands in the object returned for it
+            reads.append((uri, s, e - s, result.address))
+            slots.append((i, result))
         if reads:
             array = (_lib.Read * len(reads))()
             for r, (uri, offset, length, address) in zip(array, reads):
                 r.uri, r.offset, r.length, r.buf, r.result = uri, offset, length, address, 0
             self._lib.shoal_pread_many(self._client.handle, array, len(reads))
-            for r, (i, data) in zip(array, slots):
+            for r, (i, result) in zip(array, slots):
                 if r.result < 0:
                     # shoal_last_error() names only the last failure; the code is per read
                     exc = _lib.error(int(r.result), r.uri.decode(errors="replace"))
@@ -375,8 +482,18 @@ class ShoalFileSystem(AbstractFileSystem):
                         raise exc
                     out[i] = exc
                 else:
-                    out[i] = data if r.result == len(data) else data[:r.result]
+                    out[i] = result.take(int(r.result))  # shrunk in place when short
         return out
+
+    def read_block(self, fn, offset, length, delimiter=None):
+        """fsspec's read_block; without a delimiter one cat_file of the span (no open, no
+        stat: a block past the end comes back short), straight into the returned bytes."""
+        if delimiter:
+            return super().read_block(fn, offset, length, delimiter)
+        offset = int(offset)
+        if offset < 0:
+            raise ValueError(f"read_block offset must be >= 0, not {offset}")
+        return self.cat_file(fn, offset, None if length is None else offset + int(length))
 
     def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None,
               **kwargs):
@@ -598,26 +715,30 @@ class ShoalFile(io.BufferedIOBase):
             return got
 
     def read(self, size=-1):
+        """Every byte lands once, in the bytes object returned, made at its final size (shrunk
+        in place when the file ends first): from the read-ahead block when it holds them, else
+        straight from libshoal."""
         self._check_closed()
         if self._size is None:
             if size is None or size < 0:  # unknown length: a block, then the rest pinned
-                data, address = _new_bytes(self.blocksize)
-                got = self._learn(address, self.blocksize)
-                head = data if got == self.blocksize else data[:got]
-                return head if got < self.blocksize else head + self.read(-1)
+                out = _Result(self.blocksize, guess=True)
+                got = self._learn(out.address, self.blocksize)
+                rest = max(0, self._size - self._pos) if got == self.blocksize else 0
+                if rest:
+                    out.resize(got + rest)  # the same object grows (realloc), no join
+                    got += self._read_at_address(out.address + got, rest)
+                return out.take(got)
             if size == 0:
                 return b""
-            data, address = _new_bytes(size)
-            got = self._learn(address, size)
-            return data if got == size else data[:got]
+            out = _Result(size)
+            return out.take(self._learn(out.address, size))
         if size is None or size < 0:
             size = self.size - self._pos
         size = max(0, min(size, self.size - self._pos))
         if size == 0:
             return b""
-        data, address = _new_bytes(size)
-        got = self._read_at_address(address, size)
-        return data if got == size else data[:got]
+        out = _Result(size)
+        return out.take(self._read_at_address(out.address, size))
 
     read1 = read
 
@@ -683,10 +804,17 @@ class ShoalFile(io.BufferedIOBase):
 
     def _read_at_address(self, address, length):
         """Reads `length` bytes (already clamped to the file) at the position into memory at
-        `address`; returns the count."""
+        `address`; returns the count.
+
+        Bytes held by the read-ahead block (or the one in flight at the position) are copied
+        from it; every other byte is read straight into `address`. A small sequential read
+        whose bytes are not held reads just them and starts the next block in the background;
+        a read of `block_size` or more (or a random one) bypasses the blocks: it starts no
+        read-ahead, so a loop of large reads never goes through a block."""
         with self._lock:
             pos = self._pos
             sequential = pos == self._last_end
+            small = length < self.blocksize
             done = 0
             while done < length:
                 block = self._block
@@ -701,19 +829,15 @@ class ShoalFile(io.BufferedIOBase):
                 ahead = self._take_ahead(pos)
                 if ahead is not None:
                     self._block = ahead
-                    self._start_ahead(ahead.start + ahead.length)
+                    if small:
+                        self._start_ahead(ahead.start + ahead.length)
                     continue
                 remaining = length - done
-                if not sequential or remaining >= self.blocksize:
-                    # Random, or big enough: straight into the caller's memory.
-                    self._fetch(address + done, remaining, pos)
-                    done += remaining
-                    pos += remaining
-                    if sequential:
-                        self._start_ahead(pos)
-                    continue
-                self._block = self._fetch_block(pos)
-                self._start_ahead(pos + self._block.length)
+                self._fetch(address + done, remaining, pos)
+                done += remaining
+                pos += remaining
+                if sequential and small:
+                    self._start_ahead(pos)
             self._pos = pos
             self._last_end = pos
             return done
