@@ -26,6 +26,7 @@ from . import _lib
 
 DEFAULT_BLOCK_SIZE = 4 << 20  # one placement range with the default 1 MiB pages x 4
 _CHANGE_RETRIES = 2  # cat_file of a file replaced between its first block and the rest
+_SIZES_MAX = 1 << 16  # sizes remembered per filesystem (all dropped when full)
 
 
 def _pyapi(name, restype, argtypes):
@@ -215,6 +216,11 @@ class ShoalFileSystem(AbstractFileSystem):
         self.seeds = seeds
         self.block_size = int(block_size or DEFAULT_BLOCK_SIZE)
         self._client = _Client(seeds, timeout_ms, metadata_ttl_ms, no_ufs_fallback, cluster_key)
+        # {uri: size} last seen (listings, info, read replies): a read of unknown length makes
+        # its result at that size instead of a first block (one exact read, no 4 MiB object
+        # for a small file). Only a guess: the read's reply names the real size, and a file
+        # that grew is read on, one that shrank comes back short.
+        self._sizes = {}
         # fsspec's generic methods (walk, glob, expand_path...) call self._strip_protocol: on
         # an instance it must also drop the target scheme, which the classmethod cannot know.
         self._strip_protocol = self._name
@@ -282,6 +288,23 @@ class ShoalFileSystem(AbstractFileSystem):
                    uri.decode(errors="replace"))
         return st
 
+    def _remember(self, uri, st):
+        if st.is_dir:
+            return
+        if len(self._sizes) >= _SIZES_MAX:
+            self._sizes.clear()
+        self._sizes[uri] = int(st.size)
+
+    def _known_rest(self, uri, start):
+        """Bytes of `uri` after `start` as last seen, or None (unknown, or nothing left then:
+        the file may have grown)."""
+        size = self._sizes.get(uri)
+        return size - start if size is not None and size > start else None
+
+    def invalidate_cache(self, path=None):
+        self._sizes.clear()
+        super().invalidate_cache(path)
+
     def _info_from_stat(self, name, st):
         info = {"name": name, "size": 0 if st.is_dir else int(st.size),
                 "type": "directory" if st.is_dir else "file"}
@@ -294,7 +317,10 @@ class ShoalFileSystem(AbstractFileSystem):
 
     def info(self, path, **kwargs):
         name = self._name(path)
-        return self._info_from_stat(name, self._stat(self._uri(name)))
+        uri = self._uri(name)
+        st = self._stat(uri)
+        self._remember(uri, st)
+        return self._info_from_stat(name, st)
 
     def _list(self, uri, recursive):
         listing = ctypes.c_void_p()
@@ -303,9 +329,10 @@ class ShoalFileSystem(AbstractFileSystem):
         try:
             out = []
             for i in range(self._lib.shoal_listing_count(listing)):
-                name = self._uri_to_name(self._lib.shoal_listing_uri(listing, i))
+                entry_uri = self._lib.shoal_listing_uri(listing, i)
                 st = self._lib.shoal_listing_stat(listing, i).contents
-                out.append(self._info_from_stat(name, st))
+                self._remember(entry_uri, st)
+                out.append(self._info_from_stat(self._uri_to_name(entry_uri), st))
             return out
         finally:
             self._lib.shoal_listing_destroy(ctypes.byref(listing))
@@ -374,23 +401,26 @@ class ShoalFileSystem(AbstractFileSystem):
                                          offset, ctypes.byref(st))
         if got < 0:
             raise _lib.error(got, uri.decode(errors="replace"))
+        self._remember(uri, st)
         return got, st
 
     def _read_whole(self, uri, start):
-        """All bytes of `uri` from `start`, with no stat before: the first block's read learns
-        the size and version (one request for a small file); a larger file's rest is read with
-        that version, and a change in between starts the whole read over (never a mix)."""
-        block = self.block_size
+        """All bytes of `uri` from `start`, with no stat before: the first read asks for the
+        size last seen (listing, info, an earlier read), else for a block; its reply names the
+        size and version (one request for a small or known file); a larger file's rest is read
+        with that version, and a change in between starts the whole read over (never a mix)."""
         for _ in range(_CHANGE_RETRIES + 1):
-            out = _Result(block, guess=True)
-            got, st = self._pread_into(uri, out.address, block, start)
+            known = self._known_rest(uri, start)
+            first = known or self.block_size
+            out = _Result(first, guess=known is None)
+            got, st = self._pread_into(uri, out.address, first, start)
             if st.is_dir:
                 raise IsADirectoryError(errno.EISDIR, f"{uri.decode()}: is a directory")
             total = max(0, int(st.size) - start)
-            if got < block or total <= block:
+            if got < first or total <= first:
                 return out.take(got)
             # The same object grows to the whole file (a realloc: glibc remaps a mapped block
-            # rather than copying it) and the rest lands after the first block.
+            # rather than copying it) and the rest lands after the first read.
             out.resize(total)
             try:
                 rest, _ = self._pread_into(uri, out.address + got, total - got, start + got,
@@ -639,6 +669,7 @@ class ShoalFile(io.BufferedIOBase):
     def _pin(self, st):
         if st.is_dir:
             raise IsADirectoryError(errno.EISDIR, f"{self._uri.decode()}: is a directory")
+        self.fs._remember(self._uri, st)
         self._size = int(st.size)
         self._version_bytes = bytes(st.version)
         self.version = self._version_bytes.decode("utf-8", "replace")
@@ -720,10 +751,12 @@ class ShoalFile(io.BufferedIOBase):
         straight from libshoal."""
         self._check_closed()
         if self._size is None:
-            if size is None or size < 0:  # unknown length: a block, then the rest pinned
-                out = _Result(self.blocksize, guess=True)
-                got = self._learn(out.address, self.blocksize)
-                rest = max(0, self._size - self._pos) if got == self.blocksize else 0
+            if size is None or size < 0:  # unknown length: the size last seen or a block,
+                known = self.fs._known_rest(self._uri, self._pos)  # then the rest pinned
+                first = known or self.blocksize
+                out = _Result(first, guess=known is None)
+                got = self._learn(out.address, first)
+                rest = max(0, self._size - self._pos) if got == first else 0
                 if rest:
                     out.resize(got + rest)  # the same object grows (realloc), no join
                     got += self._read_at_address(out.address + got, rest)
