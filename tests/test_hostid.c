@@ -21,11 +21,11 @@
 #define NODES 4 /* three on this host, one "elsewhere" */
 
 typedef struct test_node {
-    tp_proc_t proc;          /* the shoald process */
-    int port;                /* data port */
-    int gossip_port;         /* gossip port */
-    char socket_path[128];   /* the fake local socket it advertises ("" = none) */
-    char log[TP_PATH_MAX];   /* its log */
+    tp_proc_t proc;        /* the shoald process */
+    int port;              /* data port */
+    int gossip_port;       /* gossip port */
+    char socket_path[128]; /* the fake local socket it advertises ("" = none) */
+    char log[TP_PATH_MAX]; /* its log */
 } test_node_t;
 
 static char *s_dir;                /* temp dir: mount root, logs */
@@ -85,12 +85,19 @@ static void s_start_node(int index, const char *socket_path, const char *host_id
     snprintf(gossip, sizeof gossip, "127.0.0.1:%d", node->gossip_port);
     snprintf(seeds, sizeof seeds, "127.0.0.1:%d", s_nodes[0].gossip_port);
     snprintf(mount, sizeof mount, "file://%s/data/", s_dir);
-    const char *argv[32] = {shoald,     "--name",          name,    "--data-dir", db_dir,
-                            "--store",  "memory",          "--capacity", "64M",   "--listen",
-                            listen,     "--gossip",        gossip,  "--mount",    mount,
-                            "--page-size", "65536",        "--threads", "2",      "--fetch-threads",
-                            "2",        "--probe-interval", "200ms", "--probe-timeout", "100ms",
-                            NULL};
+    const char *argv[32] = {shoald,   "--name",
+                            name,     "--data-dir",
+                            db_dir,   "--store",
+                            "memory", "--capacity",
+                            "64M",    "--listen",
+                            listen,   "--gossip",
+                            gossip,   "--mount",
+                            mount,    "--page-size",
+                            "65536",  "--threads",
+                            "2",      "--fetch-threads",
+                            "2",      "--probe-interval",
+                            "200ms",  "--probe-timeout",
+                            "100ms",  NULL};
     size_t n = 0;
     while (argv[n])
         n++;
@@ -153,8 +160,7 @@ static json_t *s_members_when_alive(shoal_client_t *client, size_t count)
 static int s_node_index(const char *name)
 {
     int index = -1;
-    return name && sscanf(name, "h%d", &index) == 1 && index >= 0 && index < s_started ? index
-                                                                                        : -1;
+    return name && sscanf(name, "h%d", &index) == 1 && index >= 0 && index < s_started ? index : -1;
 }
 
 Test(hostid, members_show_the_host_id_and_socket_path, .init = s_setup, .fini = s_teardown,
