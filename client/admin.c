@@ -283,11 +283,12 @@ static json_t *s_member_json(const client_member_t *member)
 {
     char hex[2 * MSG_NODE_ID_SIZE + 1];
     hex_encode(member->id, MSG_NODE_ID_SIZE, hex, sizeof hex, false); /* fits: cannot fail */
-    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I}", "id", hex, "name", member->name,
-                     "state", s_state_name(member->state), "incarnation",
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:s, s:s}", "id", hex, "name",
+                     member->name, "state", s_state_name(member->state), "incarnation",
                      (json_int_t)member->incarnation, "data", member->endpoint, "gossip",
                      member->gossip_endpoint, "weight", (json_int_t)member->weight, "last_heard_ms",
-                     (json_int_t)member->last_heard_ms);
+                     (json_int_t)member->last_heard_ms, "host_id", member->host_id, "local_socket",
+                     member->local_socket);
 }
 
 /* Serialises `root` (stealing the reference) into *json_out. */

@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "clock.h"
+#include "hostid.h"
 #include "view.h"
 
 /* Invariant: view is NULL or holds one reference of its own; with a view, the health record
@@ -29,6 +30,50 @@ struct client_view_cache {
     int refused_code;            /* SHOAL_ECONFIG when the last fetch refused a view, else 0 */
     char refused[512];           /* why it was refused (both placement versions named) */
 };
+
+static pthread_once_t s_host_once = PTHREAD_ONCE_INIT;
+static char s_host_id[HOST_ID_MAX + 1]; /* written once, by s_host_init */
+
+static void s_host_init(void)
+{
+    if (host_id_get(s_host_id, sizeof s_host_id) < 0)
+        s_host_id[0] = '\0';
+}
+
+const char *client_host_id(void)
+{
+    pthread_once(&s_host_once, s_host_init);
+    return s_host_id;
+}
+
+const client_local_member_t *client_view_local(const client_view_t *view, size_t *count_out)
+{
+    *count_out = view->local_count;
+    return view->local_count ? view->local : NULL;
+}
+
+/* Fills view->local with the members on this host that have a socket and are live. Returns 0 or
+ * SHOAL_ENOMEM. */
+static int s_find_local(client_view_t *view)
+{
+    const char *host = client_host_id();
+    if (host[0] == '\0' || view->count == 0)
+        return 0;
+    view->local = calloc(view->count, sizeof *view->local);
+    if (!view->local)
+        return SHOAL_ENOMEM;
+    for (size_t i = 0; i < view->count; i++) {
+        const client_member_t *member = &view->members[i];
+        bool live = member->state == MSG_MEMBER_ALIVE || member->state == MSG_MEMBER_SUSPECT;
+        if (!live || member->local_socket[0] == '\0' || strcmp(member->host_id, host) != 0)
+            continue;
+        client_local_member_t *local = &view->local[view->local_count++];
+        local->node_id = member->id;
+        local->socket_path = member->local_socket;
+        local->index = i;
+    }
+    return 0;
+}
 
 void client_range_key(const char *normal_uri, uint64_t range_index, uint8_t out[HRW_RANGE_KEY_LEN])
 {
@@ -57,6 +102,11 @@ static void s_view_sanity(const client_view_t *view)
         assert(view->hrw[i].weight == view->members[i].weight);
         assert(!view->hrw[i].live || view->members[i].endpoint[0] != '\0');
     }
+    for (size_t k = 0; k < view->local_count; k++) {
+        assert(view->local[k].index < view->count);
+        assert(view->local[k].node_id == view->members[view->local[k].index].id);
+        assert(view->local[k].socket_path[0] != '\0');
+    }
 #else
     (void)view;
 #endif
@@ -79,7 +129,10 @@ void client_view_unref(client_view_t **view_p)
         free(view->members[i].name);
         free(view->members[i].endpoint);
         free(view->members[i].gossip_endpoint);
+        free(view->members[i].host_id);
+        free(view->members[i].local_socket);
     }
+    free(view->local);
     free(view->members);
     free(view->hrw);
     free(view->answered_by);
@@ -117,8 +170,11 @@ static int s_view_from_reply(const msg_view_reply_t *reply, const char *answered
         to->name = strdup(from->name);
         to->endpoint = strdup(from->data_endpoint);
         to->gossip_endpoint = strdup(from->gossip_endpoint);
+        to->host_id = strdup(from->host_id);
+        to->local_socket = strdup(from->local_socket);
         view->count++;
-        if (!to->name || !to->endpoint || !to->gossip_endpoint) {
+        if (!to->name || !to->endpoint || !to->gossip_endpoint || !to->host_id ||
+            !to->local_socket) {
             ok = false;
             break;
         }
@@ -132,7 +188,7 @@ static int s_view_from_reply(const msg_view_reply_t *reply, const char *answered
         view->hrw[i].live = to->endpoint[0] &&
                             (from->state == MSG_MEMBER_ALIVE || from->state == MSG_MEMBER_SUSPECT);
     }
-    if (!ok) {
+    if (!ok || s_find_local(view) != 0) {
         client_view_unref(&view);
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
     }
@@ -267,6 +323,7 @@ client_view_t *client_view_acquire(client_view_cache_t *cache, client_session_t 
         pthread_mutex_unlock(&cache->mutex);
         client_view_unref(&replaced);
         client_view_unref(&old);
+        /* HOOK(issue 11): client_local_consider(local, id, path) per client_view_local(fresh) */
         return fresh;
     }
     CLIENT_COUNT(cache->counters, view_failures, 1);

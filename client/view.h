@@ -31,22 +31,34 @@ typedef struct client_member {
     uint64_t incarnation;         /* SWIM incarnation */
     uint64_t weight;              /* capacity bytes: HRW weight */
     uint64_t last_heard_ms;       /* as the answering node reported it */
+    char *host_id;                /* host it runs on (proto/hostid.h); may be "" */
+    char *local_socket;           /* its AF_UNIX socket for clients on that host; "" = none */
 } client_member_t;
+
+/* A member on the client's own host that advertises a local socket (client_view_local). Both
+ * pointers are borrowed from the view's members, valid while the view is held. */
+typedef struct client_local_member {
+    const uint8_t *node_id;  /* MSG_NODE_ID_SIZE bytes */
+    const char *socket_path; /* its local_socket, never "" */
+    size_t index;            /* into client_view_t.members */
+} client_local_member_t;
 
 /* An immutable membership snapshot, shared by reference count between the view cache and
  * the calls using it; callers read its fields, only view.c writes them.
  * Invariant: hrw[i] describes members[i]; page_size, range_pages > 0; placement is
  * HRW_PLACEMENT_VERSION (a view of another placement version is refused, never kept). */
 typedef struct client_view {
-    _Atomic int refs;         /* references; freed at 0 */
-    uint64_t version;         /* view_version of the answering node */
-    uint64_t page_size;       /* cluster page size */
-    uint32_t range_pages;     /* pages per range */
-    uint32_t placement;       /* placement version of the cluster (HRW_PLACEMENT_VERSION) */
-    size_t count;             /* members */
-    client_member_t *members; /* count members */
-    hrw_member_t *hrw;        /* count placement entries (live = alive or suspect) */
-    char *answered_by;        /* endpoint that sent this view */
+    _Atomic int refs;             /* references; freed at 0 */
+    uint64_t version;             /* view_version of the answering node */
+    uint64_t page_size;           /* cluster page size */
+    uint32_t range_pages;         /* pages per range */
+    uint32_t placement;           /* placement version of the cluster (HRW_PLACEMENT_VERSION) */
+    size_t count;                 /* members */
+    client_member_t *members;     /* count members */
+    hrw_member_t *hrw;            /* count placement entries (live = alive or suspect) */
+    char *answered_by;            /* endpoint that sent this view */
+    client_local_member_t *local; /* local_count members on this host (client_view_local) */
+    size_t local_count;           /* entries in local */
 } client_view_t;
 
 /* Takes a reference (the caller then owns one). */
@@ -94,6 +106,19 @@ size_t client_view_range_targets(const client_view_t *view, const char *normal_u
                                  uint64_t range_index, size_t owner_tries, uint32_t owner_flags,
                                  size_t other_tries, uint32_t other_flags, client_target_t *out,
                                  size_t max);
+
+/* This process's host id: host_id_get (proto/hostid.h: $SHOAL_HOST_ID, /etc/machine-id, boot
+ * id, host name), read once per process and kept (thread safe; a forked child shares the
+ * host). Static storage: never freed; "" only when no source names the host. */
+const char *client_host_id(void);
+
+/* The members of `view` that run on this client's host (their host_id equals client_host_id(),
+ * neither empty), advertise a local socket and are live (alive or suspect), in the view's
+ * member order: computed once when the view is built. Sets *count_out and returns the array
+ * (borrowed from the view; NULL when the count is 0). What the short-circuit read path
+ * (helper localcli's client_local_consider) is fed with; the endpoint IP cannot say "same host"
+ * behind NAT or in pods. */
+const client_local_member_t *client_view_local(const client_view_t *view, size_t *count_out);
 
 /* The 16-byte file key of (uri, version): BLAKE2b-128 of uri "\0" version. Placement version 1
  * placed ranges by it; version 2 does not (the node's page key still holds the version). */

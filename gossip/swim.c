@@ -32,6 +32,8 @@ void swim_opts_default(swim_opts_t *opts)
     memset(opts, 0, sizeof *opts);
     opts->name = "";
     opts->data_ep = "";
+    opts->host_id = "";
+    opts->local_socket = "";
     opts->page_size = 1u << 20;
     opts->range_pages = 4;
     opts->placement = HRW_PLACEMENT_VERSION;
@@ -87,6 +89,8 @@ static void s_info(const swim_t *swim, const swim_member_t *m, swim_member_info_
     info->name = m->name;
     info->gossip_ep = m->gossip_ep;
     info->data_ep = m->data_ep;
+    info->host_id = m->host_id;
+    info->local_socket = m->local_socket;
     info->incarnation = m->incarnation;
     info->state = m->state;
     info->weight = m->weight;
@@ -178,7 +182,7 @@ void swim_queue(swim_t *swim, swim_member_t *member)
  * simply not learned; gossip or push-pull brings it again). */
 static swim_member_t *s_add(swim_t *swim, const swim_update_t *u, uint64_t now_ms)
 {
-    swim_member_t *m = swim_table_add(&swim->table, u->id, u->name, u->gossip_ep, u->data_ep);
+    swim_member_t *m = swim_table_add(&swim->table, u);
     if (m == NULL)
         return NULL;
     m->incarnation = u->incarnation;
@@ -236,8 +240,7 @@ static void s_about_self(swim_t *swim, const swim_update_t *u, swim_state_t stat
          * with our old address: take over with a higher incarnation. */
         if (u->incarnation > self->incarnation ||
             (u->incarnation == self->incarnation &&
-             (!swim_member_strings_equal(self, u->name, u->gossip_ep, u->data_ep) ||
-              u->weight != self->weight)))
+             (!swim_member_strings_equal(self, u) || u->weight != self->weight)))
             s_refute(swim, u->incarnation, false);
         break;
     case SWIM_SUSPECT:
@@ -289,9 +292,8 @@ static void s_apply(swim_t *swim, const swim_update_t *u, const uint8_t sender[1
     case SWIM_ALIVE: {
         if (u->incarnation <= m->incarnation)
             return;
-        bool data_changed = !swim_member_strings_equal(m, u->name, u->gossip_ep, u->data_ep) ||
-                            u->weight != m->weight;
-        if (data_changed && swim_member_set_strings(m, u->name, u->gossip_ep, u->data_ep) != 0)
+        bool data_changed = !swim_member_strings_equal(m, u) || u->weight != m->weight;
+        if (data_changed && swim_member_set_strings(m, u) != 0)
             return;
         m->incarnation = u->incarnation;
         m->weight = u->weight;
@@ -333,6 +335,8 @@ static void s_fill_update(const swim_member_t *m, swim_update_t *u)
     u->name = swim_str(m->name);
     u->gossip_ep = swim_str(m->gossip_ep);
     u->data_ep = swim_str(m->data_ep);
+    u->host_id = swim_str(m->host_id);
+    u->local_socket = swim_str(m->local_socket);
     u->incarnation = m->incarnation;
     u->state = (uint8_t)m->state;
     u->weight = m->weight;
@@ -473,22 +477,37 @@ swim_t *swim_new(const swim_opts_t *opts, uint64_t now_ms)
     if (opts->gossip_ep == NULL || opts->gossip_ep[0] == 0 ||
         strlen(opts->gossip_ep) > SWIM_ADDR_MAX ||
         (opts->name && strlen(opts->name) > SWIM_NAME_MAX) ||
-        (opts->data_ep && strlen(opts->data_ep) > SWIM_ADDR_MAX) || opts->transport.send == NULL ||
-        opts->probe_interval_ms == 0 || opts->awareness_max_mult == 0) {
-        shoal_fail(SHOAL_EINVAL, "swim: bad options (endpoint, name, transport or intervals)");
+        (opts->data_ep && strlen(opts->data_ep) > SWIM_ADDR_MAX) ||
+        (opts->host_id && strlen(opts->host_id) > SWIM_HOST_ID_MAX) ||
+        (opts->local_socket && strlen(opts->local_socket) > SWIM_SOCKET_MAX) ||
+        opts->transport.send == NULL || opts->probe_interval_ms == 0 ||
+        opts->awareness_max_mult == 0) {
+        shoal_fail(SHOAL_EINVAL, "swim: bad options (endpoint, name, host id, local socket, "
+                                 "transport or intervals)");
         return NULL;
     }
     swim_t *swim = calloc(1, sizeof *swim);
     if (swim == NULL || swim_table_init(&swim->table) != 0)
         goto nomem;
     swim->opts = *opts;
-    swim->self = swim_table_add(&swim->table, opts->id, swim_str(opts->name),
-                                swim_str(opts->gossip_ep), swim_str(opts->data_ep));
+    /* host_id and local_socket are set here once: nothing changes them later, so they need
+     * no incarnation bump of their own (a restart raises it anyway) */
+    swim_update_t self = {
+        .name = swim_str(opts->name),
+        .gossip_ep = swim_str(opts->gossip_ep),
+        .data_ep = swim_str(opts->data_ep),
+        .host_id = swim_str(opts->host_id),
+        .local_socket = swim_str(opts->local_socket),
+    };
+    memcpy(self.id, opts->id, SWIM_ID_LEN);
+    swim->self = swim_table_add(&swim->table, &self);
     if (swim->self == NULL)
         goto nomem;
     swim->opts.name = swim->self->name;
     swim->opts.gossip_ep = swim->self->gossip_ep;
     swim->opts.data_ep = swim->self->data_ep;
+    swim->opts.host_id = swim->self->host_id;
+    swim->opts.local_socket = swim->self->local_socket;
     swim->self->incarnation = opts->incarnation;
     swim->self->weight = opts->weight;
     swim->self->state = SWIM_ALIVE;

@@ -20,9 +20,11 @@
 extern "C" {
 #endif
 
-#define SWIM_ID_LEN   16  /* bytes of a node id */
-#define SWIM_NAME_MAX 63  /* longest node name (bytes, without the NUL) */
-#define SWIM_ADDR_MAX 255 /* longest endpoint string (bytes, without the NUL) */
+#define SWIM_ID_LEN      16  /* bytes of a node id */
+#define SWIM_NAME_MAX    63  /* longest node name (bytes, without the NUL) */
+#define SWIM_ADDR_MAX    255 /* longest endpoint string (bytes, without the NUL) */
+#define SWIM_HOST_ID_MAX 128 /* longest host id (proto/hostid.h HOST_ID_MAX), without the NUL */
+#define SWIM_SOCKET_MAX  107 /* longest local socket path: sun_path's 108 bytes less the NUL */
 
 typedef struct swim swim_t;
 
@@ -40,16 +42,18 @@ const char *swim_state_name(int state);
 /* A read-only copy of one member's record. Strings are borrowed from the core until the next
  * swim_tick, swim_receive, swim_join, swim_leave or swim_set_weight call. */
 typedef struct swim_member_info {
-    uint8_t id[SWIM_ID_LEN]; /* node id */
-    const char *name;        /* human name (may be "") */
-    const char *gossip_ep;   /* gossip endpoint, e.g. "tcp://10.0.0.5:7947" */
-    const char *data_ep;     /* data endpoint for page requests */
-    uint64_t incarnation;    /* raised only by the member itself (refutation, restart, leave) */
-    swim_state_t state;      /* alive, suspect, dead or left */
-    uint64_t weight;         /* cache capacity in bytes (placement weight) */
-    uint64_t last_heard_ms;  /* driver time of the last message from it (0: never) */
-    uint64_t state_since_ms; /* driver time of the last state change */
-    bool is_self;            /* this is the local node */
+    uint8_t id[SWIM_ID_LEN];  /* node id */
+    const char *name;         /* human name (may be "") */
+    const char *gossip_ep;    /* gossip endpoint, e.g. "tcp://10.0.0.5:7947" */
+    const char *data_ep;      /* data endpoint for page requests */
+    const char *host_id;      /* host it runs on (proto/hostid.h; may be "") */
+    const char *local_socket; /* its local (AF_UNIX) socket path for same-host clients; "" none */
+    uint64_t incarnation;     /* raised only by the member itself (refutation, restart, leave) */
+    swim_state_t state;       /* alive, suspect, dead or left */
+    uint64_t weight;          /* cache capacity in bytes (placement weight) */
+    uint64_t last_heard_ms;   /* driver time of the last message from it (0: never) */
+    uint64_t state_since_ms;  /* driver time of the last state change */
+    bool is_self;             /* this is the local node */
 } swim_member_info_t;
 
 /* What the core tells its owner. */
@@ -72,15 +76,18 @@ typedef struct swim_event {
 /* Settings. swim_opts_default() fills the defaults (see gossip/README.md); fields marked
  * "required" have none. Strings are copied by swim_new. */
 typedef struct swim_opts {
-    uint8_t id[SWIM_ID_LEN]; /* required: this node's id (persist it across restarts) */
-    const char *name;        /* node name ("" allowed) */
-    const char *gossip_ep;   /* required: where peers reach this node's gossip */
-    const char *data_ep;     /* data endpoint advertised to peers ("" allowed) */
-    uint64_t weight;         /* placement weight: capacity bytes */
-    uint64_t incarnation;    /* starting incarnation (persisted + 1 after a restart) */
-    uint32_t page_size;      /* cluster setting: must match every member's */
-    uint32_t range_pages;    /* cluster setting: must match every member's */
-    uint32_t placement;      /* cluster setting: placement version (hrw.h), default current */
+    uint8_t id[SWIM_ID_LEN];  /* required: this node's id (persist it across restarts) */
+    const char *name;         /* node name ("" allowed) */
+    const char *gossip_ep;    /* required: where peers reach this node's gossip */
+    const char *data_ep;      /* data endpoint advertised to peers ("" allowed) */
+    const char *host_id;      /* host id advertised (<= SWIM_HOST_ID_MAX; NULL/"" = none) */
+    const char *local_socket; /* local socket path advertised (<= SWIM_SOCKET_MAX; NULL/"" none);
+                               * host_id and local_socket are fixed for the core's lifetime */
+    uint64_t weight;          /* placement weight: capacity bytes */
+    uint64_t incarnation;     /* starting incarnation (persisted + 1 after a restart) */
+    uint32_t page_size;       /* cluster setting: must match every member's */
+    uint32_t range_pages;     /* cluster setting: must match every member's */
+    uint32_t placement;       /* cluster setting: placement version (hrw.h), default current */
 
     uint32_t probe_interval_ms;       /* one probe per interval (x LHM+1) */
     uint32_t probe_timeout_ms;        /* direct ack deadline before indirect probes (x LHM+1) */

@@ -92,24 +92,28 @@ static int s_slots_grow(swim_table_t *table)
     return 0;
 }
 
-int swim_member_set_strings(swim_member_t *member, swim_str_t name, swim_str_t gossip_ep,
-                            swim_str_t data_ep)
+/* Appends `str` and its NUL at *p, points *slot at it and moves *p past it. */
+static void s_put(char **p, char **slot, swim_str_t str)
 {
-    char *strings = malloc(name.len + gossip_ep.len + data_ep.len + 3);
+    *slot = *p;
+    if (str.len)
+        memcpy(*p, str.ptr, str.len);
+    (*p)[str.len] = 0;
+    *p += str.len + 1;
+}
+
+int swim_member_set_strings(swim_member_t *member, const swim_update_t *u)
+{
+    char *strings = malloc(u->name.len + u->gossip_ep.len + u->data_ep.len + u->host_id.len +
+                           u->local_socket.len + 5);
     if (strings == NULL)
         return SHOAL_ENOMEM;
     char *p = strings;
-    member->name = p;
-    memcpy(p, name.ptr, name.len);
-    p[name.len] = 0;
-    p += name.len + 1;
-    member->gossip_ep = p;
-    memcpy(p, gossip_ep.ptr, gossip_ep.len);
-    p[gossip_ep.len] = 0;
-    p += gossip_ep.len + 1;
-    member->data_ep = p;
-    memcpy(p, data_ep.ptr, data_ep.len);
-    p[data_ep.len] = 0;
+    s_put(&p, &member->name, u->name);
+    s_put(&p, &member->gossip_ep, u->gossip_ep);
+    s_put(&p, &member->data_ep, u->data_ep);
+    s_put(&p, &member->host_id, u->host_id);
+    s_put(&p, &member->local_socket, u->local_socket);
     free(member->strings);
     member->strings = strings;
     return 0;
@@ -117,19 +121,19 @@ int swim_member_set_strings(swim_member_t *member, swim_str_t name, swim_str_t g
 
 static bool s_str_eq(const char *cstr, swim_str_t s)
 {
-    return strlen(cstr) == s.len && memcmp(cstr, s.ptr, s.len) == 0;
+    return strlen(cstr) == s.len && (s.len == 0 || memcmp(cstr, s.ptr, s.len) == 0);
 }
 
-bool swim_member_strings_equal(const swim_member_t *member, swim_str_t name, swim_str_t gossip_ep,
-                               swim_str_t data_ep)
+bool swim_member_strings_equal(const swim_member_t *member, const swim_update_t *u)
 {
-    return s_str_eq(member->name, name) && s_str_eq(member->gossip_ep, gossip_ep) &&
-           s_str_eq(member->data_ep, data_ep);
+    return s_str_eq(member->name, u->name) && s_str_eq(member->gossip_ep, u->gossip_ep) &&
+           s_str_eq(member->data_ep, u->data_ep) && s_str_eq(member->host_id, u->host_id) &&
+           s_str_eq(member->local_socket, u->local_socket);
 }
 
-swim_member_t *swim_table_add(swim_table_t *table, const uint8_t id[SWIM_ID_LEN], swim_str_t name,
-                              swim_str_t gossip_ep, swim_str_t data_ep)
+swim_member_t *swim_table_add(swim_table_t *table, const swim_update_t *u)
 {
+    const uint8_t *id = u->id;
     assert(swim_table_find(table, id) == NULL);
     if (s_slots_grow(table) != 0)
         return NULL;
@@ -139,7 +143,7 @@ swim_member_t *swim_table_add(swim_table_t *table, const uint8_t id[SWIM_ID_LEN]
     if (m == NULL)
         return NULL;
     memcpy(m->id, id, SWIM_ID_LEN);
-    if (swim_member_set_strings(m, name, gossip_ep, data_ep) != 0) {
+    if (swim_member_set_strings(m, u) != 0) {
         free(m);
         return NULL;
     }
@@ -225,8 +229,9 @@ void swim_dissem_push(swim_dissem_t *dq, swim_member_t *m)
 
 size_t swim_member_wire_size(const swim_member_t *m)
 {
-    /* As swim_update_size: array, id, 3 string headers, strings, 3 uints, suspecter. */
-    return 1 + 18 + 6 + strlen(m->name) + strlen(m->gossip_ep) + strlen(m->data_ep) + 27 + 18;
+    /* As swim_update_size: array, id, 5 string headers, strings, 3 uints, suspecter. */
+    return 1 + 18 + 10 + strlen(m->name) + strlen(m->gossip_ep) + strlen(m->data_ep) +
+           strlen(m->host_id) + strlen(m->local_socket) + 27 + 18;
 }
 
 size_t swim_dissem_take(swim_dissem_t *dq, size_t max, size_t budget, uint32_t limit,

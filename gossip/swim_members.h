@@ -40,7 +40,9 @@ struct swim_member {
     char *name;                  /* points into strings */
     char *gossip_ep;             /* points into strings */
     char *data_ep;               /* points into strings */
-    char *strings;               /* one allocation holding the three strings */
+    char *host_id;               /* points into strings ("" = not advertised) */
+    char *local_socket;          /* points into strings ("" = none) */
+    char *strings;               /* one allocation holding the five strings */
     uint64_t incarnation;        /* latest incarnation seen */
     uint64_t weight;             /* capacity bytes */
     swim_state_t state;          /* alive, suspect, dead or left */
@@ -72,16 +74,15 @@ int swim_table_init(swim_table_t *table);
 void swim_table_fini(swim_table_t *table);
 /* Finds a member by id; borrowed pointer, valid until it is removed. NULL if absent. */
 swim_member_t *swim_table_find(const swim_table_t *table, const uint8_t id[SWIM_ID_LEN]);
-/* Adds a member (alive, incarnation 0, strings copied) that must not exist yet. Returns the
- * new member (owned by the table) or NULL when out of memory. */
-swim_member_t *swim_table_add(swim_table_t *table, const uint8_t id[SWIM_ID_LEN], swim_str_t name,
-                              swim_str_t gossip_ep, swim_str_t data_ep);
-/* Replaces a member's strings (copied). Returns 0 or SHOAL_ENOMEM (member unchanged). */
-int swim_member_set_strings(swim_member_t *member, swim_str_t name, swim_str_t gossip_ep,
-                            swim_str_t data_ep);
-/* True if the member's strings equal these. */
-bool swim_member_strings_equal(const swim_member_t *member, swim_str_t name, swim_str_t gossip_ep,
-                               swim_str_t data_ep);
+/* Adds member u->id (alive, incarnation 0, u's five strings copied: name, gossip_ep, data_ep,
+ * host_id, local_socket; u is borrowed) that must not exist yet. Returns the new member
+ * (owned by the table) or NULL when out of memory. */
+swim_member_t *swim_table_add(swim_table_t *table, const swim_update_t *u);
+/* Replaces a member's five strings with u's (copied). Returns 0 or SHOAL_ENOMEM (member
+ * unchanged). */
+int swim_member_set_strings(swim_member_t *member, const swim_update_t *u);
+/* True if the member's five strings equal u's. */
+bool swim_member_strings_equal(const swim_member_t *member, const swim_update_t *u);
 /* Removes and frees a member. The caller must have unlinked it from the queue and timers. */
 void swim_table_remove(swim_table_t *table, swim_member_t *member);
 /* Builds a swim_str_t from a C string. */

@@ -27,20 +27,22 @@ static void s_write_str(msg_buf_t *buf, swim_str_t str)
 
 static bool s_update_ok(const swim_update_t *u)
 {
-    return u->name.len <= 63 && u->gossip_ep.len <= 255 && u->data_ep.len <= 255 && u->state <= 3;
+    return u->name.len <= 63 && u->gossip_ep.len <= 255 && u->data_ep.len <= 255 &&
+           u->host_id.len <= SWIM_HOST_ID_MAX && u->local_socket.len <= SWIM_SOCKET_MAX &&
+           u->state <= 3;
 }
 
 size_t swim_update_size(const swim_update_t *u)
 {
-    /* array(1) + bin16(18) + 3 str headers (<= 2 each) + strings + 3 uints (<= 9 each)
+    /* array(1) + bin16(18) + 5 str headers (<= 2 each) + strings + 3 uints (<= 9 each)
      * + suspecter (18 or 1) */
-    return 1 + 18 + 6 + u->name.len + u->gossip_ep.len + u->data_ep.len + 27 +
-           (u->has_suspecter ? 18 : 1);
+    return 1 + 18 + 10 + u->name.len + u->gossip_ep.len + u->data_ep.len + u->host_id.len +
+           u->local_socket.len + 27 + (u->has_suspecter ? 18 : 1);
 }
 
 static void s_write_update(msg_buf_t *buf, const swim_update_t *u)
 {
-    mp_write_array(buf, 8);
+    mp_write_array(buf, SWIM_RECORD_FIELDS);
     s_write_id(buf, u->id);
     s_write_str(buf, u->name);
     s_write_str(buf, u->gossip_ep);
@@ -52,6 +54,8 @@ static void s_write_update(msg_buf_t *buf, const swim_update_t *u)
         s_write_id(buf, u->suspecter);
     else
         mp_write_nil(buf);
+    s_write_str(buf, u->host_id);
+    s_write_str(buf, u->local_socket);
 }
 
 /* Fields after the four common ones, by type; 0 for a type gossip does not send. */
@@ -185,7 +189,8 @@ static bool s_read_update(mp_reader_t *rd, swim_update_t *u, const char **field)
     uint32_t count;
     uint64_t state;
     memset(u, 0, sizeof *u);
-    if ((*field = "record", mp_read_array(rd, &count) || count != 8) ||
+    if ((*field = "record", mp_read_array(rd, &count) ||
+                                (count != SWIM_RECORD_FIELDS && count != SWIM_RECORD_FIELDS_V1)) ||
         (*field = "id", !s_read_id(rd, u->id)) ||
         (*field = "name", !s_read_str(rd, 63, &u->name)) ||
         (*field = "gossip_ep", !s_read_str(rd, 255, &u->gossip_ep)) ||
@@ -196,10 +201,19 @@ static bool s_read_update(mp_reader_t *rd, swim_update_t *u, const char **field)
         return false;
     u->state = (uint8_t)state;
     *field = "suspecter";
-    if (mp_peek(rd) == MP_NIL)
-        return mp_read_nil(rd) == 0;
-    u->has_suspecter = true;
-    return s_read_id(rd, u->suspecter);
+    if (mp_peek(rd) == MP_NIL) {
+        if (mp_read_nil(rd) != 0)
+            return false;
+    } else {
+        u->has_suspecter = true;
+        if (!s_read_id(rd, u->suspecter))
+            return false;
+    }
+    u->host_id.ptr = u->local_socket.ptr = "";
+    if (count == SWIM_RECORD_FIELDS_V1)
+        return true; /* a build before host ids: both "" */
+    return (*field = "host_id", s_read_str(rd, SWIM_HOST_ID_MAX, &u->host_id)) &&
+           (*field = "local_socket", s_read_str(rd, SWIM_SOCKET_MAX, &u->local_socket));
 }
 
 int swim_msg_decode(swim_msg_t *msg, const uint8_t *bytes, size_t len)

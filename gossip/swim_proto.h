@@ -24,7 +24,15 @@
  *
  *   updates, members = array (<= SWIM_UPDATES_MAX; SYNC <= SWIM_SYNC_MAX) of records:
  *   [ id bin16, name str<=63, gossip_ep str<=255, data_ep str<=255, incarnation uint,
- *     state uint 0..3, weight uint, suspecter bin16 | nil ]
+ *     state uint 0..3, weight uint, suspecter bin16 | nil,
+ *     host_id str<=128, local_socket str<=107 ]
+ *
+ * `host_id` (proto/hostid.h) and `local_socket` (the member's AF_UNIX socket for clients on
+ * its host, "" = none) were added as two trailing elements (issue 11): 10 elements are sent;
+ * a record of 8 (a build before them) still decodes, with both "". Builds before them refuse
+ * a 10-element record (a wrong element count), so, as with the placement version, upgrade a
+ * cluster as a whole. Both are fixed for a member's lifetime (set at start), so they change
+ * only with a restart, which raises the incarnation anyway.
  *
  * `suspecter` is the member whose failed probe started a suspicion (Lifeguard counts
  * independent suspecters as confirmations); nil for other states. A SYNC "refused" reply
@@ -49,16 +57,19 @@
 #include "hrw.h"
 #include "mp.h"
 #include "proto.h"
+#include "swim.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define SWIM_PROTO_VERSION 1
-#define SWIM_UPDATES_MAX   256         /* records in a non-SYNC message */
-#define SWIM_SYNC_MAX      65536       /* records in a SYNC or JOIN message */
-#define SWIM_MSG_MAX       (16u << 20) /* largest message accepted (a 65536-member SYNC fits) */
-#define SWIM_RECORD_MIN    25          /* smallest possible encoded record, to bound counts */
+#define SWIM_PROTO_VERSION    1
+#define SWIM_UPDATES_MAX      256         /* records in a non-SYNC message */
+#define SWIM_SYNC_MAX         65536       /* records in a SYNC or JOIN message */
+#define SWIM_MSG_MAX          (16u << 20) /* largest message accepted (a 65536-member SYNC fits) */
+#define SWIM_RECORD_MIN       25          /* smallest possible encoded record, to bound counts */
+#define SWIM_RECORD_FIELDS    10          /* elements of a record as sent */
+#define SWIM_RECORD_FIELDS_V1 8           /* ... as builds before host_id sent it (still read) */
 
 enum swim_sync_kind {
     SWIM_SYNC_PUSH = 0,    /* here is my state; answer with yours */
@@ -75,15 +86,17 @@ typedef struct swim_str {
 /* One member record as it travels. Encoding borrows the strings from the caller; decoding
  * points them into the message bytes. */
 typedef struct swim_update {
-    uint8_t id[16];        /* member id */
-    swim_str_t name;       /* <= 63 bytes */
-    swim_str_t gossip_ep;  /* <= 255 bytes */
-    swim_str_t data_ep;    /* <= 255 bytes */
-    uint64_t incarnation;  /* member's incarnation */
-    uint8_t state;         /* swim_state_t, 0..3 */
-    uint64_t weight;       /* capacity bytes */
-    bool has_suspecter;    /* suspecter is meaningful */
-    uint8_t suspecter[16]; /* who suspected it (state suspect) */
+    uint8_t id[16];          /* member id */
+    swim_str_t name;         /* <= 63 bytes */
+    swim_str_t gossip_ep;    /* <= 255 bytes */
+    swim_str_t data_ep;      /* <= 255 bytes */
+    swim_str_t host_id;      /* <= 128 bytes; "" when absent (8-element record) */
+    swim_str_t local_socket; /* <= 107 bytes; "" when absent or none */
+    uint64_t incarnation;    /* member's incarnation */
+    uint8_t state;           /* swim_state_t, 0..3 */
+    uint64_t weight;         /* capacity bytes */
+    bool has_suspecter;      /* suspecter is meaningful */
+    uint8_t suspecter[16];   /* who suspected it (state suspect) */
 } swim_update_t;
 
 /* A message header. For encoding fill the fields the type uses; decoding fills them and

@@ -66,6 +66,8 @@ view_t *view_from_swim(const swim_t *swim)
         snprintf(m->name, sizeof m->name, "%s", info.name);
         snprintf(m->gossip_ep, sizeof m->gossip_ep, "%s", info.gossip_ep);
         snprintf(m->data_ep, sizeof m->data_ep, "%s", info.data_ep);
+        snprintf(m->host_id, sizeof m->host_id, "%s", info.host_id);
+        snprintf(m->local_socket, sizeof m->local_socket, "%s", info.local_socket);
         m->incarnation = info.incarnation;
         m->state = info.state;
         m->weight = info.weight;

@@ -22,15 +22,17 @@ extern "C" {
 
 /* One member in a view. */
 typedef struct view_member {
-    uint8_t id[SWIM_ID_LEN];           /* node id */
-    char name[SWIM_NAME_MAX + 1];      /* node name */
-    char gossip_ep[SWIM_ADDR_MAX + 1]; /* gossip endpoint */
-    char data_ep[SWIM_ADDR_MAX + 1];   /* data endpoint (where page requests go) */
-    uint64_t incarnation;              /* member's incarnation */
-    swim_state_t state;                /* alive, suspect, dead or left */
-    uint64_t weight;                   /* capacity bytes */
-    bool is_self;                      /* the local node */
-    uint64_t last_heard_ms;            /* driver time of its last message (0: never/self) */
+    uint8_t id[SWIM_ID_LEN];                /* node id */
+    char name[SWIM_NAME_MAX + 1];           /* node name */
+    char gossip_ep[SWIM_ADDR_MAX + 1];      /* gossip endpoint */
+    char data_ep[SWIM_ADDR_MAX + 1];        /* data endpoint (where page requests go) */
+    char host_id[SWIM_HOST_ID_MAX + 1];     /* host it runs on ("" = not advertised) */
+    char local_socket[SWIM_SOCKET_MAX + 1]; /* its local socket path ("" = none) */
+    uint64_t incarnation;                   /* member's incarnation */
+    swim_state_t state;                     /* alive, suspect, dead or left */
+    uint64_t weight;                        /* capacity bytes */
+    bool is_self;                           /* the local node */
+    uint64_t last_heard_ms;                 /* driver time of its last message (0: never/self) */
 } view_member_t;
 
 typedef struct view view_t;

@@ -75,6 +75,8 @@ static void s_on_view(void *ctx, view_t *view)
         snprintf(to->name, sizeof to->name, "%s", from->name);
         snprintf(to->data_endpoint, sizeof to->data_endpoint, "%s", from->data_ep);
         snprintf(to->gossip_endpoint, sizeof to->gossip_endpoint, "%s", from->gossip_ep);
+        snprintf(to->host_id, sizeof to->host_id, "%s", from->host_id);
+        snprintf(to->local_socket, sizeof to->local_socket, "%s", from->local_socket);
         to->state = (uint32_t)from->state; /* swim_state_t and msg_member_state_t agree */
         to->incarnation = from->incarnation;
         to->weight = from->weight;
@@ -144,6 +146,8 @@ static void s_opts(cluster_t *self, const char *data_endpoint, const char *bind_
     opts->swim.name = config->name;
     opts->swim.gossip_ep = NULL; /* set by the caller once bound */
     opts->swim.data_ep = data_endpoint;
+    opts->swim.host_id = config->host_id;
+    opts->swim.local_socket = deps->local_socket;
     opts->swim.weight = config->capacity_bytes;
     opts->swim.incarnation = deps->incarnation;
     opts->swim.page_size = (uint32_t)deps->page_size;

@@ -1,10 +1,11 @@
 /*
  * cluster.h - the node's membership in a cluster: runs a gossip agent (gossip/gossip_agent.h,
  * its own thread and port) that carries this node's id, incarnation, name, data endpoint,
- * weight (= capacity), page size and range size, joins through --seeds, and feeds every new
- * snapshot into the node's membership (membership.h). A cluster whose page or range size
- * differs refuses us: that is reported by cluster_start or, later, cluster_status, and the
- * daemon exits 2. On stop the node leaves gracefully (peers record it "left", not dead).
+ * host id and local socket path, weight (= capacity), page size and range size, joins through
+ * --seeds, and feeds every new snapshot into the node's membership (membership.h). A cluster
+ * whose page or range size differs refuses us: that is reported by cluster_start or, later,
+ * cluster_status, and the daemon exits 2. On stop the node leaves gracefully (peers record it
+ * "left", not dead).
  */
 #ifndef SHOAL_NODE_CLUSTER_H
 #define SHOAL_NODE_CLUSTER_H
@@ -28,6 +29,8 @@ typedef struct cluster_deps {
     uint64_t incarnation;             /* this start's incarnation */
     uint64_t page_size;               /* cluster page size (a differing cluster refuses us) */
     uint32_t range_pages;             /* pages per range (likewise) */
+    const char *local_socket;         /* local socket path advertised (<= 107 bytes); NULL or
+                                       * "" = none (the host id comes from config->host_id) */
 } cluster_deps_t;
 
 /* Makes the agent and binds the gossip endpoint (--gossip; when that was not given and its

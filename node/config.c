@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hostid.h"
 #include "swim.h" /* swim_opts_default only: the gossip flags default to the core's values */
 #include "units.h"
 
@@ -48,6 +49,9 @@ static const s_flag_t s_flags[] = {
      "read settings from FILE: lines `name = value` with the flag names below\n"
      "                       (`#` starts a comment); flags on the command line override it"},
     {"name", S_STRING, "NAME", "human name of this node in the view [host name]"},
+    {"host-id", S_STRING, "STR",
+     "host id in the view: clients with the same one know they share this host\n"
+     "                       (<= 128 bytes) [$SHOAL_HOST_ID, /etc/machine-id, boot id, host name]"},
     {"data-dir", S_STRING, "DIR", "cache directory (RocksDB), created if missing [~/.cache/shoal]"},
     {"capacity", S_SIZE, "SIZE", "cache quota: bytes, or with K/M/G/T (binary): 10G, 512M [10G]"},
     {"listen", S_ENDPOINT, "ENDPOINT",
@@ -151,8 +155,11 @@ int config_init(node_config_t *config)
         snprintf(dir, sizeof dir, "%s/shoal", cache);
     else
         snprintf(dir, sizeof dir, "%s/.cache/shoal", home && home[0] ? home : ".");
+    char host_id[HOST_ID_MAX + 1];
+    if (host_id_get(host_id, sizeof host_id) < 0)
+        snprintf(host_id, sizeof host_id, "%s", host);
     if (s_set_string(&config->name, host) < 0 || s_set_string(&config->data_dir, dir) < 0 ||
-        s_set_string(&config->seeds, "") < 0) {
+        s_set_string(&config->seeds, "") < 0 || s_set_string(&config->host_id, host_id) < 0) {
         config_fini(config);
         return SHOAL_ENOMEM;
     }
@@ -186,6 +193,7 @@ static void s_clear_mounts(node_config_t *config)
 void config_fini(node_config_t *config)
 {
     free(config->name);
+    free(config->host_id);
     free(config->data_dir);
     free(config->seeds);
     free(config->cluster_key);
@@ -203,10 +211,12 @@ static int s_copy_string(char **to, const char *from)
 int config_copy(node_config_t *to, const node_config_t *from)
 {
     *to = *from;
-    to->name = to->data_dir = to->seeds = to->cluster_key = to->config_path = NULL;
+    to->name = to->host_id = to->data_dir = to->seeds = to->cluster_key = to->config_path = NULL;
     vec_init(&to->mounts);
     vec_init(&to->immutable_mounts);
     int rc = s_copy_string(&to->name, from->name);
+    if (rc == 0)
+        rc = s_copy_string(&to->host_id, from->host_id);
     if (rc == 0)
         rc = s_copy_string(&to->data_dir, from->data_dir);
     if (rc == 0)
@@ -319,6 +329,7 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
     switch (flag->kind) {
     case S_STRING: {
         char **slot = strcmp(name, "name") == 0       ? &config->name
+                      : strcmp(name, "host-id") == 0  ? &config->host_id
                       : strcmp(name, "data-dir") == 0 ? &config->data_dir
                       : strcmp(name, "seeds") == 0    ? &config->seeds
                                                       : &config->cluster_key;
@@ -326,6 +337,12 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
             return s_error(error, error_len, "%s: empty value for --%s", where, name);
         if (strlen(value) > 4095)
             return s_error(error, error_len, "%s: value for --%s is too long", where, name);
+        if (slot == &config->host_id && strlen(value) > HOST_ID_MAX)
+            return s_error(error, error_len, "%s: --host-id '%.40s...' is longer than %d bytes",
+                           where, value, HOST_ID_MAX);
+        for (const char *p = value; slot == &config->host_id && *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                return s_error(error, error_len, "%s: --host-id has a control character", where);
         return s_set_string(slot, value);
     }
     case S_SIZE:

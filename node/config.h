@@ -21,6 +21,7 @@
 /* Every setting of one node. Strings are owned by the config (freed by config_fini). */
 typedef struct node_config {
     char *name;                       /* --name: human name in the view [host name] */
+    char *host_id;                    /* --host-id: host id in the view [host_id_get()] */
     char *data_dir;                   /* --data-dir: RocksDB directory [~/.cache/shoal] */
     uint64_t capacity_bytes;          /* --capacity: page quota [10G] */
     char listen[CONFIG_ENDPOINT_MAX]; /* --listen: data endpoint, "tcp://host:port" */

@@ -67,8 +67,9 @@ static bool s_changed(const membership_member_t *a, size_t a_count, const member
         x.last_heard_ns = y.last_heard_ns = 0;
         if (memcmp(x.id, y.id, sizeof x.id) != 0 || strcmp(x.name, y.name) != 0 ||
             strcmp(x.data_endpoint, y.data_endpoint) != 0 ||
-            strcmp(x.gossip_endpoint, y.gossip_endpoint) != 0 || x.state != y.state ||
-            x.incarnation != y.incarnation || x.weight != y.weight)
+            strcmp(x.gossip_endpoint, y.gossip_endpoint) != 0 ||
+            strcmp(x.host_id, y.host_id) != 0 || strcmp(x.local_socket, y.local_socket) != 0 ||
+            x.state != y.state || x.incarnation != y.incarnation || x.weight != y.weight)
             return true;
     }
     return false;
@@ -183,6 +184,8 @@ int membership_encode_reply(membership_t *self, uint64_t request_id, msg_buf_t *
         wire[i].name = member->name;
         wire[i].data_endpoint = member->data_endpoint;
         wire[i].gossip_endpoint = member->gossip_endpoint;
+        wire[i].host_id = member->host_id;
+        wire[i].local_socket = member->local_socket;
         wire[i].state = member->state;
         wire[i].incarnation = member->incarnation;
         wire[i].weight = member->weight;

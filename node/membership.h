@@ -1,9 +1,9 @@
 /*
- * membership.h - the node's membership seam: the current member list (id, endpoints, state,
- * incarnation, weight, last heard) and a view version, behind one small interface. The gossip
- * agent (cluster.c) calls membership_set_members after every change; VIEW replies, the
- * view_version of every reply and the placement decisions of the read path (forward.c) come
- * from here. Without gossip (unit tests) the node sets it once to itself alone.
+ * membership.h - the node's membership seam: the current member list (id, endpoints, host id
+ * and local socket, state, incarnation, weight, last heard) and a view version, behind one small
+ * interface. The gossip agent (cluster.c) calls membership_set_members after every change; VIEW
+ * replies, the view_version of every reply and the placement decisions of the read path (forward.c)
+ * come from here. Without gossip (unit tests) the node sets it once to itself alone.
  *
  * The view version is comparable across nodes: it is the wall clock in milliseconds at the
  * change (or the previous version + 1 when the clock has not moved), so a client that fetched
@@ -22,14 +22,16 @@
 
 /* One member as the node holds it (a copy; no pointers). */
 typedef struct membership_member {
-    uint8_t id[MSG_NODE_ID_SIZE];               /* node id (16 random bytes) */
-    char name[MSG_NAME_MAX + 1];                /* --name */
-    char data_endpoint[MSG_ENDPOINT_MAX + 1];   /* "tcp://host:port" for data requests */
-    char gossip_endpoint[MSG_ENDPOINT_MAX + 1]; /* gossip endpoint, may be "" */
-    uint32_t state;                             /* msg_member_state_t */
-    uint64_t incarnation;                       /* SWIM incarnation */
-    uint64_t weight;                            /* cache capacity in bytes */
-    int64_t last_heard_ns;                      /* CLOCK_MONOTONIC of last contact; 0 = self */
+    uint8_t id[MSG_NODE_ID_SIZE];                /* node id (16 random bytes) */
+    char name[MSG_NAME_MAX + 1];                 /* --name */
+    char data_endpoint[MSG_ENDPOINT_MAX + 1];    /* "tcp://host:port" for data requests */
+    char gossip_endpoint[MSG_ENDPOINT_MAX + 1];  /* gossip endpoint, may be "" */
+    char host_id[MSG_HOST_ID_MAX + 1];           /* host it runs on (--host-id), may be "" */
+    char local_socket[MSG_LOCAL_SOCKET_MAX + 1]; /* its local socket path, "" = none */
+    uint32_t state;                              /* msg_member_state_t */
+    uint64_t incarnation;                        /* SWIM incarnation */
+    uint64_t weight;                             /* cache capacity in bytes */
+    int64_t last_heard_ns;                       /* CLOCK_MONOTONIC of last contact; 0 = self */
 } membership_member_t;
 
 /* The membership. Thread safe: readers (any worker) and the writer (the gossip thread) may

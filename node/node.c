@@ -63,6 +63,24 @@ static void s_advertised(const node_config_t *config, char *out, size_t out_len)
     }
 }
 
+/* The local (AF_UNIX) socket path this node advertises in the view for clients on its host
+ * (issue 11), or NULL for none. The listener itself is helper localsrv's (`--local-socket`,
+ * config->local_socket); until it lands, tests name a path in $SHOAL_TEST_LOCAL_SOCKET. A path
+ * too long for sun_path is not advertised (warning). */
+static const char *s_local_socket(const node_config_t *config)
+{
+    (void)config;
+    const char *path = getenv("SHOAL_TEST_LOCAL_SOCKET"); /* HOOK(issue 11): config->local_socket */
+    if (path == NULL || path[0] == '\0')
+        return NULL;
+    if (strlen(path) > MSG_LOCAL_SOCKET_MAX) {
+        log_warn("local socket '%s' is longer than %d bytes: not advertised", path,
+                 MSG_LOCAL_SOCKET_MAX);
+        return NULL;
+    }
+    return path;
+}
+
 /* The ops handlers as the server's dispatch and the fetch pool's handler. */
 static void s_dispatch(void *arg, reply_sink_t *sink, node_request_t **request_p)
 {
@@ -226,6 +244,9 @@ node_t *node_new(const node_config_t *config)
     snprintf(me.name, sizeof me.name, "%s", config->name);
     s_advertised(config, me.data_endpoint, sizeof me.data_endpoint);
     snprintf(me.gossip_endpoint, sizeof me.gossip_endpoint, "%s", config->gossip);
+    snprintf(me.host_id, sizeof me.host_id, "%s", config->host_id);
+    const char *local_socket = s_local_socket(&self->config); /* lives as long as the node */
+    snprintf(me.local_socket, sizeof me.local_socket, "%s", local_socket ? local_socket : "");
     me.state = MSG_MEMBER_ALIVE;
     me.incarnation = self->incarnation;
     me.weight = config->capacity_bytes;
@@ -254,6 +275,7 @@ node_t *node_new(const node_config_t *config)
         .incarnation = self->incarnation,
         .page_size = self->page_size,
         .range_pages = self->range_pages,
+        .local_socket = local_socket,
     };
     self->cluster = cluster_new(&cluster, me.data_endpoint);
     if (self->cluster == NULL)

@@ -763,6 +763,8 @@ static const s_field_t s_member_fields[] = {
     F_U64(6, "incarnation", msg_member_t, incarnation, OPT, 0, UINT64_MAX, 0),
     F_U64(7, "weight", msg_member_t, weight, OPT, 0, UINT64_MAX, 0),
     F_U64(8, "last_heard_ms", msg_member_t, last_heard_ms, OPT, 0, UINT64_MAX, 0),
+    F_STR(9, "host_id", msg_member_t, host_id, OPT, MSG_HOST_ID_MAX),
+    F_STR(10, "local_socket", msg_member_t, local_socket, OPT, MSG_LOCAL_SOCKET_MAX),
 };
 
 static const s_field_t s_view_reply_fields[] = {

@@ -72,6 +72,9 @@ extern "C" {
  *                          5 state uint req (0 alive, 1 suspect, 2 dead, 3 left)
  *                          6 incarnation uint [0]   7 weight uint [0] (capacity bytes)
  *                          8 last_heard_ms uint [0] (ms since the sender last heard from it)
+ *                          9 host_id str [""] (<= 128; proto/hostid.h: the host it runs on)
+ *                          10 local_socket str [""] (<= 107; its AF_UNIX socket for clients
+ *                             on that host; "" = none)
  *                        5 placement uint [1] (>= 1: the cluster's placement version,
  *                          HRW_PLACEMENT_VERSION in gossip/hrw.h; builds before placement
  *                          versions send none, hence 1; a client of another version refuses
@@ -175,6 +178,8 @@ extern "C" {
 #define MSG_CURSOR_MAX       4096       /* bytes in a LIST cursor */
 #define MSG_NAME_MAX         256        /* bytes in a member name */
 #define MSG_ENDPOINT_MAX     256        /* bytes in an endpoint ("tcp://10.0.0.1:7070") */
+#define MSG_HOST_ID_MAX      128        /* bytes in a member's host id (HOST_ID_MAX) */
+#define MSG_LOCAL_SOCKET_MAX 107        /* bytes in a local socket path (sun_path less NUL) */
 #define MSG_MEMBERS_MAX      4096       /* members in one VIEW reply */
 #define MSG_LIST_ENTRIES_MAX 1000       /* entries in one LIST reply */
 #define MSG_READ_PAGES_MAX   4096       /* raw frames after one header (pages in a READ reply) */
@@ -270,6 +275,8 @@ typedef struct msg_member {
     uint64_t incarnation;         /* SWIM incarnation number */
     uint64_t weight;              /* cache capacity in bytes; rendezvous weight */
     uint64_t last_heard_ms;       /* ms since the sender last heard from this member */
+    const char *host_id;          /* host it runs on (hostid.h); may be "" */
+    const char *local_socket;     /* AF_UNIX socket for clients on its host; "" = none */
 } msg_member_t;
 
 typedef struct msg_view_reply {

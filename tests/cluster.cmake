@@ -17,3 +17,10 @@ if(TARGET shoald)
         PkgConfig::ZMQ PkgConfig::SODIUM)
     add_dependencies(test_cold shoald)
 endif()
+# test_hostid: three real nodes advertise the host id and (fake) local socket paths in the
+# view; a fourth with --host-id of another host is not listed as local (issue 11).
+if(TARGET shoald)
+    shoal_unit_test(test_hostid shoal_client shoal_testsupport PkgConfig::JANSSON)
+    target_include_directories(test_hostid PRIVATE ${PROJECT_SOURCE_DIR}/client)
+    add_dependencies(test_hostid shoald)
+endif()

@@ -1,15 +1,18 @@
 /*
  * test_base_util.c - the small pure parts of the base layer (proto/): clock, rng, fnv, hex and
- * percent coding, the size/duration grammar and its formatters, the generic vector. Known
- * answers, boundaries and overflow refusal.
+ * percent coding, the size/duration grammar and its formatters, the generic vector, the host
+ * id. Known answers, boundaries and overflow refusal.
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "coding.h"
 #include "fnv.h"
+#include "hostid.h"
 #include "rng.h"
 #include "units.h"
 #include "vec.h"
@@ -405,4 +408,57 @@ Test(vec, pointers)
     cr_assert_eq(vec_push(&names, "b"), 0);
     cr_assert_str_eq(names.items[1], "b");
     vec_fini(&names);
+}
+
+/* ---- host id (hostid.h) ---- */
+
+Test(hostid, environment_wins_trimmed_and_bounded)
+{
+    char id[HOST_ID_MAX + 1];
+    cr_assert_eq(setenv("SHOAL_HOST_ID", "  pod-host-7 \n", 1), 0);
+    cr_assert_eq(host_id_get(id, sizeof id), 0);
+    cr_assert_str_eq(id, "pod-host-7");
+
+    /* a newline inside ends it; an overlong value is cut to HOST_ID_MAX */
+    cr_assert_eq(setenv("SHOAL_HOST_ID", "first\nsecond", 1), 0);
+    cr_assert_eq(host_id_get(id, sizeof id), 0);
+    cr_assert_str_eq(id, "first");
+    char long_id[300];
+    memset(long_id, 'h', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    cr_assert_eq(setenv("SHOAL_HOST_ID", long_id, 1), 0);
+    cr_assert_eq(host_id_get(id, sizeof id), 0);
+    cr_assert_eq(strlen(id), HOST_ID_MAX);
+    char small[5];
+    cr_assert_eq(host_id_get(small, sizeof small), 0);
+    cr_assert_str_eq(small, "hhhh");
+    cr_assert_eq(host_id_get(NULL, 10), SHOAL_EINVAL);
+    cr_assert_eq(host_id_get(id, 0), SHOAL_EINVAL);
+    unsetenv("SHOAL_HOST_ID");
+}
+
+Test(hostid, without_environment_every_call_agrees)
+{
+    /* blank is not a value: the files or the host name are used instead */
+    cr_assert_eq(setenv("SHOAL_HOST_ID", " \t ", 1), 0);
+    char a[HOST_ID_MAX + 1], b[HOST_ID_MAX + 1];
+    cr_assert_eq(host_id_get(a, sizeof a), 0);
+    unsetenv("SHOAL_HOST_ID");
+    cr_assert_eq(host_id_get(b, sizeof b), 0);
+    cr_assert_gt(strlen(a), 0);
+    cr_assert_str_eq(a, b);
+    cr_assert_leq(strlen(a), HOST_ID_MAX);
+    for (const char *p = a; *p; p++)
+        cr_assert((unsigned char)*p >= 0x20, "control byte in host id '%s'", a);
+    /* machine-id when there is one (the usual case on Linux) */
+    FILE *file = fopen("/etc/machine-id", "r");
+    if (file) {
+        char line[256] = "";
+        if (fgets(line, sizeof line, file)) {
+            line[strcspn(line, "\r\n")] = '\0';
+            if (line[0])
+                cr_assert_str_eq(a, line);
+        }
+        fclose(file);
+    }
 }

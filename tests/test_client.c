@@ -109,6 +109,9 @@ typedef struct fake_node {
     void *router;                  /* bound to a free loopback port */
     char endpoint[64];             /* tcp://127.0.0.1:PORT */
     char other_endpoint[64];       /* a second member listed in the view ("" = none) */
+    char host_ids[2][160];         /* host_id of each member in the view ("" by default) */
+    char sockets[2][128];          /* local_socket of each member ("" by default) */
+    uint32_t other_state;          /* state of the second member (alive by default) */
     pthread_t thread;              /* serving thread */
     atomic_bool stop;              /* ask the thread to end */
     _Atomic int mode;              /* enum fake_mode for READ replies */
@@ -221,12 +224,16 @@ static void s_fake_answer(fake_node_t *fake, zmq_msg_t *identity, const msg_t *r
                                     .data_endpoint = fake->endpoint,
                                     .gossip_endpoint = "",
                                     .state = MSG_MEMBER_ALIVE,
-                                    .weight = 1 << 30},
+                                    .weight = 1 << 30,
+                                    .host_id = fake->host_ids[0],
+                                    .local_socket = fake->sockets[0]},
                                    {.name = "other",
                                     .data_endpoint = fake->other_endpoint,
                                     .gossip_endpoint = "",
-                                    .state = MSG_MEMBER_ALIVE,
-                                    .weight = 1 << 30}};
+                                    .state = fake->other_state,
+                                    .weight = 1 << 30,
+                                    .host_id = fake->host_ids[1],
+                                    .local_socket = fake->sockets[1]}};
         memset(members[0].id, 0xaa, 16);
         memset(members[1].id, 0xbb, 16);
         msg_init(&reply, MSG_VIEW_REP, id, vv);
@@ -582,6 +589,82 @@ Test(client_fake, view_of_another_placement_version_is_refused)
     shoal_client_destroy(&client);
     s_fake_stop(&fake);
     free(data);
+}
+
+/* The view keeps each member's host_id and local_socket (VIEW keys 9, 10), shoal_members shows
+ * them, and client_view_local lists the live members of this host that have a socket. */
+Test(client_fake, view_lists_the_members_on_this_host)
+{
+    cr_assert_eq(setenv("SHOAL_HOST_ID", "host-of-this-test", 1), 0); /* before the first use */
+    cr_assert_str_eq(client_host_id(), "host-of-this-test");
+    uint8_t *data = s_pattern(FILE_SIZE, 4);
+    fake_node_t fake;
+    s_fake_start(&fake, "file:///fake/h", data, FILE_SIZE, "v1");
+    snprintf(fake.other_endpoint, sizeof fake.other_endpoint, "tcp://127.0.0.1:1");
+    snprintf(fake.host_ids[0], sizeof fake.host_ids[0], "host-of-this-test");
+    snprintf(fake.sockets[0], sizeof fake.sockets[0], "/tmp/shoal-test/a.sock");
+    snprintf(fake.host_ids[1], sizeof fake.host_ids[1], "another-host");
+    snprintf(fake.sockets[1], sizeof fake.sockets[1], "/tmp/shoal-test/b.sock");
+    shoal_client_options_t options = {.seeds = s_seed(&fake), .timeout_ms = 2000};
+    shoal_client_t *client = shoal_client_new(&options);
+    cr_assert_not_null(client, "%s", shoal_last_error());
+
+    char *text = NULL;
+    cr_assert_eq(shoal_members(client, &text), 0, "%s", shoal_last_error());
+    json_t *root = json_loads(text, 0, NULL);
+    shoal_free(text);
+    json_t *members = json_object_get(root, "members");
+    cr_assert_eq(json_array_size(members), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *m = json_array_get(members, i);
+        bool first = strcmp(json_string_value(json_object_get(m, "name")), "fake") == 0;
+        cr_assert_str_eq(json_string_value(json_object_get(m, "host_id")),
+                         fake.host_ids[first ? 0 : 1]);
+        cr_assert_str_eq(json_string_value(json_object_get(m, "local_socket")),
+                         fake.sockets[first ? 0 : 1]);
+    }
+    json_decref(root);
+
+    client_ctx_t ctx;
+    cr_assert_eq(client_ctx_begin(client, &ctx), 0);
+    cr_assert_not_null(ctx.view, "%s", shoal_last_error());
+    size_t count = 99;
+    const client_local_member_t *local = client_view_local(ctx.view, &count);
+    cr_assert_eq(count, 1);
+    cr_assert_str_eq(local[0].socket_path, "/tmp/shoal-test/a.sock");
+    cr_assert_eq(local[0].node_id[0], 0xaa);
+    cr_assert_str_eq(ctx.view->members[local[0].index].name, "fake");
+
+    /* both on this host: both listed; then the other one without a socket, or dead: not */
+    snprintf(fake.host_ids[1], sizeof fake.host_ids[1], "host-of-this-test");
+    client_view_t *fresh = client_view_acquire(ctx.views, ctx.session, true);
+    cr_assert_not_null(fresh);
+    local = client_view_local(fresh, &count);
+    cr_assert_eq(count, 2);
+    cr_assert_str_eq(local[0].socket_path, "/tmp/shoal-test/a.sock");
+    cr_assert_str_eq(local[1].socket_path, "/tmp/shoal-test/b.sock");
+    cr_assert_eq(local[1].node_id[0], 0xbb);
+    client_view_unref(&fresh);
+    fake.sockets[1][0] = '\0';
+    fresh = client_view_acquire(ctx.views, ctx.session, true);
+    cr_assert_not_null(fresh);
+    client_view_local(fresh, &count);
+    cr_assert_eq(count, 1);
+    client_view_unref(&fresh);
+    snprintf(fake.sockets[1], sizeof fake.sockets[1], "/tmp/shoal-test/b.sock");
+    fake.other_state = MSG_MEMBER_DEAD;
+    fresh = client_view_acquire(ctx.views, ctx.session, true);
+    cr_assert_not_null(fresh);
+    local = client_view_local(fresh, &count);
+    cr_assert_eq(count, 1);
+    cr_assert_eq(local[0].node_id[0], 0xaa);
+    client_view_unref(&fresh);
+    client_ctx_end(&ctx);
+
+    shoal_client_destroy(&client);
+    s_fake_stop(&fake);
+    free(data);
+    unsetenv("SHOAL_HOST_ID");
 }
 
 /* Every kind of bad reply is an error (no fallback allowed), never wrong bytes. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hostid.h"
 #include "mount.h"
 #include "units.h"
 
@@ -357,6 +358,47 @@ Test(config, flags_and_defaults)
     cr_assert_eq(config_copy(&copy, &config), 0);
     cr_assert_str_eq(copy.mounts.items[1], "s3://b/");
     config_fini(&copy);
+    config_fini(&config);
+}
+
+/* --host-id: defaults to host_id_get, is copied, and refuses overlong or control bytes. */
+Test(config, host_id)
+{
+    node_config_t config;
+    char error[CONFIG_ERROR_MAX];
+    const char *plain[] = {"shoald", "--mount", "file:///d/", NULL};
+    cr_assert_eq(s_parse(&config, plain, error, sizeof error), 0, "%s", error);
+    char want[HOST_ID_MAX + 1];
+    cr_assert_eq(host_id_get(want, sizeof want), 0);
+    cr_assert_str_eq(config.host_id, want);
+    config_fini(&config);
+
+    const char *given[] = {"shoald", "--mount", "file:///d/", "--host-id", "rack7-host3", NULL};
+    cr_assert_eq(s_parse(&config, given, error, sizeof error), 0, "%s", error);
+    cr_assert_str_eq(config.host_id, "rack7-host3");
+    node_config_t copy;
+    cr_assert_eq(config_copy(&copy, &config), 0);
+    cr_assert_str_eq(copy.host_id, "rack7-host3");
+    config_fini(&copy);
+    config_fini(&config);
+
+    char longest[HOST_ID_MAX + 2];
+    memset(longest, 'h', sizeof longest - 1);
+    longest[HOST_ID_MAX + 1] = '\0';
+    const char *too_long[] = {"shoald", "--mount", "file:///d/", "--host-id", longest, NULL};
+    cr_assert_eq(s_parse(&config, too_long, error, sizeof error), SHOAL_EINVAL);
+    cr_assert(strstr(error, "--host-id") && strstr(error, "128"), "%s", error);
+    config_fini(&config);
+    longest[HOST_ID_MAX] = '\0';
+    cr_assert_eq(s_parse(&config, too_long, error, sizeof error), 0, "%s", error);
+    cr_assert_eq(strlen(config.host_id), HOST_ID_MAX);
+    config_fini(&config);
+    const char *control[] = {"shoald", "--mount", "file:///d/", "--host-id", "a\nb", NULL};
+    cr_assert_eq(s_parse(&config, control, error, sizeof error), SHOAL_EINVAL);
+    cr_assert(strstr(error, "control"), "%s", error);
+    config_fini(&config);
+    const char *empty[] = {"shoald", "--mount", "file:///d/", "--host-id", "", NULL};
+    cr_assert_eq(s_parse(&config, empty, error, sizeof error), SHOAL_EINVAL);
     config_fini(&config);
 }
 

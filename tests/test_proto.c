@@ -182,6 +182,8 @@ Test(proto, view_reply)
 
     char *name = s_string(MSG_NAME_MAX, 'n');
     char *endpoint = s_string(MSG_ENDPOINT_MAX, 'e');
+    char *host_id = s_string(MSG_HOST_ID_MAX, 'h');
+    char *socket_path = s_string(MSG_LOCAL_SOCKET_MAX, 's');
     msg_member_t *members = calloc(MSG_MEMBERS_MAX, sizeof *members);
     for (uint32_t i = 0; i < MSG_MEMBERS_MAX; i++) {
         memset(members[i].id, (int)(i & 0xff), MSG_NODE_ID_SIZE);
@@ -193,6 +195,8 @@ Test(proto, view_reply)
         members[i].incarnation = i == 0 ? UINT64_MAX : i;
         members[i].weight = UINT64_MAX - i;
         members[i].last_heard_ms = i * 1000ull;
+        members[i].host_id = i == 0 ? host_id : i % 2 ? "5f3c9e0d2b7a4c1e8f6a0b9d3e2c1a7f" : NULL;
+        members[i].local_socket = i == 0 ? socket_path : i % 3 ? "/run/shoal/n.sock" : NULL;
     }
     m.body.view_reply.members = members;
     m.body.view_reply.member_count = MSG_MEMBERS_MAX;
@@ -213,6 +217,45 @@ Test(proto, view_reply)
     char *long_endpoint = s_string(MSG_ENDPOINT_MAX + 1, 'e');
     members[1].data_endpoint = long_endpoint;
     cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    members[1].data_endpoint = endpoint;
+    char *long_host_id = s_string(MSG_HOST_ID_MAX + 1, 'h');
+    members[1].host_id = long_host_id;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    cr_assert(strstr(shoal_last_error(), "members[1].host_id"), "%s", shoal_last_error());
+    members[1].host_id = host_id;
+    char *long_socket = s_string(MSG_LOCAL_SOCKET_MAX + 1, 's');
+    members[1].local_socket = long_socket;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    cr_assert(strstr(shoal_last_error(), "members[1].local_socket"), "%s", shoal_last_error());
+    members[1].local_socket = socket_path;
+    cr_assert_eq(msg_encode(&m, &buf), 0);
+    msg_t back;
+    cr_assert_eq(msg_decode(buf.data, buf.len, &back), 0, "%s", shoal_last_error());
+    cr_assert_str_eq(back.body.view_reply.members[1].host_id, host_id);
+    cr_assert_str_eq(back.body.view_reply.members[1].local_socket, socket_path);
+    msg_fini(&back);
+    /* a too-long host id or socket path on the wire is refused by the decoder too */
+    for (int which = 0; which < 2; which++) {
+        msg_buf_reset(&buf);
+        msg_header_t h = {.type = MSG_VIEW_REP, .request_id = 7};
+        msg_header_encode(&h, &buf);
+        mp_write_map(&buf, 4);
+        mp_write_uint(&buf, 1), mp_write_uint(&buf, 3);
+        mp_write_uint(&buf, 2), mp_write_uint(&buf, 4096);
+        mp_write_uint(&buf, 3), mp_write_uint(&buf, 4);
+        mp_write_uint(&buf, 4), mp_write_array(&buf, 1);
+        mp_write_map(&buf, 4);
+        mp_write_uint(&buf, 1), mp_write_bin(&buf, members[0].id, MSG_NODE_ID_SIZE);
+        mp_write_uint(&buf, 3), mp_write_cstr(&buf, "tcp://a:1");
+        mp_write_uint(&buf, 5), mp_write_uint(&buf, 0);
+        mp_write_uint(&buf, which ? 10 : 9),
+            mp_write_cstr(&buf, which ? long_socket : long_host_id);
+        cr_assert_eq(msg_decode(buf.data, buf.len, &back), SHOAL_EPROTO);
+        cr_assert(strstr(shoal_last_error(), which ? "local_socket" : "host_id"), "%s",
+                  shoal_last_error());
+    }
+    free(long_host_id);
+    free(long_socket);
     /* every member at its longest does not fit in one frame */
     for (uint32_t i = 0; i < MSG_MEMBERS_MAX; i++) {
         members[i].name = name;
@@ -226,6 +269,8 @@ Test(proto, view_reply)
     free(members);
     free(name);
     free(endpoint);
+    free(host_id);
+    free(socket_path);
 }
 
 /* A VIEW reply from a build before placement versions has no key 5: it decodes as placement
@@ -245,6 +290,26 @@ Test(proto, view_reply_without_placement_is_version_1)
     cr_assert_eq(msg_decode(buf.data, buf.len, &back), 0, "%s", shoal_last_error());
     cr_assert_eq(back.body.view_reply.placement, 1);
     cr_assert_eq(back.body.view_reply.range_pages, 4);
+    msg_fini(&back);
+
+    /* a member without keys 9 and 10 (a build before host ids): both "" */
+    msg_buf_reset(&buf);
+    msg_header_encode(&h, &buf);
+    mp_write_map(&buf, 5);
+    mp_write_uint(&buf, 1), mp_write_uint(&buf, 3);
+    mp_write_uint(&buf, 2), mp_write_uint(&buf, 4096);
+    mp_write_uint(&buf, 3), mp_write_uint(&buf, 4);
+    mp_write_uint(&buf, 4), mp_write_array(&buf, 1);
+    mp_write_map(&buf, 3);
+    uint8_t id[MSG_NODE_ID_SIZE] = {1};
+    mp_write_uint(&buf, 1), mp_write_bin(&buf, id, sizeof id);
+    mp_write_uint(&buf, 3), mp_write_cstr(&buf, "tcp://a:1");
+    mp_write_uint(&buf, 5), mp_write_uint(&buf, 0);
+    mp_write_uint(&buf, 5), mp_write_uint(&buf, 2);
+    cr_assert_eq(msg_decode(buf.data, buf.len, &back), 0, "%s", shoal_last_error());
+    cr_assert_eq(back.body.view_reply.member_count, 1);
+    cr_assert_str_eq(back.body.view_reply.members[0].host_id, "");
+    cr_assert_str_eq(back.body.view_reply.members[0].local_socket, "");
     msg_fini(&back);
 
     msg_t m;

@@ -11,6 +11,7 @@
 #include "hrw.h"
 #include "swim.h"
 #include "swim_fake.h"
+#include "view.h"
 
 /* ---- helpers ---- */
 
@@ -529,6 +530,68 @@ Test(swim, address_change_updates_not_doubles)
         cr_assert_eq(swim_member_count(swim_fake_swim(net, i)), 4);
     }
     cr_assert_gt(swim_version(swim_fake_swim(net, 0)), version);
+    swim_fake_net_destroy(&net);
+}
+
+/* host_id and local_socket (issue 11) come from the options, travel in every record and land
+ * in the view; a restart (higher incarnation) with another socket path replaces it in place. */
+Test(swim, host_id_and_local_socket_travel)
+{
+    swim_opts_t base = s_opts(0);
+    base.host_id = "host-a";
+    base.local_socket = "/run/shoal/a.sock";
+    swim_fake_net_t *net = s_cluster(3, &base);
+    for (size_t i = 0; i < 3; i++)
+        for (uint8_t j = 0; j < 3; j++) {
+            swim_member_info_t info;
+            cr_assert_eq(s_state(net, i, j, &info), SWIM_ALIVE);
+            cr_assert_str_eq(info.host_id, "host-a");
+            cr_assert_str_eq(info.local_socket, "/run/shoal/a.sock");
+        }
+    view_t *view = view_from_swim(swim_fake_swim(net, 1));
+    cr_assert_not_null(view);
+    cr_assert_eq(view_count(view), 3);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_str_eq(view_member(view, i)->host_id, "host-a");
+        cr_assert_str_eq(view_member(view, i)->local_socket, "/run/shoal/a.sock");
+    }
+    view_unref(&view);
+
+    swim_t *old = swim_fake_swim(net, 2);
+    swim_opts_t o = base;
+    o.id[0] = 2;
+    o.incarnation = swim_incarnation(old) + 1;
+    o.host_id = "host-b";
+    o.local_socket = "";
+    swim_fake_remove(net, 2);
+    cr_assert_eq(swim_fake_add(net, &o), 3);
+    const char *seeds[] = {"sim:0"};
+    swim_join(swim_fake_swim(net, 3), seeds, 1, swim_fake_now(net));
+    swim_fake_run(net, 3000);
+    for (size_t i = 0; i < 2; i++) {
+        swim_member_info_t info;
+        cr_assert_eq(s_state(net, i, 2, &info), SWIM_ALIVE);
+        cr_assert_str_eq(info.host_id, "host-b");
+        cr_assert_str_eq(info.local_socket, "");
+        cr_assert_eq(s_count_id(swim_fake_swim(net, i), 2), 1);
+    }
+    swim_fake_net_destroy(&net);
+
+    /* overlong values are refused by swim_new */
+    char long_text[200];
+    memset(long_text, 'x', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = '\0';
+    net = s_net();
+    o = s_opts(5);
+    long_text[SWIM_HOST_ID_MAX + 1] = '\0';
+    o.host_id = long_text;
+    cr_assert_lt(swim_fake_add(net, &o), 0);
+    o.host_id = "h";
+    long_text[SWIM_SOCKET_MAX + 1] = '\0';
+    o.local_socket = long_text;
+    cr_assert_lt(swim_fake_add(net, &o), 0);
+    long_text[SWIM_SOCKET_MAX] = '\0';
+    cr_assert_geq(swim_fake_add(net, &o), 0);
     swim_fake_net_destroy(&net);
 }
 

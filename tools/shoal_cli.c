@@ -21,6 +21,7 @@
 
 #include "clock.h"
 #include "coding.h"
+#include "hostid.h"
 #include "shoal.h"
 #include "units.h"
 #include "vec.h"
@@ -37,7 +38,8 @@ static const char s_usage[] =
     "\n"
     "commands:\n"
     "  members                     the membership view: name, state, incarnation, address,\n"
-    "                              weight, last heard  [--json]\n"
+    "                              weight, last heard, host id (* = this host), local\n"
+    "                              socket  [--json]\n"
     "  stats [--json]              per node: hits, misses, hit ratio, bytes served, UFS bytes,\n"
     "                              used/capacity; --json prints the whole document\n"
     "  ls URI [-r]                 list a directory or prefix (-r: every file below it)\n"
@@ -239,8 +241,11 @@ static int s_members(const cli_t *cli, int argc, char **argv)
            json_integer_value(json_object_get(root, "view_version")),
            json_integer_value(json_object_get(root, "page_size")),
            json_integer_value(json_object_get(root, "range_pages")));
-    printf("%-20s %-8s %11s %-24s %10s %10s\n", "NAME", "STATE", "INCARNATION", "ADDRESS", "WEIGHT",
-           "LAST HEARD");
+    char own_host[HOST_ID_MAX + 1];
+    if (host_id_get(own_host, sizeof own_host) < 0)
+        own_host[0] = '\0';
+    printf("%-20s %-8s %11s %-24s %10s %10s  %-14s %s\n", "NAME", "STATE", "INCARNATION", "ADDRESS",
+           "WEIGHT", "LAST HEARD", "HOST", "LOCAL SOCKET");
     size_t index;
     json_t *member;
     json_array_foreach(json_object_get(root, "members"), index, member)
@@ -252,10 +257,16 @@ static int s_members(const cli_t *cli, int argc, char **argv)
                  (double)json_integer_value(json_object_get(member, "last_heard_ms")) / 1000);
         const char *name = json_string_value(json_object_get(member, "name"));
         const char *address = json_string_value(json_object_get(member, "data"));
-        printf("%-20s %-8s %11" JSON_INTEGER_FORMAT " %-24s %10s %10s\n",
+        const char *host_id = json_string_value(json_object_get(member, "host_id"));
+        const char *socket_path = json_string_value(json_object_get(member, "local_socket"));
+        /* the host id's first 12 bytes (a machine-id is 32), "*" when it is this host's */
+        char host[32];
+        snprintf(host, sizeof host, "%.12s%s", host_id && *host_id ? host_id : "-",
+                 host_id && *host_id && own_host[0] && strcmp(host_id, own_host) == 0 ? "*" : "");
+        printf("%-20s %-8s %11" JSON_INTEGER_FORMAT " %-24s %10s %10s  %-14s %s\n",
                name && *name ? name : "-", json_string_value(json_object_get(member, "state")),
                json_integer_value(json_object_get(member, "incarnation")), address ? address : "-",
-               weight, heard);
+               weight, heard, host, socket_path && *socket_path ? socket_path : "-");
     }
     json_decref(root);
     return 0;

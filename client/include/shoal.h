@@ -114,7 +114,9 @@ int shoal_stats(shoal_client_t *client, char **json_out);
 
 /* The membership view as JSON: {"view_version": N, "page_size": N, "range_pages": N,
  * "members": [{"id", "name", "state", "incarnation", "data", "gossip", "weight",
- * "last_heard_ms"}, ...]}. Caller frees *json_out with shoal_free. */
+ * "last_heard_ms", "host_id", "local_socket"}, ...]}: host_id names the host the node runs on
+ * (members with this process's host id share its host), local_socket its AF_UNIX socket for
+ * clients there ("" = none). Caller frees *json_out with shoal_free. */
 int shoal_members(shoal_client_t *client, char **json_out);
 
 /* The client-side counters of this client alone, without asking any node: {"requests": N,

@@ -34,6 +34,7 @@ static bool s_update_eq(const swim_update_t *a, const swim_update_t *b)
 {
     return memcmp(a->id, b->id, 16) == 0 && s_str_eq(a->name, b->name) &&
            s_str_eq(a->gossip_ep, b->gossip_ep) && s_str_eq(a->data_ep, b->data_ep) &&
+           s_str_eq(a->host_id, b->host_id) && s_str_eq(a->local_socket, b->local_socket) &&
            a->incarnation == b->incarnation && a->state == b->state && a->weight == b->weight &&
            a->has_suspecter == b->has_suspecter &&
            (!a->has_suspecter || memcmp(a->suspecter, b->suspecter, 16) == 0);
@@ -108,6 +109,8 @@ static swim_fake_net_t *s_cluster(void)
         o.id[15] = 0xee;
         o.name = "node";
         o.data_ep = "tcp://127.0.0.1:9000";
+        o.host_id = i % 2 ? "host-a" : "host-b";
+        o.local_socket = i == 1 ? "/run/shoal/1.sock" : "";
         o.weight = 1000;
         o.page_size = 65536;
         o.range_pages = 16;

@@ -73,6 +73,9 @@ static swim_update_t s_record(uint8_t n, uint8_t state, uint64_t incarnation)
     const char *ep = eps[n >= 1 && n <= 4 ? n - 1 : 4];
     u.gossip_ep = (swim_str_t){ep, strlen(ep)};
     u.data_ep = (swim_str_t){"tcp://127.0.0.1:9000", 20};
+    u.host_id = (swim_str_t){n % 2 ? "host-b" : "host-a", 6}; /* as fuzz_swim's member n - 1 */
+    if (n == 2)
+        u.local_socket = (swim_str_t){"/run/shoal/1.sock", 17};
     u.incarnation = incarnation;
     u.state = state;
     u.weight = 1000;
@@ -149,8 +152,10 @@ int main(int argc, char **argv)
          MSG_MEMBER_ALIVE,
          3,
          1ull << 40,
-         120},
-        {{0xff}, "", "tcp://10.0.0.2:7070", "", MSG_MEMBER_SUSPECT, 0, 0, 5000},
+         120,
+         "5f3c9e0d2b7a4c1e8f6a0b9d3e2c1a7f",
+         "/run/shoal/host-a.sock"},
+        {{0xff}, "", "tcp://10.0.0.2:7070", "", MSG_MEMBER_SUSPECT, 0, 0, 5000, "", ""},
     };
     msg_init(&m, MSG_VIEW_REP, 1, 9);
     m.body.view_reply = (msg_view_reply_t){9, 1 << 20, 4, 2, members, 2};
