@@ -41,7 +41,8 @@ typedef struct s_node {
 } s_node_t;
 
 static s_node_t s_node;
-static char *s_origin; /* temp dir with the files */
+static char *s_origin;                  /* temp dir with the files */
+static const char *s_capacity = "256M"; /* --capacity of the next s_start */
 
 static const char *s_shoald(void)
 {
@@ -71,7 +72,7 @@ static void s_start(const char *group)
         const char *argv[] = {s_shoald(),    "--listen",
                               listen,        "--data-dir",
                               data,          "--capacity",
-                              "256M",        "--page-size",
+                              s_capacity,    "--page-size",
                               "256K",        "--range-pages",
                               "1",           "--metadata-ttl",
                               "600",         "--mount",
@@ -649,6 +650,60 @@ Test(node_local, connections_are_bounded)
     for (int i = 1; i < N; i++)
         close(socks[i]);
     cr_assert_geq(s_counter("local_refused"), 1);
+}
+
+/* A generation dropped under the quota while a connection holds its descriptor: the next
+ * LOCATE names it in `gone`, and the held descriptor now reads short (its file was cut), so a
+ * client can only miss, never read wrong bytes; the disk space is back. */
+Test(node_local, dropped_generations_are_gone_and_cut)
+{
+    s_capacity = "4M"; /* 16 pages in 8 generations of 2 */
+    s_start(NULL);
+    s_capacity = "256M";
+    char uri[TP_PATH_MAX], churn_uri[TP_PATH_MAX];
+    uint8_t *file = s_make_file("first.bin", PAGE, 21, uri, sizeof uri);
+    const uint64_t churn_size = 40 * (uint64_t)PAGE;
+    uint8_t *churn = s_make_file("churn.bin", churn_size, 22, churn_uri, sizeof churn_uri);
+    s_warm(uri, 0, PAGE);
+    int sock = s_local_connect();
+    msg_t reply;
+    int fds[MSG_LOCATE_FDS_MAX];
+    size_t fd_count = 0;
+    s_locate(sock, uri, "", 0, PAGE, &reply, fds, &fd_count);
+    cr_assert_eq(reply.header.type, MSG_LOCATE_REP);
+    cr_assert_eq(reply.body.locate_reply.page_count, 1);
+    cr_assert_eq(fd_count, 1);
+    uint64_t gen = reply.body.locate_reply.pages[0].gen;
+    s_check_page(&reply.body.locate_reply.pages[0], fds[0], file, PAGE);
+    msg_local_page_t held = reply.body.locate_reply.pages[0];
+    held.sums = NULL;
+    msg_fini(&reply);
+    for (uint64_t at = 0; at < churn_size; at += 8 * (uint64_t)PAGE)
+        s_warm(churn_uri, at, 8 * (uint64_t)PAGE); /* 40 pages through a 16-page quota */
+    cr_assert_gt(s_counter("evictions"), 0);
+    s_locate(sock, churn_uri, "", 0, PAGE, &reply, NULL, NULL); /* any LOCATE reports gone */
+    cr_assert_eq(reply.header.type, MSG_LOCATE_REP);
+    bool named = false;
+    for (uint32_t i = 0; i < reply.body.locate_reply.gone_count; i++)
+        named = named || reply.body.locate_reply.gone_gens[i] == gen;
+    cr_assert(named, "generation %llu is not named gone", (unsigned long long)gen);
+    msg_fini(&reply);
+    struct stat st;
+    cr_assert_eq(fstat(fds[0], &st), 0);
+    cr_assert_eq(st.st_size, 0, "the dropped generation's file is cut");
+    cr_assert_eq(st.st_blocks, 0, "its disk space is back under the held descriptor");
+    uint8_t byte;
+    cr_assert_eq(pread(fds[0], &byte, 1, (off_t)held.offset), 0, "a held descriptor reads short");
+    /* and the page itself is a miss now (or, promoted, in a live generation) */
+    s_locate(sock, uri, "", 0, PAGE, &reply, NULL, NULL);
+    cr_assert_eq(reply.header.type, MSG_LOCATE_REP);
+    for (uint32_t i = 0; i < reply.body.locate_reply.page_count; i++)
+        cr_assert_neq(reply.body.locate_reply.pages[i].gen, gen);
+    msg_fini(&reply);
+    close(fds[0]);
+    close(sock);
+    free(file);
+    free(churn);
 }
 
 Test(node_local, stop_removes_the_socket)
