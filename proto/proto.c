@@ -163,6 +163,17 @@ struct s_field {
         .max = maxcount, .ops = hooks                                                              \
     }
 
+#define F_U64S(k, n, T, mem, cnt, req, maxcount, lo)                                               \
+    {                                                                                              \
+        .key = k, .name = n, .kind = K_CUSTOM, .required = req, .offset = offsetof(T, mem),        \
+        .count_offset = offsetof(T, cnt), .max = maxcount, .min = lo, .ops = &s_u64s_ops           \
+    }
+#define F_SUMS(k, n, T, mem, cnt, req, maxcount)                                                   \
+    {                                                                                              \
+        .key = k, .name = n, .kind = K_CUSTOM, .required = req, .offset = offsetof(T, mem),        \
+        .count_offset = offsetof(T, cnt), .max = maxcount, .ops = &s_sums_ops                      \
+    }
+
 #define S_FIELD(base, field, type)  ((type *)((char *)(base) + (field)->offset))
 #define S_CFIELD(base, field, type) ((const type *)((const char *)(base) + (field)->offset))
 
@@ -743,6 +754,132 @@ static const s_ops_t s_histograms_ops = {s_histograms_decode, s_histograms_check
                                          s_histograms_encode, s_histograms_equal};
 
 /* ---------------------------------------------------------------------------------------- */
+/* arrays of uints (LOCATE_REP fds, gone) and chunk sums (bin of 8-byte little-endian words)  */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Both kinds keep a `const uint64_t *` at f->offset and its uint32_t count at f->count_offset;
+ * f->max bounds the count, and (u64s) f->min the smallest element. */
+#define S_COUNT(base, f)  (*(uint32_t *)((char *)(base) + (f)->count_offset))
+#define S_CCOUNT(base, f) (*(const uint32_t *)((const char *)(base) + (f)->count_offset))
+
+static int s_u64s_decode(s_ctx_t *ctx, const s_field_t *f, void *base)
+{
+    uint32_t count;
+    if (mp_read_array(&ctx->reader, &count))
+        return s_bad(ctx, f->name, "expected an array");
+    if (count > f->max)
+        return s_bad(ctx, f->name, "too many elements (%" PRIu32 " > %" PRIu64 ")", count, f->max);
+    uint64_t *values = NULL;
+    if (count && !(values = s_arena_alloc(ctx->m, count * sizeof *values, ctx->hint)))
+        return shoal_fail(SHOAL_ENOMEM, "%s: out of memory", ctx->type_name);
+    for (uint32_t i = 0; i < count; i++) {
+        int rc = s_decode_u64(ctx, f->name, f->min, UINT64_MAX, &values[i]);
+        if (rc)
+            return rc;
+    }
+    *S_FIELD(base, f, const uint64_t *) = values;
+    S_COUNT(base, f) = count;
+    return 0;
+}
+
+static int s_u64s_check(s_ctx_t *ctx, const s_field_t *f, const void *base)
+{
+    uint32_t count = S_CCOUNT(base, f);
+    const uint64_t *values = *S_CFIELD(base, f, uint64_t *);
+    if (count > f->max)
+        return s_bad(ctx, f->name, "too many elements (%" PRIu32 " > %" PRIu64 ")", count, f->max);
+    if (count && !values)
+        return s_bad(ctx, f->name, "NULL array with %" PRIu32 " elements", count);
+    for (uint32_t i = 0; i < count; i++)
+        if (values[i] < f->min)
+            return s_bad(ctx, f->name, "element %" PRIu32 " is %" PRIu64 ", below %" PRIu64, i,
+                         values[i], f->min);
+    return 0;
+}
+
+static void s_u64s_encode(msg_buf_t *out, const s_field_t *f, const void *base)
+{
+    uint32_t count = S_CCOUNT(base, f);
+    const uint64_t *values = *S_CFIELD(base, f, uint64_t *);
+    mp_write_array(out, count);
+    for (uint32_t i = 0; i < count; i++)
+        mp_write_uint(out, values[i]);
+}
+
+static bool s_u64s_equal(const s_field_t *f, const void *a, const void *b)
+{
+    uint32_t count = S_CCOUNT(a, f);
+    if (count != S_CCOUNT(b, f))
+        return false;
+    const uint64_t *va = *S_CFIELD(a, f, uint64_t *), *vb = *S_CFIELD(b, f, uint64_t *);
+    return count == 0 || memcmp(va, vb, count * sizeof *va) == 0;
+}
+
+static int s_sums_decode(s_ctx_t *ctx, const s_field_t *f, void *base)
+{
+    const uint8_t *bytes;
+    uint32_t len;
+    if (mp_read_bin(&ctx->reader, &bytes, &len))
+        return s_bad(ctx, f->name, "expected bin");
+    if (len % 8)
+        return s_bad(ctx, f->name, "%" PRIu32 " bytes, not a multiple of 8", len);
+    uint32_t count = len / 8;
+    if (count > f->max)
+        return s_bad(ctx, f->name, "too many sums (%" PRIu32 " > %" PRIu64 ")", count, f->max);
+    uint64_t *sums = NULL;
+    if (count && !(sums = s_arena_alloc(ctx->m, count * sizeof *sums, ctx->hint)))
+        return shoal_fail(SHOAL_ENOMEM, "%s: out of memory", ctx->type_name);
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t v = 0;
+        for (int b = 7; b >= 0; b--)
+            v = v << 8 | bytes[8 * i + (uint32_t)b];
+        sums[i] = v;
+    }
+    *S_FIELD(base, f, const uint64_t *) = sums;
+    S_COUNT(base, f) = count;
+    return 0;
+}
+
+static int s_sums_check(s_ctx_t *ctx, const s_field_t *f, const void *base)
+{
+    uint32_t count = S_CCOUNT(base, f);
+    if (count > f->max)
+        return s_bad(ctx, f->name, "too many sums (%" PRIu32 " > %" PRIu64 ")", count, f->max);
+    if (count && !*S_CFIELD(base, f, uint64_t *))
+        return s_bad(ctx, f->name, "NULL array with %" PRIu32 " sums", count);
+    return 0;
+}
+
+/* Writes the bin header by hand (mp_write_bin wants the bytes in one piece) and then each sum
+ * little-endian, so the wire bytes do not depend on the host's byte order. */
+static void s_sums_encode(msg_buf_t *out, const s_field_t *f, const void *base)
+{
+    uint32_t count = S_CCOUNT(base, f);
+    const uint64_t *sums = *S_CFIELD(base, f, uint64_t *);
+    uint32_t len = count * 8;
+    uint8_t head[5];
+    size_t head_len;
+    if (len <= UINT8_MAX) {
+        head[0] = 0xc4, head[1] = (uint8_t)len, head_len = 2;
+    } else if (len <= UINT16_MAX) {
+        head[0] = 0xc5, head[1] = (uint8_t)(len >> 8), head[2] = (uint8_t)len, head_len = 3;
+    } else {
+        head[0] = 0xc6, head[1] = (uint8_t)(len >> 24), head[2] = (uint8_t)(len >> 16);
+        head[3] = (uint8_t)(len >> 8), head[4] = (uint8_t)len, head_len = 5;
+    }
+    msg_buf_append(out, head, head_len);
+    for (uint32_t i = 0; i < count; i++) {
+        uint8_t word[8];
+        for (int b = 0; b < 8; b++)
+            word[b] = (uint8_t)(sums[i] >> (8 * b));
+        msg_buf_append(out, word, sizeof word);
+    }
+}
+
+static const s_ops_t s_u64s_ops = {s_u64s_decode, s_u64s_check, s_u64s_encode, s_u64s_equal};
+static const s_ops_t s_sums_ops = {s_sums_decode, s_sums_check, s_sums_encode, s_u64s_equal};
+
+/* ---------------------------------------------------------------------------------------- */
 /* the tables (keep in step with the drawing in proto.h)                                     */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -859,6 +996,44 @@ static const s_field_t s_stats_reply_fields[] = {
              &s_histograms_ops),
 };
 
+static const s_field_t s_local_hello_reply_fields[] = {
+    F_ID(1, "node_id", msg_local_hello_reply_t, node_id, REQ),
+    F_U64(2, "store_id", msg_local_hello_reply_t, store_id, REQ, 0, UINT64_MAX, 0),
+    F_STR(3, "host_id", msg_local_hello_reply_t, host_id, OPT, MSG_HOST_ID_MAX),
+    F_U64(4, "page_size", msg_local_hello_reply_t, page_size, REQ, 1, MSG_PAGE_SIZE_MAX, 0),
+    F_U64(5, "lease_ms", msg_local_hello_reply_t, lease_ms, REQ, 1, MSG_LEASE_MS_MAX, 0),
+};
+
+static const s_field_t s_locate_request_fields[] = {
+    F_STR(1, "uri", msg_locate_request_t, uri, REQ, MSG_URI_MAX),
+    F_STR(2, "version", msg_locate_request_t, version, OPT, MSG_VERSION_MAX),
+    F_U64(3, "offset", msg_locate_request_t, offset, REQ, 0, UINT64_MAX, 0),
+    F_U64(4, "length", msg_locate_request_t, length, REQ, 0, MSG_LOCATE_LENGTH_MAX, 0),
+    F_U64(5, "file_size", msg_locate_request_t, file_size, OPT, 0, UINT64_MAX, MSG_SIZE_UNKNOWN),
+};
+
+static const s_field_t s_local_page_fields[] = {
+    F_U64(1, "index", msg_local_page_t, index, REQ, 0, UINT64_MAX, 0),
+    F_U64(2, "gen", msg_local_page_t, gen, REQ, 1, UINT64_MAX, 0),
+    F_U64(3, "offset", msg_local_page_t, offset, REQ, 0, UINT64_MAX, 0),
+    F_U64(4, "size", msg_local_page_t, size, REQ, 1, MSG_PAGE_SIZE_MAX, 0),
+    F_U32(5, "chunk_shift", msg_local_page_t, chunk_shift, REQ, MSG_CHUNK_SHIFT_MIN,
+          MSG_CHUNK_SHIFT_MAX, 0),
+    F_U64(6, "seed", msg_local_page_t, seed, REQ, 0, UINT64_MAX, 0),
+    F_SUMS(7, "sums", msg_local_page_t, sums, sum_count, REQ, MSG_CHUNKS_MAX),
+};
+
+static const s_field_t s_locate_reply_fields[] = {
+    F_U64(1, "file_size", msg_locate_reply_t, file_size, OPT, 0, UINT64_MAX, MSG_SIZE_UNKNOWN),
+    F_STR(2, "version", msg_locate_reply_t, version, OPT, MSG_VERSION_MAX),
+    F_I64(3, "mtime", msg_locate_reply_t, mtime, OPT, INT64_MIN, INT64_MAX),
+    F_U64(4, "store_id", msg_locate_reply_t, store_id, REQ, 0, UINT64_MAX, 0),
+    F_MAPS(5, "pages", msg_locate_reply_t, pages, page_count, OPT, MSG_LOCATE_PAGES_MAX,
+           msg_local_page_t, s_local_page_fields),
+    F_U64S(6, "fds", msg_locate_reply_t, fd_gens, fd_count, OPT, MSG_LOCATE_FDS_MAX, 1),
+    F_U64S(7, "gone", msg_locate_reply_t, gone_gens, gone_count, OPT, MSG_LOCATE_GONE_MAX, 1),
+};
+
 /* Checks that involve more than one field, shared by encode and decode. */
 static int s_check_read_request(s_ctx_t *ctx, const msg_t *m)
 {
@@ -888,6 +1063,54 @@ static int s_check_read_reply(s_ctx_t *ctx, const msg_t *m)
     return 0;
 }
 
+static int s_check_locate_request(s_ctx_t *ctx, const msg_t *m)
+{
+    const msg_locate_request_t *r = &m->body.locate_request;
+    if (r->length > UINT64_MAX - r->offset)
+        return s_bad(ctx, "length", "offset + length overflows");
+    return 0;
+}
+
+/* True when `count` generations at `gens` hold a repeat (counts are at most 64: quadratic). */
+static bool s_has_repeat(const uint64_t *gens, uint32_t count)
+{
+    for (uint32_t i = 1; i < count; i++)
+        for (uint32_t j = 0; j < i; j++)
+            if (gens[i] == gens[j])
+                return true;
+    return false;
+}
+
+/* Each page: its bytes fit in a file offset, its sums cover exactly its chunks, and indexes
+ * strictly increase (so a client can walk pages and its span together). */
+static int s_check_locate_reply(s_ctx_t *ctx, const msg_t *m)
+{
+    const msg_locate_reply_t *r = &m->body.locate_reply;
+    int rc = 0;
+    ctx->array = "pages";
+    for (uint32_t i = 0; i < r->page_count && rc == 0; i++) {
+        const msg_local_page_t *p = &r->pages[i];
+        ctx->index = i;
+        uint64_t chunks = (p->size + ((uint64_t)1 << p->chunk_shift) - 1) >> p->chunk_shift;
+        if (p->size > UINT64_MAX - p->offset)
+            rc = s_bad(ctx, "size", "offset + size overflows");
+        else if (p->sum_count != chunks)
+            rc =
+                s_bad(ctx, "sums", "%" PRIu32 " sums for %" PRIu64 " chunks", p->sum_count, chunks);
+        else if (i > 0 && p->index <= r->pages[i - 1].index)
+            rc = s_bad(ctx, "index", "%" PRIu64 " after %" PRIu64 ": not increasing", p->index,
+                       r->pages[i - 1].index);
+    }
+    ctx->array = NULL;
+    if (rc)
+        return rc;
+    if (s_has_repeat(r->fd_gens, r->fd_count))
+        return s_bad(ctx, "fds", "a generation appears twice");
+    if (s_has_repeat(r->gone_gens, r->gone_count))
+        return s_bad(ctx, "gone", "a generation appears twice");
+    return 0;
+}
+
 /* One body type. */
 typedef struct s_body {
     const s_field_t *fields;                    /* NULL for an empty body */
@@ -901,7 +1124,7 @@ typedef struct s_body {
         t, sizeof t / sizeof t[0], chk, n                                                          \
     }
 
-static const s_body_t s_bodies[MSG_TYPE_DATA_LAST + 1] = {
+static const s_body_t s_bodies[MSG_TYPE_BODY_LAST + 1] = {
     [MSG_ERROR] = BODY(s_error_fields, NULL, "ERROR"),
     [MSG_VIEW_REQ] = {NULL, 0, NULL, "VIEW_REQ"},
     [MSG_VIEW_REP] = BODY(s_view_reply_fields, NULL, "VIEW_REP"),
@@ -917,6 +1140,10 @@ static const s_body_t s_bodies[MSG_TYPE_DATA_LAST + 1] = {
     [MSG_EVICT_REP] = BODY(s_evict_reply_fields, NULL, "EVICT_REP"),
     [MSG_STATS_REQ] = {NULL, 0, NULL, "STATS_REQ"},
     [MSG_STATS_REP] = BODY(s_stats_reply_fields, NULL, "STATS_REP"),
+    [MSG_LOCAL_HELLO_REQ] = {NULL, 0, NULL, "LOCAL_HELLO_REQ"},
+    [MSG_LOCAL_HELLO_REP] = BODY(s_local_hello_reply_fields, NULL, "LOCAL_HELLO_REP"),
+    [MSG_LOCATE_REQ] = BODY(s_locate_request_fields, s_check_locate_request, "LOCATE_REQ"),
+    [MSG_LOCATE_REP] = BODY(s_locate_reply_fields, s_check_locate_reply, "LOCATE_REP"),
 };
 
 static const char *const s_gossip_names[] = {
@@ -932,7 +1159,7 @@ static bool s_is_gossip(uint32_t type)
 
 static const s_body_t *s_body_of(uint32_t type)
 {
-    if (type > MSG_TYPE_DATA_LAST || !s_bodies[type].name)
+    if (type > MSG_TYPE_BODY_LAST || !s_bodies[type].name)
         return NULL;
     return &s_bodies[type];
 }
@@ -958,6 +1185,22 @@ bool msg_type_is_request(uint32_t type)
     return type >= 2 && type <= MSG_TYPE_DATA_LAST && type % 2 == 0;
 }
 
+bool msg_type_is_local(uint32_t type)
+{
+    return type >= MSG_TYPE_LOCAL_FIRST && type <= MSG_TYPE_LOCAL_LAST;
+}
+
+bool msg_type_is_local_request(uint32_t type)
+{
+    return msg_type_is_local(type) && type % 2 == 0;
+}
+
+/* The largest header frame of `type`: local datagrams are bounded tighter than ZeroMQ frames. */
+static size_t s_frame_max(uint32_t type)
+{
+    return msg_type_is_local(type) ? MSG_LOCAL_DATAGRAM_MAX : MSG_FRAME_MAX;
+}
+
 void msg_init(msg_t *m, msg_type_t type, uint64_t request_id, uint64_t view_version)
 {
     memset(m, 0, sizeof *m);
@@ -967,6 +1210,10 @@ void msg_init(msg_t *m, msg_type_t type, uint64_t request_id, uint64_t view_vers
     m->header.view_version = view_version;
     if (type == MSG_LOAD_REQ)
         m->body.load_request.replicas = 1;
+    else if (type == MSG_LOCATE_REQ)
+        m->body.locate_request.file_size = MSG_SIZE_UNKNOWN;
+    else if (type == MSG_LOCATE_REP)
+        m->body.locate_reply.file_size = MSG_SIZE_UNKNOWN;
 }
 
 void msg_fini(msg_t *m)
@@ -1113,9 +1360,9 @@ int msg_encode(const msg_t *m, msg_buf_t *out)
         msg_buf_append(out, m->body.raw.data, m->body.raw.len);
     if (out->err)
         return shoal_fail(out->err, "%s: encoding: %s", ctx.type_name, shoal_strerror(out->err));
-    if (out->len > MSG_FRAME_MAX)
-        return shoal_fail(SHOAL_EMSGSIZE, "%s: %zu bytes, over the %u-byte frame limit",
-                          ctx.type_name, out->len, MSG_FRAME_MAX);
+    if (out->len > s_frame_max(type))
+        return shoal_fail(SHOAL_EMSGSIZE, "%s: %zu bytes, over the %zu-byte frame limit",
+                          ctx.type_name, out->len, s_frame_max(type));
     return 0;
 }
 
@@ -1186,6 +1433,9 @@ int msg_decode(const void *data, size_t len, msg_t *out)
                    .code = SHOAL_EPROTO,
                    .m = out,
                    .hint = 2 * raw.len + 256};
+    if (len > s_frame_max(header.type)) /* a local datagram over its bound */
+        return shoal_fail(SHOAL_EMSGSIZE, "%s: a %zu-byte frame, over the %zu-byte limit",
+                          ctx.type_name, len, s_frame_max(header.type));
     out->header = header;
     if (body) {
         if (header.type != MSG_READ_REP && header.frames != 0)

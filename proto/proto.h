@@ -115,6 +115,39 @@ extern "C" {
  *                          [name str (<= 128), bounds array of uint, counts array of uint]
  *                          bounds: bucket upper bounds, strictly increasing (<= 64);
  *                          counts: same length as bounds
+ *   16..19 short-circuit local reads: never sent over ZeroMQ, only as datagrams on a node's
+ *          AF_UNIX SOCK_SEQPACKET socket (one datagram = one header frame, <= 256 KiB,
+ *          MSG_LOCAL_DATAGRAM_MAX; descriptors ride as SCM_RIGHTS of a LOCATE_REP)
+ *     16  LOCAL_HELLO_REQ (empty map)
+ *     17  LOCAL_HELLO_REP 1 node_id bin16 req   2 store_id uint req (random u64 chosen at each
+ *                        pagestore_open: another value = every descriptor held is void)
+ *                        3 host_id str [""] (<= 128)   4 page_size uint req (1 .. 1 GiB)
+ *                        5 lease_ms uint req (1 .. 1 day: close a descriptor unused this long)
+ *     18  LOCATE_REQ     1 uri str req (normal form, as READ_REQ)   2 version str [""]
+ *                        ("" = the version the node's metadata holds, if fresh; never asks
+ *                        the origin)   3 offset uint req   4 length uint req (<= 64 MiB)
+ *                        5 file_size uint [MSG_SIZE_UNKNOWN]
+ *     19  LOCATE_REP     1 file_size uint [MSG_SIZE_UNKNOWN]   2 version str [""]
+ *                        3 mtime int [0] (1-3: the version the pages belong to; version ""
+ *                        = the node cannot name one without the origin: read the ZeroMQ way)
+ *                        4 store_id uint req
+ *                        5 pages array [] (<= 64) of page maps, only pages held, in strictly
+ *                          increasing index order:
+ *                          1 index uint req   2 gen uint req (>= 1)
+ *                          3 offset uint req (in the generation's data file)
+ *                          4 size uint req (1 .. 1 GiB: the page's stored length)
+ *                          5 chunk_shift uint req (12 .. 30; 16 today)
+ *                          6 seed uint req (XXH3-64 seed of chunk 0; chunk c uses seed + c)
+ *                          7 sums bin req (8 bytes little-endian per chunk, exactly
+ *                            ceil(size / 2^chunk_shift) of them, <= 16384: chunk c's
+ *                            XXH3_64bits_withSeed(bytes, seed + c) over file bytes
+ *                            [offset + c<<shift, min(offset + (c+1)<<shift, offset + size)))
+ *                        6 fds array [] (<= 16) of gen uint (>= 1, no repeats): the
+ *                          descriptors attached to this datagram, in order (O_RDONLY, each its
+ *                          generation's data file; sent once per connection per generation)
+ *                        7 gone array [] (<= 64) of gen uint (>= 1): generations this
+ *                          connection was sent that are dropped now: close them
+ *          A page absent from `pages` is a miss. ERROR answers either request on failure.
  *   64..79 gossip (PING, ACK, PING_REQ, NACK, SYNC, JOIN, LEAVE, GOSSIP; 72..79 free): its own
  *          message layout, drawn in gossip/swim_proto.h
  *
@@ -191,6 +224,17 @@ extern "C" {
 #define MSG_HISTOGRAMS_MAX   256        /* histograms in one STATS reply */
 #define MSG_BUCKETS_MAX      64         /* buckets in one histogram */
 #define MSG_NODE_ID_SIZE     16         /* bytes in a node id */
+/* Short-circuit local reads (types 16..19). */
+#define MSG_LOCAL_DATAGRAM_MAX (256u << 10) /* bytes in one local datagram (header frame) */
+#define MSG_HOST_ID_MAX        128          /* bytes in a host id */
+#define MSG_LEASE_MS_MAX       86400000u    /* longest descriptor lease: one day */
+#define MSG_LOCATE_LENGTH_MAX  (64u << 20)  /* bytes one LOCATE may ask for */
+#define MSG_LOCATE_PAGES_MAX   64           /* pages in one LOCATE reply */
+#define MSG_LOCATE_FDS_MAX     16           /* descriptors attached to one LOCATE reply */
+#define MSG_LOCATE_GONE_MAX    64           /* dropped generations named in one LOCATE reply */
+#define MSG_CHUNK_SHIFT_MIN    12           /* smallest checksummed chunk: 4 KiB */
+#define MSG_CHUNK_SHIFT_MAX    30           /* largest checksummed chunk: 1 GiB */
+#define MSG_CHUNKS_MAX         16384        /* chunk sums of one located page */
 
 /* Message types. The numbers are the wire values: never renumber, only add. */
 typedef enum msg_type {
@@ -209,7 +253,16 @@ typedef enum msg_type {
     MSG_EVICT_REP = 13,      /* what the eviction freed */
     MSG_STATS_REQ = 14,      /* node counters and histograms */
     MSG_STATS_REP = 15,      /* counters and histograms */
-    MSG_TYPE_DATA_LAST = 15, /* highest data-path type in v1 */
+    MSG_TYPE_DATA_LAST = 15, /* highest data-path (ZeroMQ) type in v1 */
+
+    /* Short-circuit local reads: datagrams on a node's UNIX socket, never on ZeroMQ. */
+    MSG_LOCAL_HELLO_REQ = 16, /* who are you: node id, store id, page size, lease */
+    MSG_LOCAL_HELLO_REP = 17, /* the node and store the connection talks to */
+    MSG_LOCATE_REQ = 18,      /* where are the held pages of a span of one file version */
+    MSG_LOCATE_REP = 19,      /* page locations, chunk sums, descriptors, dropped generations */
+    MSG_TYPE_LOCAL_FIRST = 16,
+    MSG_TYPE_LOCAL_LAST = 19,
+    MSG_TYPE_BODY_LAST = 19, /* highest type with a body map (the codec's tables) */
 
     /* Reserved for gossip/: its messages (gossip/swim_proto.h) are not data headers but travel
      * on their own socket as [version, type, from_id, from_addr, body...]; the numbers live
@@ -384,6 +437,48 @@ typedef struct msg_stats_reply {
     const msg_histogram_t *histograms; /* histogram_count histograms */
 } msg_stats_reply_t;
 
+typedef struct msg_local_hello_reply {
+    uint8_t node_id[MSG_NODE_ID_SIZE]; /* the node's id */
+    uint64_t store_id;                 /* random per pagestore_open; descriptors key on it */
+    const char *host_id;               /* the host's id as gossip advertises it; may be "" */
+    uint64_t page_size;                /* cluster page size in bytes */
+    uint64_t lease_ms;                 /* close a descriptor not used for this long */
+} msg_local_hello_reply_t;
+
+typedef struct msg_locate_request {
+    const char *uri;     /* file, normal form (uri.h) */
+    const char *version; /* the version wanted; "" = the one the node's fresh metadata holds */
+    uint64_t offset;     /* first byte wanted */
+    uint64_t length;     /* bytes wanted (<= MSG_LOCATE_LENGTH_MAX) */
+    uint64_t file_size;  /* size of `version` if the client knows it, else MSG_SIZE_UNKNOWN */
+} msg_locate_request_t;
+
+/* Where one held page lies. Invariant (checked by the codec): sum_count ==
+ * ceil(size / 2^chunk_shift). */
+typedef struct msg_local_page {
+    uint64_t index;       /* page index in the file */
+    uint64_t gen;         /* generation whose data file holds it (>= 1) */
+    uint64_t offset;      /* of its first byte in that data file */
+    uint64_t size;        /* its stored length in bytes */
+    uint32_t chunk_shift; /* chunks of 2^chunk_shift bytes are checksummed */
+    uint64_t seed;        /* XXH3-64 seed of chunk 0; chunk c's is seed + c */
+    uint32_t sum_count;   /* entries in sums */
+    const uint64_t *sums; /* XXH3_64bits_withSeed of each chunk (wire: bin, 8 bytes LE each) */
+} msg_local_page_t;
+
+typedef struct msg_locate_reply {
+    uint64_t file_size;            /* of the version the pages belong to; MSG_SIZE_UNKNOWN */
+    const char *version;           /* that version; "" = unknown without the origin */
+    int64_t mtime;                 /* its mtime, seconds since the epoch; 0 = unknown */
+    uint64_t store_id;             /* the store the gens belong to */
+    uint32_t page_count;           /* entries in pages (<= MSG_LOCATE_PAGES_MAX) */
+    const msg_local_page_t *pages; /* held pages, strictly increasing index */
+    uint32_t fd_count;             /* entries in fd_gens (<= MSG_LOCATE_FDS_MAX) */
+    const uint64_t *fd_gens;       /* generation of each attached descriptor, in order */
+    uint32_t gone_count;           /* entries in gone_gens (<= MSG_LOCATE_GONE_MAX) */
+    const uint64_t *gone_gens;     /* dropped generations whose descriptors to close */
+} msg_locate_reply_t;
+
 /* A gossip body, opaque to proto: exactly one msgpack value. */
 typedef struct msg_raw_body {
     const uint8_t *data; /* the encoded value */
@@ -399,27 +494,30 @@ struct msg_arena; /* decoded strings and arrays; private to proto.c */
 typedef struct msg {
     msg_header_t header; /* envelope */
     union {
-        msg_error_t error;                 /* MSG_ERROR */
-        msg_view_reply_t view_reply;       /* MSG_VIEW_REP (VIEW_REQ has no body) */
-        msg_stat_request_t stat_request;   /* MSG_STAT_REQ */
-        msg_stat_reply_t stat_reply;       /* MSG_STAT_REP */
-        msg_list_request_t list_request;   /* MSG_LIST_REQ */
-        msg_list_reply_t list_reply;       /* MSG_LIST_REP */
-        msg_read_request_t read_request;   /* MSG_READ_REQ */
-        msg_read_reply_t read_reply;       /* MSG_READ_REP */
-        msg_load_request_t load_request;   /* MSG_LOAD_REQ */
-        msg_load_reply_t load_reply;       /* MSG_LOAD_REP */
-        msg_evict_request_t evict_request; /* MSG_EVICT_REQ */
-        msg_evict_reply_t evict_reply;     /* MSG_EVICT_REP */
-        msg_stats_reply_t stats_reply;     /* MSG_STATS_REP (STATS_REQ has no body) */
-        msg_raw_body_t raw;                /* MSG_GOSSIP_FIRST .. MSG_GOSSIP_LAST */
+        msg_error_t error;                         /* MSG_ERROR */
+        msg_view_reply_t view_reply;               /* MSG_VIEW_REP (VIEW_REQ has no body) */
+        msg_stat_request_t stat_request;           /* MSG_STAT_REQ */
+        msg_stat_reply_t stat_reply;               /* MSG_STAT_REP */
+        msg_list_request_t list_request;           /* MSG_LIST_REQ */
+        msg_list_reply_t list_reply;               /* MSG_LIST_REP */
+        msg_read_request_t read_request;           /* MSG_READ_REQ */
+        msg_read_reply_t read_reply;               /* MSG_READ_REP */
+        msg_load_request_t load_request;           /* MSG_LOAD_REQ */
+        msg_load_reply_t load_reply;               /* MSG_LOAD_REP */
+        msg_evict_request_t evict_request;         /* MSG_EVICT_REQ */
+        msg_evict_reply_t evict_reply;             /* MSG_EVICT_REP */
+        msg_stats_reply_t stats_reply;             /* MSG_STATS_REP (STATS_REQ has no body) */
+        msg_local_hello_reply_t local_hello_reply; /* MSG_LOCAL_HELLO_REP (REQ: no body) */
+        msg_locate_request_t locate_request;       /* MSG_LOCATE_REQ */
+        msg_locate_reply_t locate_reply;           /* MSG_LOCATE_REP */
+        msg_raw_body_t raw;                        /* MSG_GOSSIP_FIRST .. MSG_GOSSIP_LAST */
     } body;
     struct msg_arena *arena; /* memory of a decoded message; NULL when built by hand */
 } msg_t;
 
 /* Zeroes *m and sets its header (proto_version = MSG_PROTO_VERSION, frames = 0). The body is
- * all zeros except the defaults that are not zero (LOAD_REQ replicas = 1): fill the member for
- * `type`. Does not allocate. */
+ * all zeros except the defaults that are not zero (LOAD_REQ replicas = 1, LOCATE_REQ and
+ * LOCATE_REP file_size = MSG_SIZE_UNKNOWN): fill the member for `type`. Does not allocate. */
 void msg_init(msg_t *m, msg_type_t type, uint64_t request_id, uint64_t view_version);
 
 /* Frees what msg_decode allocated and zeroes *m. Safe on a zeroed or msg_init'ed msg_t, and
@@ -442,14 +540,16 @@ void msg_error(msg_t *m, uint64_t request_id, uint64_t view_version, int code, c
  * length on success). Validates what it writes against the limits above, so it never produces
  * a frame a peer would refuse: returns 0, SHOAL_EINVAL (a field out of range: unknown type,
  * string too long, too many entries, READ reply page_count inconsistent with its span), or
- * SHOAL_EMSGSIZE (the frame would exceed MSG_FRAME_MAX), SHOAL_ENOMEM; with a last error.
+ * SHOAL_EMSGSIZE (the frame would exceed MSG_FRAME_MAX, or MSG_LOCAL_DATAGRAM_MAX for a local
+ * type), SHOAL_ENOMEM; with a last error.
  * Gossip types encode m->body.raw as the body. `out` is owned by the caller; reuse it to avoid
  * allocating. Costs no allocation once `out` has grown. */
 int msg_encode(const msg_t *m, msg_buf_t *out);
 
 /* Decodes one header frame of `len` bytes at `data` into *out, which it overwrites (msg_fini
  * a previously decoded *out first). Never trusts the input: every length and count is bounded,
- * every type checked. Returns 0; SHOAL_EMSGSIZE when len > MSG_FRAME_MAX; SHOAL_EPROTO for a
+ * every type checked. Returns 0; SHOAL_EMSGSIZE when len > MSG_FRAME_MAX (or a local type's
+ * frame is over MSG_LOCAL_DATAGRAM_MAX); SHOAL_EPROTO for a
  * wrong protocol version, unknown type, malformed msgpack, missing required field, duplicate
  * key, value of the wrong kind or out of range, or trailing bytes; SHOAL_ENOMEM. The last
  * error names the message type and the field. On failure *out is left zeroed (nothing to free,
@@ -475,8 +575,15 @@ int msg_header_decode(const void *data, size_t len, msg_header_t *header, msg_ra
 /* Returns the static name of a type ("READ_REQ", "PING", ...) or "UNKNOWN". */
 const char *msg_type_name(uint32_t type);
 
-/* True for a request type (even, 2..MSG_TYPE_DATA_LAST); its reply type is type + 1. */
+/* True for a data request type (even, 2..MSG_TYPE_DATA_LAST: what a node serves over
+ * ZeroMQ); its reply type is type + 1. False for the local types. */
 bool msg_type_is_request(uint32_t type);
+
+/* True for a request of the local socket (LOCAL_HELLO_REQ, LOCATE_REQ); reply is type + 1. */
+bool msg_type_is_local_request(uint32_t type);
+
+/* True for the types of the local socket (MSG_TYPE_LOCAL_FIRST .. MSG_TYPE_LOCAL_LAST). */
+bool msg_type_is_local(uint32_t type);
 
 /* Length in bytes that raw frame `index` of a READ reply must have (see the drawing), or 0 if
  * index >= page_count. Meaningful only for a reply that decoded (or encoded) successfully. */

@@ -1,10 +1,9 @@
 /*
  * test_hostid.c - the host id and the local socket path in the view (issue 11), end to end:
  * three real shoald processes on loopback advertise host_id_get() and the socket path they were
- * given (a fake path through the node's HOOK(issue 11) variable, $SHOAL_TEST_LOCAL_SOCKET:
- * nothing listens there), every member in shoal_members shows both, and client_view_local
- * lists the three as this host's; a fourth node with --host-id of another host is shown with
- * it and is not listed.
+ * listens on (--local-socket under the test's temp dir), every member in shoal_members shows both,
+ * and client_view_local lists the three as this host's; a fourth node with --host-id of another
+ * host is shown with it and is not listed.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -24,7 +23,7 @@ typedef struct test_node {
     tp_proc_t proc;        /* the shoald process */
     int port;              /* data port */
     int gossip_port;       /* gossip port */
-    char socket_path[128]; /* the fake local socket it advertises ("" = none) */
+    char socket_path[128]; /* the local socket it listens on and advertises ("" = none) */
     char log[TP_PATH_MAX]; /* its log */
 } test_node_t;
 
@@ -110,13 +109,10 @@ static void s_start_node(int index, const char *socket_path, const char *host_id
         argv[n++] = host_id;
     }
     argv[n] = NULL;
-    /* the child inherits the environment at the fork in tp_spawn */
-    if (socket_path[0])
-        cr_assert_eq(setenv("SHOAL_TEST_LOCAL_SOCKET", socket_path, 1), 0);
-    else
-        unsetenv("SHOAL_TEST_LOCAL_SOCKET");
+    argv[n++] = "--local-socket";
+    argv[n++] = socket_path[0] ? socket_path : "off";
+    argv[n] = NULL;
     int rc = tp_spawn(&node->proc, argv, node->log);
-    unsetenv("SHOAL_TEST_LOCAL_SOCKET");
     cr_assert_eq(rc, 0, "cannot start %s", shoald);
     if (index >= s_started)
         s_started = index + 1;
@@ -170,7 +166,7 @@ Test(hostid, members_show_the_host_id_and_socket_path, .init = s_setup, .fini = 
     cr_assert_eq(host_id_get(own, sizeof own), 0);
     for (int i = 0; i < 3; i++) {
         char path[128];
-        snprintf(path, sizeof path, "/run/shoal-test/node-%d.sock", i); /* fake: nothing there */
+        snprintf(path, sizeof path, "%s/n%d.sock", s_dir, i);
         s_start_node(i, path, NULL);
     }
     shoal_client_options_t options = {.seeds = s_seeds, .timeout_ms = 3000};

@@ -486,6 +486,205 @@ Test(proto, read_request_and_reply)
     free(version);
 }
 
+Test(proto, local_hello_and_locate)
+{
+    msg_t m;
+    msg_init(&m, MSG_LOCAL_HELLO_REQ, 1, 0);
+    s_roundtrip(&m);
+    char *host = s_string(MSG_HOST_ID_MAX, 'h');
+    msg_init(&m, MSG_LOCAL_HELLO_REP, 1, 0);
+    m.body.local_hello_reply = (msg_local_hello_reply_t){
+        {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, UINT64_MAX, host, 1 << 20, 30000};
+    s_roundtrip(&m);
+    m.body.local_hello_reply.host_id = NULL; /* "" */
+    m.body.local_hello_reply.lease_ms = MSG_LEASE_MS_MAX;
+    s_roundtrip(&m);
+    msg_buf_t buf;
+    msg_buf_init(&buf);
+    m.body.local_hello_reply.lease_ms = 0; /* a lease of nothing */
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    m.body.local_hello_reply.lease_ms = 1;
+    m.body.local_hello_reply.page_size = 0;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    m.body.local_hello_reply.page_size = 4096;
+    char *long_host = s_string(MSG_HOST_ID_MAX + 1, 'h');
+    m.body.local_hello_reply.host_id = long_host;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    cr_assert(strstr(shoal_last_error(), "host_id"), "%s", shoal_last_error());
+
+    /* LOCATE_REQ: the size is unknown unless set; the length is bounded */
+    char *uri = s_string(MSG_URI_MAX, 'u');
+    char *version = s_string(MSG_VERSION_MAX, 'v');
+    msg_init(&m, MSG_LOCATE_REQ, 7, 0);
+    cr_assert_eq(m.body.locate_request.file_size, MSG_SIZE_UNKNOWN);
+    m.body.locate_request.uri = "file:///data/a";
+    m.body.locate_request.length = 1;
+    s_roundtrip(&m);
+    m.body.locate_request = (msg_locate_request_t){uri, version, UINT64_MAX - MSG_LOCATE_LENGTH_MAX,
+                                                   MSG_LOCATE_LENGTH_MAX, 0};
+    s_roundtrip(&m);
+    m.body.locate_request.offset = 0;
+    m.body.locate_request.length = MSG_LOCATE_LENGTH_MAX + 1;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    cr_assert(strstr(shoal_last_error(), "length"), "%s", shoal_last_error());
+    m.body.locate_request.offset = UINT64_MAX;
+    m.body.locate_request.length = 1;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    cr_assert(strstr(shoal_last_error(), "overflows"), "%s", shoal_last_error());
+    m.body.locate_request.uri = NULL; /* "" is a uri the node refuses, not the codec */
+    m.body.locate_request.offset = 0;
+    s_roundtrip(&m);
+
+    /* LOCATE_REP at its limits: 64 pages of 1 MiB (16 sums each), 16 fds, 64 gone */
+    static msg_local_page_t pages[MSG_LOCATE_PAGES_MAX + 1];
+    static uint64_t sums[MSG_CHUNKS_MAX];
+    uint64_t fds[MSG_LOCATE_FDS_MAX + 1], gone[MSG_LOCATE_GONE_MAX + 1];
+    for (uint32_t c = 0; c < MSG_CHUNKS_MAX; c++)
+        sums[c] = 0x0102030405060708ull * (c + 1);
+    for (uint32_t i = 0; i <= MSG_LOCATE_PAGES_MAX; i++)
+        pages[i] = (msg_local_page_t){.index = 3 + 2 * (uint64_t)i,
+                                      .gen = 1 + i % 5,
+                                      .offset = (uint64_t)i << 20,
+                                      .size = 1 << 20,
+                                      .chunk_shift = 16,
+                                      .seed = UINT64_MAX - i,
+                                      .sum_count = 16,
+                                      .sums = sums + i};
+    for (uint32_t i = 0; i <= MSG_LOCATE_FDS_MAX; i++)
+        fds[i] = 100 + i;
+    for (uint32_t i = 0; i <= MSG_LOCATE_GONE_MAX; i++)
+        gone[i] = UINT64_MAX - i;
+    msg_init(&m, MSG_LOCATE_REP, 7, 0);
+    cr_assert_eq(m.body.locate_reply.file_size, MSG_SIZE_UNKNOWN);
+    m.body.locate_reply.store_id = 42; /* nothing held, version unknown: a miss */
+    s_roundtrip(&m);
+    m.body.locate_reply = (msg_locate_reply_t){.file_size = 70 << 20,
+                                               .version = version,
+                                               .mtime = -1,
+                                               .store_id = UINT64_MAX,
+                                               .page_count = MSG_LOCATE_PAGES_MAX,
+                                               .pages = pages,
+                                               .fd_count = MSG_LOCATE_FDS_MAX,
+                                               .fd_gens = fds,
+                                               .gone_count = MSG_LOCATE_GONE_MAX,
+                                               .gone_gens = gone};
+    size_t full = s_roundtrip(&m);
+    cr_assert_leq(full, MSG_LOCAL_DATAGRAM_MAX);
+    /* the decoded copy keeps every sum and every generation */
+    cr_assert_eq(msg_encode(&m, &buf), 0);
+    msg_t back;
+    cr_assert_eq(msg_decode(buf.data, buf.len, &back), 0, "%s", shoal_last_error());
+    cr_assert_eq(back.body.locate_reply.page_count, MSG_LOCATE_PAGES_MAX);
+    cr_assert_eq(back.body.locate_reply.pages[63].sums[15], sums[63 + 15]);
+    cr_assert_eq(back.body.locate_reply.pages[63].index, 3 + 2 * 63);
+    cr_assert_eq(back.body.locate_reply.fd_gens[15], 115);
+    cr_assert_eq(back.body.locate_reply.gone_gens[63], UINT64_MAX - 63);
+    msg_fini(&back);
+    /* sums travel as 8-byte little-endian words */
+    m.body.locate_reply = (msg_locate_reply_t){.store_id = 1, .page_count = 1, .pages = pages};
+    pages[0].size = 1;
+    pages[0].sum_count = 1;
+    cr_assert_eq(msg_encode(&m, &buf), 0);
+    static const uint8_t le[] = {0xc4, 8, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01};
+    bool found = false;
+    for (size_t i = 0; i + sizeof le <= buf.len && !found; i++)
+        found = memcmp(buf.data + i, le, sizeof le) == 0;
+    cr_assert(found, "the sum is not little-endian on the wire");
+    /* a page's sums must cover exactly its chunks: 65536 + 1 bytes at 2^16 are two chunks */
+    pages[0].size = 65537;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    cr_assert(strstr(shoal_last_error(), "pages[0]sums") ||
+                  strstr(shoal_last_error(), "pages[0].sums"),
+              "%s", shoal_last_error());
+    pages[0].sum_count = 2;
+    s_roundtrip(&m);
+    pages[0].size = 0; /* an empty page is never located */
+    pages[0].sum_count = 0;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    pages[0].size = 1, pages[0].sum_count = 1;
+    pages[0].chunk_shift = 11;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    pages[0].chunk_shift = 16;
+    pages[0].gen = 0; /* generations start at 1 */
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    pages[0].gen = 1;
+    pages[0].offset = UINT64_MAX; /* past any file */
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    cr_assert(strstr(shoal_last_error(), "overflows"), "%s", shoal_last_error());
+    pages[0].offset = 0;
+    /* pages in strictly increasing index order */
+    m.body.locate_reply.page_count = 2;
+    pages[1] = pages[0];
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    cr_assert(strstr(shoal_last_error(), "increasing"), "%s", shoal_last_error());
+    pages[1].index = pages[0].index + 1;
+    s_roundtrip(&m);
+    m.body.locate_reply.page_count = MSG_LOCATE_PAGES_MAX + 1;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    m.body.locate_reply.page_count = 0;
+    /* fds: at most 16, each a generation >= 1, none twice; gone likewise */
+    m.body.locate_reply.fd_gens = fds;
+    m.body.locate_reply.fd_count = MSG_LOCATE_FDS_MAX + 1;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    m.body.locate_reply.fd_count = 2;
+    fds[1] = fds[0];
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    cr_assert(strstr(shoal_last_error(), "fds"), "%s", shoal_last_error());
+    fds[1] = 0;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    fds[1] = 101;
+    s_roundtrip(&m);
+    m.body.locate_reply.gone_gens = gone;
+    m.body.locate_reply.gone_count = MSG_LOCATE_GONE_MAX + 1;
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    m.body.locate_reply.gone_count = 2;
+    gone[1] = gone[0];
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EINVAL);
+    cr_assert(strstr(shoal_last_error(), "gone"), "%s", shoal_last_error());
+    gone[1] = 5;
+    s_roundtrip(&m);
+    /* a reply that would not fit one datagram is refused: 64 pages of 16 KiB sums each */
+    for (uint32_t i = 0; i < MSG_LOCATE_PAGES_MAX; i++)
+        pages[i] = (msg_local_page_t){.index = i,
+                                      .gen = 1,
+                                      .size = MSG_PAGE_SIZE_MAX,
+                                      .chunk_shift = 16,
+                                      .sum_count = MSG_CHUNKS_MAX,
+                                      .sums = sums};
+    m.body.locate_reply =
+        (msg_locate_reply_t){.store_id = 1, .page_count = MSG_LOCATE_PAGES_MAX, .pages = pages};
+    cr_assert_eq(msg_encode(&m, &buf), SHOAL_EMSGSIZE);
+    m.body.locate_reply.page_count = 1; /* one such page fits */
+    s_roundtrip(&m);
+
+    /* a local frame over the datagram bound is refused before its body is read */
+    msg_header_t h = {.type = MSG_LOCATE_REQ};
+    cr_assert_eq(msg_header_encode(&h, &buf), 0);
+    mp_write_map(&buf, 1);
+    mp_write_uint(&buf, 200);
+    uint8_t *filler = calloc(1, MSG_LOCAL_DATAGRAM_MAX);
+    mp_write_bin(&buf, filler, MSG_LOCAL_DATAGRAM_MAX);
+    free(filler);
+    s_expect_fail(buf.data, buf.len, SHOAL_EMSGSIZE, "LOCATE_REQ");
+    /* sums that are not whole words */
+    h.type = MSG_LOCATE_REP;
+    cr_assert_eq(msg_header_encode(&h, &buf), 0);
+    mp_write_map(&buf, 2);
+    mp_write_uint(&buf, 4), mp_write_uint(&buf, 1);
+    mp_write_uint(&buf, 5), mp_write_array(&buf, 1);
+    mp_write_map(&buf, 7);
+    for (uint32_t k = 1; k <= 6; k++)
+        mp_write_uint(&buf, k), mp_write_uint(&buf, k == 4 ? 10 : k == 5 ? 16 : 1);
+    mp_write_uint(&buf, 7), mp_write_bin(&buf, "12345678", 7);
+    s_expect_fail(buf.data, buf.len, SHOAL_EPROTO, "pages[0].sums: 7 bytes");
+
+    msg_buf_fini(&buf);
+    free(host);
+    free(long_host);
+    free(uri);
+    free(version);
+}
+
 Test(proto, stats_reply)
 {
     msg_t m;
@@ -532,7 +731,18 @@ Test(proto, type_names)
     cr_assert_str_eq(msg_type_name(MSG_LEAVE), "LEAVE");
     cr_assert_str_eq(msg_type_name(MSG_GOSSIP_LAST), "GOSSIP");
     cr_assert_str_eq(msg_type_name(0), "UNKNOWN");
-    cr_assert_str_eq(msg_type_name(16), "UNKNOWN");
+    cr_assert_str_eq(msg_type_name(MSG_LOCATE_REQ), "LOCATE_REQ");
+    cr_assert_str_eq(msg_type_name(MSG_LOCAL_HELLO_REP), "LOCAL_HELLO_REP");
+    cr_assert_str_eq(msg_type_name(20), "UNKNOWN");
+    /* the local types are requests of the local socket only, never of the ZeroMQ server */
+    for (uint32_t t = MSG_TYPE_LOCAL_FIRST; t <= MSG_TYPE_LOCAL_LAST; t++) {
+        cr_assert_str_neq(msg_type_name(t), "UNKNOWN", "type %u", t);
+        cr_assert(msg_type_is_local(t));
+        cr_assert_not(msg_type_is_request(t));
+        cr_assert_eq(msg_type_is_local_request(t), t % 2 == 0);
+    }
+    cr_assert_not(msg_type_is_local(MSG_READ_REQ));
+    cr_assert_not(msg_type_is_local_request(MSG_READ_REQ));
     cr_assert_str_eq(msg_type_name(80), "UNKNOWN");
     cr_assert(!msg_type_is_request(MSG_ERROR));
 }
@@ -549,7 +759,7 @@ typedef struct tspec {
 struct tfield {
     uint8_t key;         /* wire key */
     char kind;           /* s str, u uint, i int, b bool, d id, m array of maps, c counters,
-                            h histograms */
+                            h histograms, a array of uints, x chunk sums (bin of 8-byte words) */
     bool required;       /* missing -> refused */
     uint64_t max;        /* s: max length; u: max value; m/c/h: max count */
     int64_t good;        /* a valid value for u and i */
@@ -627,6 +837,37 @@ static const tfield_t t_evict_rep[] = {{1, 'u', false, UINT64_MAX, 1, NULL, 0},
 static const tfield_t t_stats_rep[] = {{1, 'c', false, MSG_COUNTERS_MAX, 0, NULL, 0},
                                        {2, 'h', false, MSG_HISTOGRAMS_MAX, 0, NULL, 0}};
 
+static const tfield_t t_hello_rep[] = {{1, 'd', true, 0, 0, NULL, 0},
+                                       {2, 'u', true, UINT64_MAX, 9, NULL, 0},
+                                       {3, 's', false, MSG_HOST_ID_MAX, 0, NULL, 0},
+                                       {4, 'u', true, MSG_PAGE_SIZE_MAX, 4096, NULL, 1},
+                                       {5, 'u', true, MSG_LEASE_MS_MAX, 30000, NULL, 1}};
+static const tfield_t t_locate_req[] = {{1, 's', true, MSG_URI_MAX, 0, NULL, 0},
+                                        {2, 's', false, MSG_VERSION_MAX, 0, NULL, 0},
+                                        {3, 'u', true, UINT64_MAX, 0, NULL, 0},
+                                        {4, 'u', true, MSG_LOCATE_LENGTH_MAX, 10, NULL, 0},
+                                        {5, 'u', false, UINT64_MAX, 5, NULL, 0}};
+/* a 100-byte page at chunk_shift 16: one chunk, one 8-byte sum */
+static const tfield_t t_local_page[] = {
+    {1, 'u', true, UINT64_MAX, 0, NULL, 0},
+    {2, 'u', true, UINT64_MAX, 1, NULL, 1},
+    {3, 'u', true, UINT64_MAX, 0, NULL, 0},
+    {4, 'u', true, MSG_PAGE_SIZE_MAX, 100, NULL, 1},
+    {5, 'u', true, MSG_CHUNK_SHIFT_MAX, 16, NULL, MSG_CHUNK_SHIFT_MIN},
+    {6, 'u', true, UINT64_MAX, 5, NULL, 0},
+    {7, 'x', true, MSG_CHUNKS_MAX, 0, NULL, 0},
+};
+static const tspec_t t_local_page_spec = TSPEC(t_local_page);
+static const tfield_t t_locate_rep[] = {
+    {1, 'u', false, UINT64_MAX, 100, NULL, 0},
+    {2, 's', false, MSG_VERSION_MAX, 0, NULL, 0},
+    {3, 'i', false, 0, 1700000000, NULL, 0},
+    {4, 'u', true, UINT64_MAX, 9, NULL, 0},
+    {5, 'm', false, MSG_LOCATE_PAGES_MAX, 0, &t_local_page_spec, 0},
+    {6, 'a', false, MSG_LOCATE_FDS_MAX, 1, NULL, 1},
+    {7, 'a', false, MSG_LOCATE_GONE_MAX, 2, NULL, 1},
+};
+
 typedef struct tbody {
     uint32_t type;   /* message type */
     tspec_t spec;    /* its body */
@@ -634,14 +875,25 @@ typedef struct tbody {
 } tbody_t;
 
 static const tbody_t t_bodies[] = {
-    {MSG_ERROR, TSPEC(t_error), 0},         {MSG_VIEW_REQ, {NULL, 0}, 0},
-    {MSG_VIEW_REP, TSPEC(t_view_rep), 0},   {MSG_STAT_REQ, TSPEC(t_stat_req), 0},
-    {MSG_STAT_REP, TSPEC(t_stat_rep), 0},   {MSG_LIST_REQ, TSPEC(t_list_req), 0},
-    {MSG_LIST_REP, TSPEC(t_list_rep), 0},   {MSG_READ_REQ, TSPEC(t_read_req), 0},
-    {MSG_READ_REP, TSPEC(t_read_rep), 1},   {MSG_LOAD_REQ, TSPEC(t_load_req), 0},
-    {MSG_LOAD_REP, TSPEC(t_load_rep), 0},   {MSG_EVICT_REQ, TSPEC(t_evict_req), 0},
-    {MSG_EVICT_REP, TSPEC(t_evict_rep), 0}, {MSG_STATS_REQ, {NULL, 0}, 0},
+    {MSG_ERROR, TSPEC(t_error), 0},
+    {MSG_VIEW_REQ, {NULL, 0}, 0},
+    {MSG_VIEW_REP, TSPEC(t_view_rep), 0},
+    {MSG_STAT_REQ, TSPEC(t_stat_req), 0},
+    {MSG_STAT_REP, TSPEC(t_stat_rep), 0},
+    {MSG_LIST_REQ, TSPEC(t_list_req), 0},
+    {MSG_LIST_REP, TSPEC(t_list_rep), 0},
+    {MSG_READ_REQ, TSPEC(t_read_req), 0},
+    {MSG_READ_REP, TSPEC(t_read_rep), 1},
+    {MSG_LOAD_REQ, TSPEC(t_load_req), 0},
+    {MSG_LOAD_REP, TSPEC(t_load_rep), 0},
+    {MSG_EVICT_REQ, TSPEC(t_evict_req), 0},
+    {MSG_EVICT_REP, TSPEC(t_evict_rep), 0},
+    {MSG_STATS_REQ, {NULL, 0}, 0},
     {MSG_STATS_REP, TSPEC(t_stats_rep), 0},
+    {MSG_LOCAL_HELLO_REQ, {NULL, 0}, 0},
+    {MSG_LOCAL_HELLO_REP, TSPEC(t_hello_rep), 0},
+    {MSG_LOCATE_REQ, TSPEC(t_locate_req), 0},
+    {MSG_LOCATE_REP, TSPEC(t_locate_rep), 0},
 };
 
 enum {
@@ -697,7 +949,7 @@ static void t_write_value(msg_buf_t *buf, const tfield_t *f, int mut)
             mp_write_uint(buf, 7);
         else if (f->kind == 'b')
             mp_write_uint(buf, 1);
-        else if (f->kind == 'm' || f->kind == 'c' || f->kind == 'h')
+        else if (f->kind == 'm' || f->kind == 'c' || f->kind == 'h' || f->kind == 'a')
             mp_write_map(buf, 0);
         else
             mp_write_cstr(buf, "7");
@@ -735,6 +987,23 @@ static void t_write_value(msg_buf_t *buf, const tfield_t *f, int mut)
     case 'd': {
         uint8_t id[MSG_NODE_ID_SIZE + 1] = {1, 2, 3};
         mp_write_bin(buf, id, mut == MUT_TOO_BIG ? sizeof id : MSG_NODE_ID_SIZE);
+        break;
+    }
+    case 'a': /* array of uints >= min, distinct */
+        if (mut == MUT_TOO_BIG) {
+            mp_write_array(buf, (uint32_t)f->max + 1);
+            for (uint64_t i = 0; i <= f->max; i++)
+                mp_write_uint(buf, f->min + i);
+        } else {
+            mp_write_array(buf, 1);
+            mp_write_uint(buf, mut == MUT_TOO_SMALL ? f->min - 1 : (uint64_t)f->good);
+        }
+        break;
+    case 'x': { /* chunk sums: bin of 8-byte words, one word for the valid page */
+        size_t len = mut == MUT_TOO_BIG ? ((size_t)f->max + 1) * 8 : mut == MUT_TOO_SMALL ? 7 : 8;
+        uint8_t *bytes = calloc(1, len);
+        mp_write_bin(buf, bytes, len);
+        free(bytes);
         break;
     }
     default:
@@ -787,10 +1056,10 @@ static bool t_applies(const tfield_t *f, int mut)
         return f->kind == 's';
     case MUT_TOO_BIG:
         return f->kind == 's' || f->kind == 'd' || f->kind == 'm' || f->kind == 'c' ||
-               f->kind == 'h' || (f->kind == 'u' && f->max < UINT64_MAX) ||
-               (f->kind == 'i' && f->good < 0);
+               f->kind == 'h' || f->kind == 'a' || f->kind == 'x' ||
+               (f->kind == 'u' && f->max < UINT64_MAX) || (f->kind == 'i' && f->good < 0);
     case MUT_TOO_SMALL:
-        return f->kind == 'u';
+        return f->kind == 'u' || f->kind == 'x' || (f->kind == 'a' && f->min > 0);
     }
     return false;
 }
@@ -989,10 +1258,10 @@ Test(proto, envelope_checks)
     s_expect_fail("", 0, SHOAL_EPROTO, NULL);
     s_expect_fail(NULL, 0, SHOAL_EPROTO, NULL);
     /* unknown type */
-    msg_header_t h = {.type = 16};
+    msg_header_t h = {.type = 20};
     msg_header_encode(&h, &buf);
     mp_write_map(&buf, 0);
-    s_expect_fail(buf.data, buf.len, SHOAL_EPROTO, "unknown message type 16");
+    s_expect_fail(buf.data, buf.len, SHOAL_EPROTO, "unknown message type 20");
     h.type = 0;
     msg_header_encode(&h, &buf);
     mp_write_map(&buf, 0);

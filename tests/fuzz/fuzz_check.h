@@ -47,6 +47,18 @@ static inline int fuzz_check_frame(const uint8_t *data, size_t size)
         if (sum != m.body.read_reply.length)
             fuzz_die("READ_REP frame lengths do not add up to length");
     }
+    if (m.header.type == MSG_LOCATE_REP) {
+        const msg_locate_reply_t *r = &m.body.locate_reply;
+        for (uint32_t i = 0; i < r->page_count; i++) {
+            const msg_local_page_t *p = &r->pages[i];
+            uint64_t chunks = (p->size + ((uint64_t)1 << p->chunk_shift) - 1) >> p->chunk_shift;
+            if (p->gen == 0 || p->sum_count != chunks || p->size > UINT64_MAX - p->offset ||
+                (i > 0 && p->index <= r->pages[i - 1].index))
+                fuzz_die("LOCATE_REP page accepted against its invariants");
+        }
+        if (size > MSG_LOCAL_DATAGRAM_MAX)
+            fuzz_die("a local frame over the datagram bound was accepted");
+    }
     msg_fini(&again);
     msg_fini(&m);
     msg_buf_fini(&first);

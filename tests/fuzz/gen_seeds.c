@@ -204,6 +204,32 @@ int main(int argc, char **argv)
     msg_init(&m, MSG_STATS_REP, 1, 2);
     m.body.stats_reply = (msg_stats_reply_t){2, counters, 1, hists};
     s_emit(dir, &m, "stats_rep");
+    msg_init(&m, MSG_LOCAL_HELLO_REQ, 1, 0);
+    s_emit(dir, &m, "local_hello_req");
+    msg_init(&m, MSG_LOCAL_HELLO_REP, 1, 0);
+    m.body.local_hello_reply =
+        (msg_local_hello_reply_t){{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+                                  0x1234567890abcdefull,
+                                  "host-a",
+                                  1 << 20,
+                                  30000};
+    s_emit(dir, &m, "local_hello_rep");
+    msg_init(&m, MSG_LOCATE_REQ, 2, 0);
+    m.body.locate_request.uri = "file:///data/train/0001.tar";
+    m.body.locate_request.offset = 1 << 20;
+    m.body.locate_request.length = 3 << 20;
+    s_emit(dir, &m, "locate_req");
+    uint64_t sums[17];
+    for (int c = 0; c < 17; c++)
+        sums[c] = 0x9e3779b97f4a7c15ull * (uint64_t)(c + 1);
+    msg_local_page_t pages[2] = {{1, 3, 0, 1 << 20, 16, 7, 16, sums},
+                                 {2, 4, 1 << 20, 70000, 16, 7, 2, sums + 15}};
+    uint64_t fd_gens[2] = {3, 4}, gone_gens[1] = {1};
+    msg_init(&m, MSG_LOCATE_REP, 2, 0);
+    m.body.locate_reply = (msg_locate_reply_t){
+        3 << 20,  "1048576-1700000000", 1700000000, 0x1234567890abcdefull, 2, pages, 2, fd_gens, 1,
+        gone_gens};
+    s_emit(dir, &m, "locate_rep");
     static const uint8_t ping_body[] = {0x82, 0x01, 0x05, 0x02, 0xa1, 'x'};
     msg_init(&m, MSG_PING, 1, 2);
     m.body.raw = (msg_raw_body_t){ping_body, sizeof ping_body};
