@@ -189,6 +189,13 @@ static client_proc_t *s_proc_new(shoal_client_t *client, pid_t pid)
     }
     /* zmq_ctx_term must never wait: every socket is LINGER 0 as well. */
     zmq_ctx_set(proc->zmq_context, ZMQ_BLOCKY, 0);
+    /* I/O threads from the cores (one per 8, 1..4): they receive every reply's bytes, and a
+     * process with many reading threads (a Ray or PyTorch worker) outruns one. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    zmq_ctx_set(proc->zmq_context, ZMQ_IO_THREADS,
+                cores < 16   ? 1
+                : cores > 32 ? 4
+                             : (int)(cores / 8));
     /* Each node connection of each session takes three sockets (DEALER, its monitor, the PAIR
      * reading it): raise the default of 1023 so that many calling threads still fit. */
     int socket_limit = zmq_ctx_get(proc->zmq_context, ZMQ_SOCKET_LIMIT);

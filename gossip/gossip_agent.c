@@ -71,9 +71,11 @@ static void s_on_event(void *ctx, const swim_event_t *ev)
         swim_zmq_connect(a->zmq, ev->member.gossip_ep);
 }
 
-void *gossip_agent_process_init(void)
+void *gossip_agent_process_init(size_t io_threads)
 {
     zsys_handler_set(NULL);
+    if (io_threads > 0)
+        zsys_set_io_threads(io_threads);
     return zsys_init();
 }
 

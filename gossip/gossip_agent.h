@@ -42,11 +42,12 @@ typedef struct gossip_agent_opts {
 } gossip_agent_opts_t;
 
 /* Sets up the process's one ZeroMQ context, czmq's (zsys_handler_set(NULL), then
- * zsys_init()), without czmq's SIGINT/SIGTERM handlers: for a program that takes signals
+ * zsys_init()) with `io_threads` ZeroMQ I/O threads (0: czmq's default, 1), without czmq's
+ * SIGINT/SIGTERM handlers: for a program that takes signals
  * itself (shoald, with sigwait). Call once, early, before other threads start; a program that
  * skips it gets czmq's defaults at the first gossip_agent_new. Returns the raw libzmq context
  * (borrowed: czmq terminates it at exit, so no socket in it may outlive main) or NULL. */
-void *gossip_agent_process_init(void);
+void *gossip_agent_process_init(size_t io_threads);
 
 /* The process's one ZeroMQ context as a raw libzmq context (zsys_init(): the one
  * gossip_agent_process_init set up, or a new one with czmq's defaults), for code that makes raw

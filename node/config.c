@@ -92,7 +92,9 @@ static const s_flag_t s_flags[] = {
     {"immutable-mount", S_MOUNT, "URI",
      "a --mount whose files never change in place: its metadata is never\n"
      "                       revalidated after --metadata-ttl (repeatable)"},
-    {"threads", S_UINT, "N", "hit workers: answer cached reads and metadata [4]"},
+    {"threads", S_UINT, "N", "hit workers: answer cached reads and metadata [cores, 2..64]"},
+    {"io-threads", S_UINT, "N",
+     "ZeroMQ I/O threads: move the bytes of every reply [cores/4, 1..16]"},
     {"fetch-threads", S_UINT, "N", "fetchers: under-storage reads, stats and listings [32]"},
     {"page-size", S_SIZE, "SIZE", "page size, same on every node: 4K .. 64M [1M]"},
     {"range-pages", S_UINT, "N", "pages per range, the unit of one UFS read: 1 .. 65536 [4]"},
@@ -176,8 +178,9 @@ int config_init(node_config_t *config)
     config->gossip[0] = '\0';
     config->metadata_ttl_ns = 60ll * 1000000000ll;
     config->negative_ttl_ns = 5ll * 1000000000ll;
-    config->threads = 4;
+    config->threads = config_default_threads();
     config->fetch_threads = 32;
+    config->io_threads = config_default_io_threads();
     config->page_size = 1u << 20;
     config->range_pages = 4;
     config->log_level = LOG_INFO;
@@ -215,6 +218,18 @@ static int s_copy_string(char **to, const char *from)
 {
     *to = NULL;
     return from == NULL || (*to = strdup(from)) != NULL ? 0 : SHOAL_ENOMEM;
+}
+
+uint32_t config_default_threads(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores < 2 ? 2 : cores > 64 ? 64 : (uint32_t)cores;
+}
+
+uint32_t config_default_io_threads(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores < 8 ? 1 : cores > 64 ? 16 : (uint32_t)(cores / 4);
 }
 
 int config_copy(node_config_t *to, const node_config_t *from)
@@ -431,7 +446,9 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
         return 0;
     }
     case S_UINT: {
-        uint64_t max = strcmp(name, "range-pages") == 0 ? 65536 : 1024;
+        uint64_t max = strcmp(name, "range-pages") == 0  ? 65536
+                       : strcmp(name, "io-threads") == 0 ? 16
+                                                         : 1024;
         bool zero_ok = strcmp(name, "indirect-checks") == 0;
         if (s_parse_uint(value, max, &number) < 0 || (number == 0 && !zero_ok))
             return s_error(error, error_len, "%s: bad value '%s' for --%s (a number 1 .. %llu)",
@@ -440,6 +457,8 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
             config->threads = (uint32_t)number;
         else if (strcmp(name, "fetch-threads") == 0)
             config->fetch_threads = (uint32_t)number;
+        else if (strcmp(name, "io-threads") == 0)
+            config->io_threads = (uint32_t)number;
         else if (strcmp(name, "indirect-checks") == 0)
             config->indirect_checks = (uint32_t)number;
         else if (strcmp(name, "retransmit-mult") == 0)

@@ -36,13 +36,14 @@ typedef struct node_config {
     int64_t metadata_ttl_ns;          /* --metadata-ttl: STAT/LIST cache lifetime [60 s] */
     int64_t negative_ttl_ns;          /* --negative-ttl: "not found" kept this long [5 s]; 0 off */
     VEC(char *) immutable_mounts;     /* --immutable-mount: mounts never revalidated (owned) */
-    uint32_t threads;                 /* --threads: hit workers [4] */
-    uint32_t fetch_threads;           /* --fetch-threads: UFS fetchers [16] */
-    uint32_t page_size;               /* --page-size: bytes per page [1 MiB] */
-    uint32_t range_pages;             /* --range-pages: pages per range [4] */
-    log_level_t log_level;            /* --log-level [info] */
-    bool memory_store;                /* --store memory: pages in RAM, nothing on disk (tests) */
-    char *config_path;                /* --config: the file read, or NULL */
+    uint32_t threads;                 /* --threads: hit workers [config_default_threads()] */
+    uint32_t io_threads;    /* --io-threads: ZeroMQ I/O threads [config_default_io_threads()] */
+    uint32_t fetch_threads; /* --fetch-threads: UFS fetchers [16] */
+    uint32_t page_size;     /* --page-size: bytes per page [1 MiB] */
+    uint32_t range_pages;   /* --range-pages: pages per range [4] */
+    log_level_t log_level;  /* --log-level [info] */
+    bool memory_store;      /* --store memory: pages in RAM, nothing on disk (tests) */
+    char *config_path;      /* --config: the file read, or NULL */
     /* gossip timings (gossip/README.md; defaults from swim_opts_default) */
     uint32_t probe_interval_ms;     /* --probe-interval [1s] */
     uint32_t probe_timeout_ms;      /* --probe-timeout [500ms] */
@@ -86,6 +87,14 @@ int config_parse(node_config_t *config, int argc, char *const argv[], char *erro
 
 /* Writes the --help text documenting every flag. */
 void config_usage(FILE *out);
+
+/* The default number of hit workers: the cores online, at least 2 and at most 64 (a hit is
+ * CPU work: a page copy or a send; more workers than cores only add switches). */
+uint32_t config_default_threads(void);
+
+/* The default number of ZeroMQ I/O threads: one per 4 cores online, 1..16 (one I/O thread moves
+ * about 1-2 GB/s of replies). */
+uint32_t config_default_io_threads(void);
 
 /* Parses an endpoint "tcp://host:port", "host:port" or "[v6]:port" into "tcp://host:port"
  * ("localhost" becomes 127.0.0.1), and says whether the host is a loopback address. Returns 0

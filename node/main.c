@@ -52,7 +52,7 @@ int main(int argc, char **argv)
     }
     /* One ZeroMQ context per process, czmq's (the gossip actor lives in it), set up before any
      * thread starts and without czmq's own SIGINT/SIGTERM handlers: the signalfd takes them. */
-    if (gossip_agent_process_init() == NULL) {
+    if (gossip_agent_process_init(config.io_threads) == NULL) {
         fprintf(stderr, "shoald: cannot create the ZeroMQ context\n");
         close(signal_fd);
         return 1;

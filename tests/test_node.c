@@ -902,6 +902,8 @@ Test(node, bad_flags_exit_2_naming_the_value)
         {{"--mount", "file:///tmp/", "--listen", "10.9.8.7:7070", NULL}, "10.9.8.7"},
         {{"--mount", "file:///tmp/", "--frobnicate", NULL}, "--frobnicate"},
         {{"--mount", "file:///tmp/", "--threads", "-3", NULL}, "-3"},
+        {{"--mount", "file:///tmp/", "--io-threads", "17", NULL}, "17"},
+        {{"--mount", "file:///tmp/", "--io-threads", "0", NULL}, "--io-threads"},
         {{"--mount", "file:///tmp/", "--log-level", "chatty", NULL}, "chatty"},
         {{"--capacity", "1G", NULL}, "--mount"},
     };
@@ -918,10 +920,11 @@ Test(node, bad_flags_exit_2_naming_the_value)
     const char *help[] = {"--help", NULL};
     int status = s_run_shoald(help, log);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    const char *flags[] = {"--name",      "--data-dir",     "--capacity",  "--listen",
-                           "--gossip",    "--seeds",        "--mount",     "--cluster-key",
-                           "--insecure",  "--metadata-ttl", "--threads",   "--fetch-threads",
-                           "--page-size", "--range-pages",  "--log-level", "--config"};
+    const char *flags[] = {"--name",       "--data-dir",     "--capacity",    "--listen",
+                           "--gossip",     "--seeds",        "--mount",       "--cluster-key",
+                           "--insecure",   "--metadata-ttl", "--threads",     "--fetch-threads",
+                           "--io-threads", "--page-size",    "--range-pages", "--log-level",
+                           "--config"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         cr_expect(tp_count_lines(log, flags[i]) >= 1, "--help does not document %s", flags[i]);
 }
