@@ -309,3 +309,14 @@ size_t client_view_range_targets(const client_view_t *view, const char *normal_u
     return client_view_targets(view, key, sizeof key, owner_tries, owner_flags, other_tries,
                                other_flags, out, max);
 }
+
+const client_member_t *client_view_member_of(const client_view_t *view, const char *endpoint)
+{
+    for (size_t i = 0; view && endpoint && i < view->count; i++)
+        if (view->members[i].endpoint == endpoint)
+            return &view->members[i];
+    for (size_t i = 0; view && endpoint && i < view->count; i++)
+        if (strcmp(view->members[i].endpoint, endpoint) == 0)
+            return &view->members[i];
+    return NULL;
+}
