@@ -21,10 +21,10 @@
 #include "clock.h"
 #include "local.h"
 
-#define S_DATAGRAM_MAX  MSG_LOCAL_DATAGRAM_MAX
-#define S_LOCATE_PAGES  MSG_LOCATE_PAGES_MAX  /* pages asked for in one LOCATE */
-#define S_LOCATE_BYTES  MSG_LOCATE_LENGTH_MAX /* bytes asked for in one LOCATE */
-#define S_BOUNCE_BYTES  ((size_t)1 << CLIENT_LOCAL_CHUNK_SHIFT)
+#define S_DATAGRAM_MAX MSG_LOCAL_DATAGRAM_MAX
+#define S_LOCATE_PAGES MSG_LOCATE_PAGES_MAX  /* pages asked for in one LOCATE */
+#define S_LOCATE_BYTES MSG_LOCATE_LENGTH_MAX /* bytes asked for in one LOCATE */
+#define S_BOUNCE_BYTES ((size_t)1 << CLIENT_LOCAL_CHUNK_SHIFT)
 
 /* One descriptor a connection was passed. Invariant: fd >= 0 iff the slot is in use. */
 typedef struct local_fd {
@@ -36,20 +36,20 @@ typedef struct local_fd {
 /* One connection to a local node. `busy` is under the table's mutex; the rest belongs to the
  * thread that holds it busy (or to the mutex holder while it is idle). */
 typedef struct local_conn {
-    _Atomic int sock;        /* the SEQPACKET socket, or -1 */
-    bool busy;               /* taken by a thread */
-    bool broken;             /* close at release: its state (descriptors held) is unsure */
-    bool ever_connected;     /* a later connect counts local_reconnects */
-    uint64_t epoch;          /* the node's epoch at HELLO: another one = close it */
-    uint64_t store_id;       /* from HELLO */
-    uint64_t page_size;      /* from HELLO */
-    uint64_t lease_ms;       /* from HELLO */
-    uint64_t next_id;        /* request id of the next request */
-    int64_t sweep_ms;        /* the next lease sweep is due then */
+    _Atomic int sock;    /* the SEQPACKET socket, or -1 */
+    bool busy;           /* taken by a thread */
+    bool broken;         /* close at release: its state (descriptors held) is unsure */
+    bool ever_connected; /* a later connect counts local_reconnects */
+    uint64_t epoch;      /* the node's epoch at HELLO: another one = close it */
+    uint64_t store_id;   /* from HELLO */
+    uint64_t page_size;  /* from HELLO */
+    uint64_t lease_ms;   /* from HELLO */
+    uint64_t next_id;    /* request id of the next request */
+    int64_t sweep_ms;    /* the next lease sweep is due then */
     local_fd_t fds[CLIENT_LOCAL_FDS_MAX]; /* descriptors passed on this connection */
-    uint8_t *in;             /* receive buffer, S_DATAGRAM_MAX bytes (made at first use) */
-    uint8_t *bounce;         /* one chunk, S_BOUNCE_BYTES */
-    msg_buf_t out;           /* encode buffer */
+    uint8_t *in;     /* receive buffer, S_DATAGRAM_MAX bytes (made at first use) */
+    uint8_t *bounce; /* one chunk, S_BOUNCE_BYTES */
+    msg_buf_t out;   /* encode buffer */
 } local_conn_t;
 
 /* One local node (one socket path). */
@@ -297,8 +297,7 @@ static int s_recv(client_local_t *local, local_conn_t *conn, msg_t *reply, int *
 static void s_node_pause(client_local_t *local, local_node_t *node, bool refused)
 {
     pthread_mutex_lock(&local->mutex);
-    node->retry_ms =
-        clock_mono_ms() + (refused ? CLIENT_LOCAL_REFUSED_MS : CLIENT_LOCAL_RETRY_MS);
+    node->retry_ms = clock_mono_ms() + (refused ? CLIENT_LOCAL_REFUSED_MS : CLIENT_LOCAL_RETRY_MS);
     node->refused = refused;
     pthread_mutex_unlock(&local->mutex);
     if (refused)
@@ -337,13 +336,16 @@ static int s_conn_open(client_local_t *local, local_node_t *node, local_conn_t *
     conn->ever_connected = true;
     msg_t hello;
     msg_init(&hello, MSG_LOCAL_HELLO_REQ, conn->next_id++, 0);
-    int rc = s_send(conn, &hello);
+    /* A node that refuses us sends its ERROR at accept and closes: the send may fail (EPIPE)
+     * while that ERROR waits in our queue, so receive either way. */
+    int sent = s_send(conn, &hello);
     msg_t reply;
     memset(&reply, 0, sizeof reply);
     int fds[MSG_LOCATE_FDS_MAX];
     size_t fd_count = 0;
-    if (rc == 0)
-        rc = s_recv(local, conn, &reply, fds, &fd_count);
+    int rc = s_recv(local, conn, &reply, fds, &fd_count);
+    if (rc == 0 && sent != 0 && reply.header.type != MSG_ERROR)
+        rc = sent;
     for (size_t i = 0; i < fd_count; i++) /* a HELLO carries none: never used */
         close(fds[i]);
     bool refused = false;
@@ -642,8 +644,8 @@ static int s_locate(client_local_t *local, local_conn_t *conn, client_local_read
         if (read->length > left)
             read->length = left;
         if (offset + length > read->offset + read->length)
-            length = read->offset + read->length > offset ? read->offset + read->length - offset
-                                                         : 0;
+            length =
+                read->offset + read->length > offset ? read->offset + read->length - offset : 0;
     }
     uint64_t end = offset + length;
     uint64_t next = offset; /* bytes before it are accounted for */
@@ -654,7 +656,7 @@ static int s_locate(client_local_t *local, local_conn_t *conn, client_local_read
         uint64_t lo = page_start > offset ? page_start : offset;
         uint64_t hi = page_start + page_size < end ? page_start + page_size : end;
         if (lo >= hi || lo < next)
-            continue; /* not wanted, or out of order */
+            continue;                       /* not wanted, or out of order */
         s_miss(miss_lo, miss_hi, next, lo); /* pages not held before this one */
         if (s_page_read(local, conn, page, page_start, lo, hi, read->dest, read->offset))
             next = hi;

@@ -16,14 +16,14 @@
 #include "counters.h"
 #include "proto.h"
 
-#define CLIENT_LOCAL_NODES_MAX   16      /* local nodes one process talks to */
-#define CLIENT_LOCAL_CONNS_MAX   8       /* connections per local node (threads at once) */
-#define CLIENT_LOCAL_FDS_MAX     64      /* descriptors one connection holds */
-#define CLIENT_LOCAL_RETRY_MS    1000    /* after a failed connect, wait this long */
-#define CLIENT_LOCAL_REFUSED_MS  60000   /* after a refusal (EACCES), wait this long */
-#define CLIENT_LOCAL_CHUNK_SHIFT 16      /* largest chunk checked through the bounce buffer */
-#define CLIENT_LOCAL_PATH_MAX    108     /* sun_path */
-#define CLIENT_LOCAL_LEASE_MS    30000   /* lease when a node names none */
+#define CLIENT_LOCAL_NODES_MAX   16    /* local nodes one process talks to */
+#define CLIENT_LOCAL_CONNS_MAX   8     /* connections per local node (threads at once) */
+#define CLIENT_LOCAL_FDS_MAX     64    /* descriptors one connection holds */
+#define CLIENT_LOCAL_RETRY_MS    1000  /* after a failed connect, wait this long */
+#define CLIENT_LOCAL_REFUSED_MS  60000 /* after a refusal (EACCES), wait this long */
+#define CLIENT_LOCAL_CHUNK_SHIFT 16    /* largest chunk checked through the bounce buffer */
+#define CLIENT_LOCAL_PATH_MAX    108   /* sun_path */
+#define CLIENT_LOCAL_LEASE_MS    30000 /* lease when a node names none */
 
 /* The local nodes of one process. Thread-safe: one mutex for the node table and for taking
  * and giving back connections, never held across I/O (a connection is used by one thread at a
@@ -69,11 +69,11 @@ typedef struct client_local_read {
     uint64_t length;     /* bytes wanted (before clipping at the end of the file when learning) */
     uint8_t *dest;       /* the caller's buffer for [offset, +length) */
     /* out */
-    bool learnt;                        /* file_size, version_out, mtime hold the node's stat */
+    bool learnt;                           /* file_size, version_out, mtime hold the node's stat */
     char version_out[MSG_VERSION_MAX + 1]; /* with learnt and version "": the version served */
-    int64_t mtime;                      /* with learnt: its mtime */
-    uint64_t miss_offset;               /* [miss_offset, +miss_length): the bytes not served */
-    uint64_t miss_length;               /* 0: every wanted byte is in dest */
+    int64_t mtime;                         /* with learnt: its mtime */
+    uint64_t miss_offset;                  /* [miss_offset, +miss_length): the bytes not served */
+    uint64_t miss_length;                  /* 0: every wanted byte is in dest */
 } client_local_read_t;
 
 /* Serves what it can of `read` from node `node_id`'s pages: LOCATE(s) over a connection of that
