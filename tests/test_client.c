@@ -7,7 +7,9 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1159,17 +1161,20 @@ enum fake_local_mode {
 #define LOCAL_FILE        (3 * 2 * LOCAL_PAGE + 1234) /* 3 ranges of 2 pages and a piece */
 
 typedef struct fake_local {
-    char dir[256];           /* temp dir of the socket and the data file */
-    char path[300];          /* socket path */
-    char data_path[300];     /* the generation's data file */
-    int listener;            /* listening socket */
-    pthread_t thread;        /* serving thread */
-    atomic_bool stop;        /* ask the thread to end */
-    _Atomic int mode;        /* enum fake_local_mode */
-    _Atomic int accepts;     /* connections accepted */
-    _Atomic int locates;     /* LOCATE requests answered */
-    _Atomic uint64_t held;   /* bit i: page i is held (located) */
-    const fake_node_t *fake; /* the file: uri, data, size, version, page size */
+    char dir[256];             /* temp dir of the socket and the data file */
+    char path[300];            /* socket path */
+    char data_path[300];       /* the generation's data file */
+    int listener;              /* listening socket */
+    pthread_t thread;          /* serving thread */
+    atomic_bool stop;          /* ask the thread to end */
+    _Atomic int mode;          /* enum fake_local_mode */
+    _Atomic int accepts;       /* connections accepted */
+    _Atomic int locates;       /* LOCATE requests answered */
+    _Atomic uint64_t held;     /* bit i: page i is held (located) */
+    _Atomic uint64_t lease_ms; /* sent in HELLO */
+    atomic_bool gone_next;     /* the next LOCATE_REP says gen 1 is gone (and passes no page) */
+    _Atomic uint64_t store_id; /* sent in HELLO and LOCATE_REP */
+    const fake_node_t *fake;   /* the file: uri, data, size, version, page size */
 } fake_local_t;
 
 static void s_local_send(int sock, const msg_t *m, const int *fds, size_t fd_count)
@@ -1204,10 +1209,10 @@ static void s_local_answer(fake_local_t *local, int sock, const msg_t *request, 
     if (request->header.type == MSG_LOCAL_HELLO_REQ) {
         msg_init(&reply, MSG_LOCAL_HELLO_REP, request->header.request_id, 0);
         memset(reply.body.local_hello_reply.node_id, 0xaa, 16);
-        reply.body.local_hello_reply.store_id = 42;
+        reply.body.local_hello_reply.store_id = atomic_load(&local->store_id);
         reply.body.local_hello_reply.host_id = "";
         reply.body.local_hello_reply.page_size = fake->page_size;
-        reply.body.local_hello_reply.lease_ms = 30000;
+        reply.body.local_hello_reply.lease_ms = atomic_load(&local->lease_ms);
         s_local_send(sock, &reply, NULL, 0);
         return;
     }
@@ -1220,6 +1225,18 @@ static void s_local_answer(fake_local_t *local, int sock, const msg_t *request, 
         return;
     }
     int mode = atomic_load(&local->mode);
+    if (atomic_exchange(&local->gone_next, false)) {
+        static const uint64_t gone = 1;
+        msg_init(&reply, MSG_LOCATE_REP, request->header.request_id, 0);
+        reply.body.locate_reply = (msg_locate_reply_t){.file_size = fake->size,
+                                                       .version = fake->version,
+                                                       .store_id = atomic_load(&local->store_id),
+                                                       .gone_count = 1,
+                                                       .gone_gens = &gone};
+        s_local_send(sock, &reply, NULL, 0);
+        *sent = false; /* a new generation 1 would be passed again */
+        return;
+    }
     static msg_local_page_t pages[MSG_LOCATE_PAGES_MAX];
     static uint64_t sums[MSG_LOCATE_PAGES_MAX][LOCAL_PAGE >> LOCAL_CHUNK_SHIFT];
     uint32_t page_count = 0;
@@ -1254,7 +1271,7 @@ static void s_local_answer(fake_local_t *local, int sock, const msg_t *request, 
         .file_size = fake->size,
         .version = mode == LOCAL_NO_VERSION ? "" : fake->version,
         .mtime = 7,
-        .store_id = 42,
+        .store_id = atomic_load(&local->store_id),
         .page_count = page_count,
         .pages = pages,
         .fd_count = *sent ? 0 : 1,
@@ -1351,6 +1368,8 @@ static void s_local_start(fake_local_t *local, const fake_node_t *fake)
     cr_assert_eq(bind(local->listener, (struct sockaddr *)&addr, sizeof addr), 0);
     cr_assert_eq(listen(local->listener, 16), 0);
     atomic_init(&local->held, UINT64_MAX);
+    atomic_init(&local->lease_ms, 30000);
+    atomic_init(&local->store_id, 42);
     cr_assert_eq(pthread_create(&local->thread, NULL, s_local_thread, local), 0);
     setenv("SHOAL_LOCAL", local->path, 1);
 }
@@ -1585,6 +1604,100 @@ Test(client_local, short_circuit_off_reads_by_zeromq)
     cr_assert_eq(s_counter(client, "bytes_short_circuit"), 0);
     cr_assert_eq(atomic_load(&local.accepts), 0);
     unsetenv("SHOAL_SHORT_CIRCUIT");
+    free(buf);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
+
+/* Descriptors this process holds on the fake's data file (cut or replaced included). */
+static int s_local_fds_held(const fake_local_t *local)
+{
+    int count = 0;
+    DIR *dir = opendir("/proc/self/fd");
+    cr_assert_not_null(dir);
+    struct dirent *entry;
+    while ((entry = readdir(dir))) {
+        char link[PATH_MAX], target[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", entry->d_name);
+        ssize_t len = readlink(link, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        count += strstr(target, "gen-1.data") != NULL &&
+                 strncmp(target, local->dir, strlen(local->dir)) == 0;
+    }
+    closedir(dir);
+    return count;
+}
+
+Test(client_local, cut_and_gone_generations_stay_correct)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 28);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
+    cr_assert_eq(s_local_fds_held(&local), 1);
+    /* the node cuts the generation (dropped while we hold it): short reads are misses */
+    cr_assert_eq(truncate(local.data_path, 0), 0);
+    uint64_t zmq = s_counter(client, "bytes_zmq");
+    s_local_spans(client, &fake, buf);
+    cr_assert_gt(s_counter(client, "bytes_zmq"), zmq);
+    /* a new file of the same generation number: the next connection is passed it */
+    size_t file_len = LOCAL_BASE + fake.size;
+    uint8_t *file = calloc(1, file_len);
+    memcpy(file + LOCAL_BASE, fake.data, fake.size);
+    cr_assert_eq(tp_write_file(local.data_path, file, file_len), 0);
+    free(file);
+    s_local_spans(client, &fake, buf);
+    uint64_t local_bytes = s_counter(client, "bytes_short_circuit");
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
+    cr_assert_eq(s_counter(client, "bytes_short_circuit"), local_bytes + LOCAL_FILE);
+    cr_assert_gt(s_counter(client, "local_reconnects"), 0);
+    cr_assert_eq(s_local_fds_held(&local), 1, "the cut file's descriptor is still open");
+    /* `gone`: closed at once (a read of one piece: one LOCATE, whose reply passes no page) */
+    atomic_store(&local.gone_next, true);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, 100, 5), 100);
+    cr_assert(memcmp(buf, fake.data + 5, 100) == 0);
+    cr_assert_eq(s_local_fds_held(&local), 0, "a gone generation's descriptor is still open");
+    s_local_spans(client, &fake, buf);
+    cr_assert_eq(s_local_fds_held(&local), 1);
+    free(buf);
+    shoal_client_destroy(&client);
+    cr_assert_eq(s_local_fds_held(&local), 0, "destroy closes every descriptor");
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
+
+Test(client_local, leases_and_store_changes_drop_descriptors)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 29);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    atomic_store(&local.lease_ms, 1);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert_eq(s_local_fds_held(&local), 1);
+    usleep(20000); /* the lease (1 ms) runs out: time passing, not a synchronisation */
+    s_local_spans(client, &fake, buf);
+    cr_assert_gt(s_counter(client, "local_reconnects"), 0, "the lease close was not seen");
+    atomic_store(&local.lease_ms, 30000);
+    /* another store behind the same socket (node restarted): every descriptor void */
+    atomic_store(&local.store_id, 43);
+    s_local_spans(client, &fake, buf);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
+    uint64_t local_bytes = s_counter(client, "bytes_short_circuit");
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert_eq(s_counter(client, "bytes_short_circuit"), local_bytes + LOCAL_FILE);
+    cr_assert_eq(s_local_fds_held(&local), 1);
     free(buf);
     shoal_client_destroy(&client);
     s_local_stop(&local);
