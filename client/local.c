@@ -670,6 +670,15 @@ static int s_locate(client_local_t *local, local_conn_t *conn, client_local_read
     return 0;
 }
 
+/* Whether the node behind `node`'s path is still `node_id` (a HELLO may have named another). */
+static bool s_node_is(client_local_t *local, const local_node_t *node, const uint8_t *node_id)
+{
+    pthread_mutex_lock(&local->mutex);
+    bool same = node->known && memcmp(node->id, node_id, MSG_NODE_ID_SIZE) == 0;
+    pthread_mutex_unlock(&local->mutex);
+    return same;
+}
+
 int client_local_read(client_local_t *local, const uint8_t *node_id, client_local_read_t *read)
 {
     read->learnt = false;
@@ -690,7 +699,7 @@ int client_local_read(client_local_t *local, const uint8_t *node_id, client_loca
         rc = retry_allowed ? s_conn_open(local, node, conn) : SHOAL_EUNAVAIL;
         fresh = true;
     }
-    if (rc == 0 && memcmp(node->id, node_id, MSG_NODE_ID_SIZE) != 0)
+    if (rc == 0 && !s_node_is(local, node, node_id))
         rc = SHOAL_EUNAVAIL; /* the path now serves another node */
     uint64_t miss_lo = UINT64_MAX, miss_hi = 0;
     uint64_t step = conn->page_size * S_LOCATE_PAGES;
@@ -711,7 +720,7 @@ int client_local_read(client_local_t *local, const uint8_t *node_id, client_loca
             s_conn_close(conn);
             rc = s_conn_open(local, node, conn);
             fresh = true;
-            if (rc == 0 && memcmp(node->id, node_id, MSG_NODE_ID_SIZE) != 0)
+            if (rc == 0 && !s_node_is(local, node, node_id))
                 rc = SHOAL_EUNAVAIL;
             if (rc == 0)
                 rc = s_locate(local, conn, read, offset, piece_end - offset, &miss_lo, &miss_hi);
