@@ -261,6 +261,15 @@ static int s_recv(client_local_t *local, local_conn_t *conn, msg_t *reply, int *
     do
         got = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
     while (got < 0 && errno == EINTR);
+    /* A peer that closed with our datagram unread resets the connection, and the kernel reports
+     * that before the datagram it sent first (a refusal's ERROR): take the error, then what is
+     * queued. */
+    if (got < 0 && errno == ECONNRESET) {
+        mh.msg_controllen = sizeof control.space;
+        do
+            got = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        while (got < 0 && errno == EINTR);
+    }
     if (got < 0)
         return shoal_fail(SHOAL_EIO, "local recvmsg: %s", strerror(errno));
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
@@ -337,7 +346,8 @@ static int s_conn_open(client_local_t *local, local_node_t *node, local_conn_t *
     msg_t hello;
     msg_init(&hello, MSG_LOCAL_HELLO_REQ, conn->next_id++, 0);
     /* A node that refuses us sends its ERROR at accept and closes: the send may fail (EPIPE)
-     * while that ERROR waits in our queue, so receive either way. */
+     * while that ERROR waits in our queue, so receive either way (s_recv reads past the
+     * reset). */
     int sent = s_send(conn, &hello);
     msg_t reply;
     memset(&reply, 0, sizeof reply);

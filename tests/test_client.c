@@ -1307,11 +1307,8 @@ static void *s_local_thread(void *arg)
             if (sock >= 0) {
                 atomic_fetch_add(&local->accepts, 1);
                 if (atomic_load(&local->mode) == LOCAL_REFUSE) {
-                    /* Read the HELLO first: closing with it unread would reset the connection
-                     * (ECONNRESET at the client) and lose the ERROR. */
-                    struct pollfd hello = {.fd = sock, .events = POLLIN};
-                    if (poll(&hello, 1, 2000) > 0)
-                        (void)recv(sock, in, MSG_LOCAL_DATAGRAM_MAX, 0);
+                    /* as shoald does: ERROR and close at once, the client's HELLO maybe unread
+                     * (the client then sees ECONNRESET before the ERROR) */
                     msg_t error;
                     msg_error(&error, 0, 0, SHOAL_EACCES, "uid 0 is not in group nobody");
                     s_local_send(sock, &error, NULL, 0);
