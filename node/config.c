@@ -92,6 +92,13 @@ static const s_flag_t s_flags[] = {
     {"fetch-threads", S_UINT, "N", "fetchers: under-storage reads, stats and listings [32]"},
     {"page-size", S_SIZE, "SIZE", "page size, same on every node: 4K .. 64M [1M]"},
     {"range-pages", S_UINT, "N", "pages per range, the unit of one UFS read: 1 .. 65536 [4]"},
+    {"local-socket", S_STRING, "PATH",
+     "UNIX socket for short-circuit local reads by clients on this host, or off\n"
+     "                       [<data-dir>/shoal.sock; /run/shoal/<name>.sock when that is over\n"
+     "                       107 bytes; off with --store memory]; mode 0660"},
+    {"local-group", S_STRING, "NAME|GID",
+     "group whose members (and root, and the node's user) may use --local-socket\n"
+     "                       [the node's primary group]"},
     {"log-level", S_LEVEL, "LEVEL", "error, warn, info or debug [info]"},
     {"store", S_STORE, "KIND", "rocksdb, or memory (nothing on disk; for tests) [rocksdb]"},
     {"help", S_HELP, NULL, "print this help and exit"},
@@ -190,6 +197,8 @@ void config_fini(node_config_t *config)
     free(config->seeds);
     free(config->cluster_key);
     free(config->config_path);
+    free(config->local_socket);
+    free(config->local_group);
     s_clear_mounts(config);
     memset(config, 0, sizeof *config);
 }
@@ -204,6 +213,7 @@ int config_copy(node_config_t *to, const node_config_t *from)
 {
     *to = *from;
     to->name = to->data_dir = to->seeds = to->cluster_key = to->config_path = NULL;
+    to->local_socket = to->local_group = NULL;
     vec_init(&to->mounts);
     vec_init(&to->immutable_mounts);
     int rc = s_copy_string(&to->name, from->name);
@@ -215,6 +225,10 @@ int config_copy(node_config_t *to, const node_config_t *from)
         rc = s_copy_string(&to->cluster_key, from->cluster_key);
     if (rc == 0)
         rc = s_copy_string(&to->config_path, from->config_path);
+    if (rc == 0)
+        rc = s_copy_string(&to->local_socket, from->local_socket);
+    if (rc == 0)
+        rc = s_copy_string(&to->local_group, from->local_group);
     if (rc == 0)
         rc = vec_reserve(&to->mounts, from->mounts.len);
     for (size_t i = 0; rc == 0 && i < from->mounts.len; i++) {
@@ -318,14 +332,29 @@ static int s_apply(node_config_t *config, const s_flag_t *flag, const char *valu
     const char *name = flag->name;
     switch (flag->kind) {
     case S_STRING: {
-        char **slot = strcmp(name, "name") == 0       ? &config->name
-                      : strcmp(name, "data-dir") == 0 ? &config->data_dir
-                      : strcmp(name, "seeds") == 0    ? &config->seeds
-                                                      : &config->cluster_key;
+        char **slot = strcmp(name, "name") == 0           ? &config->name
+                      : strcmp(name, "data-dir") == 0     ? &config->data_dir
+                      : strcmp(name, "seeds") == 0        ? &config->seeds
+                      : strcmp(name, "local-socket") == 0 ? &config->local_socket
+                      : strcmp(name, "local-group") == 0  ? &config->local_group
+                                                          : &config->cluster_key;
         if (value[0] == '\0' && slot != &config->seeds)
             return s_error(error, error_len, "%s: empty value for --%s", where, name);
         if (strlen(value) > 4095)
             return s_error(error, error_len, "%s: value for --%s is too long", where, name);
+        if (slot == &config->local_socket) {
+            config->local_socket_off = strcmp(value, "off") == 0;
+            config->local_socket_given = !config->local_socket_off;
+            if (config->local_socket_off) {
+                free(config->local_socket);
+                config->local_socket = NULL;
+                return 0;
+            }
+            if (strlen(value) > 107)
+                return s_error(error, error_len,
+                               "%s: --local-socket '%s' is longer than 107 bytes (sun_path)", where,
+                               value);
+        }
         return s_set_string(slot, value);
     }
     case S_SIZE:

@@ -52,6 +52,14 @@ typedef struct node_config {
     uint32_t dead_forget_ms;        /* --dead-forget [30s] */
     uint32_t forward_timeout_ms;    /* --forward-timeout: wait for an owner [2s] */
     int64_t flush_interval_ns;      /* --flush-interval: write new pages to disk [10s]; 0 never */
+    /* short-circuit local reads (node/local.h) */
+    char *local_socket;      /* --local-socket: the UNIX socket path; NULL until node_new resolves
+                                the default (<data-dir>/shoal.sock, or /run/shoal/<name or id>.sock
+                                when that is over 107 bytes); stays NULL when local_socket_off */
+    bool local_socket_off;   /* --local-socket off (or the memory store without an explicit
+                                path): no local socket */
+    bool local_socket_given; /* --local-socket PATH was given: failing to listen is fatal */
+    char *local_group;       /* --local-group NAME or GID; NULL = the node's primary group */
 } node_config_t;
 
 /* Fills *config with the defaults. Allocates (the default data dir and name); returns 0 or

@@ -20,6 +20,7 @@
 #include "forward.h"
 #include "gossip_agent.h"
 #include "identity.h"
+#include "local.h"
 #include "log.h"
 #include "server.h"
 #include "storeq.h"
@@ -147,6 +148,82 @@ static int s_wire(node_t *self)
     return 0;
 }
 
+/* Decides the local socket's path into self->config.local_socket (NULL: none): --local-socket
+ * PATH as given; by default <data-dir>/shoal.sock when it fits sun_path, else
+ * /run/shoal/<name>.sock (the node id in hex when the name is not a plain file name or too
+ * long); none with --local-socket off, or by default with the memory store (no data files to
+ * pass). Returns 0 or -1 when out of memory. */
+static int s_local_socket_path(node_t *self)
+{
+    node_config_t *config = &self->config;
+    if (config->local_socket_off || config->local_socket != NULL)
+        return 0;
+    if (config->memory_store) {
+        config->local_socket_off = true;
+        return 0;
+    }
+    char path[4200];
+    int len = snprintf(path, sizeof path, "%s/shoal.sock", config->data_dir);
+    if (len < 0 || len > LOCAL_SUN_PATH_MAX) {
+        bool plain =
+            config->name[0] != '\0' && config->name[0] != '.' && strlen(config->name) <= 64;
+        for (const char *p = config->name; *p && plain; p++)
+            plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.';
+        char id_hex[2 * MSG_NODE_ID_SIZE + 1];
+        hex_encode(self->id, MSG_NODE_ID_SIZE, id_hex, sizeof id_hex, false);
+        snprintf(path, sizeof path, "/run/shoal/%s.sock", plain ? config->name : id_hex);
+    }
+    config->local_socket = strdup(path);
+    return config->local_socket != NULL ? 0 : -1;
+}
+
+/* Builds the local server when there is a socket path. Returns 0 or -1 (logged). */
+static int s_local_new(node_t *self)
+{
+    if (s_local_socket_path(self) < 0) {
+        log_error("out of memory");
+        return -1;
+    }
+    if (self->config.local_socket == NULL)
+        return 0;
+    local_deps_t deps = {
+        .read = &self->ops.read,
+        .mounts = self->mounts,
+        .store = self->store,
+        .stats = &self->stats,
+        .node_id = self->id,
+        .host_id = "",
+        .path = self->config.local_socket,
+        .group = self->config.local_group,
+    };
+    self->local = local_new(&deps);
+    return self->local != NULL ? 0 : -1;
+}
+
+/* Starts the local socket. A default path that cannot be served (another node listens there, a
+ * directory that cannot be written) is logged and the node goes on without it; a path given
+ * with --local-socket must work. The gossip thread has not started: the path it advertises is
+ * settled here. */
+static int s_local_start(node_t *self)
+{
+    if (self->local == NULL)
+        return 0;
+    if (self->config.local_socket_given == false && self->config.local_socket != NULL &&
+        strncmp(self->config.local_socket, "/run/shoal/", 11) == 0)
+        (void)mkdir("/run/shoal", 0755);
+    int rc = local_start(self->local);
+    if (rc == 0 || self->config.local_socket_given)
+        return rc;
+    log_warn("no short-circuit local reads: the default --local-socket %s cannot be served",
+             self->config.local_socket);
+    local_destroy(&self->local);
+    free(self->config.local_socket);
+    self->config.local_socket = NULL;
+    self->config.local_socket_off = true;
+    return 0;
+}
+
 /* The membership observer, on the gossip thread after every refresh (at least once a second):
  * tells main, once, that the cluster refused this node. */
 static void s_on_members(void *arg)
@@ -244,7 +321,7 @@ node_t *node_new(const node_config_t *config)
     if (self->ufs == NULL || self->meta == NULL || self->flights == NULL || self->ranges == NULL ||
         self->zmq_context == NULL)
         goto fail;
-    if (s_wire(self) < 0)
+    if (s_wire(self) < 0 || s_local_new(self) < 0)
         goto fail;
     cluster_deps_t cluster = {
         .config = &self->config,
@@ -287,6 +364,8 @@ int node_start(node_t *self)
     int rc = fetch_pool_start(self->fetch);
     if (rc == 0)
         rc = reval_start(self->reval);
+    if (rc == 0)
+        rc = s_local_start(self);
     if (rc == 0)
         rc = cluster_start(self->cluster);
     if (rc == 0)
@@ -360,6 +439,7 @@ void node_stop(node_t *self)
     if (self == NULL || self->zmq_context == NULL)
         return;
     cluster_leave(self->cluster);
+    local_stop(self->local); /* closes the listener, unlinks the path, joins its threads */
     fetch_pool_stop(self->fetch);
     server_stop(self->server);
     server_join(self->server);
@@ -377,6 +457,7 @@ void node_destroy(node_t **self_p)
     node_t *self = *self_p;
     node_stop(self);
     cluster_destroy(&self->cluster);
+    local_destroy(&self->local);
     forward_destroy(&self->forward);
     fetch_pool_destroy(&self->fetch);
     reval_destroy(&self->reval);

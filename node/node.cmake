@@ -4,6 +4,7 @@ add_library(shoal_node STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/fetch.c
     ${CMAKE_CURRENT_SOURCE_DIR}/flight.c
     ${CMAKE_CURRENT_SOURCE_DIR}/identity.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/local.c
     ${CMAKE_CURRENT_SOURCE_DIR}/log.c
     ${CMAKE_CURRENT_SOURCE_DIR}/meta.c
     ${CMAKE_CURRENT_SOURCE_DIR}/metadisk.c

@@ -28,6 +28,7 @@ struct fetch_pool;
 struct cluster;
 struct forward;
 struct storeq;
+struct local;
 
 /* Shared by every thread of the node. Fields are set up by node_new and read-only after it,
  * except those marked otherwise (which are thread safe objects or atomics). */
@@ -53,6 +54,7 @@ typedef struct node {
     struct cluster *cluster;       /* gossip agent (cluster.h) */
     struct forward *forward;       /* connections to owners for forwarded reads (forward.h) */
     struct storeq *storeq;         /* background page stores after replies */
+    struct local *local;           /* short-circuit local read socket (local.h), or NULL: off */
     _Atomic int64_t inflight;      /* requests forwarded to workers and not answered yet */
     int64_t flushed_ns;            /* last periodic flush (node_tick, main thread only) */
     _Atomic uint64_t flushed_puts; /* pagestore puts on disk by that flush (main writes) */

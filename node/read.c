@@ -176,15 +176,15 @@ int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_versio
  * and size (0; mtime 0): no stat, the fetch carries the version as a precondition. With a
  * version and no size: read_resolve (1 when it would need the UFS but may not ask it).
  */
-static int s_read_meta(const read_ctx_t *ctx, const node_request_t *request, bool may_ask_ufs,
-                       ufs_stat_t *out)
+static uint64_t s_page_length(const read_ctx_t *ctx, uint64_t size, uint64_t index);
+
+static int s_meta_of(const read_ctx_t *ctx, const char *uri, const char *version, uint32_t flags,
+                     uint64_t file_size, bool may_ask_ufs, ufs_stat_t *out)
 {
-    const msg_read_request_t *read = &request->msg.body.read_request;
-    const char *uri = request->uri;
-    const char *version = read->version ? read->version : "";
+    version = version ? version : "";
     int64_t now = clock_mono_ns();
     bool fresh = false;
-    if (version[0] == '\0' && (read->flags & MSG_READ_REVALIDATE)) {
+    if (version[0] == '\0' && (flags & MSG_READ_REVALIDATE)) {
         /* the client saw this file change (a later range's owner refused the version this
          * node gave it): whatever is cached here is the old version; go to the UFS, and mark
          * the entry refused so a still-held flight of the old version is not joined */
@@ -208,7 +208,7 @@ static int s_read_meta(const read_ctx_t *ctx, const node_request_t *request, boo
     }
     /* 0 counts as unknown too: a client that zero-fills the request (libshoal before the size
      * was sent) means "unknown", and an empty file costs one stat this way, nothing worse */
-    if (read->file_size == MSG_SIZE_UNKNOWN || read->file_size == 0)
+    if (file_size == MSG_SIZE_UNKNOWN || file_size == 0)
         return read_resolve(ctx, uri, version, may_ask_ufs, out);
     if (meta_cache_get(ctx->meta, uri, now, out, &fresh) == 0) {
         if (strcmp(out->version, version) == 0) {
@@ -220,9 +220,34 @@ static int s_read_meta(const read_ctx_t *ctx, const node_request_t *request, boo
                               version);
     }
     memset(out, 0, sizeof *out);
-    out->size = read->file_size;
+    out->size = file_size;
     snprintf(out->version, sizeof out->version, "%s", version);
     return 0;
+}
+
+static int s_read_meta(const read_ctx_t *ctx, const node_request_t *request, bool may_ask_ufs,
+                       ufs_stat_t *out)
+{
+    const msg_read_request_t *read = &request->msg.body.read_request;
+    return s_meta_of(ctx, request->uri, read->version, read->flags, read->file_size, may_ask_ufs,
+                     out);
+}
+
+int read_locate_meta(const read_ctx_t *ctx, const char *uri, const char *version,
+                     uint64_t file_size, ufs_stat_t *out)
+{
+    assert(ctx != NULL && uri != NULL && out != NULL);
+    int rc = s_meta_of(ctx, uri, version, 0, file_size, false, out);
+    if (rc == S_COLD || rc == S_STALE)
+        return 1;
+    if (rc == 0 && out->is_dir)
+        return shoal_fail(SHOAL_EISDIR, "%s is a directory", uri);
+    return rc;
+}
+
+uint64_t read_page_length(const read_ctx_t *ctx, uint64_t size, uint64_t index)
+{
+    return s_page_length(ctx, size, index);
 }
 
 /* A READ was served from metadata past its TTL: queue the file's one background revalidation

@@ -49,6 +49,19 @@ typedef struct read_ctx {
 int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_version, bool may_ask_ufs,
                  ufs_stat_t *out);
 
+/* The version a LOCATE (node/local.c) may name, resolved as a READ hit would resolve it but
+ * never asking the UFS: `version` "" takes the cached metadata only when fresh or under an
+ * immutable mount; a version with `file_size` (MSG_SIZE_UNKNOWN: unknown) is taken as a READ
+ * with both takes it. Returns 0 with *out set, 1 when no version can be named without the UFS
+ * (no entry, or one past its TTL), SHOAL_ENOENT (the negative cache), SHOAL_ESTALE (a fresh
+ * entry names another version) or SHOAL_EISDIR. */
+int read_locate_meta(const read_ctx_t *ctx, const char *uri, const char *version,
+                     uint64_t file_size, ufs_stat_t *out);
+
+/* The stored length page `index` of a file of `size` bytes must have: page_size, shorter for
+ * the last page, 0 past the end. */
+uint64_t read_page_length(const read_ctx_t *ctx, uint64_t size, uint64_t index);
+
 /* On a hit worker: answers the READ `request` when its metadata is cached and every page is in
  * the store (or the span is empty), or refuses it at once (bad length, stale version). Returns
  * true when it answered; false when the request must go to the fetch pool (untouched). */

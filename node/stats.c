@@ -45,6 +45,13 @@ static const char *const s_counter_names[STATS_COUNTER_COUNT] = {
     [STATS_META_RECALLED] = "meta_recalled",
     [STATS_REVALIDATE_READS] = "revalidate_reads",
     [STATS_FLIGHT_FROM_STORE] = "flight_from_store",
+    [STATS_LOCAL_CONNECTIONS] = "local_connections",
+    [STATS_LOCAL_REFUSED] = "local_refused",
+    [STATS_LOCAL_LOCATES] = "local_locates",
+    [STATS_LOCAL_PAGES] = "local_pages",
+    [STATS_LOCAL_BYTES] = "local_bytes",
+    [STATS_LOCAL_MISSES] = "local_misses",
+    [STATS_LOCAL_FDS_SENT] = "local_fds_sent",
 };
 
 static const char *const s_histogram_names[STATS_HISTOGRAM_COUNT] = {

@@ -50,6 +50,13 @@ typedef enum stats_counter {
     STATS_META_RECALLED,        /* metadata read back from disk (recorded before a restart) */
     STATS_REVALIDATE_READS,     /* versionless READs with REVALIDATE (the client saw a change) */
     STATS_FLIGHT_FROM_STORE,    /* range flights led just after the pages were stored: no UFS */
+    STATS_LOCAL_CONNECTIONS,    /* local-socket connections admitted (node/local.c) */
+    STATS_LOCAL_REFUSED,        /* ... refused: peer not admitted (EACCES) or too many (EBUSY) */
+    STATS_LOCAL_LOCATES,        /* LOCATE requests answered with a LOCATE_REP */
+    STATS_LOCAL_PAGES,          /* pages located (held, sent to a short-circuit client) */
+    STATS_LOCAL_BYTES,          /* bytes of those pages */
+    STATS_LOCAL_MISSES,         /* pages a LOCATE asked for that were not located */
+    STATS_LOCAL_FDS_SENT,       /* generation descriptors passed (SCM_RIGHTS) */
     STATS_COUNTER_COUNT
 } stats_counter_t;
 

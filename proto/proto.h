@@ -134,10 +134,10 @@ extern "C" {
  *                          3 offset uint req (in the generation's data file)
  *                          4 size uint req (1 .. 1 GiB: the page's stored length)
  *                          5 chunk_shift uint req (12 .. 30; 16 today)
- *                          6 seed uint req (XXH3-64 seed)
+ *                          6 seed uint req (XXH3-64 seed of chunk 0; chunk c uses seed + c)
  *                          7 sums bin req (8 bytes little-endian per chunk, exactly
  *                            ceil(size / 2^chunk_shift) of them, <= 16384: chunk c's
- *                            XXH3_64bits_withSeed over file bytes
+ *                            XXH3_64bits_withSeed(bytes, seed + c) over file bytes
  *                            [offset + c<<shift, min(offset + (c+1)<<shift, offset + size)))
  *                        6 fds array [] (<= 16) of gen uint (>= 1, no repeats): the
  *                          descriptors attached to this datagram, in order (O_RDONLY, each its
@@ -454,7 +454,7 @@ typedef struct msg_local_page {
     uint64_t offset;      /* of its first byte in that data file */
     uint64_t size;        /* its stored length in bytes */
     uint32_t chunk_shift; /* chunks of 2^chunk_shift bytes are checksummed */
-    uint64_t seed;        /* XXH3-64 seed of the sums */
+    uint64_t seed;        /* XXH3-64 seed of chunk 0; chunk c's is seed + c */
     uint32_t sum_count;   /* entries in sums */
     const uint64_t *sums; /* XXH3_64bits_withSeed of each chunk (wire: bin, 8 bytes LE each) */
 } msg_local_page_t;

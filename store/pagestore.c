@@ -53,6 +53,7 @@ struct pagestore {
     _Atomic int64_t recover_at_ns;       /* when to try recovering from write_error next */
     _Atomic int64_t recover_delay_ns;    /* current backoff between recovery attempts */
     pthread_mutex_t recover_lock;        /* one recovery attempt at a time */
+    uint64_t store_id;                   /* random per open, never 0 (pagestore_store_id) */
     /* counters, see pagestore_stats_t */
     _Atomic uint64_t puts, hits, misses, promotions, evicted_pages, evicted_bytes, evictions,
         corruptions, write_errors, read_errors;
@@ -256,6 +257,8 @@ int pagestore_open(const pagestore_options_t *options, pagestore_t **out)
     self->quiet = opts.quiet;
     atomic_store(&self->refs, 1);
     atomic_store(&self->recover_delay_ns, S_RECOVER_FIRST_NS);
+    while (self->store_id == 0)
+        randombytes_buf(&self->store_id, sizeof self->store_id);
 
     int rc = backend->open(&opts, &self->backend_self);
     if (rc < 0) {
@@ -610,6 +613,121 @@ void pagestore_page_free_fn(void *data, void *hint)
     (void)data;
     pagestore_page_t *page = hint;
     pagestore_page_release(&page);
+}
+
+/* ---- short-circuit reads ----------------------------------------------------------------- */
+
+/* Finds where a page lies, newest generation first, as s_find_locked finds its bytes; the
+ * caller holds the read lock. A copy the backend calls corrupt is deleted and skipped. */
+static int s_locate_locked(pagestore_t *self, const uint8_t *key, pagestore_location_t *out,
+                           size_t *gen_index)
+{
+    for (size_t i = self->gen_count; i-- > 0;) {
+        uint64_t gen = self->gens[i].gen;
+        int rc = self->backend->page_locate(self->backend_self, gen, key, out);
+        if (rc == 0) {
+            *gen_index = i;
+            return 0;
+        }
+        if (rc == SHOAL_ENOENT)
+            continue;
+        if (rc == SHOAL_ECORRUPT) {
+            atomic_fetch_add(&self->corruptions, 1);
+            (void)self->backend->page_delete(self->backend_self, gen, key);
+            continue;
+        }
+        atomic_fetch_add(&self->read_errors, 1);
+        return rc;
+    }
+    return shoal_fail(SHOAL_ENOENT, "pagestore: page not in the store");
+}
+
+/* Promotes a located page close to eviction: reads it whole (checking every chunk, as a get
+ * does), writes it into the newest generation. The caller holds the read lock. Returns 0 (also
+ * when nothing was promoted for a write error, which is recorded), or SHOAL_ENOENT when the
+ * page turned out corrupt or gone (deleted and counted: a miss). */
+static int s_locate_promote_locked(pagestore_t *self, const uint8_t *key, size_t gen_index,
+                                   bool *promoted)
+{
+    pagestore_page_t *whole = NULL;
+    int rc = self->backend->page_get(self->backend_self, self->gens[gen_index].gen, key, 0,
+                                     PAGESTORE_WHOLE, &whole);
+    if (rc == SHOAL_ECORRUPT) {
+        atomic_fetch_add(&self->corruptions, 1);
+        (void)self->backend->page_delete(self->backend_self, self->gens[gen_index].gen, key);
+        return shoal_fail(SHOAL_ENOENT, "pagestore: page found corrupt");
+    }
+    if (rc < 0)
+        return rc == SHOAL_ENOENT ? rc : 0;
+    int put_rc = s_put_locked(self, key, whole->data, whole->size);
+    whole->release(whole);
+    if (put_rc == 0) {
+        atomic_fetch_add(&self->promotions, 1);
+        *promoted = true;
+    } else if (put_rc != SHOAL_ECORRUPT) {
+        s_write_failed(self, put_rc, "promote page");
+    }
+    return 0;
+}
+
+int pagestore_locate(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
+                     uint64_t page_index, pagestore_location_t *out)
+{
+    if (self == NULL || file_key == NULL || out == NULL)
+        return shoal_fail(SHOAL_EINVAL, "pagestore_locate: NULL argument");
+    if (self->backend->page_locate == NULL)
+        return shoal_fail(SHOAL_ENOTSUP, "pagestore_locate: the %s backend has no data files",
+                          self->backend->name);
+    uint8_t key[PAGESTORE_PAGE_KEY_SIZE];
+    pagestore_page_key(file_key, page_index, key);
+    size_t gen_index = 0;
+    bool promoted = false, maintain = false;
+    pthread_rwlock_rdlock(&self->lock);
+    int rc = s_locate_locked(self, key, out, &gen_index);
+    if (rc == 0 && s_at_risk_locked(self, gen_index) && atomic_load(&self->write_error) == 0) {
+        rc = s_locate_promote_locked(self, key, gen_index, &promoted);
+        maintain = promoted && s_needs_maintenance(self);
+    }
+    pthread_rwlock_unlock(&self->lock);
+    if (promoted)
+        pagestore_sanity(self);
+    if (rc < 0) {
+        atomic_fetch_add(&self->misses, 1);
+        return rc;
+    }
+    atomic_fetch_add(&self->hits, 1);
+    if (maintain)
+        s_maintain(self);
+    return 0;
+}
+
+int pagestore_gen_fd(pagestore_t *self, uint64_t gen, int *fd_out)
+{
+    if (self == NULL || fd_out == NULL)
+        return shoal_fail(SHOAL_EINVAL, "pagestore_gen_fd: NULL argument");
+    *fd_out = -1;
+    if (self->backend->gen_fd == NULL)
+        return shoal_fail(SHOAL_ENOTSUP, "pagestore_gen_fd: the %s backend has no data files",
+                          self->backend->name);
+    pthread_rwlock_rdlock(&self->lock);
+    int rc = self->backend->gen_fd(self->backend_self, gen, fd_out);
+    pthread_rwlock_unlock(&self->lock);
+    return rc;
+}
+
+uint64_t pagestore_store_id(const pagestore_t *self)
+{
+    return self->store_id;
+}
+
+bool pagestore_gen_live(pagestore_t *self, uint64_t gen)
+{
+    bool live = false;
+    pthread_rwlock_rdlock(&self->lock);
+    for (size_t i = 0; i < self->gen_count && !live; i++)
+        live = self->gens[i].gen == gen;
+    pthread_rwlock_unlock(&self->lock);
+    return live;
 }
 
 int pagestore_contains(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],

@@ -62,6 +62,25 @@ typedef struct pagestore_stats {
                                 the store's back, or a disk I/O error): also in corruptions */
 } pagestore_stats_t;
 
+/* Most chunk sums pagestore_locate gives for one page: a largest page at 64 KiB chunks. */
+#define PAGESTORE_LOCATE_SUMS_MAX (PAGESTORE_PAGE_MAX >> 16)
+
+/* Where a page's bytes lie on disk, for a reader in another process that was given the
+ * generation's data file (pagestore_gen_fd): bytes [offset, offset + size) of that file, in
+ * chunks of 2^chunk_shift bytes (the last may be shorter), chunk c checksummed as
+ * XXH3_64bits_withSeed(chunk bytes, seed + c). The reader must check every chunk it uses: the
+ * location may be stale by the time it reads (a dropped generation's file is cut to 0 bytes:
+ * its reads come back short). */
+typedef struct pagestore_location {
+    uint64_t gen;                             /* generation whose data file holds it */
+    uint64_t offset;                          /* of its first byte in that file */
+    uint32_t size;                            /* its stored length in bytes */
+    uint32_t chunk_shift;                     /* chunk size is 1 << chunk_shift (16 today) */
+    uint64_t seed;                            /* chunk c's seed is seed + c */
+    uint32_t chunk_count;                     /* entries of sums: ceil(size >> chunk_shift) */
+    uint64_t sums[PAGESTORE_LOCATE_SUMS_MAX]; /* XXH3-64 of each chunk */
+} pagestore_location_t;
+
 /* The store. Thread safe: any number of threads may put, get and release at once. Reference
  * counted: each page handle keeps the store alive, so pagestore_close() by the owner frees the
  * store once the last page handle is released. */
@@ -138,6 +157,33 @@ void pagestore_page_release(pagestore_page_t **page_p);
  * hands the page to ZeroMQ, whose I/O thread releases it after sending. `data` is ignored;
  * `hint` is the page, owned by this call. */
 void pagestore_page_free_fn(void *data, void *hint);
+
+/* Short-circuit reads (issue 11). Looks a page up like pagestore_get (newest generation
+ * first; counts a hit or a miss; promotes a page close to eviction into the newest generation,
+ * reading and checking it for that; the location returned may then be the old copy, which
+ * stays valid until its generation drops) but reads no page bytes otherwise: fills *out with
+ * where the bytes are and their chunk checksums. Returns 0, SHOAL_ENOENT (a miss: absent, its
+ * bytes known missing from the data file, or found corrupt while promoting it, which also
+ * deletes it), SHOAL_EIO, or SHOAL_ENOTSUP (the memory backend has no data files). Borrows
+ * everything; *out is the caller's. */
+int pagestore_locate(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
+                     uint64_t page_index, pagestore_location_t *out);
+
+/* Sets *fd_out to a NEW descriptor (O_RDONLY, close-on-exec) of generation `gen`'s data file,
+ * for passing to a reader (SCM_RIGHTS). Made under the store's lock, so a concurrent drop
+ * cannot hand out a number reused since. The caller owns it and closes it. Returns 0,
+ * SHOAL_ENOENT (no such live generation), SHOAL_EIO (out of descriptors: errno in the last
+ * error), or SHOAL_ENOTSUP (memory backend). When a generation drops, its data file is unlinked
+ * and, once the store's own last mapping of it is unmapped, cut to 0 bytes: its disk space
+ * comes back even while such descriptors stay open (their reads then return short). */
+int pagestore_gen_fd(pagestore_t *self, uint64_t gen, int *fd_out);
+
+/* A random 64-bit number chosen at each pagestore_open (never 0): generation numbers restart
+ * at 1 in a new store, so a reader keys descriptors by (store id, generation). */
+uint64_t pagestore_store_id(const pagestore_t *self);
+
+/* Whether generation `gen` is live (not dropped). Takes the read lock. */
+bool pagestore_gen_live(pagestore_t *self, uint64_t gen);
 
 /* Sets *found to whether the page is held (uncorrupted). Returns 0 or SHOAL_EIO. Reads the
  * page (it is checksummed as a whole), so it is not cheaper than a get; it promotes nothing and

@@ -105,6 +105,14 @@ typedef struct pagestore_backend {
     int (*recover)(void *self);
     /* Gets whose bytes raised SIGBUS (mapped backends; NULL: never). Any thread. */
     uint64_t (*faults)(void *self);
+    /* Short-circuit reads (NULL: not supported, the front end answers SHOAL_ENOTSUP). Where a
+     * page of `gen` lies in that generation's data file, without reading its bytes: 0,
+     * SHOAL_ENOENT, SHOAL_ECORRUPT (a malformed index record, or bytes known missing) or
+     * SHOAL_EIO. */
+    int (*page_locate)(void *self, uint64_t gen, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
+                       pagestore_location_t *out);
+    /* A new O_RDONLY | O_CLOEXEC descriptor of `gen`'s data file: 0, SHOAL_ENOENT, SHOAL_EIO. */
+    int (*gen_fd)(void *self, uint64_t gen, int *fd_out);
 } pagestore_backend_t;
 
 extern const pagestore_backend_t pagestore_rocksdb_backend;

@@ -13,11 +13,13 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 struct pagestore_mmap {
     _Atomic size_t refs; /* 1 for the creator + 1 per page handle pointing into it */
     uint8_t *base;       /* first mapped byte */
     size_t length;       /* bytes mapped */
+    _Atomic int cut_fd;  /* -1, or a descriptor to ftruncate(0) and close after the unmap */
 };
 
 pagestore_mmap_t *pagestore_mmap_new(int fd, size_t length)
@@ -39,6 +41,7 @@ pagestore_mmap_t *pagestore_mmap_new(int fd, size_t length)
     self->base = base;
     self->length = length;
     atomic_init(&self->refs, 1);
+    atomic_init(&self->cut_fd, -1);
     /* Installed before any byte of the mapping can be touched. */
     (void)pagestore_mmap_guarded(NULL, 0, NULL, NULL);
     return self;
@@ -71,7 +74,19 @@ void pagestore_mmap_unref(pagestore_mmap_t **self_p)
         return;
     atomic_thread_fence(memory_order_acquire);
     munmap(self->base, self->length);
+    int fd = atomic_load(&self->cut_fd);
+    if (fd >= 0) {
+        (void)ftruncate(fd, 0);
+        close(fd);
+    }
     free(self);
+}
+
+void pagestore_mmap_cut_on_unmap(pagestore_mmap_t *self, int fd)
+{
+    int old = atomic_exchange(&self->cut_fd, fd);
+    if (old >= 0)
+        close(old);
 }
 
 /* ---- the SIGBUS guard ---------------------------------------------------------------------

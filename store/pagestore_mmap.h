@@ -40,6 +40,12 @@ void pagestore_mmap_ref(pagestore_mmap_t *self);
  * Safe on NULL. Thread safe, lock free (one atomic decrement, plus munmap on the last). */
 void pagestore_mmap_unref(pagestore_mmap_t **self_p);
 
+/* Hands the mapping a read-write descriptor of its (unlinked, dropped) file: on the last
+ * unref, after the munmap, the file is cut to 0 bytes (ftruncate) and `fd` closed, so its disk
+ * space comes back even while other processes hold descriptors of it. Takes ownership of fd.
+ * Call at most once per mapping, by the holder of a reference. */
+void pagestore_mmap_cut_on_unmap(pagestore_mmap_t *self, int fd);
+
 /* Runs fn(arg) with [from, from + length) guarded: if a SIGBUS hits an address in that range on
  * this thread while fn runs, fn is abandoned (siglongjmp out of the handler; fn must hold no
  * lock and own no resource while it touches the range) and PAGESTORE_MMAP_FAULT is returned.

@@ -47,6 +47,8 @@ typedef struct s_gen {
     uint64_t gen;                           /* generation number */
     rocksdb_column_family_handle_t *handle; /* its index column family */
     int fd;                                 /* its data file, open read-write */
+    int read_fd;                            /* the same file O_RDONLY: dup'd for readers in
+                                               other processes (pagestore_gen_fd) */
     _Atomic uint64_t end;                   /* next free offset in it (a multiple of S_ALIGN) */
     pagestore_mmap_t *map;                  /* its data file mapped read-only from offset 0, or
                                                NULL (mmap failed: gets use pread) */
@@ -402,7 +404,27 @@ static void s_gen_free(s_gen_t *gen)
     pagestore_mmap_unref(&gen->map);
     if (gen->fd >= 0)
         close(gen->fd);
+    if (gen->read_fd >= 0)
+        close(gen->read_fd);
     free(gen);
+}
+
+/* A dropped generation's file: cut it to 0 bytes once the store's own last mapping of it goes
+ * (page handles may still point into it: cutting now would SIGBUS them), so its disk space
+ * comes back even while other processes hold descriptors of it (pagestore_gen_fd). With a
+ * mapping, the mapping takes the read-write descriptor and cuts on its last unmap; without
+ * one (the pread path: pins hold copies), it is cut now. Before the store's last descriptor of
+ * it closes, as a descriptor is what ftruncate needs. */
+static void s_gen_cut(s_gen_t *gen)
+{
+    if (gen->fd < 0)
+        return;
+    if (gen->map != NULL) {
+        pagestore_mmap_cut_on_unmap(gen->map, gen->fd);
+        gen->fd = -1;
+    } else {
+        (void)ftruncate(gen->fd, 0);
+    }
 }
 
 /* Opens (creating if missing) the data file of `gen`; its end is the file's size rounded up
@@ -416,6 +438,9 @@ static int s_gen_open_file(s_rocks_t *self, s_gen_t *gen, bool truncate)
     s_data_path(self, gen->gen, path);
     gen->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0644);
     if (gen->fd < 0)
+        return s_errno(errno, "open", path);
+    gen->read_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (gen->read_fd < 0)
         return s_errno(errno, "open", path);
     struct stat st;
     if (fstat(gen->fd, &st) < 0)
@@ -518,6 +543,7 @@ static int s_open_db(s_rocks_t *self)
         gen->gen = gen_of[i];
         gen->handle = handles[i];
         gen->fd = -1;
+        gen->read_fd = -1;
         self->gens[self->gen_count++] = gen;
     }
     qsort(self->gens, self->gen_count, sizeof self->gens[0], s_compare_gen);
@@ -538,8 +564,9 @@ static int s_drop_at(s_rocks_t *self, size_t i)
         return s_error(err, "drop column family");
     char path[S_PATH_MAX];
     s_data_path(self, gen->gen, path);
-    s_gen_free(gen);
     (void)unlink(path); /* if this fails, the orphan is removed at the next open */
+    s_gen_cut(gen);
+    s_gen_free(gen);
     memmove(&self->gens[i], &self->gens[i + 1], (self->gen_count - i - 1) * sizeof self->gens[0]);
     self->gen_count--;
     return 0;
@@ -720,6 +747,7 @@ static int s_gen_create(void *self_, uint64_t number)
         return shoal_fail(SHOAL_ENOMEM, "pagestore: out of memory");
     gen->gen = number;
     gen->fd = -1;
+    gen->read_fd = -1;
     int rc = s_gen_open_file(self, gen, true);
     if (rc < 0) {
         s_gen_free(gen);
@@ -1028,6 +1056,63 @@ static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
     return rc;
 }
 
+/* Where a page of `number` lies: its index entry, no page bytes read. */
+static int s_page_locate(void *self_, uint64_t number, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
+                         pagestore_location_t *out)
+{
+    s_rocks_t *self = self_;
+    s_gen_t *gen = s_find_gen(self, number);
+    if (gen == NULL)
+        return SHOAL_ENOENT;
+    char *err = NULL;
+    rocksdb_pinnableslice_t *slice =
+        rocksdb_get_pinned_cf(self->db, self->read_options, gen->handle, (const char *)key,
+                              PAGESTORE_PAGE_KEY_SIZE, &err);
+    if (err != NULL)
+        return s_error(err, "get");
+    if (slice == NULL)
+        return SHOAL_ENOENT;
+    size_t value_size = 0;
+    const char *value = rocksdb_pinnableslice_value(slice, &value_size);
+    s_entry_t entry;
+    int rc = 0;
+    if (!s_entry_decode(value, value_size, &entry))
+        rc = shoal_fail(SHOAL_ECORRUPT, "pagestore: malformed index record");
+    else if (entry.offset + entry.size > atomic_load(&gen->written_end))
+        rc = shoal_fail(SHOAL_ECORRUPT, "pagestore: page bytes missing from the data file");
+    size_t chunks = rc == 0 ? (entry.size + ((size_t)1 << entry.shift) - 1) >> entry.shift : 0;
+    if (rc == 0 && chunks > PAGESTORE_LOCATE_SUMS_MAX)
+        rc = shoal_fail(SHOAL_ENOTSUP, "pagestore: %zu chunk sums, more than a location holds",
+                        chunks);
+    if (rc == 0) {
+        out->gen = number;
+        out->offset = entry.offset;
+        out->size = entry.size;
+        out->chunk_shift = entry.shift;
+        out->seed = s_key_seed(key);
+        out->chunk_count = (uint32_t)chunks;
+        for (size_t c = 0; c < chunks; c++)
+            out->sums[c] = s_load_le64(entry.sums + 8 * c);
+    }
+    rocksdb_pinnableslice_destroy(slice);
+    return rc;
+}
+
+/* A fresh read-only descriptor of a live generation's data file. The front end holds its lock,
+ * so the generation (and read_fd) cannot be dropped meanwhile. */
+static int s_gen_fd(void *self_, uint64_t number, int *fd_out)
+{
+    s_rocks_t *self = self_;
+    s_gen_t *gen = s_find_gen(self, number);
+    if (gen == NULL || gen->read_fd < 0)
+        return shoal_fail(SHOAL_ENOENT, "pagestore: no generation %" PRIu64, number);
+    int fd = fcntl(gen->read_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return shoal_fail(SHOAL_EIO, "pagestore: dup of a data file: %s", strerror(errno));
+    *fd_out = fd;
+    return 0;
+}
+
 /* Gets whose mapped bytes raised SIGBUS since open. */
 static uint64_t s_faults(void *self_)
 {
@@ -1219,4 +1304,6 @@ const pagestore_backend_t pagestore_rocksdb_backend = {
     .flush = s_flush,
     .recover = s_recover,
     .faults = s_faults,
+    .page_locate = s_page_locate,
+    .gen_fd = s_gen_fd,
 };

@@ -11,3 +11,9 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/test_node_cold.c)
     shoal_unit_test(test_node_cold shoal_proto shoal_testsupport PkgConfig::ZMQ)
     add_dependencies(test_node_cold shoald)
 endif()
+# test_node_local: the short-circuit local read socket (node/local.c) of a real shoald, by hand
+# over SOCK_SEQPACKET; links shoal_pagestore for xxhash (the chunk sums are checked).
+if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/test_node_local.c)
+    shoal_unit_test(test_node_local shoal_proto shoal_pagestore shoal_testsupport PkgConfig::ZMQ)
+    add_dependencies(test_node_local shoald)
+endif()

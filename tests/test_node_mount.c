@@ -452,3 +452,40 @@ Test(config, file_then_flags_override)
     config_fini(&config);
     unlink(path);
 }
+
+Test(config, local_socket_and_group)
+{
+    node_config_t config;
+    char error[CONFIG_ERROR_MAX] = "";
+    const char *defaults[] = {"shoald", "--mount", "file:///d/", NULL};
+    cr_assert_eq(s_parse(&config, defaults, error, sizeof error), 0, "%s", error);
+    cr_assert_null(config.local_socket, "the default is resolved by node_new");
+    cr_assert_not(config.local_socket_off);
+    cr_assert_null(config.local_group);
+    config_fini(&config);
+    const char *given[] = {"shoald",      "--mount",       "file:///d/", "--local-socket",
+                           "/tmp/s.sock", "--local-group", "users",      NULL};
+    cr_assert_eq(s_parse(&config, given, error, sizeof error), 0, "%s", error);
+    cr_assert_str_eq(config.local_socket, "/tmp/s.sock");
+    cr_assert(config.local_socket_given);
+    cr_assert_str_eq(config.local_group, "users");
+    node_config_t copy;
+    cr_assert_eq(config_copy(&copy, &config), 0);
+    cr_assert_str_eq(copy.local_socket, "/tmp/s.sock");
+    cr_assert_str_eq(copy.local_group, "users");
+    config_fini(&copy);
+    config_fini(&config);
+    const char *off[] = {"shoald", "--mount", "file:///d/", "--local-socket", "off", NULL};
+    cr_assert_eq(s_parse(&config, off, error, sizeof error), 0, "%s", error);
+    cr_assert(config.local_socket_off);
+    cr_assert_null(config.local_socket);
+    config_fini(&config);
+    char long_path[200];
+    memset(long_path, 'p', sizeof long_path - 1);
+    long_path[0] = '/';
+    long_path[sizeof long_path - 1] = '\0';
+    const char *too_long[] = {"shoald", "--mount", "file:///d/", "--local-socket", long_path, NULL};
+    cr_assert_eq(s_parse(&config, too_long, error, sizeof error), SHOAL_EINVAL);
+    cr_assert(strstr(error, "107 bytes"), "%s", error);
+    config_fini(&config);
+}

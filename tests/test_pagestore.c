@@ -4,8 +4,11 @@
  */
 #include "test_pagestore_util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <xxhash.h>
 
 #define PAGE (64u << 10) /* small pages keep the suite fast */
 
@@ -398,5 +401,210 @@ CONFORMANCE(usage_is_bytes_written_less_evicted, 60)
         pagestore_sanity(ps);
     }
     cr_assert_gt(stats.evictions, 0);
+    pagestore_close(&ps);
+}
+
+/* ---- short-circuit reads: locate, generation descriptors, store ids ---------------------- */
+
+/* Reads `size` bytes at `offset` of fd into a malloc'd buffer; *got is what pread returned. */
+static uint8_t *s_pread(int fd, uint64_t offset, size_t size, ssize_t *got)
+{
+    uint8_t *buf = malloc(size + 1);
+    *got = pread(fd, buf, size + 1, (off_t)offset); /* one byte more: nothing past the page */
+    return buf;
+}
+
+/* Checks a location against page (file, index) of `size` bytes: the descriptor holds its
+ * bytes at the offset, and every chunk sum is XXH3_64bits_withSeed(chunk, seed + c). */
+static void s_check_location(pagestore_t *ps, const pagestore_location_t *loc, unsigned file,
+                             uint64_t index, size_t size)
+{
+    cr_assert_eq(loc->size, size);
+    cr_assert_eq(loc->chunk_shift, 16);
+    size_t chunk = (size_t)1 << loc->chunk_shift;
+    cr_assert_eq(loc->chunk_count, (size + chunk - 1) / chunk);
+    int fd = -1;
+    cr_assert_eq(pagestore_gen_fd(ps, loc->gen, &fd), 0, "%s", shoal_last_error());
+    cr_assert_geq(fd, 0);
+    cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    cr_assert_eq(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+    ssize_t got = 0;
+    uint8_t *bytes = s_pread(fd, loc->offset, size, &got);
+    cr_assert_geq(got, (ssize_t)size);
+    cr_assert(t_check(bytes, size, file, index), "the descriptor's bytes differ from the page");
+    for (uint32_t c = 0; c < loc->chunk_count; c++) {
+        size_t from = (size_t)c * chunk;
+        size_t len = size - from < chunk ? size - from : chunk;
+        cr_assert_eq(XXH3_64bits_withSeed(bytes + from, len, loc->seed + c), loc->sums[c],
+                     "chunk %u's sum", c);
+    }
+    free(bytes);
+    close(fd);
+}
+
+CONFORMANCE(locate_agrees_with_get, 30)
+{
+    pagestore_t *ps = s_open(kind, 64);
+    uint8_t key[PAGESTORE_FILE_KEY_SIZE];
+    t_file_key(1, key);
+    cr_assert_neq(pagestore_store_id(ps), 0);
+    pagestore_location_t *loc = malloc(sizeof *loc);
+    cr_assert_eq(t_put(ps, 1, 0, PAGE), 0);
+    if (kind == PAGESTORE_MEMORY) { /* no data files to hand out */
+        cr_assert_eq(pagestore_locate(ps, key, 0, loc), SHOAL_ENOTSUP);
+        int fd = -1;
+        cr_assert_eq(pagestore_gen_fd(ps, 1, &fd), SHOAL_ENOTSUP);
+        cr_assert_eq(fd, -1);
+        cr_assert(pagestore_gen_live(ps, 1));
+        free(loc);
+        pagestore_close(&ps);
+        return;
+    }
+    cr_assert_eq(t_put(ps, 1, 1, 3 * PAGE / 2), 0); /* two chunks, the last one short */
+    cr_assert_eq(t_put(ps, 1, 2, 1000), 0);         /* one short chunk */
+    pagestore_stats_t before, after;
+    pagestore_stats(ps, &before);
+    size_t sizes[3] = {PAGE, 3 * PAGE / 2, 1000};
+    for (uint64_t i = 0; i < 3; i++) {
+        cr_assert_eq(pagestore_locate(ps, key, i, loc), 0, "%s", shoal_last_error());
+        cr_assert(pagestore_gen_live(ps, loc->gen));
+        s_check_location(ps, loc, 1, i, sizes[i]);
+        cr_assert_eq(t_get(ps, 1, i, sizes[i]), 1); /* and get agrees */
+    }
+    pagestore_stats(ps, &after);
+    cr_assert_eq(after.hits, before.hits + 6, "a locate counts as a hit like a get");
+    cr_assert_eq(pagestore_locate(ps, key, 3, loc), SHOAL_ENOENT);
+    t_file_key(2, key);
+    cr_assert_eq(pagestore_locate(ps, key, 0, loc), SHOAL_ENOENT);
+    pagestore_stats(ps, &after);
+    cr_assert_eq(after.misses, before.misses + 2);
+    int fd = -1;
+    cr_assert_eq(pagestore_gen_fd(ps, 999, &fd), SHOAL_ENOENT);
+    cr_assert_not(pagestore_gen_live(ps, 999));
+    free(loc);
+    pagestore_close(&ps);
+}
+
+/* A page located in an old generation close to eviction is promoted like a gotten one, so pages
+ * read only through short-circuit do not age out first. */
+Test(pagestore_rocksdb, locate_promotes_like_get, .init = s_setup, .fini = s_teardown,
+     .timeout = 30)
+{
+    pagestore_t *ps = s_open(PAGESTORE_ROCKSDB, 16); /* 8 generations of 2 pages */
+    uint8_t key[PAGESTORE_FILE_KEY_SIZE];
+    t_file_key(1, key);
+    cr_assert_eq(t_put(ps, 1, 0, PAGE), 0);
+    for (uint64_t i = 1; i < 12; i++)
+        cr_assert_eq(t_put(ps, 2, i, PAGE), 0);
+    pagestore_location_t *loc = malloc(sizeof *loc);
+    pagestore_stats_t before, after;
+    pagestore_stats(ps, &before);
+    cr_assert_eq(pagestore_locate(ps, key, 0, loc), 0, "%s", shoal_last_error());
+    uint64_t old_gen = loc->gen;
+    s_check_location(ps, loc, 1, 0, PAGE); /* the old location stays valid */
+    pagestore_stats(ps, &after);
+    cr_assert_eq(after.promotions, before.promotions + 1);
+    cr_assert_eq(pagestore_locate(ps, key, 0, loc), 0);
+    cr_assert_gt(loc->gen, old_gen, "the promoted copy is found first");
+    s_check_location(ps, loc, 1, 0, PAGE);
+    free(loc);
+    pagestore_close(&ps);
+}
+
+/* Puts pages of file 9 until generation `gen` drops. */
+static void s_churn_until_dropped(pagestore_t *ps, uint64_t gen)
+{
+    for (uint64_t i = 0; i < 1000 && pagestore_gen_live(ps, gen); i++)
+        cr_assert_eq(t_put(ps, 9, i, PAGE), 0);
+    cr_assert_not(pagestore_gen_live(ps, gen));
+}
+
+/* A dropped generation's file is cut to 0 bytes once the store's last pin into it goes, so the
+ * disk space comes back while a reader still holds a descriptor: its reads come back short. */
+Test(pagestore_rocksdb, dropped_generation_is_cut_under_held_descriptors, .init = s_setup,
+     .fini = s_teardown, .timeout = 30)
+{
+    pagestore_t *ps = s_open(PAGESTORE_ROCKSDB, 16);
+    uint8_t key[PAGESTORE_FILE_KEY_SIZE];
+    t_file_key(1, key);
+    cr_assert_eq(t_put(ps, 1, 0, PAGE), 0);
+    cr_assert_eq(t_put(ps, 1, 1, PAGE), 0);
+    pagestore_location_t *loc = malloc(sizeof *loc);
+    cr_assert_eq(pagestore_locate(ps, key, 0, loc), 0);
+    uint64_t gen = loc->gen;
+    int fd = -1, fd2 = -1;
+    cr_assert_eq(pagestore_gen_fd(ps, gen, &fd), 0);
+    cr_assert_eq(pagestore_gen_fd(ps, gen, &fd2), 0);
+    cr_assert_neq(fd, fd2, "every call gives a new descriptor");
+    close(fd2);
+    cr_assert_eq(write(fd, "x", 1), -1, "the descriptor is read-only");
+    cr_assert_eq(errno, EBADF);
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    cr_assert_gt(st.st_blocks, 0);
+    /* a pin into the generation keeps its bytes until released */
+    pagestore_page_t *pin = NULL;
+    cr_assert_eq(pagestore_get(ps, key, 1, &pin), 0);
+    s_churn_until_dropped(ps, gen);
+    cr_assert_eq(fstat(fd, &st), 0);
+    cr_assert_eq(st.st_nlink, 0, "the dropped file is unlinked");
+    cr_assert_gt(st.st_size, 0, "not cut while the store still pins it");
+    cr_assert(t_check(pagestore_page_data(pin), PAGE, 1, 1));
+    pagestore_page_release(&pin);
+    cr_assert_eq(fstat(fd, &st), 0);
+    cr_assert_eq(st.st_size, 0, "cut once the last pin went");
+    cr_assert_eq(st.st_blocks, 0, "its disk space is back");
+    ssize_t got = 1;
+    uint8_t *bytes = s_pread(fd, loc->offset, loc->size, &got);
+    cr_assert_eq(got, 0, "a held descriptor now reads short");
+    free(bytes);
+    cr_assert_eq(pagestore_gen_fd(ps, gen, &fd2), SHOAL_ENOENT);
+    cr_assert_eq(pagestore_locate(ps, key, 0, loc), SHOAL_ENOENT);
+    close(fd);
+
+    /* without any pin the file is cut at the drop */
+    t_file_key(3, key);
+    cr_assert_eq(t_put(ps, 3, 0, PAGE), 0);
+    cr_assert_eq(pagestore_locate(ps, key, 0, loc), 0);
+    gen = loc->gen;
+    cr_assert_eq(pagestore_gen_fd(ps, gen, &fd), 0);
+    s_churn_until_dropped(ps, gen);
+    cr_assert_eq(fstat(fd, &st), 0);
+    cr_assert_eq(st.st_size, 0);
+    cr_assert_eq(st.st_blocks, 0);
+    close(fd);
+    free(loc);
+    pagestore_close(&ps);
+}
+
+/* Generation numbers restart in a new store and a reopened store is another store: the store
+ * id tells a reader its descriptors are void. */
+Test(pagestore_rocksdb, store_id_changes_when_generations_restart, .init = s_setup,
+     .fini = s_teardown, .timeout = 30)
+{
+    pagestore_t *ps = s_open(PAGESTORE_ROCKSDB, 64);
+    uint8_t key[PAGESTORE_FILE_KEY_SIZE];
+    t_file_key(1, key);
+    cr_assert_eq(t_put(ps, 1, 0, PAGE), 0);
+    pagestore_location_t *loc = malloc(sizeof *loc);
+    cr_assert_eq(pagestore_locate(ps, key, 0, loc), 0);
+    cr_assert_eq(loc->gen, 1);
+    uint64_t first = pagestore_store_id(ps);
+    pagestore_close(&ps);
+    t_rmtree(s_dir); /* a new store in the same place: generation 1 again */
+    cr_assert_eq(mkdir(s_dir, 0700), 0);
+    ps = s_open(PAGESTORE_ROCKSDB, 64);
+    cr_assert_eq(t_put(ps, 1, 0, 100), 0);
+    cr_assert_eq(pagestore_locate(ps, key, 0, loc), 0);
+    cr_assert_eq(loc->gen, 1, "numbers restart");
+    uint64_t second = pagestore_store_id(ps);
+    cr_assert_neq(second, first);
+    pagestore_close(&ps);
+    ps = s_open(PAGESTORE_ROCKSDB, 64); /* the same store reopened: a new id too */
+    cr_assert_neq(pagestore_store_id(ps), second);
+    cr_assert_neq(pagestore_store_id(ps), 0);
+    cr_assert_eq(pagestore_locate(ps, key, 0, loc), 0);
+    s_check_location(ps, loc, 1, 0, 100);
+    free(loc);
     pagestore_close(&ps);
 }
