@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,12 +33,12 @@
 #define FILL_FILES  12                        /* files of FILL_SIZE to push generations out */
 #define FILL_SIZE   (1 << 20)
 
-static char *s_dir;          /* temp dir: data/, db/, n.sock */
-static tp_proc_t s_node;     /* shoald */
-static int s_port;           /* its data port */
-static char s_seeds[64];     /* "127.0.0.1:PORT" */
-static char s_socket[256];   /* its --local-socket */
-static uint8_t *s_big;       /* big.bin's bytes */
+static char *s_dir;        /* temp dir: data/, db/, n.sock */
+static tp_proc_t s_node;   /* shoald */
+static int s_port;         /* its data port */
+static char s_seeds[64];   /* "127.0.0.1:PORT" */
+static char s_socket[256]; /* its --local-socket */
+static uint8_t *s_big;     /* big.bin's bytes */
 static char s_big_uri[TP_PATH_MAX + 16];
 static const char *s_capacity = "256M";
 
@@ -58,16 +59,16 @@ static void s_start_node(void)
     snprintf(mount, sizeof mount, "file://%s/", data_dir);
     snprintf(page, sizeof page, "%d", PAGE_SIZE);
     snprintf(range, sizeof range, "%d", RANGE_PAGES);
-    const char *argv[] = {shoald,   "--name",         "n1",         "--data-dir",
-                          db_dir,   "--capacity",     s_capacity,   "--listen",
-                          listen,   "--mount",        mount,        "--page-size",
-                          page,     "--range-pages",  range,        "--threads",
-                          "2",      "--local-socket", s_socket,     NULL};
+    const char *argv[] = {shoald, "--name",         "n1",       "--data-dir",
+                          db_dir, "--capacity",     s_capacity, "--listen",
+                          listen, "--mount",        mount,      "--page-size",
+                          page,   "--range-pages",  range,      "--threads",
+                          "2",    "--local-socket", s_socket,   NULL};
     cr_assert_eq(tp_spawn(&s_node, argv, log), 0, "cannot start %s", shoald);
     int64_t deadline = tp_now_ms() + 20000;
     struct stat st;
-    while ((tp_wait_port(s_port, 100) != 0 || stat(s_socket, &st) != 0) &&
-           tp_now_ms() < deadline && tp_alive(&s_node))
+    while ((tp_wait_port(s_port, 100) != 0 || stat(s_socket, &st) != 0) && tp_now_ms() < deadline &&
+           tp_alive(&s_node))
         ;
     if (tp_wait_port(s_port, 100) != 0 || stat(s_socket, &st) != 0) {
         size_t len = 0;
@@ -182,8 +183,8 @@ static void s_spans(shoal_client_t *client, uint8_t *buf)
                                 RANGE_BYTES,
                                 3 * RANGE_BYTES + 1,
                                 BIG_SIZE - 1};
-    const size_t lengths[] = {1,         2, CHUNK - 1, CHUNK, CHUNK + 1, PAGE_SIZE, PAGE_SIZE + 1,
-                              600000, BIG_SIZE};
+    const size_t lengths[] = {
+        1, 2, CHUNK - 1, CHUNK, CHUNK + 1, PAGE_SIZE, PAGE_SIZE + 1, 600000, BIG_SIZE};
     for (size_t o = 0; o < sizeof offsets / sizeof *offsets; o++)
         for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++)
             cr_assert(s_read_ok(client, buf, offsets[o], lengths[l]), "off %llu len %zu",
@@ -386,8 +387,7 @@ Test(local, restart_and_kill9_mid_read_never_fail_a_read)
 
 /* A small store: reading other files pushes big.bin's generations out while the client holds
  * their descriptors (the node cuts their files): reads stay right. */
-Test(local, generations_dropped_while_held_stay_correct, .init = s_setup_small,
-     .fini = s_teardown)
+Test(local, generations_dropped_while_held_stay_correct, .init = s_setup_small, .fini = s_teardown)
 {
     shoal_client_t *client = s_client();
     uint8_t *buf = malloc(BIG_SIZE > FILL_SIZE ? BIG_SIZE : FILL_SIZE);
@@ -410,4 +410,38 @@ Test(local, generations_dropped_while_held_stay_correct, .init = s_setup_small,
     free(fill);
     free(buf);
     shoal_client_destroy(&client);
+}
+
+/* A uid the node does not admit (run as root: a child becomes nobody; the socket and its dir
+ * are opened to everyone, so the node's own SO_PEERCRED check refuses, with an ERROR): counted
+ * once in local_refused, and the ZeroMQ path serves every byte. */
+Test(local, a_uid_not_admitted_is_refused_and_served_by_zeromq)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to become another uid");
+    cr_assert_eq(chmod(s_dir, 0711), 0);
+    cr_assert_eq(chmod(s_socket, 0666), 0);
+    char data_dir[TP_PATH_MAX];
+    snprintf(data_dir, sizeof data_dir, "%s/data", s_dir);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(2);
+        shoal_client_t *client = s_client();
+        uint8_t *buf = malloc(BIG_SIZE);
+        bool ok = s_read_ok(client, buf, 0, BIG_SIZE) && s_read_ok(client, buf, 0, BIG_SIZE) &&
+                  s_read_ok(client, buf, 1000, 300000);
+        ok = ok && s_counter(client, "local_refused") == 1 &&
+             s_counter(client, "bytes_short_circuit") == 0 &&
+             s_counter(client, "bytes_zmq") >= BIG_SIZE;
+        free(buf);
+        shoal_client_destroy(&client);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 2, "cannot become nobody");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "nobody's reads failed, or the refusal was not counted once");
 }
