@@ -387,7 +387,9 @@ Test(local, restart_and_kill9_mid_read_never_fail_a_read)
 
 /* A small store: reading other files pushes big.bin's generations out while the client holds
  * their descriptors (the node cuts their files): reads stay right. */
-Test(local, generations_dropped_while_held_stay_correct, .init = s_setup_small, .fini = s_teardown)
+TestSuite(local_small, .init = s_setup_small, .fini = s_teardown, .timeout = 240);
+
+Test(local_small, generations_dropped_while_held_stay_correct)
 {
     shoal_client_t *client = s_client();
     uint8_t *buf = malloc(BIG_SIZE > FILL_SIZE ? BIG_SIZE : FILL_SIZE);
@@ -407,6 +409,16 @@ Test(local, generations_dropped_while_held_stay_correct, .init = s_setup_small, 
         s_spans(client, buf);
     }
     cr_assert_gt(s_counter(client, "bytes_short_circuit"), 0);
+    /* the node did drop generations while we held descriptors */
+    char *text = NULL;
+    cr_assert_eq(shoal_stats(client, &text), 0, "%s", shoal_last_error());
+    json_t *root = json_loads(text, 0, NULL);
+    shoal_free(text);
+    json_t *node = json_array_get(json_object_get(root, "nodes"), 0);
+    json_int_t evictions =
+        json_integer_value(json_object_get(json_object_get(node, "counters"), "evictions"));
+    json_decref(root);
+    cr_assert_gt(evictions, 0, "no generation was dropped: the test tests nothing");
     free(fill);
     free(buf);
     shoal_client_destroy(&client);
@@ -444,4 +456,30 @@ Test(local, a_uid_not_admitted_is_refused_and_served_by_zeromq)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 2, "cannot become nobody");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "nobody's reads failed, or the refusal was not counted once");
+}
+
+/* Threads at once: each takes a connection of its own from the pool; all warm bytes local. */
+Test(local, threads_read_warm_bytes_through_the_pool)
+{
+    shoal_client_t *client = s_client();
+    uint8_t *buf = malloc(BIG_SIZE);
+    cr_assert(s_read_ok(client, buf, 0, BIG_SIZE));
+    s_wait_warm(client, buf);
+    uint64_t zmq = s_counter(client, "bytes_zmq");
+    reader_t readers[6];
+    pthread_t threads[6];
+    for (int i = 0; i < 6; i++) {
+        readers[i] = (reader_t){.client = client};
+        cr_assert_eq(pthread_create(&threads[i], NULL, s_reader, &readers[i]), 0);
+    }
+    for (int i = 0; i < 6; i++)
+        s_reader_progress(&readers[i], 50);
+    for (int i = 0; i < 6; i++) {
+        atomic_store(&readers[i].stop, true);
+        pthread_join(threads[i], NULL);
+        cr_assert_eq(atomic_load(&readers[i].failures), 0);
+    }
+    cr_assert_eq(s_counter(client, "bytes_zmq"), zmq, "warm reads by threads went over ZeroMQ");
+    free(buf);
+    shoal_client_destroy(&client);
 }
