@@ -1572,7 +1572,9 @@ Test(client_local, forked_child_reads_through_its_own_connection)
         bool ok = got == LOCAL_FILE && memcmp(buf, fake.data, LOCAL_FILE) == 0 &&
                   s_counter(client, "bytes_short_circuit") == before + LOCAL_FILE &&
                   s_counter(client, "bytes_zmq") == 0;
-        shoal_client_destroy(&client);
+        /* no destroy: under ASan a child of this threaded process may find the allocator's
+         * lock held by a parent thread at fork time, and the ZeroMQ I/O threads of its own
+         * context then hang zmq_ctx_term (a child's destroy is tested with the fake node) */
         _exit(ok ? 0 : 1);
     }
     int status = 0;
