@@ -315,22 +315,24 @@ static int s_locate(s_conn_t *c, const msg_t *request)
     out->gone_count = s_collect_gone(c, gone);
     out->gone_gens = gone;
     int sent;
-    if (msg_encode(&reply, &c->out) < 0)
+    if (msg_encode(&reply, &c->out) < 0) {
         sent = s_send_error(c->fd, &c->out, id, SHOAL_EINTERNAL, shoal_last_error(), 0);
-    else
-        sent = s_send(c->fd, &c->out, fds, fd_count, 0);
-    for (uint32_t i = 0; i < fd_count; i++)
-        close(fds[i]); /* the peer has its own now (or none: the send failed) */
-    if (sent == 0) {
-        for (uint32_t i = 0; i < fd_count; i++)
-            if (vec_push(&c->sent, fd_gens[i]) < 0)
-                log_warn("local: out of memory tracking a sent descriptor");
+    } else {
+        /* counted before the send, so a client that asks for STATS after the reply sees them;
+         * a failed send ends the connection */
         stats_add(deps->stats, STATS_LOCAL_LOCATES, 1);
         stats_add(deps->stats, STATS_LOCAL_PAGES, page_count);
         stats_add(deps->stats, STATS_LOCAL_BYTES, bytes);
         stats_add(deps->stats, STATS_LOCAL_MISSES, asked > page_count ? asked - page_count : 0);
         stats_add(deps->stats, STATS_LOCAL_FDS_SENT, fd_count);
+        sent = s_send(c->fd, &c->out, fds, fd_count, 0);
     }
+    for (uint32_t i = 0; i < fd_count; i++)
+        close(fds[i]); /* the peer has its own now (or none: the send failed) */
+    if (sent == 0)
+        for (uint32_t i = 0; i < fd_count; i++)
+            if (vec_push(&c->sent, fd_gens[i]) < 0)
+                log_warn("local: out of memory tracking a sent descriptor");
     return sent;
 }
 
@@ -509,18 +511,19 @@ static void s_admit(local_t *self, int fd)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, S_STACK_BYTES);
+        stats_add(stats, STATS_LOCAL_CONNECTIONS, 1); /* before its first reply can go out */
         rc = pthread_create(&slot->thread, &attr, s_conn_run, c);
         pthread_attr_destroy(&attr);
-        if (rc == 0)
+        if (rc == 0) {
             slot->running = true;
-        else
+        } else {
             slot->fd = -1;
+            atomic_fetch_sub(&stats->counters[STATS_LOCAL_CONNECTIONS], 1);
+        }
     }
     pthread_mutex_unlock(&self->lock);
-    if (rc == 0) {
-        stats_add(stats, STATS_LOCAL_CONNECTIONS, 1);
+    if (rc == 0)
         return;
-    }
     s_conn_free(c);
     stats_add(stats, STATS_LOCAL_REFUSED, 1);
     s_refuse(fd, SHOAL_EBUSY,
