@@ -72,6 +72,7 @@ struct client_local {
     int timeout_ms;              /* wait for one reply at most this long */
     pthread_mutex_t mutex;       /* node table, conn busy flags, lease sweeps */
     size_t node_count;           /* nodes in use */
+    _Atomic size_t known_count;  /* nodes that answered HELLO once (client_local_has's fast no) */
     local_node_t nodes[CLIENT_LOCAL_NODES_MAX];
 };
 
@@ -116,6 +117,7 @@ client_local_t *client_local_new(client_counters_t *counters, int timeout_ms)
     local->counters = counters;
     local->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     pthread_mutex_init(&local->mutex, NULL);
+    atomic_init(&local->known_count, 0);
     for (size_t n = 0; n < CLIENT_LOCAL_NODES_MAX; n++)
         for (size_t c = 0; c < CLIENT_LOCAL_CONNS_MAX; c++) {
             atomic_init(&local->nodes[n].conns[c].sock, -1);
@@ -379,6 +381,8 @@ static int s_conn_open(client_local_t *local, local_node_t *node, local_conn_t *
     if (!node->known || memcmp(node->id, h->node_id, MSG_NODE_ID_SIZE) != 0 ||
         node->store_id != h->store_id) {
         node->epoch++; /* another node or another store: every old descriptor is void */
+        if (!node->known)
+            atomic_fetch_add(&local->known_count, 1);
         node->known = true;
         memcpy(node->id, h->node_id, MSG_NODE_ID_SIZE);
         node->store_id = h->store_id;
@@ -457,8 +461,10 @@ static local_node_t *s_node_find(client_local_t *local, const uint8_t *node_id)
 
 bool client_local_has(client_local_t *local, const uint8_t *node_id)
 {
-    if (!local || !node_id)
+    if (!local || atomic_load_explicit(&local->known_count, memory_order_relaxed) == 0)
         return false;
+    if (!node_id)
+        return true;
     pthread_mutex_lock(&local->mutex);
     bool found = s_node_find(local, node_id) != NULL;
     pthread_mutex_unlock(&local->mutex);

@@ -56,7 +56,7 @@ void client_local_consider(client_local_t *local, const uint8_t *node_id, const 
 void client_local_begin(client_local_t *local);
 
 /* Whether node `node_id` answered HELLO on a local socket (and is not in a refusal pause).
- * False on NULL. */
+ * With `node_id` NULL: whether any node ever answered (no lock). False on a NULL table. */
 bool client_local_has(client_local_t *local, const uint8_t *node_id);
 
 /* One short-circuit read of [offset, +length) of one file version. */

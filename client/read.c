@@ -172,7 +172,8 @@ static void s_op_learnt(client_ctx_t *ctx, read_job_t *job, const client_op_t *o
  * as it was. */
 static void s_local_op(client_ctx_t *ctx, read_job_t *job, client_op_t *op)
 {
-    if (!ctx->local || op->target_count == 0 || op->dest_length == 0)
+    if (!ctx->local || op->target_count == 0 || op->dest_length == 0 ||
+        !client_local_has(ctx->local, NULL))
         return;
     const client_member_t *owner = client_view_member_of(ctx->view, op->targets[0].endpoint);
     if (!owner || !client_local_has(ctx->local, owner->id))
