@@ -17,6 +17,7 @@
 #include "client.h"
 #include "fallback.h"
 #include "health.h"
+#include "local.h"
 #include "meta.h"
 #include "session.h"
 #include "vec.h"
@@ -39,6 +40,7 @@ struct client_proc {
     client_pool_t *pool;        /* sessions (sockets) of this process */
     client_view_cache_t *views; /* current view */
     client_stat_cache_t *stats; /* stat cache */
+    client_local_t *local;      /* local nodes (short-circuit reads); NULL when off */
 };
 
 /* Frees the seed list built by s_seeds_parse. */
@@ -166,6 +168,7 @@ static void s_malloc_prime(void)
  * sockets and terminates the context. Only ever called by the process that built it. */
 static void s_proc_destroy(client_proc_t *proc)
 {
+    client_local_destroy(&proc->local);
     client_pool_destroy(&proc->pool); /* every socket closed before the context goes */
     zmq_ctx_term(proc->zmq_context);
     client_view_cache_destroy(&proc->views);
@@ -210,6 +213,7 @@ static client_proc_t *s_proc_new(shoal_client_t *client, pid_t pid)
                                                        proc->health, &client->counters)
                                : NULL;
     proc->stats = client_stat_cache_new(client->metadata_ttl_ms);
+    proc->local = client_local_new(&client->counters, client->timeout_ms); /* NULL: off */
     if (!proc->health || !proc->pool || !proc->views || !proc->stats) {
         s_proc_destroy(proc);
         return NULL;
@@ -227,6 +231,10 @@ client_proc_t *client_proc_get(shoal_client_t *client)
     client_proc_t *proc = atomic_load_explicit(&client->proc, memory_order_acquire);
     if (proc && proc->pid == pid)
         return proc;
+    /* Before anything else, a child closes the local connections and descriptors it inherited
+     * (lock-free), so that a dropped generation's disk space does not wait for the child. */
+    if (proc)
+        client_local_abandon(proc->local);
     client_proc_t *fresh = s_proc_new(client, pid);
     if (!fresh) {
         shoal_fail(SHOAL_ENOMEM, "cannot create the ZeroMQ context: %s", zmq_strerror(errno));
@@ -291,6 +299,7 @@ int client_ctx_begin(shoal_client_t *client, client_ctx_t *ctx)
         return SHOAL_ENOMEM;
     ctx->stats = proc->stats;
     ctx->views = proc->views;
+    ctx->local = proc->local;
     ctx->session = client_session_acquire(proc->pool);
     if (!ctx->session)
         return SHOAL_ENOMEM;

@@ -12,13 +12,16 @@ set(SHOAL_CLIENT_SOURCES
     ${CMAKE_CURRENT_SOURCE_DIR}/counters.c
     ${CMAKE_CURRENT_SOURCE_DIR}/read.c
     ${CMAKE_CURRENT_SOURCE_DIR}/admin.c
-    ${CMAKE_CURRENT_SOURCE_DIR}/fallback.c)
+    ${CMAKE_CURRENT_SOURCE_DIR}/fallback.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/local.c)
+# XXH3 (Debian's libxxhash, with run-time dispatch) checks short-circuit pages (local.c).
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 
 add_library(shoal_client STATIC ${SHOAL_CLIENT_SOURCES})
 target_include_directories(shoal_client PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
     PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(shoal_client PUBLIC shoal_proto shoal_hrw shoal_ufs PkgConfig::ZMQ
-    PkgConfig::SODIUM PkgConfig::JANSSON Threads::Threads)
+    PkgConfig::SODIUM PkgConfig::JANSSON PkgConfig::XXHASH Threads::Threads)
 
 # The shared library: the client objects compiled again with hidden visibility, and the
 # static dependencies linked whole-archive-free (only what is referenced); the version script
@@ -36,7 +39,7 @@ target_compile_definitions(shoal_shared PRIVATE SHOAL_BUILDING_SHARED=1)
 target_include_directories(shoal_shared PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
     ${PROJECT_SOURCE_DIR}/proto PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(shoal_shared PRIVATE shoal_proto shoal_hrw shoal_ufs PkgConfig::ZMQ
-    PkgConfig::SODIUM PkgConfig::JANSSON Threads::Threads
+    PkgConfig::SODIUM PkgConfig::JANSSON PkgConfig::XXHASH Threads::Threads
     -Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/libshoal.map)
 # Every symbol resolved inside the library, except under the sanitizers, whose runtime the
 # executable provides.

@@ -31,7 +31,15 @@
     X(reads)               /* shoal_pread calls and shoal_pread_many entries */                    \
     X(ranges)              /* range requests those reads were split into */                        \
     X(bytes_read)          /* bytes returned by reads */                                           \
-    X(forks)               /* times a forked child built its own sockets */
+    X(forks)               /* times a forked child built its own sockets */                        \
+    X(bytes_short_circuit) /* bytes read by pread from a local node's data files */                \
+    X(bytes_zmq)           /* bytes copied from READ replies (ZeroMQ) */                           \
+    X(bytes_ufs)           /* bytes the client read from the UFS itself */                         \
+    X(local_locates)       /* LOCATE requests sent to local nodes */                               \
+    X(local_misses)        /* short-circuit reads that left bytes to the ZeroMQ path */            \
+    X(local_bad_sums)      /* chunks whose XXH3 did not match (never served) */                    \
+    X(local_reconnects)    /* local connections made again (node restart, closed socket) */        \
+    X(local_refused)       /* local nodes that refused us (EACCES): ZeroMQ serves */
 
 typedef struct client_counters {
 #define CLIENT_COUNTER_FIELD(name) _Atomic uint64_t name;

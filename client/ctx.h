@@ -14,6 +14,7 @@
 
 struct ufs;
 struct client_stat_cache;
+struct client_local;
 
 /* This process's state, a session of sockets and a referenced view (NULL when no node
  * answered VIEW: the call then falls back to the UFS). */
@@ -24,6 +25,7 @@ typedef struct client_ctx {
     client_view_cache_t *views;      /* this process's current view */
     client_session_t *session;       /* sockets, taken from the pool */
     client_view_t *view;             /* referenced view, or NULL */
+    struct client_local *local;      /* this process's local nodes (local.h); NULL when off */
 } client_ctx_t;
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "client.h"
 #include "fallback.h"
+#include "local.h"
 #include "meta.h"
 #include "range.h"
 #include "uri.h"
@@ -80,6 +81,7 @@ static int s_ufs_read(client_ctx_t *ctx, read_job_t *job, uint64_t offset, uint8
         client_ufs_read(ctx->ufs, job->uri, job->stat.version, offset, dest, (size_t)length);
     if (got < 0)
         return (int)got;
+    CLIENT_COUNT(ctx->counters, bytes_ufs, got);
     if ((uint64_t)got != length)
         return shoal_fail(SHOAL_ESTALE, "read %s: the under storage returned %lld of %llu bytes",
                           job->read->uri, (long long)got, (unsigned long long)length);
@@ -150,22 +152,85 @@ static void s_learn_from_ufs(client_ctx_t *ctx, read_job_t *job, client_op_t *op
         s_job_fail(job, rc, NULL, shoal_last_error());
 }
 
-/* Runs a batch of ops (all at once) and takes their results into the jobs: a learn op's reply
- * is the job's stat (cached), an exhausted op falls back to the UFS. */
+/* A learn op's answer (its expect_size, expect_version, learnt_mtime) is the job's stat: cached
+ * and taken. */
+static void s_op_learnt(client_ctx_t *ctx, read_job_t *job, const client_op_t *op)
+{
+    shoal_stat_t stat = {.size = op->expect_size, .mtime = op->learnt_mtime};
+    snprintf(stat.version, sizeof stat.version, "%s", op->expect_version);
+    client_stat_remember(ctx->stats, job->uri, &stat);
+    CLIENT_COUNT(ctx->counters, reads_without_stat, 1);
+    s_job_know(job, &stat);
+}
+
+/* Serves what it can of an op from its owner's pages when the owner (its first target) is a
+ * node of this host (local.h): LOCATE, pread, XXH3. Every byte served: the op is `served` (the
+ * engine leaves it alone). Some missing: the op is cut to the span missing and goes the
+ * ZeroMQ way. A learn op takes the stat from the LOCATE (as a READ reply would give it); if
+ * bytes are missing it becomes a plain READ of the version learnt, its stat taken here. Nothing
+ * known (no connection, the node could not name the version, a broken reply): the op is left
+ * as it was. */
+static void s_local_op(client_ctx_t *ctx, read_job_t *job, client_op_t *op)
+{
+    if (!ctx->local || op->target_count == 0 || op->dest_length == 0 ||
+        !client_local_has(ctx->local, NULL))
+        return;
+    const client_member_t *owner = client_view_member_of(ctx->view, op->targets[0].endpoint);
+    if (!owner || !client_local_has(ctx->local, owner->id))
+        return;
+    msg_read_request_t *request = &op->request.body.read_request;
+    client_local_read_t read = {
+        .uri = job->uri,
+        .version = request->version,
+        .file_size = op->learn ? MSG_SIZE_UNKNOWN : op->expect_size,
+        .offset = op->dest_offset,
+        .length = op->learn ? op->learn_length : op->dest_length,
+        .dest = op->dest,
+    };
+    if (client_local_read(ctx->local, owner->id, &read) != 0)
+        return;
+    if (op->learn) {
+        if (!request->version[0]) {
+            snprintf(op->learnt_version, sizeof op->learnt_version, "%s", read.version_out);
+            op->expect_version = op->learnt_version;
+        }
+        op->expect_size = read.file_size;
+        op->learnt_mtime = read.mtime;
+        op->dest_length = read.length;
+        if (read.miss_length > 0) { /* the rest goes as a READ of the version learnt */
+            s_op_learnt(ctx, job, op);
+            op->learn = false;
+            op->read_flags = 0;
+            request->version = op->expect_version;
+            request->file_size = op->expect_size;
+        }
+    }
+    if (read.miss_length == 0) {
+        op->served = true;
+        return;
+    }
+    op->dest += read.miss_offset - op->dest_offset;
+    op->dest_offset = read.miss_offset;
+    op->dest_length = read.miss_length;
+    request->offset = read.miss_offset;
+    request->length = read.miss_length;
+}
+
+/* Runs a batch of ops (all at once) and takes their results into the jobs: ops whose owner is
+ * a local node are served (or cut) by short-circuit first, the rest go to the engine; a learn
+ * op's reply is the job's stat (cached), an exhausted op falls back to the UFS. */
 static int s_run_ops(client_ctx_t *ctx, read_job_t *jobs, client_op_t *ops, const size_t *op_job,
                      size_t n)
 {
     CLIENT_COUNT(ctx->counters, ranges, n);
+    for (size_t k = 0; k < n; k++)
+        s_local_op(ctx, &jobs[op_job[k]], &ops[k]);
     int rc = n ? client_session_run(ctx->session, ops, n, ctx->view->version, false) : 0;
     for (size_t k = 0; rc == 0 && k < n; k++) {
         client_op_t *op = &ops[k];
         read_job_t *job = &jobs[op_job[k]];
         if (op->learn && op->result == 0) {
-            shoal_stat_t stat = {.size = op->expect_size, .mtime = op->learnt_mtime};
-            snprintf(stat.version, sizeof stat.version, "%s", op->expect_version);
-            client_stat_remember(ctx->stats, job->uri, &stat);
-            CLIENT_COUNT(ctx->counters, reads_without_stat, 1);
-            s_job_know(job, &stat);
+            s_op_learnt(ctx, job, op);
             continue;
         }
         if (op->result == 0 || job->error != 0 || job->stale)
@@ -339,6 +404,8 @@ static int s_read_jobs(shoal_client_t *client, read_job_t *jobs, size_t count)
 {
     client_ctx_t ctx;
     int rc = client_ctx_begin(client, &ctx);
+    if (rc == 0)
+        client_local_begin(ctx.local);
     for (int round = 0; rc == 0 && round <= CLIENT_STALE_RETRIES; round++) {
         rc = s_round(&ctx, jobs, count, round > 0);
         bool again = false;

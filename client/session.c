@@ -516,8 +516,8 @@ static bool s_more(void *socket)
  * previous partial reply ended and end before the wanted bytes do; the reply after a partial one
  * must start where it ended, with the same page_size. A partial reply that checks out is copied
  * and returns 1: the op stays in flight for the rest. */
-static int s_read_copy(client_op_t *op, const msg_t *reply, void *socket, char *detail,
-                       size_t detail_size)
+static int s_read_copy(client_op_t *op, const msg_t *reply, void *socket,
+                       client_counters_t *counters, char *detail, size_t detail_size)
 {
     const msg_read_reply_t *r = &reply->body.read_reply;
     if (op->learn && op->partials == 0) {
@@ -607,9 +607,11 @@ static int s_read_copy(client_op_t *op, const msg_t *reply, void *socket, char *
         uint64_t piece_end = piece_start + size;
         uint64_t lo = piece_start > op->dest_offset ? piece_start : op->dest_offset;
         uint64_t hi = piece_end < want_end ? piece_end : want_end;
-        if (lo < hi)
+        if (lo < hi) {
             memcpy(op->dest + (lo - op->dest_offset),
                    (const uint8_t *)zmq_msg_data(&part) + (lo - piece_start), hi - lo);
+            CLIENT_COUNT(counters, bytes_zmq, hi - lo);
+        }
         zmq_msg_close(&part);
     }
     if (rc == 0 && s_more(socket)) {
@@ -693,7 +695,8 @@ static int s_dispatch(client_call_t *call, uint32_t conn_index, zmq_msg_t *first
         int prefix = snprintf(detail, sizeof detail, "%s: ", conn->endpoint);
         if (prefix < 0 || (size_t)prefix >= sizeof detail / 2)
             prefix = 0;
-        rc = s_read_copy(op, &reply, socket, detail + prefix, sizeof detail - (size_t)prefix);
+        rc = s_read_copy(op, &reply, socket, counters, detail + prefix,
+                         sizeof detail - (size_t)prefix);
         msg_fini(&reply);
         if (rc == 1) { /* a partial reply: the op waits for the rest (progress_ms was reset) */
             CLIENT_COUNT(counters, partial_replies, 1);
@@ -809,9 +812,13 @@ int client_session_run(client_session_t *session, client_op_t *ops, size_t count
     vec_clear(&session->sent_ops);
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
-        ops[i].state = CLIENT_OP_IDLE;
         ops[i].result = 0;
         ops[i].target_next = 0;
+        if (ops[i].served) {
+            ops[i].state = CLIENT_OP_DONE;
+            continue;
+        }
+        ops[i].state = CLIENT_OP_IDLE;
         rc = s_op_start(&call, i, SHOAL_EUNAVAIL);
     }
     while (rc == 0 && call.inflight > 0 && !(first_success_ends && call.success_seen)) {

@@ -46,6 +46,7 @@ typedef struct client_op {
     bool ignore_down;                            /* try targets even when marked down */
     uint32_t read_flags;                         /* READ: MSG_READ_* bits for every target */
     bool probe_when_all_down;                    /* all marked down: try the first anyway */
+    bool served; /* done before the engine ran (short-circuit): left DONE with result 0 */
     /* READ destination: the reply's bytes for [dest_offset, +dest_length) go to dest. */
     uint8_t *dest;              /* caller's buffer at dest_offset */
     uint64_t dest_offset;       /* first file byte wanted */

@@ -323,7 +323,6 @@ client_view_t *client_view_acquire(client_view_cache_t *cache, client_session_t 
         pthread_mutex_unlock(&cache->mutex);
         client_view_unref(&replaced);
         client_view_unref(&old);
-        /* HOOK(issue 11): client_local_consider(local, id, path) per client_view_local(fresh) */
         return fresh;
     }
     CLIENT_COUNT(cache->counters, view_failures, 1);
@@ -365,4 +364,15 @@ size_t client_view_range_targets(const client_view_t *view, const char *normal_u
     client_range_key(normal_uri, range_index, key);
     return client_view_targets(view, key, sizeof key, owner_tries, owner_flags, other_tries,
                                other_flags, out, max);
+}
+
+const client_member_t *client_view_member_of(const client_view_t *view, const char *endpoint)
+{
+    for (size_t i = 0; view && endpoint && i < view->count; i++)
+        if (view->members[i].endpoint == endpoint)
+            return &view->members[i];
+    for (size_t i = 0; view && endpoint && i < view->count; i++)
+        if (strcmp(view->members[i].endpoint, endpoint) == 0)
+            return &view->members[i];
+    return NULL;
 }

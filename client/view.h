@@ -120,6 +120,10 @@ const char *client_host_id(void);
  * behind NAT or in pods. */
 const client_local_member_t *client_view_local(const client_view_t *view, size_t *count_out);
 
+/* The member whose data endpoint is `endpoint` (a target's, borrowed from this view), or NULL.
+ * Borrowed from the view. */
+const client_member_t *client_view_member_of(const client_view_t *view, const char *endpoint);
+
 /* The 16-byte file key of (uri, version): BLAKE2b-128 of uri "\0" version. Placement version 1
  * placed ranges by it; version 2 does not (the node's page key still holds the version). */
 void client_file_key(const char *uri, const char *version, uint8_t out[16]);

@@ -6,6 +6,11 @@ if(TARGET shoald)
     shoal_unit_test(test_client_node shoal_shared shoal_testsupport PkgConfig::JANSSON)
     add_dependencies(test_client_node shoald)
 endif()
+# test_local: short-circuit local reads against a real shoald (--local-socket).
+if(TARGET shoald)
+    shoal_unit_test(test_local shoal_shared shoal_testsupport PkgConfig::JANSSON)
+    add_dependencies(test_local shoald)
+endif()
 if(TARGET shoald)
     add_test(NAME test_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh)
     set_tests_properties(test_cli PROPERTIES TIMEOUT 300

@@ -7,7 +7,11 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -15,11 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <malloc.h>
+#include <xxhash.h>
 #include <zmq.h>
 
 #include "client.h"
@@ -1217,4 +1223,565 @@ Test(client_malloc, reply_sized_blocks_come_from_the_heap)
 #else
     cr_skip_test("glibc malloc only");
 #endif
+}
+
+/* ---- the fake local node (short-circuit reads, local.c) ----
+ * A thread that answers LOCAL_HELLO and LOCATE on a SEQPACKET socket as node 0xaa.. (the fake
+ * ZeroMQ node's id in its view), from a data file of one generation that holds the file's pages
+ * at an offset of their own, passing that file's descriptor once per connection. Modes make it
+ * refuse, corrupt a page, hold only some pages, or attach a descriptor too many. */
+
+enum fake_local_mode {
+    LOCAL_GOOD = 0,
+    LOCAL_REFUSE,     /* ERROR EACCES at accept, then close (a uid not admitted) */
+    LOCAL_EXTRA_FD,   /* two descriptors attached, one listed */
+    LOCAL_NO_VERSION, /* version "" in every LOCATE_REP: the node cannot name one */
+};
+
+#define LOCAL_CHUNK_SHIFT 12    /* 4 KiB chunks: 4 per page of LOCAL_PAGE */
+#define LOCAL_PAGE        16384 /* the fake's page size in these tests */
+#define LOCAL_BASE        777   /* the data file holds page i at LOCAL_BASE + i * LOCAL_PAGE */
+#define LOCAL_FILE        (3 * 2 * LOCAL_PAGE + 1234) /* 3 ranges of 2 pages and a piece */
+
+typedef struct fake_local {
+    char dir[256];             /* temp dir of the socket and the data file */
+    char path[300];            /* socket path */
+    char data_path[300];       /* the generation's data file */
+    int listener;              /* listening socket */
+    pthread_t thread;          /* serving thread */
+    atomic_bool stop;          /* ask the thread to end */
+    _Atomic int mode;          /* enum fake_local_mode */
+    _Atomic int accepts;       /* connections accepted */
+    _Atomic int locates;       /* LOCATE requests answered */
+    _Atomic uint64_t held;     /* bit i: page i is held (located) */
+    _Atomic uint64_t lease_ms; /* sent in HELLO */
+    atomic_bool gone_next;     /* the next LOCATE_REP says gen 1 is gone (and passes no page) */
+    _Atomic uint64_t store_id; /* sent in HELLO and LOCATE_REP */
+    const fake_node_t *fake;   /* the file: uri, data, size, version, page size */
+} fake_local_t;
+
+static void s_local_send(int sock, const msg_t *m, const int *fds, size_t fd_count)
+{
+    msg_buf_t out;
+    msg_buf_init(&out);
+    cr_assert_eq(msg_encode(m, &out), 0, "%s", shoal_last_error());
+    struct iovec iov = {.iov_base = out.data, .iov_len = out.len};
+    union {
+        char space[CMSG_SPACE(sizeof(int) * 4)];
+        struct cmsghdr align;
+    } control;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd_count) {
+        mh.msg_control = control.space;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * fd_count);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * fd_count);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * fd_count);
+    }
+    sendmsg(sock, &mh, MSG_NOSIGNAL);
+    msg_buf_fini(&out);
+}
+
+/* Answers one datagram of a connection; `sent` says whether its descriptor went out. */
+static void s_local_answer(fake_local_t *local, int sock, const msg_t *request, bool *sent)
+{
+    const fake_node_t *fake = local->fake;
+    msg_t reply;
+    if (request->header.type == MSG_LOCAL_HELLO_REQ) {
+        msg_init(&reply, MSG_LOCAL_HELLO_REP, request->header.request_id, 0);
+        memset(reply.body.local_hello_reply.node_id, 0xaa, 16);
+        reply.body.local_hello_reply.store_id = atomic_load(&local->store_id);
+        reply.body.local_hello_reply.host_id = "";
+        reply.body.local_hello_reply.page_size = fake->page_size;
+        reply.body.local_hello_reply.lease_ms = atomic_load(&local->lease_ms);
+        s_local_send(sock, &reply, NULL, 0);
+        return;
+    }
+    cr_assert_eq(request->header.type, MSG_LOCATE_REQ);
+    atomic_fetch_add(&local->locates, 1);
+    const msg_locate_request_t *rq = &request->body.locate_request;
+    if (strcmp(rq->uri, fake->uri) != 0) {
+        msg_error(&reply, request->header.request_id, 0, SHOAL_ENOENT, "no such file");
+        s_local_send(sock, &reply, NULL, 0);
+        return;
+    }
+    int mode = atomic_load(&local->mode);
+    if (atomic_exchange(&local->gone_next, false)) {
+        static const uint64_t gone = 1;
+        msg_init(&reply, MSG_LOCATE_REP, request->header.request_id, 0);
+        reply.body.locate_reply = (msg_locate_reply_t){.file_size = fake->size,
+                                                       .version = fake->version,
+                                                       .store_id = atomic_load(&local->store_id),
+                                                       .gone_count = 1,
+                                                       .gone_gens = &gone};
+        s_local_send(sock, &reply, NULL, 0);
+        *sent = false; /* a new generation 1 would be passed again */
+        return;
+    }
+    static msg_local_page_t pages[MSG_LOCATE_PAGES_MAX];
+    static uint64_t sums[MSG_LOCATE_PAGES_MAX][LOCAL_PAGE >> LOCAL_CHUNK_SHIFT];
+    uint32_t page_count = 0;
+    uint64_t ps = fake->page_size;
+    uint64_t end = rq->offset + rq->length < fake->size ? rq->offset + rq->length : fake->size;
+    uint64_t held = atomic_load(&local->held);
+    for (uint64_t i = rq->offset / ps; rq->offset < end && i * ps < end; i++) {
+        if (i >= 64 || !(held & (1ull << i)) || page_count == MSG_LOCATE_PAGES_MAX)
+            continue;
+        uint64_t size = fake->size - i * ps < ps ? fake->size - i * ps : ps;
+        uint32_t chunks = (uint32_t)((size + (1u << LOCAL_CHUNK_SHIFT) - 1) >> LOCAL_CHUNK_SHIFT);
+        for (uint32_t c = 0; c < chunks; c++) {
+            uint64_t lo = (uint64_t)c << LOCAL_CHUNK_SHIFT;
+            uint64_t hi =
+                lo + (1u << LOCAL_CHUNK_SHIFT) < size ? lo + (1u << LOCAL_CHUNK_SHIFT) : size;
+            sums[page_count][c] = XXH3_64bits_withSeed(fake->data + i * ps + lo, hi - lo,
+                                                       1000 + i + c); /* seed + c */
+        }
+        pages[page_count] = (msg_local_page_t){.index = i,
+                                               .gen = 1,
+                                               .offset = LOCAL_BASE + i * ps,
+                                               .size = size,
+                                               .chunk_shift = LOCAL_CHUNK_SHIFT,
+                                               .seed = 1000 + i,
+                                               .sum_count = chunks,
+                                               .sums = sums[page_count]};
+        page_count++;
+    }
+    msg_init(&reply, MSG_LOCATE_REP, request->header.request_id, 0);
+    static const uint64_t gen_one = 1;
+    reply.body.locate_reply = (msg_locate_reply_t){
+        .file_size = fake->size,
+        .version = mode == LOCAL_NO_VERSION ? "" : fake->version,
+        .mtime = 7,
+        .store_id = atomic_load(&local->store_id),
+        .page_count = page_count,
+        .pages = pages,
+        .fd_count = *sent ? 0 : 1,
+        .fd_gens = &gen_one,
+    };
+    int fds[2] = {-1, -1};
+    size_t fd_count = 0;
+    if (!*sent) {
+        fds[0] = open(local->data_path, O_RDONLY | O_CLOEXEC);
+        fds[1] = open(local->data_path, O_RDONLY | O_CLOEXEC);
+        fd_count = mode == LOCAL_EXTRA_FD ? 2 : 1;
+        *sent = true;
+    }
+    s_local_send(sock, &reply, fds, fd_count);
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+static void *s_local_thread(void *arg)
+{
+    fake_local_t *local = arg;
+    struct pollfd pfds[9];
+    bool sent[9] = {false};
+    size_t count = 1;
+    pfds[0] = (struct pollfd){.fd = local->listener, .events = POLLIN};
+    uint8_t *in = malloc(MSG_LOCAL_DATAGRAM_MAX);
+    while (!atomic_load(&local->stop)) {
+        if (poll(pfds, count, 20) <= 0)
+            continue;
+        if ((pfds[0].revents & POLLIN) && count < 9) {
+            int sock = accept(local->listener, NULL, NULL);
+            if (sock >= 0) {
+                atomic_fetch_add(&local->accepts, 1);
+                if (atomic_load(&local->mode) == LOCAL_REFUSE) {
+                    /* as shoald does: ERROR and close at once, the client's HELLO maybe unread
+                     * (the client then sees ECONNRESET before the ERROR) */
+                    msg_t error;
+                    msg_error(&error, 0, 0, SHOAL_EACCES, "uid 0 is not in group nobody");
+                    s_local_send(sock, &error, NULL, 0);
+                    close(sock);
+                } else {
+                    sent[count] = false;
+                    pfds[count++] = (struct pollfd){.fd = sock, .events = POLLIN};
+                }
+            }
+        }
+        for (size_t i = 1; i < count; i++) {
+            if (!(pfds[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            ssize_t got = recv(pfds[i].fd, in, MSG_LOCAL_DATAGRAM_MAX, 0);
+            msg_t request;
+            if (got > 0 && msg_decode(in, (size_t)got, &request) == 0) {
+                s_local_answer(local, pfds[i].fd, &request, &sent[i]);
+                msg_fini(&request);
+                continue;
+            }
+            close(pfds[i].fd); /* closed by the client: drop it */
+            pfds[i] = pfds[count - 1];
+            sent[i] = sent[count - 1];
+            count--;
+            i--;
+        }
+    }
+    for (size_t i = 1; i < count; i++)
+        close(pfds[i].fd);
+    free(in);
+    return NULL;
+}
+
+/* Starts a fake local node for `fake`'s file (all pages held) and points SHOAL_LOCAL at it. */
+static void s_local_start(fake_local_t *local, const fake_node_t *fake)
+{
+    memset(local, 0, sizeof *local);
+    local->fake = fake;
+    char *dir = tp_tempdir("local");
+    cr_assert_not_null(dir);
+    snprintf(local->dir, sizeof local->dir, "%s", dir);
+    free(dir);
+    snprintf(local->path, sizeof local->path, "%s/n.sock", local->dir);
+    snprintf(local->data_path, sizeof local->data_path, "%s/gen-1.data", local->dir);
+    size_t file_len = LOCAL_BASE + fake->size;
+    uint8_t *file = calloc(1, file_len);
+    memcpy(file + LOCAL_BASE, fake->data, fake->size);
+    cr_assert_eq(tp_write_file(local->data_path, file, file_len), 0);
+    free(file);
+    local->listener = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    cr_assert_lt(strlen(local->path), sizeof addr.sun_path);
+    memcpy(addr.sun_path, local->path, strlen(local->path) + 1);
+    cr_assert_eq(bind(local->listener, (struct sockaddr *)&addr, sizeof addr), 0);
+    cr_assert_eq(listen(local->listener, 16), 0);
+    atomic_init(&local->held, UINT64_MAX);
+    atomic_init(&local->lease_ms, 30000);
+    atomic_init(&local->store_id, 42);
+    cr_assert_eq(pthread_create(&local->thread, NULL, s_local_thread, local), 0);
+    setenv("SHOAL_LOCAL", local->path, 1);
+}
+
+static void s_local_stop(fake_local_t *local)
+{
+    atomic_store(&local->stop, true);
+    pthread_join(local->thread, NULL);
+    close(local->listener);
+    tp_rmtree(local->dir);
+    unsetenv("SHOAL_LOCAL");
+}
+
+/* Flips the byte at `at_in_page` of page `index` in the fake's data file. */
+static void s_local_corrupt(fake_local_t *local, uint64_t index, uint64_t at_in_page)
+{
+    int fd = open(local->data_path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    off_t at = (off_t)(LOCAL_BASE + index * LOCAL_PAGE + at_in_page);
+    uint8_t byte;
+    cr_assert_eq(pread(fd, &byte, 1, at), 1);
+    byte ^= 0x40;
+    cr_assert_eq(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+}
+
+static shoal_client_t *s_local_client(const fake_node_t *fake)
+{
+    shoal_client_options_t options = {
+        .seeds = s_seed(fake), .no_ufs_fallback = true, .timeout_ms = 5000};
+    shoal_client_t *client = shoal_client_new(&options);
+    cr_assert_not_null(client);
+    return client;
+}
+
+/* Every (offset, length) around page and chunk boundaries of a LOCAL_FILE file. */
+static void s_local_spans(shoal_client_t *client, const fake_node_t *fake, uint8_t *buf)
+{
+    const uint64_t offsets[] = {0,
+                                1,
+                                4095,
+                                4096,
+                                4097,
+                                LOCAL_PAGE - 1,
+                                LOCAL_PAGE,
+                                LOCAL_PAGE + 4096 + 3,
+                                2 * LOCAL_PAGE - 1,
+                                5 * LOCAL_PAGE + 100,
+                                LOCAL_FILE - 1,
+                                LOCAL_FILE};
+    const size_t lengths[] = {
+        1, 2, 4095, 4096, 4097, LOCAL_PAGE, LOCAL_PAGE + 1, 3 * LOCAL_PAGE, LOCAL_FILE};
+    for (size_t o = 0; o < sizeof offsets / sizeof *offsets; o++)
+        for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+            memset(buf, 0xee, LOCAL_FILE);
+            uint64_t off = offsets[o];
+            int64_t got = shoal_pread(client, fake->uri, buf, lengths[l], off);
+            uint64_t want = LOCAL_FILE - off < lengths[l] ? LOCAL_FILE - off : lengths[l];
+            cr_assert_eq(got, (int64_t)want, "off %llu len %zu: %lld %s", (unsigned long long)off,
+                         lengths[l], (long long)got, shoal_last_error());
+            cr_assert(memcmp(buf, fake->data + off, want) == 0, "off %llu len %zu differs",
+                      (unsigned long long)off, lengths[l]);
+        }
+}
+
+static void s_local_fake_start(fake_node_t *fake, uint64_t seed)
+{
+    uint8_t *data = s_pattern(LOCAL_FILE, seed);
+    s_fake_start(fake, "file:///fake/local", data, LOCAL_FILE, "v1");
+    free(data);
+    fake->page_size = LOCAL_PAGE;
+    fake->range_pages = 2;
+}
+
+Test(client_local, every_span_is_served_by_short_circuit)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 21);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    s_local_spans(client, &fake, buf);
+    cr_assert_gt(s_counter(client, "bytes_short_circuit"), 0);
+    cr_assert_eq(s_counter(client, "bytes_zmq"), 0, "a byte went the ZeroMQ way");
+    cr_assert_eq(atomic_load(&fake.reads), 0, "the ZeroMQ node got a READ");
+    cr_assert_eq(s_counter(client, "local_bad_sums"), 0);
+    cr_assert_eq(atomic_load(&local.accepts), 1, "one connection for one thread");
+    /* the learn op (no stat cached) took the stat from the LOCATE */
+    shoal_stat_t stat;
+    cr_assert_eq(shoal_pread_stat(client, fake.uri, NULL, buf, 10, 0, &stat), 10);
+    cr_assert_eq(stat.size, LOCAL_FILE);
+    cr_assert_str_eq(stat.version, "v1");
+    free(buf);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
+
+Test(client_local, pages_not_held_go_the_zeromq_way)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 22);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    atomic_store(&local.held, ~((1ull << 1) | (1ull << 4))); /* pages 1 and 4 not held */
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    s_local_spans(client, &fake, buf);
+    cr_assert_gt(s_counter(client, "bytes_short_circuit"), 0);
+    cr_assert_gt(s_counter(client, "bytes_zmq"), 0);
+    cr_assert_gt(s_counter(client, "local_misses"), 0);
+    atomic_store(&local.held, 0); /* nothing held: every byte by ZeroMQ, still right */
+    s_local_spans(client, &fake, buf);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
+
+Test(client_local, a_flipped_byte_is_never_served)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 23);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    s_local_corrupt(&local, 0, 4096 + 5); /* chunk 1 of page 0 */
+    s_local_corrupt(&local, 6, 1000);     /* the last, short page */
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    s_local_spans(client, &fake, buf);
+    cr_assert_gt(s_counter(client, "local_bad_sums"), 0);
+    cr_assert_gt(s_counter(client, "bytes_zmq"), 0);
+    cr_assert_gt(s_counter(client, "bytes_short_circuit"), 0, "the good pages still local");
+    free(buf);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
+
+Test(client_local, refusal_is_remembered_and_zeromq_serves)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 24);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    atomic_store(&local.mode, LOCAL_REFUSE);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    s_local_spans(client, &fake, buf);
+    cr_assert_eq(s_counter(client, "local_refused"), 1, "refused once, then remembered");
+    cr_assert_eq(atomic_load(&local.accepts), 1);
+    cr_assert_eq(s_counter(client, "bytes_short_circuit"), 0);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
+
+Test(client_local, bad_descriptor_lists_and_unnamed_versions_are_misses)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 25);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    atomic_store(&local.mode, LOCAL_EXTRA_FD);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
+    cr_assert_eq(s_counter(client, "bytes_short_circuit"), 0);
+    atomic_store(&local.mode, LOCAL_NO_VERSION);
+    shoal_client_t *other = s_local_client(&fake);
+    s_local_spans(other, &fake, buf);
+    cr_assert_eq(s_counter(other, "bytes_short_circuit"), 0);
+    cr_assert_gt(s_counter(other, "local_locates"), 0);
+    atomic_store(&local.mode, LOCAL_GOOD); /* the first client reconnects and is served */
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
+    cr_assert_gt(s_counter(client, "bytes_short_circuit"), 0);
+    free(buf);
+    shoal_client_destroy(&other);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
+
+Test(client_local, forked_child_reads_through_its_own_connection)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 26);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert_eq(atomic_load(&local.accepts), 1);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        uint64_t before = s_counter(client, "bytes_short_circuit");
+        int64_t got = shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0);
+        bool ok = got == LOCAL_FILE && memcmp(buf, fake.data, LOCAL_FILE) == 0 &&
+                  s_counter(client, "bytes_short_circuit") == before + LOCAL_FILE &&
+                  s_counter(client, "bytes_zmq") == 0;
+        /* no destroy: under ASan a child of this threaded process may find the allocator's
+         * lock held by a parent thread at fork time, and the ZeroMQ I/O threads of its own
+         * context then hang zmq_ctx_term (a child's destroy is tested with the fake node) */
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's read failed");
+    cr_assert_eq(atomic_load(&local.accepts), 2, "the child made its own connection");
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
+    cr_assert_eq(atomic_load(&local.accepts), 2, "the parent kept its connection");
+    free(buf);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
+
+Test(client_local, short_circuit_off_reads_by_zeromq)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 27);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    setenv("SHOAL_SHORT_CIRCUIT", "0", 1);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    s_local_spans(client, &fake, buf);
+    cr_assert_eq(s_counter(client, "bytes_short_circuit"), 0);
+    cr_assert_eq(atomic_load(&local.accepts), 0);
+    unsetenv("SHOAL_SHORT_CIRCUIT");
+    free(buf);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
+
+/* Descriptors this process holds on the fake's data file (cut or replaced included). */
+static int s_local_fds_held(const fake_local_t *local)
+{
+    int count = 0;
+    DIR *dir = opendir("/proc/self/fd");
+    cr_assert_not_null(dir);
+    struct dirent *entry;
+    while ((entry = readdir(dir))) {
+        char link[PATH_MAX], target[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", entry->d_name);
+        ssize_t len = readlink(link, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        count += strstr(target, "gen-1.data") != NULL &&
+                 strncmp(target, local->dir, strlen(local->dir)) == 0;
+    }
+    closedir(dir);
+    return count;
+}
+
+Test(client_local, cut_and_gone_generations_stay_correct)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 28);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
+    cr_assert_eq(s_local_fds_held(&local), 1);
+    /* the node cuts the generation (dropped while we hold it): short reads are misses */
+    cr_assert_eq(truncate(local.data_path, 0), 0);
+    uint64_t zmq = s_counter(client, "bytes_zmq");
+    s_local_spans(client, &fake, buf);
+    cr_assert_gt(s_counter(client, "bytes_zmq"), zmq);
+    /* a new file of the same generation number: the next connection is passed it */
+    size_t file_len = LOCAL_BASE + fake.size;
+    uint8_t *file = calloc(1, file_len);
+    memcpy(file + LOCAL_BASE, fake.data, fake.size);
+    cr_assert_eq(tp_write_file(local.data_path, file, file_len), 0);
+    free(file);
+    s_local_spans(client, &fake, buf);
+    uint64_t local_bytes = s_counter(client, "bytes_short_circuit");
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
+    cr_assert_eq(s_counter(client, "bytes_short_circuit"), local_bytes + LOCAL_FILE);
+    cr_assert_gt(s_counter(client, "local_reconnects"), 0);
+    cr_assert_eq(s_local_fds_held(&local), 1, "the cut file's descriptor is still open");
+    /* `gone`: closed at once (a read of one piece: one LOCATE, whose reply passes no page) */
+    atomic_store(&local.gone_next, true);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, 100, 5), 100);
+    cr_assert(memcmp(buf, fake.data + 5, 100) == 0);
+    cr_assert_eq(s_local_fds_held(&local), 0, "a gone generation's descriptor is still open");
+    s_local_spans(client, &fake, buf);
+    cr_assert_eq(s_local_fds_held(&local), 1);
+    free(buf);
+    shoal_client_destroy(&client);
+    cr_assert_eq(s_local_fds_held(&local), 0, "destroy closes every descriptor");
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
+
+Test(client_local, leases_and_store_changes_drop_descriptors)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 29);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    atomic_store(&local.lease_ms, 1);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert_eq(s_local_fds_held(&local), 1);
+    usleep(20000); /* the lease (1 ms) runs out: time passing, not a synchronisation */
+    s_local_spans(client, &fake, buf);
+    cr_assert_gt(s_counter(client, "local_reconnects"), 0, "the lease close was not seen");
+    atomic_store(&local.lease_ms, 30000);
+    /* another store behind the same socket (node restarted): every descriptor void */
+    atomic_store(&local.store_id, 43);
+    s_local_spans(client, &fake, buf);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
+    uint64_t local_bytes = s_counter(client, "bytes_short_circuit");
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    cr_assert_eq(s_counter(client, "bytes_short_circuit"), local_bytes + LOCAL_FILE);
+    cr_assert_eq(s_local_fds_held(&local), 1);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
 }

@@ -1,0 +1,775 @@
+/*
+ * local.c - short-circuit local reads: connections to the nodes of this host over their
+ * AF_UNIX SOCK_SEQPACKET socket (HELLO, LOCATE), the data-file descriptors they pass
+ * (SCM_RIGHTS), and pread + XXH3 of located pages straight into the caller's buffer.
+ * The shared spec is client/README.md "Short-circuit reads" (and proto.h, types 16..19).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <xxh_x86dispatch.h>
+
+#include "clock.h"
+#include "local.h"
+
+#define S_DATAGRAM_MAX MSG_LOCAL_DATAGRAM_MAX
+#define S_LOCATE_PAGES MSG_LOCATE_PAGES_MAX  /* pages asked for in one LOCATE */
+#define S_LOCATE_BYTES MSG_LOCATE_LENGTH_MAX /* bytes asked for in one LOCATE */
+#define S_BOUNCE_BYTES ((size_t)1 << CLIENT_LOCAL_CHUNK_SHIFT)
+
+/* One descriptor a connection was passed. Invariant: fd >= 0 iff the slot is in use. */
+typedef struct local_fd {
+    _Atomic int fd;  /* O_RDONLY data file of generation `gen`, or -1 */
+    uint64_t gen;    /* its generation (store: the connection's store_id) */
+    int64_t used_ms; /* last pread (or arrival), clock_mono_ms */
+} local_fd_t;
+
+/* One connection to a local node. `busy` is under the table's mutex; the rest belongs to the
+ * thread that holds it busy (or to the mutex holder while it is idle). */
+typedef struct local_conn {
+    _Atomic int sock;    /* the SEQPACKET socket, or -1 */
+    bool busy;           /* taken by a thread */
+    bool broken;         /* close at release: its state (descriptors held) is unsure */
+    bool ever_connected; /* a later connect counts local_reconnects */
+    uint64_t epoch;      /* the node's epoch at HELLO: another one = close it */
+    uint64_t store_id;   /* from HELLO */
+    uint64_t page_size;  /* from HELLO */
+    uint64_t lease_ms;   /* from HELLO */
+    uint64_t next_id;    /* request id of the next request */
+    int64_t sweep_ms;    /* the next lease sweep is due then */
+    local_fd_t fds[CLIENT_LOCAL_FDS_MAX]; /* descriptors passed on this connection */
+    uint8_t *in;     /* receive buffer, S_DATAGRAM_MAX bytes (made at first use) */
+    uint8_t *bounce; /* one chunk, S_BOUNCE_BYTES */
+    msg_buf_t out;   /* encode buffer */
+} local_conn_t;
+
+/* One local node (one socket path). */
+typedef struct local_node {
+    char path[CLIENT_LOCAL_PATH_MAX]; /* its socket */
+    bool known;                       /* id holds the node id HELLO gave */
+    uint8_t id[MSG_NODE_ID_SIZE];     /* node id */
+    bool expected;                    /* the view named `expect` for this path */
+    uint8_t expect[MSG_NODE_ID_SIZE]; /* with expected: the id the view gave */
+    int64_t retry_ms;                 /* no connect before this (failed or refused) */
+    bool refused;                     /* the pause is a refusal */
+    uint64_t store_id;                /* store of the last HELLO */
+    uint64_t epoch;                   /* bumped when the store changes: old descriptors void */
+    local_conn_t conns[CLIENT_LOCAL_CONNS_MAX];
+} local_node_t;
+
+struct client_local {
+    pid_t pid;                   /* process that made it */
+    client_counters_t *counters; /* borrowed */
+    int timeout_ms;              /* wait for one reply at most this long */
+    pthread_mutex_t mutex;       /* node table, conn busy flags, lease sweeps */
+    size_t node_count;           /* nodes in use */
+    _Atomic size_t known_count;  /* nodes that answered HELLO once (client_local_has's fast no) */
+    _Atomic uint64_t view_seen;  /* the view version whose members on this host were last fed */
+    local_node_t nodes[CLIENT_LOCAL_NODES_MAX];
+};
+
+/* XXH3-64 of chunk `chunk` of a page as the store computes it (store/pagestore_rocksdb.c: the
+ * seed of chunk c is the page's seed + c, so that a chunk served for another position fails). */
+static uint64_t s_chunk_sum(uint64_t seed, uint64_t chunk, const void *data, size_t size)
+{
+    return XXH3_64bits_withSeed_dispatch(data, size, seed + chunk);
+}
+
+static void s_close_fd(_Atomic int *slot)
+{
+    int fd = atomic_exchange(slot, -1);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Closes every descriptor of a connection. */
+static void s_conn_drop_fds(local_conn_t *conn)
+{
+    for (size_t i = 0; i < CLIENT_LOCAL_FDS_MAX; i++)
+        s_close_fd(&conn->fds[i].fd);
+}
+
+/* Closes a connection and every descriptor it holds. */
+static void s_conn_close(local_conn_t *conn)
+{
+    s_close_fd(&conn->sock);
+    s_conn_drop_fds(conn);
+    conn->broken = false;
+}
+
+client_local_t *client_local_new(client_counters_t *counters, int timeout_ms)
+{
+    const char *off = getenv("SHOAL_SHORT_CIRCUIT");
+    if (off && strcmp(off, "0") == 0)
+        return NULL;
+    client_local_t *local = calloc(1, sizeof *local);
+    if (!local)
+        return NULL;
+    local->pid = getpid();
+    local->counters = counters;
+    local->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+    pthread_mutex_init(&local->mutex, NULL);
+    atomic_init(&local->known_count, 0);
+    for (size_t n = 0; n < CLIENT_LOCAL_NODES_MAX; n++)
+        for (size_t c = 0; c < CLIENT_LOCAL_CONNS_MAX; c++) {
+            atomic_init(&local->nodes[n].conns[c].sock, -1);
+            for (size_t f = 0; f < CLIENT_LOCAL_FDS_MAX; f++)
+                atomic_init(&local->nodes[n].conns[c].fds[f].fd, -1);
+        }
+    const char *paths = getenv("SHOAL_LOCAL");
+    if (paths && *paths) {
+        char *copy = strdup(paths);
+        char *save = NULL;
+        for (char *item = copy ? strtok_r(copy, ",", &save) : NULL; item;
+             item = strtok_r(NULL, ",", &save))
+            if (*item)
+                client_local_consider(local, NULL, item);
+        free(copy);
+    }
+    return local;
+}
+
+void client_local_destroy(client_local_t **local_p)
+{
+    if (!local_p || !*local_p)
+        return;
+    client_local_t *local = *local_p;
+    *local_p = NULL;
+    for (size_t n = 0; n < CLIENT_LOCAL_NODES_MAX; n++)
+        for (size_t c = 0; c < CLIENT_LOCAL_CONNS_MAX; c++) {
+            local_conn_t *conn = &local->nodes[n].conns[c];
+            s_conn_close(conn);
+            free(conn->in);
+            free(conn->bounce);
+            msg_buf_fini(&conn->out);
+        }
+    pthread_mutex_destroy(&local->mutex);
+    free(local);
+}
+
+void client_local_abandon(client_local_t *local)
+{
+    if (!local)
+        return;
+    for (size_t n = 0; n < CLIENT_LOCAL_NODES_MAX; n++)
+        for (size_t c = 0; c < CLIENT_LOCAL_CONNS_MAX; c++)
+            s_conn_close(&local->nodes[n].conns[c]);
+}
+
+bool client_local_view_seen(client_local_t *local, uint64_t view_version)
+{
+    return !local || atomic_exchange(&local->view_seen, view_version) == view_version;
+}
+
+void client_local_consider(client_local_t *local, const uint8_t *node_id, const char *socket_path)
+{
+    if (!local || !socket_path || strlen(socket_path) >= CLIENT_LOCAL_PATH_MAX)
+        return;
+    pthread_mutex_lock(&local->mutex);
+    local_node_t *node = NULL;
+    for (size_t n = 0; n < local->node_count && !node; n++)
+        if (strcmp(local->nodes[n].path, socket_path) == 0)
+            node = &local->nodes[n];
+    if (!node && local->node_count < CLIENT_LOCAL_NODES_MAX) {
+        node = &local->nodes[local->node_count++];
+        snprintf(node->path, sizeof node->path, "%s", socket_path);
+    }
+    if (node && node_id && !node->known) {
+        node->expected = true;
+        memcpy(node->expect, node_id, MSG_NODE_ID_SIZE);
+    }
+    pthread_mutex_unlock(&local->mutex);
+}
+
+/* Takes a connection of node `n` (under the mutex): an idle connected one of the node's current
+ * epoch first, else an idle empty one (closing a stale one). NULL when all are busy. */
+static local_conn_t *s_conn_take(client_local_t *local, local_node_t *node)
+{
+    local_conn_t *empty = NULL;
+    for (size_t c = 0; c < CLIENT_LOCAL_CONNS_MAX; c++) {
+        local_conn_t *conn = &node->conns[c];
+        if (conn->busy)
+            continue;
+        if (atomic_load(&conn->sock) >= 0 && conn->epoch != node->epoch)
+            s_conn_close(conn);
+        if (atomic_load(&conn->sock) >= 0) {
+            conn->busy = true;
+            return conn;
+        }
+        if (!empty)
+            empty = conn;
+    }
+    (void)local;
+    if (empty)
+        empty->busy = true;
+    return empty;
+}
+
+/* Gives a connection back: a broken one, or one of an old epoch, is closed first. */
+static void s_conn_give(client_local_t *local, local_node_t *node, local_conn_t *conn)
+{
+    pthread_mutex_lock(&local->mutex);
+    if (conn->broken || conn->epoch != node->epoch)
+        s_conn_close(conn);
+    conn->busy = false;
+    pthread_mutex_unlock(&local->mutex);
+}
+
+/* Sends one datagram. 0 or a negative code (the connection is then unusable). */
+static int s_send(local_conn_t *conn, const msg_t *m)
+{
+    int rc = msg_encode(m, &conn->out);
+    if (rc != 0)
+        return rc;
+    ssize_t sent;
+    do
+        sent = send(atomic_load(&conn->sock), conn->out.data, conn->out.len, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    if (sent != (ssize_t)conn->out.len)
+        return shoal_fail(SHOAL_EIO, "local send: %s", sent < 0 ? strerror(errno) : "short");
+    return 0;
+}
+
+/* Receives one datagram into conn->in and decodes it into *reply, with the descriptors that
+ * came with it in fds[*fd_count] (at most MSG_LOCATE_FDS_MAX; owned by the caller on success,
+ * closed here on failure). Waits timeout_ms at most. 0 or a negative code (connection unusable).
+ */
+static int s_recv(client_local_t *local, local_conn_t *conn, msg_t *reply, int *fds,
+                  size_t *fd_count)
+{
+    *fd_count = 0;
+    int sock = atomic_load(&conn->sock);
+    struct pollfd pfd = {.fd = sock, .events = POLLIN};
+    int ready;
+    do
+        ready = poll(&pfd, 1, local->timeout_ms);
+    while (ready < 0 && errno == EINTR);
+    if (ready <= 0)
+        return shoal_fail(SHOAL_ETIMEDOUT, "local node answered nothing in %d ms",
+                          local->timeout_ms);
+    union {
+        char space[CMSG_SPACE(sizeof(int) * MSG_LOCATE_FDS_MAX)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = {.iov_base = conn->in, .iov_len = S_DATAGRAM_MAX};
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = control.space,
+                        .msg_controllen = sizeof control.space};
+    ssize_t got;
+    do
+        got = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    while (got < 0 && errno == EINTR);
+    /* A peer that closed with our datagram unread resets the connection, and the kernel reports
+     * that before the datagram it sent first (a refusal's ERROR): take the error, then what is
+     * queued. */
+    if (got < 0 && errno == ECONNRESET) {
+        mh.msg_controllen = sizeof control.space;
+        do
+            got = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        while (got < 0 && errno == EINTR);
+    }
+    if (got < 0)
+        return shoal_fail(SHOAL_EIO, "local recvmsg: %s", strerror(errno));
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const unsigned char *data = CMSG_DATA(cm);
+        for (size_t i = 0; i < count; i++) {
+            int fd;
+            memcpy(&fd, data + i * sizeof fd, sizeof fd);
+            if (*fd_count < MSG_LOCATE_FDS_MAX)
+                fds[(*fd_count)++] = fd;
+            else
+                close(fd);
+        }
+    }
+    int rc = 0;
+    if (got == 0)
+        rc = shoal_fail(SHOAL_EIO, "local node closed the connection");
+    else if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+        rc = shoal_fail(SHOAL_EPROTO, "local reply truncated");
+    else
+        rc = msg_decode(conn->in, (size_t)got, reply);
+    if (rc != 0) {
+        for (size_t i = 0; i < *fd_count; i++)
+            close(fds[i]);
+        *fd_count = 0;
+    }
+    return rc;
+}
+
+/* Pauses connects to a node: `refused` (EACCES) for CLIENT_LOCAL_REFUSED_MS, counted, else
+ * CLIENT_LOCAL_RETRY_MS. */
+static void s_node_pause(client_local_t *local, local_node_t *node, bool refused)
+{
+    pthread_mutex_lock(&local->mutex);
+    node->retry_ms = clock_mono_ms() + (refused ? CLIENT_LOCAL_REFUSED_MS : CLIENT_LOCAL_RETRY_MS);
+    node->refused = refused;
+    pthread_mutex_unlock(&local->mutex);
+    if (refused)
+        CLIENT_COUNT(local->counters, local_refused, 1);
+}
+
+/* Connects a taken, closed connection of `node` and says HELLO. Learns (or checks) the node's
+ * id and store: another store than the node's last one bumps its epoch (every other
+ * connection's descriptors are void). 0 or a negative code (the node is paused). */
+static int s_conn_open(client_local_t *local, local_node_t *node, local_conn_t *conn)
+{
+    if (!conn->in)
+        conn->in = malloc(S_DATAGRAM_MAX);
+    if (!conn->bounce)
+        conn->bounce = malloc(S_BOUNCE_BYTES);
+    if (!conn->in || !conn->bounce)
+        return shoal_fail(SHOAL_ENOMEM, "out of memory");
+    int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (sock < 0)
+        return shoal_fail(SHOAL_EIO, "socket: %s", strerror(errno));
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", node->path);
+    struct timeval tv = {.tv_sec = local->timeout_ms / 1000,
+                         .tv_usec = (local->timeout_ms % 1000) * 1000};
+    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        int err = errno;
+        close(sock);
+        s_node_pause(local, node, err == EACCES || err == EPERM);
+        return shoal_fail(SHOAL_EUNAVAIL, "connect %s: %s", node->path, strerror(err));
+    }
+    atomic_store(&conn->sock, sock);
+    s_conn_drop_fds(conn);
+    if (conn->ever_connected)
+        CLIENT_COUNT(local->counters, local_reconnects, 1);
+    conn->ever_connected = true;
+    msg_t hello;
+    msg_init(&hello, MSG_LOCAL_HELLO_REQ, conn->next_id++, 0);
+    /* A node that refuses us sends its ERROR at accept and closes: the send may fail (EPIPE)
+     * while that ERROR waits in our queue, so receive either way (s_recv reads past the
+     * reset). */
+    int sent = s_send(conn, &hello);
+    msg_t reply;
+    memset(&reply, 0, sizeof reply);
+    int fds[MSG_LOCATE_FDS_MAX];
+    size_t fd_count = 0;
+    int rc = s_recv(local, conn, &reply, fds, &fd_count);
+    if (rc == 0 && sent != 0 && reply.header.type != MSG_ERROR)
+        rc = sent;
+    for (size_t i = 0; i < fd_count; i++) /* a HELLO carries none: never used */
+        close(fds[i]);
+    bool refused = false;
+    if (rc == 0 && reply.header.type == MSG_ERROR) {
+        refused = reply.body.error.code == SHOAL_EACCES;
+        rc = shoal_fail(reply.body.error.code, "local node %s: %s", node->path,
+                        reply.body.error.message);
+    } else if (rc == 0 && (reply.header.type != MSG_LOCAL_HELLO_REP ||
+                           reply.body.local_hello_reply.page_size == 0)) {
+        rc = shoal_fail(SHOAL_EPROTO, "local node %s: unexpected %s", node->path,
+                        msg_type_name(reply.header.type));
+    }
+    if (rc != 0) {
+        msg_fini(&reply);
+        s_conn_close(conn);
+        s_node_pause(local, node, refused);
+        return rc;
+    }
+    const msg_local_hello_reply_t *h = &reply.body.local_hello_reply;
+    pthread_mutex_lock(&local->mutex);
+    if (!node->known || memcmp(node->id, h->node_id, MSG_NODE_ID_SIZE) != 0 ||
+        node->store_id != h->store_id) {
+        node->epoch++; /* another node or another store: every old descriptor is void */
+        if (!node->known)
+            atomic_fetch_add(&local->known_count, 1);
+        node->known = true;
+        memcpy(node->id, h->node_id, MSG_NODE_ID_SIZE);
+        node->store_id = h->store_id;
+    }
+    node->refused = false;
+    node->retry_ms = 0;
+    conn->epoch = node->epoch;
+    pthread_mutex_unlock(&local->mutex);
+    conn->store_id = h->store_id;
+    conn->page_size = h->page_size;
+    conn->lease_ms = h->lease_ms ? h->lease_ms : CLIENT_LOCAL_LEASE_MS;
+    conn->sweep_ms = clock_mono_ms() + (int64_t)conn->lease_ms;
+    conn->broken = false;
+    msg_fini(&reply);
+    return 0;
+}
+
+/* Closes the descriptors of an idle connection not used for its lease (under the mutex). */
+static void s_conn_sweep(local_conn_t *conn, int64_t now)
+{
+    if (atomic_load(&conn->sock) < 0 || now < conn->sweep_ms)
+        return;
+    int64_t next = now + (int64_t)conn->lease_ms;
+    for (size_t i = 0; i < CLIENT_LOCAL_FDS_MAX; i++) {
+        local_fd_t *slot = &conn->fds[i];
+        if (atomic_load(&slot->fd) < 0)
+            continue;
+        if (slot->used_ms + (int64_t)conn->lease_ms <= now)
+            s_close_fd(&slot->fd);
+        else if (slot->used_ms + (int64_t)conn->lease_ms < next)
+            next = slot->used_ms + (int64_t)conn->lease_ms;
+    }
+    conn->sweep_ms = next;
+}
+
+void client_local_begin(client_local_t *local)
+{
+    if (!local)
+        return;
+    int64_t now = clock_mono_ms();
+    local_node_t *unknown[CLIENT_LOCAL_NODES_MAX];
+    local_conn_t *conns[CLIENT_LOCAL_NODES_MAX];
+    size_t unknown_count = 0;
+    pthread_mutex_lock(&local->mutex);
+    for (size_t n = 0; n < local->node_count; n++) {
+        local_node_t *node = &local->nodes[n];
+        for (size_t c = 0; c < CLIENT_LOCAL_CONNS_MAX; c++)
+            if (!node->conns[c].busy)
+                s_conn_sweep(&node->conns[c], now);
+        if (node->known || now < node->retry_ms)
+            continue;
+        local_conn_t *conn = s_conn_take(local, node);
+        if (conn) {
+            unknown[unknown_count] = node;
+            conns[unknown_count++] = conn;
+        }
+    }
+    pthread_mutex_unlock(&local->mutex);
+    for (size_t i = 0; i < unknown_count; i++) {
+        if (atomic_load(&conns[i]->sock) < 0)
+            s_conn_open(local, unknown[i], conns[i]);
+        s_conn_give(local, unknown[i], conns[i]);
+    }
+}
+
+/* The node entry of `node_id` that answered HELLO and is not paused (under the mutex). */
+static local_node_t *s_node_find(client_local_t *local, const uint8_t *node_id)
+{
+    for (size_t n = 0; n < local->node_count; n++) {
+        local_node_t *node = &local->nodes[n];
+        if (node->known && memcmp(node->id, node_id, MSG_NODE_ID_SIZE) == 0)
+            return node->refused && clock_mono_ms() < node->retry_ms ? NULL : node;
+    }
+    return NULL;
+}
+
+bool client_local_has(client_local_t *local, const uint8_t *node_id)
+{
+    if (!local || atomic_load_explicit(&local->known_count, memory_order_relaxed) == 0)
+        return false;
+    if (!node_id)
+        return true;
+    pthread_mutex_lock(&local->mutex);
+    bool found = s_node_find(local, node_id) != NULL;
+    pthread_mutex_unlock(&local->mutex);
+    return found;
+}
+
+/* The descriptor slot of generation `gen` on a connection, or NULL. */
+static local_fd_t *s_fd_find(local_conn_t *conn, uint64_t gen)
+{
+    for (size_t i = 0; i < CLIENT_LOCAL_FDS_MAX; i++)
+        if (atomic_load(&conn->fds[i].fd) >= 0 && conn->fds[i].gen == gen)
+            return &conn->fds[i];
+    return NULL;
+}
+
+/* Takes what a LOCATE_REP says about descriptors: closes the `gone` ones, installs the passed
+ * ones (replacing an older one of the same generation). A full table closes the least recently
+ * used descriptor; the node will not pass it again on this connection, so the connection is
+ * marked broken (reconnected after this call). */
+static void s_fds_take(local_conn_t *conn, const msg_locate_reply_t *r, const int *fds)
+{
+    for (uint32_t i = 0; i < r->gone_count; i++) {
+        local_fd_t *slot = s_fd_find(conn, r->gone_gens[i]);
+        if (slot)
+            s_close_fd(&slot->fd);
+    }
+    int64_t now = clock_mono_ms();
+    for (uint32_t i = 0; i < r->fd_count; i++) {
+        local_fd_t *slot = s_fd_find(conn, r->fd_gens[i]);
+        if (slot)
+            s_close_fd(&slot->fd);
+        for (size_t k = 0; !slot && k < CLIENT_LOCAL_FDS_MAX; k++)
+            if (atomic_load(&conn->fds[k].fd) < 0)
+                slot = &conn->fds[k];
+        if (!slot) {
+            slot = &conn->fds[0];
+            for (size_t k = 1; k < CLIENT_LOCAL_FDS_MAX; k++)
+                if (conn->fds[k].used_ms < slot->used_ms)
+                    slot = &conn->fds[k];
+            s_close_fd(&slot->fd);
+            conn->broken = true;
+        }
+        slot->gen = r->fd_gens[i];
+        slot->used_ms = now;
+        atomic_store(&slot->fd, fds[i]);
+    }
+}
+
+/* pread of exactly `len` bytes at `offset`: true when all came. */
+static bool s_pread_all(int fd, void *buf, size_t len, uint64_t offset)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t got = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(offset + done));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return false;
+        done += (size_t)got;
+    }
+    return true;
+}
+
+/* Reads file bytes [lo, hi) of one located page into dest (at lo - dest_offset), checking the
+ * XXH3 of every chunk it uses: whole chunks straight into dest, a partly used one through the
+ * bounce buffer. False on a short read (its descriptor is closed: the generation was cut), a
+ * bad sum (counted) or a page that does not cover the span. */
+static bool s_page_read(client_local_t *local, local_conn_t *conn, const msg_local_page_t *page,
+                        uint64_t page_start, uint64_t lo, uint64_t hi, uint8_t *dest,
+                        uint64_t dest_offset)
+{
+    if (page->chunk_shift > CLIENT_LOCAL_CHUNK_SHIFT || page->chunk_shift < MSG_CHUNK_SHIFT_MIN ||
+        page_start + page->size < hi)
+        return false;
+    local_fd_t *slot = s_fd_find(conn, page->gen);
+    if (!slot) { /* the node believes we hold it (lease closed, table full): start afresh */
+        conn->broken = true;
+        return false;
+    }
+    slot->used_ms = clock_mono_ms();
+    int fd = atomic_load(&slot->fd);
+    uint32_t shift = page->chunk_shift;
+    uint64_t rel_lo = lo - page_start, rel_hi = hi - page_start;
+    uint64_t first = rel_lo >> shift, last = (rel_hi - 1) >> shift;
+    /* whole chunks: [full_lo, full_hi) */
+    uint64_t full_lo = (rel_lo + ((1ull << shift) - 1)) >> shift;
+    uint64_t full_hi = rel_hi >= page->size ? last + 1 : rel_hi >> shift;
+    if (last >= page->sum_count)
+        return false;
+    for (uint64_t c = first; c <= last; c++) {
+        uint64_t c_lo = c << shift;
+        uint64_t c_hi = (c + 1) << shift < page->size ? (c + 1) << shift : page->size;
+        uint64_t want_lo = c_lo > rel_lo ? c_lo : rel_lo;
+        uint64_t want_hi = c_hi < rel_hi ? c_hi : rel_hi;
+        uint8_t *out = dest + (page_start + want_lo - dest_offset);
+        bool whole = c >= full_lo && c < full_hi;
+        if (whole && c == full_lo) { /* one pread of every whole chunk */
+            uint64_t run_hi = (full_hi << shift) < page->size ? full_hi << shift : page->size;
+            if (!s_pread_all(fd, out, run_hi - c_lo, page->offset + c_lo)) {
+                s_close_fd(&slot->fd);
+                return false;
+            }
+        }
+        const uint8_t *data = out;
+        if (!whole) {
+            if (!s_pread_all(fd, conn->bounce, c_hi - c_lo, page->offset + c_lo)) {
+                s_close_fd(&slot->fd);
+                return false;
+            }
+            data = conn->bounce;
+        }
+        if (s_chunk_sum(page->seed, c, data, c_hi - c_lo) != page->sums[c]) {
+            CLIENT_COUNT(local->counters, local_bad_sums, 1);
+            return false;
+        }
+        if (!whole)
+            memcpy(out, conn->bounce + (want_lo - c_lo), want_hi - want_lo);
+    }
+    return true;
+}
+
+/* Widens the miss span [*miss_lo, *miss_hi) (empty when lo == hi == UINT64_MAX/0) by [lo, hi). */
+static void s_miss(uint64_t *miss_lo, uint64_t *miss_hi, uint64_t lo, uint64_t hi)
+{
+    if (lo >= hi)
+        return;
+    if (lo < *miss_lo)
+        *miss_lo = lo;
+    if (hi > *miss_hi)
+        *miss_hi = hi;
+}
+
+/* One LOCATE of [offset, +length) on a connection and the reads of its pages. Updates the miss
+ * span. With read->file_size unknown, learns the stat from the reply. 0, or a negative code when
+ * the exchange failed (the connection is marked broken) or the node named no version. */
+static int s_locate(client_local_t *local, local_conn_t *conn, client_local_read_t *read,
+                    uint64_t offset, uint64_t length, uint64_t *miss_lo, uint64_t *miss_hi)
+{
+    const char *version = read->learnt && !read->version[0] ? read->version_out : read->version;
+    msg_t request;
+    msg_init(&request, MSG_LOCATE_REQ, conn->next_id++, 0);
+    request.body.locate_request = (msg_locate_request_t){
+        .uri = read->uri,
+        .version = version,
+        .offset = offset,
+        .length = length,
+        .file_size = read->file_size,
+    };
+    CLIENT_COUNT(local->counters, local_locates, 1);
+    int rc = s_send(conn, &request);
+    msg_t reply;
+    memset(&reply, 0, sizeof reply);
+    int fds[MSG_LOCATE_FDS_MAX];
+    size_t fd_count = 0;
+    if (rc == 0)
+        rc = s_recv(local, conn, &reply, fds, &fd_count);
+    if (rc != 0) {
+        conn->broken = true;
+        return rc;
+    }
+    const msg_locate_reply_t *r = &reply.body.locate_reply;
+    if (reply.header.type == MSG_ERROR) {
+        rc = shoal_fail(reply.body.error.code, "LOCATE: %s", reply.body.error.message);
+    } else if (reply.header.type != MSG_LOCATE_REP ||
+               reply.header.request_id != request.header.request_id) {
+        conn->broken = true;
+        rc = shoal_fail(SHOAL_EPROTO, "LOCATE: unexpected %s", msg_type_name(reply.header.type));
+    } else if (r->fd_count != fd_count || r->store_id != conn->store_id) {
+        conn->broken = true; /* the descriptors held no longer match the node's idea */
+        rc = shoal_fail(SHOAL_EPROTO, "LOCATE: %zu descriptors for %u listed, store %llu/%llu",
+                        fd_count, r->fd_count, (unsigned long long)r->store_id,
+                        (unsigned long long)conn->store_id);
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < fd_count; i++)
+            close(fds[i]);
+        msg_fini(&reply);
+        return rc;
+    }
+    s_fds_take(conn, r, fds);
+    if (!r->version[0] || (version[0] && strcmp(r->version, version) != 0) ||
+        (read->file_size != MSG_SIZE_UNKNOWN && r->file_size != read->file_size) ||
+        r->file_size == MSG_SIZE_UNKNOWN) {
+        msg_fini(&reply);
+        return shoal_fail(SHOAL_EUNAVAIL, "LOCATE: no version named");
+    }
+    if (read->file_size == MSG_SIZE_UNKNOWN) { /* the stat, as a READ reply gives it */
+        read->learnt = true;
+        read->file_size = r->file_size;
+        read->mtime = r->mtime;
+        snprintf(read->version_out, sizeof read->version_out, "%s", r->version);
+        uint64_t left = read->offset < r->file_size ? r->file_size - read->offset : 0;
+        if (read->length > left)
+            read->length = left;
+        if (offset + length > read->offset + read->length)
+            length =
+                read->offset + read->length > offset ? read->offset + read->length - offset : 0;
+    }
+    uint64_t end = offset + length;
+    uint64_t next = offset; /* bytes before it are accounted for */
+    uint64_t page_size = conn->page_size;
+    for (uint32_t i = 0; i < r->page_count && next < end; i++) {
+        const msg_local_page_t *page = &r->pages[i];
+        uint64_t page_start = page->index * page_size;
+        uint64_t lo = page_start > offset ? page_start : offset;
+        uint64_t hi = page_start + page_size < end ? page_start + page_size : end;
+        if (lo >= hi || lo < next)
+            continue;                       /* not wanted, or out of order */
+        s_miss(miss_lo, miss_hi, next, lo); /* pages not held before this one */
+        if (s_page_read(local, conn, page, page_start, lo, hi, read->dest, read->offset))
+            next = hi;
+        else {
+            s_miss(miss_lo, miss_hi, lo, hi);
+            next = hi;
+        }
+    }
+    s_miss(miss_lo, miss_hi, next, end);
+    msg_fini(&reply);
+    return 0;
+}
+
+/* Whether the node behind `node`'s path is still `node_id` (a HELLO may have named another). */
+static bool s_node_is(client_local_t *local, const local_node_t *node, const uint8_t *node_id)
+{
+    pthread_mutex_lock(&local->mutex);
+    bool same = node->known && memcmp(node->id, node_id, MSG_NODE_ID_SIZE) == 0;
+    pthread_mutex_unlock(&local->mutex);
+    return same;
+}
+
+int client_local_read(client_local_t *local, const uint8_t *node_id, client_local_read_t *read)
+{
+    read->learnt = false;
+    read->miss_offset = read->offset;
+    read->miss_length = read->length;
+    if (!local || !node_id || !read->version)
+        return SHOAL_EINVAL;
+    pthread_mutex_lock(&local->mutex);
+    local_node_t *node = s_node_find(local, node_id);
+    local_conn_t *conn = node ? s_conn_take(local, node) : NULL;
+    bool retry_allowed = node && clock_mono_ms() >= node->retry_ms;
+    pthread_mutex_unlock(&local->mutex);
+    if (!conn)
+        return SHOAL_EUNAVAIL;
+    int rc = 0;
+    bool fresh = false;
+    if (atomic_load(&conn->sock) < 0) {
+        rc = retry_allowed ? s_conn_open(local, node, conn) : SHOAL_EUNAVAIL;
+        fresh = true;
+    }
+    if (rc == 0 && !s_node_is(local, node, node_id))
+        rc = SHOAL_EUNAVAIL; /* the path now serves another node */
+    uint64_t miss_lo = UINT64_MAX, miss_hi = 0;
+    uint64_t step = conn->page_size * S_LOCATE_PAGES;
+    if (step == 0 || step > S_LOCATE_BYTES)
+        step = S_LOCATE_BYTES;
+    uint64_t offset = read->offset;
+    for (bool first = true; rc == 0 && (first || offset < read->offset + read->length);
+         first = false) {
+        uint64_t end = read->offset + read->length;
+        /* pieces end at multiples of step, so a LOCATE never asks more than 64 pages */
+        uint64_t piece_end = (offset / step + 1) * step;
+        if (piece_end > end)
+            piece_end = end;
+        rc = s_locate(local, conn, read, offset, piece_end - offset, &miss_lo, &miss_hi);
+        if (rc != 0 && first && !fresh && conn->broken && atomic_load(&conn->sock) >= 0 &&
+            !read->learnt) {
+            /* a connection that went bad while idle (node restarted): once more, afresh */
+            s_conn_close(conn);
+            rc = s_conn_open(local, node, conn);
+            fresh = true;
+            if (rc == 0 && !s_node_is(local, node, node_id))
+                rc = SHOAL_EUNAVAIL;
+            if (rc == 0)
+                rc = s_locate(local, conn, read, offset, piece_end - offset, &miss_lo, &miss_hi);
+        }
+        if (rc == 0)
+            offset = piece_end; /* else [offset, ...) is what failed */
+        if (read->length == 0)
+            break;
+    }
+    s_conn_give(local, node, conn);
+    if (rc != 0 && !read->learnt) {
+        read->miss_offset = read->offset;
+        read->miss_length = read->length;
+        return rc;
+    }
+    if (rc != 0) /* learnt, then a later LOCATE failed: the rest is a miss */
+        s_miss(&miss_lo, &miss_hi, offset, read->offset + read->length);
+    if (miss_lo < miss_hi) {
+        if (miss_lo < read->offset)
+            miss_lo = read->offset;
+        read->miss_offset = miss_lo;
+        read->miss_length = miss_hi - miss_lo;
+        CLIENT_COUNT(local->counters, local_misses, 1);
+    } else {
+        read->miss_offset = read->offset + read->length;
+        read->miss_length = 0;
+    }
+    CLIENT_COUNT(local->counters, bytes_short_circuit, read->length - read->miss_length);
+    return 0;
+}
