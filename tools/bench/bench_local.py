@@ -44,7 +44,7 @@ requests during the timed runs (0 means the side really read warm data). --plot 
 Usage: /usr/bin/python3 tools/bench/bench_local.py [--build build] [--quick] [--plot PNG]
        [--json OUT] [--rounds 3] [--readers 1,4,16] [--nodes 1,3] [--hit-workers 1,2,4]
        [--big-mb 64] [--files 120] [--file-kb 64] [--random-reads 256] [--seq-reps 3]
-       [--epoch-reps 10]
+       [--epoch-reps 10]; or --from-json OUT [--plot PNG]: the table (and plot) of a saved run
 --quick: a smoke run (16 MiB, 24 files, readers 1,4, 1 round, hit workers 1,4). Every process
 it starts is stopped and the temporary directory removed on any exit (errors, Ctrl-C, SIGTERM).
 """
@@ -397,7 +397,16 @@ def main():
                     help="sequential reads of the file per reader and run (3)")
     ap.add_argument("--epoch-reps", type=int, default=10,
                     help="epochs per run, back to back (10)")
+    ap.add_argument("--from-json", help="print the table (and --plot) of an earlier --json run")
     args = ap.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            saved = json.load(f)
+        print_table(saved["rows"])
+        if args.plot:
+            plot(saved["rows"], argparse.Namespace(**saved["args"]), args.plot,
+                 saved["hit_workers_option"])
+        return
     q = args.quick
     args.rounds = args.rounds or (1 if q else 5)
     args.readers = args.readers or ([1, 4] if q else [1, 4, 16])
@@ -587,6 +596,12 @@ def plot(rows, args, path, has_threads):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    def _log_label(v, _pos):
+        # plain numbers on a log axis, at 1, 2 and 5 times a power of ten only
+        lead = f"{v:.0e}"[0]
+        return f"{v:g}" if lead in "125" else ""
 
     main_sides = []
     for r in rows:
@@ -621,11 +636,11 @@ def plot(rows, args, path, has_threads):
     ax.set_title(f"warm {args.file_kb} KiB file, 1 reader")
 
     for ax, wl, ylabel, title in (
-            (axes[0][2], SEQ_READINTO, "aggregate throughput (GiB/s)",
+            (axes[0][2], SEQ_READINTO, "aggregate throughput (GiB/s, log)",
              f"readinto of the {args.big_mb} MiB file, every reader"),
-            (axes[1][0], EPOCH, "epoch throughput (MB/s)",
+            (axes[1][0], EPOCH, "epoch throughput (MB/s, log)",
              f"epoch of {args.files} x {args.file_kb} KiB files"),
-            (axes[1][1], RANDOM, "random 64 KiB reads per second (reads/s)",
+            (axes[1][1], RANDOM, "random 64 KiB reads (reads/s, log)",
              "random 64 KiB reads")):
         for s in main_sides:
             xs = [r for r in args.readers if get(wl, s, r) is not None]
@@ -633,6 +648,9 @@ def plot(rows, args, path, has_threads):
         ax.set_xscale("log", base=2)
         ax.set_xticks(args.readers)
         ax.set_xticklabels([str(r) for r in args.readers])
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(_log_label))
+        ax.yaxis.set_minor_formatter(ticker.FuncFormatter(_log_label))
         ax.set_xlabel("reader processes (count)")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
@@ -640,29 +658,28 @@ def plot(rows, args, path, has_threads):
 
     ax = axes[1][2]
     if has_threads and args.hit_workers:
-        for wl, style in ((SEQ_READINTO, "-"), (EPOCH, "--")):
+        readers = max(args.readers)
+        for wl, style in ((SEQ_READINTO, "-"), (EPOCH, "--"), (RANDOM, ":")):
             for sc in (False, True):
-                for readers in args.readers:
-                    xs, ys = [], []
-                    for t in args.hit_workers:
-                        if t == 4 and 1 in args.nodes:
-                            side = f"shoal 1n sc {'on' if sc else 'off'}"
-                        else:
-                            side = f"shoal 1n t{t} sc {'on' if sc else 'off'}"
-                        ratio = get(wl, side, readers, "ratios")
-                        if ratio and ratio.get(LOCAL) is not None:
-                            xs.append(t)
-                            ys.append(ratio[LOCAL])
-                    if xs:
-                        ax.plot(xs, ys, style, marker="o",
-                                label=f"{wl}, {readers} rdr, sc {'on' if sc else 'off'}")
+                xs, ys = [], []
+                for t in args.hit_workers:
+                    if t == 4 and 1 in args.nodes:
+                        side = f"shoal 1n sc {'on' if sc else 'off'}"
+                    else:
+                        side = f"shoal 1n t{t} sc {'on' if sc else 'off'}"
+                    ratio = get(wl, side, readers, "ratios")
+                    if ratio and ratio.get(LOCAL) is not None:
+                        xs.append(t)
+                        ys.append(ratio[LOCAL])
+                if xs:
+                    ax.plot(xs, ys, style, marker="o", label=f"{wl}, sc {'on' if sc else 'off'}")
         ax.set_xscale("log", base=2)
         ax.set_xticks(args.hit_workers)
         ax.set_xticklabels([str(t) for t in args.hit_workers])
         ax.set_xlabel("hit workers (shoald --threads, count)")
         ax.set_ylabel("throughput / local copy, same run (ratio)")
-        ax.set_title("1 node: hit workers")
-        ax.legend(fontsize=6)
+        ax.set_title(f"1 node, {readers} readers: hit workers")
+        ax.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "hit workers: n/a (no shoald option)", ha="center")
         ax.set_axis_off()
