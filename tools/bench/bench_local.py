@@ -13,9 +13,12 @@ bytes are checked against the local copy):
                5 MiB blocks; once every block is there, an open is a plain local open;
   shoal Nn sc  shoalfs (ShoalFileSystem, target_protocol "http") against N shoald nodes on
                loopback (--mount the same origin, --metadata-ttl 3600 so no stat is
-               revalidated mid-run, as fsspec's caches never do by default), short-circuit on (SHOAL_SHORT_CIRCUIT unset)
-               or off (SHOAL_SHORT_CIRCUIT=0, set in the reader before its client is made);
-               N = 1 and 3. With a shoald that has no short-circuit, "on" reads like "off";
+               revalidated mid-run, as fsspec's caches never do by default), short-circuit
+               on (SHOAL_SHORT_CIRCUIT unset) or off (SHOAL_SHORT_CIRCUIT=0, set in the
+               reader before its client is made); N = 1 and 3. With a shoald that has no
+               short-circuit, "on" reads like "off". Where shoald has --local-socket, sc-on
+               readers also get SHOAL_LOCAL naming their cluster's nodes' default sockets
+               (<data-dir>/shoal.sock), unless --no-shoal-local leaves that to the view;
   shoal 1n tK  one node started with --threads K (hit workers), for the hit-worker curve
                (only where `shoald --help` lists --threads; otherwise the table says n/a).
 
@@ -38,13 +41,17 @@ Rounds (--rounds, default 5): every cell (workload, readers) runs each side once
 the side that goes first rotating; a value is the median of the rounds, a ratio the median of
 the per-round ratios (shared machines are noisy; runs next to each other see the same noise).
 The table gives ratios against the local copy, simplecache and blockcache of the same run
-and, for shoal sides, the issue's targets with met/missed; `origin req` counts the nginx
-requests during the timed runs (0 means the side really read warm data). --plot writes a PNG.
+and, for shoal sides, the issue's targets with met/missed; `origin` counts the nginx
+requests during the timed runs (0 means the side really read warm data); `sc %` the share of
+the shoal readers' bytes that their client counters (shoal_client_counters_json:
+bytes_short_circuit over it + bytes_zmq + bytes_ufs) say went short-circuit ("-": a libshoal
+without those counters). --plot writes a PNG.
 
 Usage: /usr/bin/python3 tools/bench/bench_local.py [--build build] [--quick] [--plot PNG]
-       [--json OUT] [--rounds 3] [--readers 1,4,16] [--nodes 1,3] [--hit-workers 1,2,4]
+       [--json OUT] [--rounds 5] [--readers 1,4,16] [--nodes 1,3] [--hit-workers 1,2,4]
        [--big-mb 64] [--files 120] [--file-kb 64] [--random-reads 256] [--seq-reps 3]
-       [--epoch-reps 10]; or --from-json OUT [--plot PNG]: the table (and plot) of a saved run
+       [--epoch-reps 10] [--no-shoal-local]
+       or: ... --from-json OUT [--plot PNG]: the table (and the plot) of a saved --json run
 --quick: a smoke run (16 MiB, 24 files, readers 1,4, 1 round, hit workers 1,4). Every process
 it starts is stopped and the temporary directory removed on any exit (errors, Ctrl-C, SIGTERM).
 """
@@ -73,6 +80,8 @@ EPOCH, FILE_P50, RANDOM = "epoch", "file 64K p50", "random 64K"
 UNITS = {SEQ_READINTO: "GiB/s", SEQ_READ4M: "GiB/s", SEQ_CAT: "GiB/s", EPOCH: "MB/s",
          FILE_P50: "us", RANDOM: "reads/s"}
 LOCAL, SIMPLE, BLOCK = "local", "simplecache", "blockcache"
+# client counters naming the path each byte took (client/README.md, "Counters")
+PATH_COUNTERS = ("bytes_short_circuit", "bytes_zmq", "bytes_ufs")
 # Every node: stats cached for the whole run. fsspec's caches never revalidate by default
 # (no check_files, no expiry_time); with shoald's default of 60 s, a run that passes the
 # minute makes one HEAD per file to nginx in the middle of a timed cell.
@@ -144,8 +153,11 @@ class FsReader:
             self.fs = fsspec.filesystem(side["proto"], target_protocol="http",
                                         cache_storage=side["cache"], skip_instance_cache=True)
         else:
+            os.environ.pop("SHOAL_LOCAL", None)
             if side["sc"]:
                 os.environ.pop("SHOAL_SHORT_CIRCUIT", None)
+                if side.get("shoal_local"):
+                    os.environ["SHOAL_LOCAL"] = side["shoal_local"]
             else:
                 os.environ["SHOAL_SHORT_CIRCUIT"] = "0"
             import shoalfs
@@ -155,6 +167,22 @@ class FsReader:
 
     def open_raw(self, rel):
         return self.fs.open(self.base + rel, "rb")
+
+    def counters(self):
+        """shoalfs: this reader's client counters (shoal_client_counters_json), or None."""
+        if not hasattr(self.fs, "_client"):
+            return None
+        import ctypes
+        from shoalfs import _lib
+        fn = getattr(self.fs._lib, "shoal_client_counters_json", None)
+        if fn is None:
+            return None
+        fn.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]
+        fn.restype = ctypes.c_int
+        ptr = ctypes.c_void_p()
+        if fn(self.fs._client.handle, ctypes.byref(ptr)) != 0:
+            return None
+        return _lib.take_json(self.fs._lib, ptr)
 
     open = open_raw
 
@@ -262,9 +290,10 @@ def _child(side, workload, rank, readers, spec, barrier, results):
         start = time.perf_counter()
         n, times, digests = job()
         end = time.perf_counter()
-        results.put((n, start, end, times, digests, None))
+        counters = rd.counters() if hasattr(rd, "counters") else None
+        results.put((n, start, end, times, digests, None, counters))
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises
-        results.put((0, 0.0, 0.0, [], None, f"{type(e).__name__}: {e}"))
+        results.put((0, 0.0, 0.0, [], None, f"{type(e).__name__}: {e}", None))
 
 
 def expected_bytes(workload, readers, spec):
@@ -308,7 +337,12 @@ def run_cell(side, workload, readers, spec, nginx):
         value = len(times) / seconds
     else:
         value = 0.0
-    return {"value": value, "seconds": seconds, "bytes": total,
+    paths = {}
+    for g in got:
+        for key in PATH_COUNTERS:
+            if g[6] is not None and key in g[6]:
+                paths[key] = paths.get(key, 0) + int(g[6][key])
+    return {"value": value, "seconds": seconds, "bytes": total, "paths": paths,
             "p50_us": 1e6 * pct(times, 0.5) if times else 0.0,
             "p99_us": 1e6 * pct(times, 0.99) if times else 0.0,
             "origin_requests": nginx.requests() - req0, "digests": got[0][4]}
@@ -373,6 +407,18 @@ def build_cells(args, sides, hit_sides):
     return cells
 
 
+def sc_share(path_counts):
+    """Short-circuit bytes / all bytes the clients counted, or None without the counters."""
+    total = {k: 0 for k in PATH_COUNTERS}
+    seen = False
+    for paths in path_counts:
+        for k, v in paths.items():
+            total[k] += v
+            seen = seen or k == "bytes_short_circuit"
+    moved = sum(total.values())
+    return total["bytes_short_circuit"] / moved if seen and moved else None
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -397,6 +443,8 @@ def main():
                     help="sequential reads of the file per reader and run (3)")
     ap.add_argument("--epoch-reps", type=int, default=10,
                     help="epochs per run, back to back (10)")
+    ap.add_argument("--no-shoal-local", action="store_true",
+                    help="do not set SHOAL_LOCAL for sc-on readers (leave it to the view)")
     ap.add_argument("--from-json", help="print the table (and --plot) of an earlier --json run")
     args = ap.parse_args()
     if args.from_json:
@@ -426,6 +474,7 @@ def main():
         sys.exit("bench_local: missing " + ", ".join(missing) + " (build with cmake first)")
     os.environ["SHOAL_LIBRARY"] = need["libshoal"]
     os.environ.pop("SHOAL_SHORT_CIRCUIT", None)
+    os.environ.pop("SHOAL_LOCAL", None)
     sys.path.insert(0, os.path.join(REPO, "client", "python"))
     try:
         import aiohttp  # noqa: F401 - fsspec's http needs both
@@ -475,13 +524,21 @@ def main():
                   "cache": os.path.join(tmp, "blockcache")}]
         hit_sides = []
         clusters = {}
+
+        def shoal_local(tag, n):
+            # SHOAL_LOCAL for sc-on readers: the nodes' default sockets, <data-dir>/shoal.sock
+            # (Cluster names node k "{tag}-n{k}", data dir tmp/name); None without the option
+            if not has_local_socket or args.no_shoal_local:
+                return None
+            return ",".join(os.path.join(tmp, f"{tag}-n{k}", "shoal.sock") for k in range(n))
         for n in args.nodes:
             c = Cluster(procs, need, tmp, f"n{n}", n, nginx.base, capacity,
                         extra_args=NODE_ARGS)
             clusters[f"{n}n"] = c
             for sc in (False, True):
                 sides.append({"name": f"shoal {n}n sc {'on' if sc else 'off'}", "kind": "shoal",
-                              "sc": sc, "seeds": c.seeds, "base": nginx.base, "nodes": n})
+                              "sc": sc, "seeds": c.seeds, "base": nginx.base, "nodes": n,
+                              "shoal_local": shoal_local(f"n{n}", n)})
         for t in args.hit_workers:
             if t == 4 and 1 in args.nodes:
                 continue  # the 1-node cluster above runs shoald's default, --threads 4
@@ -491,14 +548,23 @@ def main():
             for sc in (False, True):
                 hit_sides.append({"name": f"shoal 1n t{t} sc {'on' if sc else 'off'}",
                                   "kind": "shoal", "sc": sc, "seeds": c.seeds,
-                                  "base": nginx.base, "nodes": 1, "threads": t})
+                                  "base": nginx.base, "nodes": 1, "threads": t,
+                                  "shoal_local": shoal_local(f"t{t}", 1)})
         print(f"dataset: {args.big_mb} MiB file + {args.files} files x {args.file_kb} KiB; "
               f"nginx on :{nginx.port}; clusters {args.nodes} node(s); readers {args.readers}; "
               f"rounds {args.rounds}; host CPUs {os.cpu_count()}, load "
               f"{os.getloadavg()[0]:.1f}", flush=True)
-        print("short-circuit: " + ("shoald has --local-socket" if has_local_socket else
-                                   "shoald --help has no --local-socket: sc on reads like sc "
-                                   "off (the bench only sets SHOAL_SHORT_CIRCUIT=0 for off)"))
+        if has_local_socket:
+            socks = [p for side in sides + hit_sides if side.get("shoal_local")
+                     for p in side["shoal_local"].split(",")]
+            there = sum(os.path.exists(p) for p in set(socks))
+            how = (f"sc-on readers get SHOAL_LOCAL = their cluster's default sockets "
+                   f"(<data-dir>/shoal.sock; {there} of {len(set(socks))} exist)"
+                   if socks else "SHOAL_LOCAL not set (--no-shoal-local): the view names them")
+            print(f"short-circuit: shoald has --local-socket; {how}")
+        else:
+            print("short-circuit: shoald --help has no --local-socket: sc on reads like sc off "
+                  "(the bench only sets SHOAL_SHORT_CIRCUIT=0 for off)")
         print("hit workers: " + (f"shoald --threads {args.hit_workers} (1 node; 4 is the default)"
                                  if has_threads else "n/a: shoald --help lists no hit-worker "
                                  "option"), flush=True)
@@ -544,6 +610,7 @@ def main():
                                  "ratios": ratios,
                                  "origin_requests": sum(rd[name]["origin_requests"]
                                                         for rd in per_round),
+                                 "sc_share": sc_share(rd[name]["paths"] for rd in per_round),
                                  "targets": targets_for(wl, readers, side, ratios,
                                                         max(args.readers), os.cpu_count())})
             print(f"  {workload}, {readers} reader(s): " + ", ".join(
@@ -579,17 +646,18 @@ def print_table(rows):
     print("ratios: this side / that side, same run (median of per-round ratios); for "
           f"'{FILE_P50}' a time ratio (lower is better)")
     print(f"{'workload':13s} {'readers':>7s} {'side':20s} {'value':>9s} {'unit':7s} "
-          f"{'p50 us':>8s} {'x local':>7s} {'x simple':>8s} {'x block':>7s} {'origin':>6s}  "
-          "issue target")
+          f"{'p50 us':>8s} {'x local':>7s} {'x simple':>8s} {'x block':>7s} {'origin':>6s} "
+          f"{'sc %':>5s}  issue target")
     for r in rows:
         rt = r["ratios"]
 
         def f(x):
             return f"{x:.2f}" if x is not None else "-"
+        share = "-" if r.get("sc_share") is None else f"{100 * r['sc_share']:.0f}"
         print(f"{r['workload']:13s} {r['readers']:7d} {r['side']:20s} {r['value']:9.3g} "
               f"{UNITS[r['workload']]:7s} {r['p50_us']:8.0f} {f(rt.get(LOCAL)):>7s} "
-              f"{f(rt.get(SIMPLE)):>8s} {f(rt.get(BLOCK)):>7s} {r['origin_requests']:6d}  "
-              f"{fmt_targets(r['targets'])}")
+              f"{f(rt.get(SIMPLE)):>8s} {f(rt.get(BLOCK)):>7s} {r['origin_requests']:6d} "
+              f"{share:>5s}  {fmt_targets(r['targets'])}")
 
 
 def plot(rows, args, path, has_threads):
