@@ -481,7 +481,8 @@ def main():
         import requests  # noqa: F401
         import fsspec  # noqa: F401
     except ImportError as e:
-        sys.exit(f"bench_local: {e} (tools/install-deps.sh installs python3-aiohttp and python3-requests)")
+        sys.exit(f"bench_local: {e} (tools/install-deps.sh installs python3-aiohttp and "
+                 "python3-requests)")
     import shoalfs
 
     help_text = node_help(need["shoald"])
