@@ -59,6 +59,7 @@ import argparse
 import hashlib
 import json
 import os
+import queue
 import random
 import shutil
 import signal
@@ -293,6 +294,7 @@ def _child(side, workload, rank, readers, spec, barrier, results):
         counters = rd.counters() if hasattr(rd, "counters") else None
         results.put((n, start, end, times, digests, None, counters))
     except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises
+        barrier.abort()  # the others stop waiting for this one
         results.put((0, 0.0, 0.0, [], None, f"{type(e).__name__}: {e}", None))
 
 
@@ -317,12 +319,23 @@ def run_cell(side, workload, readers, spec, nginx):
                                               results), daemon=True) for r in range(readers)]
     for p in procs:
         p.start()
-    got = [results.get(timeout=600) for _ in procs]
+    what = f"{side_label(side)}, {workload}, {readers} reader(s)"
+    got = []
+    deadline = time.monotonic() + 600
+    while len(got) < len(procs):
+        try:
+            got.append(results.get(timeout=1))
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"{what}: a reader died (exit code {dead[0]})") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what}: no answer in 600 s") from None
+            continue
+        if got[-1][5]:
+            raise RuntimeError(f"{what}: {got[-1][5]}")
     for p in procs:
         p.join()
-    errors = [g[5] for g in got if g[5]]
-    if errors:
-        raise RuntimeError(f"{side_label(side)}, {workload}, {readers} reader(s): {errors[0]}")
     total = sum(g[0] for g in got)
     want = expected_bytes(workload, readers, spec)
     if want is not None and total != want:
