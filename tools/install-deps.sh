@@ -8,6 +8,7 @@ DEBS=(
     libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev librocksdb-dev libxxhash-dev liburing-dev
     libcriterion-dev libcurl4-openssl-dev libxml2-dev libjansson-dev
     python3 python3-fsspec python3-pytest python3-numpy
+    python3-aiohttp python3-requests python3-matplotlib
     nginx-light iperf3 nodejs npm curl iproute2 procps psmisc
 )
 

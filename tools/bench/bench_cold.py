@@ -173,9 +173,10 @@ class Origin:
 
 class Cluster:
     """n shoald nodes on loopback, fresh data directories, joined through the first one's
-    gossip endpoint; ready when every node's view has n alive members."""
+    gossip endpoint; ready when every node's view has n alive members. extra_args: more shoald
+    flags for every node (bench_local.py: --threads)."""
 
-    def __init__(self, procs, need, tmp, tag, n, mount, capacity):
+    def __init__(self, procs, need, tmp, tag, n, mount, capacity, extra_args=()):
         self.procs, self.nodes, self.endpoints = procs, [], []
         first_gossip = None
         for k in range(n):
@@ -184,7 +185,7 @@ class Cluster:
             argv = [need["shoald"], "--name", name, "--data-dir", os.path.join(tmp, name),
                     "--capacity", str(capacity), "--listen", f"tcp://127.0.0.1:{port}",
                     "--gossip", f"tcp://127.0.0.1:{gossip}", "--mount", mount,
-                    "--log-level", "warn"]
+                    "--log-level", "warn"] + list(extra_args)
             if first_gossip:
                 argv += ["--seeds", first_gossip]
             else:
