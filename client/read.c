@@ -404,6 +404,13 @@ static int s_read_jobs(shoal_client_t *client, read_job_t *jobs, size_t count)
 {
     client_ctx_t ctx;
     int rc = client_ctx_begin(client, &ctx);
+    if (rc == 0 && ctx.view && !client_local_view_seen(ctx.local, ctx.view->version)) {
+        /* a new view: its members on this host (same host id, a socket advertised) */
+        size_t members = 0;
+        const client_local_member_t *here = client_view_local(ctx.view, &members);
+        for (size_t i = 0; i < members; i++)
+            client_local_consider(ctx.local, here[i].node_id, here[i].socket_path);
+    }
     if (rc == 0)
         client_local_begin(ctx.local);
     for (int round = 0; rc == 0 && round <= CLIENT_STALE_RETRIES; round++) {
