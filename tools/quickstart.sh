@@ -156,8 +156,10 @@ def counters():
 
 def hit_ratio(before, after):
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-    hits = sum(v for k, v in delta.items() if "hit" in k and "byte" not in k)
-    misses = sum(v for k, v in delta.items() if "miss" in k and "byte" not in k)
+    # pages served from the cache (over ZeroMQ, or located for a short-circuit reader) and
+    # pages the nodes had to fetch
+    hits = delta.get("page_hits", 0) + delta.get("local_pages", 0)
+    misses = delta.get("page_misses", 0)
     return hits / (hits + misses) if hits + misses else float("nan")
 
 buf = bytearray(8 << 20)

@@ -299,9 +299,11 @@ static int s_stats(const cli_t *cli, int argc, char **argv)
 {
     static const char help[] =
         "usage: shoal stats [--json]\n"
-        "Asks every member for its counters. The table shows per node: page hits, misses,\n"
-        "hit ratio, bytes served to clients, bytes read from the under storage, and cache\n"
-        "use against capacity. --json prints the whole document, with latency histograms\n"
+        "Asks every member for its counters. The table shows per node: page hits (over\n"
+        "ZeroMQ and short-circuit), misses, hit ratio, bytes served to clients over ZeroMQ,\n"
+        "bytes located for short-circuit readers on its host (LOCAL), bytes read from the\n"
+        "under storage, and cache use against capacity. --json prints the whole document, with "
+        "latency histograms\n"
         "and the counters of this client.\n";
     json_t *root = NULL;
     int rc = s_json_command(cli, argc, argv, "stats", help, shoal_stats, &root);
@@ -315,8 +317,10 @@ static int s_stats(const cli_t *cli, int argc, char **argv)
     static const char *const used[] = {"store_usage_bytes", "usage_bytes", "used_bytes",
                                        "store_used_bytes", NULL};
     static const char *const capacity[] = {"store_capacity_bytes", "capacity_bytes", NULL};
-    printf("%-20s %10s %10s %6s %12s %12s %25s\n", "NODE", "HITS", "MISSES", "HIT%", "SERVED",
-           "UFS", "USED / CAPACITY");
+    static const char *const local_pages[] = {"local_pages", NULL};
+    static const char *const local_bytes[] = {"local_bytes", NULL};
+    printf("%-20s %10s %10s %6s %12s %12s %12s %25s\n", "NODE", "HITS", "MISSES", "HIT%", "SERVED",
+           "LOCAL", "UFS", "USED / CAPACITY");
     size_t index;
     json_t *node;
     int failures = 0;
@@ -333,17 +337,21 @@ static int s_stats(const cli_t *cli, int argc, char **argv)
         }
         json_t *counters = json_object_get(node, "counters");
         int64_t hit = s_counter(counters, hits), miss = s_counter(counters, misses);
+        int64_t located = s_counter(counters, local_pages);
+        if (hit >= 0 && located > 0)
+            hit += located; /* a short-circuit read of a page is a hit the node answered */
         char ratio[16] = "-";
         if (hit >= 0 && miss >= 0 && hit + miss > 0)
             snprintf(ratio, sizeof ratio, "%.1f", 100.0 * (double)hit / (double)(hit + miss));
-        char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], usage[64];
+        char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], b7[32], usage[64];
         snprintf(usage, sizeof usage, "%s / %s",
                  s_counter_text(s_counter(counters, used), true, b5, sizeof b5),
                  s_counter_text(s_counter(counters, capacity), true, b6, sizeof b6));
-        printf("%-20s %10s %10s %6s %12s %12s %25s\n", name ? name : "-",
+        printf("%-20s %10s %10s %6s %12s %12s %12s %25s\n", name ? name : "-",
                s_counter_text(hit, false, b1, sizeof b1),
                s_counter_text(miss, false, b2, sizeof b2), ratio,
                s_counter_text(s_counter(counters, served), true, b3, sizeof b3),
+               s_counter_text(s_counter(counters, local_bytes), true, b7, sizeof b7),
                s_counter_text(s_counter(counters, ufs), true, b4, sizeof b4), usage);
     }
     json_t *client_counters = json_object_get(root, "client");
