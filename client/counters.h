@@ -28,6 +28,7 @@
     X(reads_without_stat)  /* reads whose stat came from their first range's reply, no STAT */     \
     X(stat_cache_hits)     /* stats answered from the client's cache */                            \
     X(stat_cache_misses)   /* stats that asked a node */                                           \
+    X(stats_by_read)       /* shoal_stat_read calls answered by a READ of the first byte */        \
     X(reads)               /* shoal_pread calls and shoal_pread_many entries */                    \
     X(ranges)              /* range requests those reads were split into */                        \
     X(bytes_read)          /* bytes returned by reads */                                           \

@@ -31,6 +31,37 @@ int shoal_stat(shoal_client_t *client, const char *uri, shoal_stat_t *out)
     return rc ? rc : result;
 }
 
+int shoal_stat_read(shoal_client_t *client, const char *uri, shoal_stat_t *out)
+{
+    if (!client || !uri || !out)
+        return shoal_fail(SHOAL_EINVAL, "shoal_stat_read: NULL argument");
+    char normal[URI_MAX + 1];
+    int rc = client_uri_normalize("stat", uri, normal, sizeof normal);
+    if (rc != 0)
+        return rc;
+    client_ctx_t ctx;
+    rc = client_ctx_begin(client, &ctx);
+    bool cached = rc == 0 && client_stat_cached(ctx.stats, normal, out);
+    if (cached)
+        CLIENT_COUNT(ctx.counters, stat_cache_hits, 1);
+    client_ctx_end(&ctx);
+    if (rc != 0 || cached)
+        return rc;
+    /* The first byte, versionless: its reply is the stat (and fills the stat cache), and range
+     * 0's owner keeps the range for the read that follows. A directory or prefix is no object:
+     * the STAT that follows says what it is (the node remembers a GET's "not found" as "no
+     * object" only, never as "nothing there"). */
+    uint8_t first;
+    int64_t got = shoal_pread_stat(client, uri, NULL, &first, 1, 0, out);
+    if (got >= 0) {
+        CLIENT_COUNT(ctx.counters, stats_by_read, 1);
+        return 0;
+    }
+    if (got == SHOAL_ENOENT || got == SHOAL_EISDIR)
+        return shoal_stat(client, uri, out);
+    return (int)got;
+}
+
 struct shoal_listing {
     size_t count;            /* entries (== uris.len == stats.len) */
     VEC(char *) uris;        /* count owned strings */

@@ -175,6 +175,10 @@ static void s_local_op(client_ctx_t *ctx, read_job_t *job, client_op_t *op)
     if (!ctx->local || op->target_count == 0 || op->dest_length == 0 ||
         !client_local_has(ctx->local, NULL))
         return;
+    /* A restart after a change learns the file anew: the READ's REVALIDATE makes range 0's
+     * owner ask the origin; a LOCATE never does, and would name the old version again. */
+    if (op->learn && (op->read_flags & MSG_READ_REVALIDATE))
+        return;
     const client_member_t *owner = client_view_member_of(ctx->view, op->targets[0].endpoint);
     if (!owner || !client_local_has(ctx->local, owner->id))
         return;

@@ -25,6 +25,8 @@ typedef struct s_entry {
     char *old_versions[META_OLD_VERSIONS]; /* earlier versions, newest first, owned or NULL */
     int64_t fetched_ns;                    /* when the UFS said so; 0 = expired */
     int64_t missing_ns;                    /* when the UFS said "not found"; 0 = it exists */
+    bool missing_object;                   /* with missing_ns: only a GET said so (no object of
+                                            * that name; a prefix may still be a directory) */
     bool revalidating;                     /* a background revalidation is queued or running */
     bool recalled;                         /* read back from disk after a restart: never fresh */
 } s_entry_t;
@@ -201,7 +203,7 @@ void meta_cache_set_negative_ttl(meta_cache_t *self, int64_t ttl_ns)
     pthread_mutex_unlock(&self->lock);
 }
 
-void meta_cache_put_missing(meta_cache_t *self, const char *uri, int64_t now_ns)
+static void s_put_missing(meta_cache_t *self, const char *uri, int64_t now_ns, bool object_only)
 {
     pthread_mutex_lock(&self->lock);
     s_entry_t *entry = s_find(self, uri);
@@ -227,18 +229,40 @@ void meta_cache_put_missing(meta_cache_t *self, const char *uri, int64_t now_ns)
     }
     entry->fetched_ns = 0; /* no stat to serve; the remembered versions stay for EVICT */
     entry->missing_ns = now_ns != 0 ? now_ns : 1;
+    entry->missing_object = object_only;
     entry->revalidating = false;
     pthread_mutex_unlock(&self->lock);
 }
 
-bool meta_cache_missing(meta_cache_t *self, const char *uri, int64_t now_ns)
+void meta_cache_put_missing(meta_cache_t *self, const char *uri, int64_t now_ns)
+{
+    s_put_missing(self, uri, now_ns, false);
+}
+
+void meta_cache_put_missing_object(meta_cache_t *self, const char *uri, int64_t now_ns)
+{
+    s_put_missing(self, uri, now_ns, true);
+}
+
+static bool s_missing(meta_cache_t *self, const char *uri, int64_t now_ns, bool entirely)
 {
     pthread_mutex_lock(&self->lock);
     s_entry_t *entry = s_find(self, uri);
     bool missing = entry != NULL && entry->missing_ns != 0 &&
-                   now_ns - entry->missing_ns < self->negative_ttl_ns;
+                   now_ns - entry->missing_ns < self->negative_ttl_ns &&
+                   !(entirely && entry->missing_object);
     pthread_mutex_unlock(&self->lock);
     return missing;
+}
+
+bool meta_cache_missing(meta_cache_t *self, const char *uri, int64_t now_ns)
+{
+    return s_missing(self, uri, now_ns, false);
+}
+
+bool meta_cache_missing_entirely(meta_cache_t *self, const char *uri, int64_t now_ns)
+{
+    return s_missing(self, uri, now_ns, true);
 }
 
 bool meta_cache_begin_revalidate(meta_cache_t *self, const char *uri)

@@ -52,8 +52,18 @@ void meta_cache_set_negative_ttl(meta_cache_t *self, int64_t ttl_ns);
  * before stay (EVICT). With a negative TTL of 0 the entry is forgotten instead. */
 void meta_cache_put_missing(meta_cache_t *self, const char *uri, int64_t now_ns);
 
-/* True when `uri` was found missing less than the negative TTL before `now_ns`. */
+/* meta_cache_put_missing for a GET's "not found": there is no object of that name, but an
+ * object store's prefix of that name may still be a directory, so meta_cache_missing_entirely
+ * (what a STAT asks) stays false and a STAT asks the UFS (HEAD, then LIST). */
+void meta_cache_put_missing_object(meta_cache_t *self, const char *uri, int64_t now_ns);
+
+/* True when `uri` was found missing (as an object: by a GET or a stat) less than the negative
+ * TTL before `now_ns`: what a READ asks. */
 bool meta_cache_missing(meta_cache_t *self, const char *uri, int64_t now_ns);
+
+/* True when a stat found nothing at `uri` (neither an object nor a directory) less than the
+ * negative TTL before `now_ns`: what a STAT asks. */
+bool meta_cache_missing_entirely(meta_cache_t *self, const char *uri, int64_t now_ns);
 
 /* Marks `uri`'s entry as being revalidated and returns true, unless it is unknown, missing or
  * already being revalidated (false): so at most one revalidation per file is in flight. It

@@ -125,7 +125,7 @@ int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_versio
     bool want = want_version != NULL && want_version[0] != '\0';
     bool fresh = false;
     int64_t now = clock_mono_ns();
-    if (!want && meta_cache_missing(ctx->meta, uri, now))
+    if (!want && meta_cache_missing_entirely(ctx->meta, uri, now))
         return s_negative_hit(ctx, uri);
     if (may_ask_ufs)
         s_recall(ctx, uri, now);
@@ -643,8 +643,8 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
         stats_add(ctx->stats, STATS_UFS_ERRORS, 1);
         if (got == SHOAL_ESTALE)
             stats_add(ctx->stats, STATS_UFS_STALE, 1);
-        if (got == SHOAL_ENOENT && fetch->cold)
-            meta_cache_put_missing(ctx->meta, fetch->uri, clock_mono_ns());
+        if (got == SHOAL_ENOENT && fetch->cold) /* no object; a prefix may be a directory */
+            meta_cache_put_missing_object(ctx->meta, fetch->uri, clock_mono_ns());
         else
             log_warn("read %s at %llu: %s", fetch->uri, (unsigned long long)offset,
                      shoal_last_error());

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "flight.h"
+#include "meta.h"
 
 #define RANGE (4u << 20)
 
@@ -224,4 +225,33 @@ Test(cold_flight, joiners_share_one_run_and_its_learnt_version)
     range_buf_t *after = NULL;
     cr_assert_eq(flight_join(cold.table, &cold.key, &after), 0);
     flight_table_destroy(&cold.table);
+}
+
+/* A GET's "not found" means no object of that name: READs answer it from the negative cache,
+ * but a STAT must still ask (an object store's prefix of that name is a directory); a stat's
+ * "not found" means nothing there, for both. Both expire with the negative TTL, and a put of
+ * what the UFS says next clears them. */
+Test(meta_cache, a_missing_object_is_not_a_missing_directory)
+{
+    meta_cache_t *meta = meta_cache_new(60ll * 1000000000, 64, 4);
+    cr_assert_not_null(meta);
+    meta_cache_set_negative_ttl(meta, 5ll * 1000000000);
+    int64_t now = 1000;
+    meta_cache_put_missing_object(meta, "s3://b/train", now);
+    cr_assert(meta_cache_missing(meta, "s3://b/train", now + 1));
+    cr_assert_not(meta_cache_missing_entirely(meta, "s3://b/train", now + 1));
+    ufs_stat_t dir = {.is_dir = true};
+    meta_cache_put(meta, "s3://b/train", &dir, now + 2); /* the STAT found a prefix */
+    cr_assert_not(meta_cache_missing(meta, "s3://b/train", now + 3));
+    ufs_stat_t got;
+    bool fresh = false;
+    cr_assert_eq(meta_cache_get(meta, "s3://b/train", now + 3, &got, &fresh), 0);
+    cr_assert(got.is_dir && fresh);
+
+    meta_cache_put_missing(meta, "s3://b/gone", now);
+    cr_assert(meta_cache_missing(meta, "s3://b/gone", now + 1));
+    cr_assert(meta_cache_missing_entirely(meta, "s3://b/gone", now + 1));
+    cr_assert_not(meta_cache_missing_entirely(meta, "s3://b/gone", now + 6ll * 1000000000));
+    cr_assert_not(meta_cache_missing(meta, "s3://b/gone", now + 6ll * 1000000000));
+    meta_cache_destroy(&meta);
 }

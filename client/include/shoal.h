@@ -69,6 +69,15 @@ void shoal_client_destroy(shoal_client_t **client_p);
 /* Fills *out for `uri` (s3://bucket/key, az://..., hf://..., http(s)://..., file:///...). */
 int shoal_stat(shoal_client_t *client, const char *uri, shoal_stat_t *out);
 
+/* shoal_stat for a caller that reads the file next (an fsspec `info` before an open, as Ray
+ * Data does for files it did not list): a stat cached by this client is answered at once;
+ * otherwise the file's first byte is read (one request to range 0's owner, one GET at the
+ * origin when cold: the GET is the stat, and range 0 is then cached for the read that follows,
+ * where shoal_stat would cost a HEAD now and a GET later). A directory (or an object store's
+ * prefix) falls back to shoal_stat. Added after the first header: not used by older
+ * bindings. */
+int shoal_stat_read(shoal_client_t *client, const char *uri, shoal_stat_t *out);
+
 /* Lists `uri` one level deep, or every file below it when `recursive`. On success *out is a
  * listing the caller owns and frees with shoal_listing_destroy. */
 int shoal_list(shoal_client_t *client, const char *uri, bool recursive, shoal_listing_t **out);

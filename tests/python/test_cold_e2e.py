@@ -254,6 +254,37 @@ def test_info_after_find_asks_nobody(shoalfs_mod, origin, cluster):
         assert fs.cat_file(name) == files[name[len(root) + 1:]]
 
 
+def test_info_of_unlisted_file_is_its_read(shoalfs_mod, origin, cluster):
+    """Ray's path over plain HTTP (no listing): info, isfile, open and read of each file. info
+    of a file the client holds no stat for reads its first byte (shoal_stat_read): one GET, no
+    HEAD, and the read that follows costs the origin nothing (range 0 is cached by then)."""
+    o, root = origin
+    n = len(cluster.nodes)
+    files = write_files(root, f"unlisted{n}", SMALL, seed=50 + n)
+    fs, base = http_fs(shoalfs_mod, o, cluster)
+    o.reset()
+    before = client_counters(fs)
+    for rel, data in sorted(files.items()):
+        info = fs.info(f"{base}/{rel}")
+        assert info["type"] == "file" and info["size"] == len(data), (rel, info)
+        assert fs.isfile(f"{base}/{rel}")
+        with fs.open(f"{base}/{rel}", "rb") as f:
+            assert f.read() == data, rel
+        assert origin_delta(o, rel) == (1, 0), (rel, o.counts()["by_path"].get("/" + rel))
+    c = o.counts()
+    assert (c["GET"], c["HEAD"]) == (len(files), 0), c
+    after = client_counters(fs)
+    assert after["stats_by_read"] - before["stats_by_read"] == len(files), (before, after)
+    # a directory is still a directory (its READ finds no object: a STAT says what it is), and a
+    # missing file is still missing
+    fs_file = shoalfs_mod.ShoalFileSystem(target_protocol="file", seeds=cluster.seeds,
+                                          skip_instance_cache=True)
+    assert fs_file.info(f"{root}/unlisted{n}")["type"] == "directory"
+    assert fs_file.isdir(f"{root}/unlisted{n}")
+    with pytest.raises(FileNotFoundError):
+        fs.info(f"{base}/unlisted{n}/no-such-file.bin")
+
+
 def test_open_file_replaced_raises_changed_under_reader(shoalfs_mod, origin, cluster):
     o, root = origin
     n = len(cluster.nodes)

@@ -79,6 +79,7 @@ _SIGNATURES = {
     "shoal_client_new": (_client_p, [ctypes.POINTER(ClientOptions)]),
     "shoal_client_destroy": (None, [ctypes.POINTER(_client_p)]),
     "shoal_stat": (ctypes.c_int, [_client_p, ctypes.c_char_p, ctypes.POINTER(Stat)]),
+    "shoal_stat_read": (ctypes.c_int, [_client_p, ctypes.c_char_p, ctypes.POINTER(Stat)]),
     "shoal_list": (ctypes.c_int,
                    [_client_p, ctypes.c_char_p, ctypes.c_bool, ctypes.POINTER(_listing_p)]),
     "shoal_listing_count": (ctypes.c_size_t, [_listing_p]),

@@ -282,10 +282,15 @@ class ShoalFileSystem(AbstractFileSystem):
     def _lib(self):
         return self._client.lib
 
-    def _stat(self, uri):
+    def _stat(self, uri, reading=False):
+        """The stat of `uri`. `reading`: the caller is about to read the file (info): a stat
+        this client does not hold is learnt by reading the file's first byte (shoal_stat_read:
+        one GET at the origin that also caches range 0, where a STAT is a HEAD now and a GET
+        at the read; client/README.md "Ray-style access")."""
         st = _lib.Stat()
-        _lib.check(self._lib.shoal_stat(self._client.handle, uri, ctypes.byref(st)),
-                   uri.decode(errors="replace"))
+        fn = getattr(self._lib, "shoal_stat_read", None) if reading else None
+        fn = fn or self._lib.shoal_stat
+        _lib.check(fn(self._client.handle, uri, ctypes.byref(st)), uri.decode(errors="replace"))
         return st
 
     def _remember(self, uri, st):
@@ -318,7 +323,7 @@ class ShoalFileSystem(AbstractFileSystem):
     def info(self, path, **kwargs):
         name = self._name(path)
         uri = self._uri(name)
-        st = self._stat(uri)
+        st = self._stat(uri, reading=True)
         self._remember(uri, st)
         return self._info_from_stat(name, st)
 
