@@ -41,13 +41,13 @@
  * puts and promotions and the 4 KiB rounding of pages (1 MiB is far more than either). */
 #define SLACK ((uint64_t)CAPACITY / GENERATIONS + (1u << 20))
 
-static char *s_dir;        /* temp dir: data/ (origin), db/ (store, a tmpfs as root), n.sock */
-static char s_db[TP_PATH_MAX];
-static bool s_tmpfs;       /* db/ is a tmpfs of this test's own mount namespace */
+static char *s_dir;            /* temp dir: data/ (origin), db/ (store, a tmpfs as root), n.sock */
+static char s_db[TP_PATH_MAX]; /* s_dir/db: the node's --data-dir */
+static bool s_tmpfs;           /* db/ is a tmpfs of this test's own mount namespace */
 static uint64_t s_used_before; /* statfs of db/ before shoald started */
-static tp_proc_t s_node;   /* shoald */
-static char s_seeds[64];   /* "127.0.0.1:PORT" */
-static char s_socket[256]; /* its --local-socket */
+static tp_proc_t s_node;       /* shoald */
+static char s_seeds[64];       /* "127.0.0.1:PORT" */
+static char s_socket[256];     /* its --local-socket */
 
 /* As root, db/ becomes a tmpfs in a mount namespace of this test process (shoald inherits it),
  * so statfs of it counts exactly the store's disk, unlinked files still held included, and
@@ -108,17 +108,16 @@ static void s_setup(void)
     snprintf(page, sizeof page, "%d", PAGE_SIZE);
     snprintf(range, sizeof range, "%d", RANGE_PAGES);
     snprintf(capacity, sizeof capacity, "%u", CAPACITY);
-    const char *argv[] = {shoald,           "--name",      "n1",     "--data-dir",
-                          s_db,             "--capacity",  capacity, "--listen",
-                          listen,           "--mount",     mount_uri, "--page-size",
-                          page,             "--range-pages", range,  "--threads",
-                          "2",              "--flush-interval", "0", "--local-socket",
-                          s_socket,         NULL};
+    const char *argv[] = {
+        shoald,   "--name",         "n1",     "--data-dir", s_db,      "--capacity",
+        capacity, "--listen",       listen,   "--mount",    mount_uri, "--page-size",
+        page,     "--range-pages",  range,    "--threads",  "2",       "--flush-interval",
+        "0",      "--local-socket", s_socket, NULL};
     cr_assert_eq(tp_spawn(&s_node, argv, log), 0, "cannot start %s", shoald);
     int64_t deadline = tp_now_ms() + 20000;
     struct stat st;
-    while ((tp_wait_port(port, 100) != 0 || stat(s_socket, &st) != 0) &&
-           tp_now_ms() < deadline && tp_alive(&s_node))
+    while ((tp_wait_port(port, 100) != 0 || stat(s_socket, &st) != 0) && tp_now_ms() < deadline &&
+           tp_alive(&s_node))
         ;
     if (tp_wait_port(port, 100) != 0 || stat(s_socket, &st) != 0) {
         size_t len = 0;
@@ -421,8 +420,8 @@ Test(local_quota, the_quota_holds_while_short_circuit_clients_hold_descriptors)
     cr_assert_leq(store_disk, (uint64_t)CAPACITY + SLACK,
                   "the store takes %llu bytes of disk (%llu in dropped generation files still "
                   "held), over the capacity %u + slack %llu",
-                  (unsigned long long)store_disk, (unsigned long long)usage.held_dropped,
-                  CAPACITY, (unsigned long long)SLACK);
+                  (unsigned long long)store_disk, (unsigned long long)usage.held_dropped, CAPACITY,
+                  (unsigned long long)SLACK);
     if (s_tmpfs)
         cr_assert_leq(used - (used > usage.other_files ? usage.other_files : used),
                       (uint64_t)CAPACITY + SLACK,
@@ -465,8 +464,7 @@ Test(local_quota, located_pages_are_promoted_and_outlive_unread_ones)
     cr_assert(s_node_settled(driver));
     cr_assert_eq(s_counter(hot, "bytes_zmq"), hot_zmq,
                  "a read of the hot file went over ZeroMQ: its pages aged out");
-    cr_assert_eq(s_counter(hot, "bytes_short_circuit") - hot_local,
-                 (uint64_t)streamed * FILE_SIZE);
+    cr_assert_eq(s_counter(hot, "bytes_short_circuit") - hot_local, (uint64_t)streamed * FILE_SIZE);
     cr_assert_gt(s_node_counter(driver, "pagestore_promotions"), promotions,
                  "no located page was promoted");
     cr_assert_geq(s_node_counter(driver, "local_locates") - locates, (uint64_t)streamed);
