@@ -54,8 +54,11 @@ static char s_socket[256];     /* its --local-socket */
  * nothing else of this shared machine. The namespace and its mount go with the processes. */
 static void s_private_tmpfs(void)
 {
-    if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 ||
-        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+    if (geteuid() != 0) {
+        cr_log_warn("not root: no private tmpfs, statfs of the shared disk is only logged");
+        return;
+    }
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
         cr_log_warn("no private mount namespace (%s): statfs of the shared disk only logged",
                     strerror(errno));
         return;
