@@ -16,3 +16,8 @@ if(TARGET shoald)
     set_tests_properties(test_cli PROPERTIES TIMEOUT 300
         ENVIRONMENT "SHOAL_BUILD_DIR=${PROJECT_BINARY_DIR}")
 endif()
+# test_local_quota: the quota and the store's learning under short-circuit reads (real shoald).
+if(TARGET shoald)
+    shoal_unit_test(test_local_quota shoal_shared shoal_testsupport PkgConfig::JANSSON)
+    add_dependencies(test_local_quota shoald)
+endif()
