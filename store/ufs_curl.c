@@ -661,6 +661,58 @@ int ufs_http_status_error(long status, const char *what)
     }
 }
 
+/* Days from 1970-01-01 to the proleptic Gregorian date (year, month 1-12, day 1-31) (H. Hinnant,
+ * "chrono-Compatible Low-Level Date Algorithms", days_from_civil). */
+static int64_t s_days_from_civil(int64_t year, int64_t month, int64_t day)
+{
+    year -= month <= 2;
+    int64_t era = (year >= 0 ? year : year - 399) / 400;
+    int64_t year_of_era = year - era * 400;
+    int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+/* The decimal number in the `n` digits at text, or -1 when one is not a digit. */
+static int s_digits(const char *text, int n)
+{
+    int value = 0;
+    for (int i = 0; i < n; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return -1;
+        value = value * 10 + (text[i] - '0');
+    }
+    return value;
+}
+
+int64_t ufs_http_date(const char *text)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    static const int month_days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (text == NULL)
+        return -1;
+    /* "Sun, 06 Nov 1994 08:49:37 GMT": 29 bytes, every field at a fixed place */
+    int day = -1, month = -1, year = -1, hour = -1, minute = -1, second = -1;
+    if (strlen(text) == 29 && isalpha((unsigned char)text[0]) && text[3] == ',' && text[4] == ' ' &&
+        text[7] == ' ' && text[11] == ' ' && text[16] == ' ' && text[19] == ':' &&
+        text[22] == ':' && strcmp(text + 25, " GMT") == 0) {
+        for (int i = 0; i < 12; i++)
+            if (memcmp(text + 8, months + 3 * i, 3) == 0)
+                month = i + 1;
+        day = s_digits(text + 5, 2);
+        year = s_digits(text + 12, 4);
+        hour = s_digits(text + 17, 2);
+        minute = s_digits(text + 20, 2);
+        second = s_digits(text + 23, 2);
+    }
+    if (month < 1 || day < 1 || day > month_days[month - 1] || year < 1970 || hour < 0 ||
+        hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 60) {
+        time_t parsed = curl_getdate(text, NULL); /* another form, or not a date */
+        return parsed < 0 ? -1 : (int64_t)parsed;
+    }
+    return ((s_days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60 + second;
+}
+
 char *ufs_etag_version(const char *etag, char *out, size_t out_len)
 {
     out[0] = '\0';
