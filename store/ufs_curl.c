@@ -35,7 +35,7 @@
 #define S_RECV_BUFFER (512L << 10)
 
 struct ufs_http_pool {
-    pid_t pid;              /* process that made the idle handles; another pid means forked */
+    uint64_t generation;    /* s_fork_generation when the idle handles were made: forked */
     size_t idle_count;      /* handles in idle */
     CURL *idle[S_POOL_MAX]; /* idle handles, most recently used last (warm connections) */
 };
@@ -45,29 +45,43 @@ struct ufs_http_pool {
 static pthread_mutex_t s_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t s_global_once = PTHREAD_ONCE_INIT;
 static CURLcode s_global_rc = CURLE_OK; /* result of curl_global_init */
+/* Forks this process has made a child of, counted in the child (pthread_atfork): a pool whose
+ * generation differs was made by an ancestor. Read and written under s_pool_lock. It replaces a
+ * getpid() per acquire and release (a real system call since glibc 2.25, made while holding the
+ * lock every fetch thread takes). */
+static uint64_t s_fork_generation;
 
 static void s_atfork_prepare(void)
 {
     pthread_mutex_lock(&s_pool_lock);
 }
 
-static void s_atfork_release(void)
+static void s_atfork_parent(void)
 {
+    pthread_mutex_unlock(&s_pool_lock);
+}
+
+static void s_atfork_child(void)
+{
+    s_fork_generation++;
     pthread_mutex_unlock(&s_pool_lock);
 }
 
 static void s_global_init(void)
 {
     s_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    pthread_atfork(s_atfork_prepare, s_atfork_release, s_atfork_release);
+    pthread_atfork(s_atfork_prepare, s_atfork_parent, s_atfork_child);
 }
 
 ufs_http_pool_t *ufs_http_pool_new(void)
 {
     pthread_once(&s_global_once, s_global_init);
     ufs_http_pool_t *pool = calloc(1, sizeof *pool);
-    if (pool)
-        pool->pid = getpid();
+    if (pool) {
+        pthread_mutex_lock(&s_pool_lock);
+        pool->generation = s_fork_generation;
+        pthread_mutex_unlock(&s_pool_lock);
+    }
     return pool;
 }
 
@@ -77,7 +91,10 @@ void ufs_http_pool_destroy(ufs_http_pool_t **pool_p)
         return;
     ufs_http_pool_t *pool = *pool_p;
     /* In a forked child the idle handles are the parent's: abandon them (see ufs_conn.h). */
-    if (pool->pid == getpid())
+    pthread_mutex_lock(&s_pool_lock);
+    bool ours = pool->generation == s_fork_generation;
+    pthread_mutex_unlock(&s_pool_lock);
+    if (ours)
         for (size_t i = 0; i < pool->idle_count; i++)
             curl_easy_cleanup(pool->idle[i]);
     free(pool);
@@ -90,10 +107,9 @@ static CURL *s_pool_acquire(ufs_http_pool_t *pool)
 {
     CURL *curl = NULL;
     pthread_mutex_lock(&s_pool_lock);
-    pid_t pid = getpid();
-    if (pool->pid != pid) {
+    if (pool->generation != s_fork_generation) {
         pool->idle_count = 0; /* deliberately leaked in the child */
-        pool->pid = pid;
+        pool->generation = s_fork_generation;
     }
     if (pool->idle_count > 0)
         curl = pool->idle[--pool->idle_count];
@@ -104,7 +120,7 @@ static CURL *s_pool_acquire(ufs_http_pool_t *pool)
 static void s_pool_release(ufs_http_pool_t *pool, CURL *curl)
 {
     pthread_mutex_lock(&s_pool_lock);
-    if (pool->pid == getpid() && pool->idle_count < S_POOL_MAX) {
+    if (pool->generation == s_fork_generation && pool->idle_count < S_POOL_MAX) {
         pool->idle[pool->idle_count++] = curl;
         curl = NULL;
     }
