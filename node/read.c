@@ -583,7 +583,8 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
             return 0;
         }
     }
-    range_buf_t *buf = range_buf_get(ctx->ranges, want);
+    range_buf_t *buf = fetch->cold ? range_buf_get_unsized(ctx->ranges, want) /* size unknown */
+                                   : range_buf_get(ctx->ranges, want);
     if (buf == NULL)
         return shoal_fail(SHOAL_ENOMEM, "no memory for a %llu-byte range",
                           (unsigned long long)want);
