@@ -144,6 +144,16 @@ size_t fetch_pool_depth(fetch_pool_t *self)
     return queue_len(self->queue);
 }
 
+size_t fetch_pool_idle(fetch_pool_t *self)
+{
+    size_t count = 0;
+    pthread_mutex_lock(&self->lock);
+    for (const s_waiter_t *waiter = self->idle; waiter != NULL; waiter = waiter->next)
+        count++;
+    pthread_mutex_unlock(&self->lock);
+    return count;
+}
+
 void fetch_pool_stop(fetch_pool_t *self)
 {
     if (self == NULL)
