@@ -32,6 +32,9 @@ int fetch_pool_submit(fetch_pool_t *self, node_request_t *request);
 /* Requests queued and not yet taken by a thread. */
 size_t fetch_pool_depth(fetch_pool_t *self);
 
+/* Threads waiting for a request (on the idle stack). */
+size_t fetch_pool_idle(fetch_pool_t *self);
+
 /* Stops taking requests; queued ones are answered ERROR ECANCELED by the threads, running
  * ones finish. Returns at once. */
 void fetch_pool_stop(fetch_pool_t *self);

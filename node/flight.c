@@ -129,10 +129,10 @@ void range_pool_destroy(range_pool_t **self_p)
 
 /* Maps a fresh buffer: the header in the first page, the data page-aligned after it. When the
  * data spans at least one transparent huge page, the mapping starts on a huge page boundary (it
- * is over-mapped, then trimmed), so every whole 2 MiB of it can be one huge page, and asks for
- * them (2 faults per 4 MiB instead of 1024, fewer TLB misses in the copies; a hint: the kernel
- * may refuse, and in `madvise` THP mode this is what opts in). */
-static range_buf_t *s_pool_map(range_pool_t *pool)
+ * is over-mapped, then trimmed), so every whole 2 MiB of it can be one huge page, and with
+ * `advise` asks for them (2 faults per 4 MiB instead of 1024, fewer TLB misses in the copies; a
+ * hint: the kernel may refuse, and in `madvise` THP mode this is what opts in). */
+static range_buf_t *s_pool_map(range_pool_t *pool, bool advise)
 {
     bool huge = pool->buffer_bytes >= S_HUGE;
     size_t slack = huge ? S_HUGE - S_PAGE : 0;
@@ -149,7 +149,10 @@ static range_buf_t *s_pool_map(range_pool_t *pool)
         if (slack - head)
             munmap(base + pool->map_bytes, slack - head);
 #ifdef MADV_HUGEPAGE
-        (void)madvise(base, pool->map_bytes, MADV_HUGEPAGE);
+        if (advise)
+            (void)madvise(base, pool->map_bytes, MADV_HUGEPAGE);
+#else
+        (void)advise;
 #endif
     }
     range_buf_t *buf = (range_buf_t *)base;
@@ -159,7 +162,7 @@ static range_buf_t *s_pool_map(range_pool_t *pool)
     return buf;
 }
 
-range_buf_t *range_buf_get(range_pool_t *pool, size_t capacity)
+static range_buf_t *s_get(range_pool_t *pool, size_t capacity, bool advise)
 {
     if (pool == NULL || capacity > pool->buffer_bytes || capacity <= pool->buffer_bytes / 2)
         return range_buf_new(capacity);
@@ -172,7 +175,7 @@ range_buf_t *range_buf_get(range_pool_t *pool, size_t capacity)
     pthread_mutex_unlock(&pool->lock);
     if (buf)
         atomic_fetch_add(&pool->reused, 1);
-    else if ((buf = s_pool_map(pool)) == NULL)
+    else if ((buf = s_pool_map(pool, advise)) == NULL)
         return range_buf_new(capacity); /* no mapping: the allocator may still have memory */
     atomic_fetch_add(&pool->refs, 1);
     atomic_init(&buf->refs, 1);
@@ -180,6 +183,16 @@ range_buf_t *range_buf_get(range_pool_t *pool, size_t capacity)
     buf->next = NULL;
     buf->has_stat = false;
     return buf;
+}
+
+range_buf_t *range_buf_get(range_pool_t *pool, size_t capacity)
+{
+    return s_get(pool, capacity, true);
+}
+
+range_buf_t *range_buf_get_unsized(range_pool_t *pool, size_t capacity)
+{
+    return s_get(pool, capacity, false);
 }
 
 void range_pool_counts(range_pool_t *self, uint64_t *mapped, uint64_t *reused)

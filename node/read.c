@@ -72,6 +72,7 @@ typedef struct s_fetch {
     const char *forward_to;  /* owner to ask first (forward.h), or NULL */
     s_stream_t *stream;      /* streamed READ to feed with progress, or NULL */
     bool cold;               /* no version: the GET learns it (version "", file_size unknown) */
+    bool meta_later;         /* cold: the metadata record goes with the pages (s_pending_t) */
     ufs_stat_t learnt;       /* what the read's own reply said (ufs_read_stat's stat_out) */
     bool from_store;         /* the leader found every page stored meanwhile: nothing to store */
 } s_fetch_t;
@@ -85,6 +86,7 @@ typedef struct s_pending {
     flight_t *held;                            /* held flight, or NULL */
     bool must_store;                           /* this request stores the pages */
     bool joined;                               /* another request's flight read it */
+    const char *meta_uri; /* cold leader: write this uri's record (buf->stat) after the pages */
 } s_pending_t;
 
 /* True when normalised `uri` lies under an --immutable-mount: its metadata never goes stale. */
@@ -116,6 +118,15 @@ static void s_recall(const read_ctx_t *ctx, const char *uri, int64_t now)
         return;
     stats_add(ctx->stats, STATS_META_RECALLED, 1);
     meta_cache_put_recalled(ctx->meta, uri, &recalled, now);
+}
+
+/* True for the object stores whose "directories" are key prefixes (s3, az, hf): there a GET's
+ * "not found" says no object has that name, not that nothing is there. An HTTP origin has no
+ * directories, and a file:// directory is no ENOENT. */
+static bool s_has_prefixes(const char *uri)
+{
+    return strncmp(uri, "s3://", 5) == 0 || strncmp(uri, "az://", 5) == 0 ||
+           strncmp(uri, "hf://", 5) == 0;
 }
 
 int read_resolve(const read_ctx_t *ctx, const char *uri, const char *want_version, bool may_ask_ufs,
@@ -606,7 +617,8 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
             return 0;
         }
     }
-    range_buf_t *buf = range_buf_get(ctx->ranges, want);
+    range_buf_t *buf = fetch->cold ? range_buf_get_unsized(ctx->ranges, want) /* size unknown */
+                                   : range_buf_get(ctx->ranges, want);
     if (buf == NULL)
         return shoal_fail(SHOAL_ENOMEM, "no memory for a %llu-byte range",
                           (unsigned long long)want);
@@ -643,8 +655,10 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
         stats_add(ctx->stats, STATS_UFS_ERRORS, 1);
         if (got == SHOAL_ESTALE)
             stats_add(ctx->stats, STATS_UFS_STALE, 1);
-        if (got == SHOAL_ENOENT && fetch->cold) /* no object; a prefix may be a directory */
+        if (got == SHOAL_ENOENT && fetch->cold && s_has_prefixes(fetch->uri))
             meta_cache_put_missing_object(ctx->meta, fetch->uri, clock_mono_ns());
+        else if (got == SHOAL_ENOENT && fetch->cold)
+            meta_cache_put_missing(ctx->meta, fetch->uri, clock_mono_ns());
         else
             log_warn("read %s at %llu: %s", fetch->uri, (unsigned long long)offset,
                      shoal_last_error());
@@ -657,25 +671,30 @@ static int s_fetch_range(void *arg, range_buf_t **buf_out)
     buf->has_stat = true;
     if (fetch->cold) {
         meta_cache_put(ctx->meta, fetch->uri, &fetch->learnt, clock_mono_ns());
-        metadisk_put(ctx->store, fetch->uri, &fetch->learnt);
+        if (!fetch->meta_later) /* else the store thread writes it after the pages */
+            metadisk_put(ctx->store, fetch->uri, &fetch->learnt);
     }
     *buf_out = buf;
     return 0;
 }
 
-/* Ends a pending range: when this request must store it, hands it (buffer and held flight) to
- * the store queue, or with `now` (or a full queue) stores it here; then ends the held flight
- * and drops the buffer reference. */
+/* Ends a pending range: when this request must store it, hands it (buffer, held flight and the
+ * metadata record of a cold leader) to the store queue, or with `now` (or a full queue) stores
+ * it here; then ends the held flight and drops the buffer reference. */
 static void s_pending_finish(const read_ctx_t *ctx, s_pending_t *pending, bool now)
 {
     if (pending->must_store && !now &&
         storeq_submit(ctx->storeq, pending->file_key, pending->range_index, &pending->buf,
-                      &pending->held)) {
+                      &pending->held, pending->meta_uri)) {
         pending->must_store = false;
+        pending->meta_uri = NULL;
         return;
     }
     if (pending->must_store)
         storeq_store(ctx->storeq, pending->file_key, pending->range_index, pending->buf);
+    if (pending->meta_uri != NULL && pending->buf != NULL)
+        metadisk_put(ctx->store, pending->meta_uri, &pending->buf->stat);
+    pending->meta_uri = NULL;
     flight_release(ctx->flights, &pending->held);
     range_buf_release(&pending->buf);
     pending->must_store = false;
@@ -745,6 +764,7 @@ static int s_cold_range(const read_ctx_t *ctx, const char *uri, uint64_t range_i
         .range_index = range_index,
         .stream = stream,
         .cold = true,
+        .meta_later = store, /* a leader that stores writes the record with its pages */
     };
     memset(pending, 0, sizeof *pending);
     pending->range_index = range_index;
@@ -769,6 +789,12 @@ static int s_cold_range(const read_ctx_t *ctx, const char *uri, uint64_t range_i
     if (rc >= 0)
         pagestore_file_key(uri, pending->buf->stat.version, pending->file_key);
     pending->must_store = rc >= 0 && store && !joined && pending->buf->len > 0;
+    if (rc >= 0 && store && !joined) {
+        if (pending->must_store)
+            pending->meta_uri = uri; /* after the pages, off the reply's path */
+        else
+            metadisk_put(ctx->store, uri, &pending->buf->stat); /* no pages: write it now */
+    }
     return rc;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metadisk.h"
 #include "queue.h"
 
 /* One fetched range waiting to be stored. */
@@ -22,6 +23,7 @@ typedef struct s_entry {
     uint64_t range_index;                      /* range */
     range_buf_t *buf;                          /* its bytes (one reference) */
     flight_t *held;                            /* its held flight, or NULL */
+    char *meta_uri; /* uri whose metadata record (buf->stat) goes after the pages, or NULL */
 } s_entry_t;
 
 /*
@@ -87,10 +89,13 @@ static void *s_store_main(void *arg)
     while (queue_pop(self->queue, &item, NULL, QUEUE_WAIT_FOREVER) == 0) {
         s_entry_t *entry = item;
         storeq_store(self, entry->file_key, entry->range_index, entry->buf);
+        if (entry->meta_uri != NULL)
+            metadisk_put(self->deps.store, entry->meta_uri, &entry->buf->stat);
         flight_release(self->deps.flights, &entry->held);
         atomic_fetch_sub(&self->bytes, entry->buf->len);
         atomic_fetch_sub(&self->depth, 1); /* counted until stored: depth 0, all stored */
         range_buf_release(&entry->buf);
+        free(entry->meta_uri);
         free(entry);
     }
     return NULL;
@@ -119,17 +124,21 @@ static bool s_reserve(storeq_t *self, size_t len)
 }
 
 bool storeq_submit(storeq_t *self, const uint8_t *file_key, uint64_t range_index,
-                   range_buf_t **buf_p, flight_t **held_p)
+                   range_buf_t **buf_p, flight_t **held_p, const char *meta_uri)
 {
     assert(self != NULL && file_key != NULL && buf_p != NULL && *buf_p != NULL && held_p != NULL);
     size_t len = (*buf_p)->len;
     if (!atomic_load(&self->started) || !s_reserve(self, len))
         return false;
     s_entry_t *entry = malloc(sizeof *entry);
-    if (entry == NULL) {
+    char *uri_copy = meta_uri != NULL ? strdup(meta_uri) : NULL;
+    if (entry == NULL || (meta_uri != NULL && uri_copy == NULL)) {
+        free(entry);
+        free(uri_copy);
         atomic_fetch_sub(&self->bytes, len);
         return false;
     }
+    entry->meta_uri = uri_copy;
     memcpy(entry->file_key, file_key, sizeof entry->file_key);
     entry->range_index = range_index;
     entry->buf = *buf_p;
@@ -138,6 +147,7 @@ bool storeq_submit(storeq_t *self, const uint8_t *file_key, uint64_t range_index
     if (queue_push(self->queue, entry, len, 0) < 0) { /* closed (stopping) or out of memory */
         atomic_fetch_sub(&self->depth, 1);
         atomic_fetch_sub(&self->bytes, len);
+        free(entry->meta_uri);
         free(entry);
         return false;
     }

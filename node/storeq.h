@@ -38,12 +38,15 @@ storeq_t *storeq_new(const storeq_deps_t *deps, size_t max_bytes);
  * callers store themselves. */
 int storeq_start(storeq_t *self);
 
-/* Queues the pages of range `range_index` of `file_key` in `*buf_p` for storing, then
- * flight_release of `*held_p`. On success takes both (nulls the caller's pointers) and returns
- * true; returns false, taking nothing, when the queue is full, stopped or not started: the
- * caller stores now (storeq_store) and releases. Borrows file_key. */
+/* Queues the pages of range `range_index` of `file_key` in `*buf_p` for storing, then, when
+ * `meta_uri` is not NULL, the metadata record of that uri from the buffer's stat (metadisk_put:
+ * a cold read's, written here after the pages rather than on the fetch thread before its
+ * reply), then flight_release of `*held_p`. On success takes both (nulls the caller's
+ * pointers) and returns true; returns false, taking nothing, when the queue is full, stopped
+ * or not started: the caller stores now (storeq_store, then metadisk_put) and releases.
+ * Borrows file_key and meta_uri (copied). */
 bool storeq_submit(storeq_t *self, const uint8_t *file_key, uint64_t range_index,
-                   range_buf_t **buf_p, flight_t **held_p);
+                   range_buf_t **buf_p, flight_t **held_p, const char *meta_uri);
 
 /* Stores each page of a fetched range now, on the calling thread. A failed put is counted in
  * store_write_errors and the remaining puts of the range skipped (the disk is likely full);

@@ -35,7 +35,7 @@
 #define S_RECV_BUFFER (512L << 10)
 
 struct ufs_http_pool {
-    pid_t pid;              /* process that made the idle handles; another pid means forked */
+    uint64_t generation;    /* s_fork_generation when the idle handles were made: forked */
     size_t idle_count;      /* handles in idle */
     CURL *idle[S_POOL_MAX]; /* idle handles, most recently used last (warm connections) */
 };
@@ -45,29 +45,43 @@ struct ufs_http_pool {
 static pthread_mutex_t s_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t s_global_once = PTHREAD_ONCE_INIT;
 static CURLcode s_global_rc = CURLE_OK; /* result of curl_global_init */
+/* Forks this process has made a child of, counted in the child (pthread_atfork): a pool whose
+ * generation differs was made by an ancestor. Read and written under s_pool_lock. It replaces a
+ * getpid() per acquire and release (a real system call since glibc 2.25, made while holding the
+ * lock every fetch thread takes). */
+static uint64_t s_fork_generation;
 
 static void s_atfork_prepare(void)
 {
     pthread_mutex_lock(&s_pool_lock);
 }
 
-static void s_atfork_release(void)
+static void s_atfork_parent(void)
 {
+    pthread_mutex_unlock(&s_pool_lock);
+}
+
+static void s_atfork_child(void)
+{
+    s_fork_generation++;
     pthread_mutex_unlock(&s_pool_lock);
 }
 
 static void s_global_init(void)
 {
     s_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    pthread_atfork(s_atfork_prepare, s_atfork_release, s_atfork_release);
+    pthread_atfork(s_atfork_prepare, s_atfork_parent, s_atfork_child);
 }
 
 ufs_http_pool_t *ufs_http_pool_new(void)
 {
     pthread_once(&s_global_once, s_global_init);
     ufs_http_pool_t *pool = calloc(1, sizeof *pool);
-    if (pool)
-        pool->pid = getpid();
+    if (pool) {
+        pthread_mutex_lock(&s_pool_lock);
+        pool->generation = s_fork_generation;
+        pthread_mutex_unlock(&s_pool_lock);
+    }
     return pool;
 }
 
@@ -77,7 +91,10 @@ void ufs_http_pool_destroy(ufs_http_pool_t **pool_p)
         return;
     ufs_http_pool_t *pool = *pool_p;
     /* In a forked child the idle handles are the parent's: abandon them (see ufs_conn.h). */
-    if (pool->pid == getpid())
+    pthread_mutex_lock(&s_pool_lock);
+    bool ours = pool->generation == s_fork_generation;
+    pthread_mutex_unlock(&s_pool_lock);
+    if (ours)
         for (size_t i = 0; i < pool->idle_count; i++)
             curl_easy_cleanup(pool->idle[i]);
     free(pool);
@@ -90,10 +107,9 @@ static CURL *s_pool_acquire(ufs_http_pool_t *pool)
 {
     CURL *curl = NULL;
     pthread_mutex_lock(&s_pool_lock);
-    pid_t pid = getpid();
-    if (pool->pid != pid) {
+    if (pool->generation != s_fork_generation) {
         pool->idle_count = 0; /* deliberately leaked in the child */
-        pool->pid = pid;
+        pool->generation = s_fork_generation;
     }
     if (pool->idle_count > 0)
         curl = pool->idle[--pool->idle_count];
@@ -104,7 +120,7 @@ static CURL *s_pool_acquire(ufs_http_pool_t *pool)
 static void s_pool_release(ufs_http_pool_t *pool, CURL *curl)
 {
     pthread_mutex_lock(&s_pool_lock);
-    if (pool->pid == getpid() && pool->idle_count < S_POOL_MAX) {
+    if (pool->generation == s_fork_generation && pool->idle_count < S_POOL_MAX) {
         pool->idle[pool->idle_count++] = curl;
         curl = NULL;
     }
@@ -659,6 +675,58 @@ int ufs_http_status_error(long status, const char *what)
     default:
         return ufs_fail(SHOAL_EIO, "%s: HTTP %ld", what, status);
     }
+}
+
+/* Days from 1970-01-01 to the proleptic Gregorian date (year, month 1-12, day 1-31) (H. Hinnant,
+ * "chrono-Compatible Low-Level Date Algorithms", days_from_civil). */
+static int64_t s_days_from_civil(int64_t year, int64_t month, int64_t day)
+{
+    year -= month <= 2;
+    int64_t era = (year >= 0 ? year : year - 399) / 400;
+    int64_t year_of_era = year - era * 400;
+    int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+/* The decimal number in the `n` digits at text, or -1 when one is not a digit. */
+static int s_digits(const char *text, int n)
+{
+    int value = 0;
+    for (int i = 0; i < n; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return -1;
+        value = value * 10 + (text[i] - '0');
+    }
+    return value;
+}
+
+int64_t ufs_http_date(const char *text)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    static const int month_days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (text == NULL)
+        return -1;
+    /* "Sun, 06 Nov 1994 08:49:37 GMT": 29 bytes, every field at a fixed place */
+    int day = -1, month = -1, year = -1, hour = -1, minute = -1, second = -1;
+    if (strlen(text) == 29 && isalpha((unsigned char)text[0]) && text[3] == ',' && text[4] == ' ' &&
+        text[7] == ' ' && text[11] == ' ' && text[16] == ' ' && text[19] == ':' &&
+        text[22] == ':' && strcmp(text + 25, " GMT") == 0) {
+        for (int i = 0; i < 12; i++)
+            if (memcmp(text + 8, months + 3 * i, 3) == 0)
+                month = i + 1;
+        day = s_digits(text + 5, 2);
+        year = s_digits(text + 12, 4);
+        hour = s_digits(text + 17, 2);
+        minute = s_digits(text + 20, 2);
+        second = s_digits(text + 23, 2);
+    }
+    if (month < 1 || day < 1 || day > month_days[month - 1] || year < 1970 || hour < 0 ||
+        hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 60) {
+        time_t parsed = curl_getdate(text, NULL); /* another form, or not a date */
+        return parsed < 0 ? -1 : (int64_t)parsed;
+    }
+    return ((s_days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60 + second;
 }
 
 char *ufs_etag_version(const char *etag, char *out, size_t out_len)

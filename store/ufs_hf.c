@@ -501,8 +501,8 @@ static int s_hf_stat(void *opaque, const char *uri, ufs_stat_t *out)
             if (!s_reply_version(&response, out->version))
                 snprintf(out->version, sizeof out->version, "%" PRIu64 "-0", size);
             if (ufs_http_header(&response, "Last-Modified", value, sizeof value)) {
-                time_t mtime = curl_getdate(value, NULL);
-                out->mtime = mtime > 0 ? (int64_t)mtime : 0;
+                int64_t mtime = ufs_http_date(value);
+                out->mtime = mtime > 0 ? mtime : 0;
             }
         } else if (status >= 300 && status < 400 && response.redirect_url && hop < S_MAX_HOPS) {
             snprintf(url, 2 * UFS_URI_MAX, "%s", response.redirect_url);
@@ -544,8 +544,8 @@ static bool s_reply_stat(const ufs_http_response_t *response, bool has_size, uin
     if (!s_reply_version(response, out->version))
         snprintf(out->version, sizeof out->version, "%" PRIu64 "-0", size);
     if (ufs_http_header(response, "Last-Modified", value, sizeof value)) {
-        time_t mtime = curl_getdate(value, NULL);
-        out->mtime = mtime > 0 ? (int64_t)mtime : 0;
+        int64_t mtime = ufs_http_date(value);
+        out->mtime = mtime > 0 ? mtime : 0;
     }
     return true;
 }

@@ -55,9 +55,9 @@ static void s_response_version(const ufs_http_response_t *response, uint64_t siz
     char value[UFS_VERSION_MAX];
     *mtime = 0;
     if (ufs_http_header(response, "Last-Modified", value, sizeof value)) {
-        time_t parsed = curl_getdate(value, NULL);
+        int64_t parsed = ufs_http_date(value);
         if (parsed > 0)
-            *mtime = (int64_t)parsed;
+            *mtime = parsed;
     }
     if (ufs_http_header(response, "ETag", value, sizeof value) && value[0])
         ufs_etag_version(value, out, UFS_VERSION_MAX);

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include <curl/curl.h>
+#include "ufs_conn.h"
 
 int64_t ufs_cloud_parse_time(const char *text)
 {
@@ -30,6 +30,6 @@ int64_t ufs_cloud_parse_time(const char *text)
                         .tm_sec = second};
         return (int64_t)timegm(&tm);
     }
-    time_t when = curl_getdate(text, NULL);
-    return when < 0 ? 0 : (int64_t)when;
+    int64_t when = ufs_http_date(text);
+    return when < 0 ? 0 : when;
 }

@@ -10,6 +10,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,6 +50,53 @@ Test(range_pool, buffers_are_page_aligned_reused_and_refcounted)
     range_pool_destroy(&pool);
     cr_assert_null(pool);
     range_pool_destroy(&pool); /* safe on NULL */
+}
+
+/* Whether the mapping holding `addr` carries the huge-page advice (VmFlags "hg" in smaps). */
+static bool s_advised_huge(const void *addr)
+{
+    FILE *smaps = fopen("/proc/self/smaps", "r");
+    cr_assert_not_null(smaps);
+    char line[512];
+    bool inside = false, advised = false;
+    while (fgets(line, sizeof line, smaps)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            inside = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+        else if (inside && strncmp(line, "VmFlags:", 8) == 0)
+            advised = strstr(line, " hg") != NULL;
+    }
+    fclose(smaps);
+    return advised;
+}
+
+/* A cold read's buffer (size unknown) is pooled like any other, but one mapped for it asks for
+ * no huge pages: a 64 KiB file must not make the kernel zero a 2 MiB page. A buffer of known
+ * size does ask (where the kernel has THP at all). */
+Test(range_pool, unsized_buffers_are_pooled_without_huge_page_advice)
+{
+    range_pool_t *pool = range_pool_new(RANGE, 4);
+    range_buf_t *cold = range_buf_get_unsized(pool, RANGE);
+    range_buf_t *sized = range_buf_get(pool, RANGE);
+    cr_assert(cold && sized);
+    cr_assert_eq(cold->pool, pool, "pooled");
+    cr_assert_eq((uintptr_t)cold->data % 4096, 0);
+    memset(cold->data, 0x5a, 65536);
+    cr_assert_not(s_advised_huge(cold->data), "no MADV_HUGEPAGE on an unsized buffer");
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0)
+        cr_assert(s_advised_huge(sized->data), "MADV_HUGEPAGE on a 4 MiB buffer of known size");
+    uint8_t *first = cold->data;
+    range_buf_release(&cold);
+    range_buf_t *again = range_buf_get_unsized(pool, RANGE);
+    cr_assert_eq(again->data, first, "reused");
+    cr_assert_eq(again->len, 0);
+    uint64_t mapped, reused;
+    range_pool_counts(pool, &mapped, &reused);
+    cr_assert_eq(mapped, 2);
+    cr_assert_eq(reused, 1);
+    range_buf_release(&again);
+    range_buf_release(&sized);
+    range_pool_destroy(&pool);
 }
 
 Test(range_pool, small_and_oversized_requests_bypass_the_pool)

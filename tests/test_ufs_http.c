@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -141,6 +142,37 @@ static void s_check_read(const char *url, const char *version, size_t i, uint64_
 TestSuite(http, .init = s_setup_nginx, .fini = s_teardown, .timeout = 120);
 TestSuite(http_bad, .init = s_setup_bad, .fini = s_teardown, .timeout = 120);
 TestSuite(http_origin, .init = s_setup_origin, .fini = s_teardown, .timeout = 120);
+
+/* ufs_http_date: the IMF-fixdate parsed directly agrees with gmtime over 1970-2200 (every
+ * month, leap days, the last second of a year), the obsolete forms still parse (libcurl), and
+ * what is no date is -1. No server needed. */
+Test(http_date, fixdate_obsolete_forms_and_garbage)
+{
+    for (int64_t when = 0; when < 7258118400; when += 86400 * 7 + 3601) {
+        time_t t = (time_t)when;
+        struct tm tm;
+        char text[64];
+        gmtime_r(&t, &tm);
+        strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cr_assert_eq(ufs_http_date(text), when, "%s", text);
+    }
+    cr_assert_eq(ufs_http_date("Thu, 29 Feb 2024 23:59:59 GMT"), 1709251199);
+    cr_assert_eq(ufs_http_date("Fri, 31 Dec 1999 23:59:59 GMT"), 946684799);
+    cr_assert_eq(ufs_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777);
+    cr_assert_eq(ufs_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), 784111777); /* RFC 850 */
+    cr_assert_eq(ufs_http_date("Sun Nov  6 08:49:37 1994"), 784111777);       /* asctime */
+    cr_assert_eq(ufs_http_date("no date at all"), -1);
+    cr_assert_eq(ufs_http_date(""), -1);
+    cr_assert_eq(ufs_http_date(NULL), -1);
+    /* fixdate-shaped but wrong in one field: never a made-up time from the fast path */
+    const char *bad[] = {"Sun, 06 Nox 1994 08:49:37 GMT", "Sun, 0x Nov 1994 08:49:37 GMT",
+                         "Sun, 06 Nov 1994 25:49:37 GMT", "Sun, 06 Nov 1994 08:61:37 GMT",
+                         "Sun, 00 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 19x4 08:49:37 GMT"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t got = ufs_http_date(bad[i]);
+        cr_assert(got == -1 || got != 784111777, "%s: %lld", bad[i], (long long)got);
+    }
+}
 
 Test(http, stat_sizes_and_versions)
 {

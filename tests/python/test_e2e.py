@@ -114,6 +114,12 @@ def test_listing(shoalfs_mod, node, dataset, nginx, kind):
     fs = make_fs(shoalfs_mod, kind, node)
     base = base_of(kind, dataset, nginx)
     files = dataset[1]
+    # info of a directory nobody listed: its first-byte READ finds no object (on S3 a GET 404),
+    # and the STAT after it must still find the prefix (the node's negative cache says "no
+    # object", not "nothing there")
+    fresh = make_fs(shoalfs_mod, kind, node)
+    assert fresh.info(f"{base}/sub/deep")["type"] == "directory"
+    assert fresh.info(f"{base}/sub/deep")["type"] == "directory"
     top = sorted({f"{base}/{r.split('/')[0]}" for r in files})
     assert fs.ls(base, detail=False) == top
     detail = {e["name"]: e for e in fs.ls(base)}
