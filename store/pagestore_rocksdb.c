@@ -951,17 +951,14 @@ static int s_verify_chunks(void *arg)
     return 0;
 }
 
-/* Looks the page up in the generation's index and checks the chunks that cover [offset,
- * offset + length). Usually the handle points straight into the generation's mapping: no
- * copy; the checksum pass is the first touch of the bytes and runs under the SIGBUS guard, so
- * a file cut behind our back or a disk I/O error is a corrupt page (dropped by the front end),
- * not a crash. Without a mapping, or for bytes past it, the chunks are read with one pread
- * into a pooled buffer the handle owns (one copy, as for a plain pread). */
-static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
-                      size_t offset, size_t length, pagestore_page_t **out)
+/* Looks up a page's index entry in generation `number`: 0 with *gen_out, *entry_out (pointing
+ * into *slice_out, which the caller destroys) and the slice; SHOAL_ENOENT when absent (no
+ * slice); SHOAL_ECORRUPT for a malformed record (the slice is set: destroy it). */
+static int s_index_get(s_rocks_t *self, uint64_t number, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
+                       s_gen_t **gen_out, rocksdb_pinnableslice_t **slice_out, s_entry_t *entry_out)
 {
-    s_rocks_t *self = self_;
-    s_gen_t *gen = s_find_gen(self, number);
+    *slice_out = NULL;
+    s_gen_t *gen = *gen_out = s_find_gen(self, number);
     if (gen == NULL)
         return SHOAL_ENOENT;
     char *err = NULL;
@@ -972,12 +969,30 @@ static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_
         return s_error(err, "get");
     if (slice == NULL)
         return SHOAL_ENOENT;
+    *slice_out = slice;
     size_t value_size = 0;
     const char *value = rocksdb_pinnableslice_value(slice, &value_size);
+    if (!s_entry_decode(value, value_size, entry_out))
+        return shoal_fail(SHOAL_ECORRUPT, "pagestore: malformed index record");
+    return 0;
+}
+
+/* Looks the page up in the generation's index and checks the chunks that cover [offset,
+ * offset + length). Usually the handle points straight into the generation's mapping: no
+ * copy; the checksum pass is the first touch of the bytes and runs under the SIGBUS guard, so
+ * a file cut behind our back or a disk I/O error is a corrupt page (dropped by the front end),
+ * not a crash. Without a mapping, or for bytes past it, the chunks are read with one pread
+ * into a pooled buffer the handle owns (one copy, as for a plain pread). */
+static int s_page_get(void *self_, uint64_t number, const uint8_t key[PAGESTORE_PAGE_KEY_SIZE],
+                      size_t offset, size_t length, pagestore_page_t **out)
+{
+    s_rocks_t *self = self_;
+    s_gen_t *gen = NULL;
+    rocksdb_pinnableslice_t *slice = NULL;
     s_entry_t entry;
-    int rc = 0;
-    if (!s_entry_decode(value, value_size, &entry))
-        rc = shoal_fail(SHOAL_ECORRUPT, "pagestore: malformed index record");
+    int rc = s_index_get(self, number, key, &gen, &slice, &entry);
+    if (slice == NULL)
+        return rc;
     if (rc == 0 && length == PAGESTORE_WHOLE && offset <= entry.size)
         length = entry.size - offset;
     if (rc == 0 && (offset > entry.size || length > entry.size - offset || length == 0))
@@ -1061,24 +1076,13 @@ static int s_page_locate(void *self_, uint64_t number, const uint8_t key[PAGESTO
                          pagestore_location_t *out)
 {
     s_rocks_t *self = self_;
-    s_gen_t *gen = s_find_gen(self, number);
-    if (gen == NULL)
-        return SHOAL_ENOENT;
-    char *err = NULL;
-    rocksdb_pinnableslice_t *slice =
-        rocksdb_get_pinned_cf(self->db, self->read_options, gen->handle, (const char *)key,
-                              PAGESTORE_PAGE_KEY_SIZE, &err);
-    if (err != NULL)
-        return s_error(err, "get");
-    if (slice == NULL)
-        return SHOAL_ENOENT;
-    size_t value_size = 0;
-    const char *value = rocksdb_pinnableslice_value(slice, &value_size);
+    s_gen_t *gen = NULL;
+    rocksdb_pinnableslice_t *slice = NULL;
     s_entry_t entry;
-    int rc = 0;
-    if (!s_entry_decode(value, value_size, &entry))
-        rc = shoal_fail(SHOAL_ECORRUPT, "pagestore: malformed index record");
-    else if (entry.offset + entry.size > atomic_load(&gen->written_end))
+    int rc = s_index_get(self, number, key, &gen, &slice, &entry);
+    if (slice == NULL)
+        return rc;
+    if (rc == 0 && entry.offset + entry.size > atomic_load(&gen->written_end))
         rc = shoal_fail(SHOAL_ECORRUPT, "pagestore: page bytes missing from the data file");
     size_t chunks = rc == 0 ? (entry.size + ((size_t)1 << entry.shift) - 1) >> entry.shift : 0;
     if (rc == 0 && chunks > PAGESTORE_LOCATE_SUMS_MAX)
