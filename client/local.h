@@ -24,6 +24,8 @@
 #define CLIENT_LOCAL_CHUNK_SHIFT 16    /* largest chunk checked through the bounce buffer */
 #define CLIENT_LOCAL_PATH_MAX    108   /* sun_path */
 #define CLIENT_LOCAL_LEASE_MS    30000 /* lease when a node names none */
+#define CLIENT_LOCAL_LOCS_MAX    1024  /* page locations one connection remembers */
+#define CLIENT_LOCAL_RELOCATE_MS 1000  /* a remembered location is LOCATEd again after this */
 
 /* The local nodes of one process. Thread-safe: one mutex for the node table and for taking
  * and giving back connections, never held across I/O (a connection is used by one thread at a
@@ -33,8 +35,10 @@ typedef struct client_local client_local_t;
 
 /* A new table counting into `counters` (borrowed: must outlive it), waiting `timeout_ms` at most
  * for a node's answer. Reads SHOAL_SHORT_CIRCUIT (0 = off: returns NULL) and
- * SHOAL_LOCAL=PATH[,PATH] (sockets to consider; their node ids come from HELLO). Caller owns
- * it; NULL when off or out of memory (then reads just go the ZeroMQ way). */
+ * SHOAL_LOCAL=PATH[,PATH] (sockets to consider; their node ids come from HELLO), and
+ * SHOAL_LOCAL_RELOCATE_MS (how long a located page is read again without a LOCATE:
+ * [CLIENT_LOCAL_RELOCATE_MS], 0 = LOCATE every read; never longer than the node's lease).
+ * Caller owns it; NULL when off or out of memory (then reads just go the ZeroMQ way). */
 client_local_t *client_local_new(client_counters_t *counters, int timeout_ms);
 /* Closes every connection and descriptor, frees the table, sets *local_p to NULL; safe on NULL.
  * Only in the process that made it. */
@@ -82,7 +86,10 @@ typedef struct client_local_read {
 } client_local_read_t;
 
 /* Serves what it can of `read` from node `node_id`'s pages: LOCATE(s) over a connection of that
- * node, pread of each located page's bytes into dest, XXH3 of every chunk used. With
+ * node, pread of each located page's bytes into dest, XXH3 of every chunk used. A piece whose
+ * pages this connection located less than the relocate interval ago (same uri, version and
+ * size) is read with no LOCATE (local_cache_hits); any failure there is forgotten and LOCATEd
+ * afresh. With
  * file_size MSG_SIZE_UNKNOWN it learns the stat first (learnt; file_size set and length clipped
  * at the end of the file). Returns 0 when the span was handled (look at miss_*: every byte
  * outside the miss span is in dest, of the version asked or learnt); a negative code when

@@ -1719,9 +1719,11 @@ Test(client_local, cut_and_gone_generations_stay_correct)
     s_local_fake_start(&fake, 28);
     fake_local_t local;
     s_local_start(&local, &fake);
+    setenv("SHOAL_LOCAL_RELOCATE_MS", "0", 1); /* every read LOCATEs: `gone` comes at once */
     shoal_client_t *client = s_local_client(&fake);
     uint8_t *buf = malloc(LOCAL_FILE);
     cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    unsetenv("SHOAL_LOCAL_RELOCATE_MS"); /* read at the first call */
     cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
     cr_assert_eq(s_local_fds_held(&local), 1);
     /* the node cuts the generation (dropped while we hold it): short reads are misses */
