@@ -1787,3 +1787,34 @@ Test(client_local, leases_and_store_changes_drop_descriptors)
     s_local_stop(&local);
     s_fake_stop(&fake);
 }
+
+/* Remembered locations: a warm re-read sends no LOCATE; a cut generation under a remembered
+ * location is a miss (forgotten, LOCATEd afresh, the bytes by ZeroMQ), never a wrong byte. */
+Test(client_local, remembered_locations_skip_locate_and_a_cut_one_is_a_miss)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 30);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    setenv("SHOAL_LOCAL_RELOCATE_MS", "600000", 1);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    unsetenv("SHOAL_LOCAL_RELOCATE_MS"); /* read at the first call */
+    cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
+    int locates = atomic_load(&local.locates);
+    cr_assert_gt(locates, 0);
+    s_local_spans(client, &fake, buf);
+    cr_assert_eq(atomic_load(&local.locates), locates, "a remembered page was LOCATEd");
+    cr_assert_gt(s_counter(client, "local_cache_hits"), 0);
+    cr_assert_eq(s_counter(client, "bytes_zmq"), 0);
+    /* the node cuts the generation: remembered locations read short */
+    cr_assert_eq(truncate(local.data_path, 0), 0);
+    s_local_spans(client, &fake, buf);
+    cr_assert_gt(s_counter(client, "bytes_zmq"), 0, "the cut pages were not read by ZeroMQ");
+    cr_assert_gt(atomic_load(&local.locates), locates, "a failed location was not LOCATEd again");
+    free(buf);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}

@@ -4,7 +4,8 @@
  * length) around page and 64 KiB chunk boundaries come by pread with zero ZeroMQ bytes; a
  * flipped byte in a data file is never served; generations dropped while held stay correct; a
  * node restart and kill -9 mid-read never fail a read; a forked child reads through its own
- * connection; SHOAL_SHORT_CIRCUIT=0 reads none.
+ * connection; SHOAL_SHORT_CIRCUIT=0 reads none; remembered page locations are LOCATEd again
+ * after the relocate interval.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -329,6 +330,42 @@ Test(local, short_circuit_off_reads_by_zeromq)
     cr_assert_eq(s_counter(client, "bytes_short_circuit"), 0);
     cr_assert_eq(s_counter(client, "local_locates"), 0);
     unsetenv("SHOAL_SHORT_CIRCUIT");
+    free(buf);
+    shoal_client_destroy(&client);
+}
+
+/* The node's counter `name` (STATS). */
+static uint64_t s_node_counter(shoal_client_t *client, const char *name)
+{
+    char *text = NULL;
+    cr_assert_eq(shoal_stats(client, &text), 0, "%s", shoal_last_error());
+    json_t *root = json_loads(text, 0, NULL);
+    shoal_free(text);
+    json_t *node = json_array_get(json_object_get(root, "nodes"), 0);
+    uint64_t value =
+        (uint64_t)json_integer_value(json_object_get(json_object_get(node, "counters"), name));
+    json_decref(root);
+    return value;
+}
+
+/* Remembered locations are read with no LOCATE for SHOAL_LOCAL_RELOCATE_MS only: a page read
+ * again and again is LOCATEd again (the node's local_locates grows), so the store goes on
+ * learning what is read. */
+Test(local, remembered_pages_are_located_again_after_the_interval)
+{
+    setenv("SHOAL_LOCAL_RELOCATE_MS", "100", 1);
+    shoal_client_t *client = s_client();
+    uint8_t *buf = malloc(BIG_SIZE);
+    cr_assert(s_read_ok(client, buf, 0, BIG_SIZE));
+    unsetenv("SHOAL_LOCAL_RELOCATE_MS"); /* read at the first call */
+    s_wait_warm(client, buf);
+    uint64_t locates = s_node_counter(client, "local_locates");
+    cr_assert_gt(locates, 0);
+    int64_t deadline = tp_now_ms() + 30000;
+    while (s_node_counter(client, "local_locates") == locates && tp_now_ms() < deadline)
+        cr_assert(s_read_ok(client, buf, PAGE_SIZE, CHUNK));
+    cr_assert_gt(s_node_counter(client, "local_locates"), locates,
+                 "a remembered page was never LOCATEd again");
     free(buf);
     shoal_client_destroy(&client);
 }
