@@ -87,6 +87,16 @@ typedef struct local_node {
     local_conn_t conns[CLIENT_LOCAL_CONNS_MAX];
 } local_node_t;
 
+/* One client_local_run: indexes are taken with `next`; `done` counts finished ones. Lives on
+ * the caller's stack: it returns only once no helper holds it (`local->helpers_in` 0). */
+typedef struct local_work {
+    void (*fn)(void *arg, size_t i); /* the work of index i */
+    void *arg;                       /* its argument */
+    size_t count;                    /* indexes */
+    _Atomic size_t next;             /* the next index to take */
+    _Atomic size_t done;             /* indexes finished */
+} local_work_t;
+
 struct client_local {
     pid_t pid;                   /* process that made it */
     client_counters_t *counters; /* borrowed */
@@ -97,6 +107,17 @@ struct client_local {
     _Atomic size_t known_count;  /* nodes that answered HELLO once (client_local_has's fast no) */
     _Atomic uint64_t view_seen;  /* the view version whose members on this host were last fed */
     local_node_t nodes[CLIENT_LOCAL_NODES_MAX];
+    /* helpers (client_local_run), all under work_mutex */
+    pthread_mutex_t work_mutex;                  /* the fields below */
+    pthread_cond_t work_cond;                    /* work posted, or stop */
+    pthread_cond_t idle_cond;                    /* helpers_in went to 0, or work done */
+    pthread_t helpers[CLIENT_LOCAL_HELPERS_MAX]; /* started ones */
+    size_t helper_count;                         /* started */
+    bool helpers_tried;                          /* started (or failed to) once */
+    bool stop;                                   /* destroy: helpers leave */
+    local_work_t *work;                          /* the run posted, or NULL */
+    uint64_t work_seq;                           /* bumped per run posted */
+    size_t helpers_in;                           /* helpers holding `work` */
 };
 
 /* XXH3-64 of chunk `chunk` of a page as the store computes it (store/pagestore_rocksdb.c: the
@@ -148,6 +169,9 @@ client_local_t *client_local_new(client_counters_t *counters, int timeout_ms)
             local->relocate_ms = value;
     }
     pthread_mutex_init(&local->mutex, NULL);
+    pthread_mutex_init(&local->work_mutex, NULL);
+    pthread_cond_init(&local->work_cond, NULL);
+    pthread_cond_init(&local->idle_cond, NULL);
     atomic_init(&local->known_count, 0);
     for (size_t n = 0; n < CLIENT_LOCAL_NODES_MAX; n++)
         for (size_t c = 0; c < CLIENT_LOCAL_CONNS_MAX; c++) {
@@ -174,6 +198,15 @@ void client_local_destroy(client_local_t **local_p)
         return;
     client_local_t *local = *local_p;
     *local_p = NULL;
+    pthread_mutex_lock(&local->work_mutex);
+    local->stop = true;
+    pthread_cond_broadcast(&local->work_cond);
+    pthread_mutex_unlock(&local->work_mutex);
+    for (size_t i = 0; i < local->helper_count; i++)
+        pthread_join(local->helpers[i], NULL);
+    pthread_cond_destroy(&local->idle_cond);
+    pthread_cond_destroy(&local->work_cond);
+    pthread_mutex_destroy(&local->work_mutex);
     for (size_t n = 0; n < CLIENT_LOCAL_NODES_MAX; n++)
         for (size_t c = 0; c < CLIENT_LOCAL_CONNS_MAX; c++) {
             local_conn_t *conn = &local->nodes[n].conns[c];
@@ -196,6 +229,92 @@ void client_local_abandon(client_local_t *local)
     for (size_t n = 0; n < CLIENT_LOCAL_NODES_MAX; n++)
         for (size_t c = 0; c < CLIENT_LOCAL_CONNS_MAX; c++)
             s_conn_close(&local->nodes[n].conns[c]);
+}
+
+/* Takes and runs indexes of `work` until none is left. */
+static void s_work_drain(local_work_t *work)
+{
+    for (;;) {
+        size_t i = atomic_fetch_add(&work->next, 1);
+        if (i >= work->count)
+            return;
+        work->fn(work->arg, i);
+        atomic_fetch_add(&work->done, 1);
+    }
+}
+
+/* A helper thread: waits for a run, takes a share of its indexes, and signals when it lets go
+ * of it. */
+static void *s_helper_main(void *arg)
+{
+    client_local_t *local = arg;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&local->work_mutex);
+    for (;;) {
+        while (!local->stop && (!local->work || local->work_seq == seen))
+            pthread_cond_wait(&local->work_cond, &local->work_mutex);
+        if (local->stop)
+            break;
+        local_work_t *work = local->work;
+        seen = local->work_seq;
+        local->helpers_in++;
+        pthread_mutex_unlock(&local->work_mutex);
+        s_work_drain(work);
+        pthread_mutex_lock(&local->work_mutex);
+        local->helpers_in--;
+        pthread_cond_broadcast(&local->idle_cond);
+    }
+    pthread_mutex_unlock(&local->work_mutex);
+    return NULL;
+}
+
+/* Starts the helpers once (under work_mutex): cores online - 1, at most
+ * CLIENT_LOCAL_HELPERS_MAX. None when that is 0 or a thread cannot be made. */
+static void s_helpers_start(client_local_t *local)
+{
+    local->helpers_tried = true;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t want = cores > 1 ? (size_t)(cores - 1) : 0;
+    if (want > CLIENT_LOCAL_HELPERS_MAX)
+        want = CLIENT_LOCAL_HELPERS_MAX;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 << 10);
+    while (local->helper_count < want &&
+           pthread_create(&local->helpers[local->helper_count], &attr, s_helper_main, local) == 0)
+        local->helper_count++;
+    pthread_attr_destroy(&attr);
+}
+
+void client_local_run(client_local_t *local, size_t count, void (*fn)(void *arg, size_t i),
+                      void *arg)
+{
+    local_work_t work = {.fn = fn, .arg = arg, .count = count};
+    atomic_init(&work.next, 0);
+    atomic_init(&work.done, 0);
+    bool posted = false;
+    if (local && count > 1 && local->pid == getpid()) {
+        pthread_mutex_lock(&local->work_mutex);
+        if (!local->helpers_tried)
+            s_helpers_start(local);
+        if (local->helper_count > 0 && !local->work) {
+            local->work = &work;
+            local->work_seq++;
+            posted = true;
+            CLIENT_COUNT(local->counters, local_parallel_runs, 1);
+            pthread_cond_broadcast(&local->work_cond);
+        }
+        pthread_mutex_unlock(&local->work_mutex);
+    }
+    s_work_drain(&work);
+    if (!posted)
+        return;
+    /* every index taken; wait for the helpers' last ones, then until none holds `work` */
+    pthread_mutex_lock(&local->work_mutex);
+    local->work = NULL;
+    while (local->helpers_in > 0 || atomic_load(&work.done) < count)
+        pthread_cond_wait(&local->idle_cond, &local->work_mutex);
+    pthread_mutex_unlock(&local->work_mutex);
 }
 
 bool client_local_view_seen(client_local_t *local, uint64_t view_version)

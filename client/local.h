@@ -26,6 +26,7 @@
 #define CLIENT_LOCAL_LEASE_MS    30000 /* lease when a node names none */
 #define CLIENT_LOCAL_LOCS_MAX    1024  /* page locations one connection remembers */
 #define CLIENT_LOCAL_RELOCATE_MS 1000  /* a remembered location is LOCATEd again after this */
+#define CLIENT_LOCAL_HELPERS_MAX 3     /* threads that read pieces of one call in parallel */
 
 /* The local nodes of one process. Thread-safe: one mutex for the node table and for taking
  * and giving back connections, never held across I/O (a connection is used by one thread at a
@@ -67,6 +68,15 @@ void client_local_begin(client_local_t *local);
 /* Whether node `node_id` answered HELLO on a local socket (and is not in a refusal pause).
  * With `node_id` NULL: whether any node ever answered (no lock). False on a NULL table. */
 bool client_local_has(client_local_t *local, const uint8_t *node_id);
+
+/* Runs fn(arg, i) for every i in [0, count), on the calling thread and the table's helper
+ * threads at once (cores online - 1 of them, at most CLIENT_LOCAL_HELPERS_MAX, made at the
+ * first call that has work for them), and returns when all are done. fn must be safe to run
+ * on several threads at once (client_local_read is: each call takes its own connection).
+ * Runs everything on the caller when there are no helpers, count < 2, or another thread's run
+ * holds them. Safe on NULL (runs on the caller). */
+void client_local_run(client_local_t *local, size_t count, void (*fn)(void *arg, size_t i),
+                      void *arg);
 
 /* One short-circuit read of [offset, +length) of one file version. */
 typedef struct client_local_read {

@@ -334,6 +334,51 @@ Test(local, short_circuit_off_reads_by_zeromq)
     shoal_client_destroy(&client);
 }
 
+/* A read of many ranges at once (over CLIENT_LOCAL_PARALLEL_BYTES, read.c) is read on the local
+ * table's helper threads too: every byte right, none by ZeroMQ; flipped bytes under it are still
+ * never served. */
+Test(local, a_big_read_on_helper_threads_is_right)
+{
+    size_t size = 12 * RANGE_BYTES + 777;
+    uint8_t *want = malloc(size), *buf = malloc(size);
+    tp_fill_pattern(want, size, 12);
+    char path[TP_PATH_MAX], uri[TP_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/data/wide.bin", s_dir);
+    cr_assert_eq(tp_write_file(path, want, size), 0);
+    snprintf(uri, sizeof uri, "file://%s", path);
+    shoal_client_t *client = s_client();
+    int64_t deadline = tp_now_ms() + 30000;
+    uint64_t zmq;
+    do { /* until the node holds it all */
+        zmq = s_counter(client, "bytes_zmq");
+        cr_assert_eq(shoal_pread(client, uri, buf, size, 0), (int64_t)size, "%s",
+                     shoal_last_error());
+        cr_assert(memcmp(buf, want, size) == 0);
+        cr_assert_lt(tp_now_ms(), deadline, "the node never held all of wide.bin");
+    } while (s_counter(client, "bytes_zmq") != zmq);
+    const uint64_t offsets[] = {0, 1, CHUNK + 3, PAGE_SIZE - 1, RANGE_BYTES + 5};
+    for (size_t i = 0; i < sizeof offsets / sizeof *offsets; i++) {
+        memset(buf, 0xa5, size);
+        int64_t got = shoal_pread(client, uri, buf, size, offsets[i]);
+        cr_assert_eq(got, (int64_t)(size - offsets[i]));
+        cr_assert(memcmp(buf, want + offsets[i], size - offsets[i]) == 0, "at %llu",
+                  (unsigned long long)offsets[i]);
+    }
+    cr_assert_eq(s_counter(client, "bytes_zmq"), zmq, "a warm byte went by ZeroMQ");
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+        cr_assert_gt(s_counter(client, "local_parallel_runs"), 0, "no helper thread read");
+    char db[TP_PATH_MAX];
+    snprintf(db, sizeof db, "%s/db", s_dir);
+    cr_assert_gt(s_flip_data_files(db), 0);
+    memset(buf, 0xa5, size);
+    cr_assert_eq(shoal_pread(client, uri, buf, size, 0), (int64_t)size);
+    cr_assert(memcmp(buf, want, size) == 0, "a flipped byte was served");
+    cr_assert_gt(s_counter(client, "local_bad_sums"), 0);
+    free(buf);
+    free(want);
+    shoal_client_destroy(&client);
+}
+
 /* The node's counter `name` (STATS). */
 static uint64_t s_node_counter(shoal_client_t *client, const char *name)
 {
