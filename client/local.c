@@ -69,7 +69,7 @@ typedef struct local_conn {
     local_loc_t *locs;   /* CLIENT_LOCAL_LOCS_MAX remembered locations (made at first use) */
     local_fd_t fds[CLIENT_LOCAL_FDS_MAX]; /* descriptors passed on this connection */
     uint8_t *in;     /* receive buffer, S_DATAGRAM_MAX bytes (made at first use) */
-    uint8_t *bounce; /* one chunk, S_BOUNCE_BYTES */
+    uint8_t *bounce; /* two chunks, 2 * S_BOUNCE_BYTES */
     msg_buf_t out;   /* encode buffer */
 } local_conn_t;
 
@@ -102,6 +102,7 @@ struct client_local {
     client_counters_t *counters; /* borrowed */
     int timeout_ms;              /* wait for one reply at most this long */
     int64_t relocate_ms;         /* remembered locations are read this long; 0 = not at all */
+    uint64_t parallel_bytes;     /* batches and spans of this many bytes go to the helpers too */
     pthread_mutex_t mutex;       /* node table, conn busy flags, lease sweeps */
     size_t node_count;           /* nodes in use */
     _Atomic size_t known_count;  /* nodes that answered HELLO once (client_local_has's fast no) */
@@ -161,6 +162,14 @@ client_local_t *client_local_new(client_counters_t *counters, int timeout_ms)
     local->counters = counters;
     local->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     local->relocate_ms = CLIENT_LOCAL_RELOCATE_MS;
+    local->parallel_bytes = CLIENT_LOCAL_PARALLEL_BYTES;
+    const char *parallel = getenv("SHOAL_LOCAL_PARALLEL_BYTES");
+    if (parallel && *parallel) {
+        char *end = NULL;
+        unsigned long long value = strtoull(parallel, &end, 10);
+        if (end && *end == '\0' && value > 0)
+            local->parallel_bytes = value;
+    }
     const char *relocate = getenv("SHOAL_LOCAL_RELOCATE_MS");
     if (relocate && *relocate) {
         char *end = NULL;
@@ -315,6 +324,11 @@ void client_local_run(client_local_t *local, size_t count, void (*fn)(void *arg,
     while (local->helpers_in > 0 || atomic_load(&work.done) < count)
         pthread_cond_wait(&local->idle_cond, &local->work_mutex);
     pthread_mutex_unlock(&local->work_mutex);
+}
+
+uint64_t client_local_parallel_bytes(const client_local_t *local)
+{
+    return local ? local->parallel_bytes : UINT64_MAX;
 }
 
 bool client_local_view_seen(client_local_t *local, uint64_t view_version)
@@ -481,7 +495,7 @@ static int s_conn_open(client_local_t *local, local_node_t *node, local_conn_t *
     if (!conn->in)
         conn->in = malloc(S_DATAGRAM_MAX);
     if (!conn->bounce)
-        conn->bounce = malloc(S_BOUNCE_BYTES);
+        conn->bounce = malloc(2 * S_BOUNCE_BYTES); /* two: s_cached's first and last page */
     if (!conn->in || !conn->bounce)
         return shoal_fail(SHOAL_ENOMEM, "out of memory");
     int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -687,24 +701,25 @@ static bool s_pread_all(int fd, void *buf, size_t len, uint64_t offset)
     return true;
 }
 
-/* Reads file bytes [lo, hi) of one located page into dest (at lo - dest_offset), checking the
- * XXH3 of every chunk it uses: whole chunks straight into dest, a partly used one through the
- * bounce buffer. False on a short read (its descriptor is closed: the generation was cut), a
- * bad sum (counted) or a page that does not cover the span. */
-static bool s_page_read(client_local_t *local, local_conn_t *conn, const msg_local_page_t *page,
-                        uint64_t page_start, uint64_t lo, uint64_t hi, uint8_t *dest,
-                        uint64_t dest_offset)
+/* What reading one page's span came to (s_page_fetch). */
+typedef enum page_result {
+    PAGE_OK,      /* every byte in dest, every chunk used checked */
+    PAGE_SHORT,   /* a short read: the generation was cut */
+    PAGE_BAD_SUM, /* a chunk's XXH3 did not match */
+    PAGE_INVALID, /* the page does not cover the span, odd chunking, or no bounce buffer */
+} page_result_t;
+
+/* Reads file bytes [lo, hi) of one located page from `fd` into dest (at lo - dest_offset),
+ * checking the XXH3 of every chunk it uses: whole chunks straight into dest, a partly used one
+ * through `bounce` (S_BOUNCE_BYTES; NULL: such a span is PAGE_INVALID). No side effect but
+ * dest and bounce, so that helpers may run it at once on pages of one connection. */
+static page_result_t s_page_fetch(int fd, const msg_local_page_t *page, uint64_t page_start,
+                                  uint64_t lo, uint64_t hi, uint8_t *dest, uint64_t dest_offset,
+                                  uint8_t *bounce)
 {
     if (page->chunk_shift > CLIENT_LOCAL_CHUNK_SHIFT || page->chunk_shift < MSG_CHUNK_SHIFT_MIN ||
-        page_start + page->size < hi)
-        return false;
-    local_fd_t *slot = s_fd_find(conn, page->gen);
-    if (!slot) { /* the node believes we hold it (lease closed, table full): start afresh */
-        conn->broken = true;
-        return false;
-    }
-    slot->used_ms = clock_mono_ms();
-    int fd = atomic_load(&slot->fd);
+        page_start + page->size < hi || lo >= hi)
+        return PAGE_INVALID;
     uint32_t shift = page->chunk_shift;
     uint64_t rel_lo = lo - page_start, rel_hi = hi - page_start;
     uint64_t first = rel_lo >> shift, last = (rel_hi - 1) >> shift;
@@ -712,7 +727,7 @@ static bool s_page_read(client_local_t *local, local_conn_t *conn, const msg_loc
     uint64_t full_lo = (rel_lo + ((1ull << shift) - 1)) >> shift;
     uint64_t full_hi = rel_hi >= page->size ? last + 1 : rel_hi >> shift;
     if (last >= page->sum_count)
-        return false;
+        return PAGE_INVALID;
     /* whole chunks are read S_RUN_BYTES at a time and hashed while still in L1/L2 (one pread
      * of a whole 1 MiB page and then a second pass over it reads the page from L3 or DRAM
      * again: about 0.65x the copy's speed against 0.85x, client/README.md) */
@@ -727,27 +742,53 @@ static bool s_page_read(client_local_t *local, local_conn_t *conn, const msg_loc
         if (whole && (c - full_lo) % run_chunks == 0) { /* the next run of whole chunks */
             uint64_t run_end = c + run_chunks < full_hi ? c + run_chunks : full_hi;
             uint64_t run_hi = (run_end << shift) < page->size ? run_end << shift : page->size;
-            if (!s_pread_all(fd, out, run_hi - c_lo, page->offset + c_lo)) {
-                s_close_fd(&slot->fd);
-                return false;
-            }
+            if (!s_pread_all(fd, out, run_hi - c_lo, page->offset + c_lo))
+                return PAGE_SHORT;
         }
         const uint8_t *data = out;
         if (!whole) {
-            if (!s_pread_all(fd, conn->bounce, c_hi - c_lo, page->offset + c_lo)) {
-                s_close_fd(&slot->fd);
-                return false;
-            }
-            data = conn->bounce;
+            if (!bounce)
+                return PAGE_INVALID;
+            if (!s_pread_all(fd, bounce, c_hi - c_lo, page->offset + c_lo))
+                return PAGE_SHORT;
+            data = bounce;
         }
-        if (s_chunk_sum(page->seed, c, data, c_hi - c_lo) != page->sums[c]) {
-            CLIENT_COUNT(local->counters, local_bad_sums, 1);
-            return false;
-        }
+        if (s_chunk_sum(page->seed, c, data, c_hi - c_lo) != page->sums[c])
+            return PAGE_BAD_SUM;
         if (!whole)
-            memcpy(out, conn->bounce + (want_lo - c_lo), want_hi - want_lo);
+            memcpy(out, bounce + (want_lo - c_lo), want_hi - want_lo);
     }
-    return true;
+    return PAGE_OK;
+}
+
+/* What a page's read says of its descriptor: a short read closes it (the generation was cut),
+ * a bad sum is counted. True for PAGE_OK. */
+static bool s_page_done(client_local_t *local, local_fd_t *slot, page_result_t result)
+{
+    if (result == PAGE_SHORT)
+        s_close_fd(&slot->fd);
+    else if (result == PAGE_BAD_SUM)
+        CLIENT_COUNT(local->counters, local_bad_sums, 1);
+    return result == PAGE_OK;
+}
+
+/* Reads file bytes [lo, hi) of one located page into dest (s_page_fetch) through the
+ * connection's descriptor of its generation and bounce buffer. False on a short read (its
+ * descriptor is closed: the generation was cut), a bad sum (counted), a page that does not
+ * cover the span, or no descriptor (the connection is then marked broken). */
+static bool s_page_read(client_local_t *local, local_conn_t *conn, const msg_local_page_t *page,
+                        uint64_t page_start, uint64_t lo, uint64_t hi, uint8_t *dest,
+                        uint64_t dest_offset)
+{
+    local_fd_t *slot = s_fd_find(conn, page->gen);
+    if (!slot) { /* the node believes we hold it (lease closed, table full): start afresh */
+        conn->broken = true;
+        return false;
+    }
+    slot->used_ms = clock_mono_ms();
+    return s_page_done(local, slot,
+                       s_page_fetch(atomic_load(&slot->fd), page, page_start, lo, hi, dest,
+                                    dest_offset, conn->bounce));
 }
 
 /* The hash of a file version's name, the start of its pages' keys. */
@@ -828,6 +869,34 @@ static void s_loc_put(local_conn_t *conn, uint64_t name_hash, const char *uri, c
     loc->key = key;
 }
 
+/* The pages of one s_cached span read on several threads (client_local_run). */
+typedef struct page_batch {
+    local_loc_t *const *locs;        /* the remembered pages, in index order */
+    const int *fds;                  /* their descriptors */
+    uint64_t first;                  /* index of locs[0] */
+    uint64_t page_size;              /* the connection's */
+    uint64_t offset, end;            /* the span */
+    const client_local_read_t *read; /* dest, dest offset */
+    uint8_t *bounce;                 /* 2 chunks: the first page's, the last page's */
+    size_t count;                    /* pages */
+    page_result_t results[S_LOCATE_PAGES];
+} page_batch_t;
+
+static void s_page_batch_one(void *arg, size_t i)
+{
+    page_batch_t *batch = arg;
+    uint64_t page_start = (batch->first + i) * batch->page_size;
+    uint64_t lo = page_start > batch->offset ? page_start : batch->offset;
+    uint64_t hi =
+        page_start + batch->page_size < batch->end ? page_start + batch->page_size : batch->end;
+    /* only the first and the last page of a span can use part of a chunk */
+    uint8_t *bounce = i == 0                  ? batch->bounce
+                      : i == batch->count - 1 ? batch->bounce + S_BOUNCE_BYTES
+                                              : NULL;
+    batch->results[i] = s_page_fetch(batch->fds[i], &batch->locs[i]->page, page_start, lo, hi,
+                                     batch->read->dest, batch->read->offset, bounce);
+}
+
 /* Serves [offset, +length) of `read` (version and size known) from the locations this
  * connection remembers, with no LOCATE: true when every page of the span was located less
  * than the relocate interval ago, its descriptor is held and every chunk used checked (dest
@@ -856,6 +925,36 @@ static bool s_cached(client_local_t *local, local_conn_t *conn, const client_loc
         if (!loc || now - loc->located_ms >= relocate_ms || !s_fd_find(conn, loc->page.gen))
             return false;
         locs[index - first] = loc;
+    }
+    if (length >= local->parallel_bytes && last > first) {
+        /* a big span: its pages on the helpers too; every side effect after, on this thread
+         * (no descriptor is closed while another thread may pread it) */
+        page_batch_t batch = {.locs = locs,
+                              .first = first,
+                              .page_size = page_size,
+                              .offset = offset,
+                              .end = end,
+                              .read = read,
+                              .bounce = conn->bounce,
+                              .count = (size_t)(last - first + 1)};
+        int fds[S_LOCATE_PAGES];
+        local_fd_t *slots[S_LOCATE_PAGES];
+        for (size_t i = 0; i < batch.count; i++) {
+            slots[i] = s_fd_find(conn, locs[i]->page.gen);
+            slots[i]->used_ms = now;
+            fds[i] = atomic_load(&slots[i]->fd);
+        }
+        batch.fds = fds;
+        client_local_run(local, batch.count, s_page_batch_one, &batch);
+        bool all = true;
+        for (size_t i = 0; i < batch.count; i++)
+            if (!s_page_done(local, slots[i], batch.results[i])) {
+                locs[i]->key = 0;
+                all = false;
+            }
+        if (all)
+            CLIENT_COUNT(local->counters, local_cache_hits, 1);
+        return all;
     }
     for (uint64_t index = first; index <= last; index++) {
         local_loc_t *loc = locs[index - first];

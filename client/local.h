@@ -16,17 +16,18 @@
 #include "counters.h"
 #include "proto.h"
 
-#define CLIENT_LOCAL_NODES_MAX   8     /* local nodes one process talks to */
-#define CLIENT_LOCAL_CONNS_MAX   16    /* connections per local node (threads at once) */
-#define CLIENT_LOCAL_FDS_MAX     64    /* descriptors one connection holds */
-#define CLIENT_LOCAL_RETRY_MS    1000  /* after a failed connect, wait this long */
-#define CLIENT_LOCAL_REFUSED_MS  60000 /* after a refusal (EACCES), wait this long */
-#define CLIENT_LOCAL_CHUNK_SHIFT 16    /* largest chunk checked through the bounce buffer */
-#define CLIENT_LOCAL_PATH_MAX    108   /* sun_path */
-#define CLIENT_LOCAL_LEASE_MS    30000 /* lease when a node names none */
-#define CLIENT_LOCAL_LOCS_MAX    1024  /* page locations one connection remembers */
-#define CLIENT_LOCAL_RELOCATE_MS 1000  /* a remembered location is LOCATEd again after this */
-#define CLIENT_LOCAL_HELPERS_MAX 3     /* threads that read pieces of one call in parallel */
+#define CLIENT_LOCAL_NODES_MAX      8     /* local nodes one process talks to */
+#define CLIENT_LOCAL_CONNS_MAX      16    /* connections per local node (threads at once) */
+#define CLIENT_LOCAL_FDS_MAX        64    /* descriptors one connection holds */
+#define CLIENT_LOCAL_RETRY_MS       1000  /* after a failed connect, wait this long */
+#define CLIENT_LOCAL_REFUSED_MS     60000 /* after a refusal (EACCES), wait this long */
+#define CLIENT_LOCAL_CHUNK_SHIFT    16    /* largest chunk checked through the bounce buffer */
+#define CLIENT_LOCAL_PATH_MAX       108   /* sun_path */
+#define CLIENT_LOCAL_LEASE_MS       30000 /* lease when a node names none */
+#define CLIENT_LOCAL_LOCS_MAX       1024  /* page locations one connection remembers */
+#define CLIENT_LOCAL_RELOCATE_MS    1000  /* a remembered location is LOCATEd again after this */
+#define CLIENT_LOCAL_HELPERS_MAX    3     /* threads that read pieces of one call in parallel */
+#define CLIENT_LOCAL_PARALLEL_BYTES (2u << 20) /* smaller spans and batches stay on the caller */
 
 /* The local nodes of one process. Thread-safe: one mutex for the node table and for taking
  * and giving back connections, never held across I/O (a connection is used by one thread at a
@@ -38,7 +39,9 @@ typedef struct client_local client_local_t;
  * for a node's answer. Reads SHOAL_SHORT_CIRCUIT (0 = off: returns NULL) and
  * SHOAL_LOCAL=PATH[,PATH] (sockets to consider; their node ids come from HELLO), and
  * SHOAL_LOCAL_RELOCATE_MS (how long a located page is read again without a LOCATE:
- * [CLIENT_LOCAL_RELOCATE_MS], 0 = LOCATE every read; never longer than the node's lease).
+ * [CLIENT_LOCAL_RELOCATE_MS], 0 = LOCATE every read; never longer than the node's lease) and
+ * SHOAL_LOCAL_PARALLEL_BYTES (the least bytes read on helper threads too:
+ * [CLIENT_LOCAL_PARALLEL_BYTES]; for tests).
  * Caller owns it; NULL when off or out of memory (then reads just go the ZeroMQ way). */
 client_local_t *client_local_new(client_counters_t *counters, int timeout_ms);
 /* Closes every connection and descriptor, frees the table, sets *local_p to NULL; safe on NULL.
@@ -77,6 +80,10 @@ bool client_local_has(client_local_t *local, const uint8_t *node_id);
  * holds them. Safe on NULL (runs on the caller). */
 void client_local_run(client_local_t *local, size_t count, void (*fn)(void *arg, size_t i),
                       void *arg);
+
+/* The least bytes of a batch or span worth the helpers (SHOAL_LOCAL_PARALLEL_BYTES); UINT64_MAX
+ * on a NULL table. */
+uint64_t client_local_parallel_bytes(const client_local_t *local);
 
 /* One short-circuit read of [offset, +length) of one file version. */
 typedef struct client_local_read {

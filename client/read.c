@@ -16,10 +16,9 @@
 #include "range.h"
 #include "uri.h"
 
-#define CLIENT_OWNER_TRIES          2          /* owners in HRW order tried with a normal READ */
-#define CLIENT_NO_CACHE_TRIES       1          /* other live nodes then tried with NO_CACHE */
-#define CLIENT_LOCAL_PARALLEL_OPS   64         /* ops of one batch read on several threads */
-#define CLIENT_LOCAL_PARALLEL_BYTES (2u << 20) /* smaller batches stay on the calling thread */
+#define CLIENT_OWNER_TRIES        2  /* owners in HRW order tried with a normal READ */
+#define CLIENT_NO_CACHE_TRIES     1  /* other live nodes then tried with NO_CACHE */
+#define CLIENT_LOCAL_PARALLEL_OPS 64 /* ops of one batch read on several threads */
 
 /* One read of a call, with what the current round learned. */
 typedef struct read_job {
@@ -254,7 +253,7 @@ static void s_local_ops(client_ctx_t *ctx, read_job_t *jobs, client_op_t *ops, c
         batch.index[parallel++] = k;
         bytes += ops[k].dest_length;
     }
-    if (bytes < CLIENT_LOCAL_PARALLEL_BYTES) {
+    if (bytes < client_local_parallel_bytes(ctx->local)) {
         for (size_t i = 0; i < parallel; i++)
             s_local_batch_op(&batch, i);
         return;

@@ -1818,3 +1818,38 @@ Test(client_local, remembered_locations_skip_locate_and_a_cut_one_is_a_miss)
     s_local_stop(&local);
     s_fake_stop(&fake);
 }
+
+/* Every span on helper threads (SHOAL_LOCAL_PARALLEL_BYTES=1: ops and the pages of remembered
+ * spans split across threads, the first and last page through their own bounce buffers):
+ * right bytes; flipped bytes and a cut generation under it are misses, never served. */
+Test(client_local, spans_on_helper_threads_are_right)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 31);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    setenv("SHOAL_LOCAL_PARALLEL_BYTES", "1", 1);
+    setenv("SHOAL_LOCAL_RELOCATE_MS", "600000", 1);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    unsetenv("SHOAL_LOCAL_PARALLEL_BYTES"); /* read at the first call */
+    unsetenv("SHOAL_LOCAL_RELOCATE_MS");
+    s_local_spans(client, &fake, buf);
+    s_local_spans(client, &fake, buf); /* remembered: the pages of a span on the helpers */
+    cr_assert_eq(s_counter(client, "bytes_zmq"), 0);
+    cr_assert_gt(s_counter(client, "local_cache_hits"), 0);
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+        cr_assert_gt(s_counter(client, "local_parallel_runs"), 0, "no helper thread read");
+    s_local_corrupt(&local, 2, 4096 + 5);
+    s_local_corrupt(&local, 6, 1000); /* the last, short page */
+    s_local_spans(client, &fake, buf);
+    cr_assert_gt(s_counter(client, "local_bad_sums"), 0);
+    cr_assert_gt(s_counter(client, "bytes_zmq"), 0);
+    cr_assert_eq(truncate(local.data_path, 0), 0);
+    s_local_spans(client, &fake, buf);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
