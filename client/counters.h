@@ -40,7 +40,9 @@
     X(local_misses)        /* short-circuit reads that left bytes to the ZeroMQ path */            \
     X(local_bad_sums)      /* chunks whose XXH3 did not match (never served) */                    \
     X(local_reconnects)    /* local connections made again (node restart, closed socket) */        \
-    X(local_refused)       /* local nodes that refused us (EACCES): ZeroMQ serves */
+    X(local_refused)       /* local nodes that refused us (EACCES): ZeroMQ serves */               \
+    X(local_cache_hits)    /* LOCATEs not sent: every page of the piece was located recently */    \
+    X(local_parallel_runs) /* big short-circuit batches read on helper threads too */
 
 typedef struct client_counters {
 #define CLIENT_COUNTER_FIELD(name) _Atomic uint64_t name;

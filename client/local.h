@@ -16,14 +16,18 @@
 #include "counters.h"
 #include "proto.h"
 
-#define CLIENT_LOCAL_NODES_MAX   8     /* local nodes one process talks to */
-#define CLIENT_LOCAL_CONNS_MAX   16    /* connections per local node (threads at once) */
-#define CLIENT_LOCAL_FDS_MAX     64    /* descriptors one connection holds */
-#define CLIENT_LOCAL_RETRY_MS    1000  /* after a failed connect, wait this long */
-#define CLIENT_LOCAL_REFUSED_MS  60000 /* after a refusal (EACCES), wait this long */
-#define CLIENT_LOCAL_CHUNK_SHIFT 16    /* largest chunk checked through the bounce buffer */
-#define CLIENT_LOCAL_PATH_MAX    108   /* sun_path */
-#define CLIENT_LOCAL_LEASE_MS    30000 /* lease when a node names none */
+#define CLIENT_LOCAL_NODES_MAX      8     /* local nodes one process talks to */
+#define CLIENT_LOCAL_CONNS_MAX      16    /* connections per local node (threads at once) */
+#define CLIENT_LOCAL_FDS_MAX        64    /* descriptors one connection holds */
+#define CLIENT_LOCAL_RETRY_MS       1000  /* after a failed connect, wait this long */
+#define CLIENT_LOCAL_REFUSED_MS     60000 /* after a refusal (EACCES), wait this long */
+#define CLIENT_LOCAL_CHUNK_SHIFT    16    /* largest chunk checked through the bounce buffer */
+#define CLIENT_LOCAL_PATH_MAX       108   /* sun_path */
+#define CLIENT_LOCAL_LEASE_MS       30000 /* lease when a node names none */
+#define CLIENT_LOCAL_LOCS_MAX       1024  /* page locations one connection remembers */
+#define CLIENT_LOCAL_RELOCATE_MS    1000  /* a remembered location is LOCATEd again after this */
+#define CLIENT_LOCAL_HELPERS_MAX    3     /* threads that read pieces of one call in parallel */
+#define CLIENT_LOCAL_PARALLEL_BYTES (2u << 20) /* smaller spans and batches stay on the caller */
 
 /* The local nodes of one process. Thread-safe: one mutex for the node table and for taking
  * and giving back connections, never held across I/O (a connection is used by one thread at a
@@ -33,8 +37,12 @@ typedef struct client_local client_local_t;
 
 /* A new table counting into `counters` (borrowed: must outlive it), waiting `timeout_ms` at most
  * for a node's answer. Reads SHOAL_SHORT_CIRCUIT (0 = off: returns NULL) and
- * SHOAL_LOCAL=PATH[,PATH] (sockets to consider; their node ids come from HELLO). Caller owns
- * it; NULL when off or out of memory (then reads just go the ZeroMQ way). */
+ * SHOAL_LOCAL=PATH[,PATH] (sockets to consider; their node ids come from HELLO), and
+ * SHOAL_LOCAL_RELOCATE_MS (how long a located page is read again without a LOCATE:
+ * [CLIENT_LOCAL_RELOCATE_MS], 0 = LOCATE every read; never longer than the node's lease) and
+ * SHOAL_LOCAL_PARALLEL_BYTES (the least bytes read on helper threads too:
+ * [CLIENT_LOCAL_PARALLEL_BYTES]; for tests).
+ * Caller owns it; NULL when off or out of memory (then reads just go the ZeroMQ way). */
 client_local_t *client_local_new(client_counters_t *counters, int timeout_ms);
 /* Closes every connection and descriptor, frees the table, sets *local_p to NULL; safe on NULL.
  * Only in the process that made it. */
@@ -64,6 +72,19 @@ void client_local_begin(client_local_t *local);
  * With `node_id` NULL: whether any node ever answered (no lock). False on a NULL table. */
 bool client_local_has(client_local_t *local, const uint8_t *node_id);
 
+/* Runs fn(arg, i) for every i in [0, count), on the calling thread and the table's helper
+ * threads at once (cores online - 1 of them, at most CLIENT_LOCAL_HELPERS_MAX, made at the
+ * first call that has work for them), and returns when all are done. fn must be safe to run
+ * on several threads at once (client_local_read is: each call takes its own connection).
+ * Runs everything on the caller when there are no helpers, count < 2, or another thread's run
+ * holds them. Safe on NULL (runs on the caller). */
+void client_local_run(client_local_t *local, size_t count, void (*fn)(void *arg, size_t i),
+                      void *arg);
+
+/* The least bytes of a batch or span worth the helpers (SHOAL_LOCAL_PARALLEL_BYTES); UINT64_MAX
+ * on a NULL table. */
+uint64_t client_local_parallel_bytes(const client_local_t *local);
+
 /* One short-circuit read of [offset, +length) of one file version. */
 typedef struct client_local_read {
     /* in */
@@ -82,7 +103,10 @@ typedef struct client_local_read {
 } client_local_read_t;
 
 /* Serves what it can of `read` from node `node_id`'s pages: LOCATE(s) over a connection of that
- * node, pread of each located page's bytes into dest, XXH3 of every chunk used. With
+ * node, pread of each located page's bytes into dest, XXH3 of every chunk used. A piece whose
+ * pages this connection located less than the relocate interval ago (same uri, version and
+ * size) is read with no LOCATE (local_cache_hits); any failure there is forgotten and LOCATEd
+ * afresh. With
  * file_size MSG_SIZE_UNKNOWN it learns the stat first (learnt; file_size set and length clipped
  * at the end of the file). Returns 0 when the span was handled (look at miss_*: every byte
  * outside the miss span is in dest, of the version asked or learnt); a negative code when

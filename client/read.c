@@ -16,8 +16,9 @@
 #include "range.h"
 #include "uri.h"
 
-#define CLIENT_OWNER_TRIES    2 /* owners in HRW order tried with a normal READ */
-#define CLIENT_NO_CACHE_TRIES 1 /* other live nodes then tried with NO_CACHE */
+#define CLIENT_OWNER_TRIES        2  /* owners in HRW order tried with a normal READ */
+#define CLIENT_NO_CACHE_TRIES     1  /* other live nodes then tried with NO_CACHE */
+#define CLIENT_LOCAL_PARALLEL_OPS 64 /* ops of one batch read on several threads */
 
 /* One read of a call, with what the current round learned. */
 typedef struct read_job {
@@ -220,6 +221,50 @@ static void s_local_op(client_ctx_t *ctx, read_job_t *job, client_op_t *op)
     request->length = read.miss_length;
 }
 
+/* The ops of a batch that go short-circuit on several threads (client_local_run). */
+typedef struct local_batch {
+    client_ctx_t *ctx;                       /* the call's */
+    read_job_t *jobs;                        /* its jobs */
+    client_op_t *ops;                        /* the batch */
+    const size_t *op_job;                    /* op k's job */
+    size_t index[CLIENT_LOCAL_PARALLEL_OPS]; /* the ops run in parallel */
+} local_batch_t;
+
+static void s_local_batch_op(void *arg, size_t i)
+{
+    local_batch_t *batch = arg;
+    size_t k = batch->index[i];
+    s_local_op(batch->ctx, &batch->jobs[batch->op_job[k]], &batch->ops[k]);
+}
+
+/* Serves what short-circuit can of a batch: learn ops (they change their job) and small
+ * batches on this thread; the plain ops of a batch of CLIENT_LOCAL_PARALLEL_BYTES or more on
+ * this thread and the local table's helpers at once (each client_local_read takes a connection
+ * of its own), so that one big read's pread and XXH3 use more than one core. */
+static void s_local_ops(client_ctx_t *ctx, read_job_t *jobs, client_op_t *ops, const size_t *op_job,
+                        size_t n)
+{
+    if (!ctx->local || !client_local_has(ctx->local, NULL))
+        return;
+    local_batch_t batch = {.ctx = ctx, .jobs = jobs, .ops = ops, .op_job = op_job};
+    size_t parallel = 0;
+    uint64_t bytes = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (ops[k].learn || parallel == CLIENT_LOCAL_PARALLEL_OPS) {
+            s_local_op(ctx, &jobs[op_job[k]], &ops[k]);
+            continue;
+        }
+        batch.index[parallel++] = k;
+        bytes += ops[k].dest_length;
+    }
+    if (bytes < client_local_parallel_bytes(ctx->local)) {
+        for (size_t i = 0; i < parallel; i++)
+            s_local_batch_op(&batch, i);
+        return;
+    }
+    client_local_run(ctx->local, parallel, s_local_batch_op, &batch);
+}
+
 /* Runs a batch of ops (all at once) and takes their results into the jobs: ops whose owner is
  * a local node are served (or cut) by short-circuit first, the rest go to the engine; a learn
  * op's reply is the job's stat (cached), an exhausted op falls back to the UFS. */
@@ -227,8 +272,7 @@ static int s_run_ops(client_ctx_t *ctx, read_job_t *jobs, client_op_t *ops, cons
                      size_t n)
 {
     CLIENT_COUNT(ctx->counters, ranges, n);
-    for (size_t k = 0; k < n; k++)
-        s_local_op(ctx, &jobs[op_job[k]], &ops[k]);
+    s_local_ops(ctx, jobs, ops, op_job, n);
     int rc = n ? client_session_run(ctx->session, ops, n, ctx->view->version, false) : 0;
     for (size_t k = 0; rc == 0 && k < n; k++) {
         client_op_t *op = &ops[k];

@@ -1719,9 +1719,11 @@ Test(client_local, cut_and_gone_generations_stay_correct)
     s_local_fake_start(&fake, 28);
     fake_local_t local;
     s_local_start(&local, &fake);
+    setenv("SHOAL_LOCAL_RELOCATE_MS", "0", 1); /* every read LOCATEs: `gone` comes at once */
     shoal_client_t *client = s_local_client(&fake);
     uint8_t *buf = malloc(LOCAL_FILE);
     cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    unsetenv("SHOAL_LOCAL_RELOCATE_MS"); /* read at the first call */
     cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
     cr_assert_eq(s_local_fds_held(&local), 1);
     /* the node cuts the generation (dropped while we hold it): short reads are misses */
@@ -1780,6 +1782,72 @@ Test(client_local, leases_and_store_changes_drop_descriptors)
     cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
     cr_assert_eq(s_counter(client, "bytes_short_circuit"), local_bytes + LOCAL_FILE);
     cr_assert_eq(s_local_fds_held(&local), 1);
+    free(buf);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
+
+/* Remembered locations: a warm re-read sends no LOCATE; a cut generation under a remembered
+ * location is a miss (forgotten, LOCATEd afresh, the bytes by ZeroMQ), never a wrong byte. */
+Test(client_local, remembered_locations_skip_locate_and_a_cut_one_is_a_miss)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 30);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    setenv("SHOAL_LOCAL_RELOCATE_MS", "600000", 1);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    unsetenv("SHOAL_LOCAL_RELOCATE_MS"); /* read at the first call */
+    cr_assert(memcmp(buf, fake.data, LOCAL_FILE) == 0);
+    int locates = atomic_load(&local.locates);
+    cr_assert_gt(locates, 0);
+    s_local_spans(client, &fake, buf);
+    cr_assert_eq(atomic_load(&local.locates), locates, "a remembered page was LOCATEd");
+    cr_assert_gt(s_counter(client, "local_cache_hits"), 0);
+    cr_assert_eq(s_counter(client, "bytes_zmq"), 0);
+    /* the node cuts the generation: remembered locations read short */
+    cr_assert_eq(truncate(local.data_path, 0), 0);
+    s_local_spans(client, &fake, buf);
+    cr_assert_gt(s_counter(client, "bytes_zmq"), 0, "the cut pages were not read by ZeroMQ");
+    cr_assert_gt(atomic_load(&local.locates), locates, "a failed location was not LOCATEd again");
+    free(buf);
+    shoal_client_destroy(&client);
+    s_local_stop(&local);
+    s_fake_stop(&fake);
+}
+
+/* Every span on helper threads (SHOAL_LOCAL_PARALLEL_BYTES=1: ops and the pages of remembered
+ * spans split across threads, the first and last page through their own bounce buffers):
+ * right bytes; flipped bytes and a cut generation under it are misses, never served. */
+Test(client_local, spans_on_helper_threads_are_right)
+{
+    fake_node_t fake;
+    s_local_fake_start(&fake, 31);
+    fake_local_t local;
+    s_local_start(&local, &fake);
+    setenv("SHOAL_LOCAL_PARALLEL_BYTES", "1", 1);
+    setenv("SHOAL_LOCAL_RELOCATE_MS", "600000", 1);
+    shoal_client_t *client = s_local_client(&fake);
+    uint8_t *buf = malloc(LOCAL_FILE);
+    cr_assert_eq(shoal_pread(client, fake.uri, buf, LOCAL_FILE, 0), LOCAL_FILE);
+    unsetenv("SHOAL_LOCAL_PARALLEL_BYTES"); /* read at the first call */
+    unsetenv("SHOAL_LOCAL_RELOCATE_MS");
+    s_local_spans(client, &fake, buf);
+    s_local_spans(client, &fake, buf); /* remembered: the pages of a span on the helpers */
+    cr_assert_eq(s_counter(client, "bytes_zmq"), 0);
+    cr_assert_gt(s_counter(client, "local_cache_hits"), 0);
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+        cr_assert_gt(s_counter(client, "local_parallel_runs"), 0, "no helper thread read");
+    s_local_corrupt(&local, 2, 4096 + 5);
+    s_local_corrupt(&local, 6, 1000); /* the last, short page */
+    s_local_spans(client, &fake, buf);
+    cr_assert_gt(s_counter(client, "local_bad_sums"), 0);
+    cr_assert_gt(s_counter(client, "bytes_zmq"), 0);
+    cr_assert_eq(truncate(local.data_path, 0), 0);
+    s_local_spans(client, &fake, buf);
     free(buf);
     shoal_client_destroy(&client);
     s_local_stop(&local);

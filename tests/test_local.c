@@ -4,7 +4,8 @@
  * length) around page and 64 KiB chunk boundaries come by pread with zero ZeroMQ bytes; a
  * flipped byte in a data file is never served; generations dropped while held stay correct; a
  * node restart and kill -9 mid-read never fail a read; a forked child reads through its own
- * connection; SHOAL_SHORT_CIRCUIT=0 reads none.
+ * connection; SHOAL_SHORT_CIRCUIT=0 reads none; remembered page locations are LOCATEd again
+ * after the relocate interval.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -333,6 +334,87 @@ Test(local, short_circuit_off_reads_by_zeromq)
     shoal_client_destroy(&client);
 }
 
+/* A read of many ranges at once (over CLIENT_LOCAL_PARALLEL_BYTES, read.c) is read on the local
+ * table's helper threads too: every byte right, none by ZeroMQ; flipped bytes under it are still
+ * never served. */
+Test(local, a_big_read_on_helper_threads_is_right)
+{
+    size_t size = 12 * RANGE_BYTES + 777;
+    uint8_t *want = malloc(size), *buf = malloc(size);
+    tp_fill_pattern(want, size, 12);
+    char path[TP_PATH_MAX], uri[TP_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/data/wide.bin", s_dir);
+    cr_assert_eq(tp_write_file(path, want, size), 0);
+    snprintf(uri, sizeof uri, "file://%s", path);
+    shoal_client_t *client = s_client();
+    int64_t deadline = tp_now_ms() + 30000;
+    uint64_t zmq;
+    do { /* until the node holds it all */
+        zmq = s_counter(client, "bytes_zmq");
+        cr_assert_eq(shoal_pread(client, uri, buf, size, 0), (int64_t)size, "%s",
+                     shoal_last_error());
+        cr_assert(memcmp(buf, want, size) == 0);
+        cr_assert_lt(tp_now_ms(), deadline, "the node never held all of wide.bin");
+    } while (s_counter(client, "bytes_zmq") != zmq);
+    const uint64_t offsets[] = {0, 1, CHUNK + 3, PAGE_SIZE - 1, RANGE_BYTES + 5};
+    for (size_t i = 0; i < sizeof offsets / sizeof *offsets; i++) {
+        memset(buf, 0xa5, size);
+        int64_t got = shoal_pread(client, uri, buf, size, offsets[i]);
+        cr_assert_eq(got, (int64_t)(size - offsets[i]));
+        cr_assert(memcmp(buf, want + offsets[i], size - offsets[i]) == 0, "at %llu",
+                  (unsigned long long)offsets[i]);
+    }
+    cr_assert_eq(s_counter(client, "bytes_zmq"), zmq, "a warm byte went by ZeroMQ");
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+        cr_assert_gt(s_counter(client, "local_parallel_runs"), 0, "no helper thread read");
+    char db[TP_PATH_MAX];
+    snprintf(db, sizeof db, "%s/db", s_dir);
+    cr_assert_gt(s_flip_data_files(db), 0);
+    memset(buf, 0xa5, size);
+    cr_assert_eq(shoal_pread(client, uri, buf, size, 0), (int64_t)size);
+    cr_assert(memcmp(buf, want, size) == 0, "a flipped byte was served");
+    cr_assert_gt(s_counter(client, "local_bad_sums"), 0);
+    free(buf);
+    free(want);
+    shoal_client_destroy(&client);
+}
+
+/* The node's counter `name` (STATS). */
+static uint64_t s_node_counter(shoal_client_t *client, const char *name)
+{
+    char *text = NULL;
+    cr_assert_eq(shoal_stats(client, &text), 0, "%s", shoal_last_error());
+    json_t *root = json_loads(text, 0, NULL);
+    shoal_free(text);
+    json_t *node = json_array_get(json_object_get(root, "nodes"), 0);
+    uint64_t value =
+        (uint64_t)json_integer_value(json_object_get(json_object_get(node, "counters"), name));
+    json_decref(root);
+    return value;
+}
+
+/* Remembered locations are read with no LOCATE for SHOAL_LOCAL_RELOCATE_MS only: a page read
+ * again and again is LOCATEd again (the node's local_locates grows), so the store goes on
+ * learning what is read. */
+Test(local, remembered_pages_are_located_again_after_the_interval)
+{
+    setenv("SHOAL_LOCAL_RELOCATE_MS", "100", 1);
+    shoal_client_t *client = s_client();
+    uint8_t *buf = malloc(BIG_SIZE);
+    cr_assert(s_read_ok(client, buf, 0, BIG_SIZE));
+    unsetenv("SHOAL_LOCAL_RELOCATE_MS"); /* read at the first call */
+    s_wait_warm(client, buf);
+    uint64_t locates = s_node_counter(client, "local_locates");
+    cr_assert_gt(locates, 0);
+    int64_t deadline = tp_now_ms() + 30000;
+    while (s_node_counter(client, "local_locates") == locates && tp_now_ms() < deadline)
+        cr_assert(s_read_ok(client, buf, PAGE_SIZE, CHUNK));
+    cr_assert_gt(s_node_counter(client, "local_locates"), locates,
+                 "a remembered page was never LOCATEd again");
+    free(buf);
+    shoal_client_destroy(&client);
+}
+
 /* A reader thread that reads big.bin in pieces until told to stop, counting failures. */
 typedef struct reader {
     shoal_client_t *client;
@@ -369,9 +451,14 @@ static void s_reader_progress(reader_t *reader, long more)
 
 Test(local, restart_and_kill9_mid_read_never_fail_a_read)
 {
+    /* Every read LOCATEs: with remembered locations (read with no LOCATE for up to the
+     * relocate interval) the reader may not see the restart before the main thread's read
+     * takes another connection, and nothing is reconnected to count. */
+    setenv("SHOAL_LOCAL_RELOCATE_MS", "0", 1);
     shoal_client_t *client = s_client();
     uint8_t *buf = malloc(BIG_SIZE);
     cr_assert(s_read_ok(client, buf, 0, BIG_SIZE));
+    unsetenv("SHOAL_LOCAL_RELOCATE_MS"); /* read at the first call */
     reader_t reader = {.client = client};
     pthread_t thread;
     cr_assert_eq(pthread_create(&thread, NULL, s_reader, &reader), 0);
