@@ -450,6 +450,10 @@ Test(local_quota, the_quota_holds_while_short_circuit_clients_hold_descriptors)
  * time, is gone (the origin is read for it). */
 Test(local_quota, located_pages_are_promoted_and_outlive_unread_ones)
 {
+    /* Every read of the hot file LOCATEs: a client remembers locations for
+     * SHOAL_LOCAL_RELOCATE_MS (1 s) and LOCATEs a page read again only after that (so a page
+     * counts once a second per connection); this store turns over in milliseconds. */
+    setenv("SHOAL_LOCAL_RELOCATE_MS", "0", 1);
     shoal_client_t *driver = s_client();
     shoal_client_t *hot = s_client();
     cr_assert(s_warm_files(driver, 0, 2));
@@ -481,5 +485,6 @@ Test(local_quota, located_pages_are_promoted_and_outlive_unread_ones)
     cr_assert_gt(s_node_counter(driver, "ufs_reads"), ufs_reads,
                  "the cold file is still held: nothing was evicted, the test tests nothing");
     shoal_client_destroy(&hot);
+    unsetenv("SHOAL_LOCAL_RELOCATE_MS");
     shoal_client_destroy(&driver);
 }
