@@ -240,16 +240,24 @@ void client_local_abandon(client_local_t *local)
             s_conn_close(&local->nodes[n].conns[c]);
 }
 
+/* Depth of runs this thread is inside (its own client_local_run, or a helper's share of one):
+ * a run started inside one (a piece's pages read in parallel while the pieces are) is done
+ * inline by the thread. Posting it would deadlock: the outer run's caller waits for the helpers
+ * to let go of the outer work, while a helper inside it would wait for its own inner run. */
+static __thread unsigned s_run_depth;
+
 /* Takes and runs indexes of `work` until none is left. */
 static void s_work_drain(local_work_t *work)
 {
+    s_run_depth++;
     for (;;) {
         size_t i = atomic_fetch_add(&work->next, 1);
         if (i >= work->count)
-            return;
+            break;
         work->fn(work->arg, i);
         atomic_fetch_add(&work->done, 1);
     }
+    s_run_depth--;
 }
 
 /* A helper thread: waits for a run, takes a share of its indexes, and signals when it lets go
@@ -302,7 +310,7 @@ void client_local_run(client_local_t *local, size_t count, void (*fn)(void *arg,
     atomic_init(&work.next, 0);
     atomic_init(&work.done, 0);
     bool posted = false;
-    if (local && count > 1 && local->pid == getpid()) {
+    if (local && count > 1 && s_run_depth == 0 && local->pid == getpid()) {
         pthread_mutex_lock(&local->work_mutex);
         if (!local->helpers_tried)
             s_helpers_start(local);

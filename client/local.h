@@ -77,7 +77,8 @@ bool client_local_has(client_local_t *local, const uint8_t *node_id);
  * first call that has work for them), and returns when all are done. fn must be safe to run
  * on several threads at once (client_local_read is: each call takes its own connection).
  * Runs everything on the caller when there are no helpers, count < 2, or another thread's run
- * holds them. Safe on NULL (runs on the caller). */
+ * holds them, or when the calling thread is inside a run already (a helper: nested runs go
+ * inline). Safe on NULL (runs on the caller). */
 void client_local_run(client_local_t *local, size_t count, void (*fn)(void *arg, size_t i),
                       void *arg);
 

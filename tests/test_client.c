@@ -30,6 +30,7 @@
 
 #include "client.h"
 #include "hrw.h"
+#include "local.h"
 #include "range.h"
 #include "session.h"
 #include "testproc.h"
@@ -1852,4 +1853,48 @@ Test(client_local, spans_on_helper_threads_are_right)
     shoal_client_destroy(&client);
     s_local_stop(&local);
     s_fake_stop(&fake);
+}
+
+/* A run started inside a run (a piece's pages in parallel while the pieces are) must not wait
+ * on the helpers: the outer caller ends its share first and waits for the helpers to let go of
+ * the outer work, while the helper, inside it, runs the inner one (once a deadlock: the inner
+ * run was posted and waited for a helper that was itself). */
+typedef struct nested_run {
+    client_local_t *local;
+    _Atomic int inner_done;
+    _Atomic int outer_done;
+} nested_run_t;
+
+static void s_inner_item(void *arg, size_t i)
+{
+    (void)i;
+    nested_run_t *run = arg;
+    atomic_fetch_add(&run->inner_done, 1);
+}
+
+static void s_outer_item(void *arg, size_t i)
+{
+    nested_run_t *run = arg;
+    if (i == 0) /* the caller's: long enough for a helper to take item 1 */
+        usleep(20 * 1000);
+    if (i == 1) { /* a helper's, inner run started after the caller's share ended */
+        usleep(60 * 1000);
+        client_local_run(run->local, 3, s_inner_item, run);
+    }
+    atomic_fetch_add(&run->outer_done, 1);
+}
+
+Test(client_local, a_run_inside_a_run_finishes, .timeout = 60)
+{
+    client_counters_t counters;
+    memset(&counters, 0, sizeof counters);
+    client_local_t *local = client_local_new(&counters, 1000);
+    cr_assert_not_null(local);
+    for (int round = 0; round < 20; round++) {
+        nested_run_t run = {.local = local};
+        client_local_run(local, 2, s_outer_item, &run);
+        cr_assert_eq(atomic_load(&run.outer_done), 2);
+        cr_assert_eq(atomic_load(&run.inner_done), 3);
+    }
+    client_local_destroy(&local);
 }
