@@ -88,13 +88,15 @@ typedef struct local_node {
 } local_node_t;
 
 /* One client_local_run: indexes are taken with `next`; `done` counts finished ones. Lives on
- * the caller's stack: it returns only once no helper holds it (`local->helpers_in` 0). */
+ * the caller's stack: it returns only once no helper holds it (`holders` 0). */
 typedef struct local_work {
     void (*fn)(void *arg, size_t i); /* the work of index i */
     void *arg;                       /* its argument */
     size_t count;                    /* indexes */
     _Atomic size_t next;             /* the next index to take */
     _Atomic size_t done;             /* indexes finished */
+    size_t holders;                  /* helpers holding this run (under work_mutex): the caller
+                                      * waits for these only, not for other threads' runs */
 } local_work_t;
 
 struct client_local {
@@ -111,14 +113,13 @@ struct client_local {
     /* helpers (client_local_run), all under work_mutex */
     pthread_mutex_t work_mutex;                  /* the fields below */
     pthread_cond_t work_cond;                    /* work posted, or stop */
-    pthread_cond_t idle_cond;                    /* helpers_in went to 0, or work done */
+    pthread_cond_t idle_cond;                    /* a helper let go of a run */
     pthread_t helpers[CLIENT_LOCAL_HELPERS_MAX]; /* started ones */
     size_t helper_count;                         /* started */
     bool helpers_tried;                          /* started (or failed to) once */
     bool stop;                                   /* destroy: helpers leave */
     local_work_t *work;                          /* the run posted, or NULL */
     uint64_t work_seq;                           /* bumped per run posted */
-    size_t helpers_in;                           /* helpers holding `work` */
 };
 
 /* XXH3-64 of chunk `chunk` of a page as the store computes it (store/pagestore_rocksdb.c: the
@@ -160,7 +161,11 @@ client_local_t *client_local_new(client_counters_t *counters, int timeout_ms)
         return NULL;
     local->pid = getpid();
     local->counters = counters;
-    local->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+    /* a LOCATE is an index lookup on this host: one that takes longer than a second means a
+     * node stuck (its store locked), and the ZeroMQ path serves the read instead */
+    local->timeout_ms = timeout_ms > 0 && timeout_ms < CLIENT_LOCAL_TIMEOUT_MS
+                            ? timeout_ms
+                            : CLIENT_LOCAL_TIMEOUT_MS;
     local->relocate_ms = CLIENT_LOCAL_RELOCATE_MS;
     local->parallel_bytes = CLIENT_LOCAL_PARALLEL_BYTES;
     const char *parallel = getenv("SHOAL_LOCAL_PARALLEL_BYTES");
@@ -274,11 +279,11 @@ static void *s_helper_main(void *arg)
             break;
         local_work_t *work = local->work;
         seen = local->work_seq;
-        local->helpers_in++;
+        work->holders++;
         pthread_mutex_unlock(&local->work_mutex);
         s_work_drain(work);
         pthread_mutex_lock(&local->work_mutex);
-        local->helpers_in--;
+        work->holders--;
         pthread_cond_broadcast(&local->idle_cond);
     }
     pthread_mutex_unlock(&local->work_mutex);
@@ -329,7 +334,7 @@ void client_local_run(client_local_t *local, size_t count, void (*fn)(void *arg,
     /* every index taken; wait for the helpers' last ones, then until none holds `work` */
     pthread_mutex_lock(&local->work_mutex);
     local->work = NULL;
-    while (local->helpers_in > 0 || atomic_load(&work.done) < count)
+    while (work.holders > 0 || atomic_load(&work.done) < count)
         pthread_cond_wait(&local->idle_cond, &local->work_mutex);
     pthread_mutex_unlock(&local->work_mutex);
 }
@@ -1134,8 +1139,8 @@ int client_local_read(client_local_t *local, const uint8_t *node_id, client_loca
             rc = 0;
         else
             rc = s_locate(local, conn, read, offset, piece_end - offset, &miss_lo, &miss_hi);
-        if (rc != 0 && first && !fresh && conn->broken && atomic_load(&conn->sock) >= 0 &&
-            !read->learnt) {
+        if (rc != 0 && rc != SHOAL_ETIMEDOUT && first && !fresh && conn->broken &&
+            atomic_load(&conn->sock) >= 0 && !read->learnt) {
             /* a connection that went bad while idle (node restarted): once more, afresh */
             s_conn_close(conn);
             rc = s_conn_open(local, node, conn);
@@ -1151,6 +1156,8 @@ int client_local_read(client_local_t *local, const uint8_t *node_id, client_loca
             break;
     }
     s_conn_give(local, node, conn);
+    if (rc == SHOAL_ETIMEDOUT) /* a stuck node: no reconnect, ZeroMQ serves, for a while */
+        s_node_pause(local, node, false);
     if (rc != 0 && !read->learnt) {
         read->miss_offset = read->offset;
         read->miss_length = read->length;

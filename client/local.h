@@ -16,10 +16,13 @@
 #include "counters.h"
 #include "proto.h"
 
-#define CLIENT_LOCAL_NODES_MAX      8     /* local nodes one process talks to */
-#define CLIENT_LOCAL_CONNS_MAX      16    /* connections per local node (threads at once) */
-#define CLIENT_LOCAL_FDS_MAX        64    /* descriptors one connection holds */
-#define CLIENT_LOCAL_RETRY_MS       1000  /* after a failed connect, wait this long */
+#define CLIENT_LOCAL_NODES_MAX 8    /* local nodes one process talks to */
+#define CLIENT_LOCAL_CONNS_MAX 16   /* connections per local node (threads at once) */
+#define CLIENT_LOCAL_FDS_MAX   64   /* descriptors one connection holds */
+#define CLIENT_LOCAL_RETRY_MS  1000 /* after a failed connect, wait this long */
+#define CLIENT_LOCAL_TIMEOUT_MS                                                                    \
+    1000                                  /* a local reply waited for at most (or the client's     \
+                                           * timeout when shorter); then the node is paused */
 #define CLIENT_LOCAL_REFUSED_MS     60000 /* after a refusal (EACCES), wait this long */
 #define CLIENT_LOCAL_CHUNK_SHIFT    16    /* largest chunk checked through the bounce buffer */
 #define CLIENT_LOCAL_PATH_MAX       108   /* sun_path */
