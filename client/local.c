@@ -151,6 +151,49 @@ static void s_conn_close(local_conn_t *conn)
     conn->broken = false;
 }
 
+/* Every live table of this process, so that a forked child closes the descriptors it inherited
+ * at fork time (pthread_atfork), before its own code can reuse their numbers (closerange, dup2)
+ * and have them closed under it at its first shoal call. Slots are atomics: the child handler
+ * takes no lock (a parent thread may have held it at the fork). */
+#define S_TABLES_MAX 64
+static _Atomic(client_local_t *) s_tables[S_TABLES_MAX];
+static pthread_once_t s_atfork_once = PTHREAD_ONCE_INIT;
+
+static void s_atfork_child(void)
+{
+    for (size_t i = 0; i < S_TABLES_MAX; i++) {
+        client_local_t *local = atomic_load(&s_tables[i]);
+        if (local)
+            client_local_abandon(local);
+    }
+}
+
+static void s_atfork_register(void)
+{
+    (void)pthread_atfork(NULL, NULL, s_atfork_child);
+}
+
+/* Lists a table for the fork handler (a table not listed, past S_TABLES_MAX, is still
+ * abandoned at the child's first call, as before). */
+static void s_table_add(client_local_t *local)
+{
+    pthread_once(&s_atfork_once, s_atfork_register);
+    for (size_t i = 0; i < S_TABLES_MAX; i++) {
+        client_local_t *none = NULL;
+        if (atomic_compare_exchange_strong(&s_tables[i], &none, local))
+            return;
+    }
+}
+
+static void s_table_remove(client_local_t *local)
+{
+    for (size_t i = 0; i < S_TABLES_MAX; i++) {
+        client_local_t *self = local;
+        if (atomic_compare_exchange_strong(&s_tables[i], &self, NULL))
+            return;
+    }
+}
+
 client_local_t *client_local_new(client_counters_t *counters, int timeout_ms)
 {
     const char *off = getenv("SHOAL_SHORT_CIRCUIT");
@@ -203,6 +246,7 @@ client_local_t *client_local_new(client_counters_t *counters, int timeout_ms)
                 client_local_consider(local, NULL, item);
         free(copy);
     }
+    s_table_add(local);
     return local;
 }
 
@@ -212,6 +256,7 @@ void client_local_destroy(client_local_t **local_p)
         return;
     client_local_t *local = *local_p;
     *local_p = NULL;
+    s_table_remove(local);
     pthread_mutex_lock(&local->work_mutex);
     local->stop = true;
     pthread_cond_broadcast(&local->work_cond);

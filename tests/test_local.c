@@ -320,6 +320,61 @@ Test(local, forked_child_reads_through_its_own_connection)
     shoal_client_destroy(&client);
 }
 
+/* A forked child's inherited short-circuit descriptors are closed at the fork itself
+ * (pthread_atfork), not at its first shoal call: a child that reuses their numbers first (here:
+ * each generation descriptor closed and the number reopened on /dev/null, as closerange and
+ * dup2 do) keeps what it opened, and still reads right. */
+Test(local, a_forked_child_keeps_descriptors_it_reopened)
+{
+    shoal_client_t *client = s_client();
+    uint8_t *buf = malloc(BIG_SIZE);
+    cr_assert(s_read_ok(client, buf, 0, BIG_SIZE));
+    s_wait_warm(client, buf);
+    cr_assert_gt(s_counter(client, "bytes_short_circuit"), 0);
+    int held = 0; /* generation descriptors the parent holds */
+    DIR *dir = opendir("/proc/self/fd");
+    cr_assert_not_null(dir);
+    for (struct dirent *e; (e = readdir(dir));) {
+        char link[TP_PATH_MAX], target[TP_PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        held += n > 0 && (target[n] = '\0', strstr(target, "gen-") && strstr(target, ".dat"));
+    }
+    closedir(dir);
+    cr_assert_gt(held, 0, "the parent holds no generation descriptor");
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        /* at the fork they were closed: none is inherited */
+        int inherited = 0;
+        DIR *d = opendir("/proc/self/fd");
+        for (struct dirent *e; d && (e = readdir(d));) {
+            char link[TP_PATH_MAX], target[TP_PATH_MAX];
+            snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+            ssize_t n = readlink(link, target, sizeof target - 1);
+            inherited +=
+                n > 0 && (target[n] = '\0', strstr(target, "gen-") && strstr(target, ".dat"));
+        }
+        if (d)
+            closedir(d);
+        /* numbers now free are reused by the child's own files */
+        int mine[8], count = 0;
+        for (; count < 8; count++)
+            mine[count] = open("/dev/null", O_RDONLY);
+        bool ok = inherited == 0 && s_read_ok(client, buf, 0, BIG_SIZE);
+        for (int i = 0; i < count; i++)
+            ok = ok && fcntl(mine[i], F_GETFD) >= 0; /* still open: never closed under it */
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the child inherited generation descriptors or lost its own");
+    cr_assert(s_read_ok(client, buf, 0, BIG_SIZE));
+    free(buf);
+    shoal_client_destroy(&client);
+}
+
 Test(local, short_circuit_off_reads_by_zeromq)
 {
     setenv("SHOAL_SHORT_CIRCUIT", "0", 1);
