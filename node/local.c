@@ -214,15 +214,30 @@ static bool s_was_sent(const s_conn_t *c, uint64_t gen)
 static uint32_t s_collect_gone(s_conn_t *c, uint64_t *gone)
 {
     uint32_t count = 0;
-    for (size_t i = 0; i < c->sent.len && count < MSG_LOCATE_GONE_MAX;) {
-        if (pagestore_gen_live(c->server->deps.store, c->sent.items[i])) {
-            i++;
-            continue;
-        }
-        gone[count++] = c->sent.items[i];
-        vec_swap_remove(&c->sent, i);
-    }
+    for (size_t i = 0; i < c->sent.len && count < MSG_LOCATE_GONE_MAX; i++)
+        if (!pagestore_gen_live(c->server->deps.store, c->sent.items[i]))
+            gone[count++] = c->sent.items[i];
     return count;
+}
+
+/* After a reply naming them went out: the connection no longer holds those generations. */
+static void s_forget_gone(s_conn_t *c, const uint64_t *gone, uint32_t count)
+{
+    for (uint32_t g = 0; g < count; g++)
+        for (size_t i = 0; i < c->sent.len; i++)
+            if (c->sent.items[i] == gone[g]) {
+                vec_swap_remove(&c->sent, i);
+                break;
+            }
+}
+
+/* True when `gen` is one of the `count` generations in `gone`. */
+static bool s_in(const uint64_t *gone, uint32_t count, uint64_t gen)
+{
+    for (uint32_t i = 0; i < count; i++)
+        if (gone[i] == gen)
+            return true;
+    return false;
 }
 
 /* The pages a LOCATE covers: [first, first + count) of the file, by the request alone (before
@@ -264,6 +279,9 @@ static int s_locate(s_conn_t *c, const msg_t *request)
     uint64_t fd_gens[MSG_LOCATE_FDS_MAX], gone[MSG_LOCATE_GONE_MAX];
     uint32_t fd_count = 0, page_count = 0;
     uint64_t bytes = 0;
+    /* the generations gone are named first, and no page of theirs is listed beside them (the
+     * client closes them before it reads the pages) */
+    uint32_t gone_count = s_collect_gone(c, gone);
     if (rc == 0) {
         out->file_size = stat.size;
         out->version = stat.version;
@@ -280,7 +298,8 @@ static int s_locate(s_conn_t *c, const msg_t *request)
              index++) {
             pagestore_location_t *loc = c->loc;
             if (pagestore_locate(deps->store, file_key, index, loc) != 0 ||
-                loc->size != read_page_length(deps->read, stat.size, index))
+                loc->size != read_page_length(deps->read, stat.size, index) ||
+                s_in(gone, gone_count, loc->gen))
                 continue;
             size_t cost = 8 * (size_t)loc->chunk_count + S_PAGE_OVERHEAD;
             if (budget + cost > S_REPLY_BUDGET || sums_used + loc->chunk_count > S_SUMS_MAX)
@@ -312,9 +331,10 @@ static int s_locate(s_conn_t *c, const msg_t *request)
     out->pages = c->pages;
     out->fd_count = fd_count;
     out->fd_gens = fd_gens;
-    out->gone_count = s_collect_gone(c, gone);
+    out->gone_count = gone_count;
     out->gone_gens = gone;
     int sent;
+    bool replied = false; /* the reply (not an ERROR in its place) went out */
     if (msg_encode(&reply, &c->out) < 0) {
         sent = s_send_error(c->fd, &c->out, id, SHOAL_EINTERNAL, shoal_last_error(), 0);
     } else {
@@ -326,10 +346,13 @@ static int s_locate(s_conn_t *c, const msg_t *request)
         stats_add(deps->stats, STATS_LOCAL_MISSES, asked > page_count ? asked - page_count : 0);
         stats_add(deps->stats, STATS_LOCAL_FDS_SENT, fd_count);
         sent = s_send(c->fd, &c->out, fds, fd_count, 0);
+        replied = sent == 0;
     }
     for (uint32_t i = 0; i < fd_count; i++)
         close(fds[i]); /* the peer has its own now (or none: the send failed) */
-    if (sent == 0)
+    if (replied)       /* its gone list and descriptors reached the client */
+        s_forget_gone(c, gone, gone_count);
+    if (replied)
         for (uint32_t i = 0; i < fd_count; i++)
             if (vec_push(&c->sent, fd_gens[i]) < 0)
                 log_warn("local: out of memory tracking a sent descriptor");
