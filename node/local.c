@@ -66,6 +66,7 @@ typedef struct s_conn {
     uint8_t *in;               /* receive buffer of S_RECV_MAX bytes */
     msg_buf_t out;             /* encoded replies */
     VEC(uint64_t) sent;        /* generations whose descriptors this connection was sent */
+    uint64_t drops_told;       /* pagestore_gen_drops when every dropped one was last told */
     pagestore_location_t *loc; /* one page's location (8 KiB: kept off the stack) */
     uint64_t *sums;            /* S_SUMS_MAX sums: the pages of one reply point into it */
     msg_local_page_t *pages;   /* MSG_LOCATE_PAGES_MAX pages of one reply */
@@ -209,10 +210,15 @@ static bool s_was_sent(const s_conn_t *c, uint64_t gen)
     return false;
 }
 
-/* Moves the generations this connection was sent and that are dropped now into `gone` (at most
- * MSG_LOCATE_GONE_MAX; the rest are named by later replies). */
-static uint32_t s_collect_gone(s_conn_t *c, uint64_t *gone)
+/* The generations this connection was sent that are dropped now, into `gone` (at most
+ * MSG_LOCATE_GONE_MAX; the rest are named by later replies), and the store's drop count they
+ * were looked up at. No generation is looked up while nothing was dropped since the last
+ * reply that told them all. */
+static uint32_t s_collect_gone(s_conn_t *c, uint64_t *gone, uint64_t *drops_out)
 {
+    *drops_out = pagestore_gen_drops(c->server->deps.store);
+    if (*drops_out == c->drops_told)
+        return 0;
     uint32_t count = 0;
     for (size_t i = 0; i < c->sent.len && count < MSG_LOCATE_GONE_MAX; i++)
         if (!pagestore_gen_live(c->server->deps.store, c->sent.items[i]))
@@ -281,7 +287,8 @@ static int s_locate(s_conn_t *c, const msg_t *request)
     uint64_t bytes = 0;
     /* the generations gone are named first, and no page of theirs is listed beside them (the
      * client closes them before it reads the pages) */
-    uint32_t gone_count = s_collect_gone(c, gone);
+    uint64_t drops = 0;
+    uint32_t gone_count = s_collect_gone(c, gone, &drops);
     if (rc == 0) {
         out->file_size = stat.size;
         out->version = stat.version;
@@ -350,8 +357,11 @@ static int s_locate(s_conn_t *c, const msg_t *request)
     }
     for (uint32_t i = 0; i < fd_count; i++)
         close(fds[i]); /* the peer has its own now (or none: the send failed) */
-    if (replied)       /* its gone list and descriptors reached the client */
+    if (replied) {     /* its gone list and descriptors reached the client */
         s_forget_gone(c, gone, gone_count);
+        if (gone_count < MSG_LOCATE_GONE_MAX) /* all told (a full list may have left some) */
+            c->drops_told = drops;
+    }
     if (replied)
         for (uint32_t i = 0; i < fd_count; i++)
             if (vec_push(&c->sent, fd_gens[i]) < 0)

@@ -730,6 +730,11 @@ bool pagestore_gen_live(pagestore_t *self, uint64_t gen)
     return live;
 }
 
+uint64_t pagestore_gen_drops(pagestore_t *self)
+{
+    return atomic_load(&self->evictions);
+}
+
 int pagestore_contains(pagestore_t *self, const uint8_t file_key[PAGESTORE_FILE_KEY_SIZE],
                        uint64_t page_index, bool *found)
 {

@@ -185,6 +185,10 @@ uint64_t pagestore_store_id(const pagestore_t *self);
 /* Whether generation `gen` is live (not dropped). Takes the read lock. */
 bool pagestore_gen_live(pagestore_t *self, uint64_t gen);
 
+/* Generations dropped since the store was opened (no lock: an atomic counter, raised when a
+ * drop is complete). A reader of descriptors checks pagestore_gen_live only when it moved. */
+uint64_t pagestore_gen_drops(pagestore_t *self);
+
 /* Sets *found to whether the page is held (uncorrupted). Returns 0 or SHOAL_EIO. Reads the
  * page (it is checksummed as a whole), so it is not cheaper than a get; it promotes nothing and
  * counts no hit or miss. */
